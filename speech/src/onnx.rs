@@ -1,0 +1,91 @@
+//! ONNX Runtime, loaded at run time from a shared library (ort's `load-dynamic`).
+//!
+//! The library comes from the registry's `onnxruntime` wheel, fetched into the model cache by
+//! the app; the caller passes its path, so users never set `ORT_DYLIB_PATH` themselves. The
+//! library can be loaded once per process; later calls report the first load.
+
+use std::ffi::CStr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::{Error, Result};
+
+/// What the loaded ONNX Runtime is and can do.
+#[derive(Debug, Clone)]
+pub struct OnnxRuntimeInfo {
+    pub path: PathBuf,
+    /// The version the library reports (e.g. `1.32.0`).
+    pub version: String,
+    /// Execution providers compiled into this library (`CPUExecutionProvider`, `CUDAExecutionProvider`, …).
+    pub providers: Vec<String>,
+}
+
+static LOADED: OnceLock<std::result::Result<OnnxRuntimeInfo, String>> = OnceLock::new();
+
+/// Loads ONNX Runtime from `path` (once per process) and reports its version and providers.
+pub fn load(path: &Path) -> Result<OnnxRuntimeInfo> {
+    if !path.exists() {
+        return Err(Error::ModelMissing {
+            name: "onnxruntime".into(),
+            path: path.to_path_buf(),
+            fix: "hiwar models fetch onnxruntime".into(),
+        });
+    }
+    let loaded = LOADED.get_or_init(|| {
+        ort::init_from(path).map_err(|e| e.to_string())?;
+        let version = library_version(path).unwrap_or_else(|| ort::info().to_string());
+        let providers = available_providers().map_err(|e| e.to_string())?;
+        Ok(OnnxRuntimeInfo { path: path.to_path_buf(), version, providers })
+    });
+    loaded.clone().map_err(Error::Onnx)
+}
+
+/// The version in a versioned library name (`libonnxruntime.so.1.32.0` → `1.32.0`).
+fn library_version(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    let version = name.split_once(".so.")?.1;
+    version.split('.').all(|p| p.parse::<u32>().is_ok()).then(|| version.to_string())
+}
+
+/// Asks the loaded library which execution providers it was built with.
+#[allow(unsafe_code, reason = "FFI edge: ort exposes no safe list of compiled-in providers")]
+fn available_providers() -> std::result::Result<Vec<String>, String> {
+    let api = ort::api();
+    let mut list: *mut *mut std::ffi::c_char = std::ptr::null_mut();
+    let mut count: std::ffi::c_int = 0;
+    // SAFETY: both out-pointers are valid for writes; on success ONNX Runtime hands us `count`
+    // NUL-terminated strings which we copy and then return with ReleaseAvailableProviders.
+    unsafe {
+        let status = (api.GetAvailableProviders)(&mut list, &mut count);
+        if !status.0.is_null() {
+            (api.ReleaseStatus)(status.0);
+            return Err("GetAvailableProviders failed".into());
+        }
+        let mut out = Vec::with_capacity(count.max(0) as usize);
+        for i in 0..count.max(0) as usize {
+            out.push(CStr::from_ptr(*list.add(i)).to_string_lossy().into_owned());
+        }
+        let status = (api.ReleaseAvailableProviders)(list, count);
+        if !status.0.is_null() {
+            (api.ReleaseStatus)(status.0);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_comes_from_the_library_name() {
+        assert_eq!(library_version(Path::new("/c/libonnxruntime.so.1.32.0")).as_deref(), Some("1.32.0"));
+        assert_eq!(library_version(Path::new("/c/libonnxruntime.so")), None);
+    }
+
+    #[test]
+    fn a_missing_library_names_the_fetch_command() {
+        let err = load(Path::new("/nonexistent/libonnxruntime.so")).expect_err("missing");
+        assert!(err.to_string().contains("hiwar models fetch onnxruntime"), "{err}");
+    }
+}
