@@ -49,7 +49,13 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         let audio = samples.len() as f64 / 16_000.0;
         println!("   {file} ({lang}, {audio:.1} s of audio, decoded in {took:.2} s = {:.2}× real time)", took / audio);
         println!("     said:  {said}");
-        println!("     heard: [{}] {}", transcript.lang, transcript.text());
+        let heard = transcript.text();
+        if heard.is_empty() {
+            println!("     heard: nothing — whisper {} is weak on Arabic and this clip is espeak-ng's synthetic voice;", size_name(&whisper_path));
+            println!("            a larger whisper model is the first thing to try (see `hiwar doctor`)");
+        } else {
+            println!("     heard: [{}] {heard}", transcript.lang);
+        }
     }
 
     println!("\n2. Voice runtime — ONNX Runtime");
@@ -65,6 +71,10 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     println!("   · WebSocket embedding and the reference web page (embedding)");
     println!("   · kiosk mode: attract screen, session wipe, watchdog (kiosk)");
     Ok(ExitCode::SUCCESS)
+}
+
+fn size_name(path: &Path) -> &'static str {
+    hiwar_speech::models::read_ggml_whisper_info(path).map_or("(unknown size)", |i| i.size_name())
 }
 
 /// The assets folder: `$BEVY_ASSET_ROOT/assets` if set, else beside the executable's

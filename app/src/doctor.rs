@@ -191,7 +191,7 @@ fn yes_no(b: bool) -> &'static str {
 fn audio_checks(config: &Config) -> Vec<Check> {
     let devices = hiwar_speech::audio::list_devices();
     let fix = "connect a microphone and speaker, or start PulseAudio/PipeWire; `hiwar say --out` and `hiwar transcribe FILE` work without them";
-    let row = |name: &str, wanted: &str, default: &Option<String>, all: &[String]| -> Check {
+    let row = |name: &str, wanted: &str, default: &Result<String, String>, all: &[String]| -> Check {
         if !wanted.is_empty() {
             return if all.iter().any(|d| d == wanted) {
                 Check::new(name, true, Level::Ok, format!("{wanted} (configured; {} host)", devices.host), "")
@@ -200,8 +200,8 @@ fn audio_checks(config: &Config) -> Vec<Check> {
             };
         }
         match default {
-            Some(d) => Check::new(name, true, Level::Ok, format!("{d} (default; {} host, {} devices)", devices.host, all.len()), ""),
-            None => Check::new(name, true, Level::Fail, format!("no default device on the {} host", devices.host), fix),
+            Ok(d) => Check::new(name, true, Level::Ok, format!("{d}; default of the {} host", devices.host), ""),
+            Err(why) => Check::new(name, true, Level::Fail, format!("{why} ({} host, {} devices listed)", devices.host, all.len()), fix),
         }
     };
     vec![

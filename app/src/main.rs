@@ -27,7 +27,9 @@ fn main() -> ExitCode {
 
 fn init_tracing(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
+        // wgpu's adapter probing logs an error for every backend a machine lacks (EGL on a
+        // headless box): doctor reports the adapter itself, so keep those quiet.
+        0 => "warn,wgpu_hal=off",
         1 => "info,hiwar=debug",
         _ => "debug",
     };

@@ -3,13 +3,15 @@
 use cpal::traits::{DeviceTrait, HostTrait};
 
 /// What the audio host offers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AudioDevices {
     pub host: String,
     pub inputs: Vec<String>,
     pub outputs: Vec<String>,
-    pub default_input: Option<String>,
-    pub default_output: Option<String>,
+    /// The default input device, if one exists and can be opened; else why not.
+    pub default_input: Result<String, String>,
+    /// The default output device, if one exists and can be opened; else why not.
+    pub default_output: Result<String, String>,
 }
 
 fn describe(device: &cpal::Device) -> String {
@@ -24,7 +26,24 @@ pub fn list_devices() -> AudioDevices {
         host: host.id().name().to_string(),
         inputs: host.input_devices().map(|it| it.map(|d| describe(&d)).collect()).unwrap_or_default(),
         outputs: host.output_devices().map(|it| it.map(|d| describe(&d)).collect()).unwrap_or_default(),
-        default_input: host.default_input_device().map(|d| describe(&d)),
-        default_output: host.default_output_device().map(|d| describe(&d)),
+        default_input: usable(host.default_input_device(), |d| d.default_input_config()),
+        default_output: usable(host.default_output_device(), |d| d.default_output_config()),
     }
+}
+
+/// A device counts only if it opens: cpal names a "default" device even on a machine whose
+/// ALSA has no card at all, and only asking for its configuration finds that out.
+fn usable(
+    device: Option<cpal::Device>,
+    config: impl Fn(&cpal::Device) -> Result<cpal::SupportedStreamConfig, cpal::Error>,
+) -> Result<String, String> {
+    let device = device.ok_or_else(|| "no default device".to_string())?;
+    match config(&device) {
+        Ok(c) => Ok(format!("{} ({})", describe(&device), describe_config(&c))),
+        Err(e) => Err(format!("the default device cannot be opened: {e}")),
+    }
+}
+
+fn describe_config(c: &cpal::SupportedStreamConfig) -> String {
+    format!("{} Hz, {} ch, {:?}", c.sample_rate(), c.channels(), c.sample_format())
 }

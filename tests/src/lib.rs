@@ -1,0 +1,183 @@
+//! Helpers for hiwar's end-to-end tests: run the real `hiwar` binary in an isolated
+//! environment, and serve files over real HTTP on loopback.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The `hiwar` binary built beside this test (cargo nextest / cargo test --workspace build it).
+pub fn hiwar_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("hiwar");
+    assert!(bin.is_file(), "{} is missing: build it with `cargo build -p hiwar` (the test command does)", bin.display());
+    bin
+}
+
+/// The repository root (for assets).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A `hiwar` command with no inherited `HIWAR_*` settings and the given cache directory.
+pub fn hiwar(home: &Path) -> Command {
+    let mut cmd = Command::new(hiwar_bin());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HIWAR_") {
+            cmd.env_remove(key);
+        }
+    }
+    // Run outside the checkout so no ./hiwar.toml is picked up by accident.
+    let cwd = home.parent().filter(|p| p.is_dir()).unwrap_or(Path::new("/"));
+    cmd.env("HIWAR_HOME", home).env("NO_COLOR", "1").current_dir(cwd);
+    cmd
+}
+
+/// The model cache the app itself uses ($HIWAR_HOME, else ~/.cache/hiwar): tests that need
+/// real models find them where `hiwar models fetch` put them.
+pub fn model_cache() -> PathBuf {
+    match std::env::var_os("HIWAR_HOME") {
+        Some(h) if !h.is_empty() => PathBuf::from(h),
+        _ => std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".cache").join("hiwar"),
+    }
+}
+
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    let Output { status, stdout, stderr } = cmd.output().expect("run hiwar");
+    Run { code: status.code(), stdout: String::from_utf8_lossy(&stdout).into(), stderr: String::from_utf8_lossy(&stderr).into() }
+}
+
+/// How the test server answers one path.
+#[derive(Clone)]
+pub enum Route {
+    /// The bytes, with `Range: bytes=N-` honoured (206).
+    File(Vec<u8>),
+    /// The first request gets full headers but only `cut` bytes, then the connection closes;
+    /// later requests are served like `File`.
+    CutOnce { body: Vec<u8>, cut: usize },
+    /// Headers, then silence for this long.
+    Stall(Duration),
+    /// A status code and a body.
+    Status(u16, String),
+}
+
+/// A real HTTP/1.1 server on 127.0.0.1, one thread per connection, for as long as it lives.
+pub struct TestServer {
+    pub base: String,
+    pub requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl TestServer {
+    pub fn start(routes: Vec<(&'static str, Route)>) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&requests);
+        let routes = Arc::new(Mutex::new(routes));
+        std::thread::Builder::new()
+            .name("test-http".into())
+            .spawn(move || {
+                for stream in listener.incoming().take(64).flatten() {
+                    let (routes, log) = (Arc::clone(&routes), Arc::clone(&log));
+                    std::thread::spawn(move || serve(stream, &routes, &log));
+                }
+            })
+            .expect("spawn server");
+        TestServer { base, requests }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+fn serve(mut stream: TcpStream, routes: &Mutex<Vec<(&'static str, Route)>>, log: &Mutex<Vec<String>>) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let mut range_start = 0usize;
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("range: bytes=") {
+            range_start = v.trim().trim_end_matches('-').parse().unwrap_or(0);
+        }
+        headers.push(line.trim().to_string());
+    }
+    log.lock().expect("log").push(format!("{} {path} {}", request_line.split_whitespace().next().unwrap_or(""), headers.join(" | ")));
+    let route = {
+        let mut routes = routes.lock().expect("routes");
+        let Some(entry) = routes.iter_mut().find(|(p, _)| *p == path) else {
+            let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found");
+            return;
+        };
+        let route = entry.1.clone();
+        if let Route::CutOnce { body, .. } = &entry.1 {
+            entry.1 = Route::File(body.clone());
+        }
+        route
+    };
+    let _ = match route {
+        Route::File(body) => send_file(&mut stream, &body, range_start, None),
+        Route::CutOnce { body, cut } => send_file(&mut stream, &body, range_start, Some(cut)),
+        Route::Stall(pause) => {
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+            std::thread::sleep(pause);
+            Ok(())
+        }
+        Route::Status(code, body) => stream.write_all(
+            format!("HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes(),
+        ),
+    };
+    let mut rest = Vec::new();
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+    let _ = reader.read_to_end(&mut rest);
+}
+
+fn send_file(stream: &mut TcpStream, body: &[u8], start: usize, cut: Option<usize>) -> std::io::Result<()> {
+    let start = start.min(body.len());
+    let head = if start > 0 {
+        format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{}\r\nConnection: close\r\n\r\n",
+            body.len() - start,
+            body.len().saturating_sub(1),
+            body.len()
+        )
+    } else {
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
+    };
+    stream.write_all(head.as_bytes())?;
+    let end = cut.map_or(body.len(), |c| (start + c).min(body.len()));
+    stream.write_all(&body[start..end])?;
+    stream.flush()
+}
+
+/// Levenshtein distance over chars, divided by the reference length: the character error rate.
+pub fn cer(reference: &str, hypothesis: &str) -> f64 {
+    let r: Vec<char> = reference.chars().collect();
+    let h: Vec<char> = hypothesis.chars().collect();
+    let mut prev: Vec<usize> = (0..=h.len()).collect();
+    for (i, rc) in r.iter().enumerate() {
+        let mut cur = vec![i + 1; h.len() + 1];
+        for (j, hc) in h.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(rc != hc)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[h.len()] as f64 / r.len().max(1) as f64
+}

@@ -1,0 +1,48 @@
+//! The whisper model hiwar converted from the registry's CTranslate2 weights, run for real.
+
+use hiwar_speech::models::read_ggml_whisper_info;
+use hiwar_speech::whisper::{Language, WhisperModel};
+use hiwar_tests::{cer, model_cache, repo_root};
+
+fn read_clip(name: &str) -> Vec<f32> {
+    let path = repo_root().join("assets/demo").join(name);
+    let mut reader = hound::WavReader::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(reader.spec().sample_rate, 16_000);
+    reader.samples::<i16>().map(|s| f32::from(s.expect("sample")) / 32768.0).collect()
+}
+
+fn normalise(text: &str) -> String {
+    let kept: String = text.to_lowercase().chars().filter(|c| c.is_alphanumeric() || c.is_whitespace()).collect();
+    kept.split_whitespace().collect::<Vec<_>>().join(" ").replace("center", "centre")
+}
+
+#[test]
+fn the_converted_base_model_transcribes_a_known_english_clip() {
+    let path = model_cache().join("whisper/ggml-base.bin");
+    assert!(path.is_file(), "{} is missing: run `hiwar models fetch whisper-base`", path.display());
+    let info = read_ggml_whisper_info(&path).expect("ggml header");
+    assert_eq!((info.size_name(), info.multilingual()), ("base", true));
+
+    let model = WhisperModel::load(&path).expect("whisper.cpp loads the converted model");
+    let said = "Welcome to the government service centre. How can I help you today?";
+    let heard = model.transcribe(&read_clip("en-welcome.wav"), Language::Among(&["ar", "en"])).expect("transcribe");
+    assert_eq!(heard.lang, "en", "{heard:?}");
+    let rate = cer(&normalise(said), &normalise(&heard.text()));
+    assert!(rate <= 0.05, "CER {rate:.3}: heard {:?}", heard.text());
+    let last = heard.segments.last().expect("segments");
+    assert!(last.end > 3.0 && last.end < 6.0, "segment times in seconds: {:?}", heard.segments);
+}
+
+#[test]
+fn forcing_a_language_is_obeyed() {
+    let model = WhisperModel::load(&model_cache().join("whisper/ggml-base.bin")).expect("load");
+    let heard = model.transcribe(&read_clip("en-welcome.wav"), Language::Fixed("en")).expect("transcribe");
+    assert_eq!(heard.lang, "en");
+    assert!(normalise(&heard.text()).contains("help you today"), "{}", heard.text());
+}
+
+#[test]
+fn a_missing_model_names_the_fetch_command() {
+    let err = WhisperModel::load(std::path::Path::new("/nonexistent/ggml.bin")).expect_err("missing");
+    assert!(err.to_string().contains("hiwar models fetch whisper-base"), "{err}");
+}
