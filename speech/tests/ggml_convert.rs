@@ -13,8 +13,11 @@ const D: usize = 4; // model width
 const MELS: usize = 3;
 const VOCAB: usize = 5;
 
+/// Variables by name: dimensions and (f16-representable) values.
+type Vars = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
 /// Writes a CTranslate2 `model.bin` holding `vars` (name → dims, f16 values or i16 scalar).
-fn write_ct2(path: &Path, vars: &BTreeMap<String, (Vec<usize>, Vec<f32>)>, scalars: &[(&str, i16)]) {
+fn write_ct2(path: &Path, vars: &Vars, scalars: &[(&str, i16)]) {
     fn string(out: &mut Vec<u8>, s: &str) {
         out.extend_from_slice(&((s.len() + 1) as u16).to_le_bytes());
         out.extend_from_slice(s.as_bytes());
@@ -52,7 +55,7 @@ fn write_ct2(path: &Path, vars: &BTreeMap<String, (Vec<usize>, Vec<f32>)>, scala
 
 /// A tiny Whisper: one encoder and one decoder layer. Each tensor's values encode its index
 /// and position so the test can tell exactly which slice landed where.
-fn tiny_model() -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+fn tiny_model() -> Vars {
     let mut vars = BTreeMap::new();
     let mut add = |name: &str, dims: Vec<usize>| {
         let n: usize = dims.iter().product();
@@ -95,7 +98,7 @@ fn tiny_model() -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
     vars
 }
 
-fn write_inputs(dir: &Path, vars: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> WhisperSources {
+fn write_inputs(dir: &Path, vars: &Vars) -> WhisperSources {
     // model.bin split in two parts at an arbitrary byte, as the registry ships it.
     let whole = dir.join("model.bin");
     write_ct2(&whole, vars, &[("encoder/num_heads", 2), ("decoder/num_heads", 2)]);
@@ -134,8 +137,15 @@ struct Tensor {
     values: Vec<f32>,
 }
 
-/// Reads a whisper ggml file back: header ints, mel filters, vocabulary, tensors by name.
-fn read_ggml(path: &Path) -> (Vec<i32>, Vec<f32>, Vec<Vec<u8>>, BTreeMap<String, Tensor>) {
+/// A whisper ggml file read back: header ints, mel filters, vocabulary, tensors by name.
+struct Ggml {
+    header: Vec<i32>,
+    mel: Vec<f32>,
+    tokens: Vec<Vec<u8>>,
+    tensors: BTreeMap<String, Tensor>,
+}
+
+fn read_ggml(path: &Path) -> Ggml {
     let bytes = std::fs::read(path).expect("read ggml");
     let mut pos = 0;
     let i32_at = |pos: &mut usize| {
@@ -169,7 +179,7 @@ fn read_ggml(path: &Path) -> (Vec<i32>, Vec<f32>, Vec<Vec<u8>>, BTreeMap<String,
         pos += n * if ftype == 0 { 4 } else { 2 };
         assert!(tensors.insert(name.clone(), Tensor { dims, ftype, values }).is_none(), "{name} written twice");
     }
-    (header, mel, tokens, tensors)
+    Ggml { header, mel, tokens, tensors }
 }
 
 fn f16_round(values: &[f32]) -> Vec<f32> {
@@ -184,7 +194,7 @@ fn synthetic_whisper_round_trips_through_the_converter() {
     let out: PathBuf = dir.path().join("ggml.bin");
     let done = convert_ct2_whisper(&sources, &out).expect("convert");
 
-    let (header, mel, tokens, tensors) = read_ggml(&out);
+    let Ggml { header, mel, tokens, tensors } = read_ggml(&out);
     assert_eq!(header, vec![0x6767_6d6c, (VOCAB + 4) as i32, 6, D as i32, 2, 1, 5, D as i32, 2, 1, MELS as i32, 1]);
     assert_eq!(read_ggml_whisper_info(&out).expect("info"), done.info);
     assert_eq!(mel, vec![0.0, 0.5, 1.0, 1.5, 2.0, 2.5]);
