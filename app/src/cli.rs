@@ -31,8 +31,21 @@ pub enum Command {
     Run,
     /// Speak text aloud (Arabic, English or mixed) and optionally write the audio to a file.
     Say,
-    /// Transcribe audio files or the microphone (Arabic and English).
-    Transcribe,
+    /// Transcribe audio files (wav, flac, mp3, ogg) or the microphone, Arabic and English.
+    Transcribe {
+        /// Audio files to transcribe.
+        #[arg(required_unless_present = "mic")]
+        files: Vec<PathBuf>,
+        /// Language: auto (detect among hearing.languages), ar or en.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "ar", "en"])]
+        lang: String,
+        /// One JSON object per file: {"file","lang","text","segments":[{"start","end","text","lang"}]}.
+        #[arg(long)]
+        json: bool,
+        /// Transcribe live from the microphone until Ctrl-C, with partial transcripts.
+        #[arg(long, conflicts_with = "files")]
+        mic: bool,
+    },
     /// Chat with the configured LLM in the terminal, grounded in the knowledge base.
     Chat,
     /// Serve the WebSocket protocol and the reference web page for embedding.
@@ -71,7 +84,7 @@ impl Command {
             Command::Demo => "demo",
             Command::Run => "run",
             Command::Say => "say",
-            Command::Transcribe => "transcribe",
+            Command::Transcribe { .. } => "transcribe",
             Command::Chat => "chat",
             Command::Serve => "serve",
             Command::Models { .. } => "models",
@@ -83,14 +96,13 @@ impl Command {
     /// For subcommands not built yet: the piece of work that brings them.
     pub fn arrives_with(&self) -> &'static str {
         match self {
-            Command::Transcribe => "it arrives with live hearing (issue #4: VAD + whisper, files and microphone)",
             Command::Say => "it arrives with the voice (issue #5: Arabic-first TTS with phoneme timing)",
             Command::Run | Command::Chat => {
                 "it arrives with the mind and the live loop (issue #7: Qwen streaming, knowledge base, barge-in)"
             }
             Command::Serve => "it arrives with embedding (issue #8: WebSocket protocol v1 and the reference page)",
             Command::Bench => "benchmarks arrive with the hearing, voice and face issues (#4, #5, #6)",
-            Command::Demo | Command::Models { .. } | Command::Doctor => "",
+            Command::Demo | Command::Models { .. } | Command::Doctor | Command::Transcribe { .. } => "",
         }
     }
 }

@@ -68,11 +68,40 @@ pub struct Hearing {
     pub whisper_model: String,
     /// Languages that language detection may choose between.
     pub languages: Vec<String>,
+    /// Decode in this language only (`ar` or `en`); empty to detect among `languages`.
+    pub language: String,
+    /// Domain vocabulary that biases the recogniser (names of services, places, products).
+    pub initial_prompt: String,
+    /// Silence after the last voiced sample that ends an utterance.
+    pub end_silence_ms: u32,
+    /// Voiced time needed before speech counts (coughs and clicks are shorter).
+    pub min_speech_ms: u32,
+    /// VAD probability that starts speech, and the lower one that keeps it going.
+    pub vad_start_threshold: f32,
+    pub vad_end_threshold: f32,
+    /// How often the growing utterance is re-decoded for a partial transcript.
+    pub partial_interval_ms: u32,
+    /// Segments whisper itself thinks are not speech above this probability are dropped.
+    pub no_speech_threshold: f32,
+    /// Encode only the audio an utterance needs instead of whisper's full 30 s window.
+    pub short_window: bool,
 }
 
 impl Default for Hearing {
     fn default() -> Self {
-        Hearing { whisper_model: String::new(), languages: vec!["ar".into(), "en".into()] }
+        Hearing {
+            whisper_model: String::new(),
+            languages: vec!["ar".into(), "en".into()],
+            language: String::new(),
+            initial_prompt: String::new(),
+            end_silence_ms: 500,
+            min_speech_ms: 250,
+            vad_start_threshold: 0.5,
+            vad_end_threshold: 0.35,
+            partial_interval_ms: 700,
+            no_speech_threshold: 0.6,
+            short_window: true,
+        }
     }
 }
 

@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod demo;
 mod doctor;
+mod hearing;
 mod models;
 
 use std::process::ExitCode;
@@ -50,6 +51,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Doctor => doctor::run(&config),
+        Command::Transcribe { files, lang, json, mic } => hearing::transcribe(&config, &files, &lang, json, mic),
         Command::Demo => demo::run(&config),
         other => Ok(not_built(&other)),
     }

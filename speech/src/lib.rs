@@ -8,8 +8,10 @@ mod error;
 
 pub mod audio;
 pub mod espeak;
+pub mod hearing;
 pub mod models;
 pub mod onnx;
+pub mod text;
 pub mod whisper;
 
 pub use error::{Error, Result};

@@ -20,7 +20,12 @@ pub struct OnnxRuntimeInfo {
     pub providers: Vec<String>,
 }
 
-static LOADED: OnceLock<std::result::Result<OnnxRuntimeInfo, String>> = OnceLock::new();
+struct Loaded {
+    info: OnnxRuntimeInfo,
+    env: ort::environment::Environment,
+}
+
+static LOADED: OnceLock<std::result::Result<Loaded, String>> = OnceLock::new();
 
 /// Loads ONNX Runtime from `path` (once per process) and reports its version and providers.
 pub fn load(path: &Path) -> Result<OnnxRuntimeInfo> {
@@ -32,12 +37,35 @@ pub fn load(path: &Path) -> Result<OnnxRuntimeInfo> {
         });
     }
     let loaded = LOADED.get_or_init(|| {
-        ort::init_from(path).map_err(|e| e.to_string())?;
+        let env = ort::init_from(path).map_err(|e| e.to_string())?.with_name("hiwar").build().map_err(|e| e.to_string())?;
         let version = library_version(path).unwrap_or_else(|| ort::info().to_string());
         let providers = available_providers().map_err(|e| e.to_string())?;
-        Ok(OnnxRuntimeInfo { path: path.to_path_buf(), version, providers })
+        Ok(Loaded { info: OnnxRuntimeInfo { path: path.to_path_buf(), version, providers }, env })
     });
-    loaded.clone().map_err(Error::Onnx)
+    match loaded {
+        Ok(l) => Ok(l.info.clone()),
+        Err(e) => Err(Error::Onnx(e.clone())),
+    }
+}
+
+/// Opens a model in a session of its own (sessions are not shared between threads).
+/// ONNX Runtime must have been loaded with [`load`] first.
+pub fn session(model: &Path, threads: usize, name: &str) -> Result<ort::session::Session> {
+    let Some(Ok(loaded)) = LOADED.get() else {
+        return Err(Error::Onnx("ONNX Runtime is not loaded yet (hiwar loads it from the model cache)".into()));
+    };
+    if !model.is_file() {
+        return Err(Error::ModelMissing { name: name.into(), path: model.to_path_buf(), fix: format!("hiwar models fetch {name}") });
+    }
+    let onnx = |e: String| Error::Onnx(format!("{}: {e}", model.display()));
+    ort::session::Session::builder(&loaded.env)
+        .map_err(|e| onnx(e.to_string()))?
+        .with_intra_threads(threads)
+        .map_err(|e| onnx(e.to_string()))?
+        .with_inter_threads(1)
+        .map_err(|e| onnx(e.to_string()))?
+        .commit_from_file(model)
+        .map_err(|e| onnx(e.to_string()))
 }
 
 /// The version in a versioned library name (`libonnxruntime.so.1.32.0` → `1.32.0`).

@@ -1,35 +1,15 @@
-//! Whisper speech recognition through whisper-rs (whisper.cpp).
+//! Whisper speech recognition through whisper-rs (whisper.cpp): one call per utterance.
 
 use std::path::Path;
 
-use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+use std::cell::RefCell;
+
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
 
 use crate::{Error, Result};
 
 /// Sample rate whisper expects.
 pub const SAMPLE_RATE: u32 = 16_000;
-
-/// One decoded segment; times are seconds from the start of the audio given.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Segment {
-    pub start: f32,
-    pub end: f32,
-    pub text: String,
-}
-
-/// A transcription of one piece of audio.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Transcript {
-    /// ISO 639-1 code of the language whisper decoded in.
-    pub lang: String,
-    pub segments: Vec<Segment>,
-}
-
-impl Transcript {
-    pub fn text(&self) -> String {
-        self.segments.iter().map(|s| s.text.trim()).collect::<Vec<_>>().join(" ")
-    }
-}
 
 /// Which language to decode in.
 #[derive(Debug, Clone, Copy)]
@@ -40,9 +20,79 @@ pub enum Language<'a> {
     Among(&'a [&'a str]),
 }
 
+/// How to decode one utterance.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions<'a> {
+    pub language: Language<'a>,
+    /// Domain words to bias the decoder towards (names, services, places).
+    pub initial_prompt: Option<&'a str>,
+    /// Above this no-speech probability a segment is dropped.
+    pub no_speech_threshold: f32,
+    /// Encode only as many 20 ms frames as the audio needs (plus a margin) instead of the
+    /// full 30 s window: several times faster on short utterances.
+    pub short_window: bool,
+    pub threads: usize,
+}
+
+impl Default for DecodeOptions<'_> {
+    fn default() -> Self {
+        DecodeOptions {
+            language: Language::Among(&["ar", "en"]),
+            initial_prompt: None,
+            no_speech_threshold: 0.6,
+            short_window: true,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// One decoded word with its time in seconds from the start of the audio given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Word {
+    pub text: String,
+    pub start: f32,
+    pub end: f32,
+    pub probability: f32,
+}
+
+/// One decoded segment; times are seconds from the start of the audio given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub start: f32,
+    pub end: f32,
+    pub text: String,
+    pub no_speech_probability: f32,
+    pub words: Vec<Word>,
+}
+
+/// A transcription of one piece of audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcript {
+    /// ISO 639-1 code of the language whisper decoded in.
+    pub lang: String,
+    /// Probability of that language among those allowed (1.0 when forced).
+    pub lang_probability: f32,
+    pub segments: Vec<Segment>,
+}
+
+impl Transcript {
+    pub fn text(&self) -> String {
+        self.segments.iter().map(|s| s.text.trim()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(" ")
+    }
+
+    /// Mean probability of the decoded words (0 when nothing was decoded).
+    pub fn confidence(&self) -> f32 {
+        let words: Vec<f32> = self.segments.iter().flat_map(|s| s.words.iter().map(|w| w.probability)).collect();
+        if words.is_empty() { 0.0 } else { words.iter().sum::<f32>() / words.len() as f32 }
+    }
+}
+
 /// A loaded whisper model; keep it and reuse it (loading costs far more than a short decode).
+/// One model serves one thread at a time (it is `Send`, not `Sync`).
 pub struct WhisperModel {
     ctx: WhisperContext,
+    /// The decoding state, reused across calls, and the encoder width it was last run with.
+    state: RefCell<Option<(WhisperState, i32)>>,
 }
 
 impl std::fmt::Debug for WhisperModel {
@@ -66,44 +116,138 @@ impl WhisperModel {
         let path_str = path.to_str().ok_or_else(|| Error::Whisper(format!("{} is not UTF-8", path.display())))?;
         let ctx = WhisperContext::new_with_params(path_str, WhisperContextParameters::default())
             .map_err(|e| Error::Whisper(format!("cannot load {}: {e}", path.display())))?;
-        Ok(WhisperModel { ctx })
+        Ok(WhisperModel { ctx, state: RefCell::new(None) })
     }
 
-    /// Transcribes 16 kHz mono samples.
+    /// Transcribes 16 kHz mono samples with default options in `language`.
     pub fn transcribe(&self, samples: &[f32], language: Language<'_>) -> Result<Transcript> {
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let mut state = self.ctx.create_state().map_err(|e| Error::Whisper(e.to_string()))?;
-        let lang = match language {
-            Language::Fixed(lang) => lang.to_string(),
+        self.decode(samples, &DecodeOptions { language, ..DecodeOptions::default() })
+    }
+
+    /// Transcribes 16 kHz mono samples (at most 30 s; longer audio is cut into windows by
+    /// whisper.cpp itself).
+    pub fn decode(&self, samples: &[f32], options: &DecodeOptions<'_>) -> Result<Transcript> {
+        let werr = |e: whisper_rs::WhisperError| Error::Whisper(e.to_string());
+        if samples.is_empty() {
+            return Ok(Transcript { lang: String::new(), lang_probability: 0.0, segments: Vec::new() });
+        }
+        let threads = options.threads.max(1);
+        let seconds = samples.len() as f32 / SAMPLE_RATE as f32;
+        // 0 is whisper's full 30 s window.
+        let audio_ctx = if options.short_window && seconds < 29.0 { audio_ctx_for(samples.len()) } else { 0 };
+        let mut slot = self.state.borrow_mut();
+        if slot.is_none() {
+            *slot = Some((self.ctx.create_state().map_err(werr)?, 0));
+        }
+        let Some((state, state_ctx)) = slot.as_mut() else { return Err(Error::Whisper("no state".into())) };
+        let (lang, lang_probability) = match options.language {
+            Language::Fixed(lang) => {
+                whisper_rs::get_lang_id(lang).ok_or_else(|| Error::Whisper(format!("`{lang}` is not a whisper language")))?;
+                (lang.to_string(), 1.0)
+            }
             Language::Among(allowed) => {
-                state.pcm_to_mel(samples, threads).map_err(|e| Error::Whisper(e.to_string()))?;
-                let (_, probs) = state.lang_detect(0, threads).map_err(|e| Error::Whisper(e.to_string()))?;
-                allowed
+                // Language detection encodes with the width of the state's previous full run:
+                // prime it with 0.2 s of silence at this utterance's width, so detection does
+                // not pay for the full 30 s window.
+                if *state_ctx != audio_ctx {
+                    let mut primer = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+                    primer.set_language(Some(allowed.first().copied().unwrap_or("en")));
+                    primer.set_audio_ctx(audio_ctx);
+                    primer.set_max_tokens(1);
+                    primer.set_single_segment(true);
+                    primer.set_no_timestamps(true);
+                    primer.set_n_threads(threads as i32);
+                    quiet(&mut primer);
+                    state.full(primer, &[0.0; 3200]).map_err(werr)?;
+                    *state_ctx = audio_ctx;
+                }
+                state.pcm_to_mel(samples, threads).map_err(werr)?;
+                let (_, probs) = state.lang_detect(0, threads).map_err(werr)?;
+                let scored: Vec<(&str, f32)> = allowed
                     .iter()
                     .filter_map(|l| Some((*l, *probs.get(usize::try_from(whisper_rs::get_lang_id(l)?).ok()?)?)))
+                    .collect();
+                let total: f32 = scored.iter().map(|(_, p)| p).sum();
+                let (best, p) = scored
+                    .into_iter()
                     .max_by(|a, b| a.1.total_cmp(&b.1))
-                    .map(|(l, _)| l.to_string())
-                    .ok_or_else(|| Error::Whisper(format!("none of {allowed:?} is a whisper language")))?
+                    .ok_or_else(|| Error::Whisper(format!("none of {allowed:?} is a whisper language")))?;
+                (best.to_string(), if total > 0.0 { p / total } else { 0.0 })
             }
         };
+
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
         params.set_language(Some(&lang));
         params.set_n_threads(threads as i32);
-        params.set_print_progress(false);
-        params.set_print_realtime(false);
-        params.set_print_special(false);
-        params.set_print_timestamps(false);
+        quiet(&mut params);
         params.set_suppress_nst(true);
-        state.full(params, samples).map_err(|e| Error::Whisper(e.to_string()))?;
+        params.set_suppress_blank(true);
+        params.set_no_context(true);
+        params.set_token_timestamps(true);
+        params.set_no_speech_thold(options.no_speech_threshold);
+        if let Some(prompt) = options.initial_prompt.filter(|p| !p.trim().is_empty()) {
+            params.set_initial_prompt(prompt);
+        }
+        params.set_audio_ctx(audio_ctx);
+        state.full(params, samples).map_err(werr)?;
+        *state_ctx = audio_ctx;
+
+        let eot = self.ctx.token_eot();
         let mut segments = Vec::new();
         for segment in state.as_iter() {
-            let text = segment.to_str_lossy().map_err(|e| Error::Whisper(e.to_string()))?.into_owned();
+            let text = segment.to_str_lossy().map_err(werr)?.into_owned();
+            let mut words: Vec<Word> = Vec::new();
+            for i in 0..segment.n_tokens() {
+                let Some(token) = segment.get_token(i) else { continue };
+                if token.token_id() >= eot {
+                    continue; // timestamps and other special tokens
+                }
+                let data = token.token_data();
+                let piece = String::from_utf8_lossy(token.to_bytes().map_err(werr)?).into_owned();
+                let (t0, t1) = (data.t0 as f32 / 100.0, data.t1 as f32 / 100.0);
+                match words.last_mut() {
+                    // A piece that does not start with a space continues the word (BPE).
+                    Some(last) if !piece.starts_with(' ') => {
+                        last.text.push_str(&piece);
+                        last.end = t1.max(last.end);
+                        last.probability = last.probability.min(data.p);
+                    }
+                    _ => words.push(Word { text: piece.trim_start().to_string(), start: t0, end: t1, probability: data.p }),
+                }
+            }
+            words.retain(|w| !w.text.trim().is_empty());
             segments.push(Segment {
                 start: segment.start_timestamp() as f32 / 100.0,
                 end: segment.end_timestamp() as f32 / 100.0,
-                text,
+                text: text.trim().to_string(),
+                no_speech_probability: segment.no_speech_probability(),
+                words,
             });
         }
-        Ok(Transcript { lang, segments })
+        segments.retain(|s| !s.text.is_empty() && s.no_speech_probability <= options.no_speech_threshold);
+        Ok(Transcript { lang, lang_probability, segments })
+    }
+}
+
+fn quiet(params: &mut FullParams<'_, '_>) {
+    params.set_print_progress(false);
+    params.set_print_realtime(false);
+    params.set_print_special(false);
+    params.set_print_timestamps(false);
+}
+
+/// Encoder frames (20 ms each) for `samples`, with a margin, rounded up to a multiple of 64.
+fn audio_ctx_for(samples: usize) -> i32 {
+    let frames = samples.div_ceil(320) + 64;
+    (frames.div_ceil(64) * 64).min(1500) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_short_window_covers_the_audio_with_a_margin() {
+        assert_eq!(super::audio_ctx_for(16_000), 128); // 1 s: 50 frames + 64 → 128
+        assert_eq!(super::audio_ctx_for(3 * 16_000), 256);
+        assert_eq!(super::audio_ctx_for(40 * 16_000), 1500);
     }
 }

@@ -20,7 +20,7 @@ fn help_lists_every_subcommand_with_its_purpose() {
 #[test]
 fn unbuilt_subcommands_say_so_in_one_line_and_exit_2() {
     let home = tempfile::tempdir().expect("tempdir");
-    for sub in ["run", "say", "transcribe", "chat", "serve", "bench"] {
+    for sub in ["run", "say", "chat", "serve", "bench"] {
         let out = run(hiwar(home.path()).arg(sub));
         assert_eq!(out.code, Some(2), "{sub}: {}", out.stderr);
         assert!(out.stdout.is_empty(), "{sub} printed output: {}", out.stdout);
@@ -33,11 +33,11 @@ fn unbuilt_subcommands_say_so_in_one_line_and_exit_2() {
 fn a_config_typo_is_named_with_its_line_and_nothing_runs() {
     let home = tempfile::tempdir().expect("tempdir");
     let config = home.path().join("bad.toml");
-    std::fs::write(&config, "[llm]\nmodel = \"qwen-max\"\n\n[hearing]\nlanguage = [\"ar\"]\n").expect("write");
+    std::fs::write(&config, "[llm]\nmodel = \"qwen-max\"\n\n[hearing]\nlangauges = [\"ar\"]\n").expect("write");
     let out = run(hiwar(home.path()).arg("--config").arg(&config).args(["models", "list"]));
     assert_eq!(out.code, Some(1));
     assert!(out.stdout.is_empty(), "{}", out.stdout);
-    assert!(out.stderr.contains("unknown field `language`"), "{}", out.stderr);
+    assert!(out.stderr.contains("unknown field `langauges`"), "{}", out.stderr);
     assert!(out.stderr.contains("line 5"), "{}", out.stderr);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
 }

@@ -199,7 +199,7 @@ mod tests {
     #[test]
     fn the_built_in_manifest_is_valid_and_complete() {
         let m = Manifest::parse(BUILT_IN, "assets/models.toml").expect("built-in manifest");
-        for required in ["whisper-base", "silero-vad", "onnxruntime", "piper-en-joe", "tashkeel"] {
+        for required in ["whisper-base", "silero-vad", "silero-vad-onnx", "onnxruntime", "piper-en-joe", "tashkeel"] {
             let model = m.get(required).unwrap_or_else(|| panic!("{required} in manifest"));
             assert!(model.required, "{required} is required");
             assert!(model.files.iter().all(|f| f.sha256.is_some()), "{required} pinned by sha256");

@@ -1,0 +1,99 @@
+//! The VAD side of hearing: 16 kHz samples in, utterance boundaries out, with the audio of
+//! the current utterance kept (and nothing else beyond the pre-roll, so memory stays bounded
+//! however long the stream).
+
+use super::segmenter::{Boundary, Segmenter, SegmenterConfig};
+use super::vad::{SileroVad, WINDOW};
+use crate::Result;
+
+#[derive(Debug)]
+pub struct Listener {
+    vad: SileroVad,
+    segmenter: Segmenter,
+    /// Samples not yet a whole VAD window.
+    partial: Vec<f32>,
+    /// Recent audio: `audio[0]` is stream sample `base`.
+    audio: Vec<f32>,
+    base: u64,
+    keep_before: u64,
+}
+
+impl Listener {
+    pub fn new(vad: SileroVad, config: SegmenterConfig) -> Listener {
+        Listener {
+            vad,
+            segmenter: Segmenter::new(config),
+            partial: Vec::with_capacity(WINDOW),
+            audio: Vec::new(),
+            base: 0,
+            keep_before: u64::from(config.pre_roll_ms) * 16 + WINDOW as u64 * 2,
+        }
+    }
+
+    /// Samples heard so far (the stream position).
+    pub fn position(&self) -> u64 {
+        self.base + self.audio.len() as u64
+    }
+
+    pub fn in_speech(&self) -> bool {
+        self.segmenter.in_speech()
+    }
+
+    /// Feeds 16 kHz samples; calls `on` for each boundary, in order, with this listener so the
+    /// audio can be read.
+    pub fn push(&mut self, mut samples: &[f32], mut on: impl FnMut(&Listener, Boundary)) -> Result<()> {
+        while !samples.is_empty() {
+            let take = (WINDOW - self.partial.len()).min(samples.len());
+            self.partial.extend_from_slice(&samples[..take]);
+            samples = &samples[take..];
+            if self.partial.len() < WINDOW {
+                break;
+            }
+            let p = self.vad.probability(&self.partial)?;
+            self.audio.extend_from_slice(&self.partial);
+            self.partial.clear();
+            if let Some(boundary) = self.segmenter.push(p) {
+                on(self, boundary);
+            }
+            if !self.segmenter.in_speech() {
+                self.trim();
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the stream: pads the last partial window with silence and closes any utterance.
+    pub fn finish(&mut self, mut on: impl FnMut(&Listener, Boundary)) -> Result<()> {
+        if !self.partial.is_empty() {
+            let pad = vec![0.0; WINDOW - self.partial.len()];
+            self.push(&pad, &mut on)?;
+        }
+        if let Some(boundary) = self.segmenter.finish() {
+            on(self, boundary);
+        }
+        Ok(())
+    }
+
+    /// The audio from stream sample `start` to `end` (clamped to what is kept).
+    pub fn audio(&self, start: u64, end: u64) -> &[f32] {
+        let from = start.saturating_sub(self.base).min(self.audio.len() as u64) as usize;
+        let to = end.saturating_sub(self.base).min(self.audio.len() as u64) as usize;
+        &self.audio[from..to.max(from)]
+    }
+
+    /// Gives the VAD back (to reuse its loaded model for a new stream).
+    pub fn into_vad(mut self) -> SileroVad {
+        self.vad.reset();
+        self.vad
+    }
+
+    /// Drops audio older than the pre-roll (only between utterances).
+    fn trim(&mut self) {
+        let keep = self.keep_before as usize;
+        if self.audio.len() > keep * 4 {
+            let drop = self.audio.len() - keep;
+            self.audio.drain(..drop);
+            self.base += drop as u64;
+        }
+    }
+}

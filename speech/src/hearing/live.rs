@@ -1,0 +1,275 @@
+//! Live hearing: a `hearing` thread (capture → resample → VAD → segments) and a `whisper`
+//! thread (partials while the person speaks, the final at the end of speech). The final is
+//! decoded speculatively as soon as speech pauses, so it is usually ready when the
+//! end-pointing decision lands one silence window later.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::capture::Capture;
+use super::listener::Listener;
+use super::resample::Resampler;
+use super::segmenter::Boundary;
+use super::transcriber::{TAIL_SAMPLES, Transcriber};
+use super::vad::SileroVad;
+use super::{HearingConfig, HearingEvent, Utterance};
+use crate::{Error, Result};
+
+/// Where live audio comes from.
+#[derive(Debug)]
+pub enum Source {
+    /// A cpal input device (empty name: the default).
+    Microphone { device: String },
+    /// Samples fed at real-time pace, as a microphone would (benchmarks, tests).
+    Paced(PacedSource),
+}
+
+/// Mono samples at `rate`, delivered in real time in blocks of `block` samples.
+#[derive(Debug, Clone)]
+pub struct PacedSource {
+    pub samples: Vec<f32>,
+    pub rate: u32,
+    pub block: usize,
+}
+
+/// A running hearing pipeline. Dropping it stops the threads.
+#[derive(Debug)]
+pub struct Hearing {
+    pub events: Receiver<HearingEvent>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+enum Job {
+    Partial { id: u64, start: u64, upto: u64, audio: Vec<f32> },
+    Speculative { id: u64, start: u64, last_voiced: u64, pause: u64, audio: Vec<f32> },
+    Finalize { id: u64, start: u64, last_voiced: u64, audio: Vec<f32> },
+}
+
+impl Hearing {
+    /// Loads the models (errors surface here, before any thread starts) and starts listening.
+    pub fn start(config: HearingConfig, source: Source) -> Result<Hearing> {
+        let transcriber = Transcriber::load(&config)?;
+        let vad = SileroVad::load(&config.vad_model)?;
+        let (events, rx) = mpsc::channel();
+        let (jobs, job_rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let busy = Arc::new(AtomicBool::new(false));
+        let pause = Arc::new(AtomicU64::new(0));
+
+        let decoder = {
+            let (events, busy, pause) = (events.clone(), Arc::clone(&busy), Arc::clone(&pause));
+            std::thread::Builder::new()
+                .name("whisper".into())
+                .spawn(move || decode_loop(&transcriber, &job_rx, &events, &busy, &pause))
+                .map_err(|e| Error::Audio(format!("cannot start the whisper thread: {e}")))?
+        };
+        let hearing = {
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("hearing".into())
+                .spawn(move || {
+                    let mut ear = Ear { config, events: events.clone(), jobs, busy, pause, next_id: 0, current: None, last_partial: 0 };
+                    let result = match source {
+                        Source::Microphone { device } => ear.listen_mic(vad, &device, &stop),
+                        Source::Paced(paced) => ear.listen_paced(vad, paced, &stop),
+                    };
+                    if let Err(e) = result {
+                        let _ = events.send(HearingEvent::Failed { reason: e.to_string() });
+                    }
+                })
+                .map_err(|e| Error::Audio(format!("cannot start the hearing thread: {e}")))?
+        };
+        Ok(Hearing { events: rx, stop, threads: vec![hearing, decoder] })
+    }
+
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Hearing {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The hearing thread's state.
+struct Ear {
+    config: HearingConfig,
+    events: Sender<HearingEvent>,
+    jobs: Sender<Job>,
+    busy: Arc<AtomicBool>,
+    pause: Arc<AtomicU64>,
+    next_id: u64,
+    /// The utterance in progress: (id, start sample).
+    current: Option<(u64, u64)>,
+    last_partial: u64,
+}
+
+impl Ear {
+    fn listen_paced(&mut self, vad: SileroVad, source: PacedSource, stop: &AtomicBool) -> Result<()> {
+        let mut resampler = Resampler::new(source.rate)?;
+        let mut listener = Listener::new(vad, self.config.segmenter);
+        let started = Instant::now();
+        let block = source.block.max(1);
+        for (i, chunk) in source.samples.chunks(block).enumerate() {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            // Deliver each block when its last sample would have been captured.
+            let due = Duration::from_secs_f64(((i + 1) * block) as f64 / f64::from(source.rate));
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+            let resampled = resampler.push(chunk)?.to_vec();
+            self.feed(&mut listener, &resampled)?;
+        }
+        let tail = resampler.finish()?.to_vec();
+        self.feed(&mut listener, &tail)?;
+        listener.finish(|l, b| self.on_boundary(l, b))?;
+        Ok(())
+    }
+
+    fn listen_mic(&mut self, mut vad: SileroVad, device: &str, stop: &AtomicBool) -> Result<()> {
+        let mut buf = Vec::with_capacity(16_000);
+        let mut reported_drops = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let mut capture = match Capture::open(device) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = self.events.send(HearingEvent::DeviceLost { reason: e.to_string() });
+                    wait_for_device(device, stop);
+                    continue;
+                }
+            };
+            let _ = self.events.send(HearingEvent::DeviceRestored { device: capture.device().to_string() });
+            let mut resampler = Resampler::new(capture.sample_rate())?;
+            vad.reset();
+            let mut listener = Listener::new(vad, self.config.segmenter);
+            while !stop.load(Ordering::Relaxed) {
+                buf.clear();
+                if capture.read(&mut buf) == 0 {
+                    if capture.is_lost() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+                let resampled = resampler.push(&buf)?.to_vec();
+                self.feed(&mut listener, &resampled)?;
+                let dropped = capture.stats().dropped.load(Ordering::Relaxed);
+                if dropped > reported_drops {
+                    reported_drops = dropped;
+                    let _ = self.events.send(HearingEvent::Overrun { dropped });
+                }
+            }
+            // Close what was being said, then hand the VAD to the next capture.
+            listener.finish(|l, b| self.on_boundary(l, b))?;
+            vad = listener.into_vad();
+            if !stop.load(Ordering::Relaxed) {
+                let _ = self.events.send(HearingEvent::DeviceLost { reason: format!("{} stopped delivering audio", capture.device()) });
+            }
+        }
+        Ok(())
+    }
+
+    fn feed(&mut self, listener: &mut Listener, samples: &[f32]) -> Result<()> {
+        listener.push(samples, |l, b| self.on_boundary(l, b))?;
+        // A partial while speech goes on, if whisper is free and enough new audio came.
+        if let Some((id, start)) = self.current {
+            let now = listener.position();
+            let interval = u64::from(self.config.partial_interval_ms) * 16;
+            if listener.in_speech() && now - self.last_partial >= interval && !self.busy.load(Ordering::Relaxed) {
+                self.last_partial = now;
+                self.busy.store(true, Ordering::Relaxed);
+                let _ = self.jobs.send(Job::Partial { id, start, upto: now, audio: listener.audio(start, now).to_vec() });
+            }
+        }
+        Ok(())
+    }
+
+    fn on_boundary(&mut self, l: &Listener, boundary: Boundary) {
+        match boundary {
+            Boundary::Started { start } => {
+                let id = self.next_id;
+                self.next_id += 1;
+                self.current = Some((id, start));
+                self.last_partial = l.position();
+                let _ = self.events.send(HearingEvent::SpeechStarted { utterance: id, start, at: Instant::now() });
+            }
+            Boundary::Paused { last_voiced } => {
+                if let Some((id, start)) = self.current {
+                    let pause = self.pause.load(Ordering::Relaxed);
+                    let audio = l.audio(start, last_voiced + TAIL_SAMPLES).to_vec();
+                    let _ = self.jobs.send(Job::Speculative { id, start, last_voiced, pause, audio });
+                }
+            }
+            Boundary::Resumed => {
+                self.pause.fetch_add(1, Ordering::Relaxed);
+            }
+            Boundary::Ended { start, last_voiced, decided_at } => {
+                let id = self.current.take().map_or(self.next_id, |(id, _)| id);
+                let _ = self.events.send(HearingEvent::SpeechEnded { utterance: id, last_voiced, decided_at, decided: Instant::now() });
+                let audio = l.audio(start, last_voiced + TAIL_SAMPLES).to_vec();
+                let _ = self.jobs.send(Job::Finalize { id, start, last_voiced, audio });
+            }
+        }
+    }
+}
+
+fn wait_for_device(device: &str, stop: &AtomicBool) {
+    // Poll for the device to come back, without busy-waiting.
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(500));
+        if Capture::open(device).is_ok() {
+            return;
+        }
+    }
+}
+
+fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEvent>, busy: &AtomicBool, pause: &AtomicU64) {
+    // The last speculative decode: (utterance, last voiced sample, result).
+    let mut speculative: Option<(u64, u64, Option<Utterance>)> = None;
+    while let Ok(job) = jobs.recv() {
+        let result = match job {
+            Job::Partial { id, start, upto, audio } => {
+                let r = t.transcribe(id, &audio, start, upto);
+                busy.store(false, Ordering::Relaxed);
+                r.map(|u| {
+                    if let Some(u) = u {
+                        let _ = events.send(HearingEvent::Partial { utterance: id, text: u.text, lang: u.lang, upto, at: Instant::now() });
+                    }
+                })
+            }
+            Job::Speculative { id, start, last_voiced, pause: asked, audio } => {
+                if asked != pause.load(Ordering::Relaxed) {
+                    continue; // speech resumed since: this guess is stale
+                }
+                t.transcribe(id, &audio, start, last_voiced).map(|u| speculative = Some((id, last_voiced, u)))
+            }
+            Job::Finalize { id, start, last_voiced, audio } => {
+                let (utterance, from_guess) = match speculative.take() {
+                    Some((sid, sv, u)) if sid == id && sv == last_voiced => (Ok(u), true),
+                    _ => (t.transcribe(id, &audio, start, last_voiced), false),
+                };
+                utterance.map(|utterance| {
+                    let _ = events.send(HearingEvent::Final { utterance, id, ready: Instant::now(), speculative: from_guess });
+                })
+            }
+        };
+        if let Err(e) = result {
+            let _ = events.send(HearingEvent::Failed { reason: e.to_string() });
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Hearing: microphone or file → 16 kHz → Silero VAD → utterances → whisper, with partial
+//! transcripts while the person speaks and a final one at the end of speech.
+//!
+//! Threads: the cpal callback only copies into a lock-free ring; the `hearing` thread
+//! resamples, runs the VAD and segments; the `whisper` thread decodes. Nothing heavy runs on
+//! the audio thread and the VAD never waits for whisper.
+
+mod capture;
+mod file;
+mod listener;
+mod live;
+mod resample;
+mod segmenter;
+mod transcriber;
+mod vad;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+pub use capture::{Capture, CaptureStats};
+pub use file::{DecodedAudio, FileSource, open_audio_file};
+pub use listener::Listener;
+pub use live::{Hearing, PacedSource, Source};
+pub use resample::{Resampler, TARGET_RATE};
+pub use segmenter::{Boundary, Segmenter, SegmenterConfig};
+pub use transcriber::{Transcriber, is_phantom, transcribe_file};
+pub use vad::{SileroVad, WINDOW};
+
+/// Everything hearing needs to know; the app fills it from its config.
+#[derive(Debug, Clone)]
+pub struct HearingConfig {
+    pub whisper_model: PathBuf,
+    pub vad_model: PathBuf,
+    pub segmenter: SegmenterConfig,
+    /// Languages detection may choose between (Arabic first).
+    pub languages: Vec<String>,
+    /// Decode in this language only.
+    pub forced_language: Option<String>,
+    /// Domain vocabulary for whisper's initial prompt.
+    pub initial_prompt: String,
+    pub no_speech_threshold: f32,
+    /// Encode only the frames an utterance needs (much faster on short utterances).
+    pub short_window: bool,
+    /// How often to re-decode the growing utterance for a partial transcript.
+    pub partial_interval_ms: u32,
+    pub threads: usize,
+    /// Input device name; empty for the default.
+    pub input_device: String,
+}
+
+impl HearingConfig {
+    pub fn new(whisper_model: PathBuf, vad_model: PathBuf) -> HearingConfig {
+        HearingConfig {
+            whisper_model,
+            vad_model,
+            segmenter: SegmenterConfig::default(),
+            languages: vec!["ar".into(), "en".into()],
+            forced_language: None,
+            initial_prompt: String::new(),
+            no_speech_threshold: 0.6,
+            short_window: true,
+            partial_interval_ms: 700,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            input_device: String::new(),
+        }
+    }
+}
+
+/// A finished utterance. Positions are 16 kHz samples from the start of the stream; segment
+/// and word times are seconds from the start of the stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Utterance {
+    pub id: u64,
+    pub start: u64,
+    /// End of speech: the last voiced sample.
+    pub end: u64,
+    pub lang: String,
+    pub text: String,
+    pub confidence: f32,
+    pub segments: Vec<crate::whisper::Segment>,
+}
+
+/// What hearing reports, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HearingEvent {
+    SpeechStarted { utterance: u64, start: u64, at: Instant },
+    /// The growing utterance decoded so far (`upto` is the last sample it covers).
+    Partial { utterance: u64, text: String, lang: String, upto: u64, at: Instant },
+    /// End-pointing decision taken at `decided_at` (samples); `decided` is when, in wall time.
+    SpeechEnded { utterance: u64, last_voiced: u64, decided_at: u64, decided: Instant },
+    /// The final transcript; `None` when the audio held no words (noise, a cough, a phantom).
+    Final { utterance: Option<Utterance>, id: u64, ready: Instant, speculative: bool },
+    DeviceLost { reason: String },
+    DeviceRestored { device: String },
+    /// The capture ring was full and this many samples were dropped in all (hearing fell behind).
+    Overrun { dropped: u64 },
+    /// A failure that stopped hearing; the app reports it and may restart.
+    Failed { reason: String },
+}

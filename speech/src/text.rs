@@ -1,0 +1,82 @@
+//! Text normalisation for matching (search, comparing transcripts), Arabic first:
+//! tashkeel and tatweel removed, alef/hamza forms, taa marbuta and alef maqsura unified,
+//! Arabic-Indic and Eastern digits made ASCII, Latin lower-cased, punctuation dropped.
+
+/// Normalises `text` for matching. Words are separated by single spaces.
+pub fn normalize_for_matching(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let mapped = match c {
+            '\u{064B}'..='\u{0652}' | '\u{0670}' | '\u{0640}' => continue, // tashkeel, dagger alef, tatweel
+            'أ' | 'إ' | 'آ' | 'ٱ' => 'ا',
+            'ى' => 'ي',
+            'ة' => 'ه',
+            'ؤ' => 'و',
+            'ئ' => 'ي',
+            '٠'..='٩' => char::from(b'0' + (c as u32 - '٠' as u32) as u8),
+            '۰'..='۹' => char::from(b'0' + (c as u32 - '۰' as u32) as u8),
+            c if c.is_alphanumeric() => c,
+            _ => ' ',
+        };
+        out.extend(mapped.to_lowercase());
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Character error rate of `hypothesis` against `reference`, both normalised for matching
+/// (spaces count as characters, as is usual for Arabic CER).
+pub fn character_error_rate(reference: &str, hypothesis: &str) -> f64 {
+    let r: Vec<char> = normalize_for_matching(reference).chars().collect();
+    let h: Vec<char> = normalize_for_matching(hypothesis).chars().collect();
+    edit_distance(&r, &h) as f64 / r.len().max(1) as f64
+}
+
+/// Word error rate of `hypothesis` against `reference`, both normalised for matching.
+pub fn word_error_rate(reference: &str, hypothesis: &str) -> f64 {
+    let r = normalize_for_matching(reference);
+    let h = normalize_for_matching(hypothesis);
+    let r: Vec<&str> = r.split(' ').filter(|w| !w.is_empty()).collect();
+    let h: Vec<&str> = h.split(' ').filter(|w| !w.is_empty()).collect();
+    edit_distance(&r, &h) as f64 / r.len().max(1) as f64
+}
+
+fn edit_distance<T: PartialEq>(r: &[T], h: &[T]) -> usize {
+    let mut prev: Vec<usize> = (0..=h.len()).collect();
+    for (i, rc) in r.iter().enumerate() {
+        let mut cur = vec![i + 1; h.len() + 1];
+        for (j, hc) in h.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(rc != hc)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[h.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arabic_is_normalised_per_the_house_rules() {
+        let cases = [
+            ("مَرْحَبًا بِكُمْ", "مرحبا بكم"),
+            ("أحمد وإبراهيم وآمنة", "احمد وابراهيم وامنه"),
+            ("مستشفى", "مستشفي"),
+            ("مسؤول رئيس", "مسوول رييس"),
+            ("الـــخدمة", "الخدمه"),
+            ("رقم ٣٠٥ و۴۲", "رقم 305 و42"),
+            ("أبغى أجدد الـ Emirates ID!", "ابغي اجدد ال emirates id"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(normalize_for_matching(input), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn error_rates() {
+        assert_eq!(word_error_rate("Welcome to the centre.", "welcome to the centre"), 0.0);
+        assert_eq!(word_error_rate("a b c d", "a x c"), 0.5);
+        assert_eq!(character_error_rate("مَرْحَبًا", "مرحبا"), 0.0);
+        assert!((character_error_rate("abcd", "abce") - 0.25).abs() < 1e-9);
+    }
+}
