@@ -57,8 +57,31 @@ pub enum Command {
     },
     /// Check this machine: audio devices, graphics, display, models, ONNX Runtime, espeak-ng, LLM.
     Doctor,
-    /// Run the benchmarks and write their figures.
-    Bench,
+    /// Run a benchmark and print its figures as Markdown (for docs/benchmarks.md).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Speech recognition: speed against whisper.cpp called directly, end-of-speech latency,
+    /// accuracy on the clip set (assets/clips), memory.
+    Asr {
+        /// A whisper ggml model to measure instead of the configured one.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Repetitions per clip for the speed comparison (the median is kept).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Rounds of the real-time latency run over the clip set.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Run only these parts (default: all).
+        #[arg(long, value_delimiter = ',', value_parser = ["accuracy", "speed", "latency", "memory"])]
+        only: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,7 +112,7 @@ impl Command {
             Command::Serve => "serve",
             Command::Models { .. } => "models",
             Command::Doctor => "doctor",
-            Command::Bench => "bench",
+            Command::Bench { .. } => "bench",
         }
     }
 
@@ -101,8 +124,7 @@ impl Command {
                 "it arrives with the mind and the live loop (issue #7: Qwen streaming, knowledge base, barge-in)"
             }
             Command::Serve => "it arrives with embedding (issue #8: WebSocket protocol v1 and the reference page)",
-            Command::Bench => "benchmarks arrive with the hearing, voice and face issues (#4, #5, #6)",
-            Command::Demo | Command::Models { .. } | Command::Doctor | Command::Transcribe { .. } => "",
+            Command::Demo | Command::Models { .. } | Command::Doctor | Command::Transcribe { .. } | Command::Bench { .. } => "",
         }
     }
 }

@@ -85,6 +85,9 @@ pub struct Hearing {
     pub no_speech_threshold: f32,
     /// Encode only the audio an utterance needs instead of whisper's full 30 s window.
     pub short_window: bool,
+    /// Whisper's temperature fallback: slower and not deterministic, sometimes better on
+    /// hard audio.
+    pub temperature_fallback: bool,
 }
 
 impl Default for Hearing {
@@ -98,9 +101,10 @@ impl Default for Hearing {
             min_speech_ms: 250,
             vad_start_threshold: 0.5,
             vad_end_threshold: 0.35,
-            partial_interval_ms: 700,
+            partial_interval_ms: 500,
             no_speech_threshold: 0.6,
             short_window: true,
+            temperature_fallback: false,
         }
     }
 }

@@ -36,6 +36,7 @@ pub fn hearing_config(config: &Config, lang: Option<&str>) -> anyhow::Result<Hea
     out.initial_prompt = h.initial_prompt.clone();
     out.no_speech_threshold = h.no_speech_threshold;
     out.short_window = h.short_window;
+    out.temperature_fallback = h.temperature_fallback;
     out.partial_interval_ms = h.partial_interval_ms.max(100);
     out.input_device = config.audio.input_device.clone();
     Ok(out)

@@ -1,5 +1,6 @@
 //! `hiwar`: the Arabic-first digital human runtime's command line.
 
+mod bench;
 mod bus;
 mod cli;
 mod config;
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-use crate::cli::{Cli, Command, ModelsCommand};
+use crate::cli::{BenchCommand, Cli, Command, ModelsCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -51,6 +52,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Doctor => doctor::run(&config),
+        Command::Bench { what: BenchCommand::Asr { model, reps, rounds, only } } => {
+            bench::asr(&config, model, reps.max(1), rounds, &only)
+        }
         Command::Transcribe { files, lang, json, mic } => hearing::transcribe(&config, &files, &lang, json, mic),
         Command::Demo => demo::run(&config),
         other => Ok(not_built(&other)),

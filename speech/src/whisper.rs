@@ -31,6 +31,9 @@ pub struct DecodeOptions<'a> {
     /// Encode only as many 20 ms frames as the audio needs (plus a margin) instead of the
     /// full 30 s window: several times faster on short utterances.
     pub short_window: bool,
+    /// Whisper's temperature fallback: re-decode with sampling when the greedy result looks
+    /// degenerate. Better on hard audio, but slower and not deterministic.
+    pub temperature_fallback: bool,
     pub threads: usize,
 }
 
@@ -41,6 +44,7 @@ impl Default for DecodeOptions<'_> {
             initial_prompt: None,
             no_speech_threshold: 0.6,
             short_window: true,
+            temperature_fallback: false,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
@@ -189,8 +193,10 @@ impl WhisperModel {
             params.set_initial_prompt(prompt);
         }
         params.set_audio_ctx(audio_ctx);
-        state.full(params, samples).map_err(werr)?;
+        params.set_temperature_inc(if options.temperature_fallback { 0.2 } else { 0.0 });
+        let done = state.full(params, samples);
         *state_ctx = audio_ctx;
+        done.map_err(werr)?;
 
         let eot = self.ctx.token_eot();
         let mut segments = Vec::new();
@@ -236,8 +242,9 @@ fn quiet(params: &mut FullParams<'_, '_>) {
     params.set_print_timestamps(false);
 }
 
-/// Encoder frames (20 ms each) for `samples`, with a margin, rounded up to a multiple of 64.
-fn audio_ctx_for(samples: usize) -> i32 {
+/// Encoder frames (20 ms each) for `samples`, with a margin, rounded up to a multiple of 64:
+/// the encoder width `short_window` decodes with.
+pub fn audio_ctx_for(samples: usize) -> i32 {
     let frames = samples.div_ceil(320) + 64;
     (frames.div_ceil(64) * 64).min(1500) as i32
 }

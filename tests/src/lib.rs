@@ -181,3 +181,45 @@ pub fn cer(reference: &str, hypothesis: &str) -> f64 {
     }
     prev[h.len()] as f64 / r.len().max(1) as f64
 }
+
+/// Writes 16-bit PCM wav (`channels` interleaved).
+pub fn write_wav(path: &Path, rate: u32, channels: u16, samples: &[f32]) {
+    let spec = hound::WavSpec { channels, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(path, spec).expect("create wav");
+    for s in samples {
+        w.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16).expect("write sample");
+    }
+    w.finalize().expect("finalize wav");
+}
+
+/// Reads a 16-bit mono wav as f32 (the repo's clips).
+pub fn read_wav(path: &Path) -> (u32, Vec<f32>) {
+    let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let rate = r.spec().sample_rate;
+    (rate, r.samples::<i16>().map(|s| f32::from(s.expect("sample")) / 32768.0).collect())
+}
+
+/// A clip from assets/clips or assets/demo, with the text it says (from clips.toml).
+pub fn clip(name: &str) -> (PathBuf, String) {
+    let dir = repo_root().join("assets/clips");
+    let toml = std::fs::read_to_string(dir.join("clips.toml")).expect("clips.toml");
+    let mut file = None;
+    for line in toml.lines() {
+        if let Some(f) = line.strip_prefix("file = ") {
+            file = Some(f.trim_matches('"').to_string());
+        }
+        if let (Some(f), Some(text)) = (&file, line.strip_prefix("text = ")) {
+            if f.ends_with(name) {
+                return (dir.join(f), text.trim_matches('"').to_string());
+            }
+        }
+    }
+    panic!("no clip {name} in clips.toml")
+}
+
+/// Peak resident memory of a running process so far (VmHWM), in MiB.
+pub fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}

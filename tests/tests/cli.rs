@@ -20,7 +20,7 @@ fn help_lists_every_subcommand_with_its_purpose() {
 #[test]
 fn unbuilt_subcommands_say_so_in_one_line_and_exit_2() {
     let home = tempfile::tempdir().expect("tempdir");
-    for sub in ["run", "say", "chat", "serve", "bench"] {
+    for sub in ["run", "say", "chat", "serve"] {
         let out = run(hiwar(home.path()).arg(sub));
         assert_eq!(out.code, Some(2), "{sub}: {}", out.stderr);
         assert!(out.stdout.is_empty(), "{sub} printed output: {}", out.stdout);

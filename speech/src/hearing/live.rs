@@ -72,7 +72,16 @@ impl Hearing {
             std::thread::Builder::new()
                 .name("hearing".into())
                 .spawn(move || {
-                    let mut ear = Ear { config, events: events.clone(), jobs, busy, pause, next_id: 0, current: None, last_partial: 0 };
+                    let mut ear = Ear {
+                        config,
+                        events: events.clone(),
+                        jobs,
+                        busy,
+                        pause,
+                        next_id: 0,
+                        current: None,
+                        last_partial: 0,
+                    };
                     let result = match source {
                         Source::Microphone { device } => ear.listen_mic(vad, &device, &stop),
                         Source::Paced(paced) => ear.listen_paced(vad, paced, &stop),
@@ -238,30 +247,55 @@ fn wait_for_device(device: &str, stop: &AtomicBool) {
     }
 }
 
-fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEvent>, busy: &AtomicBool, pause: &AtomicU64) {
+/// Audio a partial must cover before its detected language is trusted for the final.
+const LANG_EVIDENCE: usize = 16_000 * 3 / 2;
+
+fn decode_loop(
+    t: &Transcriber,
+    jobs: &Receiver<Job>,
+    events: &Sender<HearingEvent>,
+    busy: &AtomicBool,
+    pause: &AtomicU64,
+) {
     // The last speculative decode: (utterance, last voiced sample, result).
     let mut speculative: Option<(u64, u64, Option<Utterance>)> = None;
+    // The language partials settled on for the utterance in progress.
+    let mut detected: Option<(u64, String)> = None;
     while let Ok(job) = jobs.recv() {
+        let kind = match &job {
+            Job::Partial { .. } => "partial",
+            Job::Speculative { .. } => "speculative",
+            Job::Finalize { .. } => "final",
+        };
         let result = match job {
             Job::Partial { id, start, upto, audio } => {
-                let r = t.transcribe(id, &audio, start, upto);
+                let hint = detected.as_ref().filter(|(d, _)| *d == id).map(|(_, l)| l.as_str());
+                let r = t.transcribe_with(id, &audio, start, upto, hint);
                 busy.store(false, Ordering::Relaxed);
-                r.map(|u| {
-                    if let Some(u) = u {
+                match r {
+                    Ok(Some(u)) => {
+                        if audio.len() >= LANG_EVIDENCE {
+                            detected = Some((id, u.lang.clone()));
+                        }
                         let _ = events.send(HearingEvent::Partial { utterance: id, text: u.text, lang: u.lang, upto, at: Instant::now() });
+                        Ok(())
                     }
-                })
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e),
+                }
             }
             Job::Speculative { id, start, last_voiced, pause: asked, audio } => {
                 if asked != pause.load(Ordering::Relaxed) {
                     continue; // speech resumed since: this guess is stale
                 }
-                t.transcribe(id, &audio, start, last_voiced).map(|u| speculative = Some((id, last_voiced, u)))
+                let hint = detected.as_ref().filter(|(d, _)| *d == id).map(|(_, l)| l.as_str());
+                t.transcribe_with(id, &audio, start, last_voiced, hint).map(|u| speculative = Some((id, last_voiced, u)))
             }
             Job::Finalize { id, start, last_voiced, audio } => {
+                let hint = detected.take().filter(|(d, _)| *d == id).map(|(_, l)| l);
                 let (utterance, from_guess) = match speculative.take() {
                     Some((sid, sv, u)) if sid == id && sv == last_voiced => (Ok(u), true),
-                    _ => (t.transcribe(id, &audio, start, last_voiced), false),
+                    _ => (t.transcribe_with(id, &audio, start, last_voiced, hint.as_deref()), false),
                 };
                 utterance.map(|utterance| {
                     let _ = events.send(HearingEvent::Final { utterance, id, ready: Instant::now(), speculative: from_guess });
@@ -269,7 +303,7 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
             }
         };
         if let Err(e) = result {
-            let _ = events.send(HearingEvent::Failed { reason: e.to_string() });
+            let _ = events.send(HearingEvent::Failed { reason: format!("{kind}: {e}") });
         }
     }
 }

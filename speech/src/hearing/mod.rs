@@ -41,6 +41,8 @@ pub struct HearingConfig {
     pub no_speech_threshold: f32,
     /// Encode only the frames an utterance needs (much faster on short utterances).
     pub short_window: bool,
+    /// Whisper's temperature fallback (slower, not deterministic; off for live use).
+    pub temperature_fallback: bool,
     /// How often to re-decode the growing utterance for a partial transcript.
     pub partial_interval_ms: u32,
     pub threads: usize,
@@ -59,7 +61,8 @@ impl HearingConfig {
             initial_prompt: String::new(),
             no_speech_threshold: 0.6,
             short_window: true,
-            partial_interval_ms: 700,
+            temperature_fallback: false,
+            partial_interval_ms: 500,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             input_device: String::new(),
         }

@@ -55,6 +55,7 @@ pub struct Transcriber {
     prompt: String,
     no_speech_threshold: f32,
     short_window: bool,
+    temperature_fallback: bool,
     threads: usize,
 }
 
@@ -67,23 +68,42 @@ impl Transcriber {
             prompt: config.initial_prompt.clone(),
             no_speech_threshold: config.no_speech_threshold,
             short_window: config.short_window,
+            temperature_fallback: config.temperature_fallback,
             threads: config.threads,
         })
+    }
+
+    /// Decode in `lang` only (`None`: detect among the configured languages).
+    pub fn set_forced_language(&mut self, lang: Option<String>) {
+        self.forced = lang;
+    }
+
+    /// Encode only the frames an utterance needs (`true`) or whisper's full 30 s window.
+    pub fn set_short_window(&mut self, short: bool) {
+        self.short_window = short;
     }
 
     /// Decodes one utterance whose first sample is stream sample `start`; `None` if it held
     /// no words worth passing on.
     pub fn transcribe(&self, id: u64, samples: &[f32], start: u64, end: u64) -> Result<Option<Utterance>> {
+        self.transcribe_with(id, samples, start, end, None)
+    }
+
+    /// As [`Transcriber::transcribe`], with a language already detected for this utterance
+    /// (`hint`, used unless a language is forced).
+    pub fn transcribe_with(&self, id: u64, samples: &[f32], start: u64, end: u64, hint: Option<&str>) -> Result<Option<Utterance>> {
         let allowed: Vec<&str> = self.languages.iter().map(String::as_str).collect();
-        let language = match &self.forced {
-            Some(lang) => Language::Fixed(lang),
-            None => Language::Among(&allowed),
+        let language = match (&self.forced, hint) {
+            (Some(lang), _) => Language::Fixed(lang),
+            (None, Some(lang)) => Language::Fixed(lang),
+            (None, None) => Language::Among(&allowed),
         };
         let options = DecodeOptions {
             language,
             initial_prompt: Some(self.prompt.as_str()),
             no_speech_threshold: self.no_speech_threshold,
             short_window: self.short_window,
+            temperature_fallback: self.temperature_fallback,
             threads: self.threads,
         };
         let transcript = self.model.decode(samples, &options)?;

@@ -1,0 +1,89 @@
+// The reference for `hiwar bench asr`: whisper.cpp called directly through whisper.h, built
+// from the same vendored source hiwar links (whisper-rs-sys), with the same decoding settings.
+//
+//   whisper_ref MODEL THREADS AUDIO_CTX LANG REPS TEMPERATURE_INC CLIP.f32...
+//
+// Each clip is raw little-endian f32, 16 kHz mono. For each clip it prints one line:
+// "<median ms over REPS>\t<text>".
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "whisper.h"
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void quiet(enum ggml_log_level level, const char *text, void *user) {
+    (void)level; (void)text; (void)user;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 8) {
+        fprintf(stderr, "usage: %s MODEL THREADS AUDIO_CTX LANG REPS TEMPERATURE_INC CLIP.f32...\n", argv[0]);
+        return 2;
+    }
+    whisper_log_set(quiet, NULL);
+    int threads = atoi(argv[2]), audio_ctx = atoi(argv[3]), reps = atoi(argv[5]);
+    const char *lang = argv[4];
+    float temperature_inc = (float)atof(argv[6]);
+    struct whisper_context_params cparams = whisper_context_default_params();
+    struct whisper_context *ctx = whisper_init_from_file_with_params(argv[1], cparams);
+    if (!ctx) { fprintf(stderr, "cannot load %s\n", argv[1]); return 1; }
+    struct whisper_state *state = whisper_init_state(ctx);
+
+    for (int c = 7; c < argc; c++) {
+        FILE *f = fopen(argv[c], "rb");
+        if (!f) { fprintf(stderr, "cannot open %s\n", argv[c]); return 1; }
+        fseek(f, 0, SEEK_END);
+        long bytes = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        int n = (int)(bytes / 4);
+        float *pcm = malloc(bytes);
+        if (fread(pcm, 4, n, f) != (size_t)n) { fprintf(stderr, "short read %s\n", argv[c]); return 1; }
+        fclose(f);
+
+        double *times = calloc(reps, sizeof(double));
+        for (int r = 0; r < reps; r++) {
+            struct whisper_full_params p = whisper_full_default_params(WHISPER_SAMPLING_GREEDY);
+            p.n_threads = threads;
+            p.language = lang;
+            p.audio_ctx = audio_ctx;
+            p.no_context = true;
+            p.suppress_nst = true;
+            p.suppress_blank = true;
+            p.token_timestamps = true;
+            p.no_speech_thold = 0.6f;
+            p.temperature_inc = temperature_inc;
+            p.print_progress = false;
+            p.print_realtime = false;
+            p.print_special = false;
+            p.print_timestamps = false;
+            double t0 = now_ms();
+            if (whisper_full_with_state(ctx, state, p, pcm, n) != 0) { fprintf(stderr, "whisper_full failed\n"); return 1; }
+            times[r] = now_ms() - t0;
+        }
+        qsort(times, reps, sizeof(double), cmp);
+        printf("%.1f\t", times[reps / 2]);
+        int segments = whisper_full_n_segments_from_state(state);
+        for (int s = 0; s < segments; s++) {
+            printf("%s%s", s ? " " : "", whisper_full_get_segment_text_from_state(state, s));
+        }
+        printf("\n");
+        free(times);
+        free(pcm);
+    }
+    whisper_free_state(state);
+    whisper_free(ctx);
+    return 0;
+}
