@@ -223,3 +223,124 @@ pub fn peak_rss_mib(pid: u32) -> Option<f64> {
     let kib: f64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }
+
+/// A private PulseAudio server with null sinks: real-time paced virtual devices. Each test
+/// gets its own (own runtime dir, own socket); it is killed when dropped.
+pub struct Pulse {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+    alsa_conf: PathBuf,
+}
+
+impl Pulse {
+    /// Starts PulseAudio with one null sink per name; the first sink's monitor becomes the
+    /// default source (the "microphone").
+    pub fn start(sinks: &[&str]) -> Pulse {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cmd = Command::new("pulseaudio");
+        cmd.args(["-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit", "--log-level=error", "-L", "module-native-protocol-unix"]);
+        for s in sinks {
+            cmd.args(["-L", &format!("module-null-sink sink_name={s}")]);
+        }
+        let child = cmd
+            .env("XDG_RUNTIME_DIR", dir.path())
+            .env("HOME", dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("pulseaudio (Debian package pulseaudio, installed by ./bootstrap)");
+        // ALSA's default device is PulseAudio, in a copy of the system config (never edited).
+        let alsa_conf = dir.path().join("asound.conf");
+        let mut conf = std::fs::read_to_string("/usr/share/alsa/alsa.conf").expect("alsa.conf");
+        conf.push_str("\npcm.!default { type pulse }\nctl.!default { type pulse }\n");
+        std::fs::write(&alsa_conf, conf).expect("write alsa conf");
+        let pulse = Pulse { dir, child, alsa_conf };
+        let started = std::time::Instant::now();
+        while pulse.try_pactl(&["info"]).is_none() {
+            assert!(started.elapsed() < Duration::from_secs(15), "PulseAudio did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if let Some(first) = sinks.first() {
+            pulse.pactl(&["set-default-source", &format!("{first}.monitor")]);
+        }
+        pulse
+    }
+
+    /// Points a command at this server, through ALSA as hiwar's cpal host sees it.
+    pub fn apply(&self, cmd: &mut Command) {
+        cmd.env("XDG_RUNTIME_DIR", self.dir.path()).env("ALSA_CONFIG_PATH", &self.alsa_conf).env_remove("PULSE_SERVER");
+    }
+
+    fn try_pactl(&self, args: &[&str]) -> Option<String> {
+        let mut cmd = Command::new("pactl");
+        self.apply(&mut cmd);
+        let out = cmd.args(args).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn pactl(&self, args: &[&str]) -> String {
+        self.try_pactl(args).unwrap_or_else(|| panic!("pactl {args:?} failed"))
+    }
+
+    /// Plays a wav into `sink` in real time (returns when it has played).
+    pub fn play(&self, sink: &str, wav: &Path) {
+        let mut cmd = Command::new("paplay");
+        self.apply(&mut cmd);
+        let status = cmd.args(["-d", sink]).arg(wav).status().expect("paplay");
+        assert!(status.success(), "paplay {}", wav.display());
+    }
+
+    /// The module index of the null sink `name`.
+    pub fn module_of(&self, name: &str) -> String {
+        let list = self.pactl(&["list", "short", "modules"]);
+        list.lines()
+            .find(|l| l.contains(&format!("sink_name={name}")))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no module for {name}: {list}"))
+            .to_string()
+    }
+}
+
+impl Drop for Pulse {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Lines a child writes, split at '\n' or '\r' (live partials overwrite their line with
+/// '\r'), with ANSI erase codes removed, delivered through a channel as they come.
+pub fn lines_of(stream: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while reader.read(&mut byte).unwrap_or(0) == 1 {
+            if byte[0] == b'\n' || byte[0] == b'\r' {
+                let text = String::from_utf8_lossy(&line).replace("\x1b[2K", "").trim().to_string();
+                if !text.is_empty() && tx.send(text).is_err() {
+                    return;
+                }
+                line.clear();
+            } else {
+                line.push(byte[0]);
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for a line matching `pred` (up to `limit`), returning it.
+pub fn wait_for(rx: &std::sync::mpsc::Receiver<String>, limit: Duration, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + limit;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) if pred(&line) => return line,
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    panic!("no {what} within {limit:?}; saw:\n{}", seen.join("\n"))
+}
