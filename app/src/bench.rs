@@ -324,6 +324,7 @@ fn latency(hc: &HearingConfig, clips: &[Loaded], rounds: usize) -> anyhow::Resul
     let mut started = std::collections::HashMap::new();
     let mut decided = std::collections::HashMap::new();
     let (mut to_final, mut to_partial, mut speculative, mut finals) = (Vec::new(), Vec::new(), 0, 0);
+    let mut heard: Vec<String> = Vec::new();
     let mut first_partial = std::collections::HashSet::new();
     while Instant::now() < deadline && finals < chosen.len() * rounds.max(1) {
         let Ok(event) = hearing.events.recv_timeout(Duration::from_millis(200)) else { continue };
@@ -341,8 +342,9 @@ fn latency(hc: &HearingConfig, clips: &[Loaded], rounds: usize) -> anyhow::Resul
             HearingEvent::SpeechEnded { utterance, decided: when, .. } => {
                 decided.insert(utterance, when);
             }
-            HearingEvent::Final { id, ready, speculative: s, .. } => {
+            HearingEvent::Final { id, ready, speculative: s, utterance } => {
                 finals += 1;
+                heard.push(utterance.map(|u| u.text).unwrap_or_default());
                 speculative += usize::from(s);
                 if let Some(d) = decided.get(&id) {
                     to_final.push(ready.saturating_duration_since(*d).as_secs_f64() * 1e3);
@@ -366,6 +368,20 @@ fn latency(hc: &HearingConfig, clips: &[Loaded], rounds: usize) -> anyhow::Resul
         percentile(&mut to_partial.clone(), 50.0),
         percentile(&mut to_partial, 95.0)
     );
-    println!("\nFinals ready from the speculative decode during the trailing silence: {speculative} of {finals}.\n");
+    println!("\nFinals ready from the speculative decode during the trailing silence: {speculative} of {finals}.");
+    // What the live finals said, against the references (utterances in clip order).
+    let expected: Vec<&Loaded> = (0..rounds.max(1)).flat_map(|_| chosen.iter().copied()).collect();
+    if heard.len() == expected.len() {
+        let english: Vec<f64> = expected.iter().zip(&heard).filter(|(c, _)| c.clip.lang == "en").map(|(c, h)| word_error_rate(&c.clip.text, h)).collect();
+        let other: Vec<f64> = expected.iter().zip(&heard).filter(|(c, _)| c.clip.lang != "en").map(|(c, h)| character_error_rate(&c.clip.text, h)).collect();
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        println!(
+            "Live finals (language detected, as a kiosk runs): English mean WER {:.2}, Arabic/mixed mean CER {:.2}.\n",
+            mean(&english),
+            mean(&other)
+        );
+    } else {
+        println!("Live finals: {} for {} utterances (a clip split or merged), accuracy not paired.\n", heard.len(), expected.len());
+    }
     Ok(())
 }

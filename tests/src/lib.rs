@@ -208,10 +208,10 @@ pub fn clip(name: &str) -> (PathBuf, String) {
         if let Some(f) = line.strip_prefix("file = ") {
             file = Some(f.trim_matches('"').to_string());
         }
-        if let (Some(f), Some(text)) = (&file, line.strip_prefix("text = ")) {
-            if f.ends_with(name) {
-                return (dir.join(f), text.trim_matches('"').to_string());
-            }
+        if let (Some(f), Some(text)) = (&file, line.strip_prefix("text = "))
+            && f.ends_with(name)
+        {
+            return (dir.join(f), text.trim_matches('"').to_string());
         }
     }
     panic!("no clip {name} in clips.toml")

@@ -133,7 +133,7 @@ where
     let data_stats = Arc::clone(stats);
     let error_stats = Arc::clone(stats);
     dev.build_input_stream::<T, _, _>(
-        config.clone(),
+        *config,
         move |data: &[T], _| {
             // Real-time thread: no allocation, no lock, no logging.
             let frames = data.len() / channels;

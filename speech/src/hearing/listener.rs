@@ -39,6 +39,11 @@ impl Listener {
         self.segmenter.in_speech()
     }
 
+    /// In speech and not pausing (a pause may be the end of the utterance).
+    pub fn voiced(&self) -> bool {
+        self.segmenter.voiced()
+    }
+
     /// Feeds 16 kHz samples; calls `on` for each boundary, in order, with this listener so the
     /// audio can be read.
     pub fn push(&mut self, mut samples: &[f32], mut on: impl FnMut(&Listener, Boundary)) -> Result<()> {

@@ -195,11 +195,13 @@ impl Ear {
 
     fn feed(&mut self, listener: &mut Listener, samples: &[f32]) -> Result<()> {
         listener.push(samples, |l, b| self.on_boundary(l, b))?;
-        // A partial while speech goes on, if whisper is free and enough new audio came.
+        // A partial while speech goes on, if whisper is free and enough new audio came. Not
+        // during a pause: whisper must be free for the final when the pause turns out to be
+        // the end.
         if let Some((id, start)) = self.current {
             let now = listener.position();
             let interval = u64::from(self.config.partial_interval_ms) * 16;
-            if listener.in_speech() && now - self.last_partial >= interval && !self.busy.load(Ordering::Relaxed) {
+            if listener.voiced() && now - self.last_partial >= interval && !self.busy.load(Ordering::Relaxed) {
                 self.last_partial = now;
                 self.busy.store(true, Ordering::Relaxed);
                 let _ = self.jobs.send(Job::Partial { id, start, upto: now, audio: listener.audio(start, now).to_vec() });
@@ -261,6 +263,8 @@ fn decode_loop(
     let mut speculative: Option<(u64, u64, Option<Utterance>)> = None;
     // The language partials settled on for the utterance in progress.
     let mut detected: Option<(u64, String)> = None;
+    // The last partial: (utterance, last sample it covers, result).
+    let mut last_partial: Option<(u64, u64, Option<Utterance>)> = None;
     while let Ok(job) = jobs.recv() {
         let kind = match &job {
             Job::Partial { .. } => "partial",
@@ -272,21 +276,25 @@ fn decode_loop(
                 let hint = detected.as_ref().filter(|(d, _)| *d == id).map(|(_, l)| l.as_str());
                 let r = t.transcribe_with(id, &audio, start, upto, hint);
                 busy.store(false, Ordering::Relaxed);
-                match r {
-                    Ok(Some(u)) => {
+                r.map(|u| {
+                    if let Some(u) = &u {
                         if audio.len() >= LANG_EVIDENCE {
                             detected = Some((id, u.lang.clone()));
                         }
-                        let _ = events.send(HearingEvent::Partial { utterance: id, text: u.text, lang: u.lang, upto, at: Instant::now() });
-                        Ok(())
+                        let (text, lang) = (u.text.clone(), u.lang.clone());
+                        let _ = events.send(HearingEvent::Partial { utterance: id, text, lang, upto, at: Instant::now() });
                     }
-                    Ok(None) => Ok(()),
-                    Err(e) => Err(e),
-                }
+                    last_partial = Some((id, upto, u));
+                })
             }
             Job::Speculative { id, start, last_voiced, pause: asked, audio } => {
                 if asked != pause.load(Ordering::Relaxed) {
                     continue; // speech resumed since: this guess is stale
+                }
+                // A partial that already heard past the last voiced sample is the final.
+                if let Some((_, _, u)) = last_partial.take().filter(|(p, upto, _)| *p == id && *upto >= last_voiced) {
+                    speculative = Some((id, last_voiced, u.map(|u| Utterance { end: last_voiced, ..u })));
+                    continue;
                 }
                 let hint = detected.as_ref().filter(|(d, _)| *d == id).map(|(_, l)| l.as_str());
                 t.transcribe_with(id, &audio, start, last_voiced, hint).map(|u| speculative = Some((id, last_voiced, u)))

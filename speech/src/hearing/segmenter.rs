@@ -82,6 +82,11 @@ impl Segmenter {
         matches!(self.state, State::Speech { .. })
     }
 
+    /// In speech and not in a pause that may be its end.
+    pub fn voiced(&self) -> bool {
+        matches!(self.state, State::Speech { paused: false, .. })
+    }
+
     /// Feeds the probability of the next 512-sample window.
     pub fn push(&mut self, p: f32) -> Option<Boundary> {
         let (begin, end) = (self.pos, self.pos + WINDOW as u64);
