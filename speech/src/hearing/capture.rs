@@ -119,6 +119,28 @@ impl Capture {
     }
 }
 
+/// The input callback's work: interleaved frames → mono f32 → ring. Runs on the real-time
+/// audio thread, so it must not allocate, lock or log (a test proves it does not allocate).
+fn deliver<T>(data: &[T], channels: usize, producer: &mut rtrb::Producer<f32>, stats: &CaptureStats)
+where
+    T: SizedSample,
+    f32: FromSample<T>,
+{
+    let frames = data.len() / channels;
+    match producer.write_chunk_uninit(frames) {
+        Ok(chunk) => {
+            let mono = data
+                .chunks_exact(channels)
+                .map(|frame| frame.iter().map(|s| <f32 as FromSample<T>>::from_sample_(*s)).sum::<f32>() / channels as f32);
+            chunk.fill_from_iter(mono);
+        }
+        Err(_) => {
+            stats.dropped.fetch_add(frames as u64, Ordering::Relaxed);
+        }
+    }
+    stats.frames.fetch_add(frames as u64, Ordering::Relaxed);
+}
+
 fn build<T>(
     dev: &cpal::Device,
     config: &cpal::StreamConfig,
@@ -134,22 +156,7 @@ where
     let error_stats = Arc::clone(stats);
     dev.build_input_stream::<T, _, _>(
         *config,
-        move |data: &[T], _| {
-            // Real-time thread: no allocation, no lock, no logging.
-            let frames = data.len() / channels;
-            match producer.write_chunk_uninit(frames) {
-                Ok(chunk) => {
-                    let mono = data.chunks_exact(channels).map(|frame| {
-                        frame.iter().map(|s| <f32 as FromSample<T>>::from_sample_(*s)).sum::<f32>() / channels as f32
-                    });
-                    chunk.fill_from_iter(mono);
-                }
-                Err(_) => {
-                    data_stats.dropped.fetch_add(frames as u64, Ordering::Relaxed);
-                }
-            }
-            data_stats.frames.fetch_add(frames as u64, Ordering::Relaxed);
-        },
+        move |data: &[T], _| deliver(data, channels, &mut producer, &data_stats),
         move |err| {
             if matches!(err.kind(), cpal::ErrorKind::DeviceNotAvailable | cpal::ErrorKind::HostUnavailable) {
                 error_stats.lost.store(true, Ordering::Relaxed);
@@ -157,4 +164,69 @@ where
         },
         None,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    use super::*;
+
+    /// Counts allocations made on a thread while it is being watched.
+    struct Watch;
+
+    thread_local! {
+        static WATCHING: Cell<bool> = const { Cell::new(false) };
+        static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    #[allow(unsafe_code, reason = "a counting global allocator for the no-allocation test")]
+    unsafe impl GlobalAlloc for Watch {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            if WATCHING.with(Cell::get) {
+                ALLOCATIONS.with(|n| n.set(n.get() + 1));
+            }
+            // SAFETY: forwarded unchanged to the system allocator.
+            unsafe { System.alloc(layout) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            if WATCHING.with(Cell::get) {
+                ALLOCATIONS.with(|n| n.set(n.get() + 1));
+            }
+            // SAFETY: forwarded unchanged to the system allocator.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: Watch = Watch;
+
+    fn watched(f: impl FnOnce()) -> usize {
+        ALLOCATIONS.with(|n| n.set(0));
+        WATCHING.with(|w| w.set(true));
+        f();
+        WATCHING.with(|w| w.set(false));
+        ALLOCATIONS.with(Cell::get)
+    }
+
+    #[test]
+    fn the_callback_neither_allocates_nor_frees_and_counts_overruns() {
+        let (mut producer, mut consumer) = rtrb::RingBuffer::<f32>::new(1000);
+        let stats = CaptureStats::default();
+        let stereo_i16: Vec<i16> = (0..960).map(|i| if i % 2 == 0 { 16_384 } else { -16_384 / 2 }).collect();
+        let mono_f32: Vec<f32> = vec![0.25; 480];
+        let allocations = watched(|| {
+            deliver(&stereo_i16, 2, &mut producer, &stats); // 480 frames
+            deliver(&mono_f32, 1, &mut producer, &stats); // 480 more: 960 of 1000
+            deliver(&mono_f32, 1, &mut producer, &stats); // no room: dropped, counted
+        });
+        assert_eq!(allocations, 0, "the audio callback allocated or freed");
+        assert_eq!(stats.frames.load(Ordering::Relaxed), 1440);
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 480);
+        let first = consumer.pop().expect("a sample");
+        assert!((first - 0.125).abs() < 1e-3, "(0.5 + -0.25) / 2 mixed to mono: {first}");
+        assert_eq!(consumer.slots(), 959);
+    }
 }
