@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use hiwar_speech::whisper::Language;
+use hiwar_speech::hearing::Transcriber;
 
 use crate::config::Config;
 use crate::models::{FileStatus, Store, fetch_hint};
@@ -34,29 +34,34 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         anyhow::bail!("models not ready: {}; run `hiwar models fetch` first", missing.join(", "));
     }
 
-    let whisper_path = crate::doctor::whisper_model_path(&store, config).context("no whisper model")?;
-    println!("1. Hearing — whisper ({}) on the bundled clips", whisper_path.display());
-    let started = Instant::now();
-    let model = hiwar_speech::whisper::WhisperModel::load(&whisper_path)?;
-    println!("   model loaded in {:.2} s", started.elapsed().as_secs_f64());
+    let hc = crate::hearing::hearing_config(config, None)?;
+    println!("1. Hearing — VAD + whisper {} ({}) on the bundled clips", size_name(&hc.whisper_model), hc.whisper_model.display());
+    let mut transcriber = Transcriber::load(&hc)?;
     let clips = assets_dir().join("demo");
-    let languages: Vec<&str> = config.hearing.languages.iter().map(String::as_str).collect();
     for (file, lang, said) in CLIPS {
-        let samples = read_wav_16k(&clips.join(file))?;
-        let started = Instant::now();
-        let transcript = model.transcribe(&samples, Language::Among(&languages))?;
-        let took = started.elapsed().as_secs_f64();
-        let audio = samples.len() as f64 / 16_000.0;
-        println!("   {file} ({lang}, {audio:.1} s of audio, decoded in {took:.2} s = {:.2}× real time)", took / audio);
+        let path = clips.join(file);
+        let audio = crate::bench::read_16k(&path)?.len() as f64 / 16_000.0;
+        println!("   {file} ({audio:.1} s)");
         println!("     said:  {said}");
-        let heard = transcript.text();
-        if heard.is_empty() {
-            println!("     heard: nothing — whisper {} is weak on Arabic and this clip is espeak-ng's synthetic voice;", size_name(&whisper_path));
-            println!("            a larger whisper model is the first thing to try (see `hiwar doctor`)");
-        } else {
-            println!("     heard: [{}] {heard}", transcript.lang);
+        let mut attempts = vec![(None, "heard")];
+        if lang == "ar" {
+            attempts.push((Some("ar"), "heard, Arabic forced"));
+        }
+        for (forced, label) in attempts {
+            transcriber.set_forced_language(forced.map(str::to_string));
+            let started = Instant::now();
+            let heard = hiwar_speech::hearing::transcribe_file(&path, &hc, &transcriber)?;
+            let took = started.elapsed().as_secs_f64();
+            let text = heard.iter().map(|u| u.text.as_str()).collect::<Vec<_>>().join(" ");
+            let detected = heard.first().map_or("—", |u| u.lang.as_str());
+            println!("     {label}: [{detected}] {text}   ({took:.2} s, {:.2}× real time)", took / audio);
         }
     }
+    if CLIPS.iter().any(|(_, l, _)| *l == "ar") && size_name(&hc.whisper_model) == "base" {
+        println!("   whisper base hears espeak-ng's synthetic Arabic poorly and often takes it for English;");
+        println!("   a larger whisper model is the first thing to try for Arabic (see `hiwar doctor`).");
+    }
+    println!("   Live from the microphone: `hiwar transcribe --mic`.");
 
     println!("\n2. Voice runtime — ONNX Runtime");
     let ort_path = store.file_of("onnxruntime", "libonnxruntime.so.1.32.0").context("onnxruntime in manifest")?;
@@ -64,7 +69,6 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     println!("   ONNX Runtime {} loaded from the model cache; execution providers: {}", ort.version, ort.providers.join(", "));
 
     println!("\nStill to come, each its own piece of work:");
-    println!("   · live listening from the microphone with VAD and partial transcripts (hearing)");
     println!("   · the Arabic-first voice with per-phoneme timing (voice)");
     println!("   · the face: lip-sync and the rendered avatar with RTL/LTR captions (face)");
     println!("   · Qwen answers grounded in the knowledge base, barge-in (mind)");
@@ -85,22 +89,4 @@ pub fn assets_dir() -> PathBuf {
     }
     let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("assets");
     if checkout.is_dir() { checkout } else { PathBuf::from("assets") }
-}
-
-/// Reads a 16 kHz mono 16-bit wav into f32 samples.
-fn read_wav_16k(path: &Path) -> anyhow::Result<Vec<f32>> {
-    let mut reader = hound::WavReader::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let spec = reader.spec();
-    anyhow::ensure!(
-        spec.sample_rate == 16_000 && spec.channels == 1 && spec.bits_per_sample == 16,
-        "{}: expected 16 kHz mono 16-bit, found {} Hz {} ch {} bit",
-        path.display(),
-        spec.sample_rate,
-        spec.channels,
-        spec.bits_per_sample
-    );
-    reader
-        .samples::<i16>()
-        .map(|s| s.map(|s| f32::from(s) / 32768.0).map_err(anyhow::Error::from))
-        .collect()
 }

@@ -200,3 +200,48 @@ pub fn to_bus(event: &HearingEvent) -> Vec<Event> {
         HearingEvent::Failed { reason } => vec![ev(0, None, EventKind::Error { message: format!("hearing stopped: {reason}"), for_person: None })],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    #[test]
+    fn hearing_events_become_bus_events_with_their_turn_and_input_position() {
+        let utterance = Utterance {
+            id: 3,
+            start: 16_000,
+            end: 48_000,
+            lang: "ar".into(),
+            text: "أبغى أجدد الـ Emirates ID".into(),
+            confidence: 0.8,
+            segments: Vec::new(),
+        };
+        let events = [
+            HearingEvent::SpeechStarted { utterance: 3, start: 16_000, at: Instant::now() },
+            HearingEvent::Partial { utterance: 3, text: "أبغى".into(), lang: "ar".into(), upto: 32_000, at: Instant::now() },
+            HearingEvent::SpeechEnded { utterance: 3, last_voiced: 48_000, decided_at: 56_000, decided: Instant::now() },
+            HearingEvent::Final { utterance: Some(utterance), id: 3, ready: Instant::now(), speculative: true },
+        ];
+        let bus: Vec<Event> = events.iter().flat_map(to_bus).collect();
+        let kinds: Vec<&EventKind> = bus.iter().map(|e| &e.kind).collect();
+        assert!(matches!(kinds[..], [
+            EventKind::State(State::Listening),
+            EventKind::SpeechStarted,
+            EventKind::Transcript { is_final: false, lang: Lang::Ar, .. },
+            EventKind::SpeechEnded,
+            EventKind::Transcript { is_final: true, lang: Lang::Ar, confidence: Some(_), .. },
+        ]), "{kinds:?}");
+        assert!(bus.iter().all(|e| e.turn == TurnId(3)));
+        assert_eq!(bus.last().and_then(|e| e.clock).map(ClockPos::seconds), Some(3.0));
+    }
+
+    #[test]
+    fn a_lost_microphone_is_told_to_the_person_in_arabic_first() {
+        let bus = to_bus(&HearingEvent::DeviceLost { reason: "unplugged".into() });
+        let EventKind::Error { for_person: Some(said), message } = &bus[0].kind else { panic!("{bus:?}") };
+        assert!(said.starts_with("عذراً"), "{said}");
+        assert!(message.contains("unplugged"));
+    }
+}

@@ -194,6 +194,14 @@ impl WhisperModel {
         }
         params.set_audio_ctx(audio_ctx);
         params.set_temperature_inc(if options.temperature_fallback { 0.2 } else { 0.0 });
+        if seconds <= 30.0 {
+            // One utterance is one window: decode it once. Without this, a repetition loop
+            // (whisper's classic failure on unclear audio) is re-run seek after seek.
+            params.set_single_segment(true);
+            // No one speaks faster than ~20 tokens a second; a decode that runs past that is
+            // looping.
+            params.set_max_tokens(max_tokens_for(seconds));
+        }
         let done = state.full(params, samples);
         *state_ctx = audio_ctx;
         done.map_err(werr)?;
@@ -210,7 +218,7 @@ impl WhisperModel {
                 }
                 let data = token.token_data();
                 let piece = String::from_utf8_lossy(token.to_bytes().map_err(werr)?).into_owned();
-                let (t0, t1) = (data.t0 as f32 / 100.0, data.t1 as f32 / 100.0);
+                let (t0, t1) = ((data.t0 as f32 / 100.0).min(seconds), (data.t1 as f32 / 100.0).min(seconds));
                 match words.last_mut() {
                     // A piece that does not start with a space continues the word (BPE).
                     Some(last) if !piece.starts_with(' ') => {
@@ -222,10 +230,14 @@ impl WhisperModel {
                 }
             }
             words.retain(|w| !w.text.trim().is_empty());
+            let text = collapse_repeats(text.trim());
+            // Keep the word timings in step with a collapsed text.
+            words.truncate(text.split_whitespace().count().max(1).min(words.len()));
             segments.push(Segment {
-                start: segment.start_timestamp() as f32 / 100.0,
-                end: segment.end_timestamp() as f32 / 100.0,
-                text: text.trim().to_string(),
+                start: (segment.start_timestamp() as f32 / 100.0).min(seconds),
+                // A single-segment decode ends at the window's end: clamp to the audio's.
+                end: (segment.end_timestamp() as f32 / 100.0).min(seconds),
+                text,
                 no_speech_probability: segment.no_speech_probability(),
                 words,
             });
@@ -233,6 +245,44 @@ impl WhisperModel {
         segments.retain(|s| !s.text.is_empty() && s.no_speech_probability <= options.no_speech_threshold);
         Ok(Transcript { lang, lang_probability, segments })
     }
+}
+
+fn max_tokens_for(seconds: f32) -> i32 {
+    (16.0 + seconds * 20.0).min(224.0) as i32
+}
+
+/// Removes a run of the same words repeated three or more times in a row (whisper's
+/// repetition loop), keeping the first occurrence: "the world, the world, the world" → "the world,".
+pub fn collapse_repeats(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let key = |w: &str| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase();
+    let mut out: Vec<&str> = Vec::with_capacity(words.len());
+    let mut i = 0;
+    while i < words.len() {
+        let mut skipped = false;
+        for period in 1..=8 {
+            let block = |k: usize| words.get(i + k * period..i + (k + 1) * period);
+            let Some(first) = block(0) else { break };
+            let same = |b: &[&str]| b.iter().zip(first).all(|(a, f)| key(a) == key(f));
+            let mut reps = 1;
+            while block(reps).is_some_and(same) {
+                reps += 1;
+            }
+            // The loop may end mid-block: a partial repeat at the end is part of it.
+            let tail = words.get(i + reps * period..).map_or(0, |rest| rest.iter().zip(first).take_while(|(a, f)| key(a) == key(f)).count());
+            if reps >= 3 {
+                out.extend_from_slice(first);
+                i += reps * period + tail.min(period - 1);
+                skipped = true;
+                break;
+            }
+        }
+        if !skipped {
+            out.push(words[i]);
+            i += 1;
+        }
+    }
+    out.join(" ")
 }
 
 fn quiet(params: &mut FullParams<'_, '_>) {
@@ -256,5 +306,15 @@ mod tests {
         assert_eq!(super::audio_ctx_for(16_000), 128); // 1 s: 50 frames + 64 → 128
         assert_eq!(super::audio_ctx_for(3 * 16_000), 256);
         assert_eq!(super::audio_ctx_for(40 * 16_000), 1500);
+    }
+
+    #[test]
+    fn repetition_loops_are_collapsed_and_real_repeats_kept() {
+        use super::collapse_repeats as c;
+        assert_eq!(c("and the people of the world, the people of the world, the people of the world, the people"), "and the people of the world,");
+        assert_eq!(c("no no no no"), "no");
+        assert_eq!(c("شكرا شكرا شكرا شكرا جزيلا"), "شكرا جزيلا");
+        assert_eq!(c("no, no. I said yes"), "no, no. I said yes", "two is not a loop");
+        assert_eq!(c("Welcome to the Government Service Center."), "Welcome to the Government Service Center.");
     }
 }

@@ -233,3 +233,18 @@ fn a_two_hour_recording_is_streamed_in_bounded_memory() {
     }
     assert_eq!(segments.iter().filter(|s| !clips.iter().any(|(at, _)| (s["start"].as_f64().unwrap_or(0.0) - at).abs() < 10.0)).count(), 0, "phantoms in the silence: {v}");
 }
+
+#[test]
+fn the_benchmark_measures_a_model_given_by_path() {
+    // Same base model, at another path: `hiwar bench asr --model` loads what it is given.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("my-whisper.bin");
+    std::fs::copy(model_cache().join("whisper/ggml-base.bin"), &copy).expect("copy model");
+    let out = run(hiwar(&model_cache()).args(["bench", "asr", "--only", "memory", "--model"]).arg(&copy));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("my-whisper.bin") && out.stdout.contains("whisper base"), "{}", out.stdout);
+    assert!(out.stdout.contains("| with whisper base loaded"), "{}", out.stdout);
+    let missing = run(hiwar(&model_cache()).args(["bench", "asr", "--model", "/nonexistent/ggml.bin"]));
+    assert_eq!(missing.code, Some(1));
+    assert!(missing.stderr.contains("/nonexistent/ggml.bin"), "{}", missing.stderr);
+}
