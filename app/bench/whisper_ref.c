@@ -38,6 +38,8 @@ int main(int argc, char **argv) {
     const char *lang = argv[4];
     float temperature_inc = (float)atof(argv[6]);
     struct whisper_context_params cparams = whisper_context_default_params();
+    // As hiwar loads it (whisper-rs's default): no flash attention.
+    cparams.flash_attn = false;
     struct whisper_context *ctx = whisper_init_from_file_with_params(argv[1], cparams);
     if (!ctx) { fprintf(stderr, "cannot load %s\n", argv[1]); return 1; }
     struct whisper_state *state = whisper_init_state(ctx);
@@ -65,6 +67,13 @@ int main(int argc, char **argv) {
             p.token_timestamps = true;
             p.no_speech_thold = 0.6f;
             p.temperature_inc = temperature_inc;
+            // As hiwar decodes an utterance: one window, a token budget of 16 + 20 per second.
+            double seconds = n / 16000.0;
+            if (seconds <= 30.0) {
+                p.single_segment = true;
+                double budget = 16.0 + seconds * 20.0;
+                p.max_tokens = (int)(budget < 224.0 ? budget : 224.0);
+            }
             p.print_progress = false;
             p.print_realtime = false;
             p.print_special = false;

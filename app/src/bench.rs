@@ -190,6 +190,7 @@ fn speed(hc: &HearingConfig, clips: &[Loaded], reps: usize, threads: usize) -> a
     println!("| clip | audio | encoder width | hiwar (median of {reps}) | whisper.cpp | ratio | same text |");
     println!("|---|---|---|---|---|---|---|");
     let (mut ours_total, mut ref_total) = (0.0, 0.0);
+    let mut differences = Vec::new();
     for c in clips.iter().filter(|c| c.clip.lang != "mixed") {
         let lang = c.clip.lang.as_str();
         let options = DecodeOptions {
@@ -217,6 +218,9 @@ fn speed(hc: &HearingConfig, clips: &[Loaded], reps: usize, threads: usize) -> a
             Some((ms, ref_text)) => {
                 ref_total += ms;
                 let same = words(ref_text) == words(&text);
+                if !same {
+                    differences.push(format!("- {}: hiwar \"{}\" · whisper.cpp \"{}\"", c.name, text.trim(), ref_text.trim()));
+                }
                 (format!("{ms:.0} ms"), format!("{:.3}", ours / ms), if same { "yes" } else { "no" })
             }
             None => ("—".into(), "—".into(), "—"),
@@ -225,6 +229,9 @@ fn speed(hc: &HearingConfig, clips: &[Loaded], reps: usize, threads: usize) -> a
     }
     if ref_total > 0.0 {
         println!("| **all** | | | **{ours_total:.0} ms** | **{ref_total:.0} ms** | **{:.3}** | |", ours_total / ref_total);
+    }
+    if !differences.is_empty() {
+        println!("\nWhere the transcripts differ:\n\n{}", differences.join("\n"));
     }
     println!();
     Ok(())
