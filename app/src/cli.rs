@@ -29,8 +29,20 @@ pub enum Command {
     Demo,
     /// Run the live avatar: microphone → understanding → spoken answer with a moving face.
     Run,
-    /// Speak text aloud (Arabic, English or mixed) and optionally write the audio to a file.
-    Say,
+    /// Speak text (Arabic, English or mixed); with --out, write the audio and its timeline.
+    Say {
+        /// What to say.
+        text: String,
+        /// Language: auto (by script), ar or en.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "ar", "en"])]
+        lang: String,
+        /// Write the speech to this wav file instead of playing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write the phoneme and word timeline as JSON (positions in samples).
+        #[arg(long)]
+        timeline: Option<PathBuf>,
+    },
     /// Transcribe audio files (wav, flac, mp3, ogg) or the microphone, Arabic and English.
     Transcribe {
         /// Audio files to transcribe.
@@ -106,7 +118,7 @@ impl Command {
         match self {
             Command::Demo => "demo",
             Command::Run => "run",
-            Command::Say => "say",
+            Command::Say { .. } => "say",
             Command::Transcribe { .. } => "transcribe",
             Command::Chat => "chat",
             Command::Serve => "serve",
@@ -119,7 +131,7 @@ impl Command {
     /// For subcommands not built yet: the piece of work that brings them.
     pub fn arrives_with(&self) -> &'static str {
         match self {
-            Command::Say => "it arrives with the voice (issue #5: Arabic-first TTS with phoneme timing)",
+            Command::Say { .. } => "playback and the Arabic voice arrive with the rest of issue #5; English to a file works: --out FILE.wav",
             Command::Run | Command::Chat => {
                 "it arrives with the mind and the live loop (issue #7: Qwen streaming, knowledge base, barge-in)"
             }

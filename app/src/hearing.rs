@@ -137,7 +137,9 @@ fn live(hc: HearingConfig) -> anyhow::Result<ExitCode> {
             Ok(Event { kind: EventKind::Transcript { text, lang, is_final, .. }, .. }) => {
                 let lang = if lang == Lang::Ar { "ar" } else { "en" };
                 if is_final {
-                    println!("\r\x1b[2K({lang}) {text}");
+                    // Clear the partial line (on stderr), then the final on stdout.
+                    eprint!("\r\x1b[2K");
+                    println!("({lang}) {text}");
                 } else {
                     eprint!("\r\x1b[2K… ({lang}) {text}");
                 }

@@ -12,6 +12,7 @@ pub mod hearing;
 pub mod models;
 pub mod onnx;
 pub mod text;
+pub mod voice;
 pub mod whisper;
 
 pub use error::{Error, Result};

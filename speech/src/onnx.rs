@@ -48,6 +48,20 @@ pub fn load(path: &Path) -> Result<OnnxRuntimeInfo> {
     }
 }
 
+/// Opens a model held in memory (e.g. patched at load time) in a session of its own.
+pub fn session_from_memory(bytes: &[u8], threads: usize, origin: &Path) -> Result<ort::session::Session> {
+    let Some(Ok(loaded)) = LOADED.get() else {
+        return Err(Error::Onnx("ONNX Runtime is not loaded yet (hiwar loads it from the model cache)".into()));
+    };
+    let onnx = |e: String| Error::Onnx(format!("{}: {e}", origin.display()));
+    ort::session::Session::builder(&loaded.env)
+        .map_err(|e| onnx(e.to_string()))?
+        .with_intra_threads(threads)
+        .map_err(|e| onnx(e.to_string()))?
+        .commit_from_memory(bytes)
+        .map_err(|e| onnx(e.to_string()))
+}
+
 /// Opens a model in a session of its own (sessions are not shared between threads).
 /// ONNX Runtime must have been loaded with [`load`] first.
 pub fn session(model: &Path, threads: usize, name: &str) -> Result<ort::session::Session> {

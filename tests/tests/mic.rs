@@ -38,7 +38,7 @@ fn speech_into_the_microphone_is_transcribed_and_survives_the_device_going_away(
     let wer = word_error_rate(&said, heard.trim_start_matches("(en)"));
     assert!(heard.starts_with("(en)") && wer <= 0.2, "WER {wer:.2}: {heard}");
     // Partials came first, on stderr, while the clip played.
-    wait_for(&err, Duration::from_secs(1), "a partial", |l| l.starts_with("… (en)"));
+    wait_for(&err, Duration::from_secs(2), "a partial", |l| l.starts_with("… (en)"));
 
     // Unplug: the only source goes away; hiwar says so and keeps running.
     pulse.pactl(&["unload-module", &pulse.module_of("mic")]);

@@ -71,14 +71,15 @@ impl Resampler {
     pub fn finish(&mut self) -> Result<&[f32]> {
         self.out.clear();
         let Some(inner) = self.inner.as_mut() else { return Ok(&self.out) };
-        let pending = std::mem::take(&mut self.pending);
-        let block = inner
-            .process_partial(Some(&[pending.as_slice()]), None)
-            .map_err(|e| Error::Audio(format!("resampler: {e}")))?;
-        append_skipping(&mut self.out, &block[0], &mut self.skip);
-        // One more empty call drains the filter's delay line.
-        let tail = inner.process_partial::<&[f32]>(None, None).map_err(|e| Error::Audio(format!("resampler: {e}")))?;
-        append_skipping(&mut self.out, &tail[0], &mut self.skip);
+        // Pad what is pending to a whole block, then push one block of silence through to
+        // flush the filter's delay; the output is cut to the exact length below.
+        let need = inner.input_frames_next();
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.resize(need, 0.0);
+        for block in [pending, vec![0.0; need]] {
+            let out = inner.process(&[block.as_slice()], None).map_err(|e| Error::Audio(format!("resampler: {e}")))?;
+            append_skipping(&mut self.out, &out[0], &mut self.skip);
+        }
         // The last block was padded with zeros: end at the input's length, converted.
         let total = self.taken * u64::from(TARGET_RATE) / u64::from(self.rate);
         let keep = total.saturating_sub(self.given).min(self.out.len() as u64) as usize;
@@ -133,6 +134,16 @@ mod tests {
         let out = resample_all(48_000, &tone(48_000, 12_000.0, 0.5), 1024);
         let rms = (out.iter().map(|s| s * s).sum::<f32>() / out.len() as f32).sqrt();
         assert!(rms < 0.01, "rms {rms}");
+    }
+
+    #[test]
+    fn input_ending_on_a_block_boundary_flushes_cleanly() {
+        let mut r = Resampler::new(22_050).expect("resampler");
+        let block = r.inner.as_ref().map(|i| i.input_frames_next()).expect("fft");
+        let mut out = r.push(&tone(22_050, 300.0, 1.0)[..block * 4]).expect("push").to_vec();
+        out.extend_from_slice(r.finish().expect("finish with nothing pending"));
+        let expected = (block * 4) as u64 * 16_000 / 22_050;
+        assert_eq!(out.len() as u64, expected);
     }
 
     #[test]

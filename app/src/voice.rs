@@ -1,0 +1,108 @@
+//! `hiwar say`: the voice from the command line.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use hiwar_speech::voice::{PiperVoice, Speech};
+use serde::Serialize;
+
+use crate::cli::Command;
+use crate::config::Config;
+use crate::models::Store;
+
+#[derive(Serialize)]
+struct TimelineJson<'a> {
+    sample_rate: u32,
+    phonemes: Vec<PhonemeJson<'a>>,
+    words: Vec<WordJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct PhonemeJson<'a> {
+    ph: &'a str,
+    start: u64,
+    end: u64,
+}
+
+#[derive(Serialize)]
+struct WordJson<'a> {
+    word: &'a str,
+    start: u64,
+    end: u64,
+}
+
+fn is_arabic(text: &str) -> bool {
+    text.chars().any(|c| matches!(c, '\u{0600}'..='\u{06FF}' | '\u{0750}'..='\u{077F}' | '\u{FB50}'..='\u{FDFF}' | '\u{FE70}'..='\u{FEFF}'))
+}
+
+/// Loads the English voice (config, else the cache's en_US-joe-medium) with ONNX Runtime.
+pub fn english_voice(config: &Config) -> anyhow::Result<PiperVoice> {
+    let store = Store::open(config)?;
+    let ort = store.file_of("onnxruntime", "libonnxruntime.so.1.32.0").context("no onnxruntime in the manifest")?;
+    hiwar_speech::onnx::load(&ort)?;
+    let model = if config.voice.english_voice.is_empty() {
+        store.file_of("piper-en-joe", "en_US-joe-medium.onnx").context("no piper-en-joe in the manifest")?
+    } else {
+        config.voice.english_voice.clone().into()
+    };
+    Ok(PiperVoice::load(&model, "piper-en-joe")?)
+}
+
+pub fn say(config: &Config, text: &str, lang: &str, out: Option<&Path>, timeline: Option<&Path>, cmd: &Command) -> anyhow::Result<ExitCode> {
+    let arabic = lang == "ar" || (lang == "auto" && is_arabic(text));
+    if arabic || out.is_none() {
+        return Ok(crate::not_built(cmd));
+    }
+    anyhow::ensure!(!text.trim().is_empty(), "nothing to say: the text is empty");
+    let (text, dropped) = speakable(text);
+    if !dropped.is_empty() {
+        eprintln!("warning: skipped characters no voice here can speak: {dropped}");
+    }
+    let mut voice = english_voice(config)?;
+    let speech = voice.speak(&text)?;
+    anyhow::ensure!(!speech.samples.is_empty(), "nothing to say: the text has no speakable words");
+    if let Some(path) = out {
+        write_wav(path, &speech)?;
+    }
+    if let Some(path) = timeline {
+        let json = TimelineJson {
+            sample_rate: speech.sample_rate,
+            phonemes: speech.phonemes.iter().map(|p| PhonemeJson { ph: &p.phoneme, start: p.start, end: p.end }).collect(),
+            words: speech.words.iter().map(|w| WordJson { word: &w.word, start: w.start, end: w.end }).collect(),
+        };
+        std::fs::write(path, serde_json::to_string_pretty(&json)?).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Keeps Latin and Arabic letters, digits, punctuation and spaces; control characters and
+/// other scripts (e.g. Chinese) are dropped and returned, so the rest is still spoken.
+fn speakable(text: &str) -> (String, String) {
+    let (mut keep, mut dropped) = (String::with_capacity(text.len()), String::new());
+    for c in text.chars() {
+        let ok = c.is_ascii()
+            || is_arabic(c.encode_utf8(&mut [0; 4]))
+            || ('\u{00C0}'..='\u{024F}').contains(&c)
+            || matches!(c, '’' | '‘' | '“' | '”' | '—' | '–' | '…');
+        match (ok, c.is_control()) {
+            (true, false) => keep.push(c),
+            (_, true) => keep.push(' '),
+            (false, false) => {
+                dropped.push(c);
+                keep.push(' ');
+            }
+        }
+    }
+    (keep, dropped)
+}
+
+fn write_wav(path: &Path, speech: &Speech) -> anyhow::Result<()> {
+    let spec = hound::WavSpec { channels: 1, sample_rate: speech.sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(path, spec).with_context(|| format!("cannot write {}", path.display()))?;
+    for s in &speech.samples {
+        w.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16)?;
+    }
+    w.finalize()?;
+    Ok(())
+}

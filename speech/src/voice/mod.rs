@@ -1,0 +1,12 @@
+//! The voice: text → phonemes → Piper/VITS on ONNX Runtime → audio with a per-phoneme
+//! timeline (the face's input).
+//!
+//! Built so far: the English path (espeak-ng phonemes, the registry's en_US-joe-medium voice)
+//! with exact phoneme timing from the model's own duration predictor. The Arabic front-end
+//! (diacritisation, rule-based G2P), text normalisation, streaming and playback follow.
+
+mod onnx_patch;
+mod piper;
+
+pub use onnx_patch::{add_graph_output, duration_output};
+pub use piper::{PiperVoice, Speech, VoiceConfig, split_clauses};

@@ -1,0 +1,374 @@
+//! Piper (VITS) voices on ONNX Runtime, with per-phoneme timing from the model's own
+//! duration predictor (see `onnx_patch`).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use ort::session::Session;
+use ort::value::Tensor;
+use serde::Deserialize;
+
+use crate::espeak::Phonemizer;
+use crate::{Error, Result};
+
+/// Samples per duration frame in Piper voices (the vocoder's hop).
+const HOP: u64 = 256;
+const BOS: char = '^';
+const EOS: char = '$';
+const PAD: char = '_';
+
+#[derive(Debug, Deserialize)]
+struct VoiceJson {
+    audio: AudioJson,
+    espeak: EspeakJson,
+    inference: InferenceJson,
+    phoneme_id_map: HashMap<String, Vec<i64>>,
+    #[serde(default)]
+    num_speakers: u32,
+}
+
+#[derive(Debug, Deserialize)]
+struct AudioJson {
+    sample_rate: u32,
+}
+
+#[derive(Debug, Deserialize)]
+struct EspeakJson {
+    voice: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct InferenceJson {
+    noise_scale: f32,
+    length_scale: f32,
+    noise_w: f32,
+}
+
+/// What a voice's `.onnx.json` says.
+#[derive(Debug, Clone)]
+pub struct VoiceConfig {
+    pub sample_rate: u32,
+    pub espeak_voice: String,
+    pub noise_scale: f32,
+    pub length_scale: f32,
+    pub noise_w: f32,
+    pub num_speakers: u32,
+    ids: HashMap<char, Vec<i64>>,
+}
+
+impl VoiceConfig {
+    pub fn read(path: &Path) -> Result<VoiceConfig> {
+        let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+        let json: VoiceJson = serde_json::from_str(&text).map_err(|e| Error::bad(path, "Piper voice config", e.to_string()))?;
+        let mut ids = HashMap::new();
+        for (symbol, id) in json.phoneme_id_map {
+            let mut chars = symbol.chars();
+            if let (Some(c), None) = (chars.next(), chars.next()) {
+                ids.insert(c, id);
+            }
+        }
+        for required in [BOS, EOS, PAD, ' '] {
+            if !ids.contains_key(&required) {
+                return Err(Error::bad(path, "Piper voice config", format!("phoneme_id_map lacks `{required}`")));
+            }
+        }
+        Ok(VoiceConfig {
+            sample_rate: json.audio.sample_rate,
+            espeak_voice: json.espeak.voice,
+            noise_scale: json.inference.noise_scale,
+            length_scale: json.inference.length_scale,
+            noise_w: json.inference.noise_w,
+            num_speakers: json.num_speakers,
+            ids,
+        })
+    }
+}
+
+/// One phoneme as spoken: its symbol and the output samples it occupies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedPhoneme {
+    pub phoneme: String,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// One written word and the samples it occupies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedWord {
+    pub word: String,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// Synthesised speech and when each sound in it is heard.
+#[derive(Debug, Clone, Default)]
+pub struct Speech {
+    pub sample_rate: u32,
+    pub samples: Vec<f32>,
+    pub phonemes: Vec<TimedPhoneme>,
+    pub words: Vec<TimedWord>,
+}
+
+impl Speech {
+    fn append(&mut self, other: Speech) {
+        let offset = self.samples.len() as u64;
+        self.samples.extend(other.samples);
+        self.phonemes.extend(other.phonemes.into_iter().map(|p| TimedPhoneme { start: p.start + offset, end: p.end + offset, ..p }));
+        self.words.extend(other.words.into_iter().map(|w| TimedWord { start: w.start + offset, end: w.end + offset, ..w }));
+    }
+}
+
+/// A loaded Piper voice with its espeak-ng phonemizer.
+pub struct PiperVoice {
+    session: Session,
+    pub config: VoiceConfig,
+    durations: Option<String>,
+    phonemizer: Phonemizer,
+}
+
+impl std::fmt::Debug for PiperVoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PiperVoice").field("config", &self.config).field("durations", &self.durations).finish_non_exhaustive()
+    }
+}
+
+impl PiperVoice {
+    /// Loads `model` (with `model.json` beside it); ONNX Runtime must be loaded first.
+    pub fn load(model: &Path, name: &str) -> Result<PiperVoice> {
+        let json = {
+            let mut p = model.as_os_str().to_owned();
+            p.push(".json");
+            std::path::PathBuf::from(p)
+        };
+        if !model.is_file() || !json.is_file() {
+            let missing = if model.is_file() { json } else { model.to_path_buf() };
+            return Err(Error::ModelMissing { name: name.into(), path: missing, fix: format!("hiwar models fetch {name}") });
+        }
+        let config = VoiceConfig::read(&json)?;
+        let bytes = std::fs::read(model).map_err(Error::io(model))?;
+        let durations = super::onnx_patch::duration_output(&bytes).map_err(|e| Error::bad(model, "Piper voice", e.to_string()))?;
+        let bytes = match &durations {
+            Some(output) => super::onnx_patch::add_graph_output(&bytes, output)?,
+            None => bytes,
+        };
+        let session = crate::onnx::session_from_memory(&bytes, 2, model)?;
+        let phonemizer = Phonemizer::new(&config.espeak_voice)?;
+        Ok(PiperVoice { session, config, durations, phonemizer })
+    }
+
+    /// Speaks `text` clause by clause.
+    pub fn speak(&mut self, text: &str) -> Result<Speech> {
+        let mut all = Speech { sample_rate: self.config.sample_rate, ..Speech::default() };
+        for (clause, punct) in split_clauses(text) {
+            let ipa = self.phonemizer.phonemize(&clause)?;
+            if ipa.trim().is_empty() {
+                continue;
+            }
+            let speech = self.synthesize(&clause, &ipa, punct)?;
+            all.append(speech);
+        }
+        Ok(all)
+    }
+
+    /// Synthesises one clause from its IPA (words separated by spaces).
+    pub fn synthesize(&mut self, clause: &str, ipa: &str, punct: Option<char>) -> Result<Speech> {
+        let ids_of = |c: char| self.config.ids.get(&c).cloned().unwrap_or_default();
+        let pad = ids_of(PAD);
+        let mut symbols: Vec<char> = ipa.chars().filter(|c| self.config.ids.contains_key(c)).collect();
+        if let Some(p) = punct.filter(|p| self.config.ids.contains_key(p)) {
+            symbols.push(p);
+        }
+        let mut ids = ids_of(BOS);
+        ids.extend(&pad);
+        for &c in &symbols {
+            ids.extend(ids_of(c));
+            ids.extend(&pad);
+        }
+        ids.extend(ids_of(EOS));
+        let n = ids.len();
+        let onnx = |e: ort::Error| Error::Onnx(format!("voice: {e}"));
+        let input = Tensor::from_array(([1usize, n], ids)).map_err(onnx)?;
+        let lengths = Tensor::from_array(([1usize], vec![n as i64])).map_err(onnx)?;
+        let c = &self.config;
+        let scales = Tensor::from_array(([3usize], vec![c.noise_scale, c.length_scale, c.noise_w])).map_err(onnx)?;
+        let outputs = if c.num_speakers > 1 {
+            let sid = Tensor::from_array(([1usize], vec![0i64])).map_err(onnx)?;
+            self.session.run(ort::inputs!["input" => input, "input_lengths" => lengths, "scales" => scales, "sid" => sid])
+        } else {
+            self.session.run(ort::inputs!["input" => input, "input_lengths" => lengths, "scales" => scales])
+        }
+        .map_err(onnx)?;
+        let (_, audio) = outputs["output"].try_extract_tensor::<f32>().map_err(onnx)?;
+        let samples = audio.to_vec();
+        let frames: Option<Vec<f32>> = match &self.durations {
+            Some(name) => Some(outputs[name.as_str()].try_extract_tensor::<f32>().map_err(onnx)?.1.to_vec()),
+            None => None,
+        };
+        let mut speech = Speech { sample_rate: self.config.sample_rate, samples, ..Speech::default() };
+        if let Some(frames) = frames.filter(|f| f.len() == n) {
+            speech.phonemes = timeline(&symbols, &frames);
+            speech.words = words(clause, ipa, &speech.phonemes);
+        }
+        Ok(speech)
+    }
+
+    /// Whether this voice reports exact phoneme timing.
+    pub fn has_timing(&self) -> bool {
+        self.durations.is_some()
+    }
+}
+
+/// Phoneme spans from per-id frame counts: each phoneme owns its own frames and the pad after
+/// it; the leading BOS+pad and the trailing EOS are silence.
+fn timeline(symbols: &[char], frames: &[f32]) -> Vec<TimedPhoneme> {
+    let at = |i: usize| -> u64 { frames[..i].iter().map(|f| f.max(0.0) as u64).sum::<u64>() * HOP };
+    let mut out = Vec::with_capacity(symbols.len() + 2);
+    out.push(TimedPhoneme { phoneme: "_".into(), start: 0, end: at(2) });
+    for (k, c) in symbols.iter().enumerate() {
+        out.push(TimedPhoneme { phoneme: c.to_string(), start: at(2 + 2 * k), end: at(4 + 2 * k) });
+    }
+    let end = at(frames.len());
+    let last = out.last().map_or(0, |p| p.end);
+    out.push(TimedPhoneme { phoneme: "_".into(), start: last, end });
+    merge_marks(out)
+}
+
+/// Stress marks (ˈ ˌ) join the sound after them and the length mark (ː) the sound before:
+/// they are not sounds of their own, and the face must not see them as such.
+fn merge_marks(phonemes: Vec<TimedPhoneme>) -> Vec<TimedPhoneme> {
+    let mut out: Vec<TimedPhoneme> = Vec::with_capacity(phonemes.len());
+    let mut pending: Option<TimedPhoneme> = None;
+    for p in phonemes {
+        match p.phoneme.as_str() {
+            "ˈ" | "ˌ" => {
+                pending = Some(match pending.take() {
+                    Some(prev) => TimedPhoneme { phoneme: prev.phoneme + &p.phoneme, start: prev.start, end: p.end },
+                    None => p,
+                });
+            }
+            "ː" if out.last().is_some_and(|l| l.phoneme != "_" && l.phoneme != " ") => {
+                if let Some(last) = out.last_mut() {
+                    last.phoneme.push('ː');
+                    last.end = p.end;
+                }
+            }
+            _ => {
+                let p = match pending.take() {
+                    Some(mark) => TimedPhoneme { phoneme: mark.phoneme + &p.phoneme, start: mark.start, end: p.end },
+                    None => p,
+                };
+                out.push(p);
+            }
+        }
+    }
+    out.extend(pending);
+    out
+}
+
+/// Word spans: the n-th word of the text spans the n-th word of the IPA.
+fn words(clause: &str, ipa: &str, phonemes: &[TimedPhoneme]) -> Vec<TimedWord> {
+    let text_words: Vec<&str> = clause.split_whitespace().collect();
+    let mut spans: Vec<(u64, u64)> = Vec::new();
+    let mut current: Option<(u64, u64)> = None;
+    for p in phonemes.iter().skip(1) {
+        if p.phoneme == " " || p.phoneme == "_" || p.phoneme.chars().all(|c| c.is_ascii_punctuation() || c == '—') {
+            if let Some(span) = current.take() {
+                spans.push(span);
+            }
+            continue;
+        }
+        current = Some(current.map_or((p.start, p.end), |(s, _)| (s, p.end)));
+    }
+    spans.extend(current);
+    let _ = ipa;
+    if spans.is_empty() || text_words.is_empty() {
+        return Vec::new();
+    }
+    // espeak sometimes merges or splits words: spread the text's words over the spoken ones.
+    text_words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let a = i * spans.len() / text_words.len();
+            let b = ((i + 1) * spans.len()).div_ceil(text_words.len()).max(a + 1) - 1;
+            TimedWord { word: (*w).to_string(), start: spans[a].0, end: spans[b.min(spans.len() - 1)].1 }
+        })
+        .collect()
+}
+
+/// Splits text into clauses at . , ! ? ; : ، ؛ ؟ and newlines (never inside a number such as
+/// 3.5 or 1,250), with the punctuation that ended each (Arabic marks mapped to Latin, which
+/// the voices know).
+pub fn split_clauses(text: &str) -> Vec<(String, Option<char>)> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        let between_digits = |c: char| {
+            matches!(c, '.' | ',') && i > 0 && chars[i - 1].is_ascii_digit() && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())
+        };
+        let punct = match c {
+            '.' | ',' | '!' | '?' | ';' | ':' if !between_digits(c) => Some(c),
+            '،' => Some(','),
+            '؛' => Some(';'),
+            '؟' => Some('?'),
+            '\n' => Some('.'),
+            _ => None,
+        };
+        match punct {
+            Some(p) => {
+                if !current.trim().is_empty() {
+                    out.push((current.trim().to_string(), Some(p)));
+                }
+                current.clear();
+            }
+            None => current.push(c),
+        }
+    }
+    if !current.trim().is_empty() {
+        out.push((current.trim().to_string(), None));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clauses_split_at_punctuation_but_not_inside_numbers() {
+        let got = split_clauses("The fee is 3.5 dinars, or 1,250 fils. مرحبا، كيف حالك؟ Fine");
+        let expected = vec![
+            ("The fee is 3.5 dinars".to_string(), Some(',')),
+            ("or 1,250 fils".to_string(), Some('.')),
+            ("مرحبا".to_string(), Some(',')),
+            ("كيف حالك".to_string(), Some('?')),
+            ("Fine".to_string(), None),
+        ];
+        assert_eq!(got, expected);
+        assert!(split_clauses("  ...  ").is_empty());
+    }
+
+    #[test]
+    fn timeline_covers_every_frame_in_order() {
+        let symbols = ['h', 'a', 'ɪ'];
+        // BOS, PAD, h, PAD, a, PAD, ɪ, PAD, EOS
+        let frames = [2.0, 1.0, 3.0, 0.0, 5.0, 1.0, 4.0, 2.0, 3.0];
+        let t = timeline(&symbols, &frames);
+        assert_eq!(t.first().map(|p| (p.start, p.end)), Some((0, 3 * HOP)));
+        assert_eq!(t[1], TimedPhoneme { phoneme: "h".into(), start: 3 * HOP, end: 6 * HOP });
+        assert_eq!(t[2], TimedPhoneme { phoneme: "a".into(), start: 6 * HOP, end: 12 * HOP });
+        assert_eq!(t.last().map(|p| p.end), Some(21 * HOP), "the whole audio");
+        assert!(t.windows(2).all(|w| w[0].end == w[1].start), "contiguous");
+    }
+
+    #[test]
+    fn stress_and_length_marks_join_their_sounds() {
+        let symbols: Vec<char> = "sˈɜːv".chars().collect();
+        let frames = vec![1.0; 2 * symbols.len() + 3];
+        let t = timeline(&symbols, &frames);
+        let names: Vec<&str> = t.iter().map(|p| p.phoneme.as_str()).collect();
+        assert_eq!(names, vec!["_", "s", "ˈɜː", "v", "_"]);
+        assert!(t.windows(2).all(|w| w[0].end == w[1].start), "still contiguous: {t:?}");
+    }
+}

@@ -1,0 +1,73 @@
+//! The English voice through `hiwar say`: what it says is heard back by hiwar's own hearing,
+//! and its timeline matches its audio.
+
+use hiwar_speech::text::word_error_rate;
+use hiwar_tests::{hiwar, model_cache, run};
+use serde_json::Value;
+
+fn say(text: &str, dir: &std::path::Path) -> (std::path::PathBuf, Value) {
+    let (wav, json) = (dir.join("say.wav"), dir.join("say.json"));
+    let out = run(hiwar(&model_cache()).args(["say", text, "--lang", "en", "--out"]).arg(&wav).arg("--timeline").arg(&json));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    (wav, serde_json::from_str(&std::fs::read_to_string(json).expect("timeline")).expect("json"))
+}
+
+#[test]
+fn english_speech_round_trips_through_hearing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for text in [
+        "Welcome to the service centre. How can I help you today?",
+        "Your appointment is confirmed for Tuesday morning.",
+        "Please bring your passport and two photographs.",
+    ] {
+        let (wav, _) = say(text, dir.path());
+        let heard = run(hiwar(&model_cache()).args(["transcribe", "--json", "--lang", "en"]).arg(&wav));
+        let v: Value = serde_json::from_str(heard.stdout.trim()).expect("json");
+        let wer = word_error_rate(text, v["text"].as_str().unwrap_or_default());
+        assert!(wer <= 0.15, "WER {wer:.2}: said {text:?}, heard {}", v["text"]);
+    }
+}
+
+#[test]
+fn the_timeline_is_the_audio() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = "Welcome to the service centre. How can I help you today?";
+    let (wav, t) = say(text, dir.path());
+    let samples = u64::from(hound::WavReader::open(&wav).expect("wav").duration());
+    assert_eq!(t["sample_rate"], 22050);
+    let phonemes = t["phonemes"].as_array().expect("phonemes");
+    let span = |v: &Value| (v["start"].as_u64().expect("start"), v["end"].as_u64().expect("end"));
+    // Contiguous, from the first sample to the last (one hop of 256 samples at most apart).
+    assert_eq!(span(&phonemes[0]).0, 0);
+    assert!(phonemes.windows(2).all(|w| span(&w[0]).1 == span(&w[1]).0), "gaps or overlaps");
+    assert!(span(phonemes.last().expect("last")).1.abs_diff(samples) <= 256, "timeline ends at {:?}, audio at {samples}", phonemes.last());
+    // No stress or length mark stands alone: every entry is a sound, a pause or punctuation.
+    assert!(phonemes.iter().all(|p| !matches!(p["ph"].as_str(), Some("ˈ" | "ˌ" | "ː"))), "{phonemes:?}");
+    // Words in order, inside the audio, one per written word, with a pause at the full stop.
+    let words = t["words"].as_array().expect("words");
+    let names: Vec<&str> = words.iter().map(|w| w["word"].as_str().unwrap_or_default()).collect();
+    assert_eq!(names, text.split_whitespace().map(|w| w.trim_matches(|c: char| c.is_ascii_punctuation())).collect::<Vec<_>>());
+    assert!(words.windows(2).all(|w| span(&w[0]).1 <= span(&w[1]).0), "words overlap");
+    assert!(span(words.last().expect("last word")).1 <= samples);
+    let gap = span(&words[5]).0 - span(&words[4]).1;
+    assert!(gap >= 22050 / 10, "pause after the sentence: {gap} samples");
+}
+
+#[test]
+fn unspeakable_input_is_a_clear_error_or_skipped_with_a_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wav = dir.path().join("x.wav");
+    for text in ["", "   \t  "] {
+        let out = run(hiwar(&model_cache()).args(["say", text, "--lang", "en", "--out"]).arg(&wav));
+        assert_eq!(out.code, Some(1), "{text:?}");
+        assert!(out.stderr.contains("nothing to say"), "{}", out.stderr);
+    }
+    let out = run(hiwar(&model_cache()).args(["say", "Hello 你好\u{0007} world", "--lang", "en", "--out"]).arg(&wav));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("skipped") && out.stderr.contains("你好"), "{}", out.stderr);
+    let heard = run(hiwar(&model_cache()).args(["transcribe", "--lang", "en"]).arg(&wav));
+    assert!(heard.stdout.to_lowercase().contains("hello") && heard.stdout.to_lowercase().contains("world"), "{}", heard.stdout);
+    let missing = run(hiwar(&model_cache()).env("HIWAR_VOICE_ENGLISH_VOICE", "/nonexistent/voice.onnx").args(["say", "hi", "--out"]).arg(&wav));
+    assert_eq!(missing.code, Some(1));
+    assert!(missing.stderr.contains("/nonexistent/voice.onnx") && missing.stderr.contains("hiwar models fetch"), "{}", missing.stderr);
+}
