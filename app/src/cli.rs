@@ -131,7 +131,7 @@ impl Command {
     /// For subcommands not built yet: the piece of work that brings them.
     pub fn arrives_with(&self) -> &'static str {
         match self {
-            Command::Say { .. } => "playback and the Arabic voice arrive with the rest of issue #5; English to a file works: --out FILE.wav",
+            Command::Say { .. } => "playback on the speaker arrives with the player (rest of issue #5); to a file works: --out FILE.wav",
             Command::Run | Command::Chat => {
                 "it arrives with the mind and the live loop (issue #7: Qwen streaming, knowledge base, barge-in)"
             }

@@ -49,9 +49,17 @@ pub fn english_voice(config: &Config) -> anyhow::Result<PiperVoice> {
     Ok(PiperVoice::load(&model, "piper-en-joe")?)
 }
 
+/// The Arabic diacritiser (rawi v2) from the cache.
+pub fn diacritizer(config: &Config) -> anyhow::Result<hiwar_speech::voice::Diacritizer> {
+    let store = Store::open(config)?;
+    let model = store.file_of("tashkeel", "rawi_v2.int8.onnx").context("no tashkeel in the manifest")?;
+    let vocab = store.file_of("tashkeel", "rawi_v2.vocab.json").context("no tashkeel vocabulary in the manifest")?;
+    Ok(hiwar_speech::voice::Diacritizer::load(&model, &vocab)?)
+}
+
 pub fn say(config: &Config, text: &str, lang: &str, out: Option<&Path>, timeline: Option<&Path>, cmd: &Command) -> anyhow::Result<ExitCode> {
-    let arabic = lang == "ar" || (lang == "auto" && is_arabic(text));
-    if arabic || out.is_none() {
+    let _ = lang;
+    if out.is_none() {
         return Ok(crate::not_built(cmd));
     }
     anyhow::ensure!(!text.trim().is_empty(), "nothing to say: the text is empty");
@@ -60,7 +68,8 @@ pub fn say(config: &Config, text: &str, lang: &str, out: Option<&Path>, timeline
         eprintln!("warning: skipped characters no voice here can speak: {dropped}");
     }
     let mut voice = english_voice(config)?;
-    let speech = voice.speak(&text)?;
+    let mut diacritizer = if is_arabic(&text) { Some(diacritizer(config)?) } else { None };
+    let speech = voice.speak(&text, diacritizer.as_mut())?;
     anyhow::ensure!(!speech.samples.is_empty(), "nothing to say: the text has no speakable words");
     if let Some(path) = out {
         write_wav(path, &speech)?;

@@ -5,8 +5,11 @@
 //! with exact phoneme timing from the model's own duration predictor. The Arabic front-end
 //! (diacritisation, rule-based G2P), text normalisation, streaming and playback follow.
 
+pub mod arabic;
 mod onnx_patch;
 mod piper;
+mod tashkeel;
 
 pub use onnx_patch::{add_graph_output, duration_output};
-pub use piper::{PiperVoice, Speech, VoiceConfig, split_clauses};
+pub use piper::{PiperVoice, Speech, TimedPhoneme, TimedWord, VoiceConfig, split_clauses};
+pub use tashkeel::{Diacritizer, is_tashkeel};

@@ -156,11 +156,25 @@ impl PiperVoice {
         Ok(PiperVoice { session, config, durations, phonemizer })
     }
 
-    /// Speaks `text` clause by clause.
-    pub fn speak(&mut self, text: &str) -> Result<Speech> {
+    /// Speaks `text` clause by clause. Arabic spans are diacritised (when a diacritiser is
+    /// given) and phonemised by hiwar's own rules; other spans by espeak-ng in the voice's
+    /// language; one timeline covers both.
+    pub fn speak(&mut self, text: &str, mut diacritizer: Option<&mut super::Diacritizer>) -> Result<Speech> {
         let mut all = Speech { sample_rate: self.config.sample_rate, ..Speech::default() };
-        for (clause, punct) in split_clauses(text) {
-            let ipa = self.phonemizer.phonemize(&clause)?;
+        for (k, (clause, punct)) in split_clauses(text).into_iter().enumerate() {
+            let mut parts = Vec::new();
+            for (arabic, span) in script_spans(&clause) {
+                if arabic {
+                    let marked = match diacritizer.as_deref_mut() {
+                        Some(d) => d.diacritize(&span)?,
+                        None => span,
+                    };
+                    parts.push(super::arabic::clause_to_ipa(&marked, k == 0 && parts.is_empty()));
+                } else {
+                    parts.push(self.phonemizer.phonemize(&span)?);
+                }
+            }
+            let ipa = parts.into_iter().filter(|p| !p.trim().is_empty()).collect::<Vec<_>>().join(" ");
             if ipa.trim().is_empty() {
                 continue;
             }
@@ -296,6 +310,27 @@ fn words(clause: &str, ipa: &str, phonemes: &[TimedPhoneme]) -> Vec<TimedWord> {
         .collect()
 }
 
+fn is_arabic(c: char) -> bool {
+    matches!(c, '\u{0600}'..='\u{06FF}' | '\u{0750}'..='\u{077F}' | '\u{FB50}'..='\u{FDFF}' | '\u{FE70}'..='\u{FEFF}')
+}
+
+/// Splits a clause into runs of Arabic and of other script, at word boundaries
+/// ("أبغى أجدد الـ Emirates ID" → Arabic "أبغى أجدد الـ", other "Emirates ID").
+pub fn script_spans(clause: &str) -> Vec<(bool, String)> {
+    let mut out: Vec<(bool, String)> = Vec::new();
+    for word in clause.split_whitespace() {
+        let arabic = word.chars().any(is_arabic);
+        match out.last_mut() {
+            Some((a, span)) if *a == arabic => {
+                span.push(' ');
+                span.push_str(word);
+            }
+            _ => out.push((arabic, word.to_string())),
+        }
+    }
+    out
+}
+
 /// Splits text into clauses at . , ! ? ; : ، ؛ ؟ and newlines (never inside a number such as
 /// 3.5 or 1,250), with the punctuation that ended each (Arabic marks mapped to Latin, which
 /// the voices know).
@@ -347,6 +382,14 @@ mod tests {
         ];
         assert_eq!(got, expected);
         assert!(split_clauses("  ...  ").is_empty());
+    }
+
+    #[test]
+    fn mixed_clauses_split_into_script_spans() {
+        assert_eq!(
+            script_spans("أبغى أجدد الـ Emirates ID حقي"),
+            vec![(true, "أبغى أجدد الـ".to_string()), (false, "Emirates ID".to_string()), (true, "حقي".to_string())]
+        );
     }
 
     #[test]
