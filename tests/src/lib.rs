@@ -167,21 +167,6 @@ fn send_file(stream: &mut TcpStream, body: &[u8], start: usize, cut: Option<usiz
     stream.flush()
 }
 
-/// Levenshtein distance over chars, divided by the reference length: the character error rate.
-pub fn cer(reference: &str, hypothesis: &str) -> f64 {
-    let r: Vec<char> = reference.chars().collect();
-    let h: Vec<char> = hypothesis.chars().collect();
-    let mut prev: Vec<usize> = (0..=h.len()).collect();
-    for (i, rc) in r.iter().enumerate() {
-        let mut cur = vec![i + 1; h.len() + 1];
-        for (j, hc) in h.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(rc != hc)).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[h.len()] as f64 / r.len().max(1) as f64
-}
-
 /// Writes 16-bit PCM wav (`channels` interleaved).
 pub fn write_wav(path: &Path, rate: u32, channels: u16, samples: &[f32]) {
     let spec = hound::WavSpec { channels, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };

@@ -3,6 +3,7 @@
 //! microphone disappearing and coming back.
 
 use std::process::Stdio;
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use hiwar_speech::text::word_error_rate;
@@ -19,14 +20,19 @@ impl Drop for Live {
     }
 }
 
-#[test]
-fn speech_into_the_microphone_is_transcribed_and_survives_the_device_going_away() {
-    let pulse = Pulse::start(&["mic"]);
+/// `hiwar transcribe --mic` against `pulse`: the process and its stdout and stderr lines.
+fn listen(pulse: &Pulse) -> (Live, Receiver<String>, Receiver<String>) {
     let mut cmd = hiwar(&model_cache());
     pulse.apply(&mut cmd);
     let mut child = cmd.args(["transcribe", "--mic"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn hiwar");
     let (out, err) = (lines_of(child.stdout.take().expect("stdout")), lines_of(child.stderr.take().expect("stderr")));
-    let _live = Live { child };
+    (Live { child }, out, err)
+}
+
+#[test]
+fn speech_into_the_microphone_is_transcribed_and_survives_the_device_going_away() {
+    let pulse = Pulse::start(&["mic"]);
+    let (_live, out, err) = listen(&pulse);
     let final_line = |l: &str| l.starts_with("(en)") || l.starts_with("(ar)");
 
     wait_for(&err, Duration::from_secs(20), "microphone ready", |l| l.starts_with("microphone ready"));
@@ -58,11 +64,7 @@ fn speech_into_the_microphone_is_transcribed_and_survives_the_device_going_away(
 #[test]
 fn silence_from_the_microphone_produces_nothing() {
     let pulse = Pulse::start(&["quiet"]);
-    let mut cmd = hiwar(&model_cache());
-    pulse.apply(&mut cmd);
-    let mut child = cmd.args(["transcribe", "--mic"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn hiwar");
-    let (out, err) = (lines_of(child.stdout.take().expect("stdout")), lines_of(child.stderr.take().expect("stderr")));
-    let _live = Live { child };
+    let (_live, out, err) = listen(&pulse);
     wait_for(&err, Duration::from_secs(20), "microphone ready", |l| l.starts_with("microphone ready"));
     // Six seconds of the null source's digital silence: whisper base alone says "you" here.
     std::thread::sleep(Duration::from_secs(6));

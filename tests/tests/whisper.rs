@@ -2,7 +2,8 @@
 
 use hiwar_speech::models::read_ggml_whisper_info;
 use hiwar_speech::whisper::{Language, WhisperModel};
-use hiwar_tests::{cer, model_cache, repo_root};
+use hiwar_speech::text::character_error_rate;
+use hiwar_tests::{model_cache, repo_root};
 
 fn read_clip(name: &str) -> Vec<f32> {
     let path = repo_root().join("assets/demo").join(name);
@@ -27,7 +28,7 @@ fn the_converted_base_model_transcribes_a_known_english_clip() {
     let said = "Welcome to the government service centre. How can I help you today?";
     let heard = model.transcribe(&read_clip("en-welcome.wav"), Language::Among(&["ar", "en"])).expect("transcribe");
     assert_eq!(heard.lang, "en", "{heard:?}");
-    let rate = cer(&normalise(said), &normalise(&heard.text()));
+    let rate = character_error_rate(&normalise(said), &normalise(&heard.text()));
     assert!(rate <= 0.05, "CER {rate:.3}: heard {:?}", heard.text());
     let last = heard.segments.last().expect("segments");
     assert!(last.end > 3.0 && last.end < 6.0, "segment times in seconds: {:?}", heard.segments);
