@@ -42,6 +42,10 @@ pub enum Command {
         /// Write the phoneme and word timeline as JSON (positions in samples).
         #[arg(long)]
         timeline: Option<PathBuf>,
+        /// While playing, log the played-sample clock every 10 ms as CSV
+        /// (wall_ms,position,latency_frames,rate) — for tests and latency checks.
+        #[arg(long, hide = true)]
+        clock_log: Option<PathBuf>,
     },
     /// Transcribe audio files (wav, flac, mp3, ogg) or the microphone, Arabic and English.
     Transcribe {
@@ -131,12 +135,16 @@ impl Command {
     /// For subcommands not built yet: the piece of work that brings them.
     pub fn arrives_with(&self) -> &'static str {
         match self {
-            Command::Say { .. } => "playback on the speaker arrives with the player (rest of issue #5); to a file works: --out FILE.wav",
             Command::Run | Command::Chat => {
                 "it arrives with the mind and the live loop (issue #7: Qwen streaming, knowledge base, barge-in)"
             }
             Command::Serve => "it arrives with embedding (issue #8: WebSocket protocol v1 and the reference page)",
-            Command::Demo | Command::Models { .. } | Command::Doctor | Command::Transcribe { .. } | Command::Bench { .. } => "",
+            Command::Demo
+            | Command::Models { .. }
+            | Command::Doctor
+            | Command::Transcribe { .. }
+            | Command::Bench { .. }
+            | Command::Say { .. } => "",
         }
     }
 }

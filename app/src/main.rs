@@ -53,7 +53,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Doctor => doctor::run(&config),
-        Command::Say { text, lang, out, timeline } => voice::say(&config, &text, &lang, out.as_deref(), timeline.as_deref(), &cli_say()),
+        Command::Say { text, lang, out, timeline, clock_log } => {
+            voice::say(&config, &text, &lang, out.as_deref(), timeline.as_deref(), clock_log.as_deref())
+        }
         Command::Bench { what: BenchCommand::Asr { model, reps, rounds, only } } => {
             bench::asr(&config, model, reps.max(1), rounds, &only)
         }
@@ -63,12 +65,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn cli_say() -> Command {
-    Command::Say { text: String::new(), lang: String::new(), out: None, timeline: None }
-}
-
 /// Subcommands that later work delivers: say so honestly, exit 2, print nothing else.
-pub fn not_built(command: &Command) -> ExitCode {
+fn not_built(command: &Command) -> ExitCode {
     eprintln!("hiwar {}: not built yet — {}", command.name(), command.arrives_with());
     ExitCode::from(2)
 }

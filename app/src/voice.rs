@@ -7,7 +7,6 @@ use anyhow::Context as _;
 use hiwar_speech::voice::{PiperVoice, Speech};
 use serde::Serialize;
 
-use crate::cli::Command;
 use crate::config::Config;
 use crate::models::Store;
 
@@ -57,11 +56,8 @@ pub fn diacritizer(config: &Config) -> anyhow::Result<hiwar_speech::voice::Diacr
     Ok(hiwar_speech::voice::Diacritizer::load(&model, &vocab)?)
 }
 
-pub fn say(config: &Config, text: &str, lang: &str, out: Option<&Path>, timeline: Option<&Path>, cmd: &Command) -> anyhow::Result<ExitCode> {
+pub fn say(config: &Config, text: &str, lang: &str, out: Option<&Path>, timeline: Option<&Path>, clock_log: Option<&Path>) -> anyhow::Result<ExitCode> {
     let _ = lang;
-    if out.is_none() {
-        return Ok(crate::not_built(cmd));
-    }
     anyhow::ensure!(!text.trim().is_empty(), "nothing to say: the text is empty");
     let (text, dropped) = speakable(text);
     if !dropped.is_empty() {
@@ -71,8 +67,9 @@ pub fn say(config: &Config, text: &str, lang: &str, out: Option<&Path>, timeline
     let mut diacritizer = if is_arabic(&text) { Some(diacritizer(config)?) } else { None };
     let speech = voice.speak(&text, diacritizer.as_mut())?;
     anyhow::ensure!(!speech.samples.is_empty(), "nothing to say: the text has no speakable words");
-    if let Some(path) = out {
-        write_wav(path, &speech)?;
+    match out {
+        Some(path) => write_wav(path, &speech)?,
+        None => play(config, &speech, clock_log)?,
     }
     if let Some(path) = timeline {
         let json = TimelineJson {
@@ -104,6 +101,43 @@ fn speakable(text: &str) -> (String, String) {
         }
     }
     (keep, dropped)
+}
+
+/// Plays on the output device and returns when it has been heard.
+fn play(config: &Config, speech: &Speech, clock_log: Option<&Path>) -> anyhow::Result<()> {
+    let mut player = hiwar_speech::voice::Player::open(&config.audio.output_device)
+        .context("no audio output to speak on (write to a file with --out FILE.wav)")?;
+    let clock = player.clock();
+    let started = std::time::Instant::now();
+    let logger = clock_log.map(|_| {
+        let (clock, stop) = (clock.clone(), std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut rows = String::from("wall_ms,position,latency_frames,rate\n");
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                rows.push_str(&format!(
+                    "{:.1},{},{},{}\n",
+                    started.elapsed().as_secs_f64() * 1e3,
+                    clock.position(),
+                    clock.latency_frames(),
+                    clock.sample_rate()
+                ));
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            rows
+        });
+        (stop, handle)
+    });
+    let begins = player.queue(&speech.samples, speech.sample_rate)?;
+    let seconds = speech.samples.len() as f64 / f64::from(speech.sample_rate.max(1));
+    let heard = player.wait_until_heard(std::time::Duration::from_secs_f64(seconds + 5.0));
+    if let (Some((stop, handle)), Some(path)) = (logger, clock_log) {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let rows = handle.join().map_err(|_| anyhow::anyhow!("clock logger failed"))?;
+        std::fs::write(path, format!("# speech starts at frame {begins}\n{rows}"))?;
+    }
+    anyhow::ensure!(heard, "the output device {} stopped playing", player.device());
+    Ok(())
 }
 
 fn write_wav(path: &Path, speech: &Speech) -> anyhow::Result<()> {

@@ -247,6 +247,7 @@ impl Pulse {
         }
         if let Some(first) = sinks.first() {
             pulse.pactl(&["set-default-source", &format!("{first}.monitor")]);
+            pulse.pactl(&["set-default-sink", first]);
         }
         pulse
     }
@@ -273,6 +274,17 @@ impl Pulse {
         self.apply(&mut cmd);
         let status = cmd.args(["-d", sink]).arg(wav).status().expect("paplay");
         assert!(status.success(), "paplay {}", wav.display());
+    }
+
+    /// Records what plays into `sink` (from its monitor) as 16 kHz mono s16le until the
+    /// returned child is killed.
+    pub fn record(&self, sink: &str, raw: &Path) -> std::process::Child {
+        let mut cmd = Command::new("parec");
+        self.apply(&mut cmd);
+        cmd.args(["-d", &format!("{sink}.monitor"), "--format=s16le", "--rate=16000", "--channels=1"])
+            .stdout(std::fs::File::create(raw).expect("raw file"))
+            .spawn()
+            .expect("parec")
     }
 
     /// The module index of the null sink `name`.

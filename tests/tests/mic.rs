@@ -1,6 +1,6 @@
-//! Live hearing from a microphone through cpal and ALSA, on a real-time paced virtual device
-//! (a private PulseAudio null sink whose monitor is the default source), including the
-//! microphone disappearing and coming back.
+//! Live audio through cpal and ALSA on real-time paced virtual devices (a private PulseAudio
+//! with null sinks): hearing from the "microphone" (a sink's monitor), including it
+//! disappearing and coming back, and speaking on the "speaker" with the played-sample clock.
 
 use std::process::Stdio;
 use std::sync::mpsc::Receiver;
@@ -69,4 +69,55 @@ fn silence_from_the_microphone_produces_nothing() {
     // Six seconds of the null source's digital silence: whisper base alone says "you" here.
     std::thread::sleep(Duration::from_secs(6));
     assert!(out.try_recv().is_err(), "a transcript out of silence");
+}
+
+#[test]
+fn speech_played_on_the_speaker_is_heard_and_the_clock_tracks_real_time() {
+    let pulse = Pulse::start(&["spk"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (raw, log) = (dir.path().join("played.raw"), dir.path().join("clock.csv"));
+    let mut recorder = pulse.record("spk", &raw);
+    std::thread::sleep(Duration::from_millis(500));
+    let text = "Welcome to the service centre. How can I help you today?";
+    let mut cmd = hiwar(&model_cache());
+    pulse.apply(&mut cmd);
+    let out = hiwar_tests::run(cmd.args(["say", text, "--clock-log"]).arg(&log));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = recorder.kill();
+    let _ = recorder.wait();
+
+    // What the speaker played is what was said.
+    let bytes = std::fs::read(&raw).expect("recording");
+    let samples: Vec<f32> = bytes.chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect();
+    let wav = dir.path().join("played.wav");
+    hiwar_tests::write_wav(&wav, 16_000, 1, &samples);
+    let heard = hiwar_tests::run(hiwar(&model_cache()).args(["transcribe", "--json", "--lang", "en"]).arg(&wav));
+    let v: serde_json::Value = serde_json::from_str(heard.stdout.trim()).expect("json");
+    let wer = word_error_rate(text, v["text"].as_str().unwrap_or_default());
+    assert!(wer <= 0.15, "WER {wer:.2}: {}", v["text"]);
+
+    // The published clock: never backwards, latency reported, and advancing at the device's
+    // rate against the wall clock while speech plays.
+    let csv = std::fs::read_to_string(&log).expect("clock log");
+    let rows: Vec<(f64, f64, f64, f64)> = csv
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("wall"))
+        .filter_map(|l| {
+            let v: Vec<f64> = l.split(',').filter_map(|x| x.parse().ok()).collect();
+            (v.len() == 4).then(|| (v[0], v[1], v[2], v[3]))
+        })
+        .collect();
+    assert!(rows.len() > 100, "{} rows", rows.len());
+    assert!(rows.windows(2).all(|w| w[1].1 >= w[0].1), "the clock went backwards");
+    let rate = rows.last().expect("rows").3;
+    let latency = rows.last().expect("rows").2 / rate;
+    assert!(latency > 0.0 && latency < 0.5, "device latency {latency:.3} s");
+    // PulseAudio's ALSA plugin holds a new stream for most of a second before it starts
+    // pulling; measure from 0.1 s after the clock starts moving.
+    let base = rows[0].1;
+    let moving: Vec<&(f64, f64, f64, f64)> = rows.iter().filter(|r| r.1 > base + rate * 0.1).collect();
+    let (first, last) = (moving[moving.len() / 5], moving[moving.len() * 4 / 5]);
+    let slope = (last.1 - first.1) / ((last.0 - first.0) / 1000.0) / rate;
+    assert!((slope - 1.0).abs() < 0.05, "clock runs at {slope:.3}× real time");
 }

@@ -15,6 +15,7 @@ pub struct Resampler {
     /// Output samples still to drop to cancel the filter's delay.
     skip: usize,
     rate: u32,
+    target: u32,
     /// Samples taken in and given out, to end the stream at exactly the right length.
     taken: u64,
     given: u64,
@@ -29,19 +30,24 @@ impl std::fmt::Debug for Resampler {
 impl Resampler {
     /// A resampler from `rate` to 16 kHz (a pass-through when `rate` is already 16 kHz).
     pub fn new(rate: u32) -> Result<Resampler> {
-        if rate == 0 {
+        Resampler::between(rate, TARGET_RATE)
+    }
+
+    /// A resampler from `rate` to `target` (a pass-through when they are equal).
+    pub fn between(rate: u32, target: u32) -> Result<Resampler> {
+        if rate == 0 || target == 0 {
             return Err(Error::Audio("sample rate 0".into()));
         }
-        let inner = if rate == TARGET_RATE {
+        let inner = if rate == target {
             None
         } else {
             Some(
-                FftFixedIn::new(rate as usize, TARGET_RATE as usize, CHUNK, 2, 1)
-                    .map_err(|e| Error::Audio(format!("cannot resample {rate} Hz to 16 kHz: {e}")))?,
+                FftFixedIn::new(rate as usize, target as usize, CHUNK, 2, 1)
+                    .map_err(|e| Error::Audio(format!("cannot resample {rate} Hz to {target} Hz: {e}")))?,
             )
         };
         let skip = inner.as_ref().map_or(0, |r| r.output_delay());
-        Ok(Resampler { inner, pending: Vec::with_capacity(CHUNK * 2), out: Vec::new(), skip, rate, taken: 0, given: 0 })
+        Ok(Resampler { inner, pending: Vec::with_capacity(CHUNK * 2), out: Vec::new(), skip, rate, target, taken: 0, given: 0 })
     }
 
     /// Feeds samples; returns the 16 kHz samples that are ready.
@@ -81,7 +87,7 @@ impl Resampler {
             append_skipping(&mut self.out, &out[0], &mut self.skip);
         }
         // The last block was padded with zeros: end at the input's length, converted.
-        let total = self.taken * u64::from(TARGET_RATE) / u64::from(self.rate);
+        let total = self.taken * u64::from(self.target) / u64::from(self.rate);
         let keep = total.saturating_sub(self.given).min(self.out.len() as u64) as usize;
         self.out.truncate(keep);
         self.given += keep as u64;

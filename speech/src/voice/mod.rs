@@ -8,8 +8,10 @@
 pub mod arabic;
 mod onnx_patch;
 mod piper;
+mod player;
 mod tashkeel;
 
 pub use onnx_patch::{add_graph_output, duration_output};
 pub use piper::{PiperVoice, Speech, TimedPhoneme, TimedWord, VoiceConfig, split_clauses};
+pub use player::{PlayClock, Player};
 pub use tashkeel::{Diacritizer, is_tashkeel};

@@ -1,0 +1,244 @@
+//! Playback through cpal. The output callback pulls from a lock-free ring, fades out on stop,
+//! and publishes the played-sample clock: how many samples the listener has heard, from the
+//! samples handed to the device minus the device's own latency. That clock is the only time
+//! the face, the captions and embedders may use.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{FromSample, SampleFormat, SizedSample};
+
+use crate::hearing::Resampler;
+use crate::{Error, Result};
+
+/// Fade applied when playback is stopped (barge-in), in milliseconds.
+const FADE_MS: u64 = 8;
+
+/// What the output callback publishes (atomics only).
+#[derive(Debug, Default)]
+pub struct PlayClock {
+    /// Frames handed to the device since the stream started.
+    handed: AtomicU64,
+    /// The device's latency from hand-over to sound, in frames (from cpal's timestamps).
+    latency: AtomicU64,
+    rate: AtomicU64,
+    /// The highest position reported so far: the device's latency estimate jitters by a few
+    /// frames from callback to callback, and the clock must never run backwards.
+    reported: AtomicU64,
+}
+
+impl PlayClock {
+    /// The frame being heard now: frames handed over minus those still in the device.
+    /// Monotonic.
+    pub fn position(&self) -> u64 {
+        let now = self.handed.load(Ordering::Acquire).saturating_sub(self.latency.load(Ordering::Relaxed));
+        self.reported.fetch_max(now, Ordering::AcqRel).max(now)
+    }
+
+    pub fn latency_frames(&self) -> u64 {
+        self.latency.load(Ordering::Relaxed)
+    }
+
+    pub fn sample_rate(&self) -> u32 {
+        self.rate.load(Ordering::Relaxed) as u32
+    }
+
+}
+
+/// An open output device. Audio is queued at any rate and resampled to the device's.
+pub struct Player {
+    ring: rtrb::Producer<f32>,
+    clock: Arc<PlayClock>,
+    /// Frames queued in all (at the device rate).
+    queued: u64,
+    stopping: Arc<AtomicBool>,
+    rate: u32,
+    device: String,
+    _thread: StreamThread,
+}
+
+impl std::fmt::Debug for Player {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Player").field("device", &self.device).field("rate", &self.rate).finish_non_exhaustive()
+    }
+}
+
+/// The thread that owns the (not `Send`) cpal stream; dropping it stops the stream.
+struct StreamThread {
+    stop: Option<mpsc::Sender<()>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for StreamThread {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Player {
+    /// Opens `device` (empty: the default output) at its native rate and format.
+    pub fn open(device: &str) -> Result<Player> {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let clock = Arc::new(PlayClock::default());
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (c, s, name) = (Arc::clone(&clock), Arc::clone(&stopping), device.to_string());
+        let handle = std::thread::Builder::new()
+            .name("player".into())
+            .spawn(move || match build(&name, c, s) {
+                Ok((stream, producer, rate, device)) => {
+                    let _ = ready_tx.send(Ok((producer, rate, device)));
+                    // Hold the stream until the player is dropped.
+                    let _ = stop_rx.recv();
+                    drop(stream);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            })
+            .map_err(|e| Error::Audio(format!("cannot start the player thread: {e}")))?;
+        let thread = StreamThread { stop: Some(stop_tx), handle: Some(handle) };
+        let (ring, rate, device) = ready_rx.recv().map_err(|_| Error::Audio("the player thread died".into()))??;
+        Ok(Player { ring, clock, queued: 0, stopping, rate, device, _thread: thread })
+    }
+
+    pub fn clock(&self) -> Arc<PlayClock> {
+        Arc::clone(&self.clock)
+    }
+
+    pub fn sample_rate(&self) -> u32 {
+        self.rate
+    }
+
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+
+    /// Queues mono `samples` at `rate`, waiting for room in the ring as playback proceeds.
+    /// Returns the device-rate frame at which this audio starts playing.
+    pub fn queue(&mut self, samples: &[f32], rate: u32) -> Result<u64> {
+        let mut resampler = Resampler::between(rate, self.rate)?;
+        let mut converted = resampler.push(samples)?.to_vec();
+        converted.extend_from_slice(resampler.finish()?);
+        let start = self.queued.max(self.clock.handed.load(Ordering::Acquire));
+        self.stopping.store(false, Ordering::Release);
+        let mut rest = converted.as_slice();
+        while !rest.is_empty() {
+            let n = self.ring.slots().min(rest.len());
+            if n == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            if let Ok(chunk) = self.ring.write_chunk_uninit(n) {
+                chunk.fill_from_iter(rest[..n].iter().copied());
+            }
+            rest = &rest[n..];
+        }
+        self.queued = start + converted.len() as u64;
+        Ok(start)
+    }
+
+    /// Blocks until everything queued has been heard (device latency included).
+    pub fn wait_until_heard(&self, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        while self.clock.position() < self.queued {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+
+    /// Stops at once (barge-in): the callback fades out over a few milliseconds and drops
+    /// what is still queued.
+    pub fn stop(&mut self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+}
+
+type Built = (cpal::Stream, rtrb::Producer<f32>, u32, String);
+
+fn build(device: &str, clock: Arc<PlayClock>, stopping: Arc<AtomicBool>) -> Result<Built> {
+    let host = cpal::default_host();
+    let dev = if device.is_empty() {
+        host.default_output_device().ok_or_else(|| Error::Audio("no default output device".into()))?
+    } else {
+        host.output_devices()
+            .map_err(|e| Error::Audio(e.to_string()))?
+            .find(|d| d.description().is_ok_and(|desc| desc.name() == device))
+            .ok_or_else(|| Error::Audio(format!("output device `{device}` not found")))?
+    };
+    let name = dev.description().map_or_else(|_| "(unnamed)".to_string(), |d| d.name().to_string());
+    let supported = dev.default_output_config().map_err(|e| Error::Audio(format!("{name}: {e}")))?;
+    let format = supported.sample_format();
+    let config: cpal::StreamConfig = supported.into();
+    let rate = config.sample_rate;
+    clock.rate.store(u64::from(rate), Ordering::Relaxed);
+    // Two seconds of queue: the voice runs ahead of playback by at most this much.
+    let (producer, consumer) = rtrb::RingBuffer::new(rate as usize * 2);
+    let stream = match format {
+        SampleFormat::F32 => output::<f32>(&dev, &config, consumer, clock, stopping),
+        SampleFormat::I16 => output::<i16>(&dev, &config, consumer, clock, stopping),
+        SampleFormat::I32 => output::<i32>(&dev, &config, consumer, clock, stopping),
+        SampleFormat::U16 => output::<u16>(&dev, &config, consumer, clock, stopping),
+        other => return Err(Error::Audio(format!("{name}: sample format {other} is not supported"))),
+    }
+    .map_err(|e| Error::Audio(format!("{name}: {e}")))?;
+    stream.play().map_err(|e| Error::Audio(format!("{name}: {e}")))?;
+    Ok((stream, producer, rate, name))
+}
+
+fn output<T>(
+    dev: &cpal::Device,
+    config: &cpal::StreamConfig,
+    mut ring: rtrb::Consumer<f32>,
+    clock: Arc<PlayClock>,
+    stopping: Arc<AtomicBool>,
+) -> std::result::Result<cpal::Stream, cpal::Error>
+where
+    T: SizedSample + FromSample<f32>,
+{
+    let channels = usize::from(config.channels.max(1));
+    let rate = f64::from(config.sample_rate);
+    let fade_frames = (u64::from(config.sample_rate) * FADE_MS / 1000).max(1);
+    let mut fade_left = 0u64;
+    dev.build_output_stream::<T, _, _>(
+        *config,
+        move |data: &mut [T], info| {
+            // Real-time thread: no allocation, no lock, no logging.
+            let frames = data.len() / channels;
+            if stopping.swap(false, Ordering::AcqRel) {
+                fade_left = fade_frames;
+            }
+            let ts = info.timestamp();
+            let latency = ts.playback.duration_since(ts.callback);
+            clock.latency.store((latency.as_secs_f64() * rate) as u64, Ordering::Relaxed);
+            for frame in data.chunks_exact_mut(channels) {
+                let mut s = ring.pop().unwrap_or(0.0);
+                if fade_left > 0 {
+                    s *= fade_left as f32 / fade_frames as f32;
+                    fade_left -= 1;
+                    if fade_left == 0 {
+                        // Faded out: drop the rest of what was queued.
+                        let n = ring.slots();
+                        if let Ok(chunk) = ring.read_chunk(n) {
+                            chunk.commit_all();
+                        }
+                    }
+                }
+                let v = T::from_sample_(s);
+                frame.iter_mut().for_each(|out| *out = v);
+            }
+            clock.handed.fetch_add(frames as u64, Ordering::Release);
+        },
+        move |_err| {},
+        None,
+    )
+}
