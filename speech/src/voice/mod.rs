@@ -6,6 +6,7 @@
 //! (diacritisation, rule-based G2P), text normalisation, streaming and playback follow.
 
 pub mod arabic;
+mod chunker;
 mod onnx_patch;
 mod piper;
 mod player;
@@ -13,5 +14,6 @@ mod tashkeel;
 
 pub use onnx_patch::{add_graph_output, duration_output};
 pub use piper::{PiperVoice, Speech, TimedPhoneme, TimedWord, VoiceConfig, split_clauses};
+pub use chunker::Chunker;
 pub use player::{PlayClock, Player};
 pub use tashkeel::{Diacritizer, is_tashkeel};
