@@ -7,6 +7,7 @@
 
 pub mod arabic;
 mod chunker;
+mod normalize;
 mod onnx_patch;
 mod piper;
 mod player;
@@ -15,5 +16,6 @@ mod tashkeel;
 pub use onnx_patch::{add_graph_output, duration_output};
 pub use piper::{PiperVoice, Speech, TimedPhoneme, TimedWord, VoiceConfig, split_clauses};
 pub use chunker::Chunker;
+pub use normalize::{cardinal, normalize_for_speech};
 pub use player::{PlayClock, Player};
 pub use tashkeel::{Diacritizer, is_tashkeel};

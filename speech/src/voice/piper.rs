@@ -161,7 +161,8 @@ impl PiperVoice {
     /// language; one timeline covers both.
     pub fn speak(&mut self, text: &str, mut diacritizer: Option<&mut super::Diacritizer>) -> Result<Speech> {
         let mut all = Speech { sample_rate: self.config.sample_rate, ..Speech::default() };
-        for (k, (clause, punct)) in split_clauses(text).into_iter().enumerate() {
+        let text = super::normalize_for_speech(text);
+        for (k, (clause, punct)) in split_clauses(&text).into_iter().enumerate() {
             let mut parts = Vec::new();
             for (arabic, span) in script_spans(&clause) {
                 if arabic {
