@@ -13,6 +13,112 @@ use serde::Deserialize;
 use crate::config::Config;
 
 const REFERENCE_C: &str = include_str!("../bench/whisper_ref.c");
+const REFERENCE_PIPER: &str = include_str!("../bench/piper_ref.py");
+
+const TTS_ENGLISH: [&str; 3] = [
+    "Welcome to the service centre, how can I help you today?",
+    "Your appointment is confirmed for Tuesday morning at ten.",
+    "Please bring your passport, two photographs, and the receipt for the fee.",
+];
+const TTS_ARABIC: [&str; 3] = [
+    "مرحبا بكم في مركز الخدمة، كيف يمكنني مساعدتكم اليوم؟",
+    "موعدك يوم الثلاثاء الساعة 10:30 صباحاً.",
+    "يرجى إحضار جواز السفر، وصورتين شخصيتين، وإيصال دفع الرسوم.",
+];
+
+#[derive(Debug, Deserialize)]
+struct PiperRow {
+    sentence: usize,
+    first_ms: f64,
+    total_ms: f64,
+    audio_s: f64,
+}
+
+/// `hiwar bench tts`: hiwar's voice against Python Piper, same voice, same sentences, same run.
+pub fn tts(config: &Config, python: &str, reps: usize) -> anyhow::Result<ExitCode> {
+    let mut voice = crate::voice::english_voice(config)?;
+    let mut diacritizer = crate::voice::diacritizer(config)?;
+    let store = crate::models::Store::open(config)?;
+    let model = store.file_of("piper-en-joe", "en_US-joe-medium.onnx").context("piper-en-joe")?;
+    println!("## hiwar bench tts\n");
+    println!("Voice en_US-joe-medium, {reps} repetitions per sentence; hiwar speaks the first chunk its streaming chunker cuts (a short clause), Piper its first sentence.\n");
+    // Warm up, as the reference does.
+    voice.speak("Warm up.", None)?;
+    let mut measure = |text: &str, arabic: bool| -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+        let (mut first, mut rtf) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let started = Instant::now();
+            let mut chunker = hiwar_speech::voice::Chunker::new();
+            let mut chunks = chunker.push(text);
+            chunks.extend(chunker.finish());
+            let mut audio = 0usize;
+            let mut first_ms = None;
+            for chunk in &chunks {
+                let speech = voice.speak(chunk, if arabic { Some(&mut diacritizer) } else { None })?;
+                first_ms.get_or_insert(started.elapsed().as_secs_f64() * 1e3);
+                audio += speech.samples.len();
+            }
+            let total = started.elapsed().as_secs_f64();
+            first.push(first_ms.unwrap_or(f64::NAN));
+            rtf.push(total / (audio as f64 / 22_050.0));
+        }
+        Ok((first, rtf))
+    };
+    let reference = run_piper(python, &model, reps);
+    println!("| sentence | hiwar first audio p50 / p95 | Piper first audio p50 / p95 | ratio (p50) | hiwar RTF p50 | Piper RTF p50 | ratio |");
+    println!("|---|---|---|---|---|---|---|");
+    let (mut ratios_first, mut ratios_rtf) = (Vec::new(), Vec::new());
+    for (i, text) in TTS_ENGLISH.iter().enumerate() {
+        let (mut first, mut rtf) = measure(text, false)?;
+        let (f50, f95, r50) = (percentile(&mut first.clone(), 50.0), percentile(&mut first, 95.0), percentile(&mut rtf, 50.0));
+        match &reference {
+            Ok(rows) => {
+                let mut pf: Vec<f64> = rows.iter().filter(|r| r.sentence == i).map(|r| r.first_ms).collect();
+                let mut pr: Vec<f64> = rows.iter().filter(|r| r.sentence == i).map(|r| r.total_ms / 1e3 / r.audio_s).collect();
+                let (p50, p95, pr50) = (percentile(&mut pf.clone(), 50.0), percentile(&mut pf, 95.0), percentile(&mut pr, 50.0));
+                ratios_first.push(f50 / p50);
+                ratios_rtf.push(r50 / pr50);
+                println!("| {text} | {f50:.0} / {f95:.0} ms | {p50:.0} / {p95:.0} ms | {:.2} | {r50:.3} | {pr50:.3} | {:.2} |", f50 / p50, r50 / pr50);
+            }
+            Err(_) => println!("| {text} | {f50:.0} / {f95:.0} ms | — | — | {r50:.3} | — | — |"),
+        }
+    }
+    match &reference {
+        Ok(_) => {
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+            println!("| **mean of ratios** | | | **{:.2}** | | | **{:.2}** |\n", mean(&ratios_first), mean(&ratios_rtf));
+        }
+        Err(e) => println!("\nReference not run: {e:#}\n"),
+    }
+    println!("Arabic (diacritisation + rule G2P + synthesis; Piper has no Arabic front-end to compare):\n");
+    println!("| sentence | first audio p50 / p95 | RTF p50 |\n|---|---|---|");
+    for text in TTS_ARABIC {
+        let (mut first, mut rtf) = measure(text, true)?;
+        println!("| {text} | {:.0} / {:.0} ms | {:.3} |", percentile(&mut first.clone(), 50.0), percentile(&mut first, 95.0), percentile(&mut rtf, 50.0));
+    }
+    println!();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_piper(python: &str, model: &Path, reps: usize) -> anyhow::Result<Vec<PiperRow>> {
+    let dir = tempdir()?;
+    let script = dir.join("piper_ref.py");
+    std::fs::write(&script, REFERENCE_PIPER)?;
+    let out = Command::new(python)
+        .arg(&script)
+        .arg(model)
+        .arg(reps.to_string())
+        .args(TTS_ENGLISH)
+        .output()
+        .with_context(|| format!("running {python}"))?;
+    if !out.status.success() {
+        bail!(
+            "{python} could not run Python Piper ({}); install it with `python3 -m venv V && V/bin/pip install piper-tts==1.8.0` and pass --python V/bin/python",
+            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default()
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).context("reference output")).collect()
+}
 
 #[derive(Debug, Deserialize)]
 struct ClipSet {

@@ -98,6 +98,16 @@ pub enum BenchCommand {
         #[arg(long, value_delimiter = ',', value_parser = ["accuracy", "speed", "latency", "memory"])]
         only: Vec<String>,
     },
+    /// Speech synthesis: time to first audio and real-time factor against Python Piper
+    /// (piper-tts 1.8) with the same voice, English and Arabic.
+    Tts {
+        /// A Python with piper-tts installed, for the reference (skipped if it has none).
+        #[arg(long, default_value = "python3")]
+        python: String,
+        /// Repetitions per sentence.
+        #[arg(long, default_value_t = 10)]
+        reps: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]

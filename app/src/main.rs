@@ -59,6 +59,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench { what: BenchCommand::Asr { model, reps, rounds, only } } => {
             bench::asr(&config, model, reps.max(1), rounds, &only)
         }
+        Command::Bench { what: BenchCommand::Tts { python, reps } } => bench::tts(&config, &python, reps.max(1)),
         Command::Transcribe { files, lang, json, mic } => hearing::transcribe(&config, &files, &lang, json, mic),
         Command::Demo => demo::run(&config),
         other => Ok(not_built(&other)),
