@@ -109,13 +109,21 @@ impl Default for Hearing {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Voice {
     /// A Piper voice (.onnx with its .onnx.json beside it) for Arabic; empty uses the default.
     pub arabic_voice: String,
     /// A Piper voice for English; empty uses the cache's en_US-joe-medium.
     pub english_voice: String,
+    /// Where the voice models run: auto, cpu or cuda (cuda needs the `cuda` build feature).
+    pub device: String,
+}
+
+impl Default for Voice {
+    fn default() -> Self {
+        Voice { arabic_voice: String::new(), english_voice: String::new(), device: "auto".into() }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -4,7 +4,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use hiwar_speech::voice::{PiperVoice, Speech};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use hiwar_speech::voice::{Chunker, PiperVoice, Player, Speech, TimedPhoneme, TimedWord};
 use serde::Serialize;
 
 use crate::config::Config;
@@ -39,6 +42,12 @@ fn is_arabic(text: &str) -> bool {
 pub fn english_voice(config: &Config) -> anyhow::Result<PiperVoice> {
     let store = Store::open(config)?;
     let ort = store.file_of("onnxruntime", "libonnxruntime.so.1.32.0").context("no onnxruntime in the manifest")?;
+    hiwar_speech::onnx::set_device(match config.voice.device.as_str() {
+        "cpu" => hiwar_speech::onnx::Device::Cpu,
+        "cuda" => hiwar_speech::onnx::Device::Cuda,
+        "auto" => hiwar_speech::onnx::Device::Auto,
+        other => anyhow::bail!("voice.device = {other:?}: use auto, cpu or cuda"),
+    });
     hiwar_speech::onnx::load(&ort)?;
     let model = if config.voice.english_voice.is_empty() {
         store.file_of("piper-en-joe", "en_US-joe-medium.onnx").context("no piper-en-joe in the manifest")?
@@ -65,21 +74,107 @@ pub fn say(config: &Config, text: &str, lang: &str, out: Option<&Path>, timeline
     }
     let mut voice = english_voice(config)?;
     let mut diacritizer = if is_arabic(&text) { Some(diacritizer(config)?) } else { None };
-    let speech = voice.speak(&text, diacritizer.as_mut())?;
-    anyhow::ensure!(!speech.samples.is_empty(), "nothing to say: the text has no speakable words");
-    match out {
-        Some(path) => write_wav(path, &speech)?,
-        None => play(config, &speech, clock_log)?,
+    // Chunk by chunk, as an LLM's answer will arrive: the first (short) chunk is heard while
+    // the next is synthesised, and a long text never sits in memory as audio.
+    let mut chunker = Chunker::new();
+    let mut chunks = chunker.push(&text);
+    chunks.extend(chunker.finish());
+    let mut sink = match out {
+        Some(path) => Sink::File(
+            hound::WavWriter::create(path, wav_spec(voice.config.sample_rate)).with_context(|| format!("cannot write {}", path.display()))?,
+        ),
+        None => Sink::Speaker(Speaker::open(config, clock_log)?),
+    };
+    let (mut phonemes, mut words, mut offset) = (Vec::new(), Vec::new(), 0u64);
+    for chunk in &chunks {
+        let speech = voice.speak(chunk, diacritizer.as_mut())?;
+        match &mut sink {
+            Sink::File(w) => {
+                for s in &speech.samples {
+                    w.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16)?;
+                }
+            }
+            Sink::Speaker(speaker) => speaker.queue(&speech)?,
+        }
+        phonemes.extend(speech.phonemes.into_iter().map(|p| TimedPhoneme { start: p.start + offset, end: p.end + offset, ..p }));
+        words.extend(speech.words.into_iter().map(|w| TimedWord { start: w.start + offset, end: w.end + offset, ..w }));
+        offset += speech.samples.len() as u64;
+    }
+    anyhow::ensure!(offset > 0, "nothing to say: the text has no speakable words");
+    match sink {
+        Sink::File(w) => w.finalize()?,
+        Sink::Speaker(speaker) => speaker.finish(offset as f64 / f64::from(voice.config.sample_rate))?,
     }
     if let Some(path) = timeline {
         let json = TimelineJson {
-            sample_rate: speech.sample_rate,
-            phonemes: speech.phonemes.iter().map(|p| PhonemeJson { ph: &p.phoneme, start: p.start, end: p.end }).collect(),
-            words: speech.words.iter().map(|w| WordJson { word: &w.word, start: w.start, end: w.end }).collect(),
+            sample_rate: voice.config.sample_rate,
+            phonemes: phonemes.iter().map(|p| PhonemeJson { ph: &p.phoneme, start: p.start, end: p.end }).collect(),
+            words: words.iter().map(|w| WordJson { word: &w.word, start: w.start, end: w.end }).collect(),
         };
         std::fs::write(path, serde_json::to_string_pretty(&json)?).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+enum Sink {
+    File(hound::WavWriter<std::io::BufWriter<std::fs::File>>),
+    Speaker(Speaker),
+}
+
+fn wav_spec(rate: u32) -> hound::WavSpec {
+    hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int }
+}
+
+/// The output device, with an optional log of its played-sample clock.
+struct Speaker {
+    player: Player,
+    log: Option<(std::path::PathBuf, Arc<AtomicBool>, std::thread::JoinHandle<String>)>,
+    begins: Option<u64>,
+}
+
+impl Speaker {
+    fn open(config: &Config, clock_log: Option<&Path>) -> anyhow::Result<Speaker> {
+        let player = Player::open(&config.audio.output_device).context("no audio output to speak on (write to a file with --out FILE.wav)")?;
+        let log = clock_log.map(|path| {
+            let (clock, stop) = (player.clock(), Arc::new(AtomicBool::new(false)));
+            let flag = Arc::clone(&stop);
+            let started = std::time::Instant::now();
+            let handle = std::thread::spawn(move || {
+                let mut rows = String::from("wall_ms,position,latency_frames,rate\n");
+                while !flag.load(Ordering::Relaxed) {
+                    rows.push_str(&format!(
+                        "{:.1},{},{},{}\n",
+                        started.elapsed().as_secs_f64() * 1e3,
+                        clock.position(),
+                        clock.latency_frames(),
+                        clock.sample_rate()
+                    ));
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                rows
+            });
+            (path.to_path_buf(), stop, handle)
+        });
+        Ok(Speaker { player, log, begins: None })
+    }
+
+    fn queue(&mut self, speech: &Speech) -> anyhow::Result<()> {
+        let at = self.player.queue(&speech.samples, speech.sample_rate)?;
+        self.begins.get_or_insert(at);
+        Ok(())
+    }
+
+    /// Waits until everything has been heard, then writes the clock log.
+    fn finish(self, seconds: f64) -> anyhow::Result<()> {
+        let heard = self.player.wait_until_heard(std::time::Duration::from_secs_f64(seconds + 5.0));
+        if let Some((path, stop, handle)) = self.log {
+            stop.store(true, Ordering::Relaxed);
+            let rows = handle.join().map_err(|_| anyhow::anyhow!("clock logger failed"))?;
+            std::fs::write(&path, format!("# speech starts at frame {}\n{rows}", self.begins.unwrap_or(0)))?;
+        }
+        anyhow::ensure!(heard, "the output device {} stopped playing", self.player.device());
+        Ok(())
+    }
 }
 
 /// Keeps Latin and Arabic letters, digits, punctuation and spaces; control characters and
@@ -101,51 +196,4 @@ fn speakable(text: &str) -> (String, String) {
         }
     }
     (keep, dropped)
-}
-
-/// Plays on the output device and returns when it has been heard.
-fn play(config: &Config, speech: &Speech, clock_log: Option<&Path>) -> anyhow::Result<()> {
-    let mut player = hiwar_speech::voice::Player::open(&config.audio.output_device)
-        .context("no audio output to speak on (write to a file with --out FILE.wav)")?;
-    let clock = player.clock();
-    let started = std::time::Instant::now();
-    let logger = clock_log.map(|_| {
-        let (clock, stop) = (clock.clone(), std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)));
-        let flag = stop.clone();
-        let handle = std::thread::spawn(move || {
-            let mut rows = String::from("wall_ms,position,latency_frames,rate\n");
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                rows.push_str(&format!(
-                    "{:.1},{},{},{}\n",
-                    started.elapsed().as_secs_f64() * 1e3,
-                    clock.position(),
-                    clock.latency_frames(),
-                    clock.sample_rate()
-                ));
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            rows
-        });
-        (stop, handle)
-    });
-    let begins = player.queue(&speech.samples, speech.sample_rate)?;
-    let seconds = speech.samples.len() as f64 / f64::from(speech.sample_rate.max(1));
-    let heard = player.wait_until_heard(std::time::Duration::from_secs_f64(seconds + 5.0));
-    if let (Some((stop, handle)), Some(path)) = (logger, clock_log) {
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let rows = handle.join().map_err(|_| anyhow::anyhow!("clock logger failed"))?;
-        std::fs::write(path, format!("# speech starts at frame {begins}\n{rows}"))?;
-    }
-    anyhow::ensure!(heard, "the output device {} stopped playing", player.device());
-    Ok(())
-}
-
-fn write_wav(path: &Path, speech: &Speech) -> anyhow::Result<()> {
-    let spec = hound::WavSpec { channels: 1, sample_rate: speech.sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut w = hound::WavWriter::create(path, spec).with_context(|| format!("cannot write {}", path.display()))?;
-    for s in &speech.samples {
-        w.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16)?;
-    }
-    w.finalize()?;
-    Ok(())
 }

@@ -48,18 +48,50 @@ pub fn load(path: &Path) -> Result<OnnxRuntimeInfo> {
     }
 }
 
+/// Where ONNX models run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    Cpu,
+    /// CUDA when it loads, else CPU (with a warning).
+    Auto,
+    /// CUDA; CPU with a warning if the provider fails.
+    Cuda,
+}
+
+static DEVICE: OnceLock<Device> = OnceLock::new();
+
+/// Chooses where later sessions run (once per process; the first choice stays).
+pub fn set_device(device: Device) {
+    let _ = DEVICE.set(device);
+    if device == Device::Cuda && !cfg!(feature = "cuda") {
+        tracing::warn!("voice.device = cuda, but hiwar was built without the `cuda` feature: running on the CPU");
+    }
+}
+
+fn builder(loaded: &Loaded, threads: usize, origin: &Path) -> Result<ort::session::builder::SessionBuilder> {
+    let onnx = |e: String| Error::Onnx(format!("{}: {e}", origin.display()));
+    let builder = ort::session::Session::builder(&loaded.env)
+        .map_err(|e| onnx(e.to_string()))?
+        .with_intra_threads(threads)
+        .map_err(|e| onnx(e.to_string()))?;
+    let device = DEVICE.get().copied().unwrap_or(Device::Cpu);
+    #[cfg(feature = "cuda")]
+    if device != Device::Cpu {
+        // Registration failures fall back to the CPU provider inside ONNX Runtime.
+        return builder
+            .with_execution_providers([ort::ep::CUDA::default().build()])
+            .map_err(|e| onnx(e.to_string()));
+    }
+    let _ = device;
+    Ok(builder)
+}
+
 /// Opens a model held in memory (e.g. patched at load time) in a session of its own.
 pub fn session_from_memory(bytes: &[u8], threads: usize, origin: &Path) -> Result<ort::session::Session> {
     let Some(Ok(loaded)) = LOADED.get() else {
         return Err(Error::Onnx("ONNX Runtime is not loaded yet (hiwar loads it from the model cache)".into()));
     };
-    let onnx = |e: String| Error::Onnx(format!("{}: {e}", origin.display()));
-    ort::session::Session::builder(&loaded.env)
-        .map_err(|e| onnx(e.to_string()))?
-        .with_intra_threads(threads)
-        .map_err(|e| onnx(e.to_string()))?
-        .commit_from_memory(bytes)
-        .map_err(|e| onnx(e.to_string()))
+    builder(loaded, threads, origin)?.commit_from_memory(bytes).map_err(|e| Error::Onnx(format!("{}: {e}", origin.display())))
 }
 
 /// Opens a model in a session of its own (sessions are not shared between threads).
@@ -71,15 +103,7 @@ pub fn session(model: &Path, threads: usize, name: &str) -> Result<ort::session:
     if !model.is_file() {
         return Err(Error::ModelMissing { name: name.into(), path: model.to_path_buf(), fix: format!("hiwar models fetch {name}") });
     }
-    let onnx = |e: String| Error::Onnx(format!("{}: {e}", model.display()));
-    ort::session::Session::builder(&loaded.env)
-        .map_err(|e| onnx(e.to_string()))?
-        .with_intra_threads(threads)
-        .map_err(|e| onnx(e.to_string()))?
-        .with_inter_threads(1)
-        .map_err(|e| onnx(e.to_string()))?
-        .commit_from_file(model)
-        .map_err(|e| onnx(e.to_string()))
+    builder(loaded, threads, model)?.commit_from_file(model).map_err(|e| Error::Onnx(format!("{}: {e}", model.display())))
 }
 
 /// The version in a versioned library name (`libonnxruntime.so.1.32.0` → `1.32.0`).
