@@ -91,7 +91,8 @@ fn verbalize_numbers(text: &str) -> String {
     let mut out = String::with_capacity(text.len() * 2);
     let mut i = 0;
     while i < chars.len() {
-        if !chars[i].is_ascii_digit() && !(chars[i] == '+' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) {
+        let number_starts = chars[i].is_ascii_digit() || (chars[i] == '+' && chars.get(i + 1).is_some_and(char::is_ascii_digit));
+        if !number_starts {
             out.push(chars[i]);
             i += 1;
             continue;
@@ -132,7 +133,7 @@ fn arabic_token(token: &str) -> String {
     let digits_only: String = token.chars().filter(char::is_ascii_digit).collect();
     // Phone numbers, IDs and anything with a leading zero or + are read digit by digit.
     if token.starts_with('+') || token.contains('-') || (digits_only.len() >= 7 && !token.contains(',')) || (token.starts_with('0') && token.len() > 1 && !token.contains('.')) {
-        return digits_only.chars().map(|d| digit_word(d)).collect::<Vec<_>>().join(" ");
+        return digits_only.chars().map(digit_word).collect::<Vec<_>>().join(" ");
     }
     if let Some((h, m)) = token.split_once(':')
         && let (Ok(h), Ok(m)) = (h.parse::<u32>(), m.parse::<u32>())
