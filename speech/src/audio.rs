@@ -2,6 +2,44 @@
 
 use cpal::traits::{DeviceTrait, HostTrait};
 
+use crate::{Error, Result};
+
+/// Which way a device carries sound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Input,
+    Output,
+}
+
+/// The device named `name` (as `hiwar doctor` lists it; empty for the default) with that
+/// name, and its default stream configuration.
+pub fn open_device(name: &str, direction: Direction) -> Result<(cpal::Device, String, cpal::SupportedStreamConfig)> {
+    let host = cpal::default_host();
+    let what = if direction == Direction::Input { "input" } else { "output" };
+    let dev = if name.is_empty() {
+        match direction {
+            Direction::Input => host.default_input_device(),
+            Direction::Output => host.default_output_device(),
+        }
+        .ok_or_else(|| Error::Audio(format!("no default {what} device")))?
+    } else {
+        match direction {
+            Direction::Input => host.input_devices(),
+            Direction::Output => host.output_devices(),
+        }
+        .map_err(|e| Error::Audio(e.to_string()))?
+        .find(|d| d.description().is_ok_and(|desc| desc.name() == name))
+        .ok_or_else(|| Error::Audio(format!("{what} device `{name}` not found")))?
+    };
+    let label = describe(&dev);
+    let config = match direction {
+        Direction::Input => dev.default_input_config(),
+        Direction::Output => dev.default_output_config(),
+    }
+    .map_err(|e| Error::Audio(format!("{label}: {e}")))?;
+    Ok((dev, label, config))
+}
+
 /// What the audio host offers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AudioDevices {
@@ -15,7 +53,7 @@ pub struct AudioDevices {
 }
 
 fn describe(device: &cpal::Device) -> String {
-    device.description().map_or_else(|e| format!("(unnamed device: {e})"), |d| d.name().to_string())
+    device.description().map_or_else(|_| "(unnamed)".to_string(), |d| d.name().to_string())
 }
 
 /// Lists the default host's input and output devices. Never panics: a host without devices

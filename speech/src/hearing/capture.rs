@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::traits::{DeviceTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample};
 
 use crate::{Error, Result};
@@ -50,17 +50,7 @@ impl Capture {
     /// Opens `device` (by the name `hiwar doctor` lists; empty for the default) at its native
     /// rate and format.
     pub fn open(device: &str) -> Result<Capture> {
-        let host = cpal::default_host();
-        let dev = if device.is_empty() {
-            host.default_input_device().ok_or_else(|| Error::Audio("no default input device".into()))?
-        } else {
-            host.input_devices()
-                .map_err(|e| Error::Audio(e.to_string()))?
-                .find(|d| d.description().is_ok_and(|desc| desc.name() == device))
-                .ok_or_else(|| Error::Audio(format!("input device `{device}` not found")))?
-        };
-        let name = dev.description().map_or_else(|_| "(unnamed)".to_string(), |d| d.name().to_string());
-        let supported = dev.default_input_config().map_err(|e| Error::Audio(format!("{name}: {e}")))?;
+        let (dev, name, supported) = crate::audio::open_device(device, crate::audio::Direction::Input)?;
         let format = supported.sample_format();
         let config: cpal::StreamConfig = supported.into();
         let rate = config.sample_rate;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::traits::{DeviceTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample};
 
 use crate::hearing::Resampler;
@@ -166,17 +166,7 @@ impl Player {
 type Built = (cpal::Stream, rtrb::Producer<f32>, u32, String);
 
 fn build(device: &str, clock: Arc<PlayClock>, stopping: Arc<AtomicBool>) -> Result<Built> {
-    let host = cpal::default_host();
-    let dev = if device.is_empty() {
-        host.default_output_device().ok_or_else(|| Error::Audio("no default output device".into()))?
-    } else {
-        host.output_devices()
-            .map_err(|e| Error::Audio(e.to_string()))?
-            .find(|d| d.description().is_ok_and(|desc| desc.name() == device))
-            .ok_or_else(|| Error::Audio(format!("output device `{device}` not found")))?
-    };
-    let name = dev.description().map_or_else(|_| "(unnamed)".to_string(), |d| d.name().to_string());
-    let supported = dev.default_output_config().map_err(|e| Error::Audio(format!("{name}: {e}")))?;
+    let (dev, name, supported) = crate::audio::open_device(device, crate::audio::Direction::Output)?;
     let format = supported.sample_format();
     let config: cpal::StreamConfig = supported.into();
     let rate = config.sample_rate;
