@@ -52,6 +52,7 @@ pub fn collect(config: &Config) -> Vec<Check> {
             checks.extend(model_checks(&store));
             checks.push(whisper_check(&store, config));
             checks.push(onnx_check(&store));
+            checks.push(arabic_voice_check(config));
         }
         Err(e) => checks.push(Check::new("models manifest", true, Level::Fail, format!("{e:#}"), "leave models.manifest empty to use the built-in one")),
     }
@@ -165,6 +166,25 @@ fn onnx_check(store: &Store) -> Check {
             "",
         ),
         Err(e) => Check::new("ONNX Runtime", true, Level::Fail, e.to_string(), fetch_hint("onnxruntime")),
+    }
+}
+
+fn arabic_voice_check(config: &Config) -> Check {
+    let path = &config.voice.arabic_voice;
+    if path.is_empty() {
+        return Check::new(
+            "Arabic voice",
+            false,
+            Level::Warn,
+            "en_US-joe-medium speaking hiwar's Arabic phonemes: hard to understand (round-trip CER 0.57, docs/benchmarks.md)",
+            "for natural Arabic: `hiwar models fetch piper-ar-kareem-medium` (needs internet), then set voice.arabic_voice to its .onnx",
+        );
+    }
+    let json = format!("{path}.json");
+    if std::path::Path::new(path).is_file() && std::path::Path::new(&json).is_file() {
+        Check::new("Arabic voice", false, Level::Ok, format!("{path} (Piper)"), "")
+    } else {
+        Check::new("Arabic voice", true, Level::Fail, format!("voice.arabic_voice = {path}: the .onnx or its .onnx.json is missing"), "hiwar models fetch piper-ar-kareem-medium, or fix the path")
     }
 }
 

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use hiwar_speech::voice::{Chunker, PiperVoice, Player, Speech, TimedPhoneme, TimedWord};
+use hiwar_speech::voice::{Chunker, PiperVoice, Player, Speech, TimedPhoneme, TimedWord, Voices};
 use serde::Serialize;
 
 use crate::config::Config;
@@ -57,6 +57,20 @@ pub fn english_voice(config: &Config) -> anyhow::Result<PiperVoice> {
     Ok(PiperVoice::load(&model, "piper-en-joe")?)
 }
 
+/// The voices to speak with: English always; an Arabic Piper voice when voice.arabic_voice
+/// names one; the diacritiser when the text has Arabic.
+pub fn voices(config: &Config, arabic_text: bool) -> anyhow::Result<Voices> {
+    let english = english_voice(config)?;
+    let arabic = if config.voice.arabic_voice.is_empty() {
+        None
+    } else {
+        let path = std::path::PathBuf::from(&config.voice.arabic_voice);
+        Some(PiperVoice::load(&path, "piper-ar-kareem-medium").with_context(|| format!("voice.arabic_voice = {}", path.display()))?)
+    };
+    let diacritizer = if arabic_text { Some(diacritizer(config)?) } else { None };
+    Ok(Voices { english, arabic, diacritizer })
+}
+
 /// The Arabic diacritiser (rawi v2) from the cache.
 pub fn diacritizer(config: &Config) -> anyhow::Result<hiwar_speech::voice::Diacritizer> {
     let store = Store::open(config)?;
@@ -72,8 +86,7 @@ pub fn say(config: &Config, text: &str, lang: &str, out: Option<&Path>, timeline
     if !dropped.is_empty() {
         eprintln!("warning: skipped characters no voice here can speak: {dropped}");
     }
-    let mut voice = english_voice(config)?;
-    let mut diacritizer = if is_arabic(&text) { Some(diacritizer(config)?) } else { None };
+    let mut voices = voices(config, is_arabic(&text))?;
     // Chunk by chunk, as an LLM's answer will arrive: the first (short) chunk is heard while
     // the next is synthesised, and a long text never sits in memory as audio.
     let mut chunker = Chunker::new();
@@ -81,13 +94,13 @@ pub fn say(config: &Config, text: &str, lang: &str, out: Option<&Path>, timeline
     chunks.extend(chunker.finish());
     let mut sink = match out {
         Some(path) => Sink::File(
-            hound::WavWriter::create(path, wav_spec(voice.config.sample_rate)).with_context(|| format!("cannot write {}", path.display()))?,
+            hound::WavWriter::create(path, wav_spec(voices.sample_rate())).with_context(|| format!("cannot write {}", path.display()))?,
         ),
         None => Sink::Speaker(Speaker::open(config, clock_log)?),
     };
     let (mut phonemes, mut words, mut offset) = (Vec::new(), Vec::new(), 0u64);
     for chunk in &chunks {
-        let speech = voice.speak(chunk, diacritizer.as_mut())?;
+        let speech = voices.speak(chunk)?;
         match &mut sink {
             Sink::File(w) => {
                 for s in &speech.samples {
@@ -103,11 +116,11 @@ pub fn say(config: &Config, text: &str, lang: &str, out: Option<&Path>, timeline
     anyhow::ensure!(offset > 0, "nothing to say: the text has no speakable words");
     match sink {
         Sink::File(w) => w.finalize()?,
-        Sink::Speaker(speaker) => speaker.finish(offset as f64 / f64::from(voice.config.sample_rate))?,
+        Sink::Speaker(speaker) => speaker.finish(offset as f64 / f64::from(voices.sample_rate()))?,
     }
     if let Some(path) = timeline {
         let json = TimelineJson {
-            sample_rate: voice.config.sample_rate,
+            sample_rate: voices.sample_rate(),
             phonemes: phonemes.iter().map(|p| PhonemeJson { ph: &p.phoneme, start: p.start, end: p.end }).collect(),
             words: words.iter().map(|w| WordJson { word: &w.word, start: w.start, end: w.end }).collect(),
         };

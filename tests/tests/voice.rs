@@ -140,3 +140,29 @@ fn twenty_thousand_characters_are_spoken_chunk_by_chunk_in_bounded_memory() {
     // Measured 248 MiB (models included); holding all 20 minutes of audio would add ~110 MB.
     assert!(peak > 0.0 && peak < 320.0, "peak RSS {peak:.0} MiB");
 }
+
+#[test]
+fn an_arabic_voice_named_in_the_config_speaks_the_arabic_spans() {
+    // Any Piper voice file works as voice.arabic_voice; the registry has no Arabic one, so the
+    // English voice stands in to exercise the path (two voices, one timeline, one rate).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let voice = model_cache().join("voices/en_US-joe-medium.onnx");
+    let (wav, json) = (dir.path().join("two.wav"), dir.path().join("two.json"));
+    let out = run(hiwar(&model_cache())
+        .env("HIWAR_VOICE_ARABIC_VOICE", &voice)
+        .args(["say", "مرحبا بكم. Welcome to the centre.", "--out"])
+        .arg(&wav)
+        .arg("--timeline")
+        .arg(&json));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let t: Value = serde_json::from_str(&std::fs::read_to_string(json).expect("timeline")).expect("json");
+    let samples = u64::from(hound::WavReader::open(&wav).expect("wav").duration());
+    let words: Vec<&str> = t["words"].as_array().expect("words").iter().filter_map(|w| w["word"].as_str()).collect();
+    assert_eq!(words, ["مرحبا", "بكم", "Welcome", "to", "the", "centre"]);
+    let last_end = t["phonemes"].as_array().and_then(|p| p.last()).and_then(|p| p["end"].as_u64()).expect("end");
+    assert!(last_end.abs_diff(samples) <= 256, "timeline {last_end} vs audio {samples}");
+
+    let doctor = run(hiwar(&model_cache()).env("HIWAR_VOICE_ARABIC_VOICE", "/nonexistent/ar.onnx").args(["say", "مرحبا", "--out"]).arg(&wav));
+    assert_eq!(doctor.code, Some(1));
+    assert!(doctor.stderr.contains("voice.arabic_voice") && doctor.stderr.contains("/nonexistent/ar.onnx"), "{}", doctor.stderr);
+}

@@ -110,7 +110,25 @@ pub struct Speech {
 }
 
 impl Speech {
-    fn append(&mut self, other: Speech) {
+    /// The same speech at `rate`, its timeline converted to the new sample positions.
+    pub fn resampled(self, rate: u32) -> Result<Speech> {
+        if rate == self.sample_rate || self.sample_rate == 0 {
+            return Ok(self);
+        }
+        let mut r = crate::hearing::Resampler::between(self.sample_rate, rate)?;
+        let mut samples = r.push(&self.samples)?.to_vec();
+        samples.extend_from_slice(r.finish()?);
+        let at = |p: u64| p * u64::from(rate) / u64::from(self.sample_rate);
+        Ok(Speech {
+            sample_rate: rate,
+            samples,
+            phonemes: self.phonemes.into_iter().map(|p| TimedPhoneme { start: at(p.start), end: at(p.end), ..p }).collect(),
+            words: self.words.into_iter().map(|w| TimedWord { start: at(w.start), end: at(w.end), ..w }).collect(),
+        })
+    }
+
+    /// Appends `other` (at the same rate), shifting its timeline to follow this speech.
+    pub fn append(&mut self, other: Speech) {
         let offset = self.samples.len() as u64;
         self.samples.extend(other.samples);
         self.phonemes.extend(other.phonemes.into_iter().map(|p| TimedPhoneme { start: p.start + offset, end: p.end + offset, ..p }));
@@ -225,6 +243,11 @@ impl PiperVoice {
             speech.words = words(clause, ipa, &speech.phonemes);
         }
         Ok(speech)
+    }
+
+    /// IPA for non-Arabic text, from this voice's espeak-ng worker.
+    pub fn phonemize(&mut self, text: &str) -> Result<String> {
+        self.phonemizer.phonemize(text)
     }
 
     /// Whether this voice reports exact phoneme timing.
