@@ -72,6 +72,8 @@ fn builder(loaded: &Loaded, threads: usize, origin: &Path) -> Result<ort::sessio
     let onnx = |e: String| Error::Onnx(format!("{}: {e}", origin.display()));
     let builder = ort::session::Session::builder(&loaded.env)
         .map_err(|e| onnx(e.to_string()))?
+        .with_optimization_level(ort::session::builder::GraphOptimizationLevel::All)
+        .map_err(|e| onnx(e.to_string()))?
         .with_intra_threads(threads)
         .map_err(|e| onnx(e.to_string()))?;
     let device = DEVICE.get().copied().unwrap_or(Device::Cpu);
