@@ -97,7 +97,40 @@ pub fn tts(config: &Config, python: &str, reps: usize) -> anyhow::Result<ExitCod
         println!("| {text} | {:.0} / {:.0} ms | {:.3} |", percentile(&mut first.clone(), 50.0), percentile(&mut first, 95.0), percentile(&mut rtf, 50.0));
     }
     println!();
+    round_trip(config, &mut voice, &mut diacritizer)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Intelligibility of the Arabic voices a registry can give, heard back by whisper with
+/// Arabic forced: the English Piper voice on hiwar's phonemes, and espeak-ng's own voice,
+/// both from hiwar's diacritisation of the same undiacritised sentences.
+fn round_trip(config: &Config, voice: &mut hiwar_speech::voice::PiperVoice, diacritizer: &mut hiwar_speech::voice::Diacritizer) -> anyhow::Result<()> {
+    let hc = crate::hearing::hearing_config(config, Some("ar"))?;
+    let transcriber = Transcriber::load(&hc)?;
+    let espeak = hiwar_speech::voice::EspeakVoice { voice: "ar".into(), speed: 130 };
+    let clips = load_clips()?;
+    let sentences: Vec<String> =
+        clips.iter().filter(|c| c.clip.lang == "ar").map(|c| c.clip.text.clone()).chain(TTS_ARABIC.iter().map(|s| (*s).to_string())).collect();
+    let hear = |speech: hiwar_speech::voice::Speech| -> anyhow::Result<String> {
+        let audio = speech.resampled(16_000)?;
+        let u = transcriber.transcribe(0, &audio.samples, 0, audio.samples.len() as u64)?;
+        Ok(u.map(|u| u.text).unwrap_or_default())
+    };
+    println!("Round trip, Arabic forced in whisper {} (the judge is weak on Arabic):\n", hiwar_speech::models::read_ggml_whisper_info(&hc.whisper_model)?.size_name());
+    println!("| sentence | English Piper voice on hiwar's phonemes: CER | espeak-ng Arabic voice: CER |\n|---|---|---|");
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for text in &sentences {
+        let piper = voice.speak(text, Some(&mut *diacritizer))?;
+        let marked = diacritizer.diacritize(&hiwar_speech::voice::normalize_for_speech(text))?;
+        let es = espeak.synthesize(&marked)?;
+        let (ca, cb) = (character_error_rate(text, &hear(piper)?), character_error_rate(text, &hear(es)?));
+        a.push(ca);
+        b.push(cb);
+        println!("| {text} | {ca:.2} | {cb:.2} |");
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    println!("| **mean** | **{:.2}** | **{:.2}** |\n", mean(&a), mean(&b));
+    Ok(())
 }
 
 fn run_piper(python: &str, model: &Path, reps: usize) -> anyhow::Result<Vec<PiperRow>> {

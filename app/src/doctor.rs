@@ -176,7 +176,7 @@ fn arabic_voice_check(config: &Config) -> Check {
             "Arabic voice",
             false,
             Level::Warn,
-            "en_US-joe-medium speaking hiwar's Arabic phonemes: hard to understand (round-trip CER 0.57, docs/benchmarks.md)",
+            "en_US-joe-medium speaking hiwar's Arabic phonemes: hard to understand (round-trip CER 0.58 with whisper base; espeak-ng's own Arabic voice measured worse, 1.05: docs/benchmarks.md)",
             "for natural Arabic: `hiwar models fetch piper-ar-kareem-medium` (needs internet), then set voice.arabic_voice to its .onnx",
         );
     }

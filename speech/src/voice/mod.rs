@@ -20,6 +20,38 @@ pub use normalize::{cardinal, normalize_for_speech};
 pub use player::{PlayClock, Player};
 pub use tashkeel::{Diacritizer, is_tashkeel};
 
+/// espeak-ng's own voice, run as a process (GPL-3.0: never linked), for languages without a
+/// neural voice. It reports no phoneme timing: the face falls back to the audio.
+#[derive(Debug, Clone)]
+pub struct EspeakVoice {
+    pub voice: String,
+    /// Words per minute.
+    pub speed: u32,
+}
+
+impl EspeakVoice {
+    /// Speaks `text` (Arabic should be diacritised first: espeak-ng reads bare Arabic badly).
+    pub fn synthesize(&self, text: &str) -> crate::Result<Speech> {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new("espeak-ng")
+            .args(["-v", &self.voice, "-s", &self.speed.to_string(), "--stdout", "--stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| crate::Error::Espeak(format!("cannot run espeak-ng ({e}); install it: apt-get install espeak-ng")))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(text.as_bytes()).map_err(|e| crate::Error::Espeak(e.to_string()))?;
+        }
+        let out = child.wait_with_output().map_err(|e| crate::Error::Espeak(e.to_string()))?;
+        let mut reader = hound::WavReader::new(std::io::Cursor::new(out.stdout))
+            .map_err(|e| crate::Error::Espeak(format!("no audio from espeak-ng: {e}")))?;
+        let sample_rate = reader.spec().sample_rate;
+        let samples = reader.samples::<i16>().filter_map(Result::ok).map(|s| f32::from(s) / 32768.0).collect();
+        Ok(Speech { sample_rate, samples, ..Speech::default() })
+    }
+}
+
 /// The voices hiwar speaks with: one for English (and everything when there is no other),
 /// optionally one for Arabic; one output rate and one timeline whichever speaks.
 #[derive(Debug)]
