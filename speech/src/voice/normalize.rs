@@ -102,7 +102,7 @@ fn verbalize_numbers(text: &str) -> String {
         let mut end = i + 1;
         while end < chars.len()
             && (chars[end].is_ascii_digit()
-                || (matches!(chars[end], '.' | ',' | ':' | '-') && chars.get(end + 1).is_some_and(char::is_ascii_digit)))
+                || (matches!(chars[end], '.' | ',' | ':' | '-' | '/') && chars.get(end + 1).is_some_and(char::is_ascii_digit)))
         {
             end += 1;
         }
@@ -130,6 +130,9 @@ fn verbalize_numbers(text: &str) -> String {
 
 /// One numeric token in Arabic words.
 fn arabic_token(token: &str) -> String {
+    if let Some(date) = date_words(token) {
+        return date;
+    }
     let digits_only: String = token.chars().filter(char::is_ascii_digit).collect();
     // Phone numbers, IDs and anything with a leading zero or + are read digit by digit.
     if token.starts_with('+') || token.contains('-') || (digits_only.len() >= 7 && !token.contains(',')) || (token.starts_with('0') && token.len() > 1 && !token.contains('.')) {
@@ -216,6 +219,46 @@ pub fn cardinal(n: u64) -> String {
     parts.join(" و")
 }
 
+/// "25/11/2026" or "2026-11-25" → "الخامس والعشرون من نوفمبر ألفين وستة وعشرين".
+fn date_words(token: &str) -> Option<String> {
+    const MONTHS: [&str; 12] = ["يناير", "فبراير", "مارس", "أبريل", "مايو", "يونيو", "يوليو", "أغسطس", "سبتمبر", "أكتوبر", "نوفمبر", "ديسمبر"];
+    let parts: Vec<u32> = token.split(['/', '-']).map(str::parse).collect::<Result<_, _>>().ok()?;
+    let (d, m, y) = match (parts.as_slice(), token.contains('-')) {
+        ([y, m, d], true) if *y > 31 => (*d, *m, Some(*y)),
+        ([d, m, y], false) => (*d, *m, Some(*y)),
+        ([d, m], false) => (*d, *m, None),
+        _ => return None,
+    };
+    if !(1..=31).contains(&d) || !(1..=12).contains(&m) {
+        return None;
+    }
+    let mut out = format!("{} من {}", ordinal_day(d), MONTHS[m as usize - 1]);
+    if let Some(y) = y.filter(|y| (1000..=2999).contains(y)) {
+        out.push(' ');
+        out.push_str(&year_words(u64::from(y)));
+    }
+    Some(out)
+}
+
+/// Days of the month as masculine ordinals (اليوم الخامس والعشرون).
+fn ordinal_day(d: u32) -> String {
+    const UNITS: [&str; 10] = ["", "الحادي", "الثاني", "الثالث", "الرابع", "الخامس", "السادس", "السابع", "الثامن", "التاسع"];
+    match d {
+        1 => "الأول".into(),
+        2..=9 => UNITS[d as usize].into(),
+        10 => "العاشر".into(),
+        11..=19 => format!("{} عشر", UNITS[(d - 10) as usize]),
+        20 => "العشرون".into(),
+        30 => "الثلاثون".into(),
+        _ => format!("{} و{}", UNITS[(d % 10) as usize], if d < 30 { "العشرون" } else { "الثلاثون" }),
+    }
+}
+
+/// Years as read aloud: "ألفين وستة وعشرين" (the genitive/accusative form that follows a month).
+fn year_words(y: u64) -> String {
+    cardinal(y).replace("ألفان", "ألفين").replace("عشرون", "عشرين").replace("ثلاثون", "ثلاثين").replace("مئتان", "مئتين")
+}
+
 /// "3:30" → "الساعة الثالثة والنصف".
 fn time_words(h: u32, m: u32) -> String {
     const HOURS: [&str; 12] =
@@ -269,6 +312,10 @@ mod tests {
             ("**مرحبا** بك 👋 في [المركز](https://x.ae)", "مرحبا بك  في المركز"),
             ("# العنوان\n- البند الأول", " العنوان\nالبند الأول"),
             ("الـــخدمة", "الخدمة"),
+            ("موعدك 25/11/2026 صباحاً", "موعدك الخامس والعشرون من نوفمبر ألفين وستة وعشرين صباحاً"),
+            ("تاريخ الانتهاء 2027-01-01", "تاريخ الانتهاء الأول من يناير ألفين وسبعة وعشرين"),
+            ("يوم 3/5 فقط", "يوم الثالث من مايو فقط"),
+            ("اتصل على 050-123-4567", "اتصل على صفر خمسة صفر واحد اثنان ثلاثة أربعة خمسة ستة سبعة"),
         ];
         for (input, expected) in cases {
             assert_eq!(normalize_for_speech(input), expected, "{input}");
