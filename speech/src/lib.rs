@@ -16,3 +16,6 @@ pub mod voice;
 pub mod whisper;
 
 pub use error::{Error, Result};
+
+#[cfg(test)]
+mod test_alloc;

@@ -158,48 +158,8 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::alloc::{GlobalAlloc, Layout, System};
-    use std::cell::Cell;
-
     use super::*;
-
-    /// Counts allocations made on a thread while it is being watched.
-    struct Watch;
-
-    thread_local! {
-        static WATCHING: Cell<bool> = const { Cell::new(false) };
-        static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-    }
-
-    #[allow(unsafe_code, reason = "a counting global allocator for the no-allocation test")]
-    unsafe impl GlobalAlloc for Watch {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            if WATCHING.with(Cell::get) {
-                ALLOCATIONS.with(|n| n.set(n.get() + 1));
-            }
-            // SAFETY: forwarded unchanged to the system allocator.
-            unsafe { System.alloc(layout) }
-        }
-
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            if WATCHING.with(Cell::get) {
-                ALLOCATIONS.with(|n| n.set(n.get() + 1));
-            }
-            // SAFETY: forwarded unchanged to the system allocator.
-            unsafe { System.dealloc(ptr, layout) }
-        }
-    }
-
-    #[global_allocator]
-    static ALLOCATOR: Watch = Watch;
-
-    fn watched(f: impl FnOnce()) -> usize {
-        ALLOCATIONS.with(|n| n.set(0));
-        WATCHING.with(|w| w.set(true));
-        f();
-        WATCHING.with(|w| w.set(false));
-        ALLOCATIONS.with(Cell::get)
-    }
+    use crate::test_alloc::watched;
 
     #[test]
     fn the_callback_neither_allocates_nor_frees_and_counts_overruns() {

@@ -165,6 +165,52 @@ impl Player {
 
 type Built = (cpal::Stream, rtrb::Producer<f32>, u32, String);
 
+/// The stop fade's progress, owned by the callback.
+struct Fade {
+    frames: u64,
+    left: u64,
+}
+
+impl Fade {
+    fn new(rate: u32) -> Fade {
+        Fade { frames: (u64::from(rate) * FADE_MS / 1000).max(1), left: 0 }
+    }
+}
+
+/// The output callback's work: ring → device buffer (mono to every channel), silence when
+/// the ring is empty, the fade and drop on stop, the frames-handed counter. Runs on the
+/// real-time audio thread: no allocation, no lock, no logging (a test proves the first).
+fn render<T: SizedSample + FromSample<f32>>(
+    data: &mut [T],
+    channels: usize,
+    ring: &mut rtrb::Consumer<f32>,
+    fade: &mut Fade,
+    stopping: &AtomicBool,
+    clock: &PlayClock,
+) {
+    let frames = data.len() / channels;
+    if stopping.swap(false, Ordering::AcqRel) {
+        fade.left = fade.frames;
+    }
+    for frame in data.chunks_exact_mut(channels) {
+        let mut s = ring.pop().unwrap_or(0.0);
+        if fade.left > 0 {
+            fade.left -= 1;
+            s *= fade.left as f32 / fade.frames as f32;
+            if fade.left == 0 {
+                // Faded out: drop the rest of what was queued.
+                let n = ring.slots();
+                if let Ok(chunk) = ring.read_chunk(n) {
+                    chunk.commit_all();
+                }
+            }
+        }
+        let v = T::from_sample_(s);
+        frame.iter_mut().for_each(|out| *out = v);
+    }
+    clock.handed.fetch_add(frames as u64, Ordering::Release);
+}
+
 fn build(device: &str, clock: Arc<PlayClock>, stopping: Arc<AtomicBool>) -> Result<Built> {
     let (dev, name, supported) = crate::audio::open_device(device, crate::audio::Direction::Output)?;
     let format = supported.sample_format();
@@ -197,38 +243,46 @@ where
 {
     let channels = usize::from(config.channels.max(1));
     let rate = f64::from(config.sample_rate);
-    let fade_frames = (u64::from(config.sample_rate) * FADE_MS / 1000).max(1);
-    let mut fade_left = 0u64;
+    let mut fade = Fade::new(config.sample_rate);
     dev.build_output_stream::<T, _, _>(
         *config,
         move |data: &mut [T], info| {
-            // Real-time thread: no allocation, no lock, no logging.
-            let frames = data.len() / channels;
-            if stopping.swap(false, Ordering::AcqRel) {
-                fade_left = fade_frames;
-            }
             let ts = info.timestamp();
             let latency = ts.playback.duration_since(ts.callback);
             clock.latency.store((latency.as_secs_f64() * rate) as u64, Ordering::Relaxed);
-            for frame in data.chunks_exact_mut(channels) {
-                let mut s = ring.pop().unwrap_or(0.0);
-                if fade_left > 0 {
-                    s *= fade_left as f32 / fade_frames as f32;
-                    fade_left -= 1;
-                    if fade_left == 0 {
-                        // Faded out: drop the rest of what was queued.
-                        let n = ring.slots();
-                        if let Ok(chunk) = ring.read_chunk(n) {
-                            chunk.commit_all();
-                        }
-                    }
-                }
-                let v = T::from_sample_(s);
-                frame.iter_mut().for_each(|out| *out = v);
-            }
-            clock.handed.fetch_add(frames as u64, Ordering::Release);
+            render(data, channels, &mut ring, &mut fade, &stopping, &clock);
         },
         move |_err| {},
         None,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_fades_out_within_milliseconds_drops_the_queue_and_does_not_allocate() {
+        let (mut producer, mut ring) = rtrb::RingBuffer::<f32>::new(48_000);
+        for _ in 0..48_000 {
+            let _ = producer.push(0.5);
+        }
+        let (clock, stopping) = (PlayClock::default(), AtomicBool::new(false));
+        let mut fade = Fade::new(48_000);
+        let mut buffer = vec![0.0f32; 2 * 480]; // 10 ms of stereo
+        let allocations = crate::test_alloc::watched(|| {
+            render(&mut buffer, 2, &mut ring, &mut fade, &stopping, &clock);
+            assert!(buffer.iter().all(|s| (*s - 0.5).abs() < 1e-6), "playing at full level");
+            stopping.store(true, Ordering::Release); // barge-in
+            render(&mut buffer, 2, &mut ring, &mut fade, &stopping, &clock);
+        });
+        assert_eq!(allocations, 0, "the output callback allocated or freed");
+        let left: Vec<f32> = buffer.iter().step_by(2).copied().collect();
+        assert!(left.windows(2).all(|w| w[1] <= w[0]), "a monotonic fade");
+        let silent_from = left.iter().position(|s| *s == 0.0).expect("silence after the fade");
+        assert!(silent_from <= 48_000 * 8 / 1000, "faded in {silent_from} frames");
+        assert!(left[silent_from..].iter().all(|s| *s == 0.0));
+        assert_eq!(ring.slots(), 0, "what was queued is dropped");
+        assert_eq!(clock.handed.load(Ordering::Acquire), 960);
+    }
 }
