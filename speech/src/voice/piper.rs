@@ -174,12 +174,14 @@ impl PiperVoice {
         Ok(PiperVoice { session, config, durations, phonemizer })
     }
 
-    /// Speaks `text` clause by clause. Arabic spans are diacritised (when a diacritiser is
-    /// given) and phonemised by hiwar's own rules; other spans by espeak-ng in the voice's
-    /// language; one timeline covers both.
+    /// Speaks `text` in one synthesis (the streaming chunker keeps texts short; one call per
+    /// chunk costs less than one per clause). Arabic spans are diacritised (when a
+    /// diacritiser is given) and phonemised by hiwar's own rules; other spans by espeak-ng in
+    /// the voice's language; the clauses' punctuation stays in the phonemes, where the voice
+    /// makes its pauses; one timeline covers it all.
     pub fn speak(&mut self, text: &str, mut diacritizer: Option<&mut super::Diacritizer>) -> Result<Speech> {
-        let mut all = Speech { sample_rate: self.config.sample_rate, ..Speech::default() };
         let text = super::normalize_for_speech(text);
+        let (mut all_text, mut all_ipa) = (Vec::new(), String::new());
         for (k, (clause, punct)) in split_clauses(&text).into_iter().enumerate() {
             let mut parts = Vec::new();
             for (arabic, span) in script_spans(&clause) {
@@ -197,10 +199,17 @@ impl PiperVoice {
             if ipa.trim().is_empty() {
                 continue;
             }
-            let speech = self.synthesize(&clause, &ipa, punct)?;
-            all.append(speech);
+            if !all_ipa.is_empty() {
+                all_ipa.push(' ');
+            }
+            all_ipa.push_str(&ipa);
+            all_ipa.extend(punct);
+            all_text.push(clause);
         }
-        Ok(all)
+        if all_ipa.is_empty() {
+            return Ok(Speech { sample_rate: self.config.sample_rate, ..Speech::default() });
+        }
+        self.synthesize(&all_text.join(" "), &all_ipa, None)
     }
 
     /// Synthesises one clause from its IPA (words separated by spaces).
