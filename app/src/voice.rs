@@ -35,7 +35,7 @@ struct WordJson<'a> {
 }
 
 fn is_arabic(text: &str) -> bool {
-    text.chars().any(|c| matches!(c, '\u{0600}'..='\u{06FF}' | '\u{0750}'..='\u{077F}' | '\u{FB50}'..='\u{FDFF}' | '\u{FE70}'..='\u{FEFF}'))
+    text.chars().any(hiwar_speech::text::is_arabic)
 }
 
 /// Loads the English voice (config, else the cache's en_US-joe-medium) with ONNX Runtime.

@@ -2,6 +2,17 @@
 //! tashkeel and tatweel removed, alef/hamza forms, taa marbuta and alef maqsura unified,
 //! Arabic-Indic and Eastern digits made ASCII, Latin lower-cased, punctuation dropped.
 
+/// Whether `c` is in the Arabic script's Unicode blocks (letters, marks, digits, punctuation,
+/// presentation forms).
+pub fn is_arabic(c: char) -> bool {
+    matches!(c, '\u{0600}'..='\u{06FF}' | '\u{0750}'..='\u{077F}' | '\u{FB50}'..='\u{FDFF}' | '\u{FE70}'..='\u{FEFF}')
+}
+
+/// Whether `c` is an Arabic letter (hamza to yeh, and the extended letters such as ٱ).
+pub fn is_arabic_letter(c: char) -> bool {
+    ('\u{0621}'..='\u{064A}').contains(&c) || matches!(c, '\u{0671}'..='\u{06D3}')
+}
+
 /// Normalises `text` for matching. Words are separated by single spaces.
 pub fn normalize_for_matching(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -3,6 +3,8 @@
 //! percentages, times, currency and phone/ID numbers written out as Arabic words. Numbers in
 //! English text are left to espeak-ng, which reads them well.
 
+use crate::text::is_arabic_letter;
+
 /// Normalises `text` for the voice.
 pub fn normalize_for_speech(text: &str) -> String {
     let text = strip_markup(text);
@@ -22,9 +24,6 @@ pub fn normalize_for_speech(text: &str) -> String {
     verbalize_numbers(&text)
 }
 
-fn is_arabic_letter(c: char) -> bool {
-    ('\u{0621}'..='\u{064A}').contains(&c)
-}
 
 fn is_emoji(c: char) -> bool {
     matches!(c as u32, 0x1F000..=0x1FAFF | 0x2600..=0x27BF | 0xFE0F | 0x200D)

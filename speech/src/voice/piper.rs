@@ -343,16 +343,12 @@ fn words(clause: &str, ipa: &str, phonemes: &[TimedPhoneme]) -> Vec<TimedWord> {
         .collect()
 }
 
-fn is_arabic(c: char) -> bool {
-    matches!(c, '\u{0600}'..='\u{06FF}' | '\u{0750}'..='\u{077F}' | '\u{FB50}'..='\u{FDFF}' | '\u{FE70}'..='\u{FEFF}')
-}
-
 /// Splits a clause into runs of Arabic and of other script, at word boundaries
 /// ("أبغى أجدد الـ Emirates ID" → Arabic "أبغى أجدد الـ", other "Emirates ID").
 pub fn script_spans(clause: &str) -> Vec<(bool, String)> {
     let mut out: Vec<(bool, String)> = Vec::new();
     for word in clause.split_whitespace() {
-        let arabic = word.chars().any(is_arabic);
+        let arabic = word.chars().any(crate::text::is_arabic);
         match out.last_mut() {
             Some((a, span)) if *a == arabic => {
                 span.push(' ');

@@ -13,6 +13,7 @@ use ort::value::Tensor;
 use serde::Deserialize;
 use unicode_normalization::UnicodeNormalization as _;
 
+use crate::text::is_arabic_letter;
 use crate::{Error, Result};
 
 /// Harakat, tanween, shadda, sukun and the dagger alef: what diacritisation adds.
@@ -24,9 +25,6 @@ fn is_combining(c: char) -> bool {
     matches!(c, '\u{0610}'..='\u{061A}' | '\u{064B}'..='\u{065F}' | '\u{0670}' | '\u{06D6}'..='\u{06ED}')
 }
 
-fn is_arabic_letter(c: char) -> bool {
-    ('\u{0621}'..='\u{064A}').contains(&c) || matches!(c, '\u{0671}'..='\u{06D3}')
-}
 
 #[derive(Deserialize)]
 struct Vocab {
