@@ -7,12 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Context as _;
 
 use hiwar_speech::hearing::Transcriber;
 
 use crate::config::Config;
-use crate::models::{FileStatus, Store, fetch_hint};
+use crate::models::{FileStatus, Store};
 
 /// The bundled demo clips: (file, language, what is said).
 const CLIPS: [(&str, &str, &str); 2] = [
@@ -64,8 +63,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     println!("   Live from the microphone: `hiwar transcribe --mic`.");
 
     println!("\n2. Voice runtime — ONNX Runtime");
-    let ort_path = store.file_of("onnxruntime", "libonnxruntime.so.1.32.0").context("onnxruntime in manifest")?;
-    let ort = hiwar_speech::onnx::load(&ort_path).with_context(|| fetch_hint("onnxruntime"))?;
+    let ort = store.load_onnx_runtime()?;
     println!("   ONNX Runtime {} loaded from the model cache; execution providers: {}", ort.version, ort.providers.join(", "));
 
     println!("\nStill to come, each its own piece of work:");

@@ -154,7 +154,7 @@ fn whisper_check(store: &Store, config: &Config) -> Check {
 }
 
 fn onnx_check(store: &Store) -> Check {
-    let Some(path) = store.file_of("onnxruntime", "libonnxruntime.so.1.32.0") else {
+    let Some(path) = store.onnx_runtime_path() else {
         return Check::new("ONNX Runtime", true, Level::Fail, "not in the manifest", "");
     };
     match hiwar_speech::onnx::load(&path) {

@@ -17,8 +17,7 @@ pub fn hearing_config(config: &Config, lang: Option<&str>) -> anyhow::Result<Hea
     let whisper = crate::doctor::whisper_model_path(&store, config).context("no whisper model in the manifest")?;
     anyhow::ensure!(whisper.is_file(), "whisper model {} is missing; fix: {}", whisper.display(), fetch_hint("whisper-base"));
     let vad = store.file_of("silero-vad-onnx", "silero_vad_16k_op15.onnx").context("no silero-vad-onnx in the manifest")?;
-    let ort = store.file_of("onnxruntime", "libonnxruntime.so.1.32.0").context("no onnxruntime in the manifest")?;
-    hiwar_speech::onnx::load(&ort)?;
+    store.load_onnx_runtime()?;
     let h = &config.hearing;
     let mut out = HearingConfig::new(whisper, vad);
     out.segmenter = SegmenterConfig {

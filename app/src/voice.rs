@@ -41,14 +41,13 @@ fn is_arabic(text: &str) -> bool {
 /// Loads the English voice (config, else the cache's en_US-joe-medium) with ONNX Runtime.
 pub fn english_voice(config: &Config) -> anyhow::Result<PiperVoice> {
     let store = Store::open(config)?;
-    let ort = store.file_of("onnxruntime", "libonnxruntime.so.1.32.0").context("no onnxruntime in the manifest")?;
     hiwar_speech::onnx::set_device(match config.voice.device.as_str() {
         "cpu" => hiwar_speech::onnx::Device::Cpu,
         "cuda" => hiwar_speech::onnx::Device::Cuda,
         "auto" => hiwar_speech::onnx::Device::Auto,
         other => anyhow::bail!("voice.device = {other:?}: use auto, cpu or cuda"),
     });
-    hiwar_speech::onnx::load(&ort)?;
+    store.load_onnx_runtime()?;
     let model = if config.voice.english_voice.is_empty() {
         store.file_of("piper-en-joe", "en_US-joe-medium.onnx").context("no piper-en-joe in the manifest")?
     } else {

@@ -68,6 +68,17 @@ impl Store {
         m.files.iter().find(|f| f.path.ends_with(suffix)).map(|f| self.path(f))
     }
 
+    /// The ONNX Runtime library in the cache.
+    pub fn onnx_runtime_path(&self) -> Option<PathBuf> {
+        self.file_of("onnxruntime", "libonnxruntime.so.1.32.0")
+    }
+
+    /// Loads ONNX Runtime from the cache (once per process).
+    pub fn load_onnx_runtime(&self) -> anyhow::Result<hiwar_speech::onnx::OnnxRuntimeInfo> {
+        let path = self.onnx_runtime_path().context("no onnxruntime in the manifest")?;
+        hiwar_speech::onnx::load(&path).with_context(|| fetch_hint("onnxruntime"))
+    }
+
     pub fn file_status(&self, file: &File) -> FileStatus {
         let path = self.path(file);
         if !path.is_file() {
