@@ -219,6 +219,16 @@ pub fn clause_to_ipa(clause: &str, starts_speech: bool) -> String {
         .join(" ")
 }
 
+/// Phonemes of an Arabic span: diacritised first when a diacritiser is given (text that
+/// already carries its marks keeps them), then read by the rules.
+pub fn span_to_ipa(span: &str, diacritizer: Option<&mut super::Diacritizer>, starts_speech: bool) -> crate::Result<String> {
+    let marked = match diacritizer {
+        Some(d) => d.diacritize(span)?,
+        None => span.to_string(),
+    };
+    Ok(clause_to_ipa(&marked, starts_speech))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

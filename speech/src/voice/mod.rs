@@ -81,11 +81,7 @@ impl Voices {
             for (j, (arabic, span)) in spans.into_iter().enumerate() {
                 let end = if j + 1 == n { punct } else { None };
                 let speech = if arabic {
-                    let marked = match self.diacritizer.as_mut() {
-                        Some(d) => d.diacritize(&span)?,
-                        None => span.clone(),
-                    };
-                    let ipa = arabic::clause_to_ipa(&marked, k == 0 && j == 0);
+                    let ipa = arabic::span_to_ipa(&span, self.diacritizer.as_mut(), k == 0 && j == 0)?;
                     arabic_voice.synthesize(&span, &ipa, end)?
                 } else {
                     let ipa = self.english.phonemize(&span)?;

@@ -186,11 +186,8 @@ impl PiperVoice {
             let mut parts = Vec::new();
             for (arabic, span) in script_spans(&clause) {
                 if arabic {
-                    let marked = match diacritizer.as_deref_mut() {
-                        Some(d) => d.diacritize(&span)?,
-                        None => span,
-                    };
-                    parts.push(super::arabic::clause_to_ipa(&marked, k == 0 && parts.is_empty()));
+                    let starts = k == 0 && parts.is_empty();
+                    parts.push(super::arabic::span_to_ipa(&span, diacritizer.as_deref_mut(), starts)?);
                 } else {
                     parts.push(self.phonemizer.phonemize(&span)?);
                 }
