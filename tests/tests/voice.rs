@@ -62,11 +62,14 @@ fn unspeakable_input_is_a_clear_error_or_skipped_with_a_warning() {
         assert_eq!(out.code, Some(1), "{text:?}");
         assert!(out.stderr.contains("nothing to say"), "{}", out.stderr);
     }
-    let out = run(hiwar(&model_cache()).args(["say", "Hello 你好\u{0007} world", "--lang", "en", "--out"]).arg(&wav));
+    let out = run(hiwar(&model_cache()).args(["say", "Welcome to 你好\u{0007} the service centre", "--lang", "en", "--out"]).arg(&wav));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stderr.contains("skipped") && out.stderr.contains("你好"), "{}", out.stderr);
     let heard = run(hiwar(&model_cache()).args(["transcribe", "--lang", "en"]).arg(&wav));
-    assert!(heard.stdout.to_lowercase().contains("hello") && heard.stdout.to_lowercase().contains("world"), "{}", heard.stdout);
+    // The words on both sides of what was skipped are spoken (a two-word "Hello world" was
+    // too short for whisper base to hear reliably from the stochastic voice).
+    let heard = heard.stdout.to_lowercase();
+    assert!(heard.contains("welcome") && heard.contains("service"), "{heard}");
     let missing = run(hiwar(&model_cache()).env("HIWAR_VOICE_ENGLISH_VOICE", "/nonexistent/voice.onnx").args(["say", "hi", "--out"]).arg(&wav));
     assert_eq!(missing.code, Some(1));
     assert!(missing.stderr.contains("/nonexistent/voice.onnx") && missing.stderr.contains("hiwar models fetch"), "{}", missing.stderr);
