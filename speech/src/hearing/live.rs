@@ -291,8 +291,9 @@ fn decode_loop(
                 if asked != pause.load(Ordering::Relaxed) {
                     continue; // speech resumed since: this guess is stale
                 }
-                // A partial that already heard past the last voiced sample is the final.
-                if let Some((_, _, u)) = last_partial.take().filter(|(p, upto, _)| *p == id && *upto >= last_voiced) {
+                // A partial that already heard the whole utterance, tail included, is the final (the
+                // same audio a final decode would get).
+                if let Some((_, _, u)) = last_partial.take().filter(|(p, upto, _)| *p == id && *upto >= last_voiced + TAIL_SAMPLES) {
                     speculative = Some((id, last_voiced, u.map(|u| Utterance { end: last_voiced, ..u })));
                     continue;
                 }
