@@ -118,11 +118,14 @@ pub struct Voice {
     pub english_voice: String,
     /// Where the voice models run: auto, cpu or cuda (cuda needs the `cuda` build feature).
     pub device: String,
+    /// Synthesise without the voice's random variation (same text, same audio): for tests
+    /// and reproducible measurements.
+    pub deterministic: bool,
 }
 
 impl Default for Voice {
     fn default() -> Self {
-        Voice { arabic_voice: String::new(), english_voice: String::new(), device: "auto".into() }
+        Voice { arabic_voice: String::new(), english_voice: String::new(), device: "auto".into(), deterministic: false }
     }
 }
 

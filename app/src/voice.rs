@@ -53,7 +53,12 @@ pub fn english_voice(config: &Config) -> anyhow::Result<PiperVoice> {
     } else {
         config.voice.english_voice.clone().into()
     };
-    Ok(PiperVoice::load(&model, "piper-en-joe")?)
+    let mut voice = PiperVoice::load(&model, "piper-en-joe")?;
+    if config.voice.deterministic {
+        voice.config.noise_scale = 0.0;
+        voice.config.noise_w = 0.0;
+    }
+    Ok(voice)
 }
 
 /// The voices to speak with: English always; an Arabic Piper voice when voice.arabic_voice

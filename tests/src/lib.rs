@@ -32,7 +32,8 @@ pub fn hiwar(home: &Path) -> Command {
     }
     // Run outside the checkout so no ./hiwar.toml is picked up by accident.
     let cwd = home.parent().filter(|p| p.is_dir()).unwrap_or(Path::new("/"));
-    cmd.env("HIWAR_HOME", home).env("NO_COLOR", "1").current_dir(cwd);
+    // The voice without its random variation, so round trips through hearing are repeatable.
+    cmd.env("HIWAR_HOME", home).env("HIWAR_VOICE_DETERMINISTIC", "true").env("NO_COLOR", "1").current_dir(cwd);
     cmd
 }
 
