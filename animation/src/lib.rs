@@ -1,69 +1,26 @@
 //! hiwar-animation: the face as a pure function of a phoneme timeline.
 //!
 //! No I/O, no threads, no bevy: the voice produces a [`Timeline`] (phonemes with sample
-//! positions on the audio clock, plus word spans), and this crate turns it into mouth shapes.
-//! The lip-sync engine itself arrives with the face issue; the data contract is settled here.
+//! positions on the audio clock, plus word spans), and this crate turns it into mouth shapes,
+//! adds the life of an idle face, and maps the result onto an avatar's morph targets.
+//!
+//! - [`viseme`]: phoneme → viseme tables (Arabic and English, emphatics).
+//! - [`lipsync`]: dominance-blended coarticulation with bilabial closure → [`Mouth`].
+//! - [`audio`]: the same from audio alone, for speech without timing.
+//! - [`idle`]: blinks, saccades, breathing, head motion, listening/thinking poses, smiles.
+//! - [`rig`]: mouth + idle → ARKit 52 → the avatar's own targets (ARKit, Oculus, VRM, jaw).
 
-/// The Oculus/Meta 15-viseme set, which maps onto ARKit 52 blendshapes and VRM expressions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Viseme {
-    Sil,
-    PP,
-    FF,
-    TH,
-    DD,
-    Kk,
-    CH,
-    SS,
-    Nn,
-    RR,
-    Aa,
-    E,
-    I,
-    O,
-    U,
-}
+pub mod audio;
+pub mod idle;
+pub mod lipsync;
+pub mod rig;
+pub mod viseme;
 
-impl Viseme {
-    pub const ALL: [Viseme; 15] = [
-        Viseme::Sil,
-        Viseme::PP,
-        Viseme::FF,
-        Viseme::TH,
-        Viseme::DD,
-        Viseme::Kk,
-        Viseme::CH,
-        Viseme::SS,
-        Viseme::Nn,
-        Viseme::RR,
-        Viseme::Aa,
-        Viseme::E,
-        Viseme::I,
-        Viseme::O,
-        Viseme::U,
-    ];
-
-    /// The morph-target name Oculus-rigged avatars use (`viseme_aa`, `viseme_PP`, …).
-    pub fn oculus_name(self) -> &'static str {
-        match self {
-            Viseme::Sil => "viseme_sil",
-            Viseme::PP => "viseme_PP",
-            Viseme::FF => "viseme_FF",
-            Viseme::TH => "viseme_TH",
-            Viseme::DD => "viseme_DD",
-            Viseme::Kk => "viseme_kk",
-            Viseme::CH => "viseme_CH",
-            Viseme::SS => "viseme_SS",
-            Viseme::Nn => "viseme_nn",
-            Viseme::RR => "viseme_RR",
-            Viseme::Aa => "viseme_aa",
-            Viseme::E => "viseme_E",
-            Viseme::I => "viseme_I",
-            Viseme::O => "viseme_O",
-            Viseme::U => "viseme_U",
-        }
-    }
-}
+pub use audio::AudioLipSync;
+pub use idle::{Activity, IdleFrame, IdleLife};
+pub use lipsync::{LipSync, Mouth};
+pub use rig::{ARKIT, Composer, FaceFrame, Rig, RigKind};
+pub use viseme::{Viseme, classify};
 
 /// A position on the audio output clock, in samples at the timeline's sample rate.
 pub type SamplePos = u64;
@@ -125,13 +82,5 @@ mod tests {
         assert_eq!(t.phoneme_at(350), None, "gap between phonemes");
         assert_eq!(t.phoneme_at(450), None, "past the end");
         assert_eq!(t.end(), 450);
-    }
-
-    #[test]
-    fn oculus_names_are_distinct() {
-        let mut names: Vec<_> = Viseme::ALL.iter().map(|v| v.oculus_name()).collect();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), 15);
     }
 }
