@@ -246,6 +246,7 @@ impl PiperVoice {
         let mut speech = Speech { sample_rate: self.config.sample_rate, samples, ..Speech::default() };
         if let Some(frames) = frames.filter(|f| f.len() == n) {
             speech.phonemes = timeline(&symbols, &frames);
+            snap_pauses(&mut speech.phonemes, &speech.samples, self.config.sample_rate);
             speech.words = words(clause, ipa, &speech.phonemes);
         }
         Ok(speech)
@@ -275,6 +276,76 @@ fn timeline(symbols: &[char], frames: &[f32]) -> Vec<TimedPhoneme> {
     let last = out.last().map_or(0, |p| p.end);
     out.push(TimedPhoneme { phoneme: "_".into(), start: last, end });
     merge_marks(out)
+}
+
+/// Whether a timeline entry is a pause (padding or punctuation) rather than a sound.
+fn is_pause(p: &str) -> bool {
+    p.chars().all(|c| c == '_' || c == ' ' || c.is_ascii_punctuation() || matches!(c, '،' | '؛' | '؟' | '…' | '—' | '–'))
+}
+
+/// Moves the edges of each pause to where the audio really falls silent and starts again.
+///
+/// The model's durations put a phrase-final vowel's fading tail, and sometimes a little
+/// silence, inside the vowel: the face would keep the mouth open after the sound has stopped.
+/// An edge moves only through quiet audio (30 dB under the chunk's peak, in 5 ms steps) and
+/// never past the middle of its neighbour, so sounds keep their order and a length.
+fn snap_pauses(phonemes: &mut [TimedPhoneme], samples: &[f32], rate: u32) {
+    let hop = (rate as usize / 200).max(1);
+    let energy: Vec<f32> = samples.chunks(hop).map(|c| c.iter().map(|s| s * s).sum::<f32>() / c.len() as f32).collect();
+    let peak = energy.iter().copied().fold(0.0_f32, f32::max);
+    if peak <= 0.0 {
+        return;
+    }
+    let quiet = |f: usize| energy.get(f).is_none_or(|e| *e < peak * 10f32.powf(-3.0));
+    let frame = |s: u64| (s as usize / hop).min(energy.len());
+    let at = |f: usize| (f * hop) as u64;
+    for k in 0..phonemes.len() {
+        if !is_pause(&phonemes[k].phoneme) || phonemes[k].end <= phonemes[k].start {
+            continue;
+        }
+        let (start, end) = (phonemes[k].start, phonemes[k].end);
+        let mid = (start + end) / 2;
+        // The left edge: back through quiet audio into the sound before, or on through sound
+        // still ringing into the pause.
+        if k > 0 {
+            let prev_mid = (phonemes[k - 1].start + phonemes[k - 1].end) / 2;
+            let mut f = frame(start);
+            let new_start = if quiet(f) {
+                while f > 0 && at(f - 1) > prev_mid && quiet(f - 1) {
+                    f -= 1;
+                }
+                at(f)
+            } else {
+                while at(f) < mid && !quiet(f) {
+                    f += 1;
+                }
+                if quiet(f) { at(f) } else { start }
+            }
+            .clamp(prev_mid + 1, mid.max(prev_mid + 1));
+            phonemes[k].start = new_start;
+            phonemes[k - 1].end = new_start;
+        }
+        // The right edge: on through quiet audio into the sound after, or back if it starts
+        // early.
+        if k + 1 < phonemes.len() {
+            let next_mid = (phonemes[k + 1].start + phonemes[k + 1].end) / 2;
+            let mut f = frame(end);
+            let new_end = if quiet(f.saturating_sub(1)) {
+                while at(f + 1) < next_mid && quiet(f) {
+                    f += 1;
+                }
+                at(f)
+            } else {
+                while at(f) > mid && !quiet(f.saturating_sub(1)) {
+                    f -= 1;
+                }
+                if quiet(f.saturating_sub(1)) { at(f) } else { end }
+            }
+            .clamp(phonemes[k].start.max(mid), next_mid.max(mid));
+            phonemes[k].end = new_end;
+            phonemes[k + 1].start = new_end;
+        }
+    }
 }
 
 /// Stress marks (ˈ ˌ) join the sound after them and the length mark (ː) the sound before:
@@ -416,6 +487,29 @@ mod tests {
             script_spans("أبغى أجدد الـ Emirates ID حقي"),
             vec![(true, "أبغى أجدد الـ".to_string()), (false, "Emirates ID".to_string()), (true, "حقي".to_string())]
         );
+    }
+
+    #[test]
+    fn pauses_snap_to_the_silence_in_the_audio() {
+        let rate = 22_050;
+        // 100 ms of tone, then silence, but the timeline says the vowel lasts 150 ms.
+        let mut samples: Vec<f32> = (0..2205).map(|i| (i as f32 * 0.1).sin() * 0.5).collect();
+        samples.extend(vec![0.0; 4410]);
+        samples.extend((0..2205).map(|i| (i as f32 * 0.1).sin() * 0.5));
+        let ph = |p: &str, a: u64, b: u64| TimedPhoneme { phoneme: p.into(), start: a, end: b };
+        let mut t = vec![ph("aː", 0, 3307), ph(".", 3307, 5000), ph("_", 5000, 6000), ph("a", 6000, 8820)];
+        snap_pauses(&mut t, &samples, rate);
+        assert!(t[0].end <= 2205 + 110 && t[0].end >= 2205 - 220, "vowel ends at the silence: {t:?}");
+        assert!(t[3].start >= 6615 - 220 && t[3].start <= 6615 + 110, "next vowel starts with the sound: {t:?}");
+        for w in t.windows(2) {
+            assert_eq!(w[0].end, w[1].start);
+            assert!(w[0].start < w[0].end);
+        }
+        // Silence that is not a pause, and sound in a pause, leave the edges alone.
+        let loud: Vec<f32> = (0..8820).map(|i| (i as f32 * 0.1).sin() * 0.5).collect();
+        let mut t2 = vec![ph("a", 0, 3000), ph(",", 3000, 5000), ph("a", 5000, 8820)];
+        snap_pauses(&mut t2, &loud, rate);
+        assert_eq!((t2[1].start, t2[1].end), (3000, 5000));
     }
 
     #[test]
