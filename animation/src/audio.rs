@@ -80,6 +80,11 @@ impl AudioLipSync {
         self.sample_rate
     }
 
+    /// The analysed audio's length in samples (to the end of its last frame).
+    pub fn len_samples(&self) -> u64 {
+        (self.frames.len() * self.hop) as u64
+    }
+
     /// The mouth at sample `pos` of the analysed audio (rest outside it).
     pub fn sample(&self, pos: SamplePos) -> Mouth {
         // Frames describe their centre; interpolate between neighbours.

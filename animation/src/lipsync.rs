@@ -88,6 +88,8 @@ struct Segment {
     /// Time constants of the decay before and after the sound, seconds.
     anticipation: f64,
     carry_over: f64,
+    /// The share of the sound held at full strength (0.8: all but the edges).
+    plateau: f64,
     bilabial: bool,
 }
 
@@ -98,7 +100,7 @@ impl Segment {
 
     /// Half the width of the full-strength middle.
     fn plateau(&self) -> f64 {
-        0.4 * (self.end - self.start)
+        self.plateau * (self.end - self.start)
     }
 
     fn dominance(&self, t: f64) -> f32 {
@@ -128,6 +130,11 @@ const REACH: f64 = 0.6;
 
 /// The relaxed mouth's own small, constant dominance: far from any sound the mouth rests.
 const REST_DOMINANCE: f32 = 0.01;
+
+/// How far the mouth runs ahead of the sound, seconds. A mouth slightly ahead looks natural,
+/// one behind looks dubbed (ITU-R BT.1359; ../shared/ARABIC.md); 10 ms centres the measured
+/// onsets and closures of the rendered face on the sound (docs/benchmarks.md, face).
+pub const LEAD: f64 = 0.010;
 
 /// Lip-sync for everything the voice has queued on the played-sample clock.
 #[derive(Debug, Clone)]
@@ -201,8 +208,13 @@ impl LipSync {
         self.sample_at(self.seconds(pos))
     }
 
-    /// The mouth at `t` seconds on the same clock.
+    /// The mouth at `t` seconds on the same clock (it shows the sound [`LEAD`] ahead).
     pub fn sample_at(&self, t: f64) -> Mouth {
+        self.sample_exact(t + LEAD)
+    }
+
+    /// The mouth for the sound at exactly `t` seconds, with no lead.
+    pub fn sample_exact(&self, t: f64) -> Mouth {
         let mut sum = Mouth::REST.scaled(REST_DOMINANCE);
         let mut total = REST_DOMINANCE;
         let mut closure = 0.0_f32;
@@ -272,11 +284,17 @@ fn segments(entries: &[(f64, f64, &str)]) -> Vec<Segment> {
             Kind::Pause => {
                 // A word boundary inside running speech is not a rest: hold it weakly.
                 // Padding and punctuation are real pauses.
-                let strength = if word_gap[i] && end - start < 0.08 { 0.15 } else { 1.5 };
-                let mut s = seg(start, end, Mouth::REST, strength, false);
-                // The mouth stays with the last sound into a pause rather than closing early.
-                s.anticipation = 0.03;
-                s
+                if word_gap[i] && end - start < 0.08 {
+                    seg(start, end, Mouth::REST, 0.15, false)
+                } else {
+                    // A real pause (the voice's timeline snaps it to the silence in the audio):
+                    // the mouth closes as the sound stops and opens as it starts.
+                    let mut s = seg(start, end, Mouth::REST, 5.0, false);
+                    s.plateau = 0.5;
+                    s.anticipation = 0.02;
+                    s.carry_over = 0.012;
+                    s
+                }
             }
             Kind::Vowel => seg(start, end, vowel_target(sound, emphatic_next_to(i)), 1.0, false),
             Kind::Consonant => {
@@ -309,9 +327,11 @@ fn segments(entries: &[(f64, f64, &str)]) -> Vec<Segment> {
                     t.jaw = (t.jaw * 1.15 + 0.08).min(1.0);
                     t
                 } else {
-                    vowel.lerp(&Mouth::REST, 0.4)
+                    // The glottal stop's closure is silent; the sound (and the mouth) comes
+                    // with the vowel it starts.
+                    vowel.lerp(&Mouth::REST, 0.2)
                 };
-                seg(start, end, target, 0.5, false)
+                seg(start, end, target, if sound.kind == Kind::Glottal { 0.8 } else { 0.5 }, false)
             }
             Kind::Modifier => seg(start, end, Mouth::REST, 0.1, false),
         };
@@ -328,8 +348,9 @@ fn seg(start: f64, end: f64, target: Mouth, strength: f32, bilabial: bool) -> Se
         target,
         strength,
         // Rounding is anticipated earlier than other gestures.
-        anticipation: if rounded { 0.09 } else { 0.04 },
-        carry_over: 0.03,
+        anticipation: if rounded { 0.05 } else { 0.03 },
+        carry_over: 0.02,
+        plateau: 0.4,
         bilabial,
     }
 }
@@ -374,6 +395,20 @@ mod tests {
         Timeline { sample_rate: RATE, phonemes, words: vec![] }
     }
 
+    /// The mouth for the sound at `pos`, without the lead (the model's own timing).
+    fn exact(l: &LipSync, pos: SamplePos) -> Mouth {
+        l.sample_exact(pos as f64 / f64::from(l.sample_rate()))
+    }
+
+    #[test]
+    fn the_mouth_runs_a_little_ahead() {
+        let t = marhaban();
+        let l = LipSync::from_timeline(&t);
+        let pos = middle(&t, 5);
+        assert_eq!(l.sample(pos), l.sample_exact(pos as f64 / f64::from(RATE) + LEAD));
+        assert!(LEAD > 0.0 && LEAD <= 0.02);
+    }
+
     fn middle(t: &Timeline, i: usize) -> SamplePos {
         (t.phonemes[i].start + t.phonemes[i].end) / 2
     }
@@ -402,7 +437,7 @@ mod tests {
         let t = marhaban();
         let l = LipSync::from_timeline(&t);
         for i in [1, 6, 10] {
-            let m = l.sample(middle(&t, i));
+            let m = exact(&l, middle(&t, i));
             assert!(m.weight(Viseme::PP) > 0.95, "{} at {i}: {m:?}", t.phonemes[i].phoneme);
             assert!(m.jaw < 0.02, "jaw open during {}: {}", t.phonemes[i].phoneme, m.jaw);
         }
@@ -412,7 +447,7 @@ mod tests {
         let c = middle(&t, 1) as i64;
         let ms = i64::from(RATE) / 1000;
         for off in [-19 * ms, 0, 19 * ms] {
-            let m = l.sample((c + off) as u64);
+            let m = exact(&l, (c + off) as u64);
             assert!(m.weight(Viseme::PP) > 0.95, "offset {off}: {m:?}");
         }
     }
@@ -421,12 +456,12 @@ mod tests {
     fn long_vowels_open_the_jaw() {
         let t = timeline(&[("_", 100), ("m", 60), ("aː", 200), ("_", 100)]);
         let l = LipSync::from_timeline(&t);
-        let m = l.sample(middle(&t, 2));
+        let m = exact(&l, middle(&t, 2));
         assert_eq!(m.dominant(), Viseme::Aa);
         assert!(m.jaw > 0.6, "jaw {}", m.jaw);
         // The long vowel is open across most of its length, not only at its centre.
         let p = &t.phonemes[2];
-        let late = l.sample(p.start + (p.end - p.start) * 3 / 4);
+        let late = exact(&l, p.start + (p.end - p.start) * 3 / 4);
         assert!(late.jaw > 0.5, "jaw late in the vowel {}", late.jaw);
     }
 
@@ -434,11 +469,11 @@ mod tests {
     fn silence_rests_and_pharyngeals_keep_the_vowel() {
         let t = marhaban();
         let l = LipSync::from_timeline(&t);
-        let rest = l.sample(middle(&t, 12));
+        let rest = exact(&l, middle(&t, 12));
         assert!(rest.jaw < 0.05 && rest.weight(Viseme::Sil) > 0.9, "{rest:?}");
-        assert!(l.sample(0).jaw < 0.05);
+        assert!(exact(&l, 0).jaw < 0.05);
         // ħ before aː keeps an open mouth rather than closing.
-        let h = l.sample(middle(&t, 4));
+        let h = exact(&l, middle(&t, 4));
         assert!(h.jaw > 0.4, "ħ {h:?}");
     }
 
@@ -447,9 +482,9 @@ mod tests {
         // In "s u" the lips start rounding during the s.
         let t = timeline(&[("_", 100), ("s", 80), ("uː", 150), ("_", 100)]);
         let l = LipSync::from_timeline(&t);
-        let during_s = l.sample(t.phonemes[1].end - 10 * u64::from(RATE) / 1000);
+        let during_s = exact(&l, t.phonemes[1].end - 10 * u64::from(RATE) / 1000);
         let before = timeline(&[("_", 100), ("s", 80), ("iː", 150), ("_", 100)]);
-        let b = LipSync::from_timeline(&before).sample(before.phonemes[1].end - 10 * u64::from(RATE) / 1000);
+        let b = exact(&LipSync::from_timeline(&before), before.phonemes[1].end - 10 * u64::from(RATE) / 1000);
         assert!(during_s.weight(Viseme::U) > 0.2 && during_s.weight(Viseme::U) > b.weight(Viseme::U), "{during_s:?}");
     }
 
@@ -457,8 +492,8 @@ mod tests {
     fn emphatics_back_the_vowel() {
         let plain = timeline(&[("s", 80), ("aː", 150)]);
         let emph = timeline(&[("s", 40), ("ˤ", 40), ("aː", 150)]);
-        let m_plain = LipSync::from_timeline(&plain).sample(middle(&plain, 1));
-        let m_emph = LipSync::from_timeline(&emph).sample(middle(&emph, 2));
+        let m_plain = exact(&LipSync::from_timeline(&plain), middle(&plain, 1));
+        let m_emph = exact(&LipSync::from_timeline(&emph), middle(&emph, 2));
         assert!(m_emph.weight(Viseme::O) > m_plain.weight(Viseme::O) + 0.05, "{m_emph:?} vs {m_plain:?}");
     }
 
@@ -469,8 +504,8 @@ mod tests {
         l.push(&t, 0);
         l.push(&t, t.end());
         let second_a = t.end() + middle(&t, 1);
-        assert!(l.sample(second_a).jaw > 0.6);
-        assert!(l.sample(t.end() + middle(&t, 0)).weight(Viseme::PP) > 0.95);
+        assert!(exact(&l, second_a).jaw > 0.6);
+        assert!(exact(&l, t.end() + middle(&t, 0)).weight(Viseme::PP) > 0.95);
         // Another voice's rate: 16 kHz positions land at the same times.
         let mut slow = t.clone();
         slow.sample_rate = 16_000;
@@ -480,10 +515,10 @@ mod tests {
         }
         let mut l2 = LipSync::new(RATE);
         l2.push(&slow, 0);
-        assert!((l2.sample(middle(&t, 1)).jaw - LipSync::from_timeline(&t).sample(middle(&t, 1)).jaw).abs() < 0.02);
+        assert!((exact(&l2, middle(&t, 1)).jaw - exact(&LipSync::from_timeline(&t), middle(&t, 1)).jaw).abs() < 0.02);
         l.forget_before(2 * t.end());
         l.clear();
-        assert!(l.sample(second_a).jaw < 0.01);
+        assert!(exact(&l, second_a).jaw < 0.01);
     }
 
     #[test]
@@ -511,7 +546,7 @@ mod tests {
                 .collect();
             let l = LipSync::from_timeline(&Timeline { sample_rate: RATE, phonemes, words: vec![] });
             for s in (0..pos + 20_000).step_by(97) {
-                let m = l.sample(s);
+                let m = exact(&l, s);
                 assert!((0.0..=1.0).contains(&m.jaw), "jaw {}", m.jaw);
                 let sum: f32 = m.visemes.iter().sum();
                 assert!(sum <= 1.0001 && m.visemes.iter().all(|w| (0.0..=1.0).contains(w)), "{m:?}");

@@ -32,7 +32,8 @@ pub enum Command {
     /// Speak text (Arabic, English or mixed); with --out, write the audio and its timeline.
     Say {
         /// What to say.
-        text: String,
+        #[arg(required_unless_present = "audio")]
+        text: Option<String>,
         /// Language: auto (by script), ar or en.
         #[arg(long, default_value = "auto", value_parser = ["auto", "ar", "en"])]
         lang: String,
@@ -46,6 +47,26 @@ pub enum Command {
         /// (wall_ms,position,latency_frames,rate) — for tests and latency checks.
         #[arg(long, hide = true)]
         clock_log: Option<PathBuf>,
+        /// Render the avatar saying it to an MP4 (offscreen; frames paced by the audio clock).
+        #[arg(long, value_name = "FILE.mp4")]
+        video: Option<PathBuf>,
+        /// Also write every frame as a PNG into this folder.
+        #[arg(long, value_name = "DIR")]
+        frames: Option<PathBuf>,
+        /// Lip-sync this recording instead of synthesising (the mouth follows the audio alone).
+        #[arg(long, value_name = "FILE.wav", conflicts_with = "text")]
+        audio: Option<PathBuf>,
+        /// Video size, WIDTHxHEIGHT (default: stage.width × stage.height).
+        #[arg(long, value_name = "WxH", value_parser = parse_size)]
+        size: Option<(u32, u32)>,
+        /// Video frame rate (default: stage.fps).
+        #[arg(long)]
+        fps: Option<u32>,
+    },
+    /// Write the bundled avatar (a generated glTF with ARKit-named morph targets).
+    Avatar {
+        #[arg(long, default_value = "assets/avatar/hiwar-avatar.glb")]
+        out: PathBuf,
     },
     /// Transcribe audio files (wav, flac, mp3, ogg) or the microphone, Arabic and English.
     Transcribe {
@@ -108,6 +129,45 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         reps: usize,
     },
+    /// The face: frame time against a minimal bevy scene, audio-visual offset measured from a
+    /// rendered video, animation cost per frame.
+    Face {
+        /// Frames timed per scene.
+        #[arg(long, default_value_t = 60)]
+        frames: usize,
+        /// Size of the frame-time comparison.
+        #[arg(long, default_value = "640x360", value_parser = parse_size)]
+        size: (u32, u32),
+        /// Size and frame rate of the sync render (small and fast, for precision in time).
+        #[arg(long, default_value = "320x180", value_parser = parse_size)]
+        sync_size: (u32, u32),
+        #[arg(long, default_value_t = 100)]
+        sync_fps: u32,
+    },
+    /// The audio-visual offset of a video rendered by `hiwar say --video`, from its pixels and
+    /// audio track.
+    Sync {
+        video: PathBuf,
+        /// The video's size as rendered.
+        #[arg(long, value_parser = parse_size)]
+        size: (u32, u32),
+        #[arg(long)]
+        fps: u32,
+        /// One JSON object instead of Markdown.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `WIDTHxHEIGHT`, e.g. 640x360.
+pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s.split_once(['x', 'X', '×']).ok_or_else(|| format!("{s}: write WIDTHxHEIGHT, e.g. 640x360"))?;
+    let parse = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("{s}: {v} is not a number of pixels"));
+    let (w, h) = (parse(w)?, parse(h)?);
+    if w < 16 || h < 16 || w > 8192 || h > 8192 {
+        return Err(format!("{s}: each side must be 16–8192 pixels"));
+    }
+    Ok((w, h))
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +193,7 @@ impl Command {
             Command::Demo => "demo",
             Command::Run => "run",
             Command::Say { .. } => "say",
+            Command::Avatar { .. } => "avatar",
             Command::Transcribe { .. } => "transcribe",
             Command::Chat => "chat",
             Command::Serve => "serve",
@@ -154,6 +215,7 @@ impl Command {
             | Command::Doctor
             | Command::Transcribe { .. }
             | Command::Bench { .. }
+            | Command::Avatar { .. }
             | Command::Say { .. } => "",
         }
     }

@@ -20,6 +20,7 @@ pub struct Config {
     pub audio: Audio,
     pub hearing: Hearing,
     pub voice: Voice,
+    pub stage: Stage,
     pub models: Models,
     pub privacy: Privacy,
     /// Where the config came from (not a key).
@@ -126,6 +127,36 @@ pub struct Voice {
 impl Default for Voice {
     fn default() -> Self {
         Voice { arabic_voice: String::new(), english_voice: String::new(), device: "auto".into(), deterministic: false }
+    }
+}
+
+/// The rendered avatar: window, kiosk mode, headless video.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Stage {
+    /// A glTF 2.0 / VRM binary (.glb, .vrm) with morph targets (ARKit 52, Oculus visemes or
+    /// VRM expressions); empty uses the bundled avatar.
+    pub avatar: String,
+    /// Window and video size in pixels (portrait sizes frame more of the shoulders).
+    pub width: u32,
+    pub height: u32,
+    /// Frame rate of `--video` renders.
+    pub fps: u32,
+    /// 4× multisampling: on for GPUs; off makes software rendering about 1.5× faster.
+    pub msaa: bool,
+    /// Seed of the idle life (blinks, glances), so renders are reproducible.
+    pub seed: u64,
+    /// Kiosk mode: fullscreen and borderless, no cursor, attract screen when idle.
+    pub kiosk: bool,
+    /// Seconds without anyone talking before the attract screen shows (kiosk mode).
+    pub attract_after_secs: u64,
+    /// Whether Escape closes the window in kiosk mode (it always does on the desktop).
+    pub kiosk_escape_exits: bool,
+}
+
+impl Default for Stage {
+    fn default() -> Self {
+        Stage { avatar: String::new(), width: 1280, height: 720, fps: 30, msaa: true, seed: 7, kiosk: false, attract_after_secs: 60, kiosk_escape_exits: false }
     }
 }
 

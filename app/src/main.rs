@@ -8,6 +8,7 @@ mod demo;
 mod doctor;
 mod hearing;
 mod models;
+mod stage;
 mod voice;
 
 use std::process::ExitCode;
@@ -53,13 +54,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Doctor => doctor::run(&config),
-        Command::Say { text, lang, out, timeline, clock_log } => {
-            voice::say(&config, &text, &lang, out.as_deref(), timeline.as_deref(), clock_log.as_deref())
+        Command::Say { text, lang, out, timeline, clock_log, video, frames, audio, size, fps } => {
+            let render = voice::VideoArgs { video, frames, size, fps };
+            match audio {
+                Some(audio) => voice::lip_sync_recording(&config, &audio, &render),
+                None => voice::say(&config, text.as_deref().unwrap_or_default(), &lang, out.as_deref(), timeline.as_deref(), clock_log.as_deref(), &render),
+            }
         }
+        Command::Avatar { out } => stage::write_avatar(&out).map(|()| ExitCode::SUCCESS),
         Command::Bench { what: BenchCommand::Asr { model, reps, rounds, only } } => {
             bench::asr(&config, model, reps.max(1), rounds, &only)
         }
         Command::Bench { what: BenchCommand::Tts { python, reps } } => bench::tts(&config, &python, reps.max(1)),
+        Command::Bench { what: BenchCommand::Face { frames, size, sync_size, sync_fps } } => stage::bench::face(&config, frames.max(1), size, sync_size, sync_fps),
+        Command::Bench { what: BenchCommand::Sync { video, size, fps, json } } => stage::bench::sync(&video, size, fps, json),
         Command::Transcribe { files, lang, json, mic } => hearing::transcribe(&config, &files, &lang, json, mic),
         Command::Demo => demo::run(&config),
         other => Ok(not_built(&other)),

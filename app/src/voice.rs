@@ -83,7 +83,59 @@ pub fn diacritizer(config: &Config) -> anyhow::Result<hiwar_speech::voice::Diacr
     Ok(hiwar_speech::voice::Diacritizer::load(&model, &vocab)?)
 }
 
-pub fn say(config: &Config, text: &str, lang: &str, out: Option<&Path>, timeline: Option<&Path>, clock_log: Option<&Path>) -> anyhow::Result<ExitCode> {
+/// `hiwar say --video/--frames`: render the avatar instead of (or besides) playing.
+#[derive(Debug, Default)]
+pub struct VideoArgs {
+    pub video: Option<std::path::PathBuf>,
+    pub frames: Option<std::path::PathBuf>,
+    pub size: Option<(u32, u32)>,
+    pub fps: Option<u32>,
+}
+
+impl VideoArgs {
+    fn wanted(&self) -> bool {
+        self.video.is_some() || self.frames.is_some()
+    }
+
+    fn options(&self, config: &Config) -> anyhow::Result<(crate::stage::StageOptions, u32)> {
+        let mut options = crate::stage::StageOptions::from_config(config);
+        if let Some((w, h)) = self.size {
+            options.width = w;
+            options.height = h;
+        }
+        Ok((options, self.fps.unwrap_or(config.stage.fps)))
+    }
+
+    /// Renders the speech (with its timeline, or from the audio alone).
+    fn render(&self, config: &Config, samples: &[f32], rate: u32, timeline: Option<hiwar_animation::Timeline>, words: Vec<crate::stage::captions::CaptionWord>) -> anyhow::Result<()> {
+        let (options, fps) = self.options(config)?;
+        let rec = crate::stage::headless::Recording { samples, rate, timeline, words, fps, tail: 0.5 };
+        let outputs = crate::stage::headless::Outputs { video: self.video.clone(), frames: self.frames.clone() };
+        let report = crate::stage::headless::render(&options, &rec, &outputs)?;
+        let wrote: Vec<String> = [self.video.as_ref().map(|v| v.display().to_string()), self.frames.as_ref().map(|d| format!("{}/frame-*.png", d.display()))].into_iter().flatten().collect();
+        eprintln!(
+            "rendered {} frames ({}×{} at {fps} fps, {:.1} s of audio) in {:.1} s → {}",
+            report.frames,
+            options.width,
+            options.height,
+            samples.len() as f64 / f64::from(rate),
+            report.seconds,
+            wrote.join(", ")
+        );
+        Ok(())
+    }
+}
+
+/// `hiwar say --audio FILE --video OUT`: the face lip-syncs a recording from its audio alone.
+pub fn lip_sync_recording(config: &Config, audio: &Path, video: &VideoArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(video.wanted(), "--audio needs --video FILE.mp4 or --frames DIR (there is nothing to speak)");
+    let decoded = hiwar_speech::hearing::open_audio_file(audio)?.read_all()?;
+    anyhow::ensure!(!decoded.samples.is_empty(), "{} has no audio", audio.display());
+    video.render(config, &decoded.samples, decoded.sample_rate, None, Vec::new())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn say(config: &Config, text: &str, lang: &str, out: Option<&Path>, timeline: Option<&Path>, clock_log: Option<&Path>, video: &VideoArgs) -> anyhow::Result<ExitCode> {
     let _ = lang;
     anyhow::ensure!(!text.trim().is_empty(), "nothing to say: the text is empty");
     let (text, dropped) = speakable(text);
@@ -100,8 +152,11 @@ pub fn say(config: &Config, text: &str, lang: &str, out: Option<&Path>, timeline
         Some(path) => Sink::File(
             hound::WavWriter::create(path, wav_spec(voices.sample_rate())).with_context(|| format!("cannot write {}", path.display()))?,
         ),
+        None if video.wanted() => Sink::Memory(Vec::new()),
         None => Sink::Speaker(Speaker::open(config, clock_log)?),
     };
+    // A video keeps the audio for muxing even when it is also written to a file.
+    let mut kept: Vec<f32> = Vec::new();
     let (mut phonemes, mut words, mut offset) = (Vec::new(), Vec::new(), 0u64);
     for chunk in &chunks {
         let speech = voices.speak(chunk)?;
@@ -112,6 +167,10 @@ pub fn say(config: &Config, text: &str, lang: &str, out: Option<&Path>, timeline
                 }
             }
             Sink::Speaker(speaker) => speaker.queue(&speech)?,
+            Sink::Memory(m) => m.extend_from_slice(&speech.samples),
+        }
+        if video.wanted() && !matches!(sink, Sink::Memory(_)) {
+            kept.extend_from_slice(&speech.samples);
         }
         phonemes.extend(speech.phonemes.into_iter().map(|p| TimedPhoneme { start: p.start + offset, end: p.end + offset, ..p }));
         words.extend(speech.words.into_iter().map(|w| TimedWord { start: w.start + offset, end: w.end + offset, ..w }));
@@ -121,6 +180,7 @@ pub fn say(config: &Config, text: &str, lang: &str, out: Option<&Path>, timeline
     match sink {
         Sink::File(w) => w.finalize()?,
         Sink::Speaker(speaker) => speaker.finish(offset as f64 / f64::from(voices.sample_rate()))?,
+        Sink::Memory(m) => kept = m,
     }
     if let Some(path) = timeline {
         let json = TimelineJson {
@@ -130,12 +190,24 @@ pub fn say(config: &Config, text: &str, lang: &str, out: Option<&Path>, timeline
         };
         std::fs::write(path, serde_json::to_string_pretty(&json)?).with_context(|| format!("cannot write {}", path.display()))?;
     }
+    if video.wanted() {
+        let rate = voices.sample_rate();
+        let tl = hiwar_animation::Timeline {
+            sample_rate: rate,
+            phonemes: phonemes.iter().map(|p| hiwar_animation::TimedPhoneme { phoneme: p.phoneme.clone(), start: p.start, end: p.end }).collect(),
+            words: Vec::new(),
+        };
+        let words = words.iter().map(|w| crate::stage::captions::CaptionWord { text: w.word.clone(), start: w.start, end: w.end }).collect();
+        video.render(config, &kept, rate, Some(tl), words)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 enum Sink {
     File(hound::WavWriter<std::io::BufWriter<std::fs::File>>),
     Speaker(Speaker),
+    /// Kept for a video render.
+    Memory(Vec<f32>),
 }
 
 fn wav_spec(rate: u32) -> hound::WavSpec {
