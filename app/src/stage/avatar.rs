@@ -127,7 +127,7 @@ fn mouth_line(u: f32, s: &Shape) -> MouthLine {
 }
 
 /// A mesh part under construction: a grid of vertices, triangulated.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Part {
     pub name: &'static str,
     pub material: usize,
@@ -136,6 +136,8 @@ pub struct Part {
     /// One list of position offsets per morph target (empty for parts that do not deform).
     pub targets: Vec<Vec<[f32; 3]>>,
     pub normals: Vec<[f32; 3]>,
+    /// Per-vertex colour (linear RGB) once parts are merged into one draw.
+    pub colors: Vec<[f32; 3]>,
 }
 
 /// Builds a `rows × cols` grid part from a function of (row, col, shape); with `deform`, one
@@ -162,7 +164,7 @@ fn grid(name: &'static str, material: usize, rows: usize, cols: usize, wrap: boo
             indices.extend([a, d, b, b, d, e]);
         }
     }
-    let mut part = Part { name, material, positions: rest, indices, targets, normals: Vec::new() };
+    let mut part = Part { name, material, positions: rest, indices, targets, normals: Vec::new(), colors: Vec::new() };
     part.compute_normals();
     part
 }
@@ -188,6 +190,62 @@ impl Part {
             *v = if len > 1e-12 { [v[0] / len, v[1] / len, v[2] / len] } else { [0.0, 0.0, 1.0] };
         }
         self.normals = n;
+    }
+
+    /// Joins parts into one (one draw call: software renderers pay per draw), each part's
+    /// material colour carried as vertex colour.
+    fn merged(name: &'static str, parts: Vec<Part>) -> Part {
+        let mut out = Part { name, material: 0, ..Part::default() };
+        let targets = parts.iter().map(|p| p.targets.len()).max().unwrap_or(0);
+        out.targets = vec![Vec::new(); targets];
+        for p in parts {
+            let base = out.positions.len() as u32;
+            out.indices.extend(p.indices.iter().map(|i| i + base));
+            out.colors.extend(std::iter::repeat_n(MATERIALS[p.material].1, p.positions.len()));
+            for (t, list) in out.targets.iter_mut().enumerate() {
+                match p.targets.get(t) {
+                    Some(d) => list.extend_from_slice(d),
+                    None => list.extend(std::iter::repeat_n([0.0; 3], p.positions.len())),
+                }
+            }
+            out.positions.extend(p.positions);
+            out.normals.extend(p.normals);
+        }
+        out
+    }
+
+    /// Splits into the triangles that never move (any target) and those that do, each with
+    /// its own vertices; normals are kept from the whole, so the seam does not show.
+    fn split_moving(self) -> (Part, Part) {
+        let moves: Vec<bool> = (0..self.positions.len()).map(|v| self.targets.iter().any(|t| t[v].iter().any(|d| d.abs() > 1e-7))).collect();
+        let pick = |keep_moving: bool, name: &'static str| {
+            let mut map = vec![u32::MAX; self.positions.len()];
+            let mut out = Part { name, material: self.material, targets: vec![Vec::new(); self.targets.len()], ..Part::default() };
+            for tri in self.indices.chunks_exact(3) {
+                if tri.iter().any(|&i| moves[i as usize]) != keep_moving {
+                    continue;
+                }
+                for &i in tri {
+                    let i = i as usize;
+                    if map[i] == u32::MAX {
+                        map[i] = out.positions.len() as u32;
+                        out.positions.push(self.positions[i]);
+                        out.normals.push(self.normals[i]);
+                        for (t, list) in out.targets.iter_mut().enumerate() {
+                            list.push(self.targets[t][i]);
+                        }
+                    }
+                    out.indices.push(map[i]);
+                }
+            }
+            out
+        };
+        (pick(false, "still"), pick(true, "moving"))
+    }
+
+    /// The targets that move anything in this part (indices into [`TARGETS`]).
+    fn live_targets(&self) -> Vec<usize> {
+        (0..self.targets.len()).filter(|&t| self.targets[t].iter().any(|d| d.iter().any(|v| v.abs() > 1e-7))).collect()
     }
 
     /// Reverses the winding (and the normals) when the surface was built inside out.
@@ -223,6 +281,8 @@ fn tube(name: &'static str, material: usize, along: usize, around: usize, centre
     .flipped()
 }
 
+/// Each part's colour (linear RGB) and how rough it would be (kept for a future per-part
+/// material; one material serves all today).
 pub const MATERIALS: [(&str, [f32; 3], f32); 11] = [
     ("skin", [0.80, 0.58, 0.45], 0.65),
     ("lips", [0.66, 0.33, 0.33], 0.5),
@@ -264,9 +324,9 @@ pub fn face_parts() -> Vec<Part> {
     let mut parts = Vec::new();
     // Skin: the head, the lower face following the jaw, cheeks rising with a smile.
     parts.push(
-        grid("skin", SKIN, 56, 72, true, true, |r, c, s| {
-            let theta = PI * r as f32 / 55.0;
-            let phi = TAU * c as f32 / 72.0;
+        grid("skin", SKIN, 40, 52, true, true, |r, c, s| {
+            let theta = PI * r as f32 / 39.0;
+            let phi = TAU * c as f32 / 52.0;
             let y = RY * theta.cos();
             let mut p = [RX * taper(y) * theta.sin() * phi.sin(), y, RZ * theta.sin() * phi.cos()];
             let front = smoothstep(0.0, 0.04, p[2]);
@@ -314,7 +374,7 @@ pub fn face_parts() -> Vec<Part> {
     }).flipped());
     // Lips: tubes along the mouth line, the upper lip above it and the lower below.
     for (name, upper) in [("lip-upper", true), ("lip-lower", false)] {
-        parts.push(tube(name, LIPS, 33, 12, move |u, s| {
+        parts.push(tube(name, LIPS, 25, 8, move |u, s| {
             let u = 2.0 * u - 1.0;
             let m = mouth_line(u, s);
             let full = (1.0 - u * u).max(0.0).sqrt();
@@ -342,7 +402,7 @@ pub fn face_parts() -> Vec<Part> {
     }
     // Brows: tubes from the inner end to the outer.
     for (name, sign, side) in [("brow-left", 1.0_f32, "Left"), ("brow-right", -1.0, "Right")] {
-        parts.push(tube(name, HAIR, 13, 8, move |u, s| {
+        parts.push(tube(name, HAIR, 9, 6, move |u, s| {
             let x = sign * (0.014 + 0.034 * u);
             let lift = 0.006 * s.w("browInnerUp") * (1.0 - u).powi(2) + 0.006 * s.w(&format!("browOuterUp{side}")) * u * u
                 - s.w(&format!("browDown{side}")) * (0.004 + 0.002 * (1.0 - u));
@@ -358,35 +418,35 @@ pub fn face_parts() -> Vec<Part> {
 pub fn head_parts() -> Vec<Part> {
     // Hair: a cap over the head from the crown to a hairline that is high on the forehead,
     // lower at the temples and down to the nape at the back.
-    let hair = grid("hair", HAIR, 24, 64, true, false, |r, c, _| {
-        let phi = TAU * c as f32 / 64.0;
+    let hair = grid("hair", HAIR, 14, 40, true, false, |r, c, _| {
+        let phi = TAU * c as f32 / 40.0;
         let back = 0.5 - 0.5 * phi.cos();
         let hairline = (0.98 + 0.95 * back.powf(1.2)).min(2.05);
-        let theta = hairline * r as f32 / 23.0;
+        let theta = hairline * r as f32 / 13.0;
         let y = RY * theta.cos();
-        let lift = 1.05 + 0.03 * (1.0 - r as f32 / 23.0);
+        let lift = 1.05 + 0.03 * (1.0 - r as f32 / 13.0);
         [RX * taper(y) * lift * theta.sin() * phi.sin(), 0.004 + RY * lift * theta.cos(), RZ * lift * theta.sin() * phi.cos() - 0.004]
     });
     let nose_z = surface_z(0.0, -0.012);
     vec![
         hair,
-        ellipsoid("nose", SKIN, [0.0, -0.014, nose_z - 0.002], [0.0105, 0.016, 0.012], 16, 20, |p| p),
-        ellipsoid("ear-left", SKIN, [0.079, 0.002, -0.006], [0.009, 0.022, 0.012], 14, 18, |p| p),
-        ellipsoid("ear-right", SKIN, [-0.079, 0.002, -0.006], [0.009, 0.022, 0.012], 14, 18, |p| p),
+        ellipsoid("nose", SKIN, [0.0, -0.014, nose_z - 0.002], [0.0105, 0.016, 0.012], 10, 14, |p| p),
+        ellipsoid("ear-left", SKIN, [0.079, 0.002, -0.006], [0.009, 0.022, 0.012], 8, 12, |p| p),
+        ellipsoid("ear-right", SKIN, [-0.079, 0.002, -0.006], [0.009, 0.022, 0.012], 8, 12, |p| p),
     ]
 }
 
 /// An eye at its own origin, looking along +Z: sclera, iris and pupil.
 pub fn eye_parts() -> Vec<Part> {
     let cap = |name, material, r: f32, angle: f32| {
-        grid(name, material, 8, 24, true, false, move |row, col, _| {
-            let t = angle * row as f32 / 7.0;
-            let phi = TAU * col as f32 / 24.0;
+        grid(name, material, 5, 16, true, false, move |row, col, _| {
+            let t = angle * row as f32 / 4.0;
+            let phi = TAU * col as f32 / 16.0;
             [r * t.sin() * phi.cos(), r * t.sin() * phi.sin(), r * t.cos()]
         })
     };
     vec![
-        ellipsoid("sclera", SCLERA, [0.0; 3], [EYE_RADIUS; 3], 20, 28, |p| p),
+        ellipsoid("sclera", SCLERA, [0.0; 3], [EYE_RADIUS; 3], 12, 18, |p| p),
         cap("iris", IRIS, EYE_RADIUS * 1.004, 0.52),
         cap("pupil", PUPIL, EYE_RADIUS * 1.008, 0.24),
     ]
@@ -400,7 +460,7 @@ pub fn body_parts() -> Vec<Part> {
         let phi = TAU * c as f32 / 28.0;
         [0.036 * phi.sin(), y, 0.034 * phi.cos() - 0.008]
     });
-    let torso = ellipsoid("torso", CLOTHES, [0.0, -0.055, -0.012], [0.2, 0.1, 0.095], 28, 48, |p| {
+    let torso = ellipsoid("torso", CLOTHES, [0.0, -0.055, -0.012], [0.2, 0.1, 0.095], 16, 32, |p| {
         // Shoulders: flatter on top, square at the sides.
         let y = if p[1] > 0.0 { p[1] * (0.55 + 0.45 * (p[0].abs() / 0.19).powi(2)) } else { p[1] * 1.6 };
         [p[0], y, p[2]]
@@ -419,22 +479,36 @@ pub const HEAD_ABOVE_BODY: f32 = 0.158;
 /// Writes the avatar as a binary glTF 2.0 file.
 pub fn glb() -> Vec<u8> {
     let mut w = GltfWriter::default();
-    for (name, color, roughness) in MATERIALS {
-        w.materials.push(serde_json::json!({
-            "name": name,
-            "pbrMetallicRoughness": {"baseColorFactor": [color[0], color[1], color[2], 1.0], "metallicFactor": 0.0, "roughnessFactor": roughness},
-        }));
+    // One material; each part's colour rides on its vertices, so each mesh is one draw.
+    w.materials.push(serde_json::json!({
+        "name": "avatar",
+        "pbrMetallicRoughness": {"baseColorFactor": [1.0, 1.0, 1.0, 1.0], "metallicFactor": 0.0, "roughnessFactor": 0.6},
+    }));
+    // Morph targets cost per vertex and per target in the vertex shader, so only what moves
+    // carries them, grouped by what moves it: mouth and jaw, lids, brows.
+    let mut face = face_parts();
+    let (skin_still, skin_moving) = face.remove(0).split_moving();
+    let (lids, rest): (Vec<Part>, Vec<Part>) = face.into_iter().partition(|p| p.name.starts_with("lid-"));
+    let (brows, mouth): (Vec<Part>, Vec<Part>) = rest.into_iter().partition(|p| p.name.starts_with("brow-"));
+    let mut mouth_group = vec![skin_moving];
+    mouth_group.extend(mouth);
+    let mut children = Vec::new();
+    for (name, group) in [("Face", mouth_group), ("Lids", lids), ("Brows", brows)] {
+        let part = Part::merged("group", group);
+        let mesh = w.mesh(name, &[part], true);
+        children.push(w.node(serde_json::json!({"name": name, "mesh": mesh})));
     }
-    let face = w.mesh("Face", &face_parts(), true);
-    let head_static = w.mesh("HeadParts", &head_parts(), false);
-    let eye = w.mesh("Eye", &eye_parts(), false);
-    let body = w.mesh("Body", &body_parts(), false);
-    let face_node = w.node(serde_json::json!({"name": "Face", "mesh": face}));
+    let mut still = head_parts();
+    still.push(skin_still);
+    let head_static = w.mesh("HeadParts", &[Part::merged("head", still)], false);
+    let eye = w.mesh("Eye", &[Part::merged("eye", eye_parts())], false);
+    let body = w.mesh("Body", &[Part::merged("body", body_parts())], false);
     let head_parts_node = w.node(serde_json::json!({"name": "HeadParts", "mesh": head_static}));
     let [left, right] = eye_centres();
     let eye_l = w.node(serde_json::json!({"name": "EyeLeft", "mesh": eye, "translation": left}));
     let eye_r = w.node(serde_json::json!({"name": "EyeRight", "mesh": eye, "translation": right}));
-    let head = w.node(serde_json::json!({"name": "Head", "translation": [0.0, HEAD_ABOVE_BODY, 0.0], "children": [face_node, head_parts_node, eye_l, eye_r]}));
+    children.extend([head_parts_node, eye_l, eye_r]);
+    let head = w.node(serde_json::json!({"name": "Head", "translation": [0.0, HEAD_ABOVE_BODY, 0.0], "children": children}));
     let body_node = w.node(serde_json::json!({"name": "Body", "mesh": body}));
     let root = w.node(serde_json::json!({"name": "Avatar", "children": [body_node, head]}));
     w.finish(root)
@@ -475,6 +549,14 @@ impl GltfWriter {
         self.accessors.len() - 1
     }
 
+    /// A VEC3 attribute that needs no bounds (colours).
+    fn vec3_plain(&mut self, data: &[[f32; 3]]) -> usize {
+        let bytes: Vec<u8> = data.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
+        let view = self.view(&bytes, 34962);
+        self.accessors.push(serde_json::json!({"bufferView": view, "componentType": 5126, "count": data.len(), "type": "VEC3"}));
+        self.accessors.len() - 1
+    }
+
     fn indices(&mut self, data: &[u32]) -> usize {
         let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
         let view = self.view(&bytes, 34963);
@@ -482,7 +564,12 @@ impl GltfWriter {
         self.accessors.len() - 1
     }
 
+    /// A mesh of `parts`; with `morph`, the targets that move any of them (all parts share
+    /// one target list, as glTF requires).
     fn mesh(&mut self, name: &str, parts: &[Part], morph: bool) -> usize {
+        let mut live: Vec<usize> = parts.iter().flat_map(Part::live_targets).collect();
+        live.sort_unstable();
+        live.dedup();
         let primitives: Vec<serde_json::Value> = parts
             .iter()
             .map(|p| {
@@ -490,8 +577,11 @@ impl GltfWriter {
                 let normal = self.vec3(&p.normals);
                 let indices = self.indices(&p.indices);
                 let mut prim = serde_json::json!({"attributes": {"POSITION": position, "NORMAL": normal}, "indices": indices, "material": p.material});
+                if !p.colors.is_empty() {
+                    prim["attributes"]["COLOR_0"] = serde_json::json!(self.vec3_plain(&p.colors));
+                }
                 if morph {
-                    let targets: Vec<serde_json::Value> = p.targets.iter().map(|t| serde_json::json!({"POSITION": self.vec3(t)})).collect();
+                    let targets: Vec<serde_json::Value> = live.iter().map(|&t| serde_json::json!({"POSITION": self.vec3(&p.targets[t])})).collect();
                     prim["targets"] = serde_json::Value::Array(targets);
                 }
                 prim
@@ -499,8 +589,8 @@ impl GltfWriter {
             .collect();
         let mut mesh = serde_json::json!({"name": name, "primitives": primitives});
         if morph {
-            mesh["weights"] = serde_json::json!(vec![0.0; TARGETS.len()]);
-            mesh["extras"] = serde_json::json!({"targetNames": TARGETS});
+            mesh["weights"] = serde_json::json!(vec![0.0; live.len()]);
+            mesh["extras"] = serde_json::json!({"targetNames": live.iter().map(|&t| TARGETS[t]).collect::<Vec<_>>()});
         }
         self.meshes.push(mesh);
         self.meshes.len() - 1
@@ -571,6 +661,11 @@ mod tests {
         assert_eq!(u32::from_le_bytes([a[8], a[9], a[10], a[11]]) as usize, a.len());
         let json_len = u32::from_le_bytes([a[12], a[13], a[14], a[15]]) as usize;
         let json: serde_json::Value = serde_json::from_slice(&a[20..20 + json_len]).unwrap_or_default();
-        assert_eq!(json["meshes"][0]["extras"]["targetNames"].as_array().map(Vec::len), Some(TARGETS.len()));
+        // Every target is on some mesh; the mouth's mesh has the jaw.
+        let names: Vec<String> = json["meshes"].as_array().into_iter().flatten().flat_map(|m| m["extras"]["targetNames"].as_array().cloned().unwrap_or_default()).filter_map(|n| n.as_str().map(str::to_string)).collect();
+        for t in TARGETS {
+            assert!(names.iter().any(|n| n == t), "{t} is on no mesh");
+        }
+        assert_eq!(json["meshes"][0]["extras"]["targetNames"][0], "jawOpen");
     }
 }

@@ -197,11 +197,11 @@ pub fn spawn_scene(commands: &mut Commands, assets: &AssetServer, options: &Stag
         camera.insert(target);
     }
     let camera = camera.id();
-    // A key light from the upper left front, a fill from the right, soft ambient: no shadows
-    // (a kiosk's GPU budget, and software rendering here).
-    commands.spawn((DirectionalLight { illuminance: 3_200.0, shadow_maps_enabled: false, ..default() }, Transform::from_xyz(0.6, 1.2, 1.0).looking_at(Vec3::ZERO, Vec3::Y)));
-    commands.spawn((DirectionalLight { illuminance: 1_100.0, shadow_maps_enabled: false, color: Color::srgb(0.9, 0.93, 1.0), ..default() }, Transform::from_xyz(-1.0, 0.3, 0.8).looking_at(Vec3::ZERO, Vec3::Y)));
-    commands.insert_resource(GlobalAmbientLight { brightness: 180.0, ..default() });
+    // One key light from the upper left front and a bright ambient fill: no shadows, no
+    // second light (each light is paid per pixel; a kiosk's GPU budget, software rendering
+    // here).
+    commands.spawn((DirectionalLight { illuminance: 3_600.0, shadow_maps_enabled: false, ..default() }, Transform::from_xyz(0.5, 1.0, 1.2).looking_at(Vec3::ZERO, Vec3::Y)));
+    commands.insert_resource(GlobalAmbientLight { brightness: 420.0, color: Color::srgb(0.92, 0.95, 1.0), ..default() });
     let path = bevy::asset::AssetPath::from_path_buf(options.avatar.clone());
     commands.spawn((WorldAssetRoot(assets.load(bevy::gltf::GltfAssetLabel::Scene(0).from_asset(path))), AvatarRoot));
     camera
