@@ -268,12 +268,14 @@ impl Rig {
         let arkit: Vec<Option<usize>> = canon.iter().map(|c| ARKIT.iter().position(|a| a.to_lowercase() == *c)).collect();
         let oculus: Vec<Option<Viseme>> = canon.iter().map(|c| Viseme::ALL.into_iter().find(|v| canonical(v.oculus_name()) == *c)).collect();
         let vrm: Vec<Option<Vrm>> = canon.iter().map(|c| vrm_of(c)).collect();
-        let count = |v: &[Option<_>]| v.iter().filter(|x| x.is_some()).count();
+        let count = |v: &[Option<Viseme>]| v.iter().filter(|x| x.is_some()).count();
+        let any_arkit = arkit.iter().any(Option::is_some);
         let has_jaw_open = arkit.iter().any(|a| *a == arkit_index("jawOpen"));
         let mouth_vrm = vrm.iter().any(|v| matches!(v, Some(Vrm::Aa | Vrm::Oh | Vrm::Ou)));
         let kind = if count(&oculus) >= 10 {
             RigKind::Oculus
-        } else if has_jaw_open {
+        } else if has_jaw_open || (any_arkit && !mouth_vrm) {
+            // ARKit names; a mesh of the face without the mouth (lids, brows) is ARKit too.
             RigKind::Arkit
         } else if mouth_vrm {
             RigKind::Vrm
@@ -370,6 +372,8 @@ mod tests {
         let (rig, warn) = Rig::detect(&["JawDrop", "Brows"]);
         assert_eq!((rig.kind, rig.driven()), (RigKind::JawOnly, 1));
         assert!(warn.is_some_and(|w| w.contains("jaw")));
+        let (rig, warn) = Rig::detect(&["eyeBlinkLeft", "eyeBlinkRight"]);
+        assert_eq!((rig.kind, rig.driven(), warn), (RigKind::Arkit, 2, None), "a lids-only mesh");
         let (rig, warn) = Rig::detect(&["Key 1"]);
         assert_eq!(rig.kind, RigKind::Static);
         assert!(warn.is_some());

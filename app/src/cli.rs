@@ -63,6 +63,16 @@ pub enum Command {
         #[arg(long)]
         fps: Option<u32>,
     },
+    /// Open the avatar in a window (desktop, or fullscreen kiosk). Until the dialogue loop
+    /// drives it, it takes cues as JSON lines on standard input, e.g. {"say": "مرحبا"}.
+    Stage {
+        /// Fullscreen and borderless, no cursor, attract screen when idle.
+        #[arg(long)]
+        kiosk: bool,
+        /// Read cues from this file instead of standard input.
+        #[arg(long, value_name = "FILE")]
+        script: Option<PathBuf>,
+    },
     /// Write the bundled avatar (a generated glTF with ARKit-named morph targets).
     Avatar {
         #[arg(long, default_value = "assets/avatar/hiwar-avatar.glb")]
@@ -194,6 +204,7 @@ impl Command {
             Command::Run => "run",
             Command::Say { .. } => "say",
             Command::Avatar { .. } => "avatar",
+            Command::Stage { .. } => "stage",
             Command::Transcribe { .. } => "transcribe",
             Command::Chat => "chat",
             Command::Serve => "serve",
@@ -216,6 +227,7 @@ impl Command {
             | Command::Transcribe { .. }
             | Command::Bench { .. }
             | Command::Avatar { .. }
+            | Command::Stage { .. }
             | Command::Say { .. } => "",
         }
     }

@@ -72,7 +72,7 @@ pub struct Attract;
 pub struct CaptionFont(pub Handle<Font>);
 
 fn font(f: &CaptionFont, vh: f32) -> TextFont {
-    TextFont { font: f.0.clone().into(), font_size: bevy::text::FontSize::Vh(vh), ..default() }
+    TextFont { font: f.0.clone().into(), font_size: FontSize::Vh(vh), ..default() }
 }
 
 /// Builds the overlay on `camera`.

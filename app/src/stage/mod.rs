@@ -10,6 +10,7 @@ pub mod bench;
 pub mod captions;
 pub mod headless;
 pub mod sync;
+pub mod window;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub enum StageClock {
     Manual(u64, u32),
     /// The speaker's played-sample clock (device latency included).
     Player(Arc<PlayClock>),
+    /// No speaker: time since the stage started, at a nominal rate.
+    Wall(std::time::Instant, u32),
 }
 
 impl StageClock {
@@ -71,6 +74,7 @@ impl StageClock {
         match self {
             StageClock::Manual(p, _) => *p,
             StageClock::Player(c) => c.position(),
+            StageClock::Wall(start, rate) => (start.elapsed().as_secs_f64() * f64::from(*rate)) as u64,
         }
     }
 
@@ -78,6 +82,7 @@ impl StageClock {
         match self {
             StageClock::Manual(_, r) => *r,
             StageClock::Player(c) => c.sample_rate(),
+            StageClock::Wall(_, rate) => *rate,
         }
     }
 }
@@ -115,15 +120,27 @@ pub struct StageState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
     Microphone,
+    Speaker,
     Llm,
     Model,
 }
 
 impl Notice {
+    pub fn parse(name: &str) -> Option<Notice> {
+        Some(match name {
+            "microphone" => Notice::Microphone,
+            "speaker" => Notice::Speaker,
+            "llm" => Notice::Llm,
+            "model" => Notice::Model,
+            _ => return None,
+        })
+    }
+
     /// The message for the person in front of the screen: Arabic first.
     pub fn text(self) -> (&'static str, &'static str) {
         match self {
             Notice::Microphone => ("الميكروفون غير متاح حالياً", "The microphone is not available"),
+            Notice::Speaker => ("السماعة غير متاحة، أعرض الإجابات كتابةً", "No speaker is available; answers are shown as text"),
             Notice::Llm => ("لا أستطيع الوصول إلى المساعد الآن، أجيب من المعلومات المحلية", "The assistant is unreachable; answering from local information"),
             Notice::Model => ("أحد النماذج غير متوفر على هذا الجهاز", "A model is missing on this device"),
         }
@@ -203,7 +220,7 @@ pub fn spawn_scene(commands: &mut Commands, assets: &AssetServer, options: &Stag
     commands.spawn((DirectionalLight { illuminance: 3_600.0, shadow_maps_enabled: false, ..default() }, Transform::from_xyz(0.5, 1.0, 1.2).looking_at(Vec3::ZERO, Vec3::Y)));
     commands.insert_resource(GlobalAmbientLight { brightness: 420.0, color: Color::srgb(0.92, 0.95, 1.0), ..default() });
     let path = bevy::asset::AssetPath::from_path_buf(options.avatar.clone());
-    commands.spawn((WorldAssetRoot(assets.load(bevy::gltf::GltfAssetLabel::Scene(0).from_asset(path))), AvatarRoot));
+    commands.spawn((WorldAssetRoot(assets.load(GltfAssetLabel::Scene(0).from_asset(path))), AvatarRoot));
     camera
 }
 
@@ -312,9 +329,9 @@ pub fn add_stage(app: &mut App, options: &StageOptions, clock: StageClock, idle_
 
 /// bevy's asset plugin reading from our assets folder (absolute, so the working directory
 /// does not matter).
-pub fn asset_plugin(options: &StageOptions) -> bevy::asset::AssetPlugin {
+pub fn asset_plugin(options: &StageOptions) -> AssetPlugin {
     let root = std::fs::canonicalize(&options.assets).unwrap_or_else(|_| options.assets.clone());
-    bevy::asset::AssetPlugin {
+    AssetPlugin {
         file_path: root.to_string_lossy().into_owned(),
         // The avatar may live anywhere the operator's config says (never a network input).
         unapproved_path_mode: bevy::asset::UnapprovedPathMode::Allow,

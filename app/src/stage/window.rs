@@ -1,0 +1,379 @@
+//! `hiwar stage`: the avatar in a desktop or kiosk window, speaking through the speaker with
+//! its mouth on the speaker's played-sample clock.
+//!
+//! Until the dialogue loop drives it, the stage takes its cues as JSON lines on standard input
+//! (or from a script file) and reports what happens as JSON lines on standard output:
+//!
+//! - in: `{"say": "…"}`, `{"state": "idle|listening|thinking|speaking"}`,
+//!   `{"heard": "…", "final": true}`, `{"notice": "microphone|llm|model"}`,
+//!   `{"clear_notices": true}`, `{"screenshot": "PATH.png"}`, `{"attract": true}`, `{"quit": true}`
+//! - out: `{"event": "ready"}`, `{"event": "speaking", "text": …}`, `{"event": "spoken"}`,
+//!   `{"event": "push_to_talk", "pressed": …}`, `{"event": "screenshot", "path": …}`,
+//!   `{"event": "error", "message": …}`
+
+use std::io::BufRead as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+use bevy::window::{CursorOptions, MonitorSelection, PresentMode, WindowMode};
+use hiwar_animation::{Activity, Timeline};
+use serde::Deserialize;
+
+use super::captions::{CaptionWord, Captions};
+use super::{AvatarParts, Notice, Performance, StageClock, StageOptions, StageState};
+use crate::config::Config;
+
+/// A cue for the stage.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Cue {
+    pub say: Option<String>,
+    pub state: Option<String>,
+    pub heard: Option<String>,
+    #[serde(rename = "final")]
+    pub is_final: Option<bool>,
+    pub notice: Option<String>,
+    pub clear_notices: Option<bool>,
+    pub screenshot: Option<PathBuf>,
+    pub attract: Option<bool>,
+    pub quit: Option<bool>,
+}
+
+/// Writes one JSON event line on standard output.
+fn emit(value: serde_json::Value) {
+    println!("{value}");
+}
+
+/// What the speech worker reports back: a chunk queued on the speaker.
+struct Queued {
+    timeline: Timeline,
+    /// Device frame at which the chunk starts playing.
+    start: u64,
+    /// Device frames per voice sample.
+    scale: f64,
+    words: Vec<(String, u64, u64)>,
+    last: bool,
+}
+
+#[derive(Resource)]
+struct Channels {
+    cues: Mutex<Receiver<Cue>>,
+    speech_in: Mutex<Sender<String>>,
+    speech_out: Mutex<Receiver<Result<Queued, String>>>,
+}
+
+#[derive(Resource)]
+struct Live {
+    kiosk: bool,
+    escape_exits: bool,
+    attract_after: Duration,
+    last_activity: Instant,
+    /// Clock position where the queued speech ends, and whether the last chunk has come.
+    speech_end: Option<(u64, bool)>,
+    /// Activity to return to after speaking.
+    resting: Activity,
+    ready_sent: bool,
+}
+
+/// Runs the window until it is closed or told to quit.
+pub fn run(config: &Config, kiosk: bool, script: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let options = StageOptions::from_config(config);
+    options.check()?;
+    anyhow::ensure!(
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some(),
+        "no display to open the stage window on (DISPLAY and WAYLAND_DISPLAY are unset); render offscreen instead: hiwar say \"…\" --video out.mp4"
+    );
+    let kiosk = kiosk || config.stage.kiosk;
+
+    // The speaker and its clock; without one the stage still runs, on a wall clock, and says so.
+    let (speech_in, speech_requests) = channel::<String>();
+    let (speech_done, speech_out) = channel::<Result<Queued, String>>();
+    let (clock, output, audio_ok) = match hiwar_speech::voice::Player::open(&config.audio.output_device) {
+        Ok(player) => (StageClock::Player(player.clock()), Output::Speaker(player), true),
+        Err(e) => {
+            tracing::warn!("no audio output: {e}; the stage runs on a wall clock and shows its answers as captions");
+            let clock = StageClock::Wall(Instant::now(), 48_000);
+            (clock.clone(), Output::Silent { clock, free_from: 0 }, false)
+        }
+    };
+    spawn_speech_worker(config.clone(), output, speech_requests, speech_done);
+    let (cue_tx, cues) = channel::<Cue>();
+    spawn_cue_reader(script, cue_tx);
+
+    let window = Window {
+        title: "hiwar · حوار".into(),
+        resolution: (options.width, options.height).into(),
+        present_mode: PresentMode::AutoVsync,
+        mode: if kiosk { WindowMode::BorderlessFullscreen(MonitorSelection::Primary) } else { WindowMode::Windowed },
+        decorations: !kiosk,
+        ..default()
+    };
+    let mut app = App::new();
+    app.add_plugins(
+        DefaultPlugins
+            .set(WindowPlugin { primary_window: Some(window), primary_cursor_options: Some(CursorOptions { visible: !kiosk, ..default() }), ..default() })
+            .set(super::asset_plugin(&options))
+            .disable::<bevy::log::LogPlugin>(),
+    );
+    super::add_stage(&mut app, &options, clock, false);
+    let mut state = StageState::default();
+    if !audio_ok {
+        state.notices.push(Notice::Speaker);
+    }
+    app.insert_resource(state)
+        .insert_resource(Channels { cues: Mutex::new(cues), speech_in: Mutex::new(speech_in), speech_out: Mutex::new(speech_out) })
+        .insert_resource(Live {
+            kiosk,
+            escape_exits: !kiosk || config.stage.kiosk_escape_exits,
+            attract_after: Duration::from_secs(config.stage.attract_after_secs.max(1)),
+            last_activity: Instant::now(),
+            speech_end: None,
+            resting: Activity::Idle,
+            ready_sent: false,
+        })
+        .add_systems(Startup, move |mut commands: Commands, assets: Res<AssetServer>| {
+            let camera = super::spawn_scene(&mut commands, &assets, &options, None);
+            super::captions::spawn_ui(&mut commands, &assets, camera);
+        })
+        .add_systems(Update, (apply_cues, take_speech, input, kiosk_attract, announce_ready));
+    app.run();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where synthesised speech goes.
+enum Output {
+    Speaker(hiwar_speech::voice::Player),
+    /// No speaker: the speech is timed on the wall clock (mouth and captions move, nothing is
+    /// heard).
+    Silent { clock: StageClock, free_from: u64 },
+}
+
+impl Output {
+    /// Queues `samples` at `rate`; returns the clock position where they start and the clock's
+    /// rate.
+    fn queue(&mut self, samples: &[f32], rate: u32) -> Result<(u64, u32), String> {
+        match self {
+            Output::Speaker(player) => Ok((player.queue(samples, rate).map_err(|e| e.to_string())?, player.sample_rate())),
+            Output::Silent { clock, free_from } => {
+                let start = (*free_from).max(clock.position());
+                *free_from = start + samples.len() as u64 * u64::from(clock.rate()) / u64::from(rate.max(1));
+                Ok((start, clock.rate()))
+            }
+        }
+    }
+}
+
+/// Synthesises what the stage is asked to say, chunk by chunk, onto the speaker.
+fn spawn_speech_worker(config: Config, mut output: Output, requests: Receiver<String>, done: Sender<Result<Queued, String>>) {
+    std::thread::spawn(move || {
+        let mut voices: Option<hiwar_speech::voice::Voices> = None;
+        for text in requests {
+            if voices.is_none() {
+                match crate::voice::voices(&config, true) {
+                    Ok(v) => voices = Some(v),
+                    Err(e) => {
+                        let _ = done.send(Err(format!("{e:#}")));
+                        continue;
+                    }
+                }
+            }
+            let Some(v) = voices.as_mut() else { continue };
+            let mut chunker = hiwar_speech::voice::Chunker::new();
+            let mut chunks = chunker.push(&text);
+            chunks.extend(chunker.finish());
+            let n = chunks.len();
+            for (i, chunk) in chunks.iter().enumerate() {
+                let result = v.speak(chunk).map_err(|e| e.to_string()).and_then(|speech| {
+                    let (start, clock_rate) = output.queue(&speech.samples, speech.sample_rate)?;
+                    let scale = f64::from(clock_rate) / f64::from(speech.sample_rate.max(1));
+                    let timeline = Timeline {
+                        sample_rate: speech.sample_rate,
+                        phonemes: speech.phonemes.iter().map(|p| hiwar_animation::TimedPhoneme { phoneme: p.phoneme.clone(), start: p.start, end: p.end }).collect(),
+                        words: Vec::new(),
+                    };
+                    let words = speech.words.iter().map(|w| (w.word.clone(), w.start, w.end)).collect();
+                    Ok(Queued { timeline, start, scale, words, last: i + 1 == n })
+                });
+                if done.send(result).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+}
+
+/// Reads cues from a script file or standard input, one JSON object per line.
+fn spawn_cue_reader(script: Option<PathBuf>, cues: Sender<Cue>) {
+    std::thread::spawn(move || {
+        let reader: Box<dyn std::io::BufRead> = match &script {
+            Some(path) => match std::fs::File::open(path) {
+                Ok(f) => Box::new(std::io::BufReader::new(f)),
+                Err(e) => {
+                    emit(serde_json::json!({"event": "error", "message": format!("cannot read {}: {e}", path.display())}));
+                    return;
+                }
+            },
+            None => Box::new(std::io::stdin().lock()),
+        };
+        for line in reader.lines() {
+            let Ok(line) = line else { return };
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Cue>(&line) {
+                Ok(cue) => {
+                    if cues.send(cue).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => emit(serde_json::json!({"event": "error", "message": format!("bad cue {line:?}: {e}")})),
+            }
+        }
+    });
+}
+
+fn activity_of(name: &str) -> Option<Activity> {
+    Some(match name {
+        "idle" => Activity::Idle,
+        "listening" => Activity::Listening,
+        "thinking" => Activity::Thinking,
+        "speaking" => Activity::Speaking,
+        _ => return None,
+    })
+}
+
+fn apply_cues(mut commands: Commands, channels: Res<Channels>, mut state: ResMut<StageState>, mut captions: ResMut<Captions>, mut live: ResMut<Live>, mut exit: MessageWriter<AppExit>) {
+    let Ok(cues) = channels.cues.lock() else { return };
+    while let Ok(cue) = cues.try_recv() {
+        live.last_activity = Instant::now();
+        if state.attract && cue.attract != Some(true) {
+            state.attract = false;
+        }
+        if let Some(text) = cue.say {
+            emit(serde_json::json!({"event": "speaking", "text": text}));
+            captions.avatar.clear();
+            live.speech_end = Some((0, false));
+            if let Ok(tx) = channels.speech_in.lock()
+                && tx.send(text).is_err()
+            {
+                emit(serde_json::json!({"event": "error", "message": "the speaker is unavailable"}));
+            }
+        }
+        if let Some(name) = cue.state {
+            match activity_of(&name) {
+                Some(a) => {
+                    state.activity = a;
+                    live.resting = if a == Activity::Speaking { Activity::Idle } else { a };
+                }
+                None => emit(serde_json::json!({"event": "error", "message": format!("unknown state {name:?}: idle, listening, thinking or speaking")})),
+            }
+        }
+        if let Some(text) = cue.heard {
+            captions.person = text;
+            captions.person_final = cue.is_final.unwrap_or(false);
+        }
+        if let Some(name) = cue.notice {
+            match Notice::parse(&name) {
+                Some(n) if !state.notices.contains(&n) => state.notices.push(n),
+                Some(_) => {}
+                None => emit(serde_json::json!({"event": "error", "message": format!("unknown notice {name:?}")})),
+            }
+        }
+        if cue.clear_notices == Some(true) {
+            state.notices.clear();
+        }
+        if let Some(on) = cue.attract {
+            state.attract = on;
+        }
+        if let Some(path) = cue.screenshot {
+            commands.spawn(bevy::render::view::screenshot::Screenshot::primary_window()).observe(move |ev: On<bevy::render::view::screenshot::ScreenshotCaptured>| {
+                let saved = ev.image.clone().try_into_dynamic().map_err(|e| e.to_string()).and_then(|img| img.to_rgb8().save(&path).map_err(|e| e.to_string()));
+                match saved {
+                    Ok(()) => emit(serde_json::json!({"event": "screenshot", "path": path})),
+                    Err(e) => emit(serde_json::json!({"event": "error", "message": format!("screenshot {}: {e}", path.display())})),
+                }
+            });
+        }
+        if cue.quit == Some(true) {
+            exit.write(AppExit::Success);
+        }
+    }
+}
+
+/// Takes chunks the speech worker has queued: their timelines into the lip-sync, their words
+/// into the captions, all on the speaker's clock.
+fn take_speech(channels: Res<Channels>, clock: Res<StageClock>, mut perf: ResMut<Performance>, mut captions: ResMut<Captions>, mut state: ResMut<StageState>, mut live: ResMut<Live>) {
+    if let Ok(rx) = channels.speech_out.lock() {
+        while let Ok(result) = rx.try_recv() {
+            match result {
+                Ok(q) => {
+                    perf.lipsync.push(&q.timeline, q.start);
+                    for (text, start, end) in q.words {
+                        let at = |s: u64| q.start + (s as f64 * q.scale).round() as u64;
+                        captions.avatar.push(CaptionWord { text, start: at(start), end: at(end) });
+                    }
+                    let end = perf.lipsync.end();
+                    live.speech_end = Some((end, q.last));
+                    state.activity = Activity::Speaking;
+                }
+                Err(message) => {
+                    emit(serde_json::json!({"event": "error", "message": message}));
+                    if !state.notices.contains(&Notice::Model) {
+                        state.notices.push(Notice::Model);
+                    }
+                    live.speech_end = None;
+                }
+            }
+        }
+    }
+    let pos = clock.position();
+    if let Some((end, true)) = live.speech_end
+        && end > 0
+        && pos >= end
+    {
+        live.speech_end = None;
+        live.last_activity = Instant::now();
+        state.activity = live.resting;
+        perf.lipsync.forget_before(pos);
+        emit(serde_json::json!({"event": "spoken"}));
+    }
+}
+
+/// Space or a touch: push-to-talk (reported; the dialogue loop listens to it). Escape closes
+/// the window unless a kiosk forbids it.
+fn input(keys: Res<ButtonInput<KeyCode>>, touches: Res<Touches>, mut state: ResMut<StageState>, mut live: ResMut<Live>, mut exit: MessageWriter<AppExit>) {
+    let pressed = keys.just_pressed(KeyCode::Space) || touches.any_just_pressed();
+    let released = keys.just_released(KeyCode::Space) || touches.any_just_released();
+    if pressed {
+        live.last_activity = Instant::now();
+        state.attract = false;
+        state.activity = Activity::Listening;
+        emit(serde_json::json!({"event": "push_to_talk", "pressed": true}));
+    }
+    if released {
+        live.last_activity = Instant::now();
+        state.activity = live.resting;
+        emit(serde_json::json!({"event": "push_to_talk", "pressed": false}));
+    }
+    if keys.just_pressed(KeyCode::Escape) && live.escape_exits {
+        exit.write(AppExit::Success);
+    }
+}
+
+/// The attract screen after a quiet spell, in kiosk mode.
+fn kiosk_attract(mut state: ResMut<StageState>, live: Res<Live>) {
+    if live.kiosk && !state.attract && live.speech_end.is_none() && state.activity == Activity::Idle && live.last_activity.elapsed() >= live.attract_after {
+        state.attract = true;
+    }
+}
+
+fn announce_ready(parts: Res<AvatarParts>, mut live: ResMut<Live>) {
+    if parts.bound && !live.ready_sent {
+        live.ready_sent = true;
+        emit(serde_json::json!({"event": "ready"}));
+    }
+}
