@@ -154,6 +154,12 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100)]
         sync_fps: u32,
     },
+    /// Where the mouth and eyes are in a frame of this size (JSON; for tests that check pixels).
+    #[command(hide = true)]
+    Regions {
+        #[arg(long, value_parser = parse_size)]
+        size: (u32, u32),
+    },
     /// The audio-visual offset of a video rendered by `hiwar say --video`, from its pixels and
     /// audio track.
     Sync {

@@ -69,6 +69,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench { what: BenchCommand::Tts { python, reps } } => bench::tts(&config, &python, reps.max(1)),
         Command::Bench { what: BenchCommand::Face { frames, size, sync_size, sync_fps } } => stage::bench::face(&config, frames.max(1), size, sync_size, sync_fps),
         Command::Bench { what: BenchCommand::Sync { video, size, fps, json } } => stage::bench::sync(&video, size, fps, json),
+        Command::Bench { what: BenchCommand::Regions { size } } => {
+            println!("{}", stage::sync::regions(size.0, size.1));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Transcribe { files, lang, json, mic } => hearing::transcribe(&config, &files, &lang, json, mic),
         Command::Demo => demo::run(&config),
         other => Ok(not_built(&other)),

@@ -286,7 +286,7 @@ fn tube(name: &'static str, material: usize, along: usize, around: usize, centre
 pub const MATERIALS: [(&str, [f32; 3], f32); 11] = [
     ("skin", [0.80, 0.58, 0.45], 0.65),
     ("lips", [0.66, 0.33, 0.33], 0.5),
-    ("mouth", [0.07, 0.015, 0.02], 1.0),
+    ("mouth", [0.02, 0.003, 0.005], 1.0),
     ("teeth", [0.93, 0.92, 0.88], 0.35),
     ("tongue", [0.72, 0.30, 0.33], 0.6),
     ("sclera", [0.96, 0.96, 0.95], 0.3),
@@ -526,7 +526,7 @@ struct GltfWriter {
 
 impl GltfWriter {
     fn view(&mut self, bytes: &[u8], target: u32) -> usize {
-        while self.bin.len() % 4 != 0 {
+        while !self.bin.len().is_multiple_of(4) {
             self.bin.push(0);
         }
         self.views.push(serde_json::json!({"buffer": 0, "byteOffset": self.bin.len(), "byteLength": bytes.len(), "target": target}));
@@ -602,7 +602,7 @@ impl GltfWriter {
     }
 
     fn finish(mut self, root: usize) -> Vec<u8> {
-        while self.bin.len() % 4 != 0 {
+        while !self.bin.len().is_multiple_of(4) {
             self.bin.push(0);
         }
         let json = serde_json::json!({
@@ -617,7 +617,7 @@ impl GltfWriter {
             "buffers": [{"byteLength": self.bin.len()}],
         });
         let mut json = serde_json::to_vec(&json).unwrap_or_default();
-        while json.len() % 4 != 0 {
+        while !json.len().is_multiple_of(4) {
             json.push(b' ');
         }
         let total = 12 + 8 + json.len() + 8 + self.bin.len();

@@ -111,7 +111,7 @@ pub fn spawn_ui(commands: &mut Commands, assets: &AssetServer, camera: Entity) -
             // The attract screen (kiosk, after inactivity).
             root.spawn((
                 Node { position_type: PositionType::Absolute, width: percent(100), height: percent(100), flex_direction: FlexDirection::Column, justify_content: JustifyContent::Center, align_items: AlignItems::Center, row_gap: vh(2.0), display: Display::None, ..default() },
-                BackgroundColor(Color::srgba(0.04, 0.2, 0.26, 0.78)),
+                BackgroundColor(Color::srgba(0.02, 0.25, 0.32, 0.9)),
                 Attract,
             ))
             .with_children(|a| {
@@ -127,14 +127,17 @@ fn justify_for(text: &str) -> Justify {
     if is_rtl(text) { Justify::Right } else { Justify::Left }
 }
 
+type PersonQuery<'w, 's> = Query<'w, 's, (&'static mut Text, &'static mut TextLayout), (With<PersonLine>, Without<AvatarLine>)>;
+type AvatarQuery<'w, 's> = Query<'w, 's, (Entity, &'static mut TextLayout), (With<AvatarLine>, Without<PersonLine>)>;
+
 /// Rebuilds the caption lines when their text changes and highlights the word being heard.
 pub fn update_captions(
     mut commands: Commands,
     captions: Res<Captions>,
     clock: Res<StageClock>,
     font: Option<Res<CaptionFont>>,
-    mut person: Query<(&mut Text, &mut TextLayout), (With<PersonLine>, Without<AvatarLine>)>,
-    mut avatar: Query<(Entity, &mut TextLayout), (With<AvatarLine>, Without<PersonLine>)>,
+    mut person: PersonQuery,
+    mut avatar: AvatarQuery,
     mut words: Query<(&AvatarWord, &mut TextColor)>,
 ) {
     let Some(font) = font else { return };

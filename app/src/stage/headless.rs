@@ -174,7 +174,7 @@ impl Offscreen {
 /// Renders `rec` to the outputs. Returns how many frames were written.
 pub fn render(options: &StageOptions, rec: &Recording<'_>, out: &Outputs) -> anyhow::Result<RenderReport> {
     anyhow::ensure!(rec.fps > 0 && rec.fps <= 240, "frame rate {} out of range (1–240)", rec.fps);
-    anyhow::ensure!(options.width % 2 == 0 && options.height % 2 == 0, "video size must be even (got {}×{})", options.width, options.height);
+    anyhow::ensure!(options.width.is_multiple_of(2) && options.height.is_multiple_of(2), "video size must be even (got {}×{})", options.width, options.height);
     let started = Instant::now();
     let mut off = Offscreen::new(options, StageClock::Manual(0, rec.rate), Scene::Stage)?;
     {

@@ -72,6 +72,27 @@ pub fn mouth_box(width: u32, height: u32) -> (usize, usize, usize, usize) {
     (x0, y0, x1, y1)
 }
 
+/// The eyes' boxes (left eye first), from the projection of their centres.
+pub fn eye_boxes(width: u32, height: u32) -> Vec<(usize, usize, usize, usize)> {
+    avatar::eye_centres()
+        .iter()
+        .map(|c| {
+            let centre = Vec3::new(c[0], c[1] + avatar::HEAD_ABOVE_BODY, c[2] + avatar::EYE_RADIUS);
+            let p = super::project(centre, width, height);
+            let r = (super::project(centre + Vec3::new(avatar::EYE_RADIUS, 0.0, 0.0), width, height).x - p.x).abs();
+            let (x0, x1) = ((p.x - r).max(0.0) as usize, ((p.x + r).ceil() as usize).min(width as usize));
+            let (y0, y1) = ((p.y - r).max(0.0) as usize, ((p.y + r).ceil() as usize).min(height as usize));
+            (x0, y0, x1, y1)
+        })
+        .collect()
+}
+
+/// Both regions as JSON (`hiwar bench regions`).
+pub fn regions(width: u32, height: u32) -> serde_json::Value {
+    let b = |t: (usize, usize, usize, usize)| serde_json::json!([t.0, t.1, t.2, t.3]);
+    serde_json::json!({"mouth": b(mouth_box(width, height)), "eyes": eye_boxes(width, height).into_iter().map(b).collect::<Vec<_>>()})
+}
+
 /// How open the mouth is in one grey frame: the darkness of the mouth box (the cavity is the
 /// darkest thing there; skin, lips and teeth are light).
 fn darkness(frame: &[u8], width: usize, b: (usize, usize, usize, usize)) -> f32 {

@@ -4,10 +4,13 @@
 //! Until the dialogue loop drives it, the stage takes its cues as JSON lines on standard input
 //! (or from a script file) and reports what happens as JSON lines on standard output:
 //!
+//! Closing standard input closes the stage.
+//!
 //! - in: `{"say": "…"}`, `{"state": "idle|listening|thinking|speaking"}`,
 //!   `{"heard": "…", "final": true}`, `{"notice": "microphone|llm|model"}`,
 //!   `{"clear_notices": true}`, `{"screenshot": "PATH.png"}`, `{"attract": true}`, `{"quit": true}`
-//! - out: `{"event": "ready"}`, `{"event": "speaking", "text": …}`, `{"event": "spoken"}`,
+//! - out: `{"event": "ready"}`, `{"event": "speaking", "text": …}`, `{"event": "audio"}` (its
+//!   first sound is queued on the speaker), `{"event": "spoken"}`,
 //!   `{"event": "push_to_talk", "pressed": …}`, `{"event": "screenshot", "path": …}`,
 //!   `{"event": "error", "message": …}`
 
@@ -76,7 +79,8 @@ struct Live {
     speech_end: Option<(u64, bool)>,
     /// Activity to return to after speaking.
     resting: Activity,
-    ready_sent: bool,
+    /// Frames drawn since the avatar was bound ("ready" is sent once it has been drawn).
+    drawn: u32,
 }
 
 /// Runs the window until it is closed or told to quit.
@@ -117,6 +121,9 @@ pub fn run(config: &Config, kiosk: bool, script: Option<PathBuf>) -> anyhow::Res
         DefaultPlugins
             .set(WindowPlugin { primary_window: Some(window), primary_cursor_options: Some(CursorOptions { visible: !kiosk, ..default() }), ..default() })
             .set(super::asset_plugin(&options))
+            // Compile every pipeline before the first frame: a kiosk never shows a half-drawn
+            // (or black) screen while shaders compile.
+            .set(bevy::render::RenderPlugin { synchronous_pipeline_compilation: true, ..default() })
             .disable::<bevy::log::LogPlugin>(),
     );
     super::add_stage(&mut app, &options, clock, false);
@@ -133,7 +140,7 @@ pub fn run(config: &Config, kiosk: bool, script: Option<PathBuf>) -> anyhow::Res
             last_activity: Instant::now(),
             speech_end: None,
             resting: Activity::Idle,
-            ready_sent: false,
+            drawn: 0,
         })
         .add_systems(Startup, move |mut commands: Commands, assets: Res<AssetServer>| {
             let camera = super::spawn_scene(&mut commands, &assets, &options, None);
@@ -170,7 +177,8 @@ impl Output {
 /// Synthesises what the stage is asked to say, chunk by chunk, onto the speaker.
 fn spawn_speech_worker(config: Config, mut output: Output, requests: Receiver<String>, done: Sender<Result<Queued, String>>) {
     std::thread::spawn(move || {
-        let mut voices: Option<hiwar_speech::voice::Voices> = None;
+        // Load the voices now, so the first answer is not delayed by it.
+        let mut voices: Option<hiwar_speech::voice::Voices> = crate::voice::voices(&config, true).map_err(|e| tracing::warn!("voices: {e:#}")).ok();
         for text in requests {
             if voices.is_none() {
                 match crate::voice::voices(&config, true) {
@@ -219,8 +227,9 @@ fn spawn_cue_reader(script: Option<PathBuf>, cues: Sender<Cue>) {
             },
             None => Box::new(std::io::stdin().lock()),
         };
+        let from_stdin = script.is_none();
         for line in reader.lines() {
-            let Ok(line) = line else { return };
+            let Ok(line) = line else { break };
             if line.trim().is_empty() {
                 continue;
             }
@@ -232,6 +241,11 @@ fn spawn_cue_reader(script: Option<PathBuf>, cues: Sender<Cue>) {
                 }
                 Err(e) => emit(serde_json::json!({"event": "error", "message": format!("bad cue {line:?}: {e}")})),
             }
+        }
+        // Standard input closed: whoever drove the stage is gone, so the stage goes too (a
+        // script file ending leaves the window up).
+        if from_stdin {
+            let _ = cues.send(Cue { quit: Some(true), ..Cue::default() });
         }
     });
 }
@@ -249,9 +263,13 @@ fn activity_of(name: &str) -> Option<Activity> {
 fn apply_cues(mut commands: Commands, channels: Res<Channels>, mut state: ResMut<StageState>, mut captions: ResMut<Captions>, mut live: ResMut<Live>, mut exit: MessageWriter<AppExit>) {
     let Ok(cues) = channels.cues.lock() else { return };
     while let Ok(cue) = cues.try_recv() {
-        live.last_activity = Instant::now();
-        if state.attract && cue.attract != Some(true) {
-            state.attract = false;
+        // Someone is there (they spoke, or the dialogue moved on): the kiosk wakes up.
+        // Screenshots, notices and quitting are not visitors.
+        if cue.say.is_some() || cue.state.is_some() || cue.heard.is_some() {
+            live.last_activity = Instant::now();
+            if state.attract {
+                state.attract = false;
+            }
         }
         if let Some(text) = cue.say {
             emit(serde_json::json!({"event": "speaking", "text": text}));
@@ -311,6 +329,9 @@ fn take_speech(channels: Res<Channels>, clock: Res<StageClock>, mut perf: ResMut
         while let Ok(result) = rx.try_recv() {
             match result {
                 Ok(q) => {
+                    if live.speech_end.is_some_and(|(end, _)| end == 0) {
+                        emit(serde_json::json!({"event": "audio", "start": q.start, "now": clock.position()}));
+                    }
                     perf.lipsync.push(&q.timeline, q.start);
                     for (text, start, end) in q.words {
                         let at = |s: u64| q.start + (s as f64 * q.scale).round() as u64;
@@ -371,9 +392,12 @@ fn kiosk_attract(mut state: ResMut<StageState>, live: Res<Live>) {
     }
 }
 
+/// Says "ready" once the bound avatar has been on screen for a few frames.
 fn announce_ready(parts: Res<AvatarParts>, mut live: ResMut<Live>) {
-    if parts.bound && !live.ready_sent {
-        live.ready_sent = true;
-        emit(serde_json::json!({"event": "ready"}));
+    if parts.bound && live.drawn < 4 {
+        live.drawn += 1;
+        if live.drawn == 4 {
+            emit(serde_json::json!({"event": "ready"}));
+        }
     }
 }
