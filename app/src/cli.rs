@@ -153,6 +153,13 @@ pub enum BenchCommand {
         sync_size: (u32, u32),
         #[arg(long, default_value_t = 100)]
         sync_fps: u32,
+        /// Run only these parts (default: all).
+        #[arg(long, value_delimiter = ',', value_parser = ["animation", "frame-time", "sync"])]
+        only: Vec<String>,
+        /// Animate this timeline (from `hiwar say --timeline`) instead of synthesising one
+        /// (frame time and animation cost need no voice then).
+        #[arg(long, value_name = "FILE.json")]
+        timeline: Option<PathBuf>,
     },
     /// Where the mouth and eyes are in a frame of this size (JSON; for tests that check pixels).
     #[command(hide = true)]

@@ -244,16 +244,27 @@ fn display_check() -> Check {
     }
 }
 
-fn graphics_check() -> Check {
+/// The adapter the stage would render with: a GPU if there is one, else the first found.
+fn best_adapter() -> Result<Option<wgpu::AdapterInfo>, String> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
-    let adapters = match tokio::runtime::Builder::new_current_thread().build() {
-        Ok(rt) => rt.block_on(instance.enumerate_adapters(backends)),
-        Err(e) => return Check::new("graphics", false, Level::Fail, format!("cannot start a runtime: {e}"), ""),
-    };
+    let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| format!("cannot start a runtime: {e}"))?;
+    let adapters = rt.block_on(instance.enumerate_adapters(backends));
     let infos: Vec<wgpu::AdapterInfo> = adapters.iter().map(wgpu::Adapter::get_info).collect();
-    let best = infos.iter().find(|i| matches!(i.device_type, wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu)).or(infos.first());
-    match best {
+    Ok(infos.iter().find(|i| matches!(i.device_type, wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu)).or(infos.first()).cloned())
+}
+
+/// "NAME via BACKEND (TYPE)", for benchmark reports.
+pub fn adapter_summary() -> Option<String> {
+    best_adapter().ok().flatten().map(|i| format!("{} via {:?} ({:?})", i.name, i.backend, i.device_type))
+}
+
+fn graphics_check() -> Check {
+    let best = match best_adapter() {
+        Ok(b) => b,
+        Err(e) => return Check::new("graphics", false, Level::Fail, e, ""),
+    };
+    match best.as_ref() {
         None => Check::new("graphics", false, Level::Fail, "no wgpu adapter (Vulkan/GL)", "install GPU drivers, or Mesa's software Vulkan: apt-get install mesa-vulkan-drivers"),
         Some(i) if i.device_type == wgpu::DeviceType::Cpu => Check::new(
             "graphics",
@@ -267,6 +278,10 @@ fn graphics_check() -> Check {
 }
 
 fn font_check() -> Check {
+    let bundled = crate::demo::assets_dir().join(crate::stage::captions::FONT);
+    if bundled.is_file() {
+        return Check::new("Arabic font", true, Level::Ok, format!("{} (bundled, OFL)", bundled.display()), "");
+    }
     const FONTS: [&str; 2] = [
         "/usr/share/fonts/opentype/fonts-hosny-amiri/Amiri-Regular.ttf",
         "/usr/share/fonts/truetype/noto/NotoNaskhArabic-Regular.ttf",

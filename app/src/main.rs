@@ -67,7 +67,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bench::asr(&config, model, reps.max(1), rounds, &only)
         }
         Command::Bench { what: BenchCommand::Tts { python, reps } } => bench::tts(&config, &python, reps.max(1)),
-        Command::Bench { what: BenchCommand::Face { frames, size, sync_size, sync_fps } } => stage::bench::face(&config, frames.max(1), size, sync_size, sync_fps),
+        Command::Bench { what: BenchCommand::Face { frames, size, sync_size, sync_fps, only, timeline } } => {
+            stage::bench::face(&config, &stage::bench::FaceBench { frames: frames.max(1), size, sync_size, sync_fps, only, timeline })
+        }
         Command::Bench { what: BenchCommand::Sync { video, size, fps, json } } => stage::bench::sync(&video, size, fps, json),
         Command::Bench { what: BenchCommand::Regions { size } } => {
             println!("{}", stage::sync::regions(size.0, size.1));

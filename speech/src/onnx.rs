@@ -79,10 +79,18 @@ fn builder(loaded: &Loaded, threads: usize, origin: &Path) -> Result<ort::sessio
     let device = DEVICE.get().copied().unwrap_or(Device::Cpu);
     #[cfg(feature = "cuda")]
     if device != Device::Cpu {
-        // Registration failures fall back to the CPU provider inside ONNX Runtime.
-        return builder
-            .with_execution_providers([ort::ep::CUDA::default().build()])
-            .map_err(|e| onnx(e.to_string()));
+        if loaded.info.providers.iter().any(|p| p == "CUDAExecutionProvider") {
+            // A provider that fails to start (no GPU, missing CUDA libraries) is logged by
+            // ONNX Runtime and the session runs on the CPU.
+            // cuDNN's default convolution algorithm, no search: the voices' inputs change
+            // length with every sentence, and a search runs again for each new shape (on an
+            // H100, first audio of a two-chunk sentence: exhaustive 805 ms, heuristic 206 ms,
+            // default 126 ms; docs/benchmarks.md).
+            let cuda = ort::ep::CUDA::default().with_conv_algorithm_search(ort::ep::cuda::ConvAlgorithmSearch::Default);
+            return builder.with_execution_providers([cuda.build()]).map_err(|e| onnx(e.to_string()));
+        }
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| tracing::warn!("voice.device = {device:?}, but the loaded ONNX Runtime ({}) has no CUDA provider: running on the CPU", loaded.info.path.display()));
     }
     let _ = device;
     Ok(builder)

@@ -32,6 +32,8 @@ pub enum FileStatus {
 pub struct Store {
     pub home: PathBuf,
     pub manifest: Manifest,
+    /// This build can run the voice on CUDA and the config lets it (voice.device ≠ cpu).
+    pub gpu: bool,
 }
 
 /// The cache directory: `$HIWAR_HOME`, or the user's cache dir + `hiwar`.
@@ -55,7 +57,7 @@ impl Store {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read models manifest {path} (models.manifest)"))?;
             Manifest::parse(&text, path)?
         };
-        Ok(Store { home: home_dir(), manifest })
+        Ok(Store { home: home_dir(), manifest, gpu: cfg!(feature = "cuda") && config.voice.device != "cpu" })
     }
 
     pub fn path(&self, file: &File) -> PathBuf {
@@ -73,8 +75,15 @@ impl Store {
         self.file_of("onnxruntime", "libonnxruntime.so.1.32.0")
     }
 
-    /// Loads ONNX Runtime from the cache (once per process).
+    /// Loads ONNX Runtime from the cache (once per process): the CUDA build of it when this
+    /// build and the config want the GPU and it has been fetched, else the CPU one.
     pub fn load_onnx_runtime(&self) -> anyhow::Result<hiwar_speech::onnx::OnnxRuntimeInfo> {
+        if self.gpu {
+            match self.file_of("onnxruntime-gpu", "libonnxruntime.so.1.31.1").filter(|p| p.is_file()) {
+                Some(path) => return hiwar_speech::onnx::load(&path).with_context(|| fetch_hint("onnxruntime-gpu")),
+                None => tracing::warn!("the voice may run on CUDA, but ONNX Runtime's CUDA build is not in the cache ({}): using the CPU", fetch_hint("onnxruntime-gpu")),
+            }
+        }
         let path = self.onnx_runtime_path().context("no onnxruntime in the manifest")?;
         hiwar_speech::onnx::load(&path).with_context(|| fetch_hint("onnxruntime"))
     }

@@ -654,6 +654,13 @@ mod tests {
     }
 
     #[test]
+    fn the_bundled_avatar_is_this_generator_output() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/avatar/hiwar-avatar.glb");
+        let bundled = std::fs::read(path).unwrap_or_default();
+        assert!(bundled == glb(), "{path} is not what the generator writes: run `hiwar avatar` and commit the result");
+    }
+
+    #[test]
     fn glb_is_deterministic_and_well_formed() {
         let a = glb();
         assert_eq!(a, glb());

@@ -38,17 +38,55 @@ fn frame_times(options: &StageOptions, scene: Scene, timeline: &Timeline, frames
     Ok(times)
 }
 
-pub fn face(config: &Config, frames: usize, size: (u32, u32), sync_size: (u32, u32), sync_fps: u32) -> anyhow::Result<ExitCode> {
+/// What `hiwar bench face` runs.
+pub struct FaceBench {
+    pub frames: usize,
+    pub size: (u32, u32),
+    pub sync_size: (u32, u32),
+    pub sync_fps: u32,
+    pub only: Vec<String>,
+    pub timeline: Option<std::path::PathBuf>,
+}
+
+/// A timeline written by `hiwar say --timeline`.
+fn read_timeline(path: &Path) -> anyhow::Result<Timeline> {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)?;
+    let phonemes = v["phonemes"]
+        .as_array()
+        .ok_or_else(|| anyhow::anyhow!("{}: no phonemes (write it with hiwar say --timeline)", path.display()))?
+        .iter()
+        .map(|p| hiwar_animation::TimedPhoneme { phoneme: p["ph"].as_str().unwrap_or_default().to_string(), start: p["start"].as_u64().unwrap_or(0), end: p["end"].as_u64().unwrap_or(0) })
+        .collect();
+    Ok(Timeline { sample_rate: v["sample_rate"].as_u64().unwrap_or(22_050) as u32, phonemes, words: Vec::new() })
+}
+
+pub fn face(config: &Config, bench: &FaceBench) -> anyhow::Result<ExitCode> {
+    let FaceBench { frames, size, sync_size, sync_fps, .. } = *bench;
+    let runs = |part: &str| bench.only.is_empty() || bench.only.iter().any(|o| o == part);
     let mut options = StageOptions::from_config(config);
     options.check()?;
-    let mut voices = crate::voice::voices(config, true)?;
-    let speech = voices.speak("مرحبا بكم في مركز الخدمة، كيف يمكنني مساعدتكم اليوم؟")?;
-    let timeline = Timeline {
-        sample_rate: speech.sample_rate,
-        phonemes: speech.phonemes.iter().map(|p| hiwar_animation::TimedPhoneme { phoneme: p.phoneme.clone(), start: p.start, end: p.end }).collect(),
-        words: Vec::new(),
+    let timeline = match &bench.timeline {
+        Some(path) => read_timeline(path)?,
+        None => {
+            let mut voices = crate::voice::voices(config, true)?;
+            speak_all(&mut voices, "مرحبا بكم في مركز الخدمة، كيف يمكنني مساعدتكم اليوم؟")?.2
+        }
     };
     println!("## hiwar bench face\n");
+    if runs("animation") {
+        animation_cost(&timeline);
+    }
+    if runs("frame-time") {
+        frame_time(&mut options, &timeline, frames, size)?;
+    }
+    if runs("sync") {
+        let mut voices = crate::voice::voices(config, true)?;
+        sync_render(&mut options, &mut voices, sync_size, sync_fps)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn animation_cost(timeline: &Timeline) {
 
     // The animation alone: lip-sync + idle life + ARKit composition + a 52-target rig.
     let lipsync = LipSync::from_timeline(&timeline);
@@ -70,20 +108,23 @@ pub fn face(config: &Config, frames: usize, size: (u32, u32), sync_size: (u32, u
     }
     let per_frame_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
     println!("Animation cost per frame (lip-sync sample + idle life + ARKit composition + 52-target rig), {n} frames of a {:.1} s Arabic sentence: **{per_frame_us:.2} µs** (checksum {checksum:.1}).\n", timeline.end() as f64 / f64::from(timeline.sample_rate));
+}
 
-    // Frame time against a minimal scene at the same size and settings, A-B-A.
+/// Frame time against a minimal scene at the same size and settings, A-B-A.
+fn frame_time(options: &mut StageOptions, timeline: &Timeline, frames: usize, size: (u32, u32)) -> anyhow::Result<()> {
     options.width = size.0;
     options.height = size.1;
-    let a1 = frame_times(&options, Scene::Minimal, &timeline, frames)?;
-    let b = frame_times(&options, Scene::Stage, &timeline, frames)?;
-    let a2 = frame_times(&options, Scene::Minimal, &timeline, frames)?;
+    let adapter = adapter_name();
+    let a1 = frame_times(options, Scene::Minimal, timeline, frames)?;
+    let b = frame_times(options, Scene::Stage, timeline, frames)?;
+    let a2 = frame_times(options, Scene::Minimal, timeline, frames)?;
     let mut minimal: Vec<f64> = a1.into_iter().chain(a2).collect();
     minimal.sort_by(f64::total_cmp);
     let mut stage = b;
     stage.sort_by(f64::total_cmp);
     let (m50, s50) = (percentile(&minimal, 0.5), percentile(&stage, 0.5));
     println!(
-        "Frame time, offscreen {}×{}, MSAA {}, no tonemapping, {frames} frames each (minimal scene before and after the stage):\n",
+        "Frame time on {adapter}, offscreen {}×{}, MSAA {}, no tonemapping, {frames} frames each (minimal scene before and after the stage):\n",
         size.0,
         size.1,
         if options.msaa { "4×" } else { "off" }
@@ -92,9 +133,17 @@ pub fn face(config: &Config, frames: usize, size: (u32, u32), sync_size: (u32, u
     println!("| minimal (one sphere, one light) | {m50:.1} | {:.1} | {:.1} |", percentile(&minimal, 0.95), 1e3 / m50);
     println!("| hiwar stage (avatar, 27 morph targets, captions, state badge) | {s50:.1} | {:.1} | {:.1} |", percentile(&stage, 0.95), 1e3 / s50);
     println!("\nRatio stage / minimal (p50): **{:.2}×** (goal ≤ 1.25×).\n", s50 / m50);
+    Ok(())
+}
 
-    // Sync, measured from a rendered video's pixels and audio track.
-    let speech = speak_all(&mut voices, SYNC_TEXT)?;
+/// The graphics adapter wgpu picks (as `hiwar doctor` reports it).
+fn adapter_name() -> String {
+    crate::doctor::adapter_summary().unwrap_or_else(|| "the default adapter".into())
+}
+
+/// Sync, measured from a rendered video's pixels and audio track.
+fn sync_render(options: &mut StageOptions, voices: &mut hiwar_speech::voice::Voices, sync_size: (u32, u32), sync_fps: u32) -> anyhow::Result<()> {
+    let speech = speak_all(voices, SYNC_TEXT)?;
     let dir = std::env::temp_dir().join(format!("hiwar-bench-face-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let video = dir.join("sync.mp4");
@@ -106,7 +155,7 @@ pub fn face(config: &Config, frames: usize, size: (u32, u32), sync_size: (u32, u
     let _ = std::fs::remove_dir_all(&dir);
     println!("Audio-visual offset, headless render at {}×{} and {sync_fps} fps of «{SYNC_TEXT}», measured from the MP4's mouth pixels and audio track:\n", sync_size.0, sync_size.1);
     print_sync(&report);
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 pub fn print_sync(report: &super::sync::SyncReport) {
