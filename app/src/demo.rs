@@ -66,9 +66,18 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let ort = store.load_onnx_runtime()?;
     println!("   ONNX Runtime {} loaded from the model cache; execution providers: {}", ort.version, ort.providers.join(", "));
 
+    println!("\n3. Voice and face — the avatar greets you in Arabic, rendered offscreen with its audio");
+    let video = store.home.join("demo").join("welcome.mp4");
+    if let Some(dir) = video.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let render = crate::voice::VideoArgs { video: Some(video.clone()), frames: None, size: Some((640, 360)), fps: Some(25) };
+    let started = Instant::now();
+    crate::voice::say(config, "مرحبا بكم في مركز الخدمة. كيف يمكنني مساعدتكم اليوم؟", "auto", None, None, None, &render)?;
+    println!("   {} ({:.1} s to synthesise and render; play it with any video player)", video.display(), started.elapsed().as_secs_f64());
+    println!("   In a window: `hiwar stage`, then type {{\"say\": \"مرحبا\"}} and Enter; `--kiosk` for fullscreen.");
+
     println!("\nStill to come, each its own piece of work:");
-    println!("   · the Arabic-first voice with per-phoneme timing (voice)");
-    println!("   · the face: lip-sync and the rendered avatar with RTL/LTR captions (face)");
     println!("   · Qwen answers grounded in the knowledge base, barge-in (mind)");
     println!("   · WebSocket embedding and the reference web page (embedding)");
     println!("   · kiosk mode: attract screen, session wipe, watchdog (kiosk)");

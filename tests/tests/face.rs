@@ -414,3 +414,40 @@ fn the_kiosk_shows_its_attract_screen_when_nobody_talks() {
     let teal = after.chunks_exact(3).filter(|p| is_teal(p)).count();
     assert!(teal * 5 < after.len() / 3, "attract screen still up");
 }
+
+/// Every symbol the voices can put in a timeline, one codepoint at a time as Piper's timeline
+/// carries them: the visemes tables must know each one.
+#[test]
+fn viseme_tables_cover_every_phoneme_the_voices_emit() {
+    use hiwar_speech::voice::arabic::{Position, word_to_ipa};
+    let mut symbols = std::collections::BTreeSet::new();
+    // Arabic: every letter with every short vowel, sukun, shadda, tanween, long vowels, the
+    // article before sun and moon letters, taa marbuta and alef maqsura, at pause and not.
+    let letters = "ءآأؤإئابةتثجحخدذرزسشصضطظعغفقكلمنهوىي";
+    let marks = ["\u{064E}", "\u{064F}", "\u{0650}", "\u{0652}", "\u{0651}\u{064E}", "\u{064B}", "\u{064C}", "\u{064D}", "\u{064E}ا", "\u{064F}و", "\u{0650}ي"];
+    let mut words: Vec<String> = Vec::new();
+    for l in letters.chars() {
+        for m in marks {
+            words.push(format!("بَ{l}{m}"));
+            words.push(format!("{l}{m}بَ"));
+        }
+        words.push(format!("الْ{l}َبُ"));
+    }
+    words.extend(["مَدْرَسَةٌ", "مُسْتَشْفَى", "اِسْمٌ", "ٱلشَّمْسُ", "عِيسَى", "صَبَاحٌ", "ظَلَامٌ", "ضَوْءٌ"].map(String::from));
+    for w in &words {
+        for (first, last) in [(true, true), (false, false), (true, false)] {
+            symbols.extend(word_to_ipa(w, Position { first, last }).chars());
+        }
+    }
+    // English: espeak-ng's en-us phonemes over text that uses every English sound.
+    let english = "The quick brown fox jumps over the lazy dog. Pleasure, vision, judge, church, thin, this, \
+        sing, hat, yes, wet, red, very, zoo, ship, measure, bird, nurse, north, force, cure, near, square, start, \
+        thought, cloth, lot, palm, bath, trap, dress, kit, fleece, goose, foot, strut, comma, letter, happy, \
+        price, choice, mouth, face, goat, boy, tour, fire, hour, Emirates ID, passport, appointment, Tuesday.";
+    let out = Command::new("espeak-ng").args(["-q", "--ipa", "-v", "en-us", english]).output().expect("espeak-ng");
+    symbols.extend(String::from_utf8_lossy(&out.stdout).chars().filter(|c| !c.is_whitespace()));
+    symbols.extend(['_', ' ', '.', ',', '?', '!', '،', '؟']);
+    let unknown: Vec<char> = symbols.iter().copied().filter(|c| hiwar_animation::classify(&c.to_string()).is_none()).collect();
+    assert!(symbols.len() > 40 && symbols.contains(&'ɹ') && symbols.contains(&'ħ') && symbols.contains(&'ˤ'), "too few symbols collected: {symbols:?}");
+    assert!(unknown.is_empty(), "no viseme for {unknown:?} (of {symbols:?})");
+}

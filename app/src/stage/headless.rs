@@ -100,15 +100,7 @@ impl Offscreen {
                 app.insert_resource(clock);
                 app.add_systems(Startup, move |mut commands: Commands, mut meshes: ResMut<Assets<Mesh>>, mut materials: ResMut<Assets<StandardMaterial>>| {
                     let f = super::framing(opts.width, opts.height);
-                    commands.spawn((
-                        Camera3d::default(),
-                        Camera { clear_color: ClearColorConfig::Custom(Color::srgb(0.86, 0.88, 0.9)), ..default() },
-                        Projection::Perspective(PerspectiveProjection { fov: f.fov_y, near: 0.01, far: 100.0, ..default() }),
-                        Transform::from_translation(f.eye).looking_at(f.target, Vec3::Y),
-                        if opts.msaa { Msaa::Sample4 } else { Msaa::Off },
-                        bevy::core_pipeline::tonemapping::Tonemapping::None,
-                        RenderTarget::Image(t.clone().into()),
-                    ));
+                    commands.spawn((super::camera_bundle(&opts), RenderTarget::Image(t.clone().into())));
                     commands.spawn((Mesh3d(meshes.add(Sphere::new(0.1).mesh().ico(5).unwrap_or_else(|_| Sphere::new(0.1).mesh().build()))), MeshMaterial3d(materials.add(Color::srgb(0.8, 0.58, 0.45))), Transform::from_translation(f.target)));
                     commands.spawn((DirectionalLight { illuminance: 7_000.0, shadow_maps_enabled: false, ..default() }, Transform::from_xyz(0.6, 1.2, 1.0).looking_at(Vec3::ZERO, Vec3::Y)));
                 });

@@ -199,17 +199,21 @@ pub fn mouth_point() -> Vec3 {
 
 /// Spawns camera, lights and the avatar. `target` is the camera's render target (None: the
 /// primary window).
-pub fn spawn_scene(commands: &mut Commands, assets: &AssetServer, options: &StageOptions, target: Option<bevy::camera::RenderTarget>) -> Entity {
+/// The stage camera: framing for the size, no tonemapping, MSAA as configured.
+pub fn camera_bundle(options: &StageOptions) -> impl Bundle {
     let f = framing(options.width, options.height);
-    let mut camera = commands.spawn((
+    (
         Camera3d::default(),
         Camera { clear_color: ClearColorConfig::Custom(Color::srgb(0.86, 0.88, 0.9)), ..default() },
         Projection::Perspective(PerspectiveProjection { fov: f.fov_y, near: 0.01, far: 100.0, ..default() }),
         Transform::from_translation(f.eye).looking_at(f.target, Vec3::Y),
         if options.msaa { Msaa::Sample4 } else { Msaa::Off },
         bevy::core_pipeline::tonemapping::Tonemapping::None,
-        IsDefaultUiCamera,
-    ));
+    )
+}
+
+pub fn spawn_scene(commands: &mut Commands, assets: &AssetServer, options: &StageOptions, target: Option<bevy::camera::RenderTarget>) -> Entity {
+    let mut camera = commands.spawn((camera_bundle(options), IsDefaultUiCamera));
     if let Some(target) = target {
         camera.insert(target);
     }
