@@ -72,6 +72,9 @@ pub enum Command {
         /// Read cues from this file instead of standard input.
         #[arg(long, value_name = "FILE")]
         script: Option<PathBuf>,
+        /// Log each frame's posed position and the speaker's clock as CSV (sync measurement).
+        #[arg(long, hide = true, value_name = "FILE")]
+        frame_log: Option<PathBuf>,
     },
     /// Write the bundled avatar (a generated glTF with ARKit-named morph targets).
     Avatar {

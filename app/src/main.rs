@@ -61,7 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => voice::say(&config, text.as_deref().unwrap_or_default(), &lang, out.as_deref(), timeline.as_deref(), clock_log.as_deref(), &render),
             }
         }
-        Command::Stage { kiosk, script } => stage::window::run(&config, kiosk, script),
+        Command::Stage { kiosk, script, frame_log } => stage::window::run(&config, kiosk, script, frame_log),
         Command::Avatar { out } => stage::write_avatar(&out).map(|()| ExitCode::SUCCESS),
         Command::Bench { what: BenchCommand::Asr { model, reps, rounds, only } } => {
             bench::asr(&config, model, reps.max(1), rounds, &only)

@@ -350,7 +350,9 @@ fn the_window_shows_state_notices_and_captions_and_speaks_on_the_speaker() {
     let dir = tmp.path();
     let raw = dir.join("played.raw");
     let mut recorder = pulse.record("spk", &raw);
-    let mut stage = Stage::start(&pulse, &[], &[]);
+    let log = dir.join("frames.csv");
+    let log_arg = log.to_string_lossy().into_owned();
+    let mut stage = Stage::start(&pulse, &["--frame-log", &log_arg], &[]);
     let (w, h) = (480usize, 270usize);
 
     stage.cue(serde_json::json!({"state": "listening"}));
@@ -368,7 +370,7 @@ fn the_window_shows_state_notices_and_captions_and_speaks_on_the_speaker() {
     stage.cue(serde_json::json!({"clear_notices": true}));
     stage.cue(serde_json::json!({"say": "مرحبا بكم في مركز الخدمة. كيف يمكنني مساعدتكم اليوم؟"}));
     stage.expect("speaking", 10);
-    stage.expect("audio", 30);
+    let audio = stage.expect("audio", 30);
     // While it speaks, a word of its caption is highlighted (the first screenshot may land
     // in the silence before the first word).
     let mut highlighted = false;
@@ -389,6 +391,15 @@ fn the_window_shows_state_notices_and_captions_and_speaks_on_the_speaker() {
     std::thread::sleep(Duration::from_millis(300));
     let _ = recorder.kill();
     let _ = recorder.wait();
+    // Live sync from the frame log: a frame posed for position p is on screen by the next
+    // frame, when the speaker's clock (latency included) reads c'; the mouth shows p + lead.
+    let text = std::fs::read_to_string(&log).expect("frame log");
+    let rows: Vec<Vec<f64>> = text.lines().skip(1).map(|l| l.split(',').filter_map(|v| v.parse().ok()).collect()).filter(|r: &Vec<f64>| r.len() == 4).collect();
+    let start = audio["start"].as_f64().unwrap_or(0.0);
+    let offsets: Vec<f64> = rows.windows(2).filter(|r| r[0][2] >= start).map(|r| ((r[1][2] - r[0][1]) / r[0][3] - LEAD) * 1e3).collect();
+    assert!(offsets.len() > 20, "{} frames while speaking", offsets.len());
+    let mean_abs = offsets.iter().map(|o| o.abs()).sum::<f64>() / offsets.len() as f64;
+    assert!(mean_abs <= 30.0, "live mouth vs sound: mean |offset| {mean_abs:.1} ms over {} frames", offsets.len());
     // The speaker played the answer.
     let bytes = std::fs::read(&raw).expect("recording");
     let loud = bytes.chunks_exact(2).filter(|c| i16::from_le_bytes([c[0], c[1]]).unsigned_abs() > 2000).count();

@@ -99,11 +99,16 @@ pub struct Performance {
     /// Idle life runs on the clock (headless, reproducible) or on wall time (live).
     pub idle_on_clock: bool,
     pub last_frame: Option<hiwar_animation::FaceFrame>,
+    /// The clock position the last frame was posed for.
+    pub last_pose: u64,
+    /// Live only: how long a frame takes from posing to the screen, smoothed (seconds); the
+    /// mouth is posed for the sound that will be heard when the frame shows.
+    pub present_delay: f64,
 }
 
 impl Performance {
     pub fn new(rate: u32, seed: u64, idle_on_clock: bool) -> Performance {
-        Performance { lipsync: LipSync::new(rate), audio: None, idle: IdleLife::new(seed), composer: Composer::new(), idle_on_clock, last_frame: None }
+        Performance { lipsync: LipSync::new(rate), audio: None, idle: IdleLife::new(seed), composer: Composer::new(), idle_on_clock, last_frame: None, last_pose: 0, present_delay: 0.0 }
     }
 }
 
@@ -276,9 +281,20 @@ pub fn animate_face(
     if !parts.bound {
         return;
     }
-    let pos = clock.position();
     let rate = clock.rate();
     let perf = &mut *perf;
+    // Live, a frame posed now is seen about one frame interval later (rendering runs a frame
+    // behind the update): pose for the sound that will be heard then. Offscreen the clock is
+    // the frame's own time and there is nothing to predict.
+    let pos = match &*clock {
+        StageClock::Manual(p, _) => *p,
+        live => {
+            let dt = time.delta_secs_f64().clamp(0.0, 0.25);
+            perf.present_delay = if perf.present_delay == 0.0 { dt } else { 0.9 * perf.present_delay + 0.1 * dt };
+            live.position() + (perf.present_delay * f64::from(rate)) as u64
+        }
+    };
+    perf.last_pose = pos;
     let mouth = match &perf.audio {
         Some((audio, offset)) if pos >= *offset && pos < offset + audio_len(audio, rate) => {
             let local = (pos - offset) as f64 * f64::from(audio.sample_rate()) / f64::from(rate);

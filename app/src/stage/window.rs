@@ -84,7 +84,7 @@ struct Live {
 }
 
 /// Runs the window until it is closed or told to quit.
-pub fn run(config: &Config, kiosk: bool, script: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+pub fn run(config: &Config, kiosk: bool, script: Option<PathBuf>, frame_log: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let options = StageOptions::from_config(config);
     options.check()?;
     anyhow::ensure!(
@@ -147,6 +147,9 @@ pub fn run(config: &Config, kiosk: bool, script: Option<PathBuf>) -> anyhow::Res
             super::captions::spawn_ui(&mut commands, &assets, camera);
         })
         .add_systems(Update, (apply_cues, take_speech, input, kiosk_attract, announce_ready));
+    if let Some(path) = frame_log {
+        app.insert_resource(FrameLog { path, started: Instant::now(), rows: String::from("wall_s,pose,clock,rate\n") }).add_systems(Last, log_frame);
+    }
     app.run();
     Ok(ExitCode::SUCCESS)
 }
@@ -389,6 +392,26 @@ fn input(keys: Res<ButtonInput<KeyCode>>, touches: Res<Touches>, mut state: ResM
 fn kiosk_attract(mut state: ResMut<StageState>, live: Res<Live>) {
     if live.kiosk && !state.attract && live.speech_end.is_none() && state.activity == Activity::Idle && live.last_activity.elapsed() >= live.attract_after {
         state.attract = true;
+    }
+}
+
+/// Per frame: when it was posed (wall seconds), the position posed for, and the speaker's
+/// clock at that moment — the sync figure of the live path is computed from these.
+#[derive(Resource)]
+struct FrameLog {
+    path: PathBuf,
+    started: Instant,
+    rows: String,
+}
+
+fn log_frame(mut log: ResMut<FrameLog>, perf: Res<Performance>, clock: Res<StageClock>, exit: MessageReader<AppExit>) {
+    let wall = log.started.elapsed().as_secs_f64();
+    let row = format!("{wall:.4},{},{},{}\n", perf.last_pose, clock.position(), clock.rate());
+    log.rows.push_str(&row);
+    if !exit.is_empty() || log.rows.len() > 4_000_000 {
+        if let Err(e) = std::fs::write(&log.path, &log.rows) {
+            emit(serde_json::json!({"event": "error", "message": format!("frame log {}: {e}", log.path.display())}));
+        }
     }
 }
 
