@@ -89,7 +89,7 @@ pub fn face(config: &Config, bench: &FaceBench) -> anyhow::Result<ExitCode> {
 fn animation_cost(timeline: &Timeline) {
 
     // The animation alone: lip-sync + idle life + ARKit composition + a 52-target rig.
-    let lipsync = LipSync::from_timeline(&timeline);
+    let lipsync = LipSync::from_timeline(timeline);
     let mut idle = IdleLife::new(1);
     let composer = Composer::new();
     let (rig, _) = Rig::detect(&hiwar_animation::ARKIT);
@@ -150,7 +150,7 @@ fn sync_render(options: &mut StageOptions, voices: &mut hiwar_speech::voice::Voi
     options.width = sync_size.0;
     options.height = sync_size.1;
     let rec = Recording { samples: &speech.0, rate: speech.1, timeline: Some(speech.2.clone()), words: Vec::new(), fps: sync_fps, tail: 0.3 };
-    render(&options, &rec, &Outputs { video: Some(video.clone()), frames: None })?;
+    render(options, &rec, &Outputs { video: Some(video.clone()), frames: None })?;
     let report = super::sync::measure(&video, sync_size.0, sync_size.1, sync_fps)?;
     let _ = std::fs::remove_dir_all(&dir);
     println!("Audio-visual offset, headless render at {}×{} and {sync_fps} fps of «{SYNC_TEXT}», measured from the MP4's mouth pixels and audio track:\n", sync_size.0, sync_size.1);

@@ -405,13 +405,16 @@ struct FrameLog {
 }
 
 fn log_frame(mut log: ResMut<FrameLog>, perf: Res<Performance>, clock: Res<StageClock>, exit: MessageReader<AppExit>) {
-    let wall = log.started.elapsed().as_secs_f64();
-    let row = format!("{wall:.4},{},{},{}\n", perf.last_pose, clock.position(), clock.rate());
-    log.rows.push_str(&row);
-    if !exit.is_empty() || log.rows.len() > 4_000_000 {
-        if let Err(e) = std::fs::write(&log.path, &log.rows) {
-            emit(serde_json::json!({"event": "error", "message": format!("frame log {}: {e}", log.path.display())}));
-        }
+    // About an hour at 60 fps; past that the log stops growing.
+    if log.rows.len() < 8_000_000 {
+        let wall = log.started.elapsed().as_secs_f64();
+        let row = format!("{wall:.4},{},{},{}\n", perf.last_pose, clock.position(), clock.rate());
+        log.rows.push_str(&row);
+    }
+    if !exit.is_empty()
+        && let Err(e) = std::fs::write(&log.path, &log.rows)
+    {
+        emit(serde_json::json!({"event": "error", "message": format!("frame log {}: {e}", log.path.display())}));
     }
 }
 
