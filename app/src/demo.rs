@@ -80,7 +80,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     println!("\nStill to come, each its own piece of work:");
     println!("   · Qwen answers grounded in the knowledge base, barge-in (mind)");
     println!("   · WebSocket embedding and the reference web page (embedding)");
-    println!("   · kiosk mode: attract screen, session wipe, watchdog (kiosk)");
+    println!("   · kiosk operations: session wipe, watchdog, running for weeks unattended (kiosk)");
     Ok(ExitCode::SUCCESS)
 }
 
