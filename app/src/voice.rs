@@ -192,11 +192,7 @@ pub fn say(config: &Config, text: &str, lang: &str, out: Option<&Path>, timeline
     }
     if video.wanted() {
         let rate = voices.sample_rate();
-        let tl = hiwar_animation::Timeline {
-            sample_rate: rate,
-            phonemes: phonemes.iter().map(|p| hiwar_animation::TimedPhoneme { phoneme: p.phoneme.clone(), start: p.start, end: p.end }).collect(),
-            words: Vec::new(),
-        };
+        let tl = crate::stage::timeline_of(rate, &phonemes, 0);
         let words = words.iter().map(|w| crate::stage::captions::CaptionWord { text: w.word.clone(), start: w.start, end: w.end }).collect();
         video.render(config, &kept, rate, Some(tl), words)?;
     }

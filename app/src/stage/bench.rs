@@ -183,7 +183,7 @@ pub fn speak_all(voices: &mut hiwar_speech::voice::Voices, text: &str) -> anyhow
     for chunk in chunks {
         let speech = voices.speak(&chunk)?;
         let offset = samples.len() as u64;
-        phonemes.extend(speech.phonemes.iter().map(|p| hiwar_animation::TimedPhoneme { phoneme: p.phoneme.clone(), start: p.start + offset, end: p.end + offset }));
+        phonemes.extend(super::timeline_of(rate, &speech.phonemes, offset).phonemes);
         samples.extend_from_slice(&speech.samples);
     }
     Ok((samples, rate, Timeline { sample_rate: rate, phonemes, words: Vec::new() }))

@@ -18,6 +18,8 @@ const SPOKEN: Color = Color::srgb(0.97, 0.97, 0.97);
 const CURRENT: Color = Color::srgb(1.0, 0.80, 0.25);
 const UPCOMING: Color = Color::srgb(0.72, 0.74, 0.78);
 const PERSON: Color = Color::srgb(0.75, 0.88, 1.0);
+/// The avatar's caption line, in percent of the viewport height.
+const AVATAR_VH: f32 = 5.0;
 
 /// A word of the avatar's caption and when it is heard (clock samples).
 #[derive(Debug, Clone, PartialEq)]
@@ -106,7 +108,7 @@ pub fn spawn_ui(commands: &mut Commands, assets: &AssetServer, camera: Entity) -
             ))
             .with_children(|panel| {
                 panel.spawn((Text::new(""), font(&f, 3.6), TextColor(PERSON), TextLayout::justify(Justify::Start), Node { width: percent(100), ..default() }, PersonLine));
-                panel.spawn((Text::new(""), font(&f, 5.0), TextColor(SPOKEN), TextLayout::justify(Justify::Start), Node { width: percent(100), ..default() }, AvatarLine));
+                panel.spawn((Text::new(""), font(&f, AVATAR_VH), TextColor(SPOKEN), TextLayout::justify(Justify::Start), Node { width: percent(100), ..default() }, AvatarLine));
             });
             // The attract screen (kiosk, after inactivity).
             root.spawn((
@@ -135,12 +137,12 @@ pub fn update_captions(
     mut commands: Commands,
     captions: Res<Captions>,
     clock: Res<StageClock>,
-    font: Option<Res<CaptionFont>>,
+    caption_font: Option<Res<CaptionFont>>,
     mut person: PersonQuery,
     mut avatar: AvatarQuery,
     mut words: Query<(&AvatarWord, &mut TextColor)>,
 ) {
-    let Some(font) = font else { return };
+    let Some(caption_font) = caption_font else { return };
     if captions.is_changed() {
         if let Ok((mut text, mut layout)) = person.single_mut() {
             text.0.clone_from(&captions.person);
@@ -154,7 +156,7 @@ pub fn update_captions(
             commands.entity(line).with_children(|l| {
                 for (i, w) in captions.avatar.iter().enumerate() {
                     let text = if i + 1 < n { format!("{} ", w.text) } else { w.text.clone() };
-                    l.spawn((TextSpan::new(text), font_of(&font), TextColor(UPCOMING), AvatarWord(i)));
+                    l.spawn((TextSpan::new(text), font(&caption_font, AVATAR_VH), TextColor(UPCOMING), AvatarWord(i)));
                 }
             });
         }
@@ -174,10 +176,6 @@ pub fn update_captions(
             color.0 = c;
         }
     }
-}
-
-fn font_of(f: &CaptionFont) -> TextFont {
-    font(f, 5.0)
 }
 
 /// The state badge, the notices and the attract screen.

@@ -336,6 +336,16 @@ fn audio_len(audio: &AudioLipSync, rate: u32) -> u64 {
     audio.len_samples() * u64::from(rate) / u64::from(audio.sample_rate().max(1))
 }
 
+/// The voice's phonemes as the face's timeline, shifted by `offset` samples (the two crates
+/// share data, not types).
+pub fn timeline_of(rate: u32, phonemes: &[hiwar_speech::voice::TimedPhoneme], offset: u64) -> hiwar_animation::Timeline {
+    hiwar_animation::Timeline {
+        sample_rate: rate,
+        phonemes: phonemes.iter().map(|p| hiwar_animation::TimedPhoneme { phoneme: p.phoneme.clone(), start: p.start + offset, end: p.end + offset }).collect(),
+        words: Vec::new(),
+    }
+}
+
 /// The plugins every stage needs besides bevy's own.
 pub fn add_stage(app: &mut App, options: &StageOptions, clock: StageClock, idle_on_clock: bool) {
     let rate = clock.rate();

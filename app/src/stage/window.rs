@@ -201,11 +201,7 @@ fn spawn_speech_worker(config: Config, mut output: Output, requests: Receiver<St
                 let result = v.speak(chunk).map_err(|e| e.to_string()).and_then(|speech| {
                     let (start, clock_rate) = output.queue(&speech.samples, speech.sample_rate)?;
                     let scale = f64::from(clock_rate) / f64::from(speech.sample_rate.max(1));
-                    let timeline = Timeline {
-                        sample_rate: speech.sample_rate,
-                        phonemes: speech.phonemes.iter().map(|p| hiwar_animation::TimedPhoneme { phoneme: p.phoneme.clone(), start: p.start, end: p.end }).collect(),
-                        words: Vec::new(),
-                    };
+                    let timeline = super::timeline_of(speech.sample_rate, &speech.phonemes, 0);
                     let words = speech.words.iter().map(|w| (w.word.clone(), w.start, w.end)).collect();
                     Ok(Queued { timeline, start, scale, words, last: i + 1 == n })
                 });
