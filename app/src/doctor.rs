@@ -294,16 +294,20 @@ fn font_check() -> Check {
 
 fn llm_check(config: &Config) -> Check {
     let llm = &config.llm;
-    if llm.base_url.is_empty() {
+    let base_url = match llm.endpoint() {
+        Ok(url) => url,
+        Err(e) => return Check::new("LLM", true, Level::Fail, e.to_string(), "fix llm.preset or set llm.base_url"),
+    };
+    if base_url.is_empty() {
         return Check::new("LLM", false, Level::Warn, "not configured: answers come from the local knowledge base only", "set llm.base_url (see hiwar.example.toml)");
     }
     let key = match config.llm_api_key() {
         Ok(key) => key,
-        Err(why) => return Check::new("LLM", true, Level::Fail, format!("{}: {why}", llm.base_url), format!("export {}=…", llm.api_key_env)),
+        Err(why) => return Check::new("LLM", true, Level::Fail, format!("{}: {why}", base_url), format!("export {}=…", llm.api_key_env)),
     };
-    let url = format!("{}/models", llm.base_url.trim_end_matches('/'));
+    let url = format!("{}/models", base_url);
     let probe = async {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(llm.timeout_secs.clamp(1, 10))).build()?;
+        let client = reqwest::Client::builder().timeout(Duration::from_millis(llm.connect_timeout_ms.clamp(1_000, 10_000))).build()?;
         let mut request = client.get(&url);
         if let Some(key) = key {
             request = request.bearer_auth(key);
@@ -313,20 +317,20 @@ fn llm_check(config: &Config) -> Check {
     let result = tokio::runtime::Builder::new_current_thread().enable_all().build().map(|rt| rt.block_on(probe));
     match result {
         Err(e) => Check::new("LLM", true, Level::Fail, format!("cannot start a runtime: {e}"), ""),
-        Ok(Ok(r)) if r.status().is_success() => Check::new("LLM", true, Level::Ok, format!("{} reachable and authorised (model {})", llm.base_url, llm.model), ""),
+        Ok(Ok(r)) if r.status().is_success() => Check::new("LLM", true, Level::Ok, format!("{} reachable and authorised (model {})", base_url, llm.model), ""),
         Ok(Ok(r)) if matches!(r.status().as_u16(), 401 | 403) => Check::new(
             "LLM",
             true,
             Level::Fail,
-            format!("{} refused the key (HTTP {})", llm.base_url, r.status().as_u16()),
+            format!("{} refused the key (HTTP {})", base_url, r.status().as_u16()),
             format!("check the key in ${} and its region/endpoint", llm.api_key_env),
         ),
         Ok(Ok(r)) => Check::new("LLM", true, Level::Fail, format!("{url} answered HTTP {}", r.status().as_u16()), "check llm.base_url (it should end in /v1)"),
-        Ok(Err(e)) => Check::new("LLM", true, Level::Fail, format!("{} unreachable: {}", llm.base_url, root_cause(&e)), "check the network and llm.base_url; offline, hiwar answers from its knowledge base"),
+        Ok(Err(e)) => Check::new("LLM", true, Level::Fail, format!("{} unreachable: {}", base_url, root_cause(&e)), "check the network and llm.base_url; offline, hiwar answers from its knowledge base"),
     }
 }
 
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
     while let Some(next) = cur.source() {
         cur = next;

@@ -220,7 +220,7 @@ mod tests {
             segments: Vec::new(),
         };
         let events = [
-            HearingEvent::SpeechStarted { utterance: 3, start: 16_000, at: Instant::now() },
+            HearingEvent::SpeechStarted { utterance: 3, start: 16_000, at: Instant::now(), level_db: -20.0 },
             HearingEvent::Partial { utterance: 3, text: "أبغى".into(), lang: "ar".into(), upto: 32_000, at: Instant::now() },
             HearingEvent::SpeechEnded { utterance: 3, last_voiced: 48_000, decided_at: 56_000, decided: Instant::now() },
             HearingEvent::Final { utterance: Some(utterance), id: 3, ready: Instant::now(), speculative: true },

@@ -4,9 +4,12 @@ mod bench;
 mod bus;
 mod cli;
 mod config;
+mod converse;
 mod demo;
+mod dialogue;
 mod doctor;
 mod hearing;
+mod mind;
 mod models;
 mod stage;
 mod voice;
@@ -77,6 +80,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Transcribe { files, lang, json, mic } => hearing::transcribe(&config, &files, &lang, json, mic),
         Command::Demo => demo::run(&config),
+        Command::Run { input, events, no_window, kiosk } => converse::run(&config, input.as_deref(), events, !no_window, kiosk),
+        Command::Chat { once, speak, events } => converse::chat(&config, once.as_deref(), speak.as_deref(), events),
+        Command::LlmStandin { behaviours } => mind::standin::run_cli(&behaviours),
         other => Ok(not_built(&other)),
     }
 }

@@ -44,6 +44,8 @@ pub struct Cue {
     pub screenshot: Option<PathBuf>,
     pub attract: Option<bool>,
     pub quit: Option<bool>,
+    /// The person interrupted: the mouth and the answer's captions stop now.
+    pub interrupt: Option<bool>,
 }
 
 /// Writes one JSON event line on standard output.
@@ -107,7 +109,87 @@ pub fn run(config: &Config, kiosk: bool, script: Option<PathBuf>, frame_log: Opt
     spawn_speech_worker(config.clone(), output, speech_requests, speech_done);
     let (cue_tx, cues) = channel::<Cue>();
     spawn_cue_reader(script, cue_tx);
+    let channels = Channels { cues: Mutex::new(cues), speech_in: Mutex::new(speech_in), speech_out: Mutex::new(speech_out) };
+    launch(config, &options, kiosk, clock, channels, audio_ok, frame_log)
+}
 
+/// Whether a window can be opened here.
+pub fn has_display() -> bool {
+    std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
+}
+
+/// The window for `hiwar run`: driven by the bus (states, transcripts, speech queued by the
+/// dialogue on the speaker whose `clock` it reads), until it is closed or `stop` fires.
+pub fn run_live(config: &Config, kiosk: bool, bus: &crate::bus::Bus, clock: Option<std::sync::Arc<hiwar_speech::voice::PlayClock>>, stop: tokio_util::sync::CancellationToken) -> anyhow::Result<ExitCode> {
+    use crate::bus::{EventKind, State};
+    let options = StageOptions::from_config(config);
+    options.check()?;
+    let kiosk = kiosk || config.stage.kiosk;
+    let audio_ok = clock.is_some();
+    let clock = match clock {
+        Some(c) => StageClock::Player(c),
+        None => StageClock::Wall(Instant::now(), 48_000),
+    };
+    let (cue_tx, cues) = channel::<Cue>();
+    let (speech_tx, speech_out) = channel::<Result<Queued, String>>();
+    let mut rx = bus.subscribe();
+    std::thread::Builder::new().name("stage-bus".into()).spawn(move || {
+        loop {
+            let event = match rx.blocking_recv() {
+                Ok(e) => e,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            let cue = match event.kind {
+                EventKind::State(s) => Cue { state: Some(format!("{s:?}").to_lowercase()), interrupt: (s == State::Listening).then_some(true), ..Cue::default() },
+                EventKind::Transcript { text, is_final, .. } => Cue { heard: Some(text), is_final: Some(is_final), ..Cue::default() },
+                EventKind::Said { speech, .. } => {
+                    let Some(at) = event.clock else { continue };
+                    let words = speech.words.iter().map(|w| (w.word.clone(), w.start, w.end)).collect();
+                    let q = Queued {
+                        timeline: super::timeline_of(speech.sample_rate, &speech.phonemes, 0),
+                        start: at.sample,
+                        scale: f64::from(at.sample_rate) / f64::from(speech.sample_rate.max(1)),
+                        words,
+                        last: true,
+                    };
+                    if speech_tx.send(Ok(q)).is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                EventKind::Error { for_person: Some(_), .. } => Cue { notice: Some("microphone".into()), ..Cue::default() },
+                _ => continue,
+            };
+            if cue_tx.send(cue).is_err() {
+                break;
+            }
+        }
+    })?;
+    let (speech_in, _unused) = channel::<String>();
+    let channels = Channels { cues: Mutex::new(cues), speech_in: Mutex::new(speech_in), speech_out: Mutex::new(speech_out) };
+    let stopper = stop.clone();
+    let result = launch_with(config, &options, kiosk, clock, channels, audio_ok, None, Some(stopper));
+    stop.cancel();
+    result
+}
+
+fn launch(config: &Config, options: &StageOptions, kiosk: bool, clock: StageClock, channels: Channels, audio_ok: bool, frame_log: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    launch_with(config, options, kiosk, clock, channels, audio_ok, frame_log, None)
+}
+
+#[allow(clippy::too_many_arguments, reason = "the two ways into the same window")]
+fn launch_with(
+    config: &Config,
+    options: &StageOptions,
+    kiosk: bool,
+    clock: StageClock,
+    channels: Channels,
+    audio_ok: bool,
+    frame_log: Option<PathBuf>,
+    stop: Option<tokio_util::sync::CancellationToken>,
+) -> anyhow::Result<ExitCode> {
+    let options = options.clone();
     let window = Window {
         title: "hiwar · حوار".into(),
         resolution: (options.width, options.height).into(),
@@ -131,8 +213,11 @@ pub fn run(config: &Config, kiosk: bool, script: Option<PathBuf>, frame_log: Opt
     if !audio_ok {
         state.notices.push(Notice::Speaker);
     }
+    if let Some(stop) = stop {
+        app.insert_resource(StopWhen(stop)).add_systems(Update, stop_when);
+    }
     app.insert_resource(state)
-        .insert_resource(Channels { cues: Mutex::new(cues), speech_in: Mutex::new(speech_in), speech_out: Mutex::new(speech_out) })
+        .insert_resource(channels)
         .insert_resource(Live {
             kiosk,
             escape_exits: !kiosk || config.stage.kiosk_escape_exits,
@@ -249,6 +334,16 @@ fn spawn_cue_reader(script: Option<PathBuf>, cues: Sender<Cue>) {
     });
 }
 
+/// The live loop has ended (Ctrl-C, or its input ran out): the window closes.
+#[derive(Resource)]
+struct StopWhen(tokio_util::sync::CancellationToken);
+
+fn stop_when(stop: Res<StopWhen>, mut exit: MessageWriter<AppExit>) {
+    if stop.0.is_cancelled() {
+        exit.write(AppExit::Success);
+    }
+}
+
 fn activity_of(name: &str) -> Option<Activity> {
     Some(match name {
         "idle" => Activity::Idle,
@@ -259,9 +354,15 @@ fn activity_of(name: &str) -> Option<Activity> {
     })
 }
 
-fn apply_cues(mut commands: Commands, channels: Res<Channels>, mut state: ResMut<StageState>, mut captions: ResMut<Captions>, mut live: ResMut<Live>, mut exit: MessageWriter<AppExit>) {
+#[allow(clippy::too_many_arguments, reason = "a bevy system")]
+fn apply_cues(mut commands: Commands, channels: Res<Channels>, mut state: ResMut<StageState>, mut captions: ResMut<Captions>, mut live: ResMut<Live>, mut perf: ResMut<Performance>, mut exit: MessageWriter<AppExit>) {
     let Ok(cues) = channels.cues.lock() else { return };
     while let Ok(cue) = cues.try_recv() {
+        if cue.interrupt == Some(true) {
+            perf.lipsync.clear();
+            captions.avatar.clear();
+            live.speech_end = None;
+        }
         // Someone is there (they spoke, or the dialogue moved on): the kiosk wakes up.
         // Screenshots, notices and quitting are not visitors.
         if cue.say.is_some() || cue.state.is_some() || cue.heard.is_some() {

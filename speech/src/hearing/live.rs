@@ -35,10 +35,35 @@ pub struct PacedSource {
     pub block: usize,
 }
 
+/// The input's loudness now: RMS of the last block delivered, in dBFS (−100 for silence),
+/// as f32 bits. Written by the hearing thread, read by anyone (the dialogue's echo estimate).
+#[derive(Debug, Default)]
+pub struct InputLevel(std::sync::atomic::AtomicU32);
+
+impl InputLevel {
+    pub fn db(&self) -> f32 {
+        f32::from_bits(self.0.load(Ordering::Relaxed))
+    }
+
+    fn set(&self, db: f32) {
+        self.0.store(db.to_bits(), Ordering::Relaxed);
+    }
+}
+
+/// RMS of `samples` in dBFS, −100 for silence.
+pub fn level_db(samples: &[f32]) -> f32 {
+    if samples.is_empty() {
+        return -100.0;
+    }
+    let mean = samples.iter().map(|s| s * s).sum::<f32>() / samples.len() as f32;
+    (10.0 * mean.max(1e-10).log10()).max(-100.0)
+}
+
 /// A running hearing pipeline. Dropping it stops the threads.
 #[derive(Debug)]
 pub struct Hearing {
     pub events: Receiver<HearingEvent>,
+    pub level: Arc<InputLevel>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -59,6 +84,8 @@ impl Hearing {
         let stop = Arc::new(AtomicBool::new(false));
         let busy = Arc::new(AtomicBool::new(false));
         let pause = Arc::new(AtomicU64::new(0));
+        let level = Arc::new(InputLevel::default());
+        level.set(-100.0);
 
         let decoder = {
             let (events, busy, pause) = (events.clone(), Arc::clone(&busy), Arc::clone(&pause));
@@ -69,6 +96,7 @@ impl Hearing {
         };
         let hearing = {
             let stop = Arc::clone(&stop);
+            let level = Arc::clone(&level);
             std::thread::Builder::new()
                 .name("hearing".into())
                 .spawn(move || {
@@ -78,6 +106,7 @@ impl Hearing {
                         jobs,
                         busy,
                         pause,
+                        level,
                         next_id: 0,
                         current: None,
                         last_partial: 0,
@@ -92,7 +121,7 @@ impl Hearing {
                 })
                 .map_err(|e| Error::Audio(format!("cannot start the hearing thread: {e}")))?
         };
-        Ok(Hearing { events: rx, stop, threads: vec![hearing, decoder] })
+        Ok(Hearing { events: rx, level, stop, threads: vec![hearing, decoder] })
     }
 
     pub fn stop(mut self) {
@@ -120,6 +149,7 @@ struct Ear {
     jobs: Sender<Job>,
     busy: Arc<AtomicBool>,
     pause: Arc<AtomicU64>,
+    level: Arc<InputLevel>,
     next_id: u64,
     /// The utterance in progress: (id, start sample).
     current: Option<(u64, u64)>,
@@ -194,6 +224,9 @@ impl Ear {
     }
 
     fn feed(&mut self, listener: &mut Listener, samples: &[f32]) -> Result<()> {
+        if !samples.is_empty() {
+            self.level.set(level_db(samples));
+        }
         listener.push(samples, |l, b| self.on_boundary(l, b))?;
         // A partial while speech goes on, if whisper is free and enough new audio came. Not
         // during a pause: whisper must be free for the final when the pause turns out to be
@@ -217,7 +250,8 @@ impl Ear {
                 self.next_id += 1;
                 self.current = Some((id, start));
                 self.last_partial = l.position();
-                let _ = self.events.send(HearingEvent::SpeechStarted { utterance: id, start, at: Instant::now() });
+                let level_db = level_db(l.audio(start, l.position()));
+                let _ = self.events.send(HearingEvent::SpeechStarted { utterance: id, start, at: Instant::now(), level_db });
             }
             Boundary::Paused { last_voiced } => {
                 if let Some((id, start)) = self.current {

@@ -20,7 +20,7 @@ use std::time::Instant;
 pub use capture::{Capture, CaptureStats};
 pub use file::{DecodedAudio, FileSource, open_audio_file};
 pub use listener::Listener;
-pub use live::{Hearing, PacedSource, Source};
+pub use live::{Hearing, InputLevel, PacedSource, Source, level_db};
 pub use resample::{Resampler, TARGET_RATE};
 pub use segmenter::{Boundary, Segmenter, SegmenterConfig};
 pub use transcriber::{Transcriber, is_phantom, transcribe_file};
@@ -86,7 +86,9 @@ pub struct Utterance {
 /// What hearing reports, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HearingEvent {
-    SpeechStarted { utterance: u64, start: u64, at: Instant },
+    /// `level_db`: the loudness (RMS, dBFS) of the speech so far, to tell a voice from the
+    /// echo of hiwar's own.
+    SpeechStarted { utterance: u64, start: u64, at: Instant, level_db: f32 },
     /// The growing utterance decoded so far (`upto` is the last sample it covers).
     Partial { utterance: u64, text: String, lang: String, upto: u64, at: Instant },
     /// End-pointing decision taken at `decided_at` (samples); `decided` is when, in wall time.

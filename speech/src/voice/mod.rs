@@ -17,7 +17,7 @@ pub use onnx_patch::{add_graph_output, duration_output};
 pub use piper::{PiperVoice, Speech, TimedPhoneme, TimedWord, VoiceConfig, split_clauses};
 pub use chunker::Chunker;
 pub use normalize::{cardinal, normalize_for_speech};
-pub use player::{PlayClock, Player};
+pub use player::{PlayClock, Player, Stopper, fade_frames};
 pub use tashkeel::{Diacritizer, is_tashkeel};
 
 /// espeak-ng's own voice, run as a process (GPL-3.0: never linked), for languages without a

@@ -101,7 +101,7 @@ pub struct TimedWord {
 }
 
 /// Synthesised speech and when each sound in it is heard.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Speech {
     pub sample_rate: u32,
     pub samples: Vec<f32>,

@@ -28,6 +28,11 @@ pub struct PlayClock {
     /// The highest position reported so far: the device's latency estimate jitters by a few
     /// frames from callback to callback, and the clock must never run backwards.
     reported: AtomicU64,
+    /// Frames of queued audio handed over (silence filled in when the queue is empty is not
+    /// counted): how much speech the device was given, e.g. after a stop.
+    audible: AtomicU64,
+    /// Frames in the device's last callback buffer.
+    buffer: AtomicU64,
 }
 
 impl PlayClock {
@@ -46,6 +51,32 @@ impl PlayClock {
         self.rate.load(Ordering::Relaxed) as u32
     }
 
+    /// Frames of queued audio handed to the device so far.
+    pub fn audible_frames(&self) -> u64 {
+        self.audible.load(Ordering::Acquire)
+    }
+
+    /// Frames in the device's last callback.
+    pub fn buffer_frames(&self) -> u64 {
+        self.buffer.load(Ordering::Relaxed)
+    }
+}
+
+/// Frames the stop fade lasts at `rate`.
+pub fn fade_frames(rate: u32) -> u64 {
+    (u64::from(rate) * FADE_MS / 1000).max(1)
+}
+
+/// Stops a player from another thread (barge-in); see [`Player::stop`].
+#[derive(Debug, Clone)]
+pub struct Stopper {
+    stopping: Arc<AtomicBool>,
+}
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
 }
 
 /// An open output device. Audio is queued at any rate and resampled to the device's.
@@ -112,6 +143,15 @@ impl Player {
         Arc::clone(&self.clock)
     }
 
+    pub fn stopper(&self) -> Stopper {
+        Stopper { stopping: Arc::clone(&self.stopping) }
+    }
+
+    /// Frames queued in all, at the device rate (where the queued audio ends on the clock).
+    pub fn queued_until(&self) -> u64 {
+        self.queued
+    }
+
     pub fn sample_rate(&self) -> u32 {
         self.rate
     }
@@ -123,6 +163,12 @@ impl Player {
     /// Queues mono `samples` at `rate`, waiting for room in the ring as playback proceeds.
     /// Returns the device-rate frame at which this audio starts playing.
     pub fn queue(&mut self, samples: &[f32], rate: u32) -> Result<u64> {
+        self.queue_while(samples, rate, || true)
+    }
+
+    /// Like [`Player::queue`], but gives up (returning what it has queued so far) as soon as
+    /// `keep()` turns false while it waits for room: a cancelled answer stops being queued.
+    pub fn queue_while(&mut self, samples: &[f32], rate: u32, keep: impl Fn() -> bool) -> Result<u64> {
         let mut resampler = Resampler::between(rate, self.rate)?;
         let mut converted = resampler.push(samples)?.to_vec();
         converted.extend_from_slice(resampler.finish()?);
@@ -130,6 +176,9 @@ impl Player {
         self.stopping.store(false, Ordering::Release);
         let mut rest = converted.as_slice();
         while !rest.is_empty() {
+            if !keep() {
+                break;
+            }
             let n = self.ring.slots().min(rest.len());
             if n == 0 {
                 std::thread::sleep(Duration::from_millis(5));
@@ -140,7 +189,7 @@ impl Player {
             }
             rest = &rest[n..];
         }
-        self.queued = start + converted.len() as u64;
+        self.queued = start + (converted.len() - rest.len()) as u64;
         Ok(start)
     }
 
@@ -173,7 +222,7 @@ struct Fade {
 
 impl Fade {
     fn new(rate: u32) -> Fade {
-        Fade { frames: (u64::from(rate) * FADE_MS / 1000).max(1), left: 0 }
+        Fade { frames: fade_frames(rate), left: 0 }
     }
 }
 
@@ -192,8 +241,11 @@ fn render<T: SizedSample + FromSample<f32>>(
     if stopping.swap(false, Ordering::AcqRel) {
         fade.left = fade.frames;
     }
+    let mut audible = 0u64;
     for frame in data.chunks_exact_mut(channels) {
-        let mut s = ring.pop().unwrap_or(0.0);
+        let popped = ring.pop();
+        audible += u64::from(popped.is_ok());
+        let mut s = popped.unwrap_or(0.0);
         if fade.left > 0 {
             fade.left -= 1;
             s *= fade.left as f32 / fade.frames as f32;
@@ -208,6 +260,8 @@ fn render<T: SizedSample + FromSample<f32>>(
         let v = T::from_sample_(s);
         frame.iter_mut().for_each(|out| *out = v);
     }
+    clock.audible.fetch_add(audible, Ordering::Release);
+    clock.buffer.store(frames as u64, Ordering::Relaxed);
     clock.handed.fetch_add(frames as u64, Ordering::Release);
 }
 

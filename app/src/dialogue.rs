@@ -1,0 +1,504 @@
+//! The dialogue: turns taken between the person and hiwar.
+//!
+//! States idle → listening → thinking → speaking, published on the bus. One turn: the final
+//! transcript goes to the mind; its answer is cut into chunks as it streams and spoken by the
+//! voice worker onto the speaker; if nothing has been sent to the voice `holding_after` after
+//! the person stopped, a holding phrase is said. Barge-in: speech while hiwar speaks (louder
+//! than the echo of its own voice by a margin) cancels the turn — the LLM connection is
+//! dropped, the voice worker stops queueing, the player fades out — and listening starts.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hiwar_speech::voice::{Chunker, PlayClock, Player, Speech, Stopper, Voices};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{Bus, ClockPos, Event, EventKind, Lang, State, TurnId};
+use crate::mind::{Mind, MindEvent, Phrases, Source};
+
+/// Something to say for a turn.
+#[derive(Debug)]
+enum VoiceCmd {
+    Say { turn: u64, what: &'static str, text: String },
+    /// Everything for `turn` has been sent.
+    End { turn: u64 },
+}
+
+/// A chunk of speech queued on the output.
+#[derive(Debug, Clone)]
+pub struct Spoken {
+    pub turn: u64,
+    pub what: &'static str,
+    pub text: String,
+    pub speech: Arc<Speech>,
+    /// Where it plays on the output clock, and the clock's rate.
+    pub start: u64,
+    pub end: u64,
+    pub clock_rate: u32,
+    /// When it was queued, and the clock then: it is heard at
+    /// `queued_at + (start − clock_then) / clock_rate` (+ nothing: the clock already counts
+    /// the device's latency).
+    pub queued_at: Instant,
+    pub clock_then: u64,
+    pub synth_ms: f64,
+}
+
+impl Spoken {
+    /// When its first sample reaches the listener.
+    pub fn heard_at(&self) -> Instant {
+        self.queued_at + Duration::from_secs_f64(self.start.saturating_sub(self.clock_then) as f64 / f64::from(self.clock_rate.max(1)))
+    }
+}
+
+#[derive(Debug)]
+pub enum VoiceEvent {
+    Spoken(Spoken),
+    /// All of `turn`'s speech is queued; it ends at `end` on the clock.
+    TurnEnd { turn: u64, end: u64 },
+    Failed { turn: u64, message: String },
+}
+
+/// Where speech goes: the speaker, or memory (demo videos, `chat --speak`, tests without a
+/// device), where the clock is the count of samples kept.
+pub enum Output {
+    Speaker(Player),
+    Memory { rate: u32, samples: Vec<f32> },
+}
+
+/// The voice worker: a thread that owns the voices and the output.
+pub struct VoiceOut {
+    tx: std::sync::mpsc::Sender<VoiceCmd>,
+    /// Turns up to this one are cancelled (their speech is dropped).
+    cancelled: Arc<AtomicU64>,
+    stopper: Option<Stopper>,
+    pub clock: Option<Arc<PlayClock>>,
+    handle: Option<std::thread::JoinHandle<Vec<f32>>>,
+}
+
+impl std::fmt::Debug for VoiceOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VoiceOut").finish_non_exhaustive()
+    }
+}
+
+impl VoiceOut {
+    pub fn start(mut voices: Voices, mut output: Output) -> (VoiceOut, mpsc::UnboundedReceiver<VoiceEvent>) {
+        let (tx, rx) = std::sync::mpsc::channel::<VoiceCmd>();
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let cancelled = Arc::new(AtomicU64::new(0));
+        let (stopper, clock) = match &output {
+            Output::Speaker(p) => (Some(p.stopper()), Some(p.clock())),
+            Output::Memory { .. } => (None, None),
+        };
+        let flag = Arc::clone(&cancelled);
+        let handle = std::thread::Builder::new()
+            .name("voice".into())
+            .spawn(move || {
+                let live = |turn: u64| flag.load(Ordering::Acquire) < turn;
+                for cmd in rx {
+                    match cmd {
+                        VoiceCmd::End { turn } => {
+                            let end = match &output {
+                                Output::Speaker(p) => p.queued_until(),
+                                Output::Memory { samples, .. } => samples.len() as u64,
+                            };
+                            let _ = events.send(VoiceEvent::TurnEnd { turn, end });
+                        }
+                        VoiceCmd::Say { turn, what, text } => {
+                            if !live(turn) {
+                                continue;
+                            }
+                            let started = Instant::now();
+                            let speech = match voices.speak(&text) {
+                                Ok(s) if !s.samples.is_empty() => s,
+                                Ok(_) => continue,
+                                Err(e) => {
+                                    let _ = events.send(VoiceEvent::Failed { turn, message: format!("{e}") });
+                                    continue;
+                                }
+                            };
+                            let synth_ms = started.elapsed().as_secs_f64() * 1e3;
+                            if !live(turn) {
+                                continue;
+                            }
+                            let queued = match &mut output {
+                                Output::Speaker(p) => {
+                                    let clock = p.clock();
+                                    let clock_then = clock.position();
+                                    let queued_at = Instant::now();
+                                    match p.queue_while(&speech.samples, speech.sample_rate, || live(turn)) {
+                                        Ok(start) => {
+                                            if !live(turn) {
+                                                // Cancelled while queueing: drop what got in.
+                                                p.stop();
+                                            }
+                                            Ok((start, p.queued_until(), p.sample_rate(), queued_at, clock_then))
+                                        }
+                                        Err(e) => Err(e.to_string()),
+                                    }
+                                }
+                                Output::Memory { rate, samples } => {
+                                    let start = samples.len() as u64;
+                                    samples.extend_from_slice(&speech.samples);
+                                    *rate = speech.sample_rate;
+                                    Ok((start, samples.len() as u64, speech.sample_rate, Instant::now(), start))
+                                }
+                            };
+                            match queued {
+                                Ok((start, end, clock_rate, queued_at, clock_then)) => {
+                                    let spoken = Spoken { turn, what, text, speech: Arc::new(speech), start, end, clock_rate, queued_at, clock_then, synth_ms };
+                                    let _ = events.send(VoiceEvent::Spoken(spoken));
+                                }
+                                Err(message) => {
+                                    let _ = events.send(VoiceEvent::Failed { turn, message });
+                                }
+                            }
+                        }
+                    }
+                }
+                match output {
+                    Output::Memory { samples, .. } => samples,
+                    Output::Speaker(p) => {
+                        p.wait_until_heard(Duration::from_secs(30));
+                        Vec::new()
+                    }
+                }
+            })
+            .expect("spawn the voice thread");
+        (VoiceOut { tx, cancelled, stopper, clock, handle: Some(handle) }, events_rx)
+    }
+
+    fn say(&self, turn: u64, what: &'static str, text: &str) {
+        if !text.trim().is_empty() {
+            let _ = self.tx.send(VoiceCmd::Say { turn, what, text: text.to_string() });
+        }
+    }
+
+    fn end(&self, turn: u64) {
+        let _ = self.tx.send(VoiceCmd::End { turn });
+    }
+
+    /// Stops `turn`'s speech at once: nothing more is queued and the player fades out.
+    pub fn cancel(&self, turn: u64) {
+        self.cancelled.fetch_max(turn, Ordering::AcqRel);
+        if let Some(s) = &self.stopper {
+            s.stop();
+        }
+    }
+
+    /// Waits for everything sent to be spoken; returns the audio kept in memory (if any).
+    pub fn finish(mut self) -> Vec<f32> {
+        let (tx, _) = std::sync::mpsc::channel();
+        drop(std::mem::replace(&mut self.tx, tx));
+        self.handle.take().and_then(|h| h.join().ok()).unwrap_or_default()
+    }
+}
+
+/// What happened in a turn, for `turns.json`, the benchmark and the logs.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct TurnReport {
+    pub turn: u64,
+    pub question: String,
+    pub lang: &'static str,
+    pub answer: String,
+    pub source: Option<Source>,
+    pub fallback: Option<&'static str>,
+    pub held: bool,
+    pub cancelled: bool,
+    pub retrieval_ms: f64,
+    pub first_token_ms: Option<f64>,
+    /// From the end of the person's speech to the first chunk sent to the voice.
+    #[serde(skip)]
+    pub first_chunk_sent: Option<Instant>,
+    #[serde(skip)]
+    pub holding_sent: Option<Instant>,
+    #[serde(skip)]
+    pub fallback_sent: Option<Instant>,
+}
+
+/// Answers one question: the mind's stream → chunks → the voice, with the holding phrase and
+/// the fallback. Returns when everything has been sent to the voice (or the turn is cancelled).
+#[allow(clippy::too_many_arguments, reason = "one turn's inputs, called from three places")]
+pub async fn answer_turn(
+    mind: &Mind,
+    voice: &VoiceOut,
+    bus: &Bus,
+    turn: u64,
+    question: &str,
+    lang: Lang,
+    speech_end: Instant,
+    holding_after: Duration,
+    cancel: CancellationToken,
+) -> TurnReport {
+    let mut report = TurnReport { turn, question: question.to_string(), lang: lang_code(lang), ..TurnReport::default() };
+    let publish = |kind| bus.publish(Event { turn: TurnId(turn), clock: None, kind });
+    publish(EventKind::State(State::Thinking));
+    let mut rx = mind.ask(question, lang, cancel.clone());
+    let mut chunker = Chunker::new();
+    let holding_at = tokio::time::Instant::from_std(speech_end + holding_after);
+    let send = |report: &mut TurnReport, what: &'static str, text: &str| {
+        if !text.trim().is_empty() {
+            voice.say(turn, what, text);
+            let now = Instant::now();
+            match what {
+                "answer" => report.first_chunk_sent.get_or_insert(now),
+                "holding" => report.holding_sent.get_or_insert(now),
+                _ => report.fallback_sent.get_or_insert(now),
+            };
+        }
+    };
+    loop {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => {
+                report.cancelled = true;
+                break;
+            }
+            () = tokio::time::sleep_until(holding_at), if report.first_chunk_sent.is_none() && report.fallback_sent.is_none() && !report.held => {
+                report.held = true;
+                send(&mut report, "holding", Phrases::holding(lang));
+            }
+            event = rx.recv() => match event {
+                None => break,
+                Some(MindEvent::Retrieved { ms, .. }) => report.retrieval_ms = ms,
+                Some(MindEvent::Delta(d)) => {
+                    publish(EventKind::ReplyText { delta: d.clone() });
+                    for chunk in chunker.push(&d) {
+                        send(&mut report, "answer", &chunk);
+                    }
+                }
+                Some(MindEvent::Fallback { kind, log, text }) => {
+                    report.fallback = Some(kind);
+                    publish(EventKind::Fallback { kind, log });
+                    // An unfinished sentence from a broken stream is not spoken.
+                    chunker.clear();
+                    send(&mut report, "fallback", &text);
+                }
+                Some(MindEvent::Done { source, text, first_token_ms, .. }) => {
+                    if source == Source::Llm {
+                        if let Some(rest) = chunker.finish() {
+                            send(&mut report, "answer", &rest);
+                        }
+                    } else if report.fallback.is_none() {
+                        // The knowledge's answer comes whole: spoken chunk by chunk all the same.
+                        let mut c = Chunker::new();
+                        for chunk in c.push(&text).into_iter().chain(c.finish()) {
+                            send(&mut report, "answer", &chunk);
+                        }
+                    }
+                    report.first_token_ms = first_token_ms;
+                    report.source = Some(source);
+                    report.answer = text.clone();
+                    publish(EventKind::Answered { source: source_code(source), text });
+                    break;
+                }
+            }
+        }
+    }
+    voice.end(turn);
+    report
+}
+
+pub fn lang_code(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Ar => "ar",
+        Lang::En => "en",
+    }
+}
+
+pub fn source_code(source: Source) -> &'static str {
+    match source {
+        Source::Llm => "llm",
+        Source::Knowledge => "knowledge",
+        Source::NoAnswer => "no_answer",
+    }
+}
+
+/// Publishes a chunk of speech on the bus (and so to the window, the server and the logs).
+pub fn publish_spoken(bus: &Bus, s: &Spoken) {
+    let clock = Some(ClockPos { sample: s.start, sample_rate: s.clock_rate });
+    bus.publish(Event { turn: TurnId(s.turn), clock, kind: EventKind::Said { what: s.what, text: s.text.clone(), speech: Arc::clone(&s.speech), end: s.end } });
+}
+
+/// The live loop's settings.
+#[derive(Debug, Clone)]
+pub struct LoopSettings {
+    pub barge_in: bool,
+    pub margin_db: f32,
+    pub holding_after: Duration,
+}
+
+/// The turn in progress.
+struct Active {
+    id: u64,
+    cancel: CancellationToken,
+    speaking_since: Option<Instant>,
+    /// Clock position where its speech ends, once all of it is queued.
+    audio_end: Option<u64>,
+}
+
+/// Messages into the live loop.
+pub enum LoopInput {
+    Hearing(hiwar_speech::hearing::HearingEvent),
+    /// Hearing has stopped (its input ended).
+    HearingClosed,
+    Voice(VoiceEvent),
+    TurnDone(Box<TurnReport>),
+}
+
+/// Runs the live dialogue until `inputs` close (and the last answer is heard) or `stop` fires.
+/// `level` is the microphone's loudness for the echo estimate.
+pub async fn live_loop(
+    mind: Arc<Mind>,
+    voice: Arc<VoiceOut>,
+    bus: Bus,
+    settings: LoopSettings,
+    level: Arc<hiwar_speech::hearing::InputLevel>,
+    mut inputs: mpsc::UnboundedReceiver<LoopInput>,
+    loop_tx: mpsc::UnboundedSender<LoopInput>,
+    stop: CancellationToken,
+) -> Vec<TurnReport> {
+    use hiwar_speech::hearing::HearingEvent as H;
+    let publish = |turn: u64, kind| bus.publish(Event { turn: TurnId(turn), clock: None, kind });
+    let mut active: Option<Active> = None;
+    let mut ignored: HashSet<u64> = HashSet::new();
+    // When each utterance ended (the last voiced sample), for the holding phrase's deadline.
+    let mut ended_at: Option<(u64, Instant)> = None;
+    let mut levels: VecDeque<(Instant, f32)> = VecDeque::new();
+    let mut reports = Vec::new();
+    let mut hearing_open = true;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut next_turn = 1u64;
+    publish(0, EventKind::State(State::Idle));
+    loop {
+        let input = tokio::select! {
+            () = stop.cancelled() => break,
+            _ = tick.tick() => None,
+            i = inputs.recv() => match i { Some(i) => Some(i), None => break },
+        };
+        let speaking = active.as_ref().and_then(|a| a.speaking_since);
+        match input {
+            None => {
+                if let Some(since) = speaking {
+                    levels.push_back((Instant::now(), level.db()));
+                    while levels.front().is_some_and(|(t, _)| *t < since) {
+                        levels.pop_front();
+                    }
+                }
+                // The answer has been heard in full: back to idle.
+                if let Some(a) = &active
+                    && let Some(end) = a.audio_end
+                    && voice.clock.as_ref().is_none_or(|c| c.position() >= end)
+                {
+                    publish(a.id, EventKind::State(State::Idle));
+                    active = None;
+                    levels.clear();
+                }
+                if !hearing_open && active.is_none() {
+                    break;
+                }
+            }
+            Some(LoopInput::Hearing(event)) => match event {
+                H::SpeechStarted { utterance, at, level_db, .. } => {
+                    if let Some(since) = speaking {
+                        // The echo: the loudest the microphone heard while we spoke, before
+                        // this voice could have begun.
+                        let echo = levels.iter().filter(|(t, _)| *t >= since && *t + Duration::from_millis(700) <= at).map(|(_, l)| *l).fold(-100.0f32, f32::max);
+                        let over = level_db - echo;
+                        if settings.barge_in && over >= settings.margin_db {
+                            if let Some(a) = active.take() {
+                                barge_in(&voice, &bus, &a);
+                            }
+                            tracing::info!("barge-in: speech {level_db:.0} dBFS, echo {echo:.0} dBFS");
+                        } else {
+                            tracing::info!("speech while speaking ignored ({}): {level_db:.0} dBFS vs echo {echo:.0} dBFS", if settings.barge_in { "below the echo margin" } else { "half-duplex" });
+                            ignored.insert(utterance);
+                            continue;
+                        }
+                    } else if let Some(a) = active.take() {
+                        // Still thinking: the person goes on talking, so the question changes.
+                        a.cancel.cancel();
+                        voice.cancel(a.id);
+                    }
+                    for e in crate::hearing::to_bus(&H::SpeechStarted { utterance, start: 0, at, level_db }) {
+                        bus.publish(Event { clock: None, ..e });
+                    }
+                }
+                H::SpeechEnded { utterance, last_voiced, decided_at, decided } => {
+                    if ignored.contains(&utterance) {
+                        continue;
+                    }
+                    let back = Duration::from_secs_f64(decided_at.saturating_sub(last_voiced) as f64 / 16_000.0);
+                    ended_at = Some((utterance, decided.checked_sub(back).unwrap_or(decided)));
+                    publish(utterance, EventKind::SpeechEnded);
+                }
+                H::Final { utterance: Some(u), id, .. } if !ignored.contains(&id) => {
+                    let lang = if u.lang == "en" { Lang::En } else { Lang::Ar };
+                    bus.publish(Event { turn: TurnId(id), clock: None, kind: EventKind::Transcript { text: u.text.clone(), lang, is_final: true, confidence: Some(u.confidence) } });
+                    let speech_end = ended_at.filter(|(i, _)| *i == id).map_or_else(Instant::now, |(_, t)| t);
+                    let turn = next_turn;
+                    next_turn += 1;
+                    let cancel = CancellationToken::new();
+                    active = Some(Active { id: turn, cancel: cancel.clone(), speaking_since: None, audio_end: None });
+                    let (mind, voice, bus, tx, holding) = (Arc::clone(&mind), Arc::clone(&voice), bus.clone(), loop_tx.clone(), settings.holding_after);
+                    tokio::spawn(async move {
+                        let report = answer_turn(&mind, &voice, &bus, turn, &u.text, lang, speech_end, holding, cancel).await;
+                        let _ = tx.send(LoopInput::TurnDone(Box::new(report)));
+                    });
+                }
+                H::Final { id, .. } => {
+                    if !ignored.remove(&id) && active.is_none() {
+                        publish(id, EventKind::State(State::Idle));
+                    }
+                }
+                other => {
+                    for e in crate::hearing::to_bus(&other) {
+                        bus.publish(Event { clock: None, ..e });
+                    }
+                }
+            },
+            Some(LoopInput::HearingClosed) => hearing_open = false,
+            Some(LoopInput::Voice(VoiceEvent::Spoken(s))) => {
+                if let Some(a) = active.as_mut().filter(|a| a.id == s.turn) {
+                    if a.speaking_since.is_none() {
+                        a.speaking_since = Some(s.heard_at());
+                        publish(a.id, EventKind::State(State::Speaking));
+                    }
+                    publish_spoken(&bus, &s);
+                }
+            }
+            Some(LoopInput::Voice(VoiceEvent::TurnEnd { turn, end })) => {
+                if let Some(a) = active.as_mut().filter(|a| a.id == turn) {
+                    a.audio_end = Some(end);
+                }
+            }
+            Some(LoopInput::Voice(VoiceEvent::Failed { turn, message })) => {
+                tracing::error!("voice: {message}");
+                publish(turn, EventKind::Error { message: format!("voice: {message}"), for_person: None });
+            }
+            Some(LoopInput::TurnDone(report)) => reports.push(*report),
+        }
+    }
+    reports
+}
+
+/// Stops the turn now: the LLM stream (its connection dropped), the voice and the player; then
+/// measures how much of the answer still reached the device.
+fn barge_in(voice: &Arc<VoiceOut>, bus: &Bus, a: &Active) {
+    let before = voice.clock.as_ref().map(|c| c.audible_frames());
+    a.cancel.cancel();
+    voice.cancel(a.id);
+    let (voice, bus, turn) = (Arc::clone(voice), bus.clone(), a.id);
+    bus.publish(Event { turn: TurnId(turn), clock: None, kind: EventKind::State(State::Listening) });
+    if let (Some(before), Some(clock)) = (before, voice.clock.clone()) {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let audible_after = clock.audible_frames() - before;
+            let limit = hiwar_speech::voice::fade_frames(clock.sample_rate()) + clock.buffer_frames();
+            bus.publish(Event { turn: TurnId(turn), clock: None, kind: EventKind::BargeIn { audible_after, limit } });
+        });
+    }
+}
