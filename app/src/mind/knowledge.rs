@@ -60,7 +60,32 @@ const STOP: &[&str] = &[
 
 /// Terms of `text` for the index and for queries.
 pub fn terms(text: &str) -> Vec<String> {
-    normalize_for_matching(text).split(' ').filter(|w| !w.is_empty()).map(stem).filter(|t| !t.is_empty() && !STOP.contains(&t.as_str())).collect()
+    normalize_for_matching(text)
+        .split(' ')
+        .filter(|w| !w.is_empty() && !STOP.contains(w))
+        .map(stem)
+        .filter(|t| !t.is_empty() && !STOP.contains(&t.as_str()))
+        .collect()
+}
+
+/// Question words that ask about a kind of fact, and the terms such facts are written with:
+/// "how much" / "كم" asks for a fee in dirhams, "when" / "متى" for hours.
+const ASKS: &[(&[&str], &[&str])] = &[
+    (&["how much", "cost", "price", "pay", "كم", "بكم", "تكلف", "سعر", "رسوم"], &["fee", "dirham", "رسوم", "درهم"]),
+    (&["when", "what time", "open", "متى", "الساعه", "يفتح", "دوام"], &["open", "hour", "مواعيد", "يفتح"]),
+    (&["where", "location", "وين", "اين", "موقع", "مكان"], &["location", "street", "موقع", "شارع"]),
+];
+
+/// The terms of a question, with the terms of the kind of fact it asks for.
+pub fn query_terms(question: &str) -> Vec<String> {
+    let mut out = terms(question);
+    let plain = format!(" {} ", normalize_for_matching(question));
+    for (cues, adds) in ASKS {
+        if cues.iter().any(|c| plain.contains(&format!(" {} ", normalize_for_matching(c))) || plain.contains(&format!(" {}", normalize_for_matching(c)))) {
+            out.extend(adds.iter().flat_map(|a| terms(a)));
+        }
+    }
+    out
 }
 
 /// A light stemmer: Arabic prefixes (وال, بال, كال, فال, لل, ال, و) and suffixes (ها, ان, ات,
@@ -180,10 +205,12 @@ impl Knowledge {
 
     /// The best `k` passages for `query`, best first; passages that share no term are left out.
     pub fn search(&self, query: &str, k: usize) -> Vec<Hit<'_>> {
-        let mut q = terms(query);
+        let mut q = query_terms(query);
         q.sort();
         q.dedup();
-        let total: f32 = q.iter().map(|t| self.idf(t)).sum();
+        // Coverage counts the question's own words, not the terms its question word adds.
+        let own: std::collections::HashSet<String> = terms(query).into_iter().collect();
+        let total: f32 = own.iter().map(|t| self.idf(t)).sum();
         let mut scores: HashMap<usize, (f32, f32)> = HashMap::new();
         for t in &q {
             let idf = self.idf(t);
@@ -193,7 +220,9 @@ impl Knowledge {
                 let s = idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * len / self.average_length.max(1.0)));
                 let e = scores.entry(i).or_default();
                 e.0 += s;
-                e.1 += idf;
+                if own.contains(t) {
+                    e.1 += idf;
+                }
             }
         }
         let mut hits: Vec<Hit<'_>> = scores

@@ -151,11 +151,11 @@ impl Mind {
     }
 
     /// The passage read out when there is no LLM answer, in the person's language.
-    pub fn local_answer(&self, hits: &[Hit<'_>], lang: Lang) -> (Source, String) {
+    pub fn local_answer(&self, hits: &[Hit<'_>], question: &str, lang: Lang) -> (Source, String) {
         match hits.first().filter(|h| h.coverage >= MIN_COVERAGE) {
             Some(h) => {
                 let p = self.knowledge.in_lang(h.passage, lang).unwrap_or(h.passage);
-                (Source::Knowledge, format!("{}{}", Phrases::from_knowledge(p.lang), spoken_excerpt(&p.text, 260)))
+                (Source::Knowledge, format!("{}{}", Phrases::from_knowledge(p.lang), spoken_excerpt(&p.text, question, 260)))
             }
             None => (Source::NoAnswer, Phrases::no_answer(lang).to_string()),
         }
@@ -188,7 +188,7 @@ impl Mind {
         let hits = self.knowledge.search(question, self.top_k);
         let titles = hits.iter().map(|h| h.passage.title.clone()).collect();
         let retrieved = MindEvent::Retrieved { titles, ms: started.elapsed().as_secs_f64() * 1e3 };
-        let local = self.local_answer(&hits, lang);
+        let local = self.local_answer(&hits, question, lang);
         let memory = Arc::clone(&self.memory);
         let question = question.to_string();
         let Some(llm) = self.llm.clone() else {
@@ -248,16 +248,26 @@ fn remember(memory: &Mutex<Memory>, question: &str, answer: &str) {
     }
 }
 
-/// The first sentences of `text`, up to about `limit` characters (a spoken answer is short).
-pub fn spoken_excerpt(text: &str, limit: usize) -> String {
-    let mut out = String::new();
-    for sentence in text.split_inclusive(['.', '!', '?', '؟', '۔']) {
-        if !out.is_empty() && out.chars().count() + sentence.chars().count() > limit {
-            break;
+/// The sentences of `text` that answer `question` best (by shared terms; the first ones when
+/// none share any), in their order, up to about `limit` characters: a spoken answer is short.
+pub fn spoken_excerpt(text: &str, question: &str, limit: usize) -> String {
+    let sentences: Vec<&str> = text.split_inclusive(['.', '!', '?', '؟', '۔']).map(str::trim).filter(|s| !s.is_empty()).collect();
+    let asked: std::collections::HashSet<String> = knowledge::query_terms(question).into_iter().collect();
+    let mut ranked: Vec<(usize, usize)> =
+        sentences.iter().enumerate().map(|(i, s)| (i, knowledge::terms(s).iter().filter(|t| asked.contains(*t)).count())).collect();
+    // Best first; ties (and no overlap at all) in reading order.
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let (mut chosen, mut length) = (Vec::new(), 0);
+    for (i, _) in ranked {
+        let n = sentences[i].chars().count();
+        if !chosen.is_empty() && length + n > limit {
+            continue;
         }
-        out.push_str(sentence);
+        chosen.push(i);
+        length += n + 1;
     }
-    out.trim().to_string()
+    chosen.sort_unstable();
+    chosen.iter().map(|&i| sentences[i]).collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -308,8 +318,10 @@ mod tests {
 
     #[test]
     fn excerpts_end_at_a_sentence() {
-        assert_eq!(spoken_excerpt("One. Two two. Three three three.", 10), "One.");
-        assert_eq!(spoken_excerpt("الأولى. الثانية؟ الثالثة", 100), "الأولى. الثانية؟ الثالثة");
+        assert_eq!(spoken_excerpt("One. Two two. Three three three.", "", 10), "One.");
+        assert_eq!(spoken_excerpt("الأولى. الثانية؟ الثالثة", "", 100), "الأولى. الثانية؟ الثالثة");
+        let text = "Citizens renew their passport here. You need your current passport and a photo. The fee is 260 dirhams.";
+        assert_eq!(spoken_excerpt(text, "passport renewal fee", 60), "Citizens renew their passport here. The fee is 260 dirhams.");
         assert_eq!(estimate_tokens("مرحبا"), 2);
     }
 }

@@ -1,0 +1,298 @@
+//! The mind and the live loop, end to end through the `hiwar` binary: answers from the bundled
+//! knowledge base, every LLM fault (against `hiwar llm-standin`, a local server writing the
+//! exact OpenAI / Model Studio SSE wire format) ending in a spoken fallback, a full turn from
+//! a recording to the speaker, and barge-in counted in samples at the device.
+
+use std::io::Write as _;
+use std::process::{Child, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use hiwar_tests::{Pulse, clip, hiwar, lines_of, model_cache, read_wav, run, wait_for, write_wav};
+use serde_json::Value;
+
+/// `hiwar llm-standin`: the stand-in LLM in its own process, its report lines on a channel.
+struct Standin {
+    child: Child,
+    url: String,
+    lines: Receiver<String>,
+}
+
+impl Standin {
+    fn start(behaviours: &[&str]) -> Standin {
+        let mut child = hiwar(&model_cache())
+            .arg("llm-standin")
+            .args(behaviours)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn llm-standin");
+        let lines = lines_of(child.stdout.take().expect("stdout"));
+        let first = wait_for(&lines, Duration::from_secs(10), "the stand-in's address", |l| l.starts_with("listening "));
+        Standin { child, url: first.trim_start_matches("listening ").to_string(), lines }
+    }
+
+    /// Points a hiwar command at it, with short timeouts (how long things take is measured by
+    /// `hiwar bench loop`, not here).
+    fn apply(&self, cmd: &mut std::process::Command) {
+        cmd.env("HIWAR_LLM_BASE_URL", &self.url)
+            .env("HIWAR_LLM_API_KEY_ENV", "TEST_LLM_KEY_FOR_HIWAR")
+            .env("TEST_LLM_KEY_FOR_HIWAR", "sk-test")
+            .env("HIWAR_LLM_FIRST_TOKEN_TIMEOUT_MS", "1500")
+            .env("HIWAR_LLM_IDLE_TIMEOUT_MS", "1000")
+            .env("HIWAR_LLM_RETRIES", "1")
+            .env("HIWAR_LLM_MAX_TOKENS", "20")
+            .env("HIWAR_DIALOGUE_HOLDING_AFTER_MS", "700");
+    }
+}
+
+impl Drop for Standin {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn events(stdout: &str) -> Vec<Value> {
+    stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+fn position(events: &[Value], pred: impl Fn(&Value) -> bool) -> Option<usize> {
+    events.iter().position(pred)
+}
+
+fn is(event: &str) -> impl Fn(&Value) -> bool + '_ {
+    move |e: &Value| e["event"] == event
+}
+
+fn said(what: &str) -> impl Fn(&Value) -> bool + '_ {
+    move |e: &Value| e["event"] == "said" && e["what"] == what
+}
+
+/// Seconds of sound (above −40 dBFS in 20 ms windows) in a wav.
+fn voiced_seconds(path: &std::path::Path) -> f64 {
+    let (rate, samples) = read_wav(path);
+    let window = (rate / 50) as usize;
+    let loud = samples.chunks(window).filter(|w| (w.iter().map(|s| s * s).sum::<f32>() / w.len() as f32).sqrt() > 0.01).count();
+    loud as f64 * window as f64 / f64::from(rate)
+}
+
+#[test]
+fn with_no_llm_the_knowledge_base_answers_in_the_persons_language() {
+    let home = tempfile::tempdir().expect("home");
+    let ar = run(hiwar(home.path()).args(["chat", "--once", "مَتى يَفتحُ المركزُ يومَ الجمعة؟"]));
+    assert_eq!(ar.code, Some(0), "{}", ar.stderr);
+    assert!(ar.stdout.starts_with("حسب معلومات المركز") && ar.stdout.contains("الجمعة"), "{}", ar.stdout);
+    let en = run(hiwar(home.path()).args(["chat", "--once", "How much is a passport renewal?"]));
+    assert!(en.stdout.contains("260 dirhams"), "{}", en.stdout);
+    let none = run(hiwar(home.path()).args(["chat", "--once", "ما هو أفضل فريق كرة قدم؟"]));
+    assert!(none.stdout.starts_with("عذراً، لا أستطيع المساعدة"), "{}", none.stdout);
+    // A knowledge folder of the operator's own.
+    let kb = tempfile::tempdir().expect("kb");
+    std::fs::write(kb.path().join("library.md"), "## ساعات المكتبة {#hours}\nتفتح المكتبة العامة من التاسعة صباحاً حتى التاسعة مساءً.\n").expect("write");
+    let own = run(hiwar(home.path()).env("HIWAR_KNOWLEDGE_DIR", kb.path()).args(["chat", "--once", "متى تفتح المكتبة؟"]));
+    assert!(own.stdout.contains("التاسعة صباحاً"), "{}{}", own.stdout, own.stderr);
+    let empty = tempfile::tempdir().expect("empty");
+    let bad = run(hiwar(home.path()).env("HIWAR_KNOWLEDGE_DIR", empty.path()).args(["chat", "--once", "x"]));
+    assert!(bad.code == Some(1) && bad.stderr.contains("has no passages"), "{}", bad.stderr);
+}
+
+#[test]
+fn chat_streams_qwen_answers_with_the_passages_in_the_prompt() {
+    let standin = Standin::start(&["answer"]);
+    let mut cmd = hiwar(&model_cache());
+    standin.apply(&mut cmd);
+    let out = run(cmd.args(["chat", "--once", "How much does it cost to renew my passport?"]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.starts_with("Hello. The centre is open"), "{}", out.stdout);
+    let request = wait_for(&standin.lines, Duration::from_secs(5), "the request", |l| l.starts_with("{\"body\""));
+    let body: Value = serde_json::from_str(&request).expect("json");
+    let body = &body["body"];
+    assert_eq!(body["stream"], true);
+    let system = body["messages"][0]["content"].as_str().expect("system prompt");
+    assert!(system.contains("Renewing a passport") && system.contains("answer in English"), "{system}");
+    assert!(system.contains("مركز خدمة حكومي"), "the Arabic persona is sent too");
+}
+
+/// One fault: the question is spoken to a wav through the real voice; returns the events, the
+/// log and the seconds of speech.
+fn fault(behaviour: &str, question: &str) -> (Vec<Value>, String, f64) {
+    let standin = Standin::start(&[behaviour]);
+    let dir = tempfile::tempdir().expect("dir");
+    let wav = dir.path().join("answer.wav");
+    let mut cmd = hiwar(&model_cache());
+    standin.apply(&mut cmd);
+    let out = run(cmd.args(["chat", "--once", question, "--events", "--speak"]).arg(&wav));
+    assert_eq!(out.code, Some(0), "{behaviour}: {}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    (events(&out.stdout), out.stderr, voiced_seconds(&wav))
+}
+
+fn assert_fallback(behaviour: &str, kind: &str, log: &str) {
+    let (ev, stderr, seconds) = fault(behaviour, "متى يفتح المركز يوم الجمعة؟");
+    let f = position(&ev, is("fallback")).unwrap_or_else(|| panic!("{behaviour}: no fallback event in {ev:#?}"));
+    assert_eq!(ev[f]["kind"], kind, "{behaviour}");
+    let spoken = position(&ev, said("fallback")).unwrap_or_else(|| panic!("{behaviour}: fallback not spoken: {ev:#?}"));
+    assert!(spoken > f, "{behaviour}: spoken before the failure was known");
+    let answered = position(&ev, is("answered")).expect("answered");
+    assert!(answered > f, "{behaviour}");
+    assert!(stderr.contains(&format!("llm failed ({kind})")) && stderr.contains(log), "{behaviour}: log lacks {log:?}:\n{stderr}");
+    assert!(seconds > 1.0, "{behaviour}: only {seconds:.1} s of speech in the wav");
+}
+
+#[test]
+fn a_rejected_key_is_not_retried_and_the_knowledge_answers() {
+    assert_fallback("401", "unauthorised", "HTTP 401 (invalid_api_key)");
+}
+
+#[test]
+fn rate_limiting_is_retried_then_falls_back() {
+    assert_fallback("429", "rate_limited", "HTTP 429 (limit_requests)");
+}
+
+#[test]
+fn a_server_error_falls_back() {
+    assert_fallback("500", "http_error", "HTTP 500 (internal_error)");
+}
+
+#[test]
+fn a_stream_cut_mid_sentence_ends_in_an_apology_after_what_was_said() {
+    let (ev, stderr, seconds) = fault("cut:9", "متى يفتح المركز؟");
+    let f = position(&ev, is("fallback")).expect("fallback");
+    assert_eq!(ev[f]["kind"], "cut");
+    let first = position(&ev, said("answer")).expect("the whole first sentence was spoken");
+    let apology = position(&ev, said("fallback")).expect("apology spoken");
+    assert!(first < apology, "{ev:#?}");
+    assert!(ev[apology]["text"].as_str().unwrap_or("").starts_with("عذراً، انقطع الاتصال"), "{:?}", ev[apology]);
+    assert!(stderr.contains("llm failed (cut)"), "{stderr}");
+    assert!(seconds > 1.5, "{seconds}");
+}
+
+#[test]
+fn malformed_stream_data_falls_back() {
+    let (ev, stderr, _) = fault("malformed", "What time do you open on Friday?");
+    let f = position(&ev, is("fallback")).expect("fallback");
+    assert_eq!(ev[f]["kind"], "malformed");
+    assert!(stderr.contains("llm failed (malformed)"), "{stderr}");
+    assert!(position(&ev, said("fallback")).is_some(), "{ev:#?}");
+}
+
+#[test]
+fn a_stall_before_the_first_token_gets_the_holding_phrase_then_the_fallback() {
+    let (ev, stderr, seconds) = fault("stall:10000", "متى يفتح المركز يوم الجمعة؟");
+    let holding = position(&ev, said("holding")).unwrap_or_else(|| panic!("no holding phrase: {ev:#?}"));
+    assert_eq!(ev[holding]["text"], "لحظة من فضلك…");
+    let f = position(&ev, is("fallback")).expect("fallback");
+    assert_eq!(ev[f]["kind"], "first_token_timeout");
+    let spoken = position(&ev, said("fallback")).expect("fallback spoken");
+    assert!(holding < f && f < spoken, "holding, then the failure, then the fallback: {ev:#?}");
+    assert!(ev[spoken]["text"].as_str().unwrap_or("").contains("الجمعة"), "the knowledge's answer");
+    assert!(stderr.contains("no first token within 1.5s"), "{stderr}");
+    assert!(seconds > 2.0, "{seconds}");
+}
+
+#[test]
+fn a_never_ending_stream_is_cut_off_and_apologised_for() {
+    let (ev, stderr, _) = fault("endless", "When do you open?");
+    let f = position(&ev, is("fallback")).expect("fallback");
+    assert_eq!(ev[f]["kind"], "runaway");
+    assert!(stderr.contains("runaway answer"), "{stderr}");
+    assert!(position(&ev, said("fallback")).is_some_and(|s| s > f), "{ev:#?}");
+}
+
+/// `hiwar run --input FILE --events` against a private PulseAudio (the speaker is a null sink).
+fn run_live(pulse: &Pulse, standin: &Standin, input: &std::path::Path, extra: &[(&str, &str)]) -> (Vec<Value>, String) {
+    let mut cmd = hiwar(&model_cache());
+    pulse.apply(&mut cmd);
+    standin.apply(&mut cmd);
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.env_remove("DISPLAY").env("HIWAR_LLM_MAX_TOKENS", "300");
+    let out = run(cmd.args(["run", "--no-window", "--events", "--input"]).arg(input));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    (events(&out.stdout), out.stderr)
+}
+
+#[test]
+fn a_recorded_question_is_heard_answered_and_played_on_the_speaker() {
+    let pulse = Pulse::start(&["speaker"]);
+    let standin = Standin::start(&["answer"]);
+    let dir = tempfile::tempdir().expect("dir");
+    let raw = dir.path().join("speaker.raw");
+    let mut recorder = pulse.record("speaker", &raw);
+    let (path, _) = clip("en-office.wav");
+    let (ev, stderr) = run_live(&pulse, &standin, &path, &[]);
+    let _ = recorder.kill();
+    let _ = recorder.wait();
+    let order = [
+        position(&ev, is("speech_started")),
+        position(&ev, is("speech_ended")),
+        position(&ev, |e| e["event"] == "transcript" && e["final"] == true),
+        position(&ev, |e| e["event"] == "state" && e["state"] == "thinking"),
+        position(&ev, said("answer")),
+        position(&ev, |e| e["event"] == "state" && e["state"] == "speaking"),
+        position(&ev, is("answered")),
+        ev.iter().rposition(|e| e["event"] == "state" && e["state"] == "idle"),
+    ];
+    assert!(order.iter().all(Option::is_some), "{order:?}\n{ev:#?}\n{stderr}");
+    let order: Vec<usize> = order.into_iter().flatten().collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]) || order[4] > order[5], "out of order {order:?}: {ev:#?}");
+    let heard = ev[order[2]]["text"].as_str().unwrap_or("").to_lowercase();
+    assert!(heard.contains("office"), "{heard}");
+    // The answer reached the device: seconds of sound on the speaker's monitor.
+    let bytes = std::fs::read(&raw).expect("recording");
+    let samples: Vec<f32> = bytes.chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect();
+    let loud = samples.chunks(320).filter(|w| (w.iter().map(|s| s * s).sum::<f32>() / 320.0).sqrt() > 0.01).count();
+    assert!(loud as f64 * 0.02 > 3.0, "only {:.1} s of the answer was played", loud as f64 * 0.02);
+    let request = wait_for(&standin.lines, Duration::from_secs(2), "the LLM request", |l| l.starts_with("{\"body\""));
+    assert!(request.contains("office"), "{request}");
+}
+
+#[test]
+fn speech_over_the_answer_stops_it_within_a_fade_and_a_buffer_and_drops_the_llm_stream() {
+    let pulse = Pulse::start(&["speaker"]);
+    // The first answer never ends; the second is ordinary.
+    let standin = Standin::start(&["endless", "answer"]);
+    let dir = tempfile::tempdir().expect("dir");
+    let (rate, first) = read_wav(&clip("en-passport.wav").0);
+    let (_, second) = read_wav(&clip("en-office.wav").0);
+    let silence = |s: f32| vec![0.0f32; (s * rate as f32) as usize];
+    let input: Vec<f32> = [first, silence(3.5), second, silence(2.0)].concat();
+    let path = dir.path().join("conversation.wav");
+    write_wav(&path, rate, 1, &input);
+    let (ev, stderr) = run_live(&pulse, &standin, &path, &[]);
+    let barge = position(&ev, is("barge_in")).unwrap_or_else(|| panic!("no barge-in: {ev:#?}\n{stderr}"));
+    let (after, limit) = (ev[barge]["audible_after"].as_u64().expect("frames"), ev[barge]["limit"].as_u64().expect("limit"));
+    assert!(after <= limit, "{after} frames of the answer reached the device after the decision (limit {limit})");
+    let first_said = position(&ev, said("answer")).expect("the first answer was being spoken");
+    assert!(first_said < barge);
+    // The LLM stream of the first answer was dropped: the stand-in saw the client hang up.
+    wait_for(&standin.lines, Duration::from_secs(3), "the LLM disconnect", |l| l == "{\"disconnect\":1}");
+    // And the second question was heard and answered.
+    let answered: Vec<&Value> = ev.iter().filter(|e| e["event"] == "answered").collect();
+    assert_eq!(answered.len(), 1, "only the second turn completes: {ev:#?}");
+    assert!(answered[0]["text"].as_str().unwrap_or("").starts_with("Hello."), "{:?}", answered[0]);
+    let finals: Vec<&Value> = ev.iter().filter(|e| e["event"] == "transcript" && e["final"] == true).collect();
+    assert!(finals.len() == 2 && finals[1]["text"].as_str().unwrap_or("").to_lowercase().contains("office"), "{finals:?}");
+}
+
+#[test]
+fn half_duplex_does_not_listen_while_speaking() {
+    let pulse = Pulse::start(&["speaker"]);
+    let standin = Standin::start(&["answer"]);
+    let dir = tempfile::tempdir().expect("dir");
+    let (rate, first) = read_wav(&clip("en-passport.wav").0);
+    let (_, second) = read_wav(&clip("en-office.wav").0);
+    let input: Vec<f32> = [first, vec![0.0; rate as usize * 3], second, vec![0.0; rate as usize]].concat();
+    let path = dir.path().join("conversation.wav");
+    write_wav(&path, rate, 1, &input);
+    let (ev, stderr) = run_live(&pulse, &standin, &path, &[("HIWAR_DIALOGUE_BARGE_IN", "false"), ("RUST_LOG", "warn,hiwar=info")]);
+    assert!(position(&ev, is("barge_in")).is_none(), "{ev:#?}");
+    assert!(stderr.contains("speech while speaking ignored (half-duplex)"), "{stderr}");
+    assert_eq!(ev.iter().filter(|e| e["event"] == "answered").count(), 1, "{ev:#?}");
+    let _ = std::io::stdout().flush();
+}
