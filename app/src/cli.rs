@@ -174,6 +174,23 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         reps: usize,
     },
+    /// The live loop: voice-to-voice latency (stand-in LLM at 0 and 300 ms to first token) with
+    /// its per-stage split, barge-in to silence at the device, the holding phrase and fallback
+    /// for each LLM fault, memory over many turns. Needs an audio output (a null sink will do).
+    Loop {
+        /// Run only these parts (default: all).
+        #[arg(long, value_delimiter = ',', value_parser = ["latency", "barge", "faults", "memory"])]
+        only: Vec<String>,
+        /// Rounds over the five clips for the latency figures.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Interruptions for the barge-in figures.
+        #[arg(long, default_value_t = 5)]
+        interruptions: usize,
+        /// Turns for the memory figure.
+        #[arg(long, default_value_t = 200)]
+        turns: usize,
+    },
     /// The face: frame time against a minimal bevy scene, audio-visual offset measured from a
     /// rendered video, animation cost per frame.
     Face {

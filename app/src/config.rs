@@ -52,7 +52,8 @@ pub struct Llm {
     pub idle_timeout_ms: u64,
     /// Retries (with backoff) of a failed request, only before the first word arrives.
     pub retries: u32,
-    /// Longest answer, in tokens.
+    /// Longest answer, in tokens (a spoken answer of two or three sentences is 60–120); a
+    /// stream that goes on past it is cut off.
     pub max_tokens: u32,
     pub temperature: f32,
     /// Conversation memory kept for the next question, in (estimated) tokens.
@@ -73,7 +74,7 @@ impl Default for Llm {
             first_token_timeout_ms: 8_000,
             idle_timeout_ms: 10_000,
             retries: 2,
-            max_tokens: 300,
+            max_tokens: 200,
             temperature: 0.3,
             memory_tokens: 1_500,
             persona_ar: "أنت مساعد رقمي في مركز خدمة حكومي، تتحدث مع الزائر بصوت مسموع. أجب بلغة الزائر وبنفس أسلوبه: \

@@ -102,7 +102,7 @@ pub fn run(config: &Config, input: Option<&Path>, events: bool, window: bool, ki
     });
     eprintln!("hiwar is listening — تحدّث بالعربية أو بالإنجليزية · speak Arabic or English; Ctrl-C to stop");
     let live = live_loop(Arc::clone(&mind), Arc::clone(&voice), bus.clone(), settings(config), level, loop_rx, loop_tx, stop.clone());
-    let reports = if window && crate::stage::window::has_display() {
+    let outcome = if window && crate::stage::window::has_display() {
         let clock = voice.clock.clone();
         let handle = rt.spawn(live);
         let shown = crate::stage::window::run_live(config, kiosk, &bus, clock, stop.clone());
@@ -121,7 +121,7 @@ pub fn run(config: &Config, input: Option<&Path>, events: bool, window: bool, ki
     if let Ok(voice) = Arc::try_unwrap(voice) {
         voice.finish();
     }
-    eprintln!("{} turn(s) answered", reports.iter().filter(|r| !r.cancelled).count());
+    eprintln!("{} turn(s) answered", outcome.turns.iter().filter(|r| !r.cancelled).count());
     rt.shutdown_timeout(Duration::from_millis(200));
     Ok(ExitCode::SUCCESS)
 }

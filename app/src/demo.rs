@@ -1,23 +1,51 @@
-//! `hiwar demo`: what hiwar can do on this machine today, with real models and bundled inputs.
-//!
-//! It grows into the full showcase (listen → think → speak with a moving face) as the pipeline
-//! lands; until then it runs what exists and says what is still to come.
+//! `hiwar demo`: the whole product on this machine, with no microphone, speaker, display or
+//! API key needed. Bundled recorded questions (Arabic, English, one mixed) go through the real
+//! pipeline — hearing (VAD + whisper) → mind (Qwen if configured, else the knowledge base) →
+//! voice → face — and come out as `demo/demo.mp4` (the avatar answering, with the audio) and
+//! `demo/turns.json` (what was heard and answered, and how long each stage took).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-
+use anyhow::Context as _;
 use hiwar_speech::hearing::Transcriber;
+use tokio_util::sync::CancellationToken;
 
+use crate::bus::Bus;
 use crate::config::Config;
+use crate::dialogue::{Output, VoiceEvent, VoiceOut, answer_turn};
+use crate::mind::Mind;
 use crate::models::{FileStatus, Store};
 
-/// The bundled demo clips: (file, language, what is said).
-const CLIPS: [(&str, &str, &str); 2] = [
-    ("ar-welcome.wav", "ar", "مرحبا بكم في مركز الخدمة. كيف يمكنني مساعدتكم اليوم؟"),
-    ("en-welcome.wav", "en", "Welcome to the government service centre. How can I help you today?"),
+/// The bundled questions: (clip in assets/clips, what is said).
+const QUESTIONS: [(&str, &str); 3] = [
+    ("ar-passport.wav", "أريد تجديد جواز السفر."),
+    ("en-office.wav", "Where is the nearest office, and what time does it open tomorrow?"),
+    ("mixed-emirates-id.wav", "أبغى أجدد Emirates ID"),
 ];
+
+#[derive(serde::Serialize)]
+struct Turn {
+    clip: String,
+    said: String,
+    heard: String,
+    heard_lang: String,
+    answer: String,
+    source: Option<crate::mind::Source>,
+    fallback: Option<&'static str>,
+    /// Stage timings, milliseconds.
+    hearing_ms: f64,
+    retrieval_ms: f64,
+    first_token_ms: Option<f64>,
+    /// From the transcript to the first chunk of the answer synthesised and ready to play.
+    first_audio_ms: f64,
+    synth_ms: f64,
+    answer_seconds: f64,
+    /// Where the question and the answer are in demo.mp4, seconds.
+    question_at: f64,
+    answer_at: f64,
+}
 
 pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     println!("حوار · hiwar — an Arabic-first digital human\n");
@@ -32,55 +60,120 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     if !missing.is_empty() {
         anyhow::bail!("models not ready: {}; run `hiwar models fetch` first", missing.join(", "));
     }
+    let out_dir = PathBuf::from("demo");
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
 
     let hc = crate::hearing::hearing_config(config, None)?;
-    println!("1. Hearing — VAD + whisper {} ({}) on the bundled clips", size_name(&hc.whisper_model), hc.whisper_model.display());
-    let mut transcriber = Transcriber::load(&hc)?;
-    let clips = assets_dir().join("demo");
-    for (file, lang, said) in CLIPS {
-        let path = clips.join(file);
-        let audio = crate::bench::read_16k(&path)?.len() as f64 / 16_000.0;
-        println!("   {file} ({audio:.1} s)");
-        println!("     said:  {said}");
-        let mut attempts = vec![(None, "heard")];
-        if lang == "ar" {
-            attempts.push((Some("ar"), "heard, Arabic forced"));
-        }
-        for (forced, label) in attempts {
-            transcriber.set_forced_language(forced.map(str::to_string));
-            let started = Instant::now();
-            let heard = hiwar_speech::hearing::transcribe_file(&path, &hc, &transcriber)?;
-            let took = started.elapsed().as_secs_f64();
-            let text = heard.iter().map(|u| u.text.as_str()).collect::<Vec<_>>().join(" ");
-            let detected = heard.first().map_or("—", |u| u.lang.as_str());
-            println!("     {label}: [{detected}] {text}   ({took:.2} s, {:.2}× real time)", took / audio);
-        }
-    }
-    if CLIPS.iter().any(|(_, l, _)| *l == "ar") && size_name(&hc.whisper_model) == "base" {
-        println!("   whisper base hears espeak-ng's synthetic Arabic poorly and often takes it for English;");
-        println!("   a larger whisper model is the first thing to try for Arabic (see `hiwar doctor`).");
-    }
-    println!("   Live from the microphone: `hiwar transcribe --mic`.");
+    let transcriber = Transcriber::load(&hc)?;
+    let mind = Mind::from_config(config)?;
+    let mind_name = match &mind.llm {
+        Some(l) => format!("Qwen at {} ({})", l.settings.base_url, l.settings.model),
+        None => format!("the knowledge base alone ({} passages; set llm.base_url for Qwen)", mind.knowledge.passages.len()),
+    };
+    let voices = crate::voice::voices(config, true)?;
+    let rate = voices.sample_rate();
+    println!("hearing: VAD + whisper {} · mind: {mind_name} · voice: Piper on ONNX Runtime\n", size_name(&hc.whisper_model));
 
-    println!("\n2. Voice runtime — ONNX Runtime");
-    let ort = store.load_onnx_runtime()?;
-    println!("   ONNX Runtime {} loaded from the model cache; execution providers: {}", ort.version, ort.providers.join(", "));
+    let rt = crate::converse::runtime()?;
+    let _guard = rt.enter();
+    let bus = Bus::new(4096);
+    let (voice, mut spoken) = VoiceOut::start(voices, Output::Memory { rate, samples: Vec::new() });
+    let (mut audio, mut timeline, mut words, mut turns) = (Vec::<f32>::new(), Vec::new(), Vec::new(), Vec::new());
+    for (i, (file, said)) in QUESTIONS.iter().enumerate() {
+        let path = assets_dir().join("clips").join(file);
+        // Hearing: the recording through the same resampler, VAD and whisper as the microphone.
+        let started = Instant::now();
+        let heard = hiwar_speech::hearing::transcribe_file(&path, &hc, &transcriber)?;
+        let hearing_ms = started.elapsed().as_secs_f64() * 1e3;
+        let text = heard.iter().map(|u| u.text.as_str()).collect::<Vec<_>>().join(" ");
+        let heard_lang = heard.first().map_or("ar", |u| u.lang.as_str()).to_string();
+        let lang = crate::dialogue::reply_lang(&heard_lang, &text);
+        println!("{}. 👤 {said}", i + 1);
+        println!("   heard ({heard_lang}, {hearing_ms:.0} ms): {text}");
 
-    println!("\n3. Voice and face — the avatar greets you in Arabic, rendered offscreen with its audio");
-    let video = store.home.join("demo").join("welcome.mp4");
-    if let Some(dir) = video.parent() {
-        std::fs::create_dir_all(dir)?;
+        // The question's audio goes into the video too (the avatar listens).
+        let question = crate::bench::read_16k(&path)?;
+        let question = hiwar_speech::hearing::Resampler::between(16_000, rate).and_then(|mut r| {
+            let mut v = r.push(&question)?.to_vec();
+            v.extend_from_slice(r.finish()?);
+            Ok(v)
+        })?;
+        let question_at = audio.len() as f64 / f64::from(rate);
+        audio.extend_from_slice(&question);
+        audio.extend(std::iter::repeat_n(0.0, rate as usize * 2 / 5));
+        let answer_at = audio.len() as f64 / f64::from(rate);
+
+        let asked = Instant::now();
+        let hold = std::time::Duration::from_millis(config.dialogue.holding_after_ms);
+        let turn = i as u64 + 1;
+        let report = if text.trim().is_empty() {
+            None
+        } else {
+            Some(rt.block_on(answer_turn(&mind, &voice, &bus, turn, &text, lang, asked, hold, CancellationToken::new())))
+        };
+        // The answer's audio and timings, as the voice worker spoke it.
+        let (mut first_audio_ms, mut synth_ms, mut answer_samples) = (0.0, 0.0, 0u64);
+        if report.is_some() {
+            while let Some(event) = rt.block_on(spoken.recv()) {
+                match event {
+                    VoiceEvent::Spoken(s) if s.turn == turn => {
+                        if answer_samples == 0 {
+                            first_audio_ms = (s.queued_at - asked).as_secs_f64() * 1e3;
+                        }
+                        synth_ms += s.synth_ms;
+                        let at = audio.len() as u64;
+                        timeline.extend(s.speech.phonemes.iter().map(|p| hiwar_speech::voice::TimedPhoneme { start: p.start + at, end: p.end + at, ..p.clone() }));
+                        words.extend(s.speech.words.iter().map(|w| crate::stage::captions::CaptionWord { text: w.word.clone(), start: w.start + at, end: w.end + at }));
+                        audio.extend_from_slice(&s.speech.samples);
+                        answer_samples += s.speech.samples.len() as u64;
+                    }
+                    VoiceEvent::TurnEnd { turn: t, .. } if t == turn => break,
+                    VoiceEvent::Failed { message, .. } => anyhow::bail!("the voice failed: {message}"),
+                    _ => {}
+                }
+            }
+        }
+        audio.extend(std::iter::repeat_n(0.0, rate as usize * 4 / 5));
+        let report = report.unwrap_or_default();
+        let answer_seconds = answer_samples as f64 / f64::from(rate);
+        println!("   🗣  [{}] {}", report.source.map_or("—", crate::dialogue::source_code), report.answer);
+        println!(
+            "   retrieval {:.1} ms · first token {} · first audio ready {first_audio_ms:.0} ms · {answer_seconds:.1} s of speech synthesised in {synth_ms:.0} ms\n",
+            report.retrieval_ms,
+            report.first_token_ms.map_or("—".into(), |t| format!("{t:.0} ms")),
+        );
+        turns.push(Turn {
+            clip: (*file).to_string(),
+            said: (*said).to_string(),
+            heard: text,
+            heard_lang,
+            answer: report.answer,
+            source: report.source,
+            fallback: report.fallback,
+            hearing_ms,
+            retrieval_ms: report.retrieval_ms,
+            first_token_ms: report.first_token_ms,
+            first_audio_ms,
+            synth_ms,
+            answer_seconds,
+            question_at,
+            answer_at,
+        });
     }
+    drop(voice);
+    let json = out_dir.join("turns.json");
+    std::fs::write(&json, serde_json::to_string_pretty(&turns)?).with_context(|| format!("cannot write {}", json.display()))?;
+
+    println!("Rendering the conversation (the avatar listening and answering, captions, audio)…");
+    let video = out_dir.join("demo.mp4");
     let render = crate::voice::VideoArgs { video: Some(video.clone()), frames: None, size: Some((640, 360)), fps: Some(25) };
-    let started = Instant::now();
-    crate::voice::say(config, "مرحبا بكم في مركز الخدمة. كيف يمكنني مساعدتكم اليوم؟", "auto", None, None, None, &render)?;
-    println!("   {} ({:.1} s to synthesise and render; play it with any video player)", video.display(), started.elapsed().as_secs_f64());
-    println!("   In a window: `hiwar stage`, then type {{\"say\": \"مرحبا\"}} and Enter; `--kiosk` for fullscreen.");
+    let tl = crate::stage::timeline_of(rate, &timeline, 0);
+    render.render(config, &audio, rate, Some(tl), words)?;
 
-    println!("\nStill to come, each its own piece of work:");
-    println!("   · Qwen answers grounded in the knowledge base, barge-in (mind)");
-    println!("   · WebSocket embedding and the reference web page (embedding)");
-    println!("   · kiosk operations: session wipe, watchdog, running for weeks unattended (kiosk)");
+    println!("\nتمّ · Done.");
+    println!("   {}  — شاهد الأفاتار يجيب · watch the avatar answer", video.display());
+    println!("   {}  — ما سُمع وما قيل وكم استغرق · what was heard, answered, and how long each stage took", json.display());
+    println!("   Live: `hiwar run` (microphone, speaker, window) · `hiwar chat` (the same mind in the terminal).");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -66,6 +66,8 @@ pub enum VoiceEvent {
 pub enum Output {
     Speaker(Player),
     Memory { rate: u32, samples: Vec<f32> },
+    /// Counted, not kept (benchmarks of many turns).
+    Null { played: u64 },
 }
 
 /// The voice worker: a thread that owns the voices and the output.
@@ -91,7 +93,7 @@ impl VoiceOut {
         let cancelled = Arc::new(AtomicU64::new(0));
         let (stopper, clock) = match &output {
             Output::Speaker(p) => (Some(p.stopper()), Some(p.clock())),
-            Output::Memory { .. } => (None, None),
+            Output::Memory { .. } | Output::Null { .. } => (None, None),
         };
         let flag = Arc::clone(&cancelled);
         let handle = std::thread::Builder::new()
@@ -104,6 +106,7 @@ impl VoiceOut {
                             let end = match &output {
                                 Output::Speaker(p) => p.queued_until(),
                                 Output::Memory { samples, .. } => samples.len() as u64,
+                                Output::Null { played } => *played,
                             };
                             let _ = events.send(VoiceEvent::TurnEnd { turn, end });
                         }
@@ -146,6 +149,11 @@ impl VoiceOut {
                                     *rate = speech.sample_rate;
                                     Ok((start, samples.len() as u64, speech.sample_rate, Instant::now(), start))
                                 }
+                                Output::Null { played } => {
+                                    let start = *played;
+                                    *played += speech.samples.len() as u64;
+                                    Ok((start, *played, speech.sample_rate, Instant::now(), start))
+                                }
                             };
                             match queued {
                                 Ok((start, end, clock_rate, queued_at, clock_then)) => {
@@ -161,6 +169,7 @@ impl VoiceOut {
                 }
                 match output {
                     Output::Memory { samples, .. } => samples,
+                    Output::Null { .. } => Vec::new(),
                     Output::Speaker(p) => {
                         p.wait_until_heard(Duration::from_secs(30));
                         Vec::new()
@@ -217,6 +226,45 @@ pub struct TurnReport {
     pub holding_sent: Option<Instant>,
     #[serde(skip)]
     pub fallback_sent: Option<Instant>,
+    /// The live loop's clock of the turn (filled in by `live_loop`).
+    #[serde(skip)]
+    pub times: TurnTimes,
+}
+
+/// When things happened in a live turn.
+#[derive(Debug, Clone, Default)]
+pub struct TurnTimes {
+    /// The last voiced sample, as hearing placed it.
+    pub speech_end: Option<Instant>,
+    /// The end-pointing decision, and the final transcript.
+    pub decided: Option<Instant>,
+    pub final_ready: Option<Instant>,
+    /// When the first sample of the answer / holding phrase / fallback reached the listener.
+    pub answer_heard: Option<Instant>,
+    pub holding_heard: Option<Instant>,
+    pub fallback_heard: Option<Instant>,
+    /// The first answer chunk: synthesis time, and queue → heard (the device's share).
+    pub first_synth_ms: f64,
+    pub first_device_ms: f64,
+}
+
+/// A barge-in, measured at the device.
+#[derive(Debug, Clone)]
+pub struct BargeRecord {
+    pub turn: u64,
+    /// When the loop decided (hearing's speech start, past the echo gate).
+    pub decided: Instant,
+    /// When the last of the answer's sound reached the listener.
+    pub silent_at: Instant,
+    pub audible_after: u64,
+    pub limit: u64,
+}
+
+/// What a run of the live loop did.
+#[derive(Debug, Default)]
+pub struct LoopOutcome {
+    pub turns: Vec<TurnReport>,
+    pub barge_ins: Vec<BargeRecord>,
 }
 
 /// Answers one question: the mind's stream → chunks → the voice, with the holding phrase and
@@ -302,6 +350,18 @@ pub async fn answer_turn(
     report
 }
 
+/// The language to answer in: the transcript's script when it is Arabic (whisper's language
+/// label is sometimes English for Arabic speech, and a mixed sentence is Arabic), else whisper's.
+pub fn reply_lang(detected: &str, text: &str) -> Lang {
+    if crate::mind::knowledge::lang_of(text) == Lang::Ar && text.chars().any(hiwar_speech::text::is_arabic_letter) {
+        Lang::Ar
+    } else if detected == "en" {
+        Lang::En
+    } else {
+        crate::mind::knowledge::lang_of(text)
+    }
+}
+
 pub fn lang_code(lang: Lang) -> &'static str {
     match lang {
         Lang::Ar => "ar",
@@ -340,6 +400,15 @@ struct Active {
     audio_end: Option<u64>,
 }
 
+/// A question ready to answer.
+struct Question {
+    text: String,
+    lang: Lang,
+    speech_end: Instant,
+    decided: Option<Instant>,
+    ready: Instant,
+}
+
 /// Messages into the live loop.
 pub enum LoopInput {
     Hearing(hiwar_speech::hearing::HearingEvent),
@@ -347,6 +416,7 @@ pub enum LoopInput {
     HearingClosed,
     Voice(VoiceEvent),
     TurnDone(Box<TurnReport>),
+    BargeMeasured(BargeRecord),
 }
 
 /// Runs the live dialogue until `inputs` close (and the last answer is heard) or `stop` fires.
@@ -360,19 +430,40 @@ pub async fn live_loop(
     mut inputs: mpsc::UnboundedReceiver<LoopInput>,
     loop_tx: mpsc::UnboundedSender<LoopInput>,
     stop: CancellationToken,
-) -> Vec<TurnReport> {
+) -> LoopOutcome {
     use hiwar_speech::hearing::HearingEvent as H;
     let publish = |turn: u64, kind| bus.publish(Event { turn: TurnId(turn), clock: None, kind });
     let mut active: Option<Active> = None;
     let mut ignored: HashSet<u64> = HashSet::new();
     // When each utterance ended (the last voiced sample), for the holding phrase's deadline.
     let mut ended_at: Option<(u64, Instant)> = None;
+    // The utterance being spoken now, and a question waiting for the rest of the sentence.
+    let mut in_progress: Option<u64> = None;
+    let mut pending: Option<Question> = None;
     let mut levels: VecDeque<(Instant, f32)> = VecDeque::new();
-    let mut reports = Vec::new();
+    let mut outcome = LoopOutcome::default();
+    let mut times: std::collections::HashMap<u64, TurnTimes> = std::collections::HashMap::new();
+    let mut decision: Option<(u64, Instant)> = None;
     let mut hearing_open = true;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let mut next_turn = 1u64;
     publish(0, EventKind::State(State::Idle));
+    let start_turn = |q: Question, active: &mut Option<Active>, times: &mut std::collections::HashMap<u64, TurnTimes>, next_turn: &mut u64| {
+        if let Some(old) = active.take() {
+            old.cancel.cancel();
+            voice.cancel(old.id);
+        }
+        let turn = *next_turn;
+        *next_turn += 1;
+        times.insert(turn, TurnTimes { speech_end: Some(q.speech_end), decided: q.decided, final_ready: Some(q.ready), ..TurnTimes::default() });
+        let cancel = CancellationToken::new();
+        *active = Some(Active { id: turn, cancel: cancel.clone(), speaking_since: None, audio_end: None });
+        let (mind, voice, bus, tx, holding) = (Arc::clone(&mind), Arc::clone(&voice), bus.clone(), loop_tx.clone(), settings.holding_after);
+        tokio::spawn(async move {
+            let report = answer_turn(&mind, &voice, &bus, turn, &q.text, q.lang, q.speech_end, holding, cancel).await;
+            let _ = tx.send(LoopInput::TurnDone(Box::new(report)));
+        });
+    };
     loop {
         let input = tokio::select! {
             () = stop.cancelled() => break,
@@ -403,6 +494,7 @@ pub async fn live_loop(
             }
             Some(LoopInput::Hearing(event)) => match event {
                 H::SpeechStarted { utterance, at, level_db, .. } => {
+                    in_progress = Some(utterance);
                     if let Some(since) = speaking {
                         // The echo: the loudest the microphone heard while we spoke, before
                         // this voice could have begun.
@@ -410,7 +502,7 @@ pub async fn live_loop(
                         let over = level_db - echo;
                         if settings.barge_in && over >= settings.margin_db {
                             if let Some(a) = active.take() {
-                                barge_in(&voice, &bus, &a);
+                                barge_in(&voice, &bus, &a, &loop_tx);
                             }
                             tracing::info!("barge-in: speech {level_db:.0} dBFS, echo {echo:.0} dBFS");
                         } else {
@@ -428,29 +520,42 @@ pub async fn live_loop(
                     }
                 }
                 H::SpeechEnded { utterance, last_voiced, decided_at, decided } => {
+                    if in_progress == Some(utterance) {
+                        in_progress = None;
+                    }
                     if ignored.contains(&utterance) {
                         continue;
                     }
                     let back = Duration::from_secs_f64(decided_at.saturating_sub(last_voiced) as f64 / 16_000.0);
                     ended_at = Some((utterance, decided.checked_sub(back).unwrap_or(decided)));
+                    decision = Some((utterance, decided));
                     publish(utterance, EventKind::SpeechEnded);
                 }
-                H::Final { utterance: Some(u), id, .. } if !ignored.contains(&id) => {
-                    let lang = if u.lang == "en" { Lang::En } else { Lang::Ar };
+                H::Final { utterance: Some(u), id, ready, .. } if !ignored.contains(&id) => {
+                    let lang = reply_lang(&u.lang, &u.text);
                     bus.publish(Event { turn: TurnId(id), clock: None, kind: EventKind::Transcript { text: u.text.clone(), lang, is_final: true, confidence: Some(u.confidence) } });
                     let speech_end = ended_at.filter(|(i, _)| *i == id).map_or_else(Instant::now, |(_, t)| t);
-                    let turn = next_turn;
-                    next_turn += 1;
-                    let cancel = CancellationToken::new();
-                    active = Some(Active { id: turn, cancel: cancel.clone(), speaking_since: None, audio_end: None });
-                    let (mind, voice, bus, tx, holding) = (Arc::clone(&mind), Arc::clone(&voice), bus.clone(), loop_tx.clone(), settings.holding_after);
-                    tokio::spawn(async move {
-                        let report = answer_turn(&mind, &voice, &bus, turn, &u.text, lang, speech_end, holding, cancel).await;
-                        let _ = tx.send(LoopInput::TurnDone(Box::new(report)));
-                    });
+                    let decided = decision.filter(|(i, _)| *i == id).map(|(_, t)| t);
+                    // A pause split the sentence: the two halves are one question.
+                    let question = match pending.take() {
+                        Some(p) => Question { text: format!("{} {}", p.text, u.text), lang: reply_lang(&u.lang, &format!("{} {}", p.text, u.text)), speech_end, decided, ready },
+                        None => Question { text: u.text.clone(), lang, speech_end, decided, ready },
+                    };
+                    if in_progress.is_some_and(|i| i > id) {
+                        // The person is already saying more: wait for the rest.
+                        pending = Some(question);
+                        continue;
+                    }
+                    start_turn(question, &mut active, &mut times, &mut next_turn);
                 }
                 H::Final { id, .. } => {
-                    if !ignored.remove(&id) && active.is_none() {
+                    ignored.remove(&id);
+                    match pending.take() {
+                        // What followed the question was only noise: answer it now.
+                        Some(q) if in_progress.is_none_or(|i| i <= id) => start_turn(q, &mut active, &mut times, &mut next_turn),
+                        other => pending = other,
+                    }
+                    if active.is_none() && pending.is_none() {
                         publish(id, EventKind::State(State::Idle));
                     }
                 }
@@ -462,6 +567,23 @@ pub async fn live_loop(
             },
             Some(LoopInput::HearingClosed) => hearing_open = false,
             Some(LoopInput::Voice(VoiceEvent::Spoken(s))) => {
+                if let Some(t) = times.get_mut(&s.turn) {
+                    let heard = s.heard_at();
+                    match s.what {
+                        "answer" if t.answer_heard.is_none() => {
+                            t.answer_heard = Some(heard);
+                            t.first_synth_ms = s.synth_ms;
+                            t.first_device_ms = (heard - s.queued_at).as_secs_f64() * 1e3;
+                        }
+                        "holding" => {
+                            t.holding_heard.get_or_insert(heard);
+                        }
+                        "fallback" => {
+                            t.fallback_heard.get_or_insert(heard);
+                        }
+                        _ => {}
+                    }
+                }
                 if let Some(a) = active.as_mut().filter(|a| a.id == s.turn) {
                     if a.speaking_since.is_none() {
                         a.speaking_since = Some(s.heard_at());
@@ -479,26 +601,44 @@ pub async fn live_loop(
                 tracing::error!("voice: {message}");
                 publish(turn, EventKind::Error { message: format!("voice: {message}"), for_person: None });
             }
-            Some(LoopInput::TurnDone(report)) => reports.push(*report),
+            Some(LoopInput::TurnDone(report)) => outcome.turns.push(*report),
+            Some(LoopInput::BargeMeasured(b)) => outcome.barge_ins.push(b),
         }
     }
-    reports
+    for r in &mut outcome.turns {
+        if let Some(t) = times.remove(&r.turn) {
+            r.times = t;
+        }
+    }
+    outcome
 }
 
 /// Stops the turn now: the LLM stream (its connection dropped), the voice and the player; then
-/// measures how much of the answer still reached the device.
-fn barge_in(voice: &Arc<VoiceOut>, bus: &Bus, a: &Active) {
+/// measures how much of the answer still reached the device, and when it fell silent.
+fn barge_in(voice: &Arc<VoiceOut>, bus: &Bus, a: &Active, loop_tx: &mpsc::UnboundedSender<LoopInput>) {
+    let decided = Instant::now();
     let before = voice.clock.as_ref().map(|c| c.audible_frames());
     a.cancel.cancel();
     voice.cancel(a.id);
-    let (voice, bus, turn) = (Arc::clone(voice), bus.clone(), a.id);
+    let (bus, turn, tx) = (bus.clone(), a.id, loop_tx.clone());
     bus.publish(Event { turn: TurnId(turn), clock: None, kind: EventKind::State(State::Listening) });
     if let (Some(before), Some(clock)) = (before, voice.clock.clone()) {
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let audible_after = clock.audible_frames() - before;
+            // Watch the frames handed to the device until they stop growing.
+            let (mut last, mut changed) = (clock.audible_frames(), Instant::now());
+            while changed.elapsed() < Duration::from_millis(60) && decided.elapsed() < Duration::from_secs(1) {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                let now = clock.audible_frames();
+                if now != last {
+                    (last, changed) = (now, Instant::now());
+                }
+            }
+            let rate = f64::from(clock.sample_rate().max(1));
+            let silent_at = changed + Duration::from_secs_f64(clock.latency_frames() as f64 / rate);
+            let audible_after = last - before;
             let limit = hiwar_speech::voice::fade_frames(clock.sample_rate()) + clock.buffer_frames();
             bus.publish(Event { turn: TurnId(turn), clock: None, kind: EventKind::BargeIn { audible_after, limit } });
+            let _ = tx.send(LoopInput::BargeMeasured(BargeRecord { turn, decided, silent_at, audible_after, limit }));
         });
     }
 }

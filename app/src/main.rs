@@ -1,6 +1,7 @@
 //! `hiwar`: the Arabic-first digital human runtime's command line.
 
 mod bench;
+mod bench_loop;
 mod bus;
 mod cli;
 mod config;
@@ -69,6 +70,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench { what: BenchCommand::Asr { model, reps, rounds, only } } => {
             bench::asr(&config, model, reps.max(1), rounds, &only)
         }
+        Command::Bench { what: BenchCommand::Loop { only, rounds, interruptions, turns } } => bench_loop::run(&config, &only, rounds, interruptions, turns),
         Command::Bench { what: BenchCommand::Tts { python, reps } } => bench::tts(&config, &python, reps.max(1)),
         Command::Bench { what: BenchCommand::Face { frames, size, sync_size, sync_fps, only, timeline } } => {
             stage::bench::face(&config, &stage::bench::FaceBench { frames: frames.max(1), size, sync_size, sync_fps, only, timeline })

@@ -107,7 +107,7 @@ impl VideoArgs {
     }
 
     /// Renders the speech (with its timeline, or from the audio alone).
-    fn render(&self, config: &Config, samples: &[f32], rate: u32, timeline: Option<hiwar_animation::Timeline>, words: Vec<crate::stage::captions::CaptionWord>) -> anyhow::Result<()> {
+    pub fn render(&self, config: &Config, samples: &[f32], rate: u32, timeline: Option<hiwar_animation::Timeline>, words: Vec<crate::stage::captions::CaptionWord>) -> anyhow::Result<()> {
         let (options, fps) = self.options(config)?;
         let rec = crate::stage::headless::Recording { samples, rate, timeline, words, fps, tail: 0.5 };
         let outputs = crate::stage::headless::Outputs { video: self.video.clone(), frames: self.frames.clone() };

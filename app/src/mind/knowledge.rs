@@ -344,6 +344,7 @@ mod tests {
         assert_eq!(best(&k, "How much does it cost to renew my passport?"), "passport-renewal/En");
         assert_eq!(best(&k, "How much is a passport renewal?"), "passport-renewal/En");
         assert_eq!(best(&k, "Where can I park?"), "locations/En");
+        assert_eq!(best(&k, "Where is the nearest office?"), "locations/En");
         assert_eq!(best(&k, "Do you accept cash payments"), "payment/En");
         assert_eq!(best(&k, "I lost my Emirates ID"), "emirates-id-lost/En");
         // Mixed: Arabic with an English name; either language's passage is the right topic.

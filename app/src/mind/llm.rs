@@ -249,7 +249,8 @@ impl LlmClient {
         let mut parser = SseParser::default();
         let (mut started, mut pieces) = (false, 0usize);
         let (mut usage, mut finish_reason): (Option<Usage>, Option<String>) = (None, None);
-        let cap = s.max_tokens as usize * 2 + 16;
+        // Every piece is at least one token: a server that ignores max_tokens is cut here.
+        let cap = s.max_tokens as usize;
         loop {
             let next = if started {
                 tokio::time::timeout(s.idle_timeout, body.chunk()).await.map_err(|_| (LlmError::Idle(s.idle_timeout), true))?

@@ -146,6 +146,7 @@ impl Mind {
     }
 
     /// Exchanges remembered.
+    #[cfg(test)]
     pub fn remembered(&self) -> usize {
         self.memory.lock().map_or(0, |m| m.messages.len() / 2)
     }

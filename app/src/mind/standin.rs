@@ -88,6 +88,7 @@ impl Standin {
     }
 
     /// Replaces the script (requests from now on).
+    #[cfg(test)]
     pub fn set_script(&self, script: Vec<Behaviour>) {
         if let Ok(mut s) = self.script.lock() {
             *s = (script, 0);
@@ -361,7 +362,7 @@ mod tests {
             first_token_timeout: Duration::from_millis(first_token_ms),
             idle_timeout: Duration::from_millis(300),
             retries: 2,
-            max_tokens: 10,
+            max_tokens: 30,
             temperature: 0.3,
         })
         .expect("client")
