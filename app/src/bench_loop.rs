@@ -87,6 +87,7 @@ fn live_run(config: &Config, rt: &tokio::runtime::Runtime, input: Vec<f32>, scri
         }
     });
     let settings = LoopSettings {
+        session_ends_after: Duration::from_secs(config.dialogue.session_ends_after_secs),
         barge_in: config.dialogue.barge_in,
         margin_db: config.dialogue.barge_in_margin_db,
         holding_after: Duration::from_millis(config.dialogue.holding_after_ms),

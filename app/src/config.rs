@@ -143,11 +143,14 @@ pub struct Dialogue {
     pub barge_in_margin_db: f32,
     /// If no answer is heard this long after the person stops, a short holding phrase is said.
     pub holding_after_ms: u64,
+    /// Silence for this long ends the session: the conversation memory is wiped, so the next
+    /// visitor starts afresh.
+    pub session_ends_after_secs: u64,
 }
 
 impl Default for Dialogue {
     fn default() -> Self {
-        Dialogue { barge_in: true, barge_in_margin_db: 10.0, holding_after_ms: 2_000 }
+        Dialogue { barge_in: true, barge_in_margin_db: 10.0, holding_after_ms: 2_000, session_ends_after_secs: 90 }
     }
 }
 

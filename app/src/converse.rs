@@ -23,7 +23,7 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn settings(config: &Config) -> LoopSettings {
     let d = &config.dialogue;
-    LoopSettings { barge_in: d.barge_in, margin_db: d.barge_in_margin_db, holding_after: Duration::from_millis(d.holding_after_ms) }
+    LoopSettings { session_ends_after: Duration::from_secs(d.session_ends_after_secs), barge_in: d.barge_in, margin_db: d.barge_in_margin_db, holding_after: Duration::from_millis(d.holding_after_ms) }
 }
 
 /// Prints every bus event as a JSON line on standard output.
@@ -104,7 +104,13 @@ pub fn run(config: &Config, input: Option<&Path>, events: bool, window: bool, ki
     let live = live_loop(Arc::clone(&mind), Arc::clone(&voice), bus.clone(), settings(config), level, loop_rx, loop_tx, stop.clone());
     let outcome = if window && crate::stage::window::has_display() {
         let clock = voice.clock.clone();
-        let handle = rt.spawn(live);
+        let done = stop.clone();
+        // The loop ending (its input ran out) closes the window too.
+        let handle = rt.spawn(async move {
+            let outcome = live.await;
+            done.cancel();
+            outcome
+        });
         let shown = crate::stage::window::run_live(config, kiosk, &bus, clock, stop.clone());
         stop.cancel();
         if let Err(e) = shown {

@@ -79,6 +79,10 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let bus = Bus::new(4096);
     let (voice, mut spoken) = VoiceOut::start(voices, Output::Memory { rate, samples: Vec::new() });
     let (mut audio, mut timeline, mut words, mut turns) = (Vec::<f32>::new(), Vec::new(), Vec::new(), Vec::new());
+    // The questions alone, for the live window.
+    let mut questions_16k: Vec<f32> = Vec::new();
+    let mut misheard = 0;
+    let mut beats: Vec<crate::stage::headless::Beat> = Vec::new();
     for (i, (file, said)) in QUESTIONS.iter().enumerate() {
         let path = assets_dir().join("clips").join(file);
         // Hearing: the recording through the same resampler, VAD and whisper as the microphone.
@@ -90,19 +94,29 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         let lang = crate::dialogue::reply_lang(&heard_lang, &text);
         println!("{}. 👤 {said}", i + 1);
         println!("   heard ({heard_lang}, {hearing_ms:.0} ms): {text}");
+        let cer = hiwar_speech::text::character_error_rate(said, &text);
+        if cer > 0.5 {
+            misheard += 1;
+            println!("   (misheard: {:.0}% of the characters differ — see the note below)", cer.min(1.0) * 100.0);
+        }
 
         // The question's audio goes into the video too (the avatar listens).
         let question = crate::bench::read_16k(&path)?;
+        questions_16k.extend_from_slice(&question);
+        questions_16k.extend(std::iter::repeat_n(0.0, 16_000 * 9));
         let question = hiwar_speech::hearing::Resampler::between(16_000, rate).and_then(|mut r| {
             let mut v = r.push(&question)?.to_vec();
             v.extend_from_slice(r.finish()?);
             Ok(v)
         })?;
         let question_at = audio.len() as f64 / f64::from(rate);
+        beats.push(crate::stage::headless::Beat { from: audio.len() as u64, activity: hiwar_animation::Activity::Listening, person: String::new(), words: Vec::new() });
         audio.extend_from_slice(&question);
         audio.extend(std::iter::repeat_n(0.0, rate as usize * 2 / 5));
         let answer_at = audio.len() as f64 / f64::from(rate);
 
+        let first_word = words.len();
+        let answer_from = audio.len() as u64;
         let asked = Instant::now();
         let hold = std::time::Duration::from_millis(config.dialogue.holding_after_ms);
         let turn = i as u64 + 1;
@@ -133,6 +147,18 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        beats.push(crate::stage::headless::Beat {
+            from: answer_from,
+            activity: hiwar_animation::Activity::Speaking,
+            person: text.clone(),
+            words: words[first_word..].to_vec(),
+        });
+        beats.push(crate::stage::headless::Beat {
+            from: audio.len() as u64,
+            activity: hiwar_animation::Activity::Idle,
+            person: text.clone(),
+            words: words[first_word..].to_vec(),
+        });
         audio.extend(std::iter::repeat_n(0.0, rate as usize * 4 / 5));
         let report = report.unwrap_or_default();
         let answer_seconds = answer_samples as f64 / f64::from(rate);
@@ -168,8 +194,23 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let video = out_dir.join("demo.mp4");
     let render = crate::voice::VideoArgs { video: Some(video.clone()), frames: None, size: Some((640, 360)), fps: Some(25) };
     let tl = crate::stage::timeline_of(rate, &timeline, 0);
-    render.render(config, &audio, rate, Some(tl), words)?;
+    render.render(config, &audio, rate, Some(tl), words, beats)?;
 
+    if crate::stage::window::has_display() {
+        println!("\nNow live, in a window: the same questions fed to `hiwar run` as if spoken into the microphone…");
+        let wav = out_dir.join("questions.wav");
+        crate::converse::write_wav(&wav, 16_000, &questions_16k)?;
+        if let Err(e) = crate::converse::run(config, Some(&wav), false, true, false) {
+            println!("   (the live window could not run here: {e:#})");
+        }
+    }
+
+    if misheard > 0 {
+        println!("\nNote: the bundled questions are espeak-ng's synthetic voices (no registry ships real Arabic speech), and");
+        println!("whisper base hears espeak's Arabic poorly, so {misheard} of {} questions were misheard and answered \"I can't help\".", QUESTIONS.len());
+        println!("A larger whisper hears far better: `hiwar models fetch whisper-large-v3-turbo` and set hearing.whisper_model;");
+        println!("hearing.initial_prompt with your services' names helps too. Try typed questions with `hiwar chat`.");
+    }
     println!("\nتمّ · Done.");
     println!("   {}  — شاهد الأفاتار يجيب · watch the avatar answer", video.display());
     println!("   {}  — ما سُمع وما قيل وكم استغرق · what was heard, answered, and how long each stage took", json.display());

@@ -386,6 +386,8 @@ pub fn publish_spoken(bus: &Bus, s: &Spoken) {
 /// The live loop's settings.
 #[derive(Debug, Clone)]
 pub struct LoopSettings {
+    /// Quiet that ends a session (the conversation memory is wiped).
+    pub session_ends_after: Duration,
     pub barge_in: bool,
     pub margin_db: f32,
     pub holding_after: Duration,
@@ -445,6 +447,7 @@ pub async fn live_loop(
     let mut times: std::collections::HashMap<u64, TurnTimes> = std::collections::HashMap::new();
     let mut decision: Option<(u64, Instant)> = None;
     let mut hearing_open = true;
+    let mut last_activity = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let mut next_turn = 1u64;
     publish(0, EventKind::State(State::Idle));
@@ -487,6 +490,12 @@ pub async fn live_loop(
                     publish(a.id, EventKind::State(State::Idle));
                     active = None;
                     levels.clear();
+                }
+                if active.is_some() || in_progress.is_some() {
+                    last_activity = Instant::now();
+                } else if last_activity.elapsed() >= settings.session_ends_after && mind.remembered() > 0 {
+                    mind.forget();
+                    tracing::info!("session ended after {:?} of quiet: conversation memory wiped", settings.session_ends_after);
                 }
                 if !hearing_open && active.is_none() {
                     break;

@@ -107,9 +107,9 @@ impl VideoArgs {
     }
 
     /// Renders the speech (with its timeline, or from the audio alone).
-    pub fn render(&self, config: &Config, samples: &[f32], rate: u32, timeline: Option<hiwar_animation::Timeline>, words: Vec<crate::stage::captions::CaptionWord>) -> anyhow::Result<()> {
+    pub fn render(&self, config: &Config, samples: &[f32], rate: u32, timeline: Option<hiwar_animation::Timeline>, words: Vec<crate::stage::captions::CaptionWord>, beats: Vec<crate::stage::headless::Beat>) -> anyhow::Result<()> {
         let (options, fps) = self.options(config)?;
-        let rec = crate::stage::headless::Recording { samples, rate, timeline, words, fps, tail: 0.5 };
+        let rec = crate::stage::headless::Recording { samples, rate, timeline, words, fps, tail: 0.5, beats };
         let outputs = crate::stage::headless::Outputs { video: self.video.clone(), frames: self.frames.clone() };
         let report = crate::stage::headless::render(&options, &rec, &outputs)?;
         let wrote: Vec<String> = [self.video.as_ref().map(|v| v.display().to_string()), self.frames.as_ref().map(|d| format!("{}/frame-*.png", d.display()))].into_iter().flatten().collect();
@@ -131,7 +131,7 @@ pub fn lip_sync_recording(config: &Config, audio: &Path, video: &VideoArgs) -> a
     anyhow::ensure!(video.wanted(), "--audio needs --video FILE.mp4 or --frames DIR (there is nothing to speak)");
     let decoded = hiwar_speech::hearing::open_audio_file(audio)?.read_all()?;
     anyhow::ensure!(!decoded.samples.is_empty(), "{} has no audio", audio.display());
-    video.render(config, &decoded.samples, decoded.sample_rate, None, Vec::new())?;
+    video.render(config, &decoded.samples, decoded.sample_rate, None, Vec::new(), Vec::new())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -194,7 +194,7 @@ pub fn say(config: &Config, text: &str, lang: &str, out: Option<&Path>, timeline
         let rate = voices.sample_rate();
         let tl = crate::stage::timeline_of(rate, &phonemes, 0);
         let words = words.iter().map(|w| crate::stage::captions::CaptionWord { text: w.word.clone(), start: w.start, end: w.end }).collect();
-        video.render(config, &kept, rate, Some(tl), words)?;
+        video.render(config, &kept, rate, Some(tl), words, Vec::new())?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -296,3 +296,35 @@ fn half_duplex_does_not_listen_while_speaking() {
     assert_eq!(ev.iter().filter(|e| e["event"] == "answered").count(), 1, "{ev:#?}");
     let _ = std::io::stdout().flush();
 }
+
+#[test]
+fn the_live_loop_drives_the_window_from_the_bus() {
+    let pulse = Pulse::start(&["speaker"]);
+    let standin = Standin::start(&["answer"]);
+    let mut cmd = hiwar(&model_cache());
+    pulse.apply(&mut cmd);
+    standin.apply(&mut cmd);
+    let program = cmd.get_program().to_owned();
+    let mut xvfb = std::process::Command::new("xvfb-run");
+    xvfb.args(["-a", "-s", "-screen 0 1024x768x24"]).arg(program).args(["run", "--events", "--input"]).arg(clip("en-office.wav").0);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => xvfb.env(k, v),
+            None => xvfb.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        xvfb.current_dir(dir);
+    }
+    xvfb.env("WGPU_BACKEND", "vulkan").env("HIWAR_STAGE_WIDTH", "480").env("HIWAR_STAGE_HEIGHT", "270").env("HIWAR_STAGE_MSAA", "false");
+    let out = run(&mut xvfb);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let ev = events(&out.stdout);
+    // The window's own reports (it is a subscriber of the bus, like the event printer).
+    let ready = position(&ev, is("ready")).unwrap_or_else(|| panic!("the window never showed: {ev:#?}\n{}", out.stderr));
+    let audio = position(&ev, is("audio")).unwrap_or_else(|| panic!("the window got no speech from the bus: {ev:#?}"));
+    let spoken = position(&ev, is("spoken")).expect("the window saw the answer end");
+    assert!(ready < audio && audio < spoken, "{ev:#?}");
+    let said = position(&ev, said("answer")).expect("said");
+    assert!(said < spoken);
+}

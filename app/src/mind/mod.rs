@@ -146,7 +146,6 @@ impl Mind {
     }
 
     /// Exchanges remembered.
-    #[cfg(test)]
     pub fn remembered(&self) -> usize {
         self.memory.lock().map_or(0, |m| m.messages.len() / 2)
     }

@@ -149,7 +149,7 @@ fn sync_render(options: &mut StageOptions, voices: &mut hiwar_speech::voice::Voi
     let video = dir.join("sync.mp4");
     options.width = sync_size.0;
     options.height = sync_size.1;
-    let rec = Recording { samples: &speech.0, rate: speech.1, timeline: Some(speech.2.clone()), words: Vec::new(), fps: sync_fps, tail: 0.3 };
+    let rec = Recording { samples: &speech.0, rate: speech.1, timeline: Some(speech.2.clone()), words: Vec::new(), fps: sync_fps, tail: 0.3, beats: Vec::new() };
     render(options, &rec, &Outputs { video: Some(video.clone()), frames: None })?;
     let report = super::sync::measure(&video, sync_size.0, sync_size.1, sync_fps)?;
     let _ = std::fs::remove_dir_all(&dir);

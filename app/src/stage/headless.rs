@@ -37,6 +37,18 @@ pub struct Recording<'a> {
     pub fps: u32,
     /// Rest frames after the audio ends, seconds.
     pub tail: f64,
+    /// A conversation: from each beat's start (clock samples) on, the face's activity, the
+    /// person's caption and the avatar's words are the beat's. Empty: one answer throughout.
+    pub beats: Vec<Beat>,
+}
+
+/// A stretch of a recorded conversation (the person asking, the avatar answering).
+#[derive(Debug, Clone)]
+pub struct Beat {
+    pub from: u64,
+    pub activity: Activity,
+    pub person: String,
+    pub words: Vec<CaptionWord>,
 }
 
 /// Where the frames go.
@@ -208,8 +220,21 @@ pub fn render(options: &StageOptions, rec: &Recording<'_>, out: &Outputs) -> any
             *next += 1;
         }
     };
+    let mut beat = usize::MAX;
     for k in 0..frames {
         let pos = (k as f64 * f64::from(rec.rate) / f64::from(rec.fps)).round() as u64;
+        if let Some(now) = rec.beats.iter().rposition(|b| b.from <= pos)
+            && now != beat
+        {
+            beat = now;
+            let b = &rec.beats[now];
+            let world = off.app.world_mut();
+            let mut captions = world.resource_mut::<Captions>();
+            captions.avatar = b.words.clone();
+            captions.person = b.person.clone();
+            captions.person_final = true;
+            world.resource_mut::<StageState>().activity = b.activity;
+        }
         off.set_clock(pos, rec.rate);
         off.capture(k, &sink);
         off.update();

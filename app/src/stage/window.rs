@@ -429,7 +429,7 @@ fn take_speech(channels: Res<Channels>, clock: Res<StageClock>, mut perf: ResMut
         while let Ok(result) = rx.try_recv() {
             match result {
                 Ok(q) => {
-                    if live.speech_end.is_some_and(|(end, _)| end == 0) {
+                    if live.speech_end.is_none_or(|(end, _)| end == 0) {
                         emit(serde_json::json!({"event": "audio", "start": q.start, "now": clock.position()}));
                     }
                     perf.lipsync.push(&q.timeline, q.start);
