@@ -188,7 +188,7 @@ fn barge(config: &Config, rt: &tokio::runtime::Runtime, n: usize) -> anyhow::Res
     let (mut detect, mut total) = (Vec::new(), Vec::new());
     for (i, b) in outcome.barge_ins.iter().enumerate() {
         // The interruption is the clip that started last before the decision.
-        let Some(p) = placed.iter().filter(|p| t0 + Duration::from_secs_f64(p.onset as f64 / 16_000.0) <= b.decided).last() else { continue };
+        let Some(p) = placed.iter().rfind(|p| t0 + Duration::from_secs_f64(p.onset as f64 / 16_000.0) <= b.decided) else { continue };
         let onset = t0 + Duration::from_secs_f64(p.onset as f64 / 16_000.0);
         let (d, s) = (ms(b.decided - onset), ms(b.silent_at.max(onset) - onset));
         detect.push(d);
@@ -247,6 +247,7 @@ fn memory(config: &Config, rt: &tokio::runtime::Runtime, turns: usize) -> anyhow
     let bus = Bus::new(4096);
     let questions = ["متى يفتح المركز يوم الجمعة؟", "How much is a passport renewal?", "أبغى أجدد الـ Emirates ID", "Where can I park?"];
     let (mut after_start, mut spoken_samples) = (0.0, 0u64);
+    let mut readings: Vec<(usize, f64)> = Vec::new();
     let started = Instant::now();
     for i in 0..turns {
         let q = questions[i % questions.len()];
@@ -268,6 +269,12 @@ fn memory(config: &Config, rt: &tokio::runtime::Runtime, turns: usize) -> anyhow
         }
         if i % 50 == 49 {
             mind.forget();
+            // The in-process stand-in keeps every request it was sent: not hiwar's memory.
+            if let Ok(mut seen) = standin.seen.lock() {
+                seen.clear();
+                seen.shrink_to_fit();
+            }
+            readings.push((i + 1, rss_mb()));
         }
     }
     let after = rss_mb();
@@ -279,6 +286,7 @@ fn memory(config: &Config, rt: &tokio::runtime::Runtime, turns: usize) -> anyhow
     println!("| after the first turn | after {turns} turns | growth | goal |");
     println!("|---|---|---|---|");
     println!("| {after_start:.0} MB | {after:.0} MB | {:+.0} MB | flat, ≤ 600 MB |", after - after_start);
+    println!("\nRSS every 50 turns: {}", readings.iter().map(|(n, r)| format!("{n}: {r:.0} MB")).collect::<Vec<_>>().join(" · "));
     println!("\n{turns} turns in {:.0} s.\n", started.elapsed().as_secs_f64());
     Ok(())
 }

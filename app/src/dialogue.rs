@@ -321,9 +321,13 @@ pub async fn answer_turn(
                 Some(MindEvent::Fallback { kind, log, text }) => {
                     report.fallback = Some(kind);
                     publish(EventKind::Fallback { kind, log });
-                    // An unfinished sentence from a broken stream is not spoken.
+                    // An unfinished sentence from a broken stream is not spoken; the fallback
+                    // goes out chunk by chunk, its first clause heard soonest.
                     chunker.clear();
-                    send(&mut report, "fallback", &text);
+                    let mut c = Chunker::new();
+                    for chunk in c.push(&text).into_iter().chain(c.finish()) {
+                        send(&mut report, "fallback", &chunk);
+                    }
                 }
                 Some(MindEvent::Done { source, text, first_token_ms, .. }) => {
                     if source == Source::Llm {
@@ -402,6 +406,13 @@ struct Active {
     audio_end: Option<u64>,
 }
 
+/// The echo of our own voice as the microphone hears it: the loudest input level while we
+/// spoke (from `since`), up to 700 ms before `at` — the interrupting voice itself began about
+/// that long before the VAD reported it, and must not count as echo.
+pub fn echo_level(levels: &VecDeque<(Instant, f32)>, since: Instant, at: Instant) -> f32 {
+    levels.iter().filter(|(t, _)| *t >= since && *t + Duration::from_millis(700) <= at).map(|(_, l)| *l).fold(-100.0f32, f32::max)
+}
+
 /// A question ready to answer.
 struct Question {
     text: String,
@@ -423,6 +434,7 @@ pub enum LoopInput {
 
 /// Runs the live dialogue until `inputs` close (and the last answer is heard) or `stop` fires.
 /// `level` is the microphone's loudness for the echo estimate.
+#[allow(clippy::too_many_arguments, reason = "the loop's parts, wired by `hiwar run` and the benchmark")]
 pub async fn live_loop(
     mind: Arc<Mind>,
     voice: Arc<VoiceOut>,
@@ -507,9 +519,8 @@ pub async fn live_loop(
                     if let Some(since) = speaking {
                         // The echo: the loudest the microphone heard while we spoke, before
                         // this voice could have begun.
-                        let echo = levels.iter().filter(|(t, _)| *t >= since && *t + Duration::from_millis(700) <= at).map(|(_, l)| *l).fold(-100.0f32, f32::max);
-                        let over = level_db - echo;
-                        if settings.barge_in && over >= settings.margin_db {
+                        let echo = echo_level(&levels, since, at);
+                        if settings.barge_in && level_db - echo >= settings.margin_db {
                             if let Some(a) = active.take() {
                                 barge_in(&voice, &bus, &a, &loop_tx);
                             }
@@ -649,5 +660,34 @@ fn barge_in(voice: &Arc<VoiceOut>, bus: &Bus, a: &Active, loop_tx: &mpsc::Unboun
             bus.publish(Event { turn: TurnId(turn), clock: None, kind: EventKind::BargeIn { audible_after, limit } });
             let _ = tx.send(LoopInput::BargeMeasured(BargeRecord { turn, decided, silent_at, audible_after, limit }));
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_echo_is_what_the_microphone_heard_while_we_spoke_before_the_voice_began() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // Our voice comes back at about −30 dBFS; someone starts talking at 2.0 s (−12 dBFS),
+        // and the VAD reports it at 2.4 s.
+        let levels: VecDeque<(Instant, f32)> = (0..60u64).map(|i| (at(i * 50), if i >= 40 { -12.0 } else { -30.0 - (i % 3) as f32 })).collect();
+        let echo = echo_level(&levels, at(0), at(2_400));
+        assert_eq!(echo, -30.0, "the voice's own onset is not echo");
+        assert!(-12.0 - echo >= 10.0, "a voice 18 dB over the echo interrupts");
+        // The echo alone, reported as speech, does not.
+        assert!(-29.0 - echo < 10.0);
+        // Nothing heard yet while speaking (or a separate microphone): anything interrupts.
+        assert_eq!(echo_level(&VecDeque::new(), at(0), at(500)), -100.0);
+    }
+
+    #[test]
+    fn the_reply_follows_the_script_of_what_was_said() {
+        assert_eq!(reply_lang("en", "أبغى أجدد الـ Emirates ID"), Lang::Ar, "whisper's label is not trusted over Arabic script");
+        assert_eq!(reply_lang("en", "Where can I park?"), Lang::En);
+        assert_eq!(reply_lang("ar", "Where can I park?"), Lang::En);
+        assert_eq!(reply_lang("ar", "متى تفتحون؟"), Lang::Ar);
     }
 }

@@ -147,9 +147,8 @@ impl Standin {
             Behaviour::Stall(wait) => {
                 // Nothing at all, not even headers; a client that hangs up is noticed.
                 let mut probe = [0u8; 1];
-                match tokio::time::timeout(*wait, stream.read(&mut probe)).await {
-                    Ok(Ok(0) | Err(_)) => return Err(std::io::ErrorKind::ConnectionAborted.into()),
-                    _ => {}
+                if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(*wait, stream.read(&mut probe)).await {
+                    return Err(std::io::ErrorKind::ConnectionAborted.into());
                 }
                 self.stream_words(stream, &words(&None), Duration::ZERO, Duration::from_millis(15)).await?;
                 Ok(true)
