@@ -342,3 +342,20 @@ pub fn wait_for(rx: &std::sync::mpsc::Receiver<String>, limit: Duration, what: &
     }
     panic!("no {what} within {limit:?}; saw:\n{}", seen.join("\n"))
 }
+
+/// `cmd` under a private X server (xvfb-run), with the same environment and directory; add its
+/// arguments to the result.
+pub fn under_xvfb(cmd: &Command) -> Command {
+    let mut xvfb = Command::new("xvfb-run");
+    xvfb.args(["-a", "-s", "-screen 0 1024x768x24"]).arg(cmd.get_program());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => xvfb.env(k, v),
+            None => xvfb.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        xvfb.current_dir(dir);
+    }
+    xvfb
+}

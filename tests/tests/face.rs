@@ -268,18 +268,8 @@ impl Stage {
     fn start(pulse: &Pulse, extra: &[&str], env: &[(&str, &str)]) -> Stage {
         let mut cmd = hiwar(&model_cache());
         pulse.apply(&mut cmd);
-        let program = cmd.get_program().to_owned();
-        let mut xvfb = Command::new("xvfb-run");
-        xvfb.args(["-a", "-s", "-screen 0 1024x768x24"]).arg(program).arg("stage").args(extra);
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => xvfb.env(k, v),
-                None => xvfb.env_remove(k),
-            };
-        }
-        if let Some(dir) = cmd.get_current_dir() {
-            xvfb.current_dir(dir);
-        }
+        let mut xvfb = hiwar_tests::under_xvfb(&cmd);
+        xvfb.arg("stage").args(extra);
         // Its own process group, so that Xvfb and hiwar go with it whatever happens.
         std::os::unix::process::CommandExt::process_group(&mut xvfb, 0);
         xvfb.envs(env.iter().copied())

@@ -309,18 +309,8 @@ fn the_live_loop_drives_the_window_from_the_bus() {
     let mut cmd = hiwar(&model_cache());
     pulse.apply(&mut cmd);
     standin.apply(&mut cmd);
-    let program = cmd.get_program().to_owned();
-    let mut xvfb = std::process::Command::new("xvfb-run");
-    xvfb.args(["-a", "-s", "-screen 0 1024x768x24"]).arg(program).args(["run", "--events", "--input"]).arg(clip("en-office.wav").0);
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => xvfb.env(k, v),
-            None => xvfb.env_remove(k),
-        };
-    }
-    if let Some(dir) = cmd.get_current_dir() {
-        xvfb.current_dir(dir);
-    }
+    let mut xvfb = hiwar_tests::under_xvfb(&cmd);
+    xvfb.args(["run", "--events", "--input"]).arg(clip("en-office.wav").0);
     xvfb.env("WGPU_BACKEND", "vulkan").env("HIWAR_STAGE_WIDTH", "480").env("HIWAR_STAGE_HEIGHT", "270").env("HIWAR_STAGE_MSAA", "false");
     let out = run(&mut xvfb);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
@@ -332,4 +322,17 @@ fn the_live_loop_drives_the_window_from_the_bus() {
     assert!(ready < audio && audio < spoken, "{ev:#?}");
     let said = position(&ev, said("answer")).expect("said");
     assert!(said < spoken);
+}
+
+#[test]
+fn an_unreachable_llm_is_retried_then_the_knowledge_answers() {
+    // Nothing listens on port 9 (discard) here: the connection is refused at once.
+    let out = run(hiwar(&model_cache())
+        .env("HIWAR_LLM_BASE_URL", "http://127.0.0.1:9/v1")
+        .env("HIWAR_LLM_API_KEY_ENV", "")
+        .env("HIWAR_LLM_FIRST_TOKEN_TIMEOUT_MS", "3000")
+        .args(["chat", "--once", "كم رسوم تجديد جواز السفر؟"]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("حسب معلومات المركز") && out.stdout.contains("درهم"), "{}", out.stdout);
+    assert!(out.stderr.contains("retrying in") && out.stderr.contains("llm failed (unreachable)"), "{}", out.stderr);
 }
