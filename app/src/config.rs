@@ -25,6 +25,7 @@ pub struct Config {
     pub stage: Stage,
     pub models: Models,
     pub privacy: Privacy,
+    pub serve: Serve,
     /// Where the config came from (not a key).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -276,6 +277,46 @@ pub struct Models {
 impl Default for Models {
     fn default() -> Self {
         Models { manifest: String::new(), download_timeout_secs: 30, python: "python3".into() }
+    }
+}
+
+/// `hiwar serve`: the WebSocket protocol and the reference page.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Serve {
+    /// Address and port (`--bind` overrides). Anything but loopback needs a token.
+    pub bind: String,
+    /// The shared secret clients present (`Authorization: Bearer …` or `?token=`); empty: none
+    /// (loopback only). Prefer HIWAR_SERVE_TOKEN to writing it here.
+    pub token: String,
+    /// Origins (scheme://host:port) whose pages may connect; empty: any.
+    pub allowed_origins: Vec<String>,
+    pub max_sessions: usize,
+    /// Largest WebSocket message or frame accepted.
+    pub max_message_bytes: usize,
+    /// Messages a client may send per second (bursts of twice that).
+    pub messages_per_second: f64,
+    /// A session with nothing from its client for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// Time for a connection to send its request head (slow handshakes are dropped).
+    pub handshake_timeout_ms: u64,
+    /// Synthesis threads shared by the sessions (each holds the voices, ~150 MB).
+    pub voice_threads: usize,
+}
+
+impl Default for Serve {
+    fn default() -> Self {
+        Serve {
+            bind: "127.0.0.1:8787".into(),
+            token: String::new(),
+            allowed_origins: Vec::new(),
+            max_sessions: 16,
+            max_message_bytes: 256 * 1024,
+            messages_per_second: 100.0,
+            idle_timeout_secs: 300,
+            handshake_timeout_ms: 5_000,
+            voice_threads: 1,
+        }
     }
 }
 

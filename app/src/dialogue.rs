@@ -206,6 +206,23 @@ impl VoiceOut {
     }
 }
 
+/// Where a turn's speech goes: the live voice worker, or a WebSocket session's stream.
+pub trait Speak: Send + Sync {
+    fn say(&self, turn: u64, what: &'static str, text: &str);
+    /// Everything for `turn` has been sent.
+    fn end(&self, turn: u64);
+}
+
+impl Speak for VoiceOut {
+    fn say(&self, turn: u64, what: &'static str, text: &str) {
+        VoiceOut::say(self, turn, what, text);
+    }
+
+    fn end(&self, turn: u64) {
+        VoiceOut::end(self, turn);
+    }
+}
+
 /// What happened in a turn, for `turns.json`, the benchmark and the logs.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct TurnReport {
@@ -272,7 +289,7 @@ pub struct LoopOutcome {
 #[allow(clippy::too_many_arguments, reason = "one turn's inputs, called from three places")]
 pub async fn answer_turn(
     mind: &Mind,
-    voice: &VoiceOut,
+    voice: &dyn Speak,
     bus: &Bus,
     turn: u64,
     question: &str,
@@ -475,7 +492,7 @@ pub async fn live_loop(
         *active = Some(Active { id: turn, cancel: cancel.clone(), speaking_since: None, audio_end: None });
         let (mind, voice, bus, tx, holding) = (Arc::clone(&mind), Arc::clone(&voice), bus.clone(), loop_tx.clone(), settings.holding_after);
         tokio::spawn(async move {
-            let report = answer_turn(&mind, &voice, &bus, turn, &q.text, q.lang, q.speech_end, holding, cancel).await;
+            let report = answer_turn(&mind, voice.as_ref(), &bus, turn, &q.text, q.lang, q.speech_end, holding, cancel).await;
             let _ = tx.send(LoopInput::TurnDone(Box::new(report)));
         });
     };

@@ -12,6 +12,7 @@ mod doctor;
 mod hearing;
 mod mind;
 mod models;
+mod serve;
 mod stage;
 mod voice;
 
@@ -85,12 +86,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { input, events, no_window, kiosk } => converse::run(&config, input.as_deref(), events, !no_window, kiosk),
         Command::Chat { once, speak, events } => converse::chat(&config, once.as_deref(), speak.as_deref(), events),
         Command::LlmStandin { behaviours } => mind::standin::run_cli(&behaviours),
-        other => Ok(not_built(&other)),
+        Command::Serve { bind } => serve::run(&config, bind),
     }
-}
-
-/// Subcommands that later work delivers: say so honestly, exit 2, print nothing else.
-fn not_built(command: &Command) -> ExitCode {
-    eprintln!("hiwar {}: not built yet — {}", command.name(), command.arrives_with());
-    ExitCode::from(2)
 }

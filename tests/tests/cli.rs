@@ -18,19 +18,6 @@ fn help_lists_every_subcommand_with_its_purpose() {
 }
 
 #[test]
-fn unbuilt_subcommands_say_so_in_one_line_and_exit_2() {
-    let home = tempfile::tempdir().expect("tempdir");
-    {
-        let sub = "serve";
-        let out = run(hiwar(home.path()).arg(sub));
-        assert_eq!(out.code, Some(2), "{sub}: {}", out.stderr);
-        assert!(out.stdout.is_empty(), "{sub} printed output: {}", out.stdout);
-        assert_eq!(out.stderr.trim().lines().count(), 1, "{sub}: {}", out.stderr);
-        assert!(out.stderr.contains("not built yet"), "{sub}: {}", out.stderr);
-    }
-}
-
-#[test]
 fn the_live_loop_without_its_models_names_the_missing_file_and_the_fix() {
     let home = tempfile::tempdir().expect("tempdir");
     let out = run(hiwar(home.path()).args(["run", "--no-window"]));

@@ -4,56 +4,10 @@
 //! a recording to the speaker, and barge-in counted in samples at the device.
 
 use std::io::Write as _;
-use std::process::{Child, Stdio};
-use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
-use hiwar_tests::{Pulse, clip, hiwar, lines_of, model_cache, read_wav, run, wait_for, write_wav};
+use hiwar_tests::{Pulse, Standin, clip, hiwar, model_cache, read_wav, run, wait_for, write_wav};
 use serde_json::Value;
-
-/// `hiwar llm-standin`: the stand-in LLM in its own process, its report lines on a channel.
-struct Standin {
-    child: Child,
-    url: String,
-    lines: Receiver<String>,
-}
-
-impl Standin {
-    fn start(behaviours: &[&str]) -> Standin {
-        let mut child = hiwar(&model_cache())
-            .arg("llm-standin")
-            .args(behaviours)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn llm-standin");
-        let lines = lines_of(child.stdout.take().expect("stdout"));
-        let first = wait_for(&lines, Duration::from_secs(10), "the stand-in's address", |l| l.starts_with("listening "));
-        Standin { child, url: first.trim_start_matches("listening ").to_string(), lines }
-    }
-
-    /// Points a hiwar command at it, with short timeouts (how long things take is measured by
-    /// `hiwar bench loop`, not here).
-    fn apply(&self, cmd: &mut std::process::Command) {
-        cmd.env("HIWAR_LLM_BASE_URL", &self.url)
-            .env("HIWAR_LLM_API_KEY_ENV", "TEST_LLM_KEY_FOR_HIWAR")
-            .env("TEST_LLM_KEY_FOR_HIWAR", "sk-test")
-            .env("HIWAR_LLM_FIRST_TOKEN_TIMEOUT_MS", "1500")
-            .env("HIWAR_LLM_IDLE_TIMEOUT_MS", "1000")
-            .env("HIWAR_LLM_RETRIES", "1")
-            .env("HIWAR_LLM_MAX_TOKENS", "20")
-            .env("HIWAR_DIALOGUE_HOLDING_AFTER_MS", "700");
-    }
-}
-
-impl Drop for Standin {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn events(stdout: &str) -> Vec<Value> {
     stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()

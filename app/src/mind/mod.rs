@@ -107,7 +107,7 @@ impl Memory {
 }
 
 pub struct Mind {
-    pub knowledge: Knowledge,
+    pub knowledge: Arc<Knowledge>,
     pub llm: Option<LlmClient>,
     persona: String,
     memory: Arc<Mutex<Memory>>,
@@ -130,12 +130,25 @@ impl Mind {
         let knowledge = Knowledge::load(&knowledge_dir(config)).context("knowledge.dir")?;
         let llm = LlmSettings::from_config(config)?.map(LlmClient::new).transpose()?;
         Ok(Mind {
-            knowledge,
+            knowledge: Arc::new(knowledge),
             llm,
             persona: format!("{}\n\n{}", config.llm.persona_ar.trim(), config.llm.persona_en.trim()),
             memory: Arc::new(Mutex::new(Memory { messages: VecDeque::new(), budget: config.llm.memory_tokens })),
             top_k: config.knowledge.top_k.max(1),
         })
+    }
+
+    /// Another conversation with the same knowledge and LLM, and a memory of its own (a
+    /// WebSocket session).
+    pub fn session(&self) -> Mind {
+        let budget = self.memory.lock().map_or(1_500, |m| m.budget);
+        Mind {
+            knowledge: Arc::clone(&self.knowledge),
+            llm: self.llm.clone(),
+            persona: self.persona.clone(),
+            memory: Arc::new(Mutex::new(Memory { messages: VecDeque::new(), budget })),
+            top_k: self.top_k,
+        }
     }
 
     /// Forgets the conversation (a kiosk session ended).

@@ -1,0 +1,698 @@
+//! `hiwar serve`: the WebSocket protocol (v1, `protocol.rs`, docs/protocol.md), the reference
+//! web page, `/healthz` and Prometheus `/metrics`, on one port.
+//!
+//! Each connection is read (peeked) up to the end of its request head within the handshake
+//! timeout; then it is either a plain HTTP GET (page, health, metrics) or a WebSocket upgrade on
+//! `/ws`, checked for its token (constant-time) and Origin before tungstenite completes it.
+//! A session's outgoing messages go through a bounded queue: a client that stops reading is
+//! dropped rather than buffered without end. The mind is shared (each session has its own
+//! conversation memory); the voice is a small pool of synthesis threads.
+
+pub mod protocol;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures_util::{SinkExt as _, StreamExt as _};
+use hiwar_speech::voice::Speech;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{Bus, EventKind, Lang};
+use crate::config::Config;
+use crate::dialogue::{Speak, answer_turn, lang_code, source_code};
+use crate::mind::Mind;
+use protocol::{ClientMsg, ServerMsg, VERSION, WordSpan};
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub sessions: AtomicUsize,
+    pub sessions_total: AtomicU64,
+    pub refused_auth: AtomicU64,
+    pub refused_origin: AtomicU64,
+    pub refused_full: AtomicU64,
+    pub dropped_slow: AtomicU64,
+    pub turns_total: AtomicU64,
+    pub errors_total: AtomicU64,
+    /// Text received → first audio sent, histogram buckets (ms) and their counts.
+    first_audio: [AtomicU64; FIRST_AUDIO_BUCKETS.len() + 1],
+    first_audio_sum_ms: AtomicU64,
+}
+
+const FIRST_AUDIO_BUCKETS: [u64; 8] = [50, 100, 200, 400, 800, 1_600, 3_200, 6_400];
+
+impl Metrics {
+    fn observe_first_audio(&self, ms: u64) {
+        let i = FIRST_AUDIO_BUCKETS.iter().position(|b| ms <= *b).unwrap_or(FIRST_AUDIO_BUCKETS.len());
+        self.first_audio[i].fetch_add(1, Ordering::Relaxed);
+        self.first_audio_sum_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    fn render(&self) -> String {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{value}"));
+        };
+        metric("hiwar_sessions", "gauge", "WebSocket sessions open now.", format!("hiwar_sessions {}\n", self.sessions.load(Ordering::Relaxed)));
+        metric("hiwar_sessions_total", "counter", "WebSocket sessions accepted.", format!("hiwar_sessions_total {}\n", g(&self.sessions_total)));
+        metric(
+            "hiwar_refused_total",
+            "counter",
+            "Connections refused, by reason.",
+            format!(
+                "hiwar_refused_total{{reason=\"auth\"}} {}\nhiwar_refused_total{{reason=\"origin\"}} {}\nhiwar_refused_total{{reason=\"full\"}} {}\nhiwar_refused_total{{reason=\"slow_client\"}} {}\n",
+                g(&self.refused_auth),
+                g(&self.refused_origin),
+                g(&self.refused_full),
+                g(&self.dropped_slow)
+            ),
+        );
+        metric("hiwar_turns_total", "counter", "Turns answered.", format!("hiwar_turns_total {}\n", g(&self.turns_total)));
+        metric("hiwar_errors_total", "counter", "Error messages sent to clients.", format!("hiwar_errors_total {}\n", g(&self.errors_total)));
+        let mut hist = String::new();
+        let mut cumulative = 0;
+        for (i, b) in FIRST_AUDIO_BUCKETS.iter().enumerate() {
+            cumulative += g(&self.first_audio[i]);
+            hist.push_str(&format!("hiwar_first_audio_ms_bucket{{le=\"{b}\"}} {cumulative}\n"));
+        }
+        cumulative += g(&self.first_audio[FIRST_AUDIO_BUCKETS.len()]);
+        hist.push_str(&format!("hiwar_first_audio_ms_bucket{{le=\"+Inf\"}} {cumulative}\nhiwar_first_audio_ms_sum {}\nhiwar_first_audio_ms_count {cumulative}\n", g(&self.first_audio_sum_ms)));
+        metric("hiwar_first_audio_ms", "histogram", "Question received to the first audio frame sent, milliseconds.", hist);
+        out
+    }
+}
+
+/// Synthesis threads shared by the sessions: each owns its voices.
+#[derive(Clone)]
+pub struct SynthPool {
+    tx: std::sync::mpsc::Sender<(String, oneshot::Sender<Result<Speech, String>>)>,
+    pub rate: u32,
+}
+
+impl SynthPool {
+    pub fn start(config: &Config, threads: usize) -> anyhow::Result<SynthPool> {
+        let (tx, rx) = std::sync::mpsc::channel::<(String, oneshot::Sender<Result<Speech, String>>)>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let mut rate = 22_050;
+        for i in 0..threads.max(1) {
+            let mut voices = crate::voice::voices(config, true)?;
+            rate = voices.sample_rate();
+            let rx = Arc::clone(&rx);
+            std::thread::Builder::new().name(format!("synth-{i}")).spawn(move || {
+                loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((text, reply)) = job else { return };
+                    let _ = reply.send(voices.speak(&text).map_err(|e| e.to_string()));
+                }
+            })?;
+        }
+        Ok(SynthPool { tx, rate })
+    }
+
+    pub async fn speak(&self, text: String) -> Result<Speech, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send((text, reply)).map_err(|_| "the voice threads stopped".to_string())?;
+        rx.await.map_err(|_| "the voice thread failed".to_string())?
+    }
+}
+
+/// The server's settings, from `[serve]`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub token: Option<String>,
+    pub origins: Vec<String>,
+    pub max_sessions: usize,
+    pub max_message_bytes: usize,
+    pub messages_per_second: f64,
+    pub idle_timeout: Duration,
+    pub handshake_timeout: Duration,
+    pub web_dir: PathBuf,
+}
+
+struct Shared {
+    settings: Settings,
+    mind: Mind,
+    synth: SynthPool,
+    metrics: Metrics,
+    next_session: AtomicU64,
+    shutdown: CancellationToken,
+}
+
+/// Byte-for-byte comparison whose time does not depend on where the first difference is.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff));
+    }
+    diff == 0
+}
+
+fn is_loopback(addr: &std::net::SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+/// `hiwar serve`.
+pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
+    let s = &config.serve;
+    let bind = bind.unwrap_or_else(|| s.bind.clone());
+    let addr: std::net::SocketAddr = bind.parse().with_context(|| format!("--bind {bind}: expected ADDRESS:PORT, e.g. 127.0.0.1:8787"))?;
+    let token = Some(s.token.trim().to_string()).filter(|t| !t.is_empty());
+    anyhow::ensure!(
+        token.is_some() || is_loopback(&addr),
+        "hiwar serve binds to {addr}, which other machines can reach, but no token is set: set serve.token (or HIWAR_SERVE_TOKEN) so that only your page can connect"
+    );
+    let settings = Settings {
+        token,
+        origins: s.allowed_origins.clone(),
+        max_sessions: s.max_sessions.max(1),
+        max_message_bytes: s.max_message_bytes.max(1024),
+        messages_per_second: s.messages_per_second.max(1.0),
+        idle_timeout: Duration::from_secs(s.idle_timeout_secs.max(1)),
+        handshake_timeout: Duration::from_millis(s.handshake_timeout_ms.max(100)),
+        web_dir: crate::demo::assets_dir().join("web"),
+    };
+    let mind = Mind::from_config(config)?;
+    let synth = SynthPool::start(config, s.voice_threads)?;
+    let rt = crate::converse::runtime()?;
+    rt.block_on(async move {
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        eprintln!("hiwar serve: http://{}/ (page) · ws://{}/ws (protocol v{VERSION}) · /healthz · /metrics", listener.local_addr()?, listener.local_addr()?);
+        let shared = Arc::new(Shared { settings, mind, synth, metrics: Metrics::default(), next_session: AtomicU64::new(1), shutdown: CancellationToken::new() });
+        let stop = shared.shutdown.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!("shutting down: open turns are cancelled, sessions closed");
+            stop.cancel();
+        });
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                () = shared.shutdown.cancelled() => break,
+            };
+            let Ok((stream, _)) = accepted else { continue };
+            let _ = stream.set_nodelay(true);
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move { connection(shared, stream).await });
+        }
+        // Give sessions a moment to send their close frames.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while shared.metrics.sessions.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The request head, peeked (not consumed) within the handshake timeout.
+async fn peek_head(stream: &TcpStream, timeout: Duration) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = vec![0u8; 8192];
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await.ok()?.ok()?;
+        if n == 0 {
+            return None;
+        }
+        if let Some(end) = buf[..n].windows(4).position(|w| w == b"\r\n\r\n") {
+            return Some(String::from_utf8_lossy(&buf[..end]).into_owned());
+        }
+        if n == buf.len() || tokio::time::Instant::now() >= deadline {
+            return None; // a head over 8 KiB, or too slow in coming
+        }
+        // More is coming: wait a little rather than spin on peek.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
+}
+
+async fn respond(mut stream: TcpStream, status: &str, content_type: &str, body: &[u8], extra: &str) {
+    // Consume what was peeked, so the close is clean.
+    let mut sink = [0u8; 8192];
+    let _ = tokio::time::timeout(Duration::from_millis(50), tokio::io::AsyncReadExt::read(&mut stream, &mut sink)).await;
+    let head = format!("HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n{extra}\r\n", body.len());
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn connection(shared: Arc<Shared>, stream: TcpStream) {
+    let Some(head) = peek_head(&stream, shared.settings.handshake_timeout).await else {
+        // Slow or broken handshakes are dropped without a word.
+        return;
+    };
+    let mut first = head.lines().next().unwrap_or("").split_whitespace();
+    let (method, target) = (first.next().unwrap_or(""), first.next().unwrap_or("/"));
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if method != "GET" {
+        return respond(stream, "405 Method Not Allowed", "text/plain", b"GET only\n", "Allow: GET\r\n").await;
+    }
+    let upgrade = header(&head, "upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    if path == "/ws" && upgrade {
+        return websocket(shared, stream, &head, query).await;
+    }
+    match path {
+        "/healthz" => respond(stream, "200 OK", "text/plain", b"ok\n", "").await,
+        "/metrics" => respond(stream, "200 OK", "text/plain; version=0.0.4", shared.metrics.render().as_bytes(), "").await,
+        "/ws" => respond(stream, "426 Upgrade Required", "text/plain", b"WebSocket only\n", "Upgrade: websocket\r\n").await,
+        _ => static_file(shared, stream, path).await,
+    }
+}
+
+/// The reference page's files, from assets/web (no directory traversal, a fixed set of types).
+async fn static_file(shared: Arc<Shared>, stream: TcpStream, path: &str) {
+    let name = if path == "/" { "index.html" } else { path.trim_start_matches('/') };
+    let ok = !name.is_empty() && name.split('/').all(|p| !p.is_empty() && p != ".." && !p.starts_with('.')) && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+    let kind = match name.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("ttf") => "font/ttf",
+        Some("json") => "application/json",
+        _ => "",
+    };
+    let file = shared.settings.web_dir.join(name);
+    match (ok && !kind.is_empty()).then(|| std::fs::read(&file).ok()).flatten() {
+        Some(body) => respond(stream, "200 OK", kind, &body, "X-Content-Type-Options: nosniff\r\n").await,
+        None => respond(stream, "404 Not Found", "text/plain", b"not found\n", "").await,
+    }
+}
+
+async fn websocket(shared: Arc<Shared>, stream: TcpStream, head: &str, query: &str) {
+    let s = &shared.settings;
+    if let Some(token) = &s.token {
+        let given = header(head, "authorization")
+            .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")))
+            .map(str::to_string)
+            .or_else(|| query.split('&').find_map(|kv| kv.strip_prefix("token=")).map(percent_decode));
+        if !given.is_some_and(|g| same_secret(g.trim().as_bytes(), token.as_bytes())) {
+            shared.metrics.refused_auth.fetch_add(1, Ordering::Relaxed);
+            return respond(stream, "401 Unauthorized", "text/plain", b"a valid token is required (Authorization: Bearer TOKEN, or ?token=)\n", "WWW-Authenticate: Bearer\r\n").await;
+        }
+    }
+    if let Some(origin) = header(head, "origin")
+        && !s.origins.is_empty()
+        && !s.origins.iter().any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+    {
+        shared.metrics.refused_origin.fetch_add(1, Ordering::Relaxed);
+        return respond(stream, "403 Forbidden", "text/plain", b"this origin is not allowed (serve.allowed_origins)\n", "").await;
+    }
+    let mut cfg = WebSocketConfig::default();
+    cfg.max_message_size = Some(s.max_message_bytes);
+    cfg.max_frame_size = Some(s.max_message_bytes);
+    cfg.write_buffer_size = 64 * 1024;
+    cfg.max_write_buffer_size = 4 * 1024 * 1024;
+    let ws = match tokio::time::timeout(s.handshake_timeout, tokio_tungstenite::accept_async_with_config(stream, Some(cfg))).await {
+        Ok(Ok(ws)) => ws,
+        _ => return,
+    };
+    let (mut sink, mut incoming) = ws.split();
+    // Over the limit: a clear close code (1013, try again later) instead of a silent refusal.
+    let open = shared.metrics.sessions.fetch_add(1, Ordering::AcqRel) + 1;
+    if open > s.max_sessions {
+        shared.metrics.sessions.fetch_sub(1, Ordering::AcqRel);
+        shared.metrics.refused_full.fetch_add(1, Ordering::Relaxed);
+        let reason = format!("server full: {} sessions at most", s.max_sessions);
+        let _ = sink.send(Message::Close(Some(CloseFrame { code: CloseCode::Again, reason: reason.into() }))).await;
+        return;
+    }
+    shared.metrics.sessions_total.fetch_add(1, Ordering::Relaxed);
+    let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
+    // Outgoing: a bounded queue to a writer task. Full means the client stopped reading.
+    let (out, mut out_rx) = mpsc::channel::<Message>(512);
+    let session_end = CancellationToken::new();
+    let writer_end = session_end.clone();
+    let writer = tokio::spawn(async move {
+        while let Some(m) = out_rx.recv().await {
+            let close = matches!(m, Message::Close(_));
+            if tokio::time::timeout(Duration::from_secs(10), sink.send(m)).await.map_or(true, |r| r.is_err()) {
+                break;
+            }
+            if close {
+                break;
+            }
+        }
+        writer_end.cancel();
+        let _ = sink.close().await;
+    });
+    let mut session = Session::new(Arc::clone(&shared), id, out.clone(), session_end.clone());
+    let mut bucket = (s.messages_per_second * 2.0, Instant::now());
+    let close = loop {
+        let next = tokio::select! {
+            m = tokio::time::timeout(s.idle_timeout, incoming.next()) => m,
+            () = session_end.cancelled() => break None,
+            () = shared.shutdown.cancelled() => break Some((CloseCode::Away, "server shutting down".to_string())),
+        };
+        let msg = match next {
+            Err(_) => break Some((CloseCode::Normal, format!("idle for {:?}", s.idle_timeout))),
+            Ok(None) => break None,
+            Ok(Some(Err(e))) => {
+                let code = match e {
+                    tokio_tungstenite::tungstenite::Error::Capacity(_) => CloseCode::Size,
+                    _ => CloseCode::Protocol,
+                };
+                break Some((code, e.to_string()));
+            }
+            Ok(Some(Ok(m))) => m,
+        };
+        // A token bucket: a burst of twice the rate, refilled continuously.
+        let (tokens, at) = &mut bucket;
+        *tokens = (*tokens + at.elapsed().as_secs_f64() * s.messages_per_second).min(s.messages_per_second * 2.0);
+        *at = Instant::now();
+        if *tokens < 1.0 {
+            break Some((CloseCode::Policy, format!("over {} messages a second", s.messages_per_second)));
+        }
+        *tokens -= 1.0;
+        match msg {
+            Message::Text(t) => {
+                if let Some(close) = session.on_text(&t).await {
+                    break Some(close);
+                }
+            }
+            Message::Binary(b) => session.on_binary(&b),
+            Message::Close(_) => break None,
+            _ => {}
+        }
+    };
+    session.end();
+    if let Some((code, reason)) = close {
+        let _ = out.try_send(Message::Close(Some(CloseFrame { code, reason: reason.into() })));
+    }
+    drop(out);
+    drop(session);
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    shared.metrics.sessions.fetch_sub(1, Ordering::AcqRel);
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or(""), 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What the session's speech task is asked to do, in order.
+enum SpeechJob {
+    Say { turn: u64, what: &'static str, text: String },
+    Finish { turn: u64, source: &'static str, interrupted: bool },
+}
+
+/// The dialogue's voice for a session: chunks are synthesised by the pool and streamed in order.
+struct SessionVoice {
+    jobs: mpsc::UnboundedSender<SpeechJob>,
+}
+
+impl Speak for SessionVoice {
+    fn say(&self, turn: u64, what: &'static str, text: &str) {
+        let _ = self.jobs.send(SpeechJob::Say { turn, what, text: text.to_string() });
+    }
+
+    fn end(&self, _turn: u64) {}
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    id: u64,
+    out: mpsc::Sender<Message>,
+    end: CancellationToken,
+    mind: Arc<Mind>,
+    voice: Arc<SessionVoice>,
+    /// The turn in progress and its cancel token; turns cancelled up to this one.
+    turn: Option<(u64, CancellationToken)>,
+    cancelled: Arc<AtomicU64>,
+    next_turn: u64,
+    hello: bool,
+    lang: Option<Lang>,
+    want: protocol::Want,
+    asked_at: Arc<std::sync::Mutex<Option<Instant>>>,
+}
+
+/// Sends one message, or ends the session if the client is not reading (the queue is full).
+fn send(out: &mpsc::Sender<Message>, end: &CancellationToken, shared: &Shared, msg: Message) {
+    if let Err(mpsc::error::TrySendError::Full(_)) = out.try_send(msg) {
+        shared.metrics.dropped_slow.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("a client stopped reading: its session is dropped");
+        end.cancel();
+    }
+}
+
+fn json(msg: &ServerMsg) -> Message {
+    Message::Text(serde_json::to_string(msg).unwrap_or_default().into())
+}
+
+impl Session {
+    fn new(shared: Arc<Shared>, id: u64, out: mpsc::Sender<Message>, end: CancellationToken) -> Session {
+        let mind = Arc::new(shared.mind.session());
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let cancelled = Arc::new(AtomicU64::new(0));
+        let asked_at = Arc::new(std::sync::Mutex::new(None));
+        tokio::spawn(speech_task(Arc::clone(&shared), rx, out.clone(), end.clone(), Arc::clone(&cancelled), Arc::clone(&asked_at)));
+        Session {
+            shared,
+            id,
+            out,
+            end,
+            mind,
+            voice: Arc::new(SessionVoice { jobs }),
+            turn: None,
+            cancelled,
+            next_turn: 1,
+            hello: false,
+            lang: None,
+            want: protocol::Want::default(),
+            asked_at,
+        }
+    }
+
+    fn send(&self, msg: &ServerMsg) {
+        send(&self.out, &self.end, &self.shared, json(msg));
+    }
+
+    fn refuse(&self, r: &protocol::Refusal) {
+        self.shared.metrics.errors_total.fetch_add(1, Ordering::Relaxed);
+        self.send(&r.to_msg());
+    }
+
+    /// Returns a close (code, reason) when the session must end.
+    async fn on_text(&mut self, text: &str) -> Option<(CloseCode, String)> {
+        let msg = match protocol::decode(text) {
+            Ok(m) => m,
+            Err(r) => {
+                self.refuse(&r);
+                return None;
+            }
+        };
+        if !self.hello && !matches!(msg, ClientMsg::Hello { .. } | ClientMsg::Bye { .. }) {
+            self.refuse(&protocol::Refusal { code: "hello_first", message: "send hello first".into(), message_ar: "أرسل رسالة الترحيب أولاً." });
+            return None;
+        }
+        match msg {
+            ClientMsg::Hello { lang, want, .. } => {
+                self.hello = true;
+                self.want = want;
+                self.lang = match lang.as_deref() {
+                    Some("ar") => Some(Lang::Ar),
+                    Some("en") => Some(Lang::En),
+                    _ => None,
+                };
+                self.send(&ServerMsg::Ready {
+                    v: VERSION,
+                    session: format!("s{}", self.id),
+                    audio_rate: self.shared.synth.rate,
+                    audio_format: "pcm16le",
+                    languages: vec!["ar", "en"],
+                });
+                self.send(&ServerMsg::State { v: VERSION, state: "idle", turn: None });
+            }
+            ClientMsg::Text { text, .. } => self.ask(text),
+            ClientMsg::Interrupt { .. } => self.interrupt(),
+            ClientMsg::AudioStart { .. } | ClientMsg::AudioEnd { .. } => self.refuse(&protocol::Refusal {
+                code: "not_supported",
+                message: "microphone audio over the socket is not served yet; send text".into(),
+                message_ar: "الصوت عبر الاتصال غير مدعوم بعد؛ أرسل نصاً.",
+            }),
+            ClientMsg::Bye { .. } => return Some((CloseCode::Normal, "bye".into())),
+        }
+        None
+    }
+
+    fn on_binary(&mut self, bytes: &[u8]) {
+        if let Err(r) = protocol::pcm16_to_f32(bytes) {
+            return self.refuse(&r);
+        }
+        self.refuse(&protocol::Refusal {
+            code: "not_supported",
+            message: "binary frames (microphone audio) are not served yet; send text".into(),
+            message_ar: "الصوت عبر الاتصال غير مدعوم بعد؛ أرسل نصاً.",
+        });
+    }
+
+    fn interrupt(&mut self) {
+        if let Some((turn, cancel)) = self.turn.take() {
+            cancel.cancel();
+            self.cancelled.fetch_max(turn, Ordering::AcqRel);
+            let _ = self.voice.jobs.send(SpeechJob::Finish { turn, source: "interrupted", interrupted: true });
+            self.send(&ServerMsg::State { v: VERSION, state: "listening", turn: Some(turn) });
+        }
+    }
+
+    fn ask(&mut self, text: String) {
+        self.interrupt();
+        let turn = self.next_turn;
+        self.next_turn += 1;
+        let cancel = CancellationToken::new();
+        self.turn = Some((turn, cancel.clone()));
+        self.shared.metrics.turns_total.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut a) = self.asked_at.lock() {
+            *a = Some(Instant::now());
+        }
+        let lang = self.lang.unwrap_or_else(|| crate::mind::knowledge::lang_of(&text));
+        self.send(&ServerMsg::Transcript { v: VERSION, turn, text: text.clone(), lang: lang_code(lang), is_final: true });
+        self.send(&ServerMsg::State { v: VERSION, state: "thinking", turn: Some(turn) });
+        let (mind, voice, out, end, shared) = (Arc::clone(&self.mind), Arc::clone(&self.voice), self.out.clone(), self.end.clone(), Arc::clone(&self.shared));
+        tokio::spawn(async move {
+            // The reply's text deltas go to the client from the bus this turn publishes on.
+            let bus = Bus::new(1024);
+            let mut rx = bus.subscribe();
+            let relay = {
+                let (out, end, shared) = (out.clone(), end.clone(), Arc::clone(&shared));
+                tokio::spawn(async move {
+                    while let Ok(e) = rx.recv().await {
+                        if let EventKind::ReplyText { delta } = e.kind {
+                            send(&out, &end, &shared, json(&ServerMsg::Reply { v: VERSION, turn, delta }));
+                        }
+                    }
+                })
+            };
+            let report = answer_turn(&mind, voice.as_ref(), &bus, turn, &text, lang, Instant::now(), Duration::from_secs(2), cancel).await;
+            drop(bus);
+            let _ = relay.await;
+            if !report.cancelled {
+                let source = report.source.map_or("no_answer", source_code);
+                let _ = voice.jobs.send(SpeechJob::Finish { turn, source, interrupted: false });
+            }
+        });
+    }
+
+    fn end(&mut self) {
+        if let Some((_, cancel)) = self.turn.take() {
+            cancel.cancel();
+        }
+        self.cancelled.store(u64::MAX, Ordering::Release);
+    }
+}
+
+/// Synthesises a session's chunks in order and streams them: an `audio` header and its binary
+/// frame, the visemes and the words, all on the turn's sample clock.
+async fn speech_task(
+    shared: Arc<Shared>,
+    mut jobs: mpsc::UnboundedReceiver<SpeechJob>,
+    out: mpsc::Sender<Message>,
+    end: CancellationToken,
+    cancelled: Arc<AtomicU64>,
+    asked_at: Arc<std::sync::Mutex<Option<Instant>>>,
+) {
+    // Samples sent so far in each turn (its clock), and chunks sent.
+    let (mut turn_now, mut clock, mut seq) = (0u64, 0u64, 0u64);
+    let live = |turn: u64| cancelled.load(Ordering::Acquire) < turn;
+    while let Some(job) = jobs.recv().await {
+        if end.is_cancelled() {
+            return;
+        }
+        match job {
+            SpeechJob::Say { turn, what, text } => {
+                if !live(turn) {
+                    continue;
+                }
+                let speech = match shared.synth.speak(text).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!("voice: {e}");
+                        continue;
+                    }
+                };
+                if !live(turn) || speech.samples.is_empty() {
+                    continue;
+                }
+                if turn != turn_now {
+                    (turn_now, clock, seq) = (turn, 0, 0);
+                    send(&out, &end, &shared, json(&ServerMsg::State { v: VERSION, state: "speaking", turn: Some(turn) }));
+                    if let Some(at) = asked_at.lock().ok().and_then(|mut a| a.take()) {
+                        shared.metrics.observe_first_audio(at.elapsed().as_millis() as u64);
+                    }
+                }
+                let n = speech.samples.len() as u64;
+                send(&out, &end, &shared, json(&ServerMsg::Audio { v: VERSION, turn, seq, start: clock, samples: n, rate: speech.sample_rate, what }));
+                send(&out, &end, &shared, Message::Binary(protocol::f32_to_pcm16(&speech.samples).into()));
+                send(&out, &end, &shared, json(&ServerMsg::Visemes { v: VERSION, turn, frames: protocol::visemes_of(&speech.phonemes, clock) }));
+                let words = speech.words.iter().map(|w| WordSpan { text: w.word.clone(), start: w.start + clock, end: w.end + clock }).collect();
+                send(&out, &end, &shared, json(&ServerMsg::Words { v: VERSION, turn, words }));
+                clock += n;
+                seq += 1;
+            }
+            SpeechJob::Finish { turn, source, interrupted } => {
+                let samples = if turn == turn_now { clock } else { 0 };
+                send(&out, &end, &shared, json(&ServerMsg::EndOfTurn { v: VERSION, turn, source, interrupted, samples }));
+                if !interrupted {
+                    send(&out, &end, &shared, json(&ServerMsg::State { v: VERSION, state: "idle", turn: Some(turn) }));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_whole_and_tokens_decode() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        assert!(!same_secret(b"s3cret", b"s3cre"));
+        assert!(!same_secret(b"s3cret", b"s3cres"));
+        assert!(!same_secret(b"", b"x"));
+        assert_eq!(percent_decode("a%20b+c%2B"), "a b c+");
+        assert_eq!(percent_decode("%"), "%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn metrics_are_prometheus_text() {
+        let m = Metrics::default();
+        m.observe_first_audio(120);
+        m.observe_first_audio(9_000);
+        let text = m.render();
+        assert!(text.contains("hiwar_first_audio_ms_bucket{le=\"200\"} 1"), "{text}");
+        assert!(text.contains("hiwar_first_audio_ms_bucket{le=\"+Inf\"} 2"), "{text}");
+        assert!(text.contains("# TYPE hiwar_sessions gauge"));
+    }
+}

@@ -1,0 +1,245 @@
+//! hiwar's WebSocket protocol, version 1 (docs/protocol.md is its description for
+//! integrators; these types are the authority on names).
+//!
+//! Text frames are JSON objects with `type` and `v`; binary frames are audio: PCM16LE mono,
+//! upstream at the rate the client's `audio_start` states (16 kHz), downstream at the voice's
+//! rate, each binary frame announced by the `audio` message just before it. Every time in a
+//! turn (`audio.start`, viseme and word spans, blendshape frames) is a sample position in
+//! that turn's downstream audio, which starts at 0.
+
+use serde::{Deserialize, Serialize};
+
+pub const VERSION: u32 = 1;
+
+/// What a client sends.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    Hello {
+        v: u32,
+        /// `ar`, `en` or `auto` (the language of each question decides).
+        #[serde(default)]
+        lang: Option<String>,
+        #[serde(default)]
+        want: Want,
+    },
+    /// A typed question.
+    Text { v: u32, text: String },
+    /// Microphone audio follows in binary frames at `rate` (16000), until `audio_end`.
+    AudioStart { v: u32, rate: u32 },
+    AudioEnd { v: u32 },
+    /// Stop the answer now (the client's own barge-in button).
+    Interrupt { v: u32 },
+    Bye { v: u32 },
+}
+
+/// What the client wants streamed (audio, visemes and words by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Want {
+    pub audio: bool,
+    pub visemes: bool,
+    pub words: bool,
+}
+
+impl Default for Want {
+    fn default() -> Want {
+        Want { audio: true, visemes: true, words: true }
+    }
+}
+
+/// One mouth shape over a span of the turn's audio.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VisemeSpan {
+    /// Oculus viseme name without its prefix: sil PP FF TH DD kk CH SS nn RR aa E I O U.
+    pub viseme: &'static str,
+    /// 0–1 (short vowels are smaller than long ones).
+    pub weight: f32,
+    pub start: u64,
+    pub end: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WordSpan {
+    pub text: String,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// What the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    Ready { v: u32, session: String, audio_rate: u32, audio_format: &'static str, languages: Vec<&'static str> },
+    State { v: u32, state: &'static str, turn: Option<u64> },
+    Transcript { v: u32, turn: u64, text: String, lang: &'static str, #[serde(rename = "final")] is_final: bool },
+    Reply { v: u32, turn: u64, delta: String },
+    /// The next binary frame: `samples` PCM16LE at `rate`, starting at `start` in the turn.
+    Audio { v: u32, turn: u64, seq: u64, start: u64, samples: u64, rate: u32, what: &'static str },
+    Visemes { v: u32, turn: u64, frames: Vec<VisemeSpan> },
+    Words { v: u32, turn: u64, words: Vec<WordSpan> },
+    Error { v: u32, code: &'static str, message: String, message_ar: String },
+    EndOfTurn { v: u32, turn: u64, source: &'static str, interrupted: bool, samples: u64 },
+}
+
+/// A message that cannot be taken: its code and bilingual text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+    pub message_ar: &'static str,
+}
+
+impl Refusal {
+    pub fn to_msg(&self) -> ServerMsg {
+        ServerMsg::Error { v: VERSION, code: self.code, message: self.message.clone(), message_ar: self.message_ar.to_string() }
+    }
+}
+
+/// Decodes a text frame: JSON, a known `type`, version 1, sane fields.
+pub fn decode(text: &str) -> Result<ClientMsg, Refusal> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| Refusal {
+        code: "bad_json",
+        message: format!("not JSON: {e}"),
+        message_ar: "الرسالة ليست بصيغة JSON صحيحة.",
+    })?;
+    let v = value.get("v").and_then(serde_json::Value::as_u64);
+    if v != Some(u64::from(VERSION)) {
+        return Err(Refusal {
+            code: "bad_version",
+            message: format!("protocol version {} is not spoken here; send \"v\": {VERSION}", v.map_or("(none)".to_string(), |v| v.to_string())),
+            message_ar: "إصدار البروتوكول غير مدعوم.",
+        });
+    }
+    let kind = value.get("type").and_then(serde_json::Value::as_str).unwrap_or("").to_string();
+    let msg: ClientMsg = serde_json::from_value(value).map_err(|e| {
+        let known = ["hello", "text", "audio_start", "audio_end", "interrupt", "bye"];
+        if known.contains(&kind.as_str()) {
+            Refusal { code: "bad_message", message: format!("{kind}: {e}"), message_ar: "حقول الرسالة غير صحيحة." }
+        } else {
+            Refusal { code: "unknown_type", message: format!("unknown message type {kind:?}; known: {}", known.join(", ")), message_ar: "نوع الرسالة غير معروف." }
+        }
+    })?;
+    match &msg {
+        ClientMsg::Text { text, .. } if text.trim().is_empty() => {
+            Err(Refusal { code: "bad_message", message: "text: empty question".into(), message_ar: "السؤال فارغ." })
+        }
+        ClientMsg::Text { text, .. } if text.chars().count() > 2_000 => Err(Refusal {
+            code: "too_long",
+            message: format!("text: {} characters; at most 2000", text.chars().count()),
+            message_ar: "السؤال طويل جداً.",
+        }),
+        ClientMsg::AudioStart { rate, .. } if !(8_000..=48_000).contains(rate) => Err(Refusal {
+            code: "bad_message",
+            message: format!("audio_start: rate {rate} Hz; 8000–48000 (16000 preferred)"),
+            message_ar: "معدل العينات غير مدعوم.",
+        }),
+        _ => Ok(msg),
+    }
+}
+
+/// PCM16LE bytes → f32 samples; an odd trailing byte is an error.
+pub fn pcm16_to_f32(bytes: &[u8]) -> Result<Vec<f32>, Refusal> {
+    if !bytes.len().is_multiple_of(2) {
+        return Err(Refusal { code: "bad_audio", message: format!("{} bytes is not whole PCM16 samples", bytes.len()), message_ar: "بيانات الصوت غير صالحة." });
+    }
+    Ok(bytes.chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect())
+}
+
+pub fn f32_to_pcm16(samples: &[f32]) -> Vec<u8> {
+    samples.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect()
+}
+
+/// The voice's phoneme timeline as viseme spans (positions shifted by `offset`).
+pub fn visemes_of(phonemes: &[hiwar_speech::voice::TimedPhoneme], offset: u64) -> Vec<VisemeSpan> {
+    use hiwar_animation::viseme::Kind;
+    phonemes
+        .iter()
+        .map(|p| {
+            let (viseme, weight) = match hiwar_animation::classify(&p.phoneme) {
+                Some(s) if s.kind == Kind::Pause => (hiwar_animation::Viseme::Sil, 0.0),
+                Some(s) if s.kind == Kind::Vowel => (s.viseme, if s.long { 1.0 } else { 0.7 }),
+                Some(s) => (s.viseme, 1.0),
+                None => (hiwar_animation::Viseme::Sil, 0.0),
+            };
+            VisemeSpan { viseme: viseme.oculus_name().trim_start_matches("viseme_"), weight, start: p.start + offset, end: p.end + offset }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_decode_and_bad_ones_are_named() {
+        assert_eq!(decode(r#"{"type":"text","v":1,"text":"متى تفتحون؟"}"#), Ok(ClientMsg::Text { v: 1, text: "متى تفتحون؟".into() }));
+        let hello = decode(r#"{"type":"hello","v":1,"lang":"ar","want":{"audio":true,"visemes":true,"words":false}}"#).expect("hello");
+        assert!(matches!(hello, ClientMsg::Hello { want: Want { words: false, .. }, .. }));
+        for (frame, code) in [
+            ("{not json", "bad_json"),
+            (r#"{"type":"text","v":2,"text":"x"}"#, "bad_version"),
+            (r#"{"type":"text","text":"x"}"#, "bad_version"),
+            (r#"{"type":"dance","v":1}"#, "unknown_type"),
+            (r#"{"type":"text","v":1}"#, "bad_message"),
+            (r#"{"type":"text","v":1,"text":"  "}"#, "bad_message"),
+            (r#"{"type":"text","v":1,"text":"x","extra":1}"#, "bad_message"),
+            (r#"{"type":"audio_start","v":1,"rate":1}"#, "bad_message"),
+            ("[]", "bad_version"),
+            ("null", "bad_version"),
+        ] {
+            assert_eq!(decode(frame).map_err(|r| r.code), Err(code), "{frame}");
+        }
+        let long = format!(r#"{{"type":"text","v":1,"text":"{}"}}"#, "ب".repeat(2_001));
+        assert_eq!(decode(&long).map_err(|r| r.code), Err("too_long"));
+    }
+
+    /// A property test of the decoder: random bytes, random JSON-ish text and mutations of
+    /// valid messages never panic and always give a message or a named refusal.
+    #[test]
+    fn the_decoder_never_panics_on_anything() {
+        let valid = [
+            r#"{"type":"hello","v":1,"lang":"auto","want":{"audio":true,"visemes":true,"words":true}}"#,
+            r#"{"type":"text","v":1,"text":"أبغى أجدد الـ Emirates ID"}"#,
+            r#"{"type":"audio_start","v":1,"rate":16000}"#,
+            r#"{"type":"interrupt","v":1}"#,
+        ];
+        let alphabet: Vec<char> = "{}[]\":,0123456789.-eEtruefalsnl vtypehoxa\\uبمح\u{0}\u{FFFF}".chars().collect();
+        let mut rng = fastrand::Rng::with_seed(7);
+        for i in 0..20_000 {
+            let text: String = match i % 3 {
+                0 => (0..rng.usize(0..64)).map(|_| alphabet[rng.usize(..alphabet.len())]).collect(),
+                1 => {
+                    let mut s: Vec<char> = valid[rng.usize(..valid.len())].chars().collect();
+                    for _ in 0..rng.usize(1..4) {
+                        let at = rng.usize(..s.len());
+                        match rng.u8(0..3) {
+                            0 => {
+                                s.remove(at);
+                            }
+                            1 => s.insert(at, alphabet[rng.usize(..alphabet.len())]),
+                            _ => s[at] = alphabet[rng.usize(..alphabet.len())],
+                        }
+                    }
+                    s.into_iter().collect()
+                }
+                _ => String::from_utf8_lossy(&(0..rng.usize(0..48)).map(|_| rng.u8(..)).collect::<Vec<u8>>()).into_owned(),
+            };
+            if let Err(r) = decode(&text) {
+                assert!(!r.code.is_empty() && !r.message.is_empty() && !r.message_ar.is_empty(), "{text:?}");
+            }
+        }
+        assert!(pcm16_to_f32(&[1, 2, 3]).is_err());
+        assert_eq!(pcm16_to_f32(&f32_to_pcm16(&[0.5, -0.5])).expect("pcm").len(), 2);
+    }
+
+    #[test]
+    fn visemes_follow_the_phonemes_on_the_turns_clock() {
+        let ph = |p: &str, s: u64, e: u64| hiwar_speech::voice::TimedPhoneme { phoneme: p.into(), start: s, end: e };
+        let v = visemes_of(&[ph("m", 0, 100), ph("aː", 100, 300), ph("a", 300, 400), ph(" ", 400, 450)], 1_000);
+        let names: Vec<&str> = v.iter().map(|s| s.viseme).collect();
+        assert_eq!(names, ["PP", "aa", "aa", "sil"]);
+        assert_eq!((v[0].start, v[3].end), (1_000, 1_450));
+        assert!(v[1].weight > v[2].weight, "long vowels open wider");
+    }
+}

@@ -1,0 +1,108 @@
+// hiwar's reference page: protocol v1 over one WebSocket (docs/protocol.md). Plain JS, no
+// build step, nothing from a CDN. The audio is scheduled on the Web Audio clock; the mouth and
+// the caption highlight read that same clock: turn sample position = (now − turn start) × rate.
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws${params.get("token") ? `?token=${encodeURIComponent(params.get("token"))}` : ""}`;
+
+let ctx = null;          // AudioContext, created on the first user gesture
+let turn = null;         // { id, rate, startAt (ctx time of sample 0), visemes: [], words: [], sources: [] }
+let pendingAudio = null; // the `audio` header waiting for its binary frame
+const OPEN = { sil: 0, PP: 0, FF: 0.15, TH: 0.2, DD: 0.3, kk: 0.35, CH: 0.3, SS: 0.2, nn: 0.25, RR: 0.35, aa: 1, E: 0.7, I: 0.45, O: 0.8, U: 0.5 };
+const WIDE = { E: 1.1, I: 1.15, O: 0.75, U: 0.65, PP: 0.95, FF: 1.0 };
+
+const isRtl = (t) => { for (const c of t) { if (/[\u0600-\u06FF]/.test(c)) return true; if (/[A-Za-z]/.test(c)) return false; } return false; };
+function setCaption(el, text) { el.dir = isRtl(text) ? "rtl" : "ltr"; el.textContent = text; }
+
+const ws = new WebSocket(wsUrl);
+ws.binaryType = "arraybuffer";
+ws.onopen = () => ws.send(JSON.stringify({ type: "hello", v: 1, lang: "auto", want: { audio: true, visemes: true, words: true } }));
+ws.onclose = (e) => { $("state").textContent = `closed ${e.code}`; if (e.reason) $("error").textContent = e.reason; };
+ws.onmessage = (e) => {
+  if (typeof e.data !== "string") return playChunk(e.data);
+  const m = JSON.parse(e.data);
+  switch (m.type) {
+    case "ready": $("state").textContent = "جاهز · ready"; break;
+    case "state": $("state").textContent = { idle: "جاهز · ready", listening: "أستمع · listening", thinking: "أفكّر · thinking", speaking: "أتحدّث · speaking" }[m.state] || m.state; break;
+    case "transcript": setCaption($("person"), m.text); startTurn(m.turn); break;
+    case "audio": pendingAudio = m; break;
+    case "visemes": if (turn && turn.id === m.turn) turn.visemes.push(...m.frames); break;
+    case "words": if (turn && turn.id === m.turn) { turn.words.push(...m.words); renderWords(); } break;
+    case "end_of_turn": if (turn && turn.id === m.turn) turn.ended = m.samples; break;
+    case "error": $("error").textContent = `${m.message_ar} · ${m.message}`; break;
+  }
+};
+
+function startTurn(id) {
+  stopAudio();
+  turn = { id, rate: 22050, startAt: null, visemes: [], words: [], sources: [], ended: null };
+  $("avatar").textContent = "";
+}
+
+function playChunk(buffer) {
+  const h = pendingAudio; pendingAudio = null;
+  if (!h || !turn || h.turn !== turn.id || !ctx) return;
+  const pcm = new Int16Array(buffer);
+  const audio = ctx.createBuffer(1, pcm.length, h.rate);
+  const ch = audio.getChannelData(0);
+  for (let i = 0; i < pcm.length; i++) ch[i] = pcm[i] / 32768;
+  turn.rate = h.rate;
+  // Sample 0 of the turn plays a little after the first chunk arrives; every chunk at its
+  // own position after it, so the audio clock and the turn's sample positions agree.
+  if (turn.startAt === null) turn.startAt = ctx.currentTime + 0.05;
+  const at = Math.max(turn.startAt + h.start / h.rate, ctx.currentTime);
+  const src = ctx.createBufferSource();
+  src.buffer = audio; src.connect(ctx.destination); src.start(at);
+  turn.sources.push(src);
+}
+
+function stopAudio() { if (turn) for (const s of turn.sources) { try { s.stop(); } catch (_) {} } }
+
+function position() { return turn && turn.startAt !== null && ctx ? (ctx.currentTime - turn.startAt) * turn.rate : -1; }
+
+function renderWords() {
+  const el = $("avatar"); el.textContent = "";
+  const pos = position();
+  const text = turn.words.map((w) => w.text).join(" ");
+  el.dir = isRtl(text) ? "rtl" : "ltr";
+  turn.words.forEach((w, i) => {
+    const span = document.createElement("span");
+    span.textContent = (i ? " " : "") + w.text;
+    span.className = pos >= w.end ? "said" : pos >= w.start ? "now" : "later";
+    el.appendChild(span);
+  });
+}
+
+// Each frame: the mouth from the viseme at the audio clock (eased), the caption highlight.
+let open = 0, wide = 1, lastWord = -1;
+function frame(t) {
+  const pos = position();
+  let target = 0, targetWide = 1;
+  if (turn && pos >= 0) {
+    const v = turn.visemes.find((f) => f.start <= pos && pos < f.end);
+    if (v) { target = (OPEN[v.viseme] ?? 0.3) * v.weight; targetWide = WIDE[v.viseme] ?? 1; }
+    const w = turn.words.findIndex((x) => x.start <= pos && pos < x.end);
+    if (w !== lastWord) { lastWord = w; renderWords(); }
+  }
+  open += (target - open) * 0.45; wide += (targetWide - wide) * 0.45;
+  $("mouth-open").setAttribute("ry", (1 + open * 14).toFixed(2));
+  $("mouth-open").setAttribute("rx", (22 * wide).toFixed(2));
+  $("lips").setAttribute("d", `M${-24 * wide} 0 Q0 ${-6 - open * 10} ${24 * wide} 0 Q0 ${6 + open * 12} ${-24 * wide} 0Z`);
+  document.body.dataset.mouth = open.toFixed(3);
+  // A blink every few seconds.
+  const b = (t % 4200) < 130 ? 22 : 0;
+  $("lids").setAttribute("height", b);
+  requestAnimationFrame(frame);
+}
+requestAnimationFrame(frame);
+
+$("ask").onsubmit = (e) => {
+  e.preventDefault();
+  ctx = ctx || new AudioContext();
+  ctx.resume();
+  const text = $("question").value.trim();
+  if (text && ws.readyState === WebSocket.OPEN) { $("error").textContent = ""; ws.send(JSON.stringify({ type: "text", v: 1, text })); }
+  $("question").value = "";
+};
+$("interrupt").onclick = () => { stopAudio(); if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "interrupt", v: 1 })); };

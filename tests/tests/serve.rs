@@ -1,0 +1,287 @@
+//! `hiwar serve` from the outside, with a real WebSocket client (tungstenite): protocol v1
+//! conformance (a text turn streamed as audio, visemes and words on one clock; interrupt),
+//! authentication and origin checks before the upgrade, bad input of every kind, limits.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use hiwar_tests::{Standin, hiwar, model_cache, wait_for};
+use serde_json::{Value, json};
+use tungstenite::client::IntoClientRequest as _;
+use tungstenite::http::HeaderValue;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Message, WebSocket, stream::MaybeTlsStream};
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(env: &[(&str, &str)]) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut cmd = hiwar(&model_cache());
+        cmd.args(["serve", "--bind", &addr]).envs(env.iter().copied()).stdout(Stdio::null()).stderr(Stdio::inherit());
+        let child = cmd.spawn().expect("spawn hiwar serve");
+        let server = Server { child, addr };
+        let started = Instant::now();
+        while server.get("/healthz").0 != 200 {
+            assert!(started.elapsed() < Duration::from_secs(60), "hiwar serve did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
+    /// A plain HTTP GET: (status, body).
+    fn get(&self, path: &str) -> (u16, String) {
+        let Ok(mut s) = TcpStream::connect(&self.addr) else { return (0, String::new()) };
+        let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        (status, out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+    }
+
+    fn connect(&self, token: Option<&str>, origin: Option<&str>) -> Result<Ws, tungstenite::Error> {
+        let mut req = format!("ws://{}/ws", self.addr).into_client_request().expect("request");
+        if let Some(t) = token {
+            req.headers_mut().insert("Authorization", HeaderValue::from_str(&format!("Bearer {t}")).expect("header"));
+        }
+        if let Some(o) = origin {
+            req.headers_mut().insert("Origin", HeaderValue::from_str(o).expect("header"));
+        }
+        let (ws, _) = tungstenite::connect(req)?;
+        if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+        }
+        Ok(Ws(ws))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Ws(WebSocket<MaybeTlsStream<TcpStream>>);
+
+/// What came back: JSON messages, binary frames (as their length), or the close.
+#[derive(Debug)]
+enum In {
+    Json(Value),
+    Binary(usize),
+    Closed(Option<CloseCode>),
+}
+
+impl Ws {
+    fn send(&mut self, v: Value) {
+        self.0.send(Message::Text(v.to_string().into())).expect("send");
+    }
+
+    fn next(&mut self) -> In {
+        loop {
+            match self.0.read() {
+                Ok(Message::Text(t)) => return In::Json(serde_json::from_str(&t).expect("server JSON")),
+                Ok(Message::Binary(b)) => return In::Binary(b.len()),
+                Ok(Message::Close(f)) => return In::Closed(f.map(|f| f.code)),
+                Ok(_) => {}
+                Err(_) => return In::Closed(None),
+            }
+        }
+    }
+
+    /// Messages until one of `kind` (inclusive).
+    fn until(&mut self, kind: &str) -> Vec<In> {
+        let mut got = Vec::new();
+        loop {
+            let m = self.next();
+            let done = matches!(&m, In::Json(v) if v["type"] == kind) || matches!(m, In::Closed(_));
+            got.push(m);
+            if done {
+                return got;
+            }
+        }
+    }
+
+    fn hello(&mut self) -> Value {
+        self.send(json!({"type": "hello", "v": 1, "lang": "auto"}));
+        match self.until("ready").pop() {
+            Some(In::Json(v)) => v,
+            other => panic!("no ready: {other:?}"),
+        }
+    }
+}
+
+const TOKEN: &str = "s3cret-token";
+
+#[test]
+fn a_typed_question_streams_audio_visemes_and_words_on_one_clock() {
+    let server = Server::start(&[("HIWAR_SERVE_TOKEN", TOKEN)]);
+    let mut ws = server.connect(Some(TOKEN), None).expect("connect");
+    let ready = ws.hello();
+    assert_eq!((ready["v"].as_u64(), ready["audio_format"].as_str()), (Some(1), Some("pcm16le")));
+    ws.send(json!({"type": "text", "v": 1, "text": "مَتى يفتح المركز يوم الجمعة؟"}));
+    let got = ws.until("end_of_turn");
+    let kinds: Vec<String> = got.iter().map(|m| match m {
+        In::Json(v) => v["type"].as_str().unwrap_or("").to_string() + v["state"].as_str().map(|s| format!(":{s}")).unwrap_or_default().as_str(),
+        In::Binary(_) => "binary".into(),
+        In::Closed(_) => "closed".into(),
+    }).collect();
+    let pos = |k: &str| kinds.iter().position(|x| x == k).unwrap_or_else(|| panic!("no {k} in {kinds:?}"));
+    assert!(pos("transcript") < pos("state:thinking") && pos("state:thinking") < pos("state:speaking") && pos("state:speaking") < pos("audio"), "{kinds:?}");
+    // Every audio header is followed by its binary frame, chunks back to back on the turn's
+    // clock; visemes and words fall inside the audio they belong to.
+    let mut clock = 0u64;
+    let (mut visemes, mut words) = (0, 0);
+    for (i, m) in got.iter().enumerate() {
+        let In::Json(v) = m else { continue };
+        match v["type"].as_str() {
+            Some("audio") => {
+                assert_eq!(v["start"].as_u64(), Some(clock), "{v}");
+                let n = v["samples"].as_u64().expect("samples");
+                assert!(matches!(got[i + 1], In::Binary(len) if len as u64 == n * 2), "the header's frame: {:?}", got[i + 1]);
+                clock += n;
+            }
+            Some("visemes") => {
+                for f in v["frames"].as_array().expect("frames") {
+                    assert!(f["end"].as_u64() <= Some(clock) && f["start"].as_u64() <= f["end"].as_u64(), "{f} beyond {clock}");
+                    visemes += 1;
+                }
+            }
+            Some("words") => {
+                for w in v["words"].as_array().expect("words") {
+                    assert!(w["end"].as_u64() <= Some(clock), "{w} beyond {clock}");
+                    words += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    let In::Json(end) = got.last().expect("end") else { panic!() };
+    assert_eq!((end["samples"].as_u64(), end["source"].as_str(), end["interrupted"].as_bool()), (Some(clock), Some("knowledge"), Some(false)));
+    assert!(clock > 22_050 * 3 && visemes > 20 && words > 5, "{clock} samples, {visemes} visemes, {words} words");
+    assert!(kinds.iter().any(|k| k == "visemes") && got.iter().any(|m| matches!(m, In::Json(v) if v["type"] == "words" && v["words"][0]["text"].as_str().is_some_and(|t| t.chars().any(|c| ('\u{0600}'..='\u{06FF}').contains(&c))))), "Arabic words");
+    // The metrics saw it.
+    let (_, metrics) = server.get("/metrics");
+    assert!(metrics.contains("hiwar_sessions 1") && metrics.contains("hiwar_turns_total 1"), "{metrics}");
+}
+
+#[test]
+fn interrupt_stops_the_answer_mid_stream_and_drops_the_llm_stream() {
+    // Qwen (the stand-in) streams an answer that never ends; the client interrupts it.
+    let standin = Standin::start(&["endless", "answer"]);
+    let mut cmd = hiwar(&model_cache());
+    standin.apply(&mut cmd);
+    cmd.env("HIWAR_LLM_MAX_TOKENS", "400");
+    let env: Vec<(String, String)> = cmd.get_envs().filter_map(|(k, v)| Some((k.to_str()?.to_string(), v?.to_str()?.to_string()))).collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = Server::start(&env);
+    let mut ws = server.connect(None, None).expect("connect");
+    ws.hello();
+    ws.send(json!({"type": "text", "v": 1, "text": "When do you open?"}));
+    let before = ws.until("audio");
+    assert!(before.iter().any(|m| matches!(m, In::Json(v) if v["type"] == "reply")), "reply deltas stream first: {before:?}");
+    ws.send(json!({"type": "interrupt", "v": 1}));
+    let got = ws.until("end_of_turn");
+    let Some(In::Json(end)) = got.last() else { panic!("{got:?}") };
+    assert_eq!((end["turn"].as_u64(), end["interrupted"].as_bool()), (Some(1), Some(true)), "{end}");
+    wait_for(&standin.lines, Duration::from_secs(3), "the LLM disconnect", |l| l == "{\"disconnect\":1}");
+    // Nothing more of that turn; the session goes on.
+    ws.send(json!({"type": "text", "v": 1, "text": "Do you accept cash?"}));
+    let next = ws.until("end_of_turn");
+    for m in &next {
+        if let In::Json(v) = m {
+            assert_ne!(v["turn"], 1, "turn 1 went on after the interrupt: {v}");
+        }
+    }
+    let Some(In::Json(end)) = next.last() else { panic!() };
+    assert_eq!((end["turn"].as_u64(), end["interrupted"].as_bool(), end["source"].as_str()), (Some(2), Some(false), Some("llm")));
+}
+
+#[test]
+fn no_token_wrong_token_and_wrong_origin_are_refused_before_the_upgrade() {
+    let server = Server::start(&[("HIWAR_SERVE_TOKEN", TOKEN), ("HIWAR_SERVE_ALLOWED_ORIGINS", "https://kiosk.example")]);
+    let status = |r: Result<Ws, tungstenite::Error>| match r {
+        Err(tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("{e}"),
+        Ok(_) => 101,
+    };
+    assert_eq!(status(server.connect(None, None)), 401);
+    assert_eq!(status(server.connect(Some("s3cret-tokem"), None)), 401);
+    assert_eq!(status(server.connect(Some(TOKEN), Some("https://evil.example"))), 403);
+    assert_eq!(status(server.connect(Some(TOKEN), Some("https://kiosk.example"))), 101);
+    // Browsers cannot set headers: ?token= works too.
+    let req = format!("ws://{}/ws?token={TOKEN}", server.addr);
+    assert!(tungstenite::connect(req).is_ok());
+    let (_, metrics) = server.get("/metrics");
+    assert!(metrics.contains("hiwar_refused_total{reason=\"auth\"} 2") && metrics.contains("hiwar_refused_total{reason=\"origin\"} 1"), "{metrics}");
+    // A server other machines can reach refuses to start without a token.
+    let out = hiwar(&model_cache()).args(["serve", "--bind", "0.0.0.0:0"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("serve.token"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn bad_messages_get_named_errors_and_the_session_survives_them() {
+    let server = Server::start(&[("HIWAR_SERVE_MAX_MESSAGE_BYTES", "4096")]);
+    let mut ws = server.connect(None, None).expect("connect");
+    let error = |ws: &mut Ws| loop {
+        match ws.next() {
+            In::Json(v) if v["type"] == "error" => return v,
+            In::Json(_) | In::Binary(_) => {}
+            In::Closed(c) => panic!("closed {c:?}"),
+        }
+    };
+    ws.send(json!({"type": "text", "v": 1, "text": "hi"}));
+    assert_eq!(error(&mut ws)["code"], "hello_first");
+    ws.hello();
+    for (frame, code) in [
+        ("{oops".to_string(), "bad_json"),
+        (json!({"type": "text", "v": 2, "text": "x"}).to_string(), "bad_version"),
+        (json!({"type": "dance", "v": 1}).to_string(), "unknown_type"),
+        (json!({"type": "text", "v": 1}).to_string(), "bad_message"),
+    ] {
+        ws.0.send(Message::Text(frame.into())).expect("send");
+        let e = error(&mut ws);
+        assert_eq!(e["code"], code);
+        assert!(e["message_ar"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+    }
+    ws.0.send(Message::Binary(vec![1u8, 2, 3].into())).expect("send");
+    assert_eq!(error(&mut ws)["code"], "bad_audio");
+    // Still answering.
+    ws.send(json!({"type": "text", "v": 1, "text": "Do you accept cash?"}));
+    assert!(matches!(ws.until("end_of_turn").last(), Some(In::Json(v)) if v["source"] == "knowledge"));
+    // Over the size limit: closed with 1009.
+    ws.0.send(Message::Text("x".repeat(10_000).into())).expect("send");
+    assert!(matches!(ws.until("__none__").last(), Some(In::Closed(Some(CloseCode::Size)))), "oversize frame");
+}
+
+#[test]
+fn limits_close_clearly_and_slow_handshakes_are_dropped() {
+    let server = Server::start(&[("HIWAR_SERVE_MAX_SESSIONS", "2"), ("HIWAR_SERVE_HANDSHAKE_TIMEOUT_MS", "500"), ("HIWAR_SERVE_IDLE_TIMEOUT_SECS", "2")]);
+    let mut a = server.connect(None, None).expect("first");
+    let _b = server.connect(None, None).expect("second");
+    let mut c = server.connect(None, None).expect("third gets the upgrade");
+    assert!(matches!(c.next(), In::Closed(Some(CloseCode::Again))), "1013 try again later");
+    a.hello();
+    // Slowloris: half a request head, then nothing — dropped after the handshake timeout.
+    let mut slow = TcpStream::connect(&server.addr).expect("tcp");
+    slow.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n").expect("write");
+    slow.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    assert_eq!(slow.read(&mut buf).unwrap_or(0), 0, "closed without an answer");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    // An idle session is closed after the idle timeout; the page and health stay up.
+    assert!(matches!(a.until("__none__").last(), Some(In::Closed(Some(CloseCode::Normal)))));
+    let (status, page) = server.get("/");
+    assert!(status == 200 && page.contains("hiwar.js"), "{status}");
+    assert_eq!(server.get("/hiwar.js").0, 200);
+    assert_eq!(server.get("/../Cargo.toml").0, 404);
+    assert_eq!(server.get("/ws").0, 426);
+}
