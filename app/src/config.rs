@@ -302,6 +302,8 @@ pub struct Serve {
     pub handshake_timeout_ms: u64,
     /// Synthesis threads shared by the sessions (each holds the voices, ~150 MB).
     pub voice_threads: usize,
+    /// Messages queued for a client before it counts as not reading and is dropped.
+    pub send_queue: usize,
 }
 
 impl Default for Serve {
@@ -316,6 +318,7 @@ impl Default for Serve {
             idle_timeout_secs: 300,
             handshake_timeout_ms: 5_000,
             voice_threads: 1,
+            send_queue: 512,
         }
     }
 }

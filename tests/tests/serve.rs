@@ -4,7 +4,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hiwar_tests::{Standin, hiwar, model_cache, wait_for};
@@ -284,4 +284,81 @@ fn limits_close_clearly_and_slow_handshakes_are_dropped() {
     assert_eq!(server.get("/hiwar.js").0, 200);
     assert_eq!(server.get("/../Cargo.toml").0, 404);
     assert_eq!(server.get("/ws").0, 426);
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok()))
+        .map_or(0.0, |k| k / 1024.0)
+}
+
+/// A metric's value from /metrics.
+fn metric(server: &Server, line_start: &str) -> f64 {
+    let (_, m) = server.get("/metrics");
+    m.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(-1.0)
+}
+
+#[test]
+fn a_client_that_never_reads_is_dropped_and_others_are_unaffected() {
+    let server = Server::start(&[("HIWAR_SERVE_SEND_QUEUE", "32")]);
+    let mut slow = server.connect(None, None).expect("slow client");
+    slow.hello();
+    // Questions every 300 ms, answers never read: the socket's buffers fill, then the queue.
+    let started = Instant::now();
+    let mut sent = 0;
+    while metric(&server, "hiwar_refused_total{reason=\"slow_client\"}") < 1.0 {
+        assert!(started.elapsed() < Duration::from_secs(60), "the slow client was never dropped ({sent} questions)");
+        if slow.0.send(Message::Text(json!({"type": "text", "v": 1, "text": "Where is the nearest office and where can I park?"}).to_string().into())).is_err() {
+            break;
+        }
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Another client is served as usual.
+    let mut other = server.connect(None, None).expect("other client");
+    other.hello();
+    other.send(json!({"type": "text", "v": 1, "text": "Do you accept cash?"}));
+    assert!(matches!(other.until("end_of_turn").last(), Some(In::Json(v)) if v["source"] == "knowledge"));
+    drop(slow);
+}
+
+#[test]
+fn a_thousand_idle_sessions_and_abrupt_disconnects_leave_the_server_serving() {
+    // Room for the sockets on both sides (the systemd unit sets LimitNOFILE likewise).
+    let _ = Command::new("prlimit").args(["--pid", &std::process::id().to_string(), "--nofile=8192:"]).status();
+    let server = Server::start(&[("HIWAR_SERVE_MAX_SESSIONS", "1100"), ("HIWAR_SERVE_IDLE_TIMEOUT_SECS", "120")]);
+    let before = rss_mib(server.child.id());
+    let mut idle = Vec::new();
+    for i in 0..1000 {
+        idle.push(server.connect(None, None).unwrap_or_else(|e| panic!("connection {i}: {e}")));
+    }
+    let started = Instant::now();
+    while metric(&server, "hiwar_sessions ") < 1000.0 {
+        assert!(started.elapsed() < Duration::from_secs(20), "sessions: {}", metric(&server, "hiwar_sessions "));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let held = rss_mib(server.child.id());
+    assert!(held - before < 200.0, "1000 idle sessions took {:.0} MiB", held - before);
+    // Abrupt disconnects mid-turn: the TCP connection just goes.
+    for _ in 0..5 {
+        let mut c = server.connect(None, None).expect("connect");
+        c.hello();
+        c.send(json!({"type": "text", "v": 1, "text": "Where is the nearest office and where can I park?"}));
+        c.until("audio");
+        if let MaybeTlsStream::Plain(s) = c.0.get_ref() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+    // Still serving, with all of those open.
+    let mut live = server.connect(None, None).expect("live");
+    live.hello();
+    live.send(json!({"type": "text", "v": 1, "text": "متى يفتح المركز؟"}));
+    assert!(matches!(live.until("end_of_turn").last(), Some(In::Json(v)) if v["interrupted"] == false));
+    drop(idle);
+    let started = Instant::now();
+    while metric(&server, "hiwar_sessions ") > 1.0 {
+        assert!(started.elapsed() < Duration::from_secs(20), "sessions not released: {}", metric(&server, "hiwar_sessions "));
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

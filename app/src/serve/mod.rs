@@ -140,6 +140,7 @@ pub struct Settings {
     pub messages_per_second: f64,
     pub idle_timeout: Duration,
     pub handshake_timeout: Duration,
+    pub send_queue: usize,
     pub web_dir: PathBuf,
 }
 
@@ -183,6 +184,7 @@ pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
         messages_per_second: s.messages_per_second.max(1.0),
         idle_timeout: Duration::from_secs(s.idle_timeout_secs.max(1)),
         handshake_timeout: Duration::from_millis(s.handshake_timeout_ms.max(100)),
+        send_queue: s.send_queue.max(8),
         web_dir: crate::demo::assets_dir().join("web"),
     };
     let mind = Mind::from_config(config)?;
@@ -336,7 +338,7 @@ async fn websocket(shared: Arc<Shared>, stream: TcpStream, head: &str, query: &s
     shared.metrics.sessions_total.fetch_add(1, Ordering::Relaxed);
     let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
     // Outgoing: a bounded queue to a writer task. Full means the client stopped reading.
-    let (out, mut out_rx) = mpsc::channel::<Message>(512);
+    let (out, mut out_rx) = mpsc::channel::<Message>(s.send_queue);
     let session_end = CancellationToken::new();
     let writer_end = session_end.clone();
     let writer = tokio::spawn(async move {

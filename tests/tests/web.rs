@@ -1,0 +1,168 @@
+//! The reference web page in a real browser: Debian's chromium, headless, driven over the
+//! DevTools protocol (a WebSocket, spoken with tungstenite — no Node, no npm). The page loads
+//! from `hiwar serve`, connects, asks a typed Arabic question, plays the answer on the Web
+//! Audio clock, moves the mouth from the timed visemes, and shows the caption right to left.
+
+use std::io::Read as _;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hiwar_tests::{hiwar, model_cache};
+use serde_json::{Value, json};
+use tungstenite::{Message, WebSocket, stream::MaybeTlsStream};
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A GET, reading the body by its Content-Length (Chromium's DevTools server keeps the
+/// connection open).
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    std::io::Write::write_all(&mut s, format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+            let length: Option<usize> = head.lines().find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse().ok()));
+            if let Some(n) = length
+                && buf.len() >= end + 4 + n
+            {
+                return Some(String::from_utf8_lossy(&buf[end + 4..end + 4 + n]).into_owned());
+            }
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+/// A DevTools session on one page.
+struct Page {
+    ws: WebSocket<MaybeTlsStream<TcpStream>>,
+    id: u64,
+}
+
+impl Page {
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.id += 1;
+        let id = self.id;
+        self.ws.send(Message::Text(json!({"id": id, "method": method, "params": params}).to_string().into())).expect("devtools send");
+        loop {
+            let Message::Text(t) = self.ws.read().expect("devtools read") else { continue };
+            let v: Value = serde_json::from_str(&t).expect("devtools json");
+            if v["id"].as_u64() == Some(id) {
+                assert!(v.get("error").is_none(), "{method}: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+
+    fn eval(&mut self, js: &str) -> Value {
+        let r = self.call("Runtime.evaluate", json!({"expression": js, "returnByValue": true, "awaitPromise": true}));
+        assert!(r.get("exceptionDetails").is_none(), "{js}: {r}");
+        r["result"]["value"].clone()
+    }
+
+    fn wait_for(&mut self, js: &str, limit: Duration) -> Value {
+        let started = Instant::now();
+        loop {
+            let v = self.eval(js);
+            if v.as_bool() == Some(true) || (!v.is_null() && v.as_bool().is_none()) {
+                return v;
+            }
+            assert!(started.elapsed() < limit, "waited {limit:?} for {js}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn the_reference_page_answers_a_typed_arabic_question_with_a_moving_mouth_and_rtl_captions() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let addr = format!("127.0.0.1:{port}");
+    let _server = Kill(hiwar(&model_cache()).args(["serve", "--bind", &addr]).stdout(Stdio::null()).spawn().expect("hiwar serve"));
+    let started = Instant::now();
+    while http_get(&addr, "/healthz").is_none_or(|b| b.trim() != "ok") {
+        assert!(started.elapsed() < Duration::from_secs(60), "hiwar serve did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let profile = tempfile::tempdir().expect("profile");
+    let _chromium = Kill(
+        Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--autoplay-policy=no-user-gesture-required",
+                "--window-size=800,900",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(format!("http://{addr}/"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromium (Debian package chromium, installed by ./bootstrap)"),
+    );
+    // Chromium writes its DevTools port into the profile.
+    let port_file = profile.path().join("DevToolsActivePort");
+    let started = Instant::now();
+    let devtools = loop {
+        if let Some(p) = std::fs::read_to_string(&port_file).ok().and_then(|s| s.lines().next().map(str::to_string)).filter(|p| !p.is_empty()) {
+            break format!("127.0.0.1:{p}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "chromium did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let page_ws = loop {
+        let list: Value = http_get(&devtools, "/json/list").and_then(|b| serde_json::from_str(&b).ok()).unwrap_or_default();
+        if let Some(url) = list.as_array().into_iter().flatten().find(|t| t["type"] == "page" && t["url"].as_str().is_some_and(|u| u.contains(&addr))).and_then(|t| t["webSocketDebuggerUrl"].as_str()) {
+            break url.to_string();
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no page target: {list}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (ws, _) = tungstenite::connect(page_ws).expect("devtools websocket");
+    let mut page = Page { ws, id: 0 };
+    page.wait_for("(document.getElementById('state')?.textContent || '').includes('ready')", Duration::from_secs(20));
+    page.eval("document.getElementById('question').value = 'متى يفتح المركز يوم الجمعة؟'; document.getElementById('ask').requestSubmit(); true");
+    page.wait_for("(document.getElementById('state')?.textContent || '').includes('speaking')", Duration::from_secs(20));
+    // The mouth over 3 s of the answer, sampled every 50 ms.
+    let mut openings = Vec::new();
+    for _ in 0..60 {
+        openings.push(page.eval("parseFloat(document.body.dataset.mouth || '0')").as_f64().unwrap_or(0.0));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let max = openings.iter().copied().fold(0.0, f64::max);
+    let closed = openings.iter().filter(|o| **o < 0.15).count();
+    let open = openings.iter().filter(|o| **o > 0.4).count();
+    assert!(max > 0.5 && open >= 5 && closed >= 3, "the mouth did not move with the speech: {openings:?}");
+    // The caption: Arabic, right to left, the spoken word lit.
+    let caption = page.eval("(() => { const a = document.getElementById('avatar'); return {dir: a.dir, direction: getComputedStyle(a).direction, text: a.textContent, now: a.querySelectorAll('.now').length}; })()");
+    assert_eq!(caption["dir"], "rtl", "{caption}");
+    assert_eq!(caption["direction"], "rtl", "{caption}");
+    assert!(caption["text"].as_str().is_some_and(|t| t.contains("الجمعة")), "{caption}");
+    let shot = page.call("Page.captureScreenshot", json!({"format": "png"}));
+    let png = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, shot["data"].as_str().expect("png data")).expect("base64");
+    let out = std::env::var_os("HIWAR_TEST_SCREENSHOTS").map_or_else(|| profile.path().join("page.png"), |d| Path::new(&d).join("web-page.png"));
+    std::fs::write(&out, &png).expect("write screenshot");
+    assert!(png.len() > 10_000, "a blank page? {} bytes", png.len());
+}
