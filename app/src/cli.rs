@@ -196,6 +196,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         turns: usize,
     },
+    /// The WebSocket server: idle sessions and memory per session, concurrent text turns
+    /// against real time, the server path's added latency against in-process.
+    Serve {
+        /// Idle sessions to hold.
+        #[arg(long, default_value_t = 1000)]
+        idle: usize,
+        /// Turns per client (and ×4 for the latency comparison).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+    },
     /// The face: frame time against a minimal bevy scene, audio-visual offset measured from a
     /// rendered video, animation cost per frame.
     Face {

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_loop;
+mod bench_serve;
 mod bus;
 mod cli;
 mod config;
@@ -72,6 +73,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bench::asr(&config, model, reps.max(1), rounds, &only)
         }
         Command::Bench { what: BenchCommand::Loop { only, rounds, interruptions, turns } } => bench_loop::run(&config, &only, rounds, interruptions, turns),
+        Command::Bench { what: BenchCommand::Serve { idle, reps } } => bench_serve::run(&config, idle, reps.max(1)),
         Command::Bench { what: BenchCommand::Tts { python, reps } } => bench::tts(&config, &python, reps.max(1)),
         Command::Bench { what: BenchCommand::Face { frames, size, sync_size, sync_fps, only, timeline } } => {
             stage::bench::face(&config, &stage::bench::FaceBench { frames: frames.max(1), size, sync_size, sync_fps, only, timeline })

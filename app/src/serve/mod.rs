@@ -451,6 +451,8 @@ struct Session {
     /// The turn in progress and its cancel token; turns cancelled up to this one.
     turn: Option<(u64, CancellationToken)>,
     cancelled: Arc<AtomicU64>,
+    /// The last turn whose `end_of_turn` has been sent.
+    finished: Arc<AtomicU64>,
     next_turn: u64,
     hello: bool,
     lang: Option<Lang>,
@@ -477,7 +479,8 @@ impl Session {
         let (jobs, rx) = mpsc::unbounded_channel();
         let cancelled = Arc::new(AtomicU64::new(0));
         let asked_at = Arc::new(std::sync::Mutex::new(None));
-        tokio::spawn(speech_task(Arc::clone(&shared), rx, out.clone(), end.clone(), Arc::clone(&cancelled), Arc::clone(&asked_at)));
+        let finished = Arc::new(AtomicU64::new(0));
+        tokio::spawn(speech_task(Arc::clone(&shared), rx, out.clone(), end.clone(), Arc::clone(&cancelled), Arc::clone(&finished), Arc::clone(&asked_at)));
         Session {
             shared,
             id,
@@ -487,6 +490,7 @@ impl Session {
             voice: Arc::new(SessionVoice { jobs }),
             turn: None,
             cancelled,
+            finished,
             next_turn: 1,
             hello: false,
             lang: None,
@@ -559,7 +563,8 @@ impl Session {
     }
 
     fn interrupt(&mut self) {
-        if let Some((turn, cancel)) = self.turn.take() {
+        // A turn whose end has been sent is over: nothing to interrupt.
+        if let Some((turn, cancel)) = self.turn.take().filter(|(t, _)| self.finished.load(Ordering::Acquire) < *t) {
             cancel.cancel();
             self.cancelled.fetch_max(turn, Ordering::AcqRel);
             let _ = self.voice.jobs.send(SpeechJob::Finish { turn, source: "interrupted", interrupted: true });
@@ -621,6 +626,7 @@ async fn speech_task(
     out: mpsc::Sender<Message>,
     end: CancellationToken,
     cancelled: Arc<AtomicU64>,
+    finished: Arc<AtomicU64>,
     asked_at: Arc<std::sync::Mutex<Option<Instant>>>,
 ) {
     // Samples sent so far in each turn (its clock), and chunks sent.
@@ -663,6 +669,9 @@ async fn speech_task(
             }
             SpeechJob::Finish { turn, source, interrupted } => {
                 let samples = if turn == turn_now { clock } else { 0 };
+                if finished.fetch_max(turn, Ordering::AcqRel) >= turn {
+                    continue; // already ended (interrupted after its last chunk)
+                }
                 send(&out, &end, &shared, json(&ServerMsg::EndOfTurn { v: VERSION, turn, source, interrupted, samples }));
                 if !interrupted {
                     send(&out, &end, &shared, json(&ServerMsg::State { v: VERSION, state: "idle", turn: Some(turn) }));
