@@ -227,10 +227,7 @@ fn faults(config: &Config, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
 }
 
 fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok()))
-        .map_or(f64::NAN, |kib| kib / 1024.0)
+    crate::bench_serve::rss_mib(std::process::id())
 }
 
 fn memory(config: &Config, rt: &tokio::runtime::Runtime, turns: usize) -> anyhow::Result<()> {
