@@ -304,6 +304,8 @@ pub struct Serve {
     pub voice_threads: usize,
     /// Messages queued for a client before it counts as not reading and is dropped.
     pub send_queue: usize,
+    /// Clients streaming microphone audio at once (each runs VAD + whisper, ~200 MB).
+    pub max_audio_streams: usize,
 }
 
 impl Default for Serve {
@@ -319,6 +321,7 @@ impl Default for Serve {
             handshake_timeout_ms: 5_000,
             voice_threads: 1,
             send_queue: 512,
+            max_audio_streams: 2,
         }
     }
 }

@@ -106,3 +106,43 @@ $("ask").onsubmit = (e) => {
   $("question").value = "";
 };
 $("interrupt").onclick = () => { stopAudio(); if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "interrupt", v: 1 })); };
+
+// The microphone: an AudioWorklet hands 128-frame blocks to the page, which downsamples them
+// to 16 kHz PCM16 and streams them (audio_start … binary frames … audio_end). The browser's
+// own echo cancellation keeps the answer out of the microphone, so speaking over it interrupts.
+const WORKLET = `class Tap extends AudioWorkletProcessor { process(inputs) { const c = inputs[0][0]; if (c) this.port.postMessage(c.slice(0)); return true; } }
+registerProcessor("hiwar-tap", Tap);`;
+let mic = null;
+async function startMic() {
+  ctx = ctx || new AudioContext();
+  await ctx.resume();
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true, channelCount: 1 } });
+  await ctx.audioWorklet.addModule(URL.createObjectURL(new Blob([WORKLET], { type: "text/javascript" })));
+  const source = ctx.createMediaStreamSource(stream);
+  const tap = new AudioWorkletNode(ctx, "hiwar-tap");
+  const ratio = ctx.sampleRate / 16000;
+  let pending = [], phase = 0;
+  tap.port.onmessage = (e) => {
+    const x = e.data;
+    for (; phase < x.length; phase += ratio) pending.push(x[Math.floor(phase)]);
+    phase -= x.length;
+    if (pending.length >= 1600 && ws.readyState === WebSocket.OPEN) {
+      const pcm = new Int16Array(pending.length);
+      pending.forEach((s, i) => { pcm[i] = Math.max(-1, Math.min(1, s)) * 32767; });
+      ws.send(pcm.buffer);
+      pending = [];
+    }
+  };
+  source.connect(tap);
+  ws.send(JSON.stringify({ type: "audio_start", v: 1, rate: 16000 }));
+  mic = { stream, source, tap };
+  $("mic").textContent = "⏹ أوقف الميكروفون · Mic off";
+}
+function stopMic() {
+  if (!mic) return;
+  mic.source.disconnect(); mic.tap.disconnect(); mic.stream.getTracks().forEach((t) => t.stop());
+  if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "audio_end", v: 1 }));
+  mic = null;
+  $("mic").textContent = "🎤 تحدّث · Speak";
+}
+$("mic").onclick = () => (mic ? stopMic() : startMic().catch((e) => { $("error").textContent = `الميكروفون غير متاح · microphone unavailable: ${e.message}`; }));

@@ -362,3 +362,24 @@ fn a_thousand_idle_sessions_and_abrupt_disconnects_leave_the_server_serving() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn microphone_audio_over_the_socket_is_heard_and_answered() {
+    let server = Server::start(&[]);
+    let mut ws = server.connect(None, None).expect("connect");
+    ws.hello();
+    let (rate, samples) = hiwar_tests::read_wav(&hiwar_tests::clip("en-office.wav").0);
+    ws.send(json!({"type": "audio_start", "v": 1, "rate": rate}));
+    // 100 ms frames of PCM16LE, then a second of silence so the end of speech is heard.
+    let pcm: Vec<u8> = samples.iter().chain(std::iter::repeat_n(&0.0, rate as usize)).flat_map(|s| ((s * 32767.0) as i16).to_le_bytes()).collect();
+    for frame in pcm.chunks(rate as usize / 10 * 2) {
+        ws.0.send(Message::Binary(frame.to_vec().into())).expect("audio frame");
+    }
+    ws.send(json!({"type": "audio_end", "v": 1}));
+    let got = ws.until("end_of_turn");
+    let finals: Vec<&Value> = got.iter().filter_map(|m| if let In::Json(v) = m { Some(v) } else { None }).filter(|v| v["type"] == "transcript" && v["final"] == true).collect();
+    assert!(finals.first().is_some_and(|f| f["text"].as_str().unwrap_or("").to_lowercase().contains("office") && f["lang"] == "en"), "{finals:?}\n{got:?}");
+    let Some(In::Json(end)) = got.last() else { panic!() };
+    assert_eq!(end["source"], "knowledge", "{end}");
+    assert!(got.iter().any(|m| matches!(m, In::Binary(_))), "the answer was spoken");
+}

@@ -141,11 +141,15 @@ pub struct Settings {
     pub idle_timeout: Duration,
     pub handshake_timeout: Duration,
     pub send_queue: usize,
+    pub max_audio_streams: usize,
     pub web_dir: PathBuf,
 }
 
 struct Shared {
     settings: Settings,
+    /// Hearing for microphone audio over the socket (None: its models are missing).
+    hearing: Option<hiwar_speech::hearing::HearingConfig>,
+    audio_streams: AtomicUsize,
     mind: Mind,
     synth: SynthPool,
     metrics: Metrics,
@@ -185,15 +189,23 @@ pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
         idle_timeout: Duration::from_secs(s.idle_timeout_secs.max(1)),
         handshake_timeout: Duration::from_millis(s.handshake_timeout_ms.max(100)),
         send_queue: s.send_queue.max(8),
+        max_audio_streams: s.max_audio_streams,
         web_dir: crate::demo::assets_dir().join("web"),
     };
     let mind = Mind::from_config(config)?;
     let synth = SynthPool::start(config, s.voice_threads)?;
+    let hearing = match crate::hearing::hearing_config(config, None) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::warn!("microphone audio over the socket is off: {e:#}");
+            None
+        }
+    };
     let rt = crate::converse::runtime()?;
     rt.block_on(async move {
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         eprintln!("hiwar serve: http://{}/ (page) · ws://{}/ws (protocol v{VERSION}) · /healthz · /metrics", listener.local_addr()?, listener.local_addr()?);
-        let shared = Arc::new(Shared { settings, mind, synth, metrics: Metrics::default(), next_session: AtomicU64::new(1), shutdown: CancellationToken::new() });
+        let shared = Arc::new(Shared { settings, hearing, audio_streams: AtomicUsize::new(0), mind, synth, metrics: Metrics::default(), next_session: AtomicU64::new(1), shutdown: CancellationToken::new() });
         let stop = shared.shutdown.clone();
         tokio::spawn(async move {
             let _ = tokio::signal::ctrl_c().await;
@@ -358,6 +370,10 @@ async fn websocket(shared: Arc<Shared>, stream: TcpStream, head: &str, query: &s
     let mut bucket = (s.messages_per_second * 2.0, Instant::now());
     let close = loop {
         let next = tokio::select! {
+            h = session.heard() => {
+                session.on_heard(h);
+                continue;
+            }
             m = tokio::time::timeout(s.idle_timeout, incoming.next()) => m,
             () = session_end.cancelled() => break None,
             () = shared.shutdown.cancelled() => break Some((CloseCode::Away, "server shutting down".to_string())),
@@ -456,6 +472,9 @@ struct Session {
     next_turn: u64,
     hello: bool,
     lang: Option<Lang>,
+    /// Microphone audio from the client: where its blocks go, and what hearing makes of them.
+    audio: Option<std::sync::mpsc::Sender<Vec<f32>>>,
+    heard: Option<mpsc::UnboundedReceiver<hiwar_speech::hearing::HearingEvent>>,
     want: protocol::Want,
     asked_at: Arc<std::sync::Mutex<Option<Instant>>>,
 }
@@ -494,6 +513,8 @@ impl Session {
             next_turn: 1,
             hello: false,
             lang: None,
+            audio: None,
+            heard: None,
             want: protocol::Want::default(),
             asked_at,
         }
@@ -541,25 +562,108 @@ impl Session {
             }
             ClientMsg::Text { text, .. } => self.ask(text),
             ClientMsg::Interrupt { .. } => self.interrupt(),
-            ClientMsg::AudioStart { .. } | ClientMsg::AudioEnd { .. } => self.refuse(&protocol::Refusal {
-                code: "not_supported",
-                message: "microphone audio over the socket is not served yet; send text".into(),
-                message_ar: "الصوت عبر الاتصال غير مدعوم بعد؛ أرسل نصاً.",
-            }),
+            ClientMsg::AudioStart { rate, .. } => self.start_audio(rate).await,
+            ClientMsg::AudioEnd { .. } => {
+                // The end of the stream closes what was being said; hearing then finishes.
+                self.audio = None;
+            }
             ClientMsg::Bye { .. } => return Some((CloseCode::Normal, "bye".into())),
         }
         None
     }
 
     fn on_binary(&mut self, bytes: &[u8]) {
-        if let Err(r) = protocol::pcm16_to_f32(bytes) {
-            return self.refuse(&r);
+        let samples = match protocol::pcm16_to_f32(bytes) {
+            Ok(s) => s,
+            Err(r) => return self.refuse(&r),
+        };
+        match &self.audio {
+            Some(tx) => {
+                let _ = tx.send(samples);
+            }
+            None => self.refuse(&protocol::Refusal {
+                code: "bad_message",
+                message: "audio frame without audio_start".into(),
+                message_ar: "وصل صوت قبل رسالة بدء الصوت.",
+            }),
         }
-        self.refuse(&protocol::Refusal {
-            code: "not_supported",
-            message: "binary frames (microphone audio) are not served yet; send text".into(),
-            message_ar: "الصوت عبر الاتصال غير مدعوم بعد؛ أرسل نصاً.",
+    }
+
+    /// `audio_start`: a hearing pipeline (VAD + whisper) for this client's microphone.
+    async fn start_audio(&mut self, rate: u32) {
+        let refuse = |code, message: String, message_ar| protocol::Refusal { code, message, message_ar };
+        if self.audio.is_some() {
+            return self.refuse(&refuse("bad_message", "audio is already streaming; send audio_end first".into(), "الصوت يُرسل بالفعل."));
+        }
+        let Some(hc) = self.shared.hearing.clone() else {
+            return self.refuse(&refuse("not_available", "hearing's models are missing on the server (hiwar models fetch)".into(), "التعرف على الكلام غير متاح على الخادم."));
+        };
+        let limit = self.shared.settings.max_audio_streams;
+        if self.shared.audio_streams.fetch_add(1, Ordering::AcqRel) >= limit {
+            self.shared.audio_streams.fetch_sub(1, Ordering::AcqRel);
+            return self.refuse(&refuse("busy", format!("{limit} microphone streams at most; send text, or try again"), "الخادم مشغول؛ أرسل نصاً أو حاول لاحقاً."));
+        }
+        let (tx, blocks) = std::sync::mpsc::channel();
+        let started = tokio::task::spawn_blocking(move || hiwar_speech::hearing::Hearing::start(hc, hiwar_speech::hearing::Source::Stream { blocks, rate })).await;
+        let hearing = match started {
+            Ok(Ok(h)) => h,
+            other => {
+                self.shared.audio_streams.fetch_sub(1, Ordering::AcqRel);
+                let why = match other {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "hearing did not start".into(),
+                };
+                return self.refuse(&refuse("not_available", why, "التعرف على الكلام غير متاح الآن."));
+            }
+        };
+        let (heard_tx, heard_rx) = mpsc::unbounded_channel();
+        let shared = Arc::clone(&self.shared);
+        std::thread::spawn(move || {
+            for e in hearing.events.iter() {
+                if heard_tx.send(e).is_err() {
+                    break;
+                }
+            }
+            shared.audio_streams.fetch_sub(1, Ordering::AcqRel);
         });
+        self.audio = Some(tx);
+        self.heard = Some(heard_rx);
+    }
+
+    /// The next thing hearing reports; pending for ever when no audio is streaming.
+    async fn heard(&mut self) -> Option<hiwar_speech::hearing::HearingEvent> {
+        match self.heard.as_mut() {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn on_heard(&mut self, event: Option<hiwar_speech::hearing::HearingEvent>) {
+        use hiwar_speech::hearing::HearingEvent as H;
+        let Some(event) = event else {
+            self.heard = None;
+            return;
+        };
+        match event {
+            H::SpeechStarted { .. } => {
+                // The client's own voice over the answer: barge-in (browsers cancel their echo).
+                self.interrupt();
+                self.send(&ServerMsg::State { v: VERSION, state: "listening", turn: None });
+            }
+            H::Partial { text, lang, .. } => {
+                let lang = crate::dialogue::reply_lang(&lang, &text);
+                self.send(&ServerMsg::Transcript { v: VERSION, turn: self.next_turn, text, lang: lang_code(lang), is_final: false });
+            }
+            H::Final { utterance: Some(u), .. } => {
+                let lang = self.lang.unwrap_or_else(|| crate::dialogue::reply_lang(&u.lang, &u.text));
+                self.ask_in(u.text, lang);
+            }
+            H::Final { utterance: None, .. } => self.send(&ServerMsg::State { v: VERSION, state: "idle", turn: None }),
+            H::Failed { reason } => {
+                self.refuse(&protocol::Refusal { code: "hearing_failed", message: reason, message_ar: "تعذّر سماع الصوت." });
+            }
+            _ => {}
+        }
     }
 
     fn interrupt(&mut self) {
@@ -573,6 +677,11 @@ impl Session {
     }
 
     fn ask(&mut self, text: String) {
+        let lang = self.lang.unwrap_or_else(|| crate::mind::knowledge::lang_of(&text));
+        self.ask_in(text, lang);
+    }
+
+    fn ask_in(&mut self, text: String, lang: Lang) {
         self.interrupt();
         let turn = self.next_turn;
         self.next_turn += 1;
@@ -582,7 +691,6 @@ impl Session {
         if let Ok(mut a) = self.asked_at.lock() {
             *a = Some(Instant::now());
         }
-        let lang = self.lang.unwrap_or_else(|| crate::mind::knowledge::lang_of(&text));
         self.send(&ServerMsg::Transcript { v: VERSION, turn, text: text.clone(), lang: lang_code(lang), is_final: true });
         self.send(&ServerMsg::State { v: VERSION, state: "thinking", turn: Some(turn) });
         let (mind, voice, out, end, shared) = (Arc::clone(&self.mind), Arc::clone(&self.voice), self.out.clone(), self.end.clone(), Arc::clone(&self.shared));

@@ -25,6 +25,9 @@ pub enum Source {
     Microphone { device: String },
     /// Samples fed at real-time pace, as a microphone would (benchmarks, tests).
     Paced(PacedSource),
+    /// Blocks of mono samples at `rate` as another part of the program receives them (a
+    /// WebSocket client's microphone); the stream ends when the sender is dropped.
+    Stream { blocks: Receiver<Vec<f32>>, rate: u32 },
 }
 
 /// Mono samples at `rate`, delivered in real time in blocks of `block` samples.
@@ -114,6 +117,7 @@ impl Hearing {
                     let result = match source {
                         Source::Microphone { device } => ear.listen_mic(vad, &device, &stop),
                         Source::Paced(paced) => ear.listen_paced(vad, paced, &stop),
+                        Source::Stream { blocks, rate } => ear.listen_stream(vad, &blocks, rate, &stop),
                     };
                     if let Err(e) = result {
                         let _ = events.send(HearingEvent::Failed { reason: e.to_string() });
@@ -173,6 +177,25 @@ impl Ear {
             }
             let resampled = resampler.push(chunk)?.to_vec();
             self.feed(&mut listener, &resampled)?;
+        }
+        let tail = resampler.finish()?.to_vec();
+        self.feed(&mut listener, &tail)?;
+        listener.finish(|l, b| self.on_boundary(l, b))?;
+        Ok(())
+    }
+
+    fn listen_stream(&mut self, vad: SileroVad, blocks: &Receiver<Vec<f32>>, rate: u32, stop: &AtomicBool) -> Result<()> {
+        let mut resampler = Resampler::new(rate)?;
+        let mut listener = Listener::new(vad, self.config.segmenter);
+        while !stop.load(Ordering::Relaxed) {
+            match blocks.recv_timeout(Duration::from_millis(100)) {
+                Ok(block) => {
+                    let resampled = resampler.push(&block)?.to_vec();
+                    self.feed(&mut listener, &resampled)?;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
         }
         let tail = resampler.finish()?.to_vec();
         self.feed(&mut listener, &tail)?;
