@@ -130,6 +130,8 @@ async function startMic() {
       const pcm = new Int16Array(pending.length);
       pending.forEach((s, i) => { pcm[i] = Math.max(-1, Math.min(1, s)) * 32767; });
       ws.send(pcm.buffer);
+      // For tests and the curious: what the microphone has sent.
+      window.hiwarMic = { frames: (window.hiwarMic?.frames || 0) + 1, peak: Math.max(window.hiwarMic?.peak || 0, ...pending.map(Math.abs)) };
       pending = [];
     }
   };

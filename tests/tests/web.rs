@@ -89,18 +89,19 @@ impl Page {
     }
 }
 
-#[test]
-fn the_reference_page_answers_a_typed_arabic_question_with_a_moving_mouth_and_rtl_captions() {
+/// `hiwar serve`, and chromium (headless, with `extra` flags) on its page: the processes (kept
+/// alive by the returned guards) and a DevTools session on the page.
+fn open_page(extra: &[String]) -> (Kill, Kill, tempfile::TempDir, Page) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let addr = format!("127.0.0.1:{port}");
-    let _server = Kill(hiwar(&model_cache()).args(["serve", "--bind", &addr]).stdout(Stdio::null()).spawn().expect("hiwar serve"));
+    let server = Kill(hiwar(&model_cache()).args(["serve", "--bind", &addr]).stdout(Stdio::null()).spawn().expect("hiwar serve"));
     let started = Instant::now();
     while http_get(&addr, "/healthz").is_none_or(|b| b.trim() != "ok") {
         assert!(started.elapsed() < Duration::from_secs(60), "hiwar serve did not come up");
         std::thread::sleep(Duration::from_millis(100));
     }
     let profile = tempfile::tempdir().expect("profile");
-    let _chromium = Kill(
+    let chromium = Kill(
         Command::new("chromium")
             .args([
                 "--headless",
@@ -115,6 +116,7 @@ fn the_reference_page_answers_a_typed_arabic_question_with_a_moving_mouth_and_rt
                 "--window-size=800,900",
                 "--remote-debugging-port=0",
             ])
+            .args(extra)
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg(format!("http://{addr}/"))
             .stdout(Stdio::null())
@@ -141,7 +143,12 @@ fn the_reference_page_answers_a_typed_arabic_question_with_a_moving_mouth_and_rt
         std::thread::sleep(Duration::from_millis(100));
     };
     let (ws, _) = tungstenite::connect(page_ws).expect("devtools websocket");
-    let mut page = Page { ws, id: 0 };
+    (server, chromium, profile, Page { ws, id: 0 })
+}
+
+#[test]
+fn the_reference_page_answers_a_typed_arabic_question_with_a_moving_mouth_and_rtl_captions() {
+    let (_server, _chromium, profile, mut page) = open_page(&[]);
     page.wait_for("(document.getElementById('state')?.textContent || '').includes('ready')", Duration::from_secs(20));
     page.eval("document.getElementById('question').value = 'متى يفتح المركز يوم الجمعة؟'; document.getElementById('ask').requestSubmit(); true");
     page.wait_for("(document.getElementById('state')?.textContent || '').includes('speaking')", Duration::from_secs(20));
@@ -165,4 +172,24 @@ fn the_reference_page_answers_a_typed_arabic_question_with_a_moving_mouth_and_rt
     let out = std::env::var_os("HIWAR_TEST_SCREENSHOTS").map_or_else(|| profile.path().join("page.png"), |d| Path::new(&d).join("web-page.png"));
     std::fs::write(&out, &png).expect("write screenshot");
     assert!(png.len() > 10_000, "a blank page? {} bytes", png.len());
+}
+
+#[test]
+fn the_pages_microphone_streams_to_hearing_and_gets_an_answer() {
+    // Chromium's fake microphone plays a recording (in a loop) into getUserMedia.
+    // The question, then 4 s of quiet for the answer, looped.
+    let dir = tempfile::tempdir().expect("dir");
+    let (rate, mut samples) = hiwar_tests::read_wav(&hiwar_tests::clip("en-office.wav").0);
+    samples.extend(std::iter::repeat_n(0.0, rate as usize * 4));
+    let clip = dir.path().join("question.wav");
+    hiwar_tests::write_wav(&clip, rate, 1, &samples);
+    let clip = clip.canonicalize().expect("clip");
+    let flags = ["--use-fake-ui-for-media-stream".to_string(), "--use-fake-device-for-media-stream".to_string(), format!("--use-file-for-fake-audio-capture={}", clip.display())];
+    let (_server, _chromium, _profile, mut page) = open_page(&flags);
+    page.wait_for("(document.getElementById('state')?.textContent || '').includes('ready')", Duration::from_secs(20));
+    page.eval("document.getElementById('mic').click(); true");
+    // Chromium wants the file's canonical path.
+    let heard = page.wait_for("(() => { const t = document.getElementById('person').textContent.toLowerCase(); return t.includes('office') ? t : null; })()", Duration::from_secs(40));
+    assert!(heard.as_str().is_some_and(|t| t.contains("nearest")), "{heard}");
+    page.wait_for("document.getElementById('avatar').textContent.length > 20", Duration::from_secs(30));
 }
