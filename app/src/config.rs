@@ -306,6 +306,10 @@ pub struct Serve {
     pub send_queue: usize,
     /// Clients streaming microphone audio at once (each runs VAD + whisper, ~200 MB).
     pub max_audio_streams: usize,
+    /// TLS (https and wss) from PEM files: the certificate chain and its private key. Empty:
+    /// plain TCP (behind a TLS proxy, or on loopback).
+    pub tls_cert: String,
+    pub tls_key: String,
 }
 
 impl Default for Serve {
@@ -322,6 +326,8 @@ impl Default for Serve {
             voice_threads: 1,
             send_queue: 512,
             max_audio_streams: 2,
+            tls_cert: String::new(),
+            tls_key: String::new(),
         }
     }
 }

@@ -383,3 +383,65 @@ fn microphone_audio_over_the_socket_is_heard_and_answered() {
     assert_eq!(end["source"], "knowledge", "{end}");
     assert!(got.iter().any(|m| matches!(m, In::Binary(_))), "the answer was spoken");
 }
+
+#[test]
+fn tls_serves_the_page_and_the_websocket_upgrade() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(made.success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = hiwar(&model_cache())
+        .args(["serve", "--bind", &addr])
+        .env("HIWAR_SERVE_TLS_CERT", &cert)
+        .env("HIWAR_SERVE_TLS_KEY", &key)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("hiwar serve");
+    let curl = |path: &str| {
+        let out = Command::new("curl").args(["-sk", "--max-time", "5"]).arg(format!("https://{addr}{path}")).output().expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let started = Instant::now();
+    while curl("/healthz").trim() != "ok" {
+        assert!(started.elapsed() < Duration::from_secs(60), "https never came up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(curl("/").contains("hiwar.js"));
+    // The WebSocket upgrade over TLS (wss).
+    let mut s_client = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &addr])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_client");
+    let mut stdin = s_client.stdin.take().expect("stdin");
+    write!(stdin, "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").expect("write");
+    let mut stdout = s_client.stdout.take().expect("stdout");
+    let mut answer = [0u8; 64];
+    let n = stdout.read(&mut answer).unwrap_or(0);
+    let _ = s_client.kill();
+    let _ = s_client.wait();
+    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 101"), "{}", String::from_utf8_lossy(&answer[..n]));
+    // Plain HTTP to the TLS port gets nothing.
+    let plain = TcpStream::connect(&addr).and_then(|mut s| {
+        s.set_read_timeout(Some(Duration::from_secs(7)))?;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        Ok(out)
+    });
+    assert!(plain.map_or(true, |o| !String::from_utf8_lossy(&o).contains("ok")));
+    let _ = child.kill();
+    let _ = child.wait();
+}

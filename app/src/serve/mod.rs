@@ -20,7 +20,7 @@ use anyhow::Context as _;
 use futures_util::{SinkExt as _, StreamExt as _};
 use hiwar_speech::voice::Speech;
 use tokio::io::AsyncWriteExt as _;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -201,10 +201,13 @@ pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
             None
         }
     };
+    let tls = tls_acceptor(&s.tls_cert, &s.tls_key)?;
+    let scheme = if tls.is_some() { ("https", "wss") } else { ("http", "ws") };
     let rt = crate::converse::runtime()?;
     rt.block_on(async move {
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-        eprintln!("hiwar serve: http://{}/ (page) · ws://{}/ws (protocol v{VERSION}) · /healthz · /metrics", listener.local_addr()?, listener.local_addr()?);
+        let at = listener.local_addr()?;
+        eprintln!("hiwar serve: {}://{at}/ (page) · {}://{at}/ws (protocol v{VERSION}) · /healthz · /metrics", scheme.0, scheme.1);
         let shared = Arc::new(Shared { settings, hearing, audio_streams: AtomicUsize::new(0), mind, synth, metrics: Metrics::default(), next_session: AtomicU64::new(1), shutdown: CancellationToken::new() });
         let stop = shared.shutdown.clone();
         tokio::spawn(async move {
@@ -220,7 +223,19 @@ pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
             let Ok((stream, _)) = accepted else { continue };
             let _ = stream.set_nodelay(true);
             let shared = Arc::clone(&shared);
-            tokio::spawn(async move { connection(shared, stream).await });
+            match tls.clone() {
+                Some(acceptor) => {
+                    tokio::spawn(async move {
+                        // The TLS handshake counts against the handshake timeout too.
+                        if let Ok(Ok(stream)) = tokio::time::timeout(shared.settings.handshake_timeout, acceptor.accept(stream)).await {
+                            connection(shared, stream).await;
+                        }
+                    });
+                }
+                None => {
+                    tokio::spawn(async move { connection(shared, stream).await });
+                }
+            }
         }
         // Give sessions a moment to send their close frames.
         let deadline = Instant::now() + Duration::from_secs(2);
@@ -232,23 +247,86 @@ pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The request head, peeked (not consumed) within the handshake timeout.
-async fn peek_head(stream: &TcpStream, timeout: Duration) -> Option<String> {
+/// TLS from PEM files (`serve.tls_cert`, `serve.tls_key`); both empty: plain TCP.
+fn tls_acceptor(cert: &str, key: &str) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    match (cert.is_empty(), key.is_empty()) {
+        (true, true) => return Ok(None),
+        (false, false) => {}
+        _ => anyhow::bail!("serve.tls_cert and serve.tls_key go together: set both (PEM files) or neither"),
+    }
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| anyhow::anyhow!("serve.tls_cert {cert}: {e}"))?;
+    anyhow::ensure!(!certs.is_empty(), "serve.tls_cert {cert}: no certificate in it");
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| anyhow::anyhow!("serve.tls_key {key}: {e}"))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("serve.tls_cert / serve.tls_key do not make a usable certificate and key")?;
+    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+}
+
+/// Anything a connection can be: plain TCP or TLS over it.
+pub trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Conn for T {}
+
+/// Reads the request head (up to 8 KiB) within the handshake timeout: the head as text, and
+/// every byte read (the WebSocket handshake reads them again).
+async fn read_head<S: Conn>(stream: &mut S, timeout: Duration) -> Option<(String, Vec<u8>)> {
+    use tokio::io::AsyncReadExt as _;
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut buf = vec![0u8; 8192];
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
     loop {
-        let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await.ok()?.ok()?;
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Some((String::from_utf8_lossy(&buf[..end]).into_owned(), buf));
+        }
+        if buf.len() > 8192 {
+            return None;
+        }
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await.ok()?.ok()?;
         if n == 0 {
             return None;
         }
-        if let Some(end) = buf[..n].windows(4).position(|w| w == b"\r\n\r\n") {
-            return Some(String::from_utf8_lossy(&buf[..end]).into_owned());
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A stream that first gives back bytes already read from it.
+struct Prefixed<S> {
+    prefix: Vec<u8>,
+    at: usize,
+    inner: S,
+}
+
+impl<S: Conn> tokio::io::AsyncRead for Prefixed<S> {
+    fn poll_read(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::task::Poll<std::io::Result<()>> {
+        if self.at < self.prefix.len() {
+            let n = buf.remaining().min(self.prefix.len() - self.at);
+            let at = self.at;
+            buf.put_slice(&self.prefix[at..at + n]);
+            self.at += n;
+            return std::task::Poll::Ready(Ok(()));
         }
-        if n == buf.len() || tokio::time::Instant::now() >= deadline {
-            return None; // a head over 8 KiB, or too slow in coming
-        }
-        // More is coming: wait a little rather than spin on peek.
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: Conn> tokio::io::AsyncWrite for Prefixed<S> {
+    fn poll_write(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -256,18 +334,15 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().skip(1).find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
 }
 
-async fn respond(mut stream: TcpStream, status: &str, content_type: &str, body: &[u8], extra: &str) {
-    // Consume what was peeked, so the close is clean.
-    let mut sink = [0u8; 8192];
-    let _ = tokio::time::timeout(Duration::from_millis(50), tokio::io::AsyncReadExt::read(&mut stream, &mut sink)).await;
+async fn respond<S: Conn>(mut stream: S, status: &str, content_type: &str, body: &[u8], extra: &str) {
     let head = format!("HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n{extra}\r\n", body.len());
     let _ = stream.write_all(head.as_bytes()).await;
     let _ = stream.write_all(body).await;
     let _ = stream.shutdown().await;
 }
 
-async fn connection(shared: Arc<Shared>, stream: TcpStream) {
-    let Some(head) = peek_head(&stream, shared.settings.handshake_timeout).await else {
+async fn connection<S: Conn>(shared: Arc<Shared>, mut stream: S) {
+    let Some((head, read)) = read_head(&mut stream, shared.settings.handshake_timeout).await else {
         // Slow or broken handshakes are dropped without a word.
         return;
     };
@@ -279,7 +354,7 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream) {
     }
     let upgrade = header(&head, "upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
     if path == "/ws" && upgrade {
-        return websocket(shared, stream, &head, query).await;
+        return websocket(shared, Prefixed { prefix: read, at: 0, inner: stream }, &head, query).await;
     }
     match path {
         "/healthz" => respond(stream, "200 OK", "text/plain", b"ok\n", "").await,
@@ -290,7 +365,7 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream) {
 }
 
 /// The reference page's files, from assets/web (no directory traversal, a fixed set of types).
-async fn static_file(shared: Arc<Shared>, stream: TcpStream, path: &str) {
+async fn static_file<S: Conn>(shared: Arc<Shared>, stream: S, path: &str) {
     let name = if path == "/" { "index.html" } else { path.trim_start_matches('/') };
     let ok = !name.is_empty() && name.split('/').all(|p| !p.is_empty() && p != ".." && !p.starts_with('.')) && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
     let kind = match name.rsplit('.').next() {
@@ -309,7 +384,7 @@ async fn static_file(shared: Arc<Shared>, stream: TcpStream, path: &str) {
     }
 }
 
-async fn websocket(shared: Arc<Shared>, stream: TcpStream, head: &str, query: &str) {
+async fn websocket<S: Conn>(shared: Arc<Shared>, stream: Prefixed<S>, head: &str, query: &str) {
     let s = &shared.settings;
     if let Some(token) = &s.token {
         let given = header(head, "authorization")
