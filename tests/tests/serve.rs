@@ -125,6 +125,7 @@ fn a_typed_question_streams_audio_visemes_and_words_on_one_clock() {
     let mut ws = server.connect(Some(TOKEN), None).expect("connect");
     let ready = ws.hello();
     assert_eq!((ready["v"].as_u64(), ready["audio_format"].as_str()), (Some(1), Some("pcm16le")));
+    assert_eq!(ready["streams"], json!(["audio", "visemes", "words"]));
     ws.send(json!({"type": "text", "v": 1, "text": "مَتى يفتح المركز يوم الجمعة؟"}));
     let got = ws.until("end_of_turn");
     let kinds: Vec<String> = got.iter().map(|m| match m {
@@ -169,6 +170,10 @@ fn a_typed_question_streams_audio_visemes_and_words_on_one_clock() {
     // The metrics saw it.
     let (_, metrics) = server.get("/metrics");
     assert!(metrics.contains("hiwar_sessions 1") && metrics.contains("hiwar_turns_total 1"), "{metrics}");
+    for stage in ["first_audio", "retrieval", "synthesis"] {
+        let count = format!("hiwar_stage_ms_count{{stage=\"{stage}\"}} ");
+        assert!(metrics.lines().any(|l| l.starts_with(&count) && !l.ends_with(" 0")), "{stage}: {metrics}");
+    }
 }
 
 #[test]
@@ -444,4 +449,38 @@ fn tls_serves_the_page_and_the_websocket_upgrade() {
     assert!(plain.map_or(true, |o| !String::from_utf8_lossy(&o).contains("ok")));
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[test]
+fn ctrl_c_closes_sessions_with_going_away_and_exits_cleanly() {
+    let mut server = Server::start(&[]);
+    let mut ws = server.connect(None, None).expect("connect");
+    ws.hello();
+    ws.send(json!({"type": "text", "v": 1, "text": "Where is the nearest office and where can I park?"}));
+    ws.until("audio");
+    let status = Command::new("kill").args(["-INT", &server.child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    assert!(matches!(ws.until("__none__").last(), Some(In::Closed(Some(CloseCode::Away)))), "1001 going away");
+    let started = Instant::now();
+    let code = loop {
+        if let Some(s) = server.child.try_wait().expect("wait") {
+            break s.code();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "hiwar serve did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn a_client_gets_only_the_streams_it_asks_for() {
+    let server = Server::start(&[]);
+    let mut ws = server.connect(None, None).expect("connect");
+    ws.send(json!({"type": "hello", "v": 1, "lang": "en", "rig": "arkit", "want": {"audio": false, "visemes": true, "words": false, "blendshapes": true}}));
+    let Some(In::Json(ready)) = ws.until("ready").pop() else { panic!() };
+    assert_eq!(ready["streams"], json!(["visemes"]), "blendshapes are not streamed in v1, and ready says so");
+    ws.send(json!({"type": "text", "v": 1, "text": "Do you accept cash?"}));
+    let got = ws.until("end_of_turn");
+    assert!(got.iter().any(|m| matches!(m, In::Json(v) if v["type"] == "visemes")));
+    assert!(!got.iter().any(|m| matches!(m, In::Binary(_)) || matches!(m, In::Json(v) if v["type"] == "audio" || v["type"] == "words")), "{got:?}");
 }

@@ -1,7 +1,7 @@
 //! `hiwar serve`: the WebSocket protocol (v1, `protocol.rs`, docs/protocol.md), the reference
 //! web page, `/healthz` and Prometheus `/metrics`, on one port.
 //!
-//! Each connection is read (peeked) up to the end of its request head within the handshake
+//! Each connection (TLS first, if configured) is read up to the end of its request head within the handshake
 //! timeout; then it is either a plain HTTP GET (page, health, metrics) or a WebSocket upgrade on
 //! `/ws`, checked for its token (constant-time) and Origin before tungstenite completes it.
 //! A session's outgoing messages go through a bounded queue: a client that stops reading is
@@ -44,18 +44,49 @@ pub struct Metrics {
     pub dropped_slow: AtomicU64,
     pub turns_total: AtomicU64,
     pub errors_total: AtomicU64,
-    /// Text received → first audio sent, histogram buckets (ms) and their counts.
-    first_audio: [AtomicU64; FIRST_AUDIO_BUCKETS.len() + 1],
-    first_audio_sum_ms: AtomicU64,
+    /// Per-stage latency: the question → first audio sent, retrieval, the LLM's first token,
+    /// one chunk's synthesis.
+    first_audio: Histogram,
+    retrieval: Histogram,
+    llm_first_token: Histogram,
+    synthesis: Histogram,
 }
 
-const FIRST_AUDIO_BUCKETS: [u64; 8] = [50, 100, 200, 400, 800, 1_600, 3_200, 6_400];
+const BUCKETS_MS: [u64; 10] = [1, 5, 25, 50, 100, 200, 400, 800, 1_600, 6_400];
+
+/// A Prometheus histogram of milliseconds (atomics only).
+#[derive(Debug, Default)]
+struct Histogram {
+    counts: [AtomicU64; BUCKETS_MS.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, ms: f64) {
+        let i = BUCKETS_MS.iter().position(|b| ms <= *b as f64).unwrap_or(BUCKETS_MS.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add((ms * 1e3).max(0.0) as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, stage: &str) -> String {
+        let mut out = String::new();
+        let mut cumulative = 0;
+        for (i, b) in BUCKETS_MS.iter().enumerate() {
+            cumulative += self.counts[i].load(Ordering::Relaxed);
+            out.push_str(&format!("hiwar_stage_ms_bucket{{stage=\"{stage}\",le=\"{b}\"}} {cumulative}\n"));
+        }
+        cumulative += self.counts[BUCKETS_MS.len()].load(Ordering::Relaxed);
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e3;
+        out.push_str(&format!(
+            "hiwar_stage_ms_bucket{{stage=\"{stage}\",le=\"+Inf\"}} {cumulative}\nhiwar_stage_ms_sum{{stage=\"{stage}\"}} {sum}\nhiwar_stage_ms_count{{stage=\"{stage}\"}} {cumulative}\n"
+        ));
+        out
+    }
+}
 
 impl Metrics {
     fn observe_first_audio(&self, ms: u64) {
-        let i = FIRST_AUDIO_BUCKETS.iter().position(|b| ms <= *b).unwrap_or(FIRST_AUDIO_BUCKETS.len());
-        self.first_audio[i].fetch_add(1, Ordering::Relaxed);
-        self.first_audio_sum_ms.fetch_add(ms, Ordering::Relaxed);
+        self.first_audio.observe(ms as f64);
     }
 
     fn render(&self) -> String {
@@ -80,15 +111,16 @@ impl Metrics {
         );
         metric("hiwar_turns_total", "counter", "Turns answered.", format!("hiwar_turns_total {}\n", g(&self.turns_total)));
         metric("hiwar_errors_total", "counter", "Error messages sent to clients.", format!("hiwar_errors_total {}\n", g(&self.errors_total)));
-        let mut hist = String::new();
-        let mut cumulative = 0;
-        for (i, b) in FIRST_AUDIO_BUCKETS.iter().enumerate() {
-            cumulative += g(&self.first_audio[i]);
-            hist.push_str(&format!("hiwar_first_audio_ms_bucket{{le=\"{b}\"}} {cumulative}\n"));
-        }
-        cumulative += g(&self.first_audio[FIRST_AUDIO_BUCKETS.len()]);
-        hist.push_str(&format!("hiwar_first_audio_ms_bucket{{le=\"+Inf\"}} {cumulative}\nhiwar_first_audio_ms_sum {}\nhiwar_first_audio_ms_count {cumulative}\n", g(&self.first_audio_sum_ms)));
-        metric("hiwar_first_audio_ms", "histogram", "Question received to the first audio frame sent, milliseconds.", hist);
+        let hist = [("first_audio", &self.first_audio), ("retrieval", &self.retrieval), ("llm_first_token", &self.llm_first_token), ("synthesis", &self.synthesis)]
+            .iter()
+            .map(|(stage, h)| h.render(stage))
+            .collect::<String>();
+        metric(
+            "hiwar_stage_ms",
+            "histogram",
+            "Latency by stage, milliseconds: question → first audio sent, retrieval, LLM first token, one chunk's synthesis.",
+            hist,
+        );
         out
     }
 }
@@ -551,6 +583,8 @@ struct Session {
     audio: Option<std::sync::mpsc::Sender<Vec<f32>>>,
     heard: Option<mpsc::UnboundedReceiver<hiwar_speech::hearing::HearingEvent>>,
     want: protocol::Want,
+    /// What the client asked to be streamed, for the speech task.
+    wanted: Arc<std::sync::Mutex<protocol::Want>>,
     asked_at: Arc<std::sync::Mutex<Option<Instant>>>,
 }
 
@@ -574,7 +608,9 @@ impl Session {
         let cancelled = Arc::new(AtomicU64::new(0));
         let asked_at = Arc::new(std::sync::Mutex::new(None));
         let finished = Arc::new(AtomicU64::new(0));
-        tokio::spawn(speech_task(Arc::clone(&shared), rx, out.clone(), end.clone(), Arc::clone(&cancelled), Arc::clone(&finished), Arc::clone(&asked_at)));
+        let wanted = Arc::new(std::sync::Mutex::new(protocol::Want::default()));
+        let task = SpeechTask { shared: Arc::clone(&shared), out: out.clone(), end: end.clone(), cancelled: Arc::clone(&cancelled), finished: Arc::clone(&finished), asked_at: Arc::clone(&asked_at), wanted: Arc::clone(&wanted) };
+        tokio::spawn(speech_task(task, rx));
         Session {
             shared,
             id,
@@ -591,6 +627,7 @@ impl Session {
             audio: None,
             heard: None,
             want: protocol::Want::default(),
+            wanted,
             asked_at,
         }
     }
@@ -621,6 +658,9 @@ impl Session {
             ClientMsg::Hello { lang, want, .. } => {
                 self.hello = true;
                 self.want = want;
+                if let Ok(mut w) = self.wanted.lock() {
+                    *w = want;
+                }
                 self.lang = match lang.as_deref() {
                     Some("ar") => Some(Lang::Ar),
                     Some("en") => Some(Lang::En),
@@ -632,6 +672,7 @@ impl Session {
                     audio_rate: self.shared.synth.rate,
                     audio_format: "pcm16le",
                     languages: vec!["ar", "en"],
+                    streams: want.streams(),
                 });
                 self.send(&ServerMsg::State { v: VERSION, state: "idle", turn: None });
             }
@@ -784,6 +825,10 @@ impl Session {
                 })
             };
             let report = answer_turn(&mind, voice.as_ref(), &bus, turn, &text, lang, Instant::now(), Duration::from_secs(2), cancel).await;
+            shared.metrics.retrieval.observe(report.retrieval_ms);
+            if let Some(ms) = report.first_token_ms {
+                shared.metrics.llm_first_token.observe(ms);
+            }
             drop(bus);
             let _ = relay.await;
             if !report.cancelled {
@@ -803,15 +848,19 @@ impl Session {
 
 /// Synthesises a session's chunks in order and streams them: an `audio` header and its binary
 /// frame, the visemes and the words, all on the turn's sample clock.
-async fn speech_task(
+/// A session's speech task and what it shares with the session.
+struct SpeechTask {
     shared: Arc<Shared>,
-    mut jobs: mpsc::UnboundedReceiver<SpeechJob>,
     out: mpsc::Sender<Message>,
     end: CancellationToken,
     cancelled: Arc<AtomicU64>,
     finished: Arc<AtomicU64>,
     asked_at: Arc<std::sync::Mutex<Option<Instant>>>,
-) {
+    wanted: Arc<std::sync::Mutex<protocol::Want>>,
+}
+
+async fn speech_task(task: SpeechTask, mut jobs: mpsc::UnboundedReceiver<SpeechJob>) {
+    let SpeechTask { shared, out, end, cancelled, finished, asked_at, wanted } = task;
     // Samples sent so far in each turn (its clock), and chunks sent.
     let (mut turn_now, mut clock, mut seq) = (0u64, 0u64, 0u64);
     let live = |turn: u64| cancelled.load(Ordering::Acquire) < turn;
@@ -824,7 +873,10 @@ async fn speech_task(
                 if !live(turn) {
                     continue;
                 }
-                let speech = match shared.synth.speak(text).await {
+                let synth_started = Instant::now();
+                let spoken = shared.synth.speak(text).await;
+                shared.metrics.synthesis.observe(synth_started.elapsed().as_secs_f64() * 1e3);
+                let speech = match spoken {
                     Ok(s) => s,
                     Err(e) => {
                         tracing::error!("voice: {e}");
@@ -842,11 +894,18 @@ async fn speech_task(
                     }
                 }
                 let n = speech.samples.len() as u64;
-                send(&out, &end, &shared, json(&ServerMsg::Audio { v: VERSION, turn, seq, start: clock, samples: n, rate: speech.sample_rate, what }));
-                send(&out, &end, &shared, Message::Binary(protocol::f32_to_pcm16(&speech.samples).into()));
-                send(&out, &end, &shared, json(&ServerMsg::Visemes { v: VERSION, turn, frames: protocol::visemes_of(&speech.phonemes, clock) }));
-                let words = speech.words.iter().map(|w| WordSpan { text: w.word.clone(), start: w.start + clock, end: w.end + clock }).collect();
-                send(&out, &end, &shared, json(&ServerMsg::Words { v: VERSION, turn, words }));
+                let want = wanted.lock().map(|w| *w).unwrap_or_default();
+                if want.audio {
+                    send(&out, &end, &shared, json(&ServerMsg::Audio { v: VERSION, turn, seq, start: clock, samples: n, rate: speech.sample_rate, what }));
+                    send(&out, &end, &shared, Message::Binary(protocol::f32_to_pcm16(&speech.samples).into()));
+                }
+                if want.visemes {
+                    send(&out, &end, &shared, json(&ServerMsg::Visemes { v: VERSION, turn, frames: protocol::visemes_of(&speech.phonemes, clock) }));
+                }
+                if want.words {
+                    let words = speech.words.iter().map(|w| WordSpan { text: w.word.clone(), start: w.start + clock, end: w.end + clock }).collect();
+                    send(&out, &end, &shared, json(&ServerMsg::Words { v: VERSION, turn, words }));
+                }
                 clock += n;
                 seq += 1;
             }
@@ -885,8 +944,9 @@ mod tests {
         m.observe_first_audio(120);
         m.observe_first_audio(9_000);
         let text = m.render();
-        assert!(text.contains("hiwar_first_audio_ms_bucket{le=\"200\"} 1"), "{text}");
-        assert!(text.contains("hiwar_first_audio_ms_bucket{le=\"+Inf\"} 2"), "{text}");
+        assert!(text.contains("hiwar_stage_ms_bucket{stage=\"first_audio\",le=\"200\"} 1"), "{text}");
+        assert!(text.contains("hiwar_stage_ms_bucket{stage=\"first_audio\",le=\"+Inf\"} 2"), "{text}");
+        assert!(text.contains("hiwar_stage_ms_count{stage=\"synthesis\"} 0"), "{text}");
         assert!(text.contains("# TYPE hiwar_sessions gauge"));
     }
 }

@@ -22,6 +22,9 @@ pub enum ClientMsg {
         lang: Option<String>,
         #[serde(default)]
         want: Want,
+        /// The client's rig (`arkit`, `oculus`, `vrm`, …), for its own use; visemes suit them all.
+        #[serde(default)]
+        rig: Option<String>,
     },
     /// A typed question.
     Text { v: u32, text: String },
@@ -40,11 +43,20 @@ pub struct Want {
     pub audio: bool,
     pub visemes: bool,
     pub words: bool,
+    /// ARKit blendshape frames: not streamed in version 1 (`ready.streams` says what is).
+    pub blendshapes: bool,
 }
 
 impl Default for Want {
     fn default() -> Want {
-        Want { audio: true, visemes: true, words: true }
+        Want { audio: true, visemes: true, words: true, blendshapes: false }
+    }
+}
+
+impl Want {
+    /// What will be streamed of what was asked for.
+    pub fn streams(&self) -> Vec<&'static str> {
+        [("audio", self.audio), ("visemes", self.visemes), ("words", self.words)].into_iter().filter(|(_, on)| *on).map(|(n, _)| n).collect()
     }
 }
 
@@ -70,7 +82,7 @@ pub struct WordSpan {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
-    Ready { v: u32, session: String, audio_rate: u32, audio_format: &'static str, languages: Vec<&'static str> },
+    Ready { v: u32, session: String, audio_rate: u32, audio_format: &'static str, languages: Vec<&'static str>, streams: Vec<&'static str> },
     State { v: u32, state: &'static str, turn: Option<u64> },
     Transcript { v: u32, turn: u64, text: String, lang: &'static str, #[serde(rename = "final")] is_final: bool },
     Reply { v: u32, turn: u64, delta: String },
@@ -174,7 +186,7 @@ mod tests {
     #[test]
     fn messages_decode_and_bad_ones_are_named() {
         assert_eq!(decode(r#"{"type":"text","v":1,"text":"متى تفتحون؟"}"#), Ok(ClientMsg::Text { v: 1, text: "متى تفتحون؟".into() }));
-        let hello = decode(r#"{"type":"hello","v":1,"lang":"ar","want":{"audio":true,"visemes":true,"words":false}}"#).expect("hello");
+        let hello = decode(r#"{"type":"hello","v":1,"lang":"ar","want":{"audio":true,"visemes":true,"words":false,"blendshapes":true},"rig":"arkit"}"#).expect("hello");
         assert!(matches!(hello, ClientMsg::Hello { want: Want { words: false, .. }, .. }));
         for (frame, code) in [
             ("{not json", "bad_json"),
