@@ -62,36 +62,15 @@ fn live_run(config: &Config, rt: &tokio::runtime::Runtime, input: Vec<f32>, scri
         .map_err(|e| anyhow::anyhow!("bench loop needs an audio output (a PulseAudio null sink will do): {e}"))?;
     let hc = crate::hearing::hearing_config(&config, None)?;
     let _guard = rt.enter();
-    let (voice, mut voice_events) = VoiceOut::start(voices, Output::Speaker(player));
+    let (voice, voice_events) = VoiceOut::start(voices, Output::Speaker(player));
     let voice = Arc::new(voice);
     let bus = Bus::new(4096);
     let (tx, rx) = mpsc::unbounded_channel();
     let hearing = hearing::Hearing::start(hc, Source::Paced(PacedSource { samples: input, rate: 16_000, block: 320 }))?;
     let t0 = Instant::now();
     let level = Arc::clone(&hearing.level);
-    let h = tx.clone();
-    std::thread::spawn(move || {
-        for e in hearing.events.iter() {
-            if h.send(crate::dialogue::LoopInput::Hearing(e)).is_err() {
-                return;
-            }
-        }
-        let _ = h.send(crate::dialogue::LoopInput::HearingClosed);
-    });
-    let v = tx.clone();
-    rt.spawn(async move {
-        while let Some(e) = voice_events.recv().await {
-            if v.send(crate::dialogue::LoopInput::Voice(e)).is_err() {
-                return;
-            }
-        }
-    });
-    let settings = LoopSettings {
-        session_ends_after: Duration::from_secs(config.dialogue.session_ends_after_secs),
-        barge_in: config.dialogue.barge_in,
-        margin_db: config.dialogue.barge_in_margin_db,
-        holding_after: Duration::from_millis(config.dialogue.holding_after_ms),
-    };
+    crate::converse::forward(hearing, voice_events, &tx);
+    let settings = LoopSettings::from_config(&config);
     let outcome = rt.block_on(live_loop(mind, voice, bus, settings, level, rx, tx, CancellationToken::new()));
     Ok((outcome, t0))
 }

@@ -93,10 +93,13 @@ impl EventKind {
     }
 }
 
-fn lang_code(lang: Lang) -> &'static str {
-    match lang {
-        Lang::Ar => "ar",
-        Lang::En => "en",
+impl Lang {
+    /// The ISO 639-1 code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Ar => "ar",
+            Lang::En => "en",
+        }
     }
 }
 
@@ -109,7 +112,7 @@ pub fn to_json(e: &Event) -> serde_json::Value {
         EventKind::SpeechStarted => json!({"event": "speech_started"}),
         EventKind::SpeechEnded => json!({"event": "speech_ended"}),
         EventKind::Transcript { text, lang, is_final, confidence } => {
-            json!({"event": "transcript", "text": text, "lang": lang_code(*lang), "final": is_final, "confidence": confidence})
+            json!({"event": "transcript", "text": text, "lang": lang.code(), "final": is_final, "confidence": confidence})
         }
         EventKind::ReplyText { delta } => json!({"event": "reply_text", "delta": delta}),
         EventKind::AudioChunk { samples, sample_rate } => json!({"event": "audio", "samples": samples.len(), "rate": sample_rate}),

@@ -21,11 +21,6 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("mind").enable_all().build()?)
 }
 
-fn settings(config: &Config) -> LoopSettings {
-    let d = &config.dialogue;
-    LoopSettings { session_ends_after: Duration::from_secs(d.session_ends_after_secs), barge_in: d.barge_in, margin_db: d.barge_in_margin_db, holding_after: Duration::from_millis(d.holding_after_ms) }
-}
-
 /// Prints every bus event as a JSON line on standard output.
 fn print_events(bus: &Bus) {
     let mut rx = bus.subscribe();
@@ -51,7 +46,7 @@ fn log_events(bus: &Bus) {
     tokio::spawn(async move {
         while let Ok(e) = rx.recv().await {
             match &e.kind {
-                K::Transcript { text, lang, is_final: true, .. } => eprintln!("👤 ({}) {text}", crate::dialogue::lang_code(*lang)),
+                K::Transcript { text, lang, is_final: true, .. } => eprintln!("👤 ({}) {text}", lang.code()),
                 K::Answered { source, text } => eprintln!("🗣  [{source}] {text}"),
                 K::Fallback { kind, .. } => eprintln!("⚠  LLM fallback: {kind}"),
                 K::BargeIn { audible_after, limit } => eprintln!("✋ barge-in: {audible_after} frames after the decision (limit {limit})"),
@@ -101,7 +96,7 @@ pub fn run(config: &Config, input: Option<&Path>, events: bool, window: bool, ki
         ctrl_c.cancel();
     });
     eprintln!("hiwar is listening — تحدّث بالعربية أو بالإنجليزية · speak Arabic or English; Ctrl-C to stop");
-    let live = live_loop(Arc::clone(&mind), Arc::clone(&voice), bus.clone(), settings(config), level, loop_rx, loop_tx, stop.clone());
+    let live = live_loop(Arc::clone(&mind), Arc::clone(&voice), bus.clone(), LoopSettings::from_config(config), level, loop_rx, loop_tx, stop.clone());
     let outcome = if window && crate::stage::window::has_display() {
         let clock = voice.clock.clone();
         let done = stop.clone();
@@ -132,8 +127,9 @@ pub fn run(config: &Config, input: Option<&Path>, events: bool, window: bool, ki
     Ok(ExitCode::SUCCESS)
 }
 
-/// Hearing's and the voice's events into the loop (hearing's channel is a std one).
-fn forward(hearing: hearing::Hearing, mut voice_events: mpsc::UnboundedReceiver<VoiceEvent>, tx: &mpsc::UnboundedSender<LoopInput>) {
+/// Hearing's and the voice's events into the loop (hearing's channel is a std one). Needs a
+/// tokio runtime.
+pub fn forward(hearing: hearing::Hearing, mut voice_events: mpsc::UnboundedReceiver<VoiceEvent>, tx: &mpsc::UnboundedSender<LoopInput>) {
     let h = tx.clone();
     std::thread::Builder::new()
         .name("hearing-loop".into())
@@ -176,7 +172,7 @@ pub fn chat(config: &Config, once: Option<&str>, speak: Option<&Path>, events: b
         Some(_) => {
             let voices = crate::voice::voices(config, true)?;
             rate = voices.sample_rate();
-            let (voice, mut spoken) = VoiceOut::start(voices, Output::Memory { rate, samples: Vec::new() });
+            let (voice, mut spoken) = VoiceOut::start(voices, Output::Memory { samples: Vec::new() });
             let bus = bus.clone();
             rt.spawn(async move {
                 while let Some(e) = spoken.recv().await {

@@ -65,7 +65,7 @@ pub enum VoiceEvent {
 /// device), where the clock is the count of samples kept.
 pub enum Output {
     Speaker(Player),
-    Memory { rate: u32, samples: Vec<f32> },
+    Memory { samples: Vec<f32> },
     /// Counted, not kept (benchmarks of many turns).
     Null { played: u64 },
 }
@@ -143,10 +143,9 @@ impl VoiceOut {
                                         Err(e) => Err(e.to_string()),
                                     }
                                 }
-                                Output::Memory { rate, samples } => {
+                                Output::Memory { samples } => {
                                     let start = samples.len() as u64;
                                     samples.extend_from_slice(&speech.samples);
-                                    *rate = speech.sample_rate;
                                     Ok((start, samples.len() as u64, speech.sample_rate, Instant::now(), start))
                                 }
                                 Output::Null { played } => {
@@ -298,7 +297,7 @@ pub async fn answer_turn(
     holding_after: Duration,
     cancel: CancellationToken,
 ) -> TurnReport {
-    let mut report = TurnReport { turn, question: question.to_string(), lang: lang_code(lang), ..TurnReport::default() };
+    let mut report = TurnReport { turn, question: question.to_string(), lang: lang.code(), ..TurnReport::default() };
     let publish = |kind| bus.publish(Event { turn: TurnId(turn), clock: None, kind });
     publish(EventKind::State(State::Thinking));
     let mut rx = mind.ask(question, lang, cancel.clone());
@@ -383,13 +382,6 @@ pub fn reply_lang(detected: &str, text: &str) -> Lang {
     }
 }
 
-pub fn lang_code(lang: Lang) -> &'static str {
-    match lang {
-        Lang::Ar => "ar",
-        Lang::En => "en",
-    }
-}
-
 pub fn source_code(source: Source) -> &'static str {
     match source {
         Source::Llm => "llm",
@@ -412,6 +404,18 @@ pub struct LoopSettings {
     pub barge_in: bool,
     pub margin_db: f32,
     pub holding_after: Duration,
+}
+
+impl LoopSettings {
+    pub fn from_config(config: &crate::config::Config) -> LoopSettings {
+        let d = &config.dialogue;
+        LoopSettings {
+            session_ends_after: Duration::from_secs(d.session_ends_after_secs),
+            barge_in: d.barge_in,
+            margin_db: d.barge_in_margin_db,
+            holding_after: Duration::from_millis(d.holding_after_ms),
+        }
+    }
 }
 
 /// The turn in progress.

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, EventKind, Lang};
 use crate::config::Config;
-use crate::dialogue::{Speak, answer_turn, lang_code, source_code};
+use crate::dialogue::{Speak, answer_turn, source_code};
 use crate::mind::Mind;
 use protocol::{ClientMsg, ServerMsg, VERSION, WordSpan};
 
@@ -582,7 +582,6 @@ struct Session {
     /// Microphone audio from the client: where its blocks go, and what hearing makes of them.
     audio: Option<std::sync::mpsc::Sender<Vec<f32>>>,
     heard: Option<mpsc::UnboundedReceiver<hiwar_speech::hearing::HearingEvent>>,
-    want: protocol::Want,
     /// What the client asked to be streamed, for the speech task.
     wanted: Arc<std::sync::Mutex<protocol::Want>>,
     asked_at: Arc<std::sync::Mutex<Option<Instant>>>,
@@ -626,7 +625,6 @@ impl Session {
             lang: None,
             audio: None,
             heard: None,
-            want: protocol::Want::default(),
             wanted,
             asked_at,
         }
@@ -657,7 +655,6 @@ impl Session {
         match msg {
             ClientMsg::Hello { lang, want, .. } => {
                 self.hello = true;
-                self.want = want;
                 if let Ok(mut w) = self.wanted.lock() {
                     *w = want;
                 }
@@ -768,7 +765,7 @@ impl Session {
             }
             H::Partial { text, lang, .. } => {
                 let lang = crate::dialogue::reply_lang(&lang, &text);
-                self.send(&ServerMsg::Transcript { v: VERSION, turn: self.next_turn, text, lang: lang_code(lang), is_final: false });
+                self.send(&ServerMsg::Transcript { v: VERSION, turn: self.next_turn, text, lang: lang.code(), is_final: false });
             }
             H::Final { utterance: Some(u), .. } => {
                 let lang = self.lang.unwrap_or_else(|| crate::dialogue::reply_lang(&u.lang, &u.text));
@@ -807,7 +804,7 @@ impl Session {
         if let Ok(mut a) = self.asked_at.lock() {
             *a = Some(Instant::now());
         }
-        self.send(&ServerMsg::Transcript { v: VERSION, turn, text: text.clone(), lang: lang_code(lang), is_final: true });
+        self.send(&ServerMsg::Transcript { v: VERSION, turn, text: text.clone(), lang: lang.code(), is_final: true });
         self.send(&ServerMsg::State { v: VERSION, state: "thinking", turn: Some(turn) });
         let (mind, voice, out, end, shared) = (Arc::clone(&self.mind), Arc::clone(&self.voice), self.out.clone(), self.end.clone(), Arc::clone(&self.shared));
         tokio::spawn(async move {
