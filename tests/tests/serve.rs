@@ -35,14 +35,9 @@ impl Server {
         server
     }
 
-    /// A plain HTTP GET: (status, body).
+    /// A plain HTTP GET: (status, body); (0, "") when nothing answers.
     fn get(&self, path: &str) -> (u16, String) {
-        let Ok(mut s) = TcpStream::connect(&self.addr) else { return (0, String::new()) };
-        let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        (status, out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+        hiwar_tests::http_get(&self.addr, path).unwrap_or_default()
     }
 
     fn connect(&self, token: Option<&str>, origin: Option<&str>) -> Result<Ws, tungstenite::Error> {
@@ -291,13 +286,6 @@ fn limits_close_clearly_and_slow_handshakes_are_dropped() {
     assert_eq!(server.get("/ws").0, 426);
 }
 
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok()))
-        .map_or(0.0, |k| k / 1024.0)
-}
-
 /// A metric's value from /metrics.
 fn metric(server: &Server, line_start: &str) -> f64 {
     let (_, m) = server.get("/metrics");
@@ -333,7 +321,7 @@ fn a_thousand_idle_sessions_and_abrupt_disconnects_leave_the_server_serving() {
     // Room for the sockets on both sides (the systemd unit sets LimitNOFILE likewise).
     let _ = Command::new("prlimit").args(["--pid", &std::process::id().to_string(), "--nofile=8192:"]).status();
     let server = Server::start(&[("HIWAR_SERVE_MAX_SESSIONS", "1100"), ("HIWAR_SERVE_IDLE_TIMEOUT_SECS", "120")]);
-    let before = rss_mib(server.child.id());
+    let before = hiwar_tests::rss_mib(server.child.id()).expect("server RSS");
     let mut idle = Vec::new();
     for i in 0..1000 {
         idle.push(server.connect(None, None).unwrap_or_else(|e| panic!("connection {i}: {e}")));
@@ -343,7 +331,7 @@ fn a_thousand_idle_sessions_and_abrupt_disconnects_leave_the_server_serving() {
         assert!(started.elapsed() < Duration::from_secs(20), "sessions: {}", metric(&server, "hiwar_sessions "));
         std::thread::sleep(Duration::from_millis(100));
     }
-    let held = rss_mib(server.child.id());
+    let held = hiwar_tests::rss_mib(server.child.id()).expect("server RSS");
     assert!(held - before < 200.0, "1000 idle sessions took {:.0} MiB", held - before);
     // Abrupt disconnects mid-turn: the TCP connection just goes.
     for _ in 0..5 {

@@ -3,13 +3,12 @@
 //! from `hiwar serve`, connects, asks a typed Arabic question, plays the answer on the Web
 //! Audio clock, moves the mouth from the timed visemes, and shows the caption right to left.
 
-use std::io::Read as _;
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hiwar_tests::{hiwar, model_cache};
+use hiwar_tests::{hiwar, http_get, model_cache};
 use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket, stream::MaybeTlsStream};
 
@@ -20,33 +19,6 @@ impl Drop for Kill {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// A GET, reading the body by its Content-Length (Chromium's DevTools server keeps the
-/// connection open).
-fn http_get(addr: &str, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    std::io::Write::write_all(&mut s, format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-            let length: Option<usize> = head.lines().find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse().ok()));
-            if let Some(n) = length
-                && buf.len() >= end + 4 + n
-            {
-                return Some(String::from_utf8_lossy(&buf[end + 4..end + 4 + n]).into_owned());
-            }
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
 }
 
 /// A DevTools session on one page.
@@ -96,7 +68,7 @@ fn open_page(extra: &[String]) -> (Kill, Kill, tempfile::TempDir, Page) {
     let addr = format!("127.0.0.1:{port}");
     let server = Kill(hiwar(&model_cache()).args(["serve", "--bind", &addr]).stdout(Stdio::null()).spawn().expect("hiwar serve"));
     let started = Instant::now();
-    while http_get(&addr, "/healthz").is_none_or(|b| b.trim() != "ok") {
+    while http_get(&addr, "/healthz").is_none_or(|(_, b)| b.trim() != "ok") {
         assert!(started.elapsed() < Duration::from_secs(60), "hiwar serve did not come up");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -135,7 +107,7 @@ fn open_page(extra: &[String]) -> (Kill, Kill, tempfile::TempDir, Page) {
         std::thread::sleep(Duration::from_millis(100));
     };
     let page_ws = loop {
-        let list: Value = http_get(&devtools, "/json/list").and_then(|b| serde_json::from_str(&b).ok()).unwrap_or_default();
+        let list: Value = http_get(&devtools, "/json/list").and_then(|(_, b)| serde_json::from_str(&b).ok()).unwrap_or_default();
         if let Some(url) = list.as_array().into_iter().flatten().find(|t| t["type"] == "page" && t["url"].as_str().is_some_and(|u| u.contains(&addr))).and_then(|t| t["webSocketDebuggerUrl"].as_str()) {
             break url.to_string();
         }
