@@ -80,6 +80,12 @@ pub enum EventKind {
     BargeIn { audible_after: u64, limit: u64 },
     /// The turn's answer in full, and where it came from (llm, knowledge, no_answer).
     Answered { source: &'static str, text: String },
+    /// A visitor's session began (first speech or touch) or ended (inactivity: everything of
+    /// it has been wiped). The event's turn is the session's number.
+    Session { started: bool },
+    /// The kiosk went out of service (a stage keeps failing) or came back; `reason` is for the
+    /// operator.
+    Service { in_service: bool, reason: String },
 }
 
 impl EventKind {
@@ -125,6 +131,8 @@ pub fn to_json(e: &Event) -> serde_json::Value {
         EventKind::Fallback { kind, log } => json!({"event": "fallback", "kind": kind, "log": log}),
         EventKind::BargeIn { audible_after, limit } => json!({"event": "barge_in", "audible_after": audible_after, "limit": limit}),
         EventKind::Answered { source, text } => json!({"event": "answered", "source": source, "text": text}),
+        EventKind::Session { started } => json!({"event": "session", "state": if *started { "started" } else { "ended" }}),
+        EventKind::Service { in_service, reason } => json!({"event": "service", "in_service": in_service, "reason": reason}),
     };
     v["turn"] = json!(e.turn.0);
     if let Some(c) = e.clock {

@@ -127,8 +127,11 @@ pub enum Command {
     /// faults on demand (tests): BEHAVIOUR per request, the last repeating.
     #[command(hide = true)]
     LlmStandin {
-        /// answer[:ttft_ms], 401, 429, 500, cut[:words], malformed, stall[:ms], endless
+        /// answer[:ttft_ms], say:TEXT, 401, 429, 500, cut[:words], malformed, stall[:ms], endless
         behaviours: Vec<String>,
+        /// Listen here (default: a free port on loopback).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: String,
     },
     /// Serve the WebSocket protocol (v1, docs/protocol.md) and the reference web page for
     /// embedding, with /healthz and /metrics.
@@ -153,6 +156,25 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Many turns through the whole pipeline, headless (hearing, the live loop and its
+    /// sessions, the mind against a stand-in LLM, the voice, the avatar offscreen): memory,
+    /// file descriptors and threads sampled as it goes. Fails if they grow.
+    Soak {
+        #[arg(long, default_value_t = 500)]
+        turns: usize,
+        /// Sample every this many turns.
+        #[arg(long, default_value_t = 50)]
+        every: usize,
+        /// Do not render the avatar.
+        #[arg(long)]
+        no_render: bool,
+        /// Offscreen render size, WIDTHxHEIGHT.
+        #[arg(long, value_name = "WxH", value_parser = parse_size, default_value = "160x90")]
+        size: (u32, u32),
+        /// One JSON object instead of Markdown.
+        #[arg(long)]
+        json: bool,
+    },
     /// Speech recognition: speed against whisper.cpp called directly, end-of-speech latency,
     /// accuracy on the clip set (assets/clips), memory.
     Asr {

@@ -26,6 +26,8 @@ pub struct Config {
     pub models: Models,
     pub privacy: Privacy,
     pub serve: Serve,
+    pub log: crate::ops::log::LogConfig,
+    pub watchdog: crate::ops::watchdog::WatchdogConfig,
     /// Where the config came from (not a key).
     #[serde(skip)]
     pub source: Option<PathBuf>,

@@ -39,19 +39,88 @@ fn print_events(bus: &Bus) {
     });
 }
 
-/// Logs state changes and what was said (the operator's view) on standard error.
-fn log_events(bus: &Bus) {
+/// Logs the conversation for the operator: sessions, answers' sources, fallbacks, barge-ins.
+/// What people said and what was answered only if `privacy.record_transcripts` is on (logs
+/// are on disk: the journal or a file).
+fn log_events(bus: &Bus, transcripts: bool) {
     use crate::bus::EventKind as K;
     let mut rx = bus.subscribe();
     tokio::spawn(async move {
         while let Ok(e) = rx.recv().await {
+            let turn = e.turn.0;
             match &e.kind {
-                K::Transcript { text, lang, is_final: true, .. } => eprintln!("👤 ({}) {text}", lang.code()),
-                K::Answered { source, text } => eprintln!("🗣  [{source}] {text}"),
-                K::Fallback { kind, .. } => eprintln!("⚠  LLM fallback: {kind}"),
-                K::BargeIn { audible_after, limit } => eprintln!("✋ barge-in: {audible_after} frames after the decision (limit {limit})"),
+                K::Transcript { text, lang, is_final: true, .. } if transcripts => tracing::info!(target: "hiwar::ops", turn, "heard ({}): {text}", lang.code()),
+                K::Answered { source, text } if transcripts => tracing::info!(target: "hiwar::ops", turn, "answered from {source}: {text}"),
+                K::Answered { source, text } => tracing::info!(target: "hiwar::ops", turn, "answered from {source} ({} words)", text.split_whitespace().count()),
+                K::Fallback { kind, .. } => tracing::warn!(target: "hiwar::ops", turn, "LLM fallback: {kind}"),
+                K::BargeIn { audible_after, limit } => tracing::info!(target: "hiwar::ops", turn, "barge-in: {audible_after} frames after the decision (limit {limit})"),
+                K::Session { started } => tracing::info!(target: "hiwar::ops", session = turn, "session {turn} {}", if *started { "began" } else { "ended: memory, transcripts and audio wiped" }),
+                K::Error { message, .. } => tracing::warn!(target: "hiwar::ops", "{message}"),
                 _ => {}
             }
+        }
+    });
+}
+
+/// Signals a running `hiwar run` answers: SIGTERM and Ctrl-C stop it (what is being said is
+/// cut short, nothing is left half-written), SIGHUP reloads the config.
+fn signals(stop: &CancellationToken, reload: mpsc::UnboundedSender<()>) -> Arc<std::sync::atomic::AtomicBool> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let stop = stop.clone();
+    let signalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = Arc::clone(&signalled);
+    tokio::spawn(async move {
+        let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+            tracing::error!("cannot listen for signals");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => {
+                    tracing::warn!(target: "hiwar::ops", "SIGTERM: stopping");
+                    break;
+                }
+                _ = hup.recv() => {
+                    let _ = reload.send(());
+                }
+            }
+        }
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        stop.cancel();
+    });
+    signalled
+}
+
+/// Reloads the config on request, checks it, and hands it to the loop; a bad one is refused
+/// with the reason and the running one stays.
+fn reloader(config: &Config, mut requests: mpsc::UnboundedReceiver<()>, tx: mpsc::UnboundedSender<LoopInput>, health: Arc<crate::ops::watchdog::Health>) {
+    let current = std::sync::Mutex::new(config.clone());
+    tokio::spawn(async move {
+        let current = Arc::new(current);
+        while requests.recv().await.is_some() {
+            health.notifier.reloading();
+            tracing::warn!(target: "hiwar::ops", "SIGHUP: reloading the config");
+            let current = Arc::clone(&current);
+            let loaded = tokio::task::spawn_blocking(move || {
+                let old = current.lock().map(|c| c.clone()).unwrap_or_default();
+                let result = crate::ops::reload::load(old.source.as_ref(), &old);
+                if let (Ok(r), Ok(mut c)) = (&result, current.lock()) {
+                    *c = r.config.clone();
+                }
+                result
+            })
+            .await;
+            match loaded {
+                Ok(Ok(r)) => {
+                    if tx.send(LoopInput::Reload(Box::new(r))).is_err() {
+                        return;
+                    }
+                }
+                Ok(Err(e)) => tracing::error!(target: "hiwar::ops", "config reload refused, the running config stays: {e:#}"),
+                Err(e) => tracing::error!(target: "hiwar::ops", "config reload failed: {e}"),
+            }
+            health.notifier.ready(if health.in_service() { "in service" } else { "out of service" });
         }
     });
 }
@@ -65,38 +134,49 @@ pub fn run(config: &Config, input: Option<&Path>, events: bool, window: bool, ki
         anyhow::anyhow!("no audio output to speak on: {e} (check `hiwar doctor`; set audio.output_device to one it lists)")
     })?;
     let hc = crate::hearing::hearing_config(config, None)?;
-    let source = match input {
-        Some(path) => {
-            let audio = hearing::open_audio_file(path)?.read_all().with_context(|| format!("cannot read {}", path.display()))?;
-            let block = (audio.sample_rate / 50).max(1) as usize;
-            Source::Paced(PacedSource { samples: audio.samples, rate: audio.sample_rate, block })
-        }
-        None => Source::Microphone { device: hc.input_device.clone() },
-    };
     let rt = runtime()?;
     let _guard = rt.enter();
     let bus = Bus::new(4096);
     if events {
         print_events(&bus);
     }
-    log_events(&bus);
+    log_events(&bus, config.privacy.record_transcripts);
+    let health = crate::ops::watchdog::Health::new(bus.clone(), config.watchdog.clone(), crate::ops::notify::Notifier::from_env());
     let (voice, voice_events) = VoiceOut::start(voices, Output::Speaker(player));
     let voice = Arc::new(voice);
-    let hearing = hearing::Hearing::start(hc, source)?;
-    let level = Arc::clone(&hearing.level);
     let (loop_tx, loop_rx) = mpsc::unbounded_channel();
-    forward(hearing, voice_events, &loop_tx);
+    let stop = CancellationToken::new();
+    let mut settings = LoopSettings::from_config(config);
+    settings.health = Some(Arc::clone(&health));
+    let level = match input {
+        Some(path) => {
+            let audio = hearing::open_audio_file(path)?.read_all().with_context(|| format!("cannot read {}", path.display()))?;
+            let block = (audio.sample_rate / 50).max(1) as usize;
+            let hearing = hearing::Hearing::start(hc, Source::Paced(PacedSource { samples: audio.samples, rate: audio.sample_rate, block }))?;
+            let level = Arc::clone(&hearing.level);
+            forward(hearing, voice_events, &loop_tx);
+            level
+        }
+        None => {
+            // The microphone, under the watchdog: a stalled hearing is restarted alone.
+            let level = Arc::new(hearing::InputLevel::default());
+            let device = hc.input_device.clone();
+            crate::ops::watchdog::supervise_hearing(hc, device, Arc::clone(&level), loop_tx.clone(), Arc::clone(&settings.wipe_audio), Arc::clone(&health), stop.clone())?;
+            forward_voice(voice_events, &loop_tx);
+            level
+        }
+    };
     if let Some(llm) = mind.llm.clone() {
         rt.spawn(async move { llm.warm_up().await });
     }
-    let stop = CancellationToken::new();
-    let ctrl_c = stop.clone();
-    rt.spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        ctrl_c.cancel();
-    });
+    let (reload_tx, reload_rx) = mpsc::unbounded_channel();
+    let signalled = signals(&stop, reload_tx);
+    reloader(config, reload_rx, loop_tx.clone(), Arc::clone(&health));
+    health.start_heartbeat(stop.clone());
     eprintln!("hiwar is listening — تحدّث بالعربية أو بالإنجليزية · speak Arabic or English; Ctrl-C to stop");
-    let live = live_loop(Arc::clone(&mind), Arc::clone(&voice), bus.clone(), LoopSettings::from_config(config), level, loop_rx, loop_tx, stop.clone());
+    let touch_tx = loop_tx.clone();
+    let live = live_loop(Arc::clone(&mind), Arc::clone(&voice), bus.clone(), settings, level, loop_rx, loop_tx, stop.clone());
+    health.notifier.ready("listening");
     let outcome = if window && crate::stage::window::has_display() {
         let clock = voice.clock.clone();
         let done = stop.clone();
@@ -106,7 +186,8 @@ pub fn run(config: &Config, input: Option<&Path>, events: bool, window: bool, ki
             done.cancel();
             outcome
         });
-        let shown = crate::stage::window::run_live(config, kiosk, &bus, clock, stop.clone());
+        let hooks = crate::stage::window::LiveHooks { health: Arc::clone(&health), touch: touch_tx };
+        let shown = crate::stage::window::run_live(config, kiosk, &bus, clock, hooks, stop.clone());
         stop.cancel();
         if let Err(e) = shown {
             tracing::error!("stage window: {e:#}");
@@ -118,8 +199,14 @@ pub fn run(config: &Config, input: Option<&Path>, events: bool, window: bool, ki
         }
         rt.block_on(live)
     };
+    health.notifier.stopping();
+    stop.cancel();
     drop(mind);
-    if let Ok(voice) = Arc::try_unwrap(voice) {
+    if signalled.load(std::sync::atomic::Ordering::Relaxed) {
+        // Stopped (SIGTERM, Ctrl-C): what is being said is cut short, with the player's fade.
+        voice.cancel(u64::MAX);
+    } else if let Ok(voice) = Arc::try_unwrap(voice) {
+        // The input ran out: the last answer is heard to its end.
         voice.finish();
     }
     eprintln!("{} turn(s) answered", outcome.turns.iter().filter(|r| !r.cancelled).count());
@@ -129,7 +216,7 @@ pub fn run(config: &Config, input: Option<&Path>, events: bool, window: bool, ki
 
 /// Hearing's and the voice's events into the loop (hearing's channel is a std one). Needs a
 /// tokio runtime.
-pub fn forward(hearing: hearing::Hearing, mut voice_events: mpsc::UnboundedReceiver<VoiceEvent>, tx: &mpsc::UnboundedSender<LoopInput>) {
+pub fn forward(hearing: hearing::Hearing, voice_events: mpsc::UnboundedReceiver<VoiceEvent>, tx: &mpsc::UnboundedSender<LoopInput>) {
     let h = tx.clone();
     std::thread::Builder::new()
         .name("hearing-loop".into())
@@ -146,6 +233,11 @@ pub fn forward(hearing: hearing::Hearing, mut voice_events: mpsc::UnboundedRecei
             let _ = h.send(LoopInput::HearingClosed);
         })
         .expect("spawn the hearing forwarder");
+    forward_voice(voice_events, tx);
+}
+
+/// The voice's events into the loop. Needs a tokio runtime.
+pub fn forward_voice(mut voice_events: mpsc::UnboundedReceiver<VoiceEvent>, tx: &mpsc::UnboundedSender<LoopInput>) {
     let v = tx.clone();
     tokio::spawn(async move {
         while let Some(e) = voice_events.recv().await {

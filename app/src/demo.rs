@@ -229,5 +229,10 @@ pub fn assets_dir() -> PathBuf {
         return PathBuf::from(root).join("assets");
     }
     let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("assets");
-    if checkout.is_dir() { checkout } else { PathBuf::from("assets") }
+    if checkout.is_dir() {
+        return checkout;
+    }
+    // Installed (the .deb): /usr/bin/hiwar → /usr/share/hiwar/assets.
+    let installed = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.parent()?.join("share").join("hiwar").join("assets")));
+    installed.filter(|p| p.is_dir()).unwrap_or_else(|| PathBuf::from("assets"))
 }

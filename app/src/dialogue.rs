@@ -25,6 +25,8 @@ enum VoiceCmd {
     Say { turn: u64, what: &'static str, text: String },
     /// Everything for `turn` has been sent.
     End { turn: u64 },
+    /// New voices (the operator reloaded the config): used from the next chunk on.
+    Replace(Box<Voices>),
 }
 
 /// A chunk of speech queued on the output.
@@ -102,6 +104,7 @@ impl VoiceOut {
                 let live = |turn: u64| flag.load(Ordering::Acquire) < turn;
                 for cmd in rx {
                     match cmd {
+                        VoiceCmd::Replace(new) => voices = *new,
                         VoiceCmd::End { turn } => {
                             let end = match &output {
                                 Output::Speaker(p) => p.queued_until(),
@@ -187,6 +190,11 @@ impl VoiceOut {
 
     fn end(&self, turn: u64) {
         let _ = self.tx.send(VoiceCmd::End { turn });
+    }
+
+    /// Speaks with `voices` from now on.
+    pub fn replace_voices(&self, voices: Voices) {
+        let _ = self.tx.send(VoiceCmd::Replace(Box::new(voices)));
     }
 
     /// Stops `turn`'s speech at once: nothing more is queued and the player fades out.
@@ -404,6 +412,10 @@ pub struct LoopSettings {
     pub barge_in: bool,
     pub margin_db: f32,
     pub holding_after: Duration,
+    /// Set when a session ends: hearing wipes the audio it keeps between utterances.
+    pub wipe_audio: Arc<std::sync::atomic::AtomicBool>,
+    /// Beaten every tick, for the watchdog.
+    pub health: Option<Arc<crate::ops::watchdog::Health>>,
 }
 
 impl LoopSettings {
@@ -414,6 +426,8 @@ impl LoopSettings {
             barge_in: d.barge_in,
             margin_db: d.barge_in_margin_db,
             holding_after: Duration::from_millis(d.holding_after_ms),
+            wipe_audio: Arc::default(),
+            health: None,
         }
     }
 }
@@ -448,6 +462,13 @@ pub enum LoopInput {
     Hearing(hiwar_speech::hearing::HearingEvent),
     /// Hearing has stopped (its input ended).
     HearingClosed,
+    /// Hearing was restarted by the watchdog: utterance numbers start again.
+    HearingRestarted,
+    /// Someone touched the screen (or pressed push-to-talk): a session begins.
+    Touch,
+    /// The operator's config was reloaded and validated: the new mind (sharing the
+    /// conversation memory), voices and settings.
+    Reload(Box<crate::ops::reload::Reloaded>),
     Voice(VoiceEvent),
     TurnDone(Box<TurnReport>),
     BargeMeasured(BargeRecord),
@@ -460,13 +481,17 @@ pub async fn live_loop(
     mind: Arc<Mind>,
     voice: Arc<VoiceOut>,
     bus: Bus,
-    settings: LoopSettings,
+    mut settings: LoopSettings,
     level: Arc<hiwar_speech::hearing::InputLevel>,
     mut inputs: mpsc::UnboundedReceiver<LoopInput>,
     loop_tx: mpsc::UnboundedSender<LoopInput>,
     stop: CancellationToken,
 ) -> LoopOutcome {
     use hiwar_speech::hearing::HearingEvent as H;
+    // Both change when the operator reloads the config.
+    let mind = std::sync::Mutex::new(mind);
+    let current = |m: &std::sync::Mutex<Arc<Mind>>| Arc::clone(&m.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let holding_after = AtomicU64::new(settings.holding_after.as_millis() as u64);
     let publish = |turn: u64, kind| bus.publish(Event { turn: TurnId(turn), clock: None, kind });
     let mut active: Option<Active> = None;
     let mut ignored: HashSet<u64> = HashSet::new();
@@ -483,7 +508,18 @@ pub async fn live_loop(
     let mut last_activity = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let mut next_turn = 1u64;
+    // The visitor's session in progress (its number), and how many there have been.
+    let mut session: Option<u64> = None;
+    let mut sessions = 0u64;
     publish(0, EventKind::State(State::Idle));
+    let begin_session = |session: &mut Option<u64>, sessions: &mut u64, why: &str| {
+        if session.is_none() {
+            *sessions += 1;
+            *session = Some(*sessions);
+            publish(*sessions, EventKind::Session { started: true });
+            tracing::info!(session = *sessions, "session {sessions} began ({why})");
+        }
+    };
     let start_turn = |q: Question, active: &mut Option<Active>, times: &mut std::collections::HashMap<u64, TurnTimes>, next_turn: &mut u64| {
         if let Some(old) = active.take() {
             old.cancel.cancel();
@@ -494,7 +530,7 @@ pub async fn live_loop(
         times.insert(turn, TurnTimes { speech_end: Some(q.speech_end), decided: q.decided, final_ready: Some(q.ready), ..TurnTimes::default() });
         let cancel = CancellationToken::new();
         *active = Some(Active { id: turn, cancel: cancel.clone(), speaking_since: None, audio_end: None });
-        let (mind, voice, bus, tx, holding) = (Arc::clone(&mind), Arc::clone(&voice), bus.clone(), loop_tx.clone(), settings.holding_after);
+        let (mind, voice, bus, tx, holding) = (current(&mind), Arc::clone(&voice), bus.clone(), loop_tx.clone(), Duration::from_millis(holding_after.load(Ordering::Relaxed)));
         tokio::spawn(async move {
             let report = answer_turn(&mind, voice.as_ref(), &bus, turn, &q.text, q.lang, q.speech_end, holding, cancel).await;
             let _ = tx.send(LoopInput::TurnDone(Box::new(report)));
@@ -524,19 +560,54 @@ pub async fn live_loop(
                     active = None;
                     levels.clear();
                 }
-                if active.is_some() || in_progress.is_some() {
+                if let Some(h) = &settings.health {
+                    h.beat_dialogue();
+                }
+                if active.is_some() || in_progress.is_some() || pending.is_some() {
                     last_activity = Instant::now();
-                } else if last_activity.elapsed() >= settings.session_ends_after && mind.remembered() > 0 {
-                    mind.forget();
-                    tracing::info!("session ended after {:?} of quiet: conversation memory wiped", settings.session_ends_after);
+                } else if let Some(n) = session.filter(|_| last_activity.elapsed() >= settings.session_ends_after) {
+                    // The visitor has gone: nothing of theirs may reach the next one.
+                    session = None;
+                    current(&mind).forget();
+                    settings.wipe_audio.store(true, Ordering::Relaxed);
+                    (ended_at, decision) = (None, None);
+                    ignored.clear();
+                    levels.clear();
+                    times.clear();
+                    for r in &mut outcome.turns {
+                        crate::ops::wipe(&mut r.question);
+                        crate::ops::wipe(&mut r.answer);
+                    }
+                    publish(n, EventKind::Session { started: false });
+                    tracing::info!(session = n, "session {n} ended after {:?} of quiet: conversation memory, transcripts and audio wiped", settings.session_ends_after);
                 }
                 if !hearing_open && active.is_none() {
                     break;
                 }
             }
+            Some(LoopInput::Touch) => {
+                last_activity = Instant::now();
+                begin_session(&mut session, &mut sessions, "touch");
+            }
+            Some(LoopInput::Reload(new)) => {
+                let new = *new;
+                let next = Arc::new(new.mind.continuing(&current(&mind)));
+                *mind.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+                voice.replace_voices(new.voices);
+                holding_after.store(new.settings.holding_after.as_millis() as u64, Ordering::Relaxed);
+                settings = LoopSettings { wipe_audio: Arc::clone(&settings.wipe_audio), health: settings.health.clone(), ..new.settings };
+                tracing::warn!(target: "hiwar::ops", "config reloaded from {}", new.config.source.as_ref().map_or_else(|| "built-in defaults".into(), |p| p.display().to_string()));
+            }
+            Some(LoopInput::HearingRestarted) => {
+                // The new hearing numbers its utterances from the start.
+                (in_progress, pending, ended_at, decision) = (None, None, None, None);
+                ignored.clear();
+            }
             Some(LoopInput::Hearing(event)) => match event {
                 H::SpeechStarted { utterance, at, level_db, .. } => {
                     in_progress = Some(utterance);
+                    last_activity = Instant::now();
+                    begin_session(&mut session, &mut sessions, "speech");
                     if let Some(since) = speaking {
                         // The echo: the loudest the microphone heard while we spoke, before
                         // this voice could have begun.

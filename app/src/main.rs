@@ -3,6 +3,7 @@
 mod bench;
 mod bench_loop;
 mod bench_serve;
+mod bench_soak;
 mod bus;
 mod cli;
 mod config;
@@ -13,6 +14,7 @@ mod doctor;
 mod hearing;
 mod mind;
 mod models;
+mod ops;
 mod serve;
 mod stage;
 mod voice;
@@ -25,8 +27,18 @@ use crate::cli::{BenchCommand, Cli, Command, ModelsCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
-    match run(cli) {
+    let config = match config::Config::load(cli.config.as_deref()).and_then(|c| {
+        c.log.validate()?;
+        ops::log::init(&c.log, cli.verbose)?;
+        Ok(c)
+    }) {
+        Ok(c) => c,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(cli, config) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -35,21 +47,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        // wgpu's adapter probing logs an error for every backend a machine lacks (EGL on a
-        // headless box): doctor reports the adapter itself, so keep those quiet.
-        0 => "warn,wgpu_hal=off",
-        1 => "info,hiwar=debug",
-        _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-}
-
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = config::Config::load(cli.config.as_deref())?;
+fn run(cli: Cli, config: config::Config) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Models { command } => {
             let store = models::Store::open(&config)?;
@@ -73,6 +71,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bench::asr(&config, model, reps.max(1), rounds, &only)
         }
         Command::Bench { what: BenchCommand::Loop { only, rounds, interruptions, turns } } => bench_loop::run(&config, &only, rounds, interruptions, turns),
+        Command::Bench { what: BenchCommand::Soak { turns, every, no_render, size, json } } => bench_soak::run(&config, turns.max(1), every, no_render, size, json),
         Command::Bench { what: BenchCommand::Serve { idle, reps } } => bench_serve::run(&config, idle, reps.max(1)),
         Command::Bench { what: BenchCommand::Tts { python, reps } } => bench::tts(&config, &python, reps.max(1)),
         Command::Bench { what: BenchCommand::Face { frames, size, sync_size, sync_fps, only, timeline } } => {
@@ -87,7 +86,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo => demo::run(&config),
         Command::Run { input, events, no_window, kiosk } => converse::run(&config, input.as_deref(), events, !no_window, kiosk),
         Command::Chat { once, speak, events } => converse::chat(&config, once.as_deref(), speak.as_deref(), events),
-        Command::LlmStandin { behaviours } => mind::standin::run_cli(&behaviours),
+        Command::LlmStandin { behaviours, bind } => mind::standin::run_cli(&behaviours, &bind),
         Command::Serve { bind } => serve::run(&config, bind),
     }
 }

@@ -53,7 +53,7 @@ pub fn english_voice(config: &Config) -> anyhow::Result<PiperVoice> {
     } else {
         config.voice.english_voice.clone().into()
     };
-    let mut voice = PiperVoice::load(&model, "piper-en-joe")?;
+    let mut voice = PiperVoice::load(&model, "piper-en-joe").with_context(|| format!("voice.english_voice = {}", model.display()))?;
     if config.voice.deterministic {
         voice.config.noise_scale = 0.0;
         voice.config.noise_w = 0.0;

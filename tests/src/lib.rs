@@ -262,6 +262,11 @@ impl Pulse {
         pulse
     }
 
+    /// This server's address for libpulse and ALSA's pulse plugin (`server "…"`).
+    pub fn server(&self) -> String {
+        format!("unix:{}", self.dir.path().join("pulse").join("native").display())
+    }
+
     /// Points a command at this server, through ALSA as hiwar's cpal host sees it.
     pub fn apply(&self, cmd: &mut Command) {
         cmd.env("XDG_RUNTIME_DIR", self.dir.path()).env("ALSA_CONFIG_PATH", &self.alsa_conf).env_remove("PULSE_SERVER");
@@ -378,8 +383,13 @@ pub struct Standin {
 
 impl Standin {
     pub fn start(behaviours: &[&str]) -> Standin {
+        Standin::start_on("127.0.0.1:0", behaviours)
+    }
+
+    /// On `addr` (a server that comes back where it was after being killed).
+    pub fn start_on(addr: &str, behaviours: &[&str]) -> Standin {
         let mut child = hiwar(&model_cache())
-            .arg("llm-standin")
+            .args(["llm-standin", "--bind", addr])
             .args(behaviours)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -402,6 +412,19 @@ impl Standin {
             .env("HIWAR_LLM_RETRIES", "1")
             .env("HIWAR_LLM_MAX_TOKENS", "20")
             .env("HIWAR_DIALOGUE_HOLDING_AFTER_MS", "700");
+    }
+}
+
+impl Standin {
+    /// host:port it listens on.
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").trim_end_matches("/v1").to_string()
+    }
+
+    /// Kills it (the LLM server goes away).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -452,3 +452,24 @@ fn viseme_tables_cover_every_phoneme_the_voices_emit() {
     assert!(symbols.len() > 40 && symbols.contains(&'ɹ') && symbols.contains(&'ħ') && symbols.contains(&'ˤ'), "too few symbols collected: {symbols:?}");
     assert!(unknown.is_empty(), "no viseme for {unknown:?} (of {symbols:?})");
 }
+
+#[test]
+fn out_of_service_covers_the_screen_until_service_is_back() {
+    let pulse = Pulse::start(&["spk"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut stage = Stage::start(&pulse, &["--kiosk"], &[]);
+    stage.cue(serde_json::json!({"out_of_service": true}));
+    std::thread::sleep(Duration::from_millis(800));
+    let shot = stage.screenshot(&dir.path().join("out-of-service.png"));
+    let n = shot.len() / 3;
+    // Dark grey over everything (the avatar's skin and the backdrop are gone) with light text.
+    let dark = shot.chunks_exact(3).filter(|p| p.iter().all(|c| (20..=50).contains(c))).count();
+    let text = shot.chunks_exact(3).filter(|p| p.iter().all(|c| *c > 180)).count();
+    assert!(dark * 10 > n * 8, "out-of-service screen not shown ({dark} of {n} pixels dark grey)");
+    assert!(text > 200, "no text on the out-of-service screen ({text} light pixels)");
+    stage.cue(serde_json::json!({"out_of_service": false}));
+    std::thread::sleep(Duration::from_millis(800));
+    let after = stage.screenshot(&dir.path().join("back.png"));
+    let dark = after.chunks_exact(3).filter(|p| p.iter().all(|c| (20..=50).contains(c))).count();
+    assert!(dark * 2 < n, "out-of-service screen still up ({dark} of {n} pixels)");
+}

@@ -151,14 +151,24 @@ impl Mind {
         }
     }
 
+    /// This mind, carrying on `old`'s conversation (a config reload mid-session).
+    pub fn continuing(mut self, old: &Mind) -> Mind {
+        self.memory = Arc::clone(&old.memory);
+        self
+    }
+
     /// Forgets the conversation (a kiosk session ended).
     pub fn forget(&self) {
         if let Ok(mut m) = self.memory.lock() {
-            m.messages.clear();
+            for mut message in m.messages.drain(..) {
+                crate::ops::wipe(&mut message.content);
+            }
+            m.messages.shrink_to_fit();
         }
     }
 
     /// Exchanges remembered.
+    #[cfg(test)]
     pub fn remembered(&self) -> usize {
         self.memory.lock().map_or(0, |m| m.messages.len() / 2)
     }

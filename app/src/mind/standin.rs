@@ -31,7 +31,7 @@ pub enum Behaviour {
 }
 
 impl Behaviour {
-    /// `answer`, `answer:TTFT_MS`, `401`, `429`, `500`, `cut`, `malformed`, `stall:MS`, `endless`.
+    /// `answer`, `answer:TTFT_MS`, `say:TEXT`, `401`, `429`, `500`, `cut`, `malformed`, `stall:MS`, `endless`.
     pub fn parse(spec: &str) -> anyhow::Result<Behaviour> {
         let (name, arg) = spec.split_once(':').unwrap_or((spec, ""));
         let ms = |default: u64| -> anyhow::Result<Duration> {
@@ -39,6 +39,7 @@ impl Behaviour {
         };
         Ok(match name {
             "answer" => Behaviour::Answer { text: None, ttft: ms(0)?, gap: Duration::from_millis(15) },
+            "say" => Behaviour::Answer { text: Some(arg.to_string()), ttft: Duration::ZERO, gap: Duration::from_millis(15) },
             "cut" => Behaviour::Cut(if arg.is_empty() { 4 } else { arg.parse()? }),
             "malformed" => Behaviour::Malformed,
             "stall" => Behaviour::Stall(ms(10_000)?),
@@ -70,7 +71,12 @@ pub struct Standin {
 impl Standin {
     /// Listens on 127.0.0.1 (a free port) and serves requests on the current tokio runtime.
     pub async fn start(script: Vec<Behaviour>) -> anyhow::Result<Standin> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Standin::start_on("127.0.0.1:0", script).await
+    }
+
+    /// As [`Standin::start`], on `addr` (a server that comes back where it was).
+    pub async fn start_on(addr: &str, script: Vec<Behaviour>) -> anyhow::Result<Standin> {
+        let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         let base_url = format!("http://{}/v1", listener.local_addr()?);
         let s = Standin {
             base_url,
@@ -311,11 +317,11 @@ async fn read_request(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
 
 /// `hiwar llm-standin BEHAVIOUR…`: prints `listening BASE_URL`, then a JSON line per request
 /// and per disconnect, until standard input closes.
-pub fn run_cli(script: &[String]) -> anyhow::Result<std::process::ExitCode> {
+pub fn run_cli(script: &[String], bind: &str) -> anyhow::Result<std::process::ExitCode> {
     let script = script.iter().map(|s| Behaviour::parse(s)).collect::<anyhow::Result<Vec<_>>>()?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async {
-        let s = Standin::start(script).await?;
+        let s = Standin::start_on(bind, script).await?;
         println!("listening {}", s.base_url);
         let seen = Arc::clone(&s.seen);
         let printer = tokio::spawn(async move {

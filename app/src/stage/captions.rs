@@ -68,6 +68,8 @@ pub struct NoticePanel;
 pub struct NoticeText;
 #[derive(Component)]
 pub struct Attract;
+#[derive(Component)]
+pub struct OutOfService;
 
 /// The caption font handle.
 #[derive(Resource, Clone)]
@@ -120,6 +122,17 @@ pub fn spawn_ui(commands: &mut Commands, assets: &AssetServer, camera: Entity) -
                 a.spawn((Text::new("أهلاً وسهلاً! تفضّل، تحدّث معي"), font(&f, 7.0), TextColor(SPOKEN), TextLayout::justify(Justify::Center)));
                 a.spawn((Text::new("Welcome! Come and talk to me"), font(&f, 5.0), TextColor(UPCOMING), TextLayout::justify(Justify::Center)));
                 a.spawn((Text::new("المس الشاشة أو اضغط المسافة للتحدث · Touch the screen or press space to talk"), font(&f, 3.0), TextColor(UPCOMING), TextLayout::justify(Justify::Center)));
+            });
+            // Out of service: over everything, until the watchdog sees the stage work again.
+            root.spawn((
+                Node { position_type: PositionType::Absolute, width: percent(100), height: percent(100), flex_direction: FlexDirection::Column, justify_content: JustifyContent::Center, align_items: AlignItems::Center, row_gap: vh(2.0), display: Display::None, ..default() },
+                BackgroundColor(Color::srgba(0.12, 0.12, 0.14, 0.97)),
+                OutOfService,
+            ))
+            .with_children(|a| {
+                a.spawn((Text::new("خارج الخدمة"), font(&f, 9.0), TextColor(SPOKEN), TextLayout::justify(Justify::Center)));
+                a.spawn((Text::new("Out of service"), font(&f, 6.0), TextColor(UPCOMING), TextLayout::justify(Justify::Center)));
+                a.spawn((Text::new("نعتذر عن الإزعاج، يرجى مراجعة أحد الموظفين · Sorry — please ask a member of staff"), font(&f, 3.0), TextColor(UPCOMING), TextLayout::justify(Justify::Center)));
             });
         });
     handle
@@ -178,14 +191,16 @@ pub fn update_captions(
     }
 }
 
-/// The state badge, the notices and the attract screen.
+/// The state badge, the notices, the attract screen and the out-of-service screen.
+#[allow(clippy::type_complexity, reason = "bevy queries over disjoint UI panels")]
 pub fn update_status(
     state: Res<StageState>,
     mut text: Query<&mut Text, (With<StatusText>, Without<NoticeText>)>,
     mut dot: Query<&mut BackgroundColor, With<StatusDot>>,
-    mut notice: Query<&mut Node, (With<NoticePanel>, Without<Attract>)>,
+    mut notice: Query<&mut Node, (With<NoticePanel>, Without<Attract>, Without<OutOfService>)>,
     mut notice_text: Query<&mut Text, (With<NoticeText>, Without<StatusText>)>,
-    mut attract: Query<&mut Node, (With<Attract>, Without<NoticePanel>)>,
+    mut attract: Query<&mut Node, (With<Attract>, Without<NoticePanel>, Without<OutOfService>)>,
+    mut out_of_service: Query<&mut Node, (With<OutOfService>, Without<NoticePanel>, Without<Attract>)>,
 ) {
     if !state.is_changed() {
         return;
@@ -213,7 +228,10 @@ pub fn update_status(
         t.0 = lines.join("\n");
     }
     if let Ok(mut node) = attract.single_mut() {
-        node.display = if state.attract { Display::Flex } else { Display::None };
+        node.display = if state.attract && !state.out_of_service { Display::Flex } else { Display::None };
+    }
+    if let Ok(mut node) = out_of_service.single_mut() {
+        node.display = if state.out_of_service { Display::Flex } else { Display::None };
     }
 }
 

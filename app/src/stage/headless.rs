@@ -282,3 +282,33 @@ fn spawn_ffmpeg(video: &Path, wav: &Path, w: u32, h: u32, fps: u32) -> anyhow::R
         .spawn()
         .context("cannot run ffmpeg (Debian package `ffmpeg`; ./bootstrap installs it)")
 }
+
+/// Performs one piece of speech on a long-lived offscreen stage (the soak benchmark): from
+/// clock position `clock` on, its mouth shapes and words, `fps` frames a second of audio;
+/// then the stage forgets it, as the live window does. Returns the frames drawn.
+pub fn perform(off: &mut Offscreen, speech: &hiwar_speech::voice::Speech, clock: &mut u64, fps: u32) -> u64 {
+    let rate = speech.sample_rate.max(1);
+    let start = *clock;
+    {
+        let world = off.app.world_mut();
+        world.resource_mut::<Performance>().lipsync.push(&super::timeline_of(rate, &speech.phonemes, start), 0);
+        world.resource_mut::<Captions>().avatar = speech.words.iter().map(|w| CaptionWord { text: w.word.clone(), start: start + w.start, end: start + w.end }).collect();
+        world.resource_mut::<StageState>().activity = Activity::Speaking;
+    }
+    let length = speech.samples.len() as u64;
+    let step = (u64::from(rate) / u64::from(fps.max(1))).max(1);
+    let mut frames = 0;
+    let mut at = 0;
+    while at <= length {
+        off.set_clock(start + at, rate);
+        off.update();
+        frames += 1;
+        at += step;
+    }
+    *clock = start + length;
+    let world = off.app.world_mut();
+    world.resource_mut::<Performance>().lipsync.forget_before(*clock);
+    world.resource_mut::<Captions>().avatar.clear();
+    world.resource_mut::<StageState>().activity = Activity::Idle;
+    frames
+}

@@ -120,6 +120,8 @@ pub struct StageState {
     pub attract: bool,
     /// Problems to show (microphone, LLM, model), in Arabic and English.
     pub notices: Vec<Notice>,
+    /// The whole screen says "out of service" (a stage keeps failing; the watchdog retries).
+    pub out_of_service: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

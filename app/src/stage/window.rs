@@ -1,14 +1,14 @@
 //! `hiwar stage`: the avatar in a desktop or kiosk window, speaking through the speaker with
-//! its mouth on the speaker's played-sample clock.
-//!
-//! Until the dialogue loop drives it, the stage takes its cues as JSON lines on standard input
+//! its mouth on the speaker's played-sample clock. `hiwar run` drives the same window from
+//! the bus (`run_live`); alone, the stage takes its cues as JSON lines on standard input
 //! (or from a script file) and reports what happens as JSON lines on standard output:
 //!
 //! Closing standard input closes the stage.
 //!
 //! - in: `{"say": "…"}`, `{"state": "idle|listening|thinking|speaking"}`,
 //!   `{"heard": "…", "final": true}`, `{"notice": "microphone|llm|model"}`,
-//!   `{"clear_notices": true}`, `{"screenshot": "PATH.png"}`, `{"attract": true}`, `{"quit": true}`
+//!   `{"clear_notices": true}`, `{"screenshot": "PATH.png"}`, `{"attract": true}`,
+//!   `{"out_of_service": true|false}`, `{"session_ended": true}`, `{"quit": true}`
 //! - out: `{"event": "ready"}`, `{"event": "speaking", "text": …}`, `{"event": "audio"}` (its
 //!   first sound is queued on the speaker), `{"event": "spoken"}`,
 //!   `{"event": "push_to_talk", "pressed": …}`, `{"event": "screenshot", "path": …}`,
@@ -43,6 +43,10 @@ pub struct Cue {
     pub clear_notices: Option<bool>,
     pub screenshot: Option<PathBuf>,
     pub attract: Option<bool>,
+    /// The kiosk is out of service (true) or back (false).
+    pub out_of_service: Option<bool>,
+    /// A visitor's session ended: captions cleared, attract screen (kiosk).
+    pub session_ended: Option<bool>,
     pub quit: Option<bool>,
     /// The person interrupted: the mouth and the answer's captions stop now.
     pub interrupt: Option<bool>,
@@ -120,7 +124,7 @@ pub fn has_display() -> bool {
 
 /// The window for `hiwar run`: driven by the bus (states, transcripts, speech queued by the
 /// dialogue on the speaker whose `clock` it reads), until it is closed or `stop` fires.
-pub fn run_live(config: &Config, kiosk: bool, bus: &crate::bus::Bus, clock: Option<std::sync::Arc<hiwar_speech::voice::PlayClock>>, stop: tokio_util::sync::CancellationToken) -> anyhow::Result<ExitCode> {
+pub fn run_live(config: &Config, kiosk: bool, bus: &crate::bus::Bus, clock: Option<std::sync::Arc<hiwar_speech::voice::PlayClock>>, hooks: LiveHooks, stop: tokio_util::sync::CancellationToken) -> anyhow::Result<ExitCode> {
     use crate::bus::{EventKind, State};
     let options = StageOptions::from_config(config);
     options.check()?;
@@ -159,6 +163,9 @@ pub fn run_live(config: &Config, kiosk: bool, bus: &crate::bus::Bus, clock: Opti
                     continue;
                 }
                 EventKind::Error { for_person: Some(_), .. } => Cue { notice: Some("microphone".into()), ..Cue::default() },
+                EventKind::Error { message, for_person: None } if message.starts_with("microphone ready") => Cue { clear_notices: Some(true), ..Cue::default() },
+                EventKind::Service { in_service, .. } => Cue { out_of_service: Some(!in_service), ..Cue::default() },
+                EventKind::Session { started: false } => Cue { session_ended: Some(true), ..Cue::default() },
                 _ => continue,
             };
             if cue_tx.send(cue).is_err() {
@@ -169,13 +176,24 @@ pub fn run_live(config: &Config, kiosk: bool, bus: &crate::bus::Bus, clock: Opti
     let (speech_in, _unused) = channel::<String>();
     let channels = Channels { cues: Mutex::new(cues), speech_in: Mutex::new(speech_in), speech_out: Mutex::new(speech_out) };
     let stopper = stop.clone();
-    let result = launch_with(config, &options, kiosk, clock, channels, audio_ok, None, Some(stopper));
+    let result = launch_with(config, &options, kiosk, clock, channels, audio_ok, None, Some(stopper), Some(hooks));
     stop.cancel();
     result
 }
 
 fn launch(config: &Config, options: &StageOptions, kiosk: bool, clock: StageClock, channels: Channels, audio_ok: bool, frame_log: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    launch_with(config, options, kiosk, clock, channels, audio_ok, frame_log, None)
+    launch_with(config, options, kiosk, clock, channels, audio_ok, frame_log, None, None)
+}
+
+/// What the live window reports back: every frame to the watchdog, touches to the loop.
+#[derive(Resource, Clone)]
+pub struct LiveHooks {
+    pub health: std::sync::Arc<crate::ops::watchdog::Health>,
+    pub touch: tokio::sync::mpsc::UnboundedSender<crate::dialogue::LoopInput>,
+}
+
+fn beat(hooks: Res<LiveHooks>) {
+    hooks.health.beat_render();
 }
 
 #[allow(clippy::too_many_arguments, reason = "the two ways into the same window")]
@@ -188,6 +206,7 @@ fn launch_with(
     audio_ok: bool,
     frame_log: Option<PathBuf>,
     stop: Option<tokio_util::sync::CancellationToken>,
+    hooks: Option<LiveHooks>,
 ) -> anyhow::Result<ExitCode> {
     let options = options.clone();
     let window = Window {
@@ -215,6 +234,9 @@ fn launch_with(
     }
     if let Some(stop) = stop {
         app.insert_resource(StopWhen(stop)).add_systems(Update, stop_when);
+    }
+    if let Some(hooks) = hooks {
+        app.insert_resource(hooks).add_systems(Last, beat);
     }
     app.insert_resource(state)
         .insert_resource(channels)
@@ -407,6 +429,17 @@ fn apply_cues(mut commands: Commands, channels: Res<Channels>, mut state: ResMut
         if let Some(on) = cue.attract {
             state.attract = on;
         }
+        if let Some(out) = cue.out_of_service {
+            state.out_of_service = out;
+        }
+        if cue.session_ended == Some(true) {
+            // Nothing of the last visitor stays on screen.
+            captions.person.clear();
+            captions.avatar.clear();
+            perf.lipsync.clear();
+            live.speech_end = None;
+            state.attract = live.kiosk;
+        }
         if let Some(path) = cue.screenshot {
             commands.spawn(bevy::render::view::screenshot::Screenshot::primary_window()).observe(move |ev: On<bevy::render::view::screenshot::ScreenshotCaptured>| {
                 let saved = ev.image.clone().try_into_dynamic().map_err(|e| e.to_string()).and_then(|img| img.to_rgb8().save(&path).map_err(|e| e.to_string()));
@@ -466,10 +499,13 @@ fn take_speech(channels: Res<Channels>, clock: Res<StageClock>, mut perf: ResMut
 
 /// Space or a touch: push-to-talk (reported; the dialogue loop listens to it). Escape closes
 /// the window unless a kiosk forbids it.
-fn input(keys: Res<ButtonInput<KeyCode>>, touches: Res<Touches>, mut state: ResMut<StageState>, mut live: ResMut<Live>, mut exit: MessageWriter<AppExit>) {
+fn input(keys: Res<ButtonInput<KeyCode>>, touches: Res<Touches>, hooks: Option<Res<LiveHooks>>, mut state: ResMut<StageState>, mut live: ResMut<Live>, mut exit: MessageWriter<AppExit>) {
     let pressed = keys.just_pressed(KeyCode::Space) || touches.any_just_pressed();
     let released = keys.just_released(KeyCode::Space) || touches.any_just_released();
     if pressed {
+        if let Some(hooks) = &hooks {
+            let _ = hooks.touch.send(crate::dialogue::LoopInput::Touch);
+        }
         live.last_activity = Instant::now();
         state.attract = false;
         state.activity = Activity::Listening;

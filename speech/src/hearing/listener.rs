@@ -86,6 +86,18 @@ impl Listener {
         &self.audio[from..to.max(from)]
     }
 
+    /// Forgets the audio kept between utterances (a visitor's session ended): zeroed, then
+    /// dropped; the stream position goes on.
+    pub fn forget(&mut self) {
+        if self.segmenter.in_speech() {
+            return;
+        }
+        self.base += self.audio.len() as u64;
+        self.audio.fill(0.0);
+        self.audio.clear();
+        self.audio.shrink_to_fit();
+    }
+
     /// Gives the VAD back (to reuse its loaded model for a new stream).
     pub fn into_vad(mut self) -> SileroVad {
         self.vad.reset();

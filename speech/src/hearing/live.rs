@@ -53,6 +53,42 @@ impl InputLevel {
     }
 }
 
+/// How the hearing threads are doing, for a watchdog: samples taken in so far, and since when
+/// whisper has been busy with one decode.
+#[derive(Debug)]
+pub struct Liveness {
+    epoch: Instant,
+    samples: AtomicU64,
+    /// Milliseconds after `epoch` when the decode in progress began, plus one (0: idle).
+    decoding_since: AtomicU64,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness { epoch: Instant::now(), samples: AtomicU64::new(0), decoding_since: AtomicU64::new(0) }
+    }
+}
+
+impl Liveness {
+    /// Samples (16 kHz) that reached the VAD.
+    pub fn samples(&self) -> u64 {
+        self.samples.load(Ordering::Relaxed)
+    }
+
+    /// How long the decode in progress has taken, if one is.
+    pub fn decoding_for(&self) -> Option<Duration> {
+        match self.decoding_since.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(self.epoch.elapsed().saturating_sub(Duration::from_millis(since - 1))),
+        }
+    }
+
+    fn decoding(&self, busy: bool) {
+        let v = if busy { self.epoch.elapsed().as_millis() as u64 + 1 } else { 0 };
+        self.decoding_since.store(v, Ordering::Relaxed);
+    }
+}
+
 /// RMS of `samples` in dBFS, −100 for silence.
 pub fn level_db(samples: &[f32]) -> f32 {
     if samples.is_empty() {
@@ -67,7 +103,9 @@ pub fn level_db(samples: &[f32]) -> f32 {
 pub struct Hearing {
     pub events: Receiver<HearingEvent>,
     pub level: Arc<InputLevel>,
+    pub liveness: Arc<Liveness>,
     stop: Arc<AtomicBool>,
+    forget: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -80,6 +118,14 @@ enum Job {
 impl Hearing {
     /// Loads the models (errors surface here, before any thread starts) and starts listening.
     pub fn start(config: HearingConfig, source: Source) -> Result<Hearing> {
+        let level = Arc::new(InputLevel::default());
+        level.set(-100.0);
+        Hearing::start_with_level(config, source, level)
+    }
+
+    /// As [`Hearing::start`], reporting loudness into `level` (a restarted hearing keeps the
+    /// one its listeners already hold).
+    pub fn start_with_level(config: HearingConfig, source: Source, level: Arc<InputLevel>) -> Result<Hearing> {
         let transcriber = Transcriber::load(&config)?;
         let vad = SileroVad::load(&config.vad_model)?;
         let (events, rx) = mpsc::channel();
@@ -87,19 +133,21 @@ impl Hearing {
         let stop = Arc::new(AtomicBool::new(false));
         let busy = Arc::new(AtomicBool::new(false));
         let pause = Arc::new(AtomicU64::new(0));
-        let level = Arc::new(InputLevel::default());
-        level.set(-100.0);
+        let liveness = Arc::new(Liveness::default());
+        let forget = Arc::new(AtomicBool::new(false));
 
         let decoder = {
-            let (events, busy, pause) = (events.clone(), Arc::clone(&busy), Arc::clone(&pause));
+            let (events, busy, pause, liveness) = (events.clone(), Arc::clone(&busy), Arc::clone(&pause), Arc::clone(&liveness));
             std::thread::Builder::new()
                 .name("whisper".into())
-                .spawn(move || decode_loop(&transcriber, &job_rx, &events, &busy, &pause))
+                .spawn(move || decode_loop(&transcriber, &job_rx, &events, &busy, &pause, &liveness))
                 .map_err(|e| Error::Audio(format!("cannot start the whisper thread: {e}")))?
         };
         let hearing = {
             let stop = Arc::clone(&stop);
             let level = Arc::clone(&level);
+            let liveness = Arc::clone(&liveness);
+            let forget = Arc::clone(&forget);
             std::thread::Builder::new()
                 .name("hearing".into())
                 .spawn(move || {
@@ -110,6 +158,8 @@ impl Hearing {
                         busy,
                         pause,
                         level,
+                        liveness,
+                        forget,
                         next_id: 0,
                         current: None,
                         last_partial: 0,
@@ -125,7 +175,18 @@ impl Hearing {
                 })
                 .map_err(|e| Error::Audio(format!("cannot start the hearing thread: {e}")))?
         };
-        Ok(Hearing { events: rx, level, stop, threads: vec![hearing, decoder] })
+        Ok(Hearing { events: rx, level, liveness, stop, forget, threads: vec![hearing, decoder] })
+    }
+
+    /// Wipes the audio kept between utterances (at the end of a visitor's session), as soon
+    /// as no one is speaking.
+    pub fn forget(&self) {
+        self.forget.store(true, Ordering::Relaxed);
+    }
+
+    /// A handle that wipes this hearing's audio from another thread.
+    pub fn forgetter(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.forget)
     }
 
     pub fn stop(mut self) {
@@ -154,6 +215,8 @@ struct Ear {
     busy: Arc<AtomicBool>,
     pause: Arc<AtomicU64>,
     level: Arc<InputLevel>,
+    liveness: Arc<Liveness>,
+    forget: Arc<AtomicBool>,
     next_id: u64,
     /// The utterance in progress: (id, start sample).
     current: Option<(u64, u64)>,
@@ -249,8 +312,12 @@ impl Ear {
     fn feed(&mut self, listener: &mut Listener, samples: &[f32]) -> Result<()> {
         if !samples.is_empty() {
             self.level.set(level_db(samples));
+            self.liveness.samples.fetch_add(samples.len() as u64, Ordering::Relaxed);
         }
         listener.push(samples, |l, b| self.on_boundary(l, b))?;
+        if !listener.in_speech() && self.forget.swap(false, Ordering::Relaxed) {
+            listener.forget();
+        }
         // A partial while speech goes on, if whisper is free and enough new audio came. Not
         // during a pause: whisper must be free for the final when the pause turns out to be
         // the end.
@@ -315,6 +382,7 @@ fn decode_loop(
     events: &Sender<HearingEvent>,
     busy: &AtomicBool,
     pause: &AtomicU64,
+    liveness: &Liveness,
 ) {
     // The last speculative decode: (utterance, last voiced sample, result).
     let mut speculative: Option<(u64, u64, Option<Utterance>)> = None;
@@ -322,12 +390,15 @@ fn decode_loop(
     let mut detected: Option<(u64, String)> = None;
     // The last partial: (utterance, last sample it covers, result).
     let mut last_partial: Option<(u64, u64, Option<Utterance>)> = None;
-    while let Ok(job) = jobs.recv() {
+    loop {
+        liveness.decoding(false);
+        let Ok(job) = jobs.recv() else { break };
         let kind = match &job {
             Job::Partial { .. } => "partial",
             Job::Speculative { .. } => "speculative",
             Job::Finalize { .. } => "final",
         };
+        liveness.decoding(true);
         let result = match job {
             Job::Partial { id, start, upto, audio } => {
                 let hint = detected.as_ref().filter(|(d, _)| *d == id).map(|(_, l)| l.as_str());

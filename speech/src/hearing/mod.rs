@@ -20,7 +20,7 @@ use std::time::Instant;
 pub use capture::{Capture, CaptureStats};
 pub use file::{DecodedAudio, FileSource, open_audio_file};
 pub use listener::Listener;
-pub use live::{Hearing, InputLevel, PacedSource, Source, level_db};
+pub use live::{Hearing, InputLevel, Liveness, PacedSource, Source, level_db};
 pub use resample::{Resampler, TARGET_RATE};
 pub use segmenter::{Boundary, Segmenter, SegmenterConfig};
 pub use transcriber::{Transcriber, is_phantom, transcribe_file};
