@@ -126,7 +126,7 @@ pub fn spawn_ui(commands: &mut Commands, assets: &AssetServer, camera: Entity) -
             // Out of service: over everything, until the watchdog sees the stage work again.
             root.spawn((
                 Node { position_type: PositionType::Absolute, width: percent(100), height: percent(100), flex_direction: FlexDirection::Column, justify_content: JustifyContent::Center, align_items: AlignItems::Center, row_gap: vh(2.0), display: Display::None, ..default() },
-                BackgroundColor(Color::srgba(0.12, 0.12, 0.14, 0.97)),
+                BackgroundColor(Color::srgb(0.12, 0.12, 0.14)),
                 OutOfService,
             ))
             .with_children(|a| {
