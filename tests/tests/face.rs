@@ -454,7 +454,7 @@ fn viseme_tables_cover_every_phoneme_the_voices_emit() {
 }
 
 #[test]
-fn out_of_service_covers_the_screen_until_service_is_back() {
+fn out_of_service_covers_the_screen_until_service_is_back_and_a_finished_session_leaves_the_screen() {
     let pulse = Pulse::start(&["spk"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut stage = Stage::start(&pulse, &["--kiosk"], &[]);
@@ -472,4 +472,13 @@ fn out_of_service_covers_the_screen_until_service_is_back() {
     let after = stage.screenshot(&dir.path().join("back.png"));
     let dark = after.chunks_exact(3).filter(|p| p.iter().all(|c| (20..=50).contains(c))).count();
     assert!(dark * 2 < n, "out-of-service screen still up ({dark} of {n} pixels)");
+    // A visitor's session ends: what they said leaves the screen and the kiosk invites the next.
+    stage.cue(serde_json::json!({"state": "listening"}));
+    stage.cue(serde_json::json!({"heard": "رقمي 0501234567", "final": true}));
+    stage.cue(serde_json::json!({"session_ended": true}));
+    std::thread::sleep(Duration::from_millis(800));
+    let next = stage.screenshot(&dir.path().join("next-visitor.png"));
+    let is_teal = |p: &[u8]| u16::from(p[1]) > u16::from(p[0]) + 12 && u16::from(p[2]) > u16::from(p[0]) + 20;
+    let teal = next.chunks_exact(3).filter(|p| is_teal(p)).count();
+    assert!(teal * 2 > n, "no attract screen after the session ended ({teal} of {n} pixels teal)");
 }
