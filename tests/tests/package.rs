@@ -93,9 +93,12 @@ fn the_deb_installs_and_starts_in_a_clean_debian_12() {
         for u in ["hiwar.service", "hiwar-headless.service"] {
             std::fs::copy(repo_root().join("packaging/deb").join(u), unit_dir.path().join(u)).expect("unit");
         }
-        let out = Command::new("systemd-analyze").arg("verify").arg(unit_dir.path().join("hiwar-headless.service")).output().expect("systemd-analyze");
-        let text = String::from_utf8_lossy(&out.stderr);
-        assert!(!text.contains("Unknown key") && !text.contains("Invalid"), "{text}");
+        for u in ["hiwar.service", "hiwar-headless.service"] {
+            // (It also says that /usr/bin/hiwar and cage are not installed here: not the unit's fault.)
+            let out = Command::new("systemd-analyze").arg("verify").arg(unit_dir.path().join(u)).output().expect("systemd-analyze");
+            let text = String::from_utf8_lossy(&out.stderr);
+            assert!(!text.contains("Unknown key") && !text.contains("Invalid") && !text.contains("Failed to parse"), "{u}: {text}");
+        }
     }
 
     let mut chroot = Chroot::new(&debian12());
