@@ -500,6 +500,8 @@ pub async fn live_loop(
     // The utterance being spoken now, and a question waiting for the rest of the sentence.
     let mut in_progress: Option<u64> = None;
     let mut pending: Option<Question> = None;
+    // An utterance that has ended and whose transcript is not in yet: the visitor is waiting.
+    let mut transcribing: Option<u64> = None;
     let mut levels: VecDeque<(Instant, f32)> = VecDeque::new();
     let mut outcome = LoopOutcome::default();
     let mut times: std::collections::HashMap<u64, TurnTimes> = std::collections::HashMap::new();
@@ -563,7 +565,7 @@ pub async fn live_loop(
                 if let Some(h) = &settings.health {
                     h.beat_dialogue();
                 }
-                if active.is_some() || in_progress.is_some() || pending.is_some() {
+                if active.is_some() || in_progress.is_some() || pending.is_some() || transcribing.is_some() {
                     last_activity = Instant::now();
                 } else if let Some(n) = session.filter(|_| last_activity.elapsed() >= settings.session_ends_after) {
                     // The visitor has gone: nothing of theirs may reach the next one.
@@ -600,7 +602,7 @@ pub async fn live_loop(
             }
             Some(LoopInput::HearingRestarted) => {
                 // The new hearing numbers its utterances from the start.
-                (in_progress, pending, ended_at, decision) = (None, None, None, None);
+                (in_progress, pending, ended_at, decision, transcribing) = (None, None, None, None, None);
                 ignored.clear();
             }
             Some(LoopInput::Hearing(event)) => match event {
@@ -641,9 +643,11 @@ pub async fn live_loop(
                     let back = Duration::from_secs_f64(decided_at.saturating_sub(last_voiced) as f64 / 16_000.0);
                     ended_at = Some((utterance, decided.checked_sub(back).unwrap_or(decided)));
                     decision = Some((utterance, decided));
+                    transcribing = Some(utterance);
                     publish(utterance, EventKind::SpeechEnded);
                 }
                 H::Final { utterance: Some(u), id, ready, .. } if !ignored.contains(&id) => {
+                    transcribing = transcribing.filter(|t| *t != id);
                     let lang = reply_lang(&u.lang, &u.text);
                     bus.publish(Event { turn: TurnId(id), clock: None, kind: EventKind::Transcript { text: u.text.clone(), lang, is_final: true, confidence: Some(u.confidence) } });
                     let speech_end = ended_at.filter(|(i, _)| *i == id).map_or_else(Instant::now, |(_, t)| t);
@@ -661,6 +665,7 @@ pub async fn live_loop(
                     start_turn(question, &mut active, &mut times, &mut next_turn);
                 }
                 H::Final { id, .. } => {
+                    transcribing = transcribing.filter(|t| *t != id);
                     ignored.remove(&id);
                     match pending.take() {
                         // What followed the question was only noise: answer it now.
