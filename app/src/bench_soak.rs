@@ -34,13 +34,12 @@ pub struct Sample {
 }
 
 pub fn sample(turn: usize) -> Sample {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok()).unwrap_or(0.0);
     Sample {
         turn,
-        rss_mib: field("VmRSS:") / 1024.0,
+        rss_mib: crate::bench_serve::rss_mib(std::process::id()),
         fds: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()),
-        threads: field("Threads:") as usize,
+        // A directory entry per thread.
+        threads: std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count()),
     }
 }
 

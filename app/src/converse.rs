@@ -95,9 +95,8 @@ fn signals(stop: &CancellationToken, reload: mpsc::UnboundedSender<()>) -> Arc<s
 /// Reloads the config on request, checks it, and hands it to the loop; a bad one is refused
 /// with the reason and the running one stays.
 fn reloader(config: &Config, mut requests: mpsc::UnboundedReceiver<()>, tx: mpsc::UnboundedSender<LoopInput>, health: Arc<crate::ops::watchdog::Health>) {
-    let current = std::sync::Mutex::new(config.clone());
+    let current = Arc::new(std::sync::Mutex::new(config.clone()));
     tokio::spawn(async move {
-        let current = Arc::new(current);
         while requests.recv().await.is_some() {
             health.notifier.reloading();
             tracing::warn!(target: "hiwar::ops", "SIGHUP: reloading the config");

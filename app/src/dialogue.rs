@@ -478,7 +478,7 @@ pub enum LoopInput {
 /// `level` is the microphone's loudness for the echo estimate.
 #[allow(clippy::too_many_arguments, reason = "the loop's parts, wired by `hiwar run` and the benchmark")]
 pub async fn live_loop(
-    mind: Arc<Mind>,
+    mut mind: Arc<Mind>,
     voice: Arc<VoiceOut>,
     bus: Bus,
     mut settings: LoopSettings,
@@ -488,10 +488,6 @@ pub async fn live_loop(
     stop: CancellationToken,
 ) -> LoopOutcome {
     use hiwar_speech::hearing::HearingEvent as H;
-    // Both change when the operator reloads the config.
-    let mind = std::sync::Mutex::new(mind);
-    let current = |m: &std::sync::Mutex<Arc<Mind>>| Arc::clone(&m.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-    let holding_after = AtomicU64::new(settings.holding_after.as_millis() as u64);
     let publish = |turn: u64, kind| bus.publish(Event { turn: TurnId(turn), clock: None, kind });
     let mut active: Option<Active> = None;
     let mut ignored: HashSet<u64> = HashSet::new();
@@ -514,15 +510,16 @@ pub async fn live_loop(
     let mut session: Option<u64> = None;
     let mut sessions = 0u64;
     publish(0, EventKind::State(State::Idle));
-    let begin_session = |session: &mut Option<u64>, sessions: &mut u64, why: &str| {
+    // (The operator's log of sessions is the bus's Session events: `hiwar run` logs them.)
+    let begin_session = |session: &mut Option<u64>, sessions: &mut u64| {
         if session.is_none() {
             *sessions += 1;
             *session = Some(*sessions);
             publish(*sessions, EventKind::Session { started: true });
-            tracing::info!(session = *sessions, "session {sessions} began ({why})");
         }
     };
-    let start_turn = |q: Question, active: &mut Option<Active>, times: &mut std::collections::HashMap<u64, TurnTimes>, next_turn: &mut u64| {
+    // The mind and the holding delay are arguments: a config reload replaces them.
+    let start_turn = |q: Question, mind: &Arc<Mind>, holding: Duration, active: &mut Option<Active>, times: &mut std::collections::HashMap<u64, TurnTimes>, next_turn: &mut u64| {
         if let Some(old) = active.take() {
             old.cancel.cancel();
             voice.cancel(old.id);
@@ -532,7 +529,7 @@ pub async fn live_loop(
         times.insert(turn, TurnTimes { speech_end: Some(q.speech_end), decided: q.decided, final_ready: Some(q.ready), ..TurnTimes::default() });
         let cancel = CancellationToken::new();
         *active = Some(Active { id: turn, cancel: cancel.clone(), speaking_since: None, audio_end: None });
-        let (mind, voice, bus, tx, holding) = (current(&mind), Arc::clone(&voice), bus.clone(), loop_tx.clone(), Duration::from_millis(holding_after.load(Ordering::Relaxed)));
+        let (mind, voice, bus, tx, holding) = (Arc::clone(mind), Arc::clone(&voice), bus.clone(), loop_tx.clone(), holding);
         tokio::spawn(async move {
             let report = answer_turn(&mind, voice.as_ref(), &bus, turn, &q.text, q.lang, q.speech_end, holding, cancel).await;
             let _ = tx.send(LoopInput::TurnDone(Box::new(report)));
@@ -570,7 +567,7 @@ pub async fn live_loop(
                 } else if let Some(n) = session.filter(|_| last_activity.elapsed() >= settings.session_ends_after) {
                     // The visitor has gone: nothing of theirs may reach the next one.
                     session = None;
-                    current(&mind).forget();
+                    mind.forget();
                     settings.wipe_audio.store(true, Ordering::Relaxed);
                     (ended_at, decision) = (None, None);
                     ignored.clear();
@@ -581,7 +578,6 @@ pub async fn live_loop(
                         crate::ops::wipe(&mut r.answer);
                     }
                     publish(n, EventKind::Session { started: false });
-                    tracing::info!(session = n, "session {n} ended after {:?} of quiet: conversation memory, transcripts and audio wiped", settings.session_ends_after);
                 }
                 if !hearing_open && active.is_none() {
                     break;
@@ -589,14 +585,12 @@ pub async fn live_loop(
             }
             Some(LoopInput::Touch) => {
                 last_activity = Instant::now();
-                begin_session(&mut session, &mut sessions, "touch");
+                begin_session(&mut session, &mut sessions);
             }
             Some(LoopInput::Reload(new)) => {
                 let new = *new;
-                let next = Arc::new(new.mind.continuing(&current(&mind)));
-                *mind.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+                mind = Arc::new(new.mind.continuing(&mind));
                 voice.replace_voices(new.voices);
-                holding_after.store(new.settings.holding_after.as_millis() as u64, Ordering::Relaxed);
                 settings = LoopSettings { wipe_audio: Arc::clone(&settings.wipe_audio), health: settings.health.clone(), ..new.settings };
                 tracing::warn!(target: "hiwar::ops", "config reloaded from {}", new.config.source.as_ref().map_or_else(|| "built-in defaults".into(), |p| p.display().to_string()));
             }
@@ -609,7 +603,7 @@ pub async fn live_loop(
                 H::SpeechStarted { utterance, at, level_db, .. } => {
                     in_progress = Some(utterance);
                     last_activity = Instant::now();
-                    begin_session(&mut session, &mut sessions, "speech");
+                    begin_session(&mut session, &mut sessions);
                     if let Some(since) = speaking {
                         // The echo: the loudest the microphone heard while we spoke, before
                         // this voice could have begun.
@@ -662,14 +656,14 @@ pub async fn live_loop(
                         pending = Some(question);
                         continue;
                     }
-                    start_turn(question, &mut active, &mut times, &mut next_turn);
+                    start_turn(question, &mind, settings.holding_after, &mut active, &mut times, &mut next_turn);
                 }
                 H::Final { id, .. } => {
                     transcribing = transcribing.filter(|t| *t != id);
                     ignored.remove(&id);
                     match pending.take() {
                         // What followed the question was only noise: answer it now.
-                        Some(q) if in_progress.is_none_or(|i| i <= id) => start_turn(q, &mut active, &mut times, &mut next_turn),
+                        Some(q) if in_progress.is_none_or(|i| i <= id) => start_turn(q, &mind, settings.holding_after, &mut active, &mut times, &mut next_turn),
                         other => pending = other,
                     }
                     if active.is_none() && pending.is_none() {

@@ -60,7 +60,7 @@ pub fn load(path: Option<&PathBuf>, old: &Config) -> anyhow::Result<Reloaded> {
     if !later.is_empty() {
         tracing::warn!(target: "hiwar::ops", "config: changes to [{}] take effect at the next restart", later.join("], ["));
     }
-    let mut settings = LoopSettings::from_config(&config);
-    settings.wipe_audio = Default::default();
+    // The loop keeps its own wipe flag and watchdog handle; the rest is the new config's.
+    let settings = LoopSettings::from_config(&config);
     Ok(Reloaded { config, mind, voices, settings })
 }
