@@ -56,9 +56,15 @@ impl Chroot {
         self.mounts.push(target);
     }
 
+    /// Unmounts the last mount, waiting (up to 10 s) for processes still stopping in the root
+    /// to let go of it.
     fn unmount_last(&mut self) {
         if let Some(m) = self.mounts.pop() {
-            sh(Command::new("umount").arg(&m));
+            let started = Instant::now();
+            while !Command::new("umount").arg(&m).status().is_ok_and(|s| s.success()) {
+                assert!(started.elapsed() < Duration::from_secs(10), "{} stayed busy", m.display());
+                std::thread::sleep(Duration::from_millis(200));
+            }
         }
     }
 
@@ -154,6 +160,11 @@ fn the_deb_installs_and_starts_in_a_clean_debian_12() {
     let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
     let _ = Command::new("pkill").args(["-TERM", "-f", &format!("serve --bind {addr}")]).status();
     let _ = server.wait();
+    // runuser's child may outlive it by a moment: wait until no hiwar runs in the root.
+    let started = Instant::now();
+    while Command::new("pgrep").args(["-f", &format!("serve --bind {addr}")]).status().is_ok_and(|s| s.success()) && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(health.0, 200, "{}", health.1);
     // Purging removes what it made (the borrowed models first: they are not the package's).
     chroot.unmount_last();
