@@ -167,7 +167,10 @@ impl IdleLife {
         }
         // About fourteen breaths a minute.
         let breath = (0.5 - 0.5 * (std::f64::consts::TAU * t / 4.3).cos()) as f32;
-        let gaze = [gaze[0] * mix(from.gaze_spread, to.gaze_spread) + mix(from.gaze[0], to.gaze[0]), gaze[1] * mix(from.gaze_spread, to.gaze_spread) + mix(from.gaze[1], to.gaze[1])];
+        let gaze = [
+            gaze[0] * mix(from.gaze_spread, to.gaze_spread) + mix(from.gaze[0], to.gaze[0]),
+            gaze[1] * mix(from.gaze_spread, to.gaze_spread) + mix(from.gaze[1], to.gaze[1]),
+        ];
         IdleFrame {
             blink,
             gaze,

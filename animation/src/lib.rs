@@ -72,11 +72,7 @@ mod tests {
 
     #[test]
     fn phoneme_lookup_respects_half_open_spans() {
-        let t = Timeline {
-            sample_rate: 22_050,
-            phonemes: vec![ph("m", 0, 100), ph("a", 100, 300), ph("r", 400, 450)],
-            words: vec![],
-        };
+        let t = Timeline { sample_rate: 22_050, phonemes: vec![ph("m", 0, 100), ph("a", 100, 300), ph("r", 400, 450)], words: vec![] };
         assert_eq!(t.phoneme_at(0).map(|p| p.phoneme.as_str()), Some("m"));
         assert_eq!(t.phoneme_at(100).map(|p| p.phoneme.as_str()), Some("a"));
         assert_eq!(t.phoneme_at(350), None, "gap between phonemes");

@@ -166,11 +166,8 @@ impl LipSync {
     pub fn push(&mut self, timeline: &Timeline, offset: SamplePos) {
         let rate = f64::from(timeline.sample_rate.max(1));
         let base = offset as f64 / f64::from(self.sample_rate);
-        let entries: Vec<(f64, f64, &str)> = timeline
-            .phonemes
-            .iter()
-            .map(|p| (base + p.start as f64 / rate, base + p.end.max(p.start) as f64 / rate, p.phoneme.as_str()))
-            .collect();
+        let entries: Vec<(f64, f64, &str)> =
+            timeline.phonemes.iter().map(|p| (base + p.start as f64 / rate, base + p.end.max(p.start) as f64 / rate, p.phoneme.as_str())).collect();
         let new = segments(&entries);
         // Keep the order by start even if a caller pushes out of order.
         if self.segments.last().zip(new.first()).is_some_and(|(a, b)| a.start > b.start) {
@@ -266,8 +263,19 @@ fn segments(entries: &[(f64, f64, &str)]) -> Vec<Segment> {
     let vowel_near = |i: usize| -> Option<(usize, Sound)> {
         // The vowel a pharyngeal or glottal takes its shape from: the next one within the
         // word, else the one before.
-        let next = sounds[i + 1..].iter().enumerate().take_while(|(_, s)| s.2.is_some_and(|s| s.kind != Kind::Pause)).find_map(|(k, s)| s.2.filter(|s| s.kind == Kind::Vowel).map(|s| (i + 1 + k, s)));
-        next.or_else(|| sounds[..i].iter().enumerate().rev().take_while(|(_, s)| s.2.is_some_and(|s| s.kind != Kind::Pause)).find_map(|(k, s)| s.2.filter(|s| s.kind == Kind::Vowel).map(|s| (k, s))))
+        let next = sounds[i + 1..]
+            .iter()
+            .enumerate()
+            .take_while(|(_, s)| s.2.is_some_and(|s| s.kind != Kind::Pause))
+            .find_map(|(k, s)| s.2.filter(|s| s.kind == Kind::Vowel).map(|s| (i + 1 + k, s)));
+        next.or_else(|| {
+            sounds[..i]
+                .iter()
+                .enumerate()
+                .rev()
+                .take_while(|(_, s)| s.2.is_some_and(|s| s.kind != Kind::Pause))
+                .find_map(|(k, s)| s.2.filter(|s| s.kind == Kind::Vowel).map(|s| (k, s)))
+        })
     };
     let emphatic_next_to = |i: usize| {
         let near = |s: Option<&(f64, f64, Option<Sound>)>| s.and_then(|s| s.2).is_some_and(|s| s.emphatic);

@@ -289,16 +289,25 @@ impl Rig {
             .map(|i| match kind {
                 // The mouth from one convention only, so it is not driven twice; the rest of
                 // the face (eyes, brows, smile) from whichever names the rig has.
-                RigKind::Oculus => oculus[i].map(Channel::Viseme).or(arkit[i].filter(|&a| !is_mouth_arkit(a) || ARKIT[a].starts_with("mouthSmile")).map(Channel::Arkit)).or(vrm[i].filter(|v| matches!(v, Vrm::Blink | Vrm::BlinkLeft | Vrm::BlinkRight | Vrm::Happy)).map(Channel::Vrm)),
-                RigKind::Arkit => arkit[i].map(Channel::Arkit).or(vrm[i].filter(|v| matches!(v, Vrm::Blink | Vrm::BlinkLeft | Vrm::BlinkRight | Vrm::Happy)).map(Channel::Vrm)),
+                RigKind::Oculus => oculus[i]
+                    .map(Channel::Viseme)
+                    .or(arkit[i].filter(|&a| !is_mouth_arkit(a) || ARKIT[a].starts_with("mouthSmile")).map(Channel::Arkit))
+                    .or(vrm[i].filter(|v| matches!(v, Vrm::Blink | Vrm::BlinkLeft | Vrm::BlinkRight | Vrm::Happy)).map(Channel::Vrm)),
+                RigKind::Arkit => arkit[i]
+                    .map(Channel::Arkit)
+                    .or(vrm[i].filter(|v| matches!(v, Vrm::Blink | Vrm::BlinkLeft | Vrm::BlinkRight | Vrm::Happy)).map(Channel::Vrm)),
                 RigKind::Vrm => vrm[i].map(Channel::Vrm).or(arkit[i].filter(|&a| !is_mouth_arkit(a)).map(Channel::Arkit)),
-                RigKind::JawOnly => (canon[i].contains("jaw") || canon[i].contains("mouthopen")).then_some(Channel::Jaw).or(arkit[i].filter(|&a| !is_mouth_arkit(a)).map(Channel::Arkit)),
+                RigKind::JawOnly => (canon[i].contains("jaw") || canon[i].contains("mouthopen"))
+                    .then_some(Channel::Jaw)
+                    .or(arkit[i].filter(|&a| !is_mouth_arkit(a)).map(Channel::Arkit)),
                 RigKind::Static => None,
             })
             .collect();
         let warning = match kind {
             RigKind::JawOnly => Some("the avatar names no ARKit, Oculus or VRM mouth shapes: only its jaw will move with the voice".to_string()),
-            RigKind::Static => Some("the avatar has no morph targets hiwar recognises (ARKit 52, Oculus visemes or VRM expressions): its face will not move".to_string()),
+            RigKind::Static => {
+                Some("the avatar has no morph targets hiwar recognises (ARKit 52, Oculus visemes or VRM expressions): its face will not move".to_string())
+            }
             _ => None,
         };
         (Rig { kind, channels }, warning)

@@ -139,8 +139,8 @@ pub fn classify(phoneme: &str) -> Option<Sound> {
     let Some(first) = base.chars().next() else { return sound(Kind::Pause, Viseme::Sil) };
     use Kind::{Consonant as C, Vowel as V};
     match first {
-        '_' | ' ' | '^' | '$' | '.' | ',' | ';' | ':' | '!' | '?' | '،' | '؛' | '؟' | '…' | '-' | '—' | '–' | '"' | '\''
-        | '(' | ')' | '\n' | '\t' | '«' | '»' => sound(Kind::Pause, Viseme::Sil),
+        '_' | ' ' | '^' | '$' | '.' | ',' | ';' | ':' | '!' | '?' | '،' | '؛' | '؟' | '…' | '-' | '—' | '–' | '"' | '\'' | '(' | ')' | '\n' | '\t' | '«'
+        | '»' => sound(Kind::Pause, Viseme::Sil),
         'p' | 'b' | 'm' | 'ɱ' | 'β' => sound(C, Viseme::PP),
         'f' | 'v' | 'ʋ' => sound(C, Viseme::FF),
         'θ' | 'ð' => sound(C, Viseme::TH),

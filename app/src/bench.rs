@@ -41,7 +41,9 @@ pub fn tts(config: &Config, python: &str, reps: usize) -> anyhow::Result<ExitCod
     let store = crate::models::Store::open(config)?;
     let model = store.file_of("piper-en-joe", "en_US-joe-medium.onnx").context("piper-en-joe")?;
     println!("## hiwar bench tts\n");
-    println!("Voice en_US-joe-medium, {reps} repetitions per sentence; hiwar speaks the first chunk its streaming chunker cuts (a short clause), Piper its first sentence.\n");
+    println!(
+        "Voice en_US-joe-medium, {reps} repetitions per sentence; hiwar speaks the first chunk its streaming chunker cuts (a short clause), Piper its first sentence.\n"
+    );
     // Warm up, as the reference does.
     voice.speak("Warm up.", None)?;
     let mut measure = |text: &str, arabic: bool| -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
@@ -116,7 +118,10 @@ fn round_trip(config: &Config, voice: &mut hiwar_speech::voice::PiperVoice, diac
         let u = transcriber.transcribe(0, &audio.samples, 0, audio.samples.len() as u64)?;
         Ok(u.map(|u| u.text).unwrap_or_default())
     };
-    println!("Round trip, Arabic forced in whisper {} (the judge is weak on Arabic):\n", hiwar_speech::models::read_ggml_whisper_info(&hc.whisper_model)?.size_name());
+    println!(
+        "Round trip, Arabic forced in whisper {} (the judge is weak on Arabic):\n",
+        hiwar_speech::models::read_ggml_whisper_info(&hc.whisper_model)?.size_name()
+    );
     println!("| sentence | English Piper voice on hiwar's phonemes: CER | espeak-ng Arabic voice: CER |\n|---|---|---|");
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for text in &sentences {
@@ -137,13 +142,7 @@ fn run_piper(python: &str, model: &Path, reps: usize) -> anyhow::Result<Vec<Pipe
     let dir = tempdir()?;
     let script = dir.join("piper_ref.py");
     std::fs::write(&script, REFERENCE_PIPER)?;
-    let out = Command::new(python)
-        .arg(&script)
-        .arg(model)
-        .arg(reps.to_string())
-        .args(TTS_ENGLISH)
-        .output()
-        .with_context(|| format!("running {python}"))?;
+    let out = Command::new(python).arg(&script).arg(model).arg(reps.to_string()).args(TTS_ENGLISH).output().with_context(|| format!("running {python}"))?;
     if !out.status.success() {
         bail!(
             "{python} could not run Python Piper ({}); install it with `python3 -m venv V && V/bin/pip install piper-tts==1.8.0` and pass --python V/bin/python",
@@ -214,11 +213,7 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
 }
 
 fn error_rate(clip: &Clip, heard: &str) -> (String, f64) {
-    if clip.lang == "en" {
-        ("WER".into(), word_error_rate(&clip.text, heard))
-    } else {
-        ("CER".into(), character_error_rate(&clip.text, heard))
-    }
+    if clip.lang == "en" { ("WER".into(), word_error_rate(&clip.text, heard)) } else { ("CER".into(), character_error_rate(&clip.text, heard)) }
 }
 
 pub fn asr(config: &Config, model: Option<PathBuf>, reps: usize, rounds: usize, only: &[String]) -> anyhow::Result<ExitCode> {
@@ -295,12 +290,7 @@ fn accuracy(hc: &HearingConfig, t: &mut Transcriber, clips: &[Loaded]) -> anyhow
         sums[k].1 += forced_rate;
         sums[k].2 += full_rate;
         sums[k].3 += 1;
-        println!(
-            "| {} | {} | {metric} | {lang}: {} | {auto_rate:.2} | {forced_rate:.2} | {full_rate:.2} |",
-            c.name,
-            c.clip.lang,
-            heard.replace('|', "/"),
-        );
+        println!("| {} | {} | {metric} | {lang}: {} | {auto_rate:.2} | {forced_rate:.2} | {full_rate:.2} |", c.name, c.clip.lang, heard.replace('|', "/"),);
     }
     t.set_forced_language(None);
     t.set_short_window(hc.short_window);
@@ -332,12 +322,7 @@ fn speed(hc: &HearingConfig, clips: &[Loaded], reps: usize, threads: usize) -> a
     let mut differences = Vec::new();
     for c in clips.iter().filter(|c| c.clip.lang != "mixed") {
         let lang = c.clip.lang.as_str();
-        let options = DecodeOptions {
-            language: Language::Fixed(lang),
-            threads,
-            temperature_fallback: hc.temperature_fallback,
-            ..DecodeOptions::default()
-        };
+        let options = DecodeOptions { language: Language::Fixed(lang), threads, temperature_fallback: hc.temperature_fallback, ..DecodeOptions::default() };
         let mut times = Vec::with_capacity(reps);
         let mut text = String::new();
         for _ in 0..reps {
@@ -509,11 +494,7 @@ fn latency(hc: &HearingConfig, clips: &[Loaded], rounds: usize) -> anyhow::Resul
         percentile(&mut to_final, 95.0)
     );
     let n = to_partial.len();
-    println!(
-        "| speech detected → first partial | {n} | {:.0} ms | {:.0} ms |",
-        percentile(&mut to_partial.clone(), 50.0),
-        percentile(&mut to_partial, 95.0)
-    );
+    println!("| speech detected → first partial | {n} | {:.0} ms | {:.0} ms |", percentile(&mut to_partial.clone(), 50.0), percentile(&mut to_partial, 95.0));
     println!("\nFinals ready from the speculative decode during the trailing silence: {speculative} of {finals}.");
     // What the live finals said, against the references (utterances in clip order).
     let expected: Vec<&Loaded> = (0..rounds.max(1)).flat_map(|_| chosen.iter().copied()).collect();
@@ -521,11 +502,7 @@ fn latency(hc: &HearingConfig, clips: &[Loaded], rounds: usize) -> anyhow::Resul
         let english: Vec<f64> = expected.iter().zip(&heard).filter(|(c, _)| c.clip.lang == "en").map(|(c, h)| word_error_rate(&c.clip.text, h)).collect();
         let other: Vec<f64> = expected.iter().zip(&heard).filter(|(c, _)| c.clip.lang != "en").map(|(c, h)| character_error_rate(&c.clip.text, h)).collect();
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-        println!(
-            "Live finals (language detected, as a kiosk runs): English mean WER {:.2}, Arabic/mixed mean CER {:.2}.\n",
-            mean(&english),
-            mean(&other)
-        );
+        println!("Live finals (language detected, as a kiosk runs): English mean WER {:.2}, Arabic/mixed mean CER {:.2}.\n", mean(&english), mean(&other));
     } else {
         println!("Live finals: {} for {} utterances (a clip split or merged), accuracy not paired.\n", heard.len(), expected.len());
     }

@@ -109,9 +109,12 @@ fn latency(config: &Config, rt: &tokio::runtime::Runtime, rounds: usize) -> anyh
             let t = &r.times;
             let (Some(hearing_end), Some(heard)) = (t.speech_end, t.answer_heard) else { continue };
             // The speech this turn answers: the stretch whose real end is nearest hearing's.
-            let Some(end) = placed.iter().flat_map(|p| p.ends.iter()).map(|e| t0 + Duration::from_secs_f64(*e as f64 / 16_000.0)).min_by_key(|end| {
-                (if *end > hearing_end { *end - hearing_end } else { hearing_end - *end }).as_millis()
-            }) else {
+            let Some(end) = placed
+                .iter()
+                .flat_map(|p| p.ends.iter())
+                .map(|e| t0 + Duration::from_secs_f64(*e as f64 / 16_000.0))
+                .min_by_key(|end| (if *end > hearing_end { *end - hearing_end } else { hearing_end - *end }).as_millis())
+            else {
                 continue;
             };
             let (Some(decided), Some(fin)) = (since(t.decided, end), since(t.final_ready, end)) else { continue };
@@ -124,7 +127,10 @@ fn latency(config: &Config, rt: &tokio::runtime::Runtime, rounds: usize) -> anyh
         let (p50, p95) = percentiles(&col(6));
         let from_decision: Vec<f64> = rows.iter().map(|r| r[6] - r[0]).collect();
         let (d50, d95) = percentiles(&from_decision);
-        println!("TTFT {ttft} ms, {} turns: **{p50:.0} ms p50**, {p95:.0} ms p95 from the end of speech; {d50:.0} ms p50, {d95:.0} ms p95 from the end-pointing decision\n", rows.len());
+        println!(
+            "TTFT {ttft} ms, {} turns: **{p50:.0} ms p50**, {p95:.0} ms p95 from the end of speech; {d50:.0} ms p50, {d95:.0} ms p95 from the end-pointing decision\n",
+            rows.len()
+        );
         println!("| stage (median of {} turns) | ms |", rows.len());
         println!("|---|---|");
         for (i, name) in [
@@ -147,7 +153,10 @@ fn latency(config: &Config, rt: &tokio::runtime::Runtime, rounds: usize) -> anyh
     println!("| TTFT | p50 | p95 | p50 from the decision | p95 from the decision | goal |");
     println!("|---|---|---|---|---|---|");
     for (ttft, p50, p95, d50, d95) in summary {
-        println!("| {ttft} ms | {p50:.0} ms | {p95:.0} ms | {d50:.0} ms | {d95:.0} ms | {} |", if ttft == 0 { "≤ 800 ms p50 (≤ 300 from the decision)" } else { "—" });
+        println!(
+            "| {ttft} ms | {p50:.0} ms | {p95:.0} ms | {d50:.0} ms | {d95:.0} ms | {} |",
+            if ttft == 0 { "≤ 800 ms p50 (≤ 300 from the decision)" } else { "—" }
+        );
     }
     println!("\nRSS of this process after the live turns: {:.0} MB\n", rss_mb());
     Ok(())
@@ -175,7 +184,10 @@ fn barge(config: &Config, rt: &tokio::runtime::Runtime, n: usize) -> anyhow::Res
         println!("| {} (turn {}) | {d:.0} ms | {s:.0} ms | {} (≤ {}) |", i + 1, b.turn, b.audible_after, b.limit);
     }
     let ((d50, _), (s50, s95)) = (percentiles(&detect), percentiles(&total));
-    println!("\n{} interruptions: onset → silence **{s50:.0} ms p50**, {s95:.0} ms p95 (of which detection {d50:.0} ms p50: the VAD's 250 ms minimum speech + pre-roll).\n", total.len());
+    println!(
+        "\n{} interruptions: onset → silence **{s50:.0} ms p50**, {s95:.0} ms p95 (of which detection {d50:.0} ms p50: the VAD's 250 ms minimum speech + pre-roll).\n",
+        total.len()
+    );
     Ok(())
 }
 

@@ -84,7 +84,8 @@ pub fn run(config: &Config, turns: usize, every: usize, no_render: bool, size: (
     let level = Arc::clone(&hearing.level);
     let (tx, rx) = mpsc::unbounded_channel();
     crate::converse::forward(hearing, voice_events, &tx);
-    let live = rt.spawn(live_loop(Arc::clone(&mind), Arc::clone(&voice), bus.clone(), LoopSettings::from_config(&config), level, rx, tx, CancellationToken::new()));
+    let live =
+        rt.spawn(live_loop(Arc::clone(&mind), Arc::clone(&voice), bus.clone(), LoopSettings::from_config(&config), level, rx, tx, CancellationToken::new()));
 
     // What the renderer draws, and when each turn is over.
     let (said_tx, said_rx) = std::sync::mpsc::channel();
@@ -163,17 +164,35 @@ pub fn run(config: &Config, turns: usize, every: usize, no_render: bool, size: (
         (Some(a), Some(b)) => ((b.rss_mib - a.rss_mib) / a.rss_mib.max(1.0) * 100.0, b.fds as i64 - a.fds as i64, b.threads as i64 - a.threads as i64),
         _ => (0.0, 0, 0),
     };
-    let report = Report { turns, answered, sessions: sessions.load(Ordering::Relaxed), wall_s, rendered_frames: frames, panics: PANICS.load(Ordering::Relaxed), samples, rss_growth_pct, fd_growth, thread_growth };
+    let report = Report {
+        turns,
+        answered,
+        sessions: sessions.load(Ordering::Relaxed),
+        wall_s,
+        rendered_frames: frames,
+        panics: PANICS.load(Ordering::Relaxed),
+        samples,
+        rss_growth_pct,
+        fd_growth,
+        thread_growth,
+    };
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!("## Soak (`hiwar bench soak --turns {turns}{}`)\n", if no_render { " --no-render" } else { "" });
-        println!("{answered}/{turns} turns answered in {wall_s:.0} s over {} sessions; {frames} frames rendered at {}×{}; {} panics.\n", report.sessions, size.0, size.1, report.panics);
+        println!(
+            "{answered}/{turns} turns answered in {wall_s:.0} s over {} sessions; {frames} frames rendered at {}×{}; {} panics.\n",
+            report.sessions, size.0, size.1, report.panics
+        );
         println!("| turn | RSS | fds | threads |\n|---|---|---|---|");
         for s in &report.samples {
             println!("| {} | {:.0} MiB | {} | {} |", s.turn, s.rss_mib, s.fds, s.threads);
         }
-        println!("\nFrom turn {} to turn {}: RSS {rss_growth_pct:+.1} % (goal ≤ 5 %), fds {fd_growth:+}, threads {thread_growth:+} (goal 0).\n", first.map_or(0, |s| s.turn), last.map_or(0, |s| s.turn));
+        println!(
+            "\nFrom turn {} to turn {}: RSS {rss_growth_pct:+.1} % (goal ≤ 5 %), fds {fd_growth:+}, threads {thread_growth:+} (goal 0).\n",
+            first.map_or(0, |s| s.turn),
+            last.map_or(0, |s| s.turn)
+        );
     }
     let flat = rss_growth_pct <= 5.0 && fd_growth <= 0 && thread_growth <= 0 && report.panics == 0 && answered == turns;
     Ok(if flat { ExitCode::SUCCESS } else { ExitCode::FAILURE })

@@ -57,45 +57,80 @@ pub enum EventKind {
     SpeechStarted,
     SpeechEnded,
     /// What the person said so far (`is_final == false`) or in all (`true`).
-    Transcript { text: String, lang: Lang, is_final: bool, confidence: Option<f32> },
+    Transcript {
+        text: String,
+        lang: Lang,
+        is_final: bool,
+        confidence: Option<f32>,
+    },
     /// A piece of the assistant's reply as the LLM streams it.
-    ReplyText { delta: String },
+    ReplyText {
+        delta: String,
+    },
     /// Synthesised audio about to be played (mono f32).
-    AudioChunk { samples: Arc<[f32]>, sample_rate: u32 },
+    AudioChunk {
+        samples: Arc<[f32]>,
+        sample_rate: u32,
+    },
     /// Mouth shapes from the clock position on: (viseme, weight, start, end) in samples.
-    Visemes { frames: Arc<[(Viseme, f32, SamplePos, SamplePos)]> },
+    Visemes {
+        frames: Arc<[(Viseme, f32, SamplePos, SamplePos)]>,
+    },
     /// A spoken word with its span on the audio clock (caption highlight).
-    Word { text: String, start: SamplePos, end: SamplePos },
+    Word {
+        text: String,
+        start: SamplePos,
+        end: SamplePos,
+    },
     /// Something failed; `for_person` is what the person at the kiosk is told (Arabic first).
-    Error { message: String, for_person: Option<String> },
+    Error {
+        message: String,
+        for_person: Option<String>,
+    },
     /// Speech queued on the speaker: what (`answer`, `holding`, `fallback`), its text, the
     /// audio with its phoneme and word timings, and where it plays on the clock (`clock` is
     /// its start, `end` its end, both at the clock's rate).
-    Said { what: &'static str, text: String, speech: Arc<hiwar_speech::voice::Speech>, end: SamplePos },
+    Said {
+        what: &'static str,
+        text: String,
+        speech: Arc<hiwar_speech::voice::Speech>,
+        end: SamplePos,
+    },
     /// The LLM failed and the fallback answer was taken (`kind`: unauthorised, rate_limited,
     /// http_error, first_token_timeout, stalled, cut, malformed, runaway, unreachable).
-    Fallback { kind: &'static str, log: String },
+    Fallback {
+        kind: &'static str,
+        log: String,
+    },
     /// The person spoke over the answer: it was stopped. `audible_after` frames of it reached
     /// the device after the decision, against a `limit` of the fade plus one device buffer.
-    BargeIn { audible_after: u64, limit: u64 },
+    BargeIn {
+        audible_after: u64,
+        limit: u64,
+    },
     /// The turn's answer in full, and where it came from (llm, knowledge, no_answer).
-    Answered { source: &'static str, text: String },
+    Answered {
+        source: &'static str,
+        text: String,
+    },
     /// A visitor's session began (first speech or touch) or ended (inactivity: everything of
     /// it has been wiped). The event's turn is the session's number.
-    Session { started: bool },
+    Session {
+        started: bool,
+    },
     /// The kiosk went out of service (a stage keeps failing) or came back; `reason` is for the
     /// operator.
-    Service { in_service: bool, reason: String },
+    Service {
+        in_service: bool,
+        reason: String,
+    },
 }
 
 impl EventKind {
     /// Events that belong to the turn's output and are dropped when the person interrupts
     /// (barge-in); the rest (state, what the person said, errors) survive.
     pub fn dropped_on_interruption(&self) -> bool {
-        matches!(
-            self,
-            EventKind::ReplyText { .. } | EventKind::AudioChunk { .. } | EventKind::Visemes { .. } | EventKind::Word { .. } | EventKind::Said { .. }
-        )
+        matches!(self, EventKind::ReplyText { .. } | EventKind::AudioChunk { .. } | EventKind::Visemes { .. } | EventKind::Word { .. } | EventKind::Said { .. })
     }
 }
 
@@ -166,12 +201,7 @@ impl Bus {
 
 impl From<&hiwar_speech::whisper::Transcript> for EventKind {
     fn from(t: &hiwar_speech::whisper::Transcript) -> EventKind {
-        EventKind::Transcript {
-            text: t.text(),
-            lang: if t.lang == "en" { Lang::En } else { Lang::Ar },
-            is_final: true,
-            confidence: None,
-        }
+        EventKind::Transcript { text: t.text(), lang: if t.lang == "en" { Lang::En } else { Lang::Ar }, is_final: true, confidence: None }
     }
 }
 

@@ -380,8 +380,7 @@ impl Config {
                     defaults.keys().cloned().collect::<Vec<_>>().join(", ")
                 )
             })?;
-            let parsed = typed_like(default, value)
-                .with_context(|| format!("environment variable {var} (sets {section}.{key})"))?;
+            let parsed = typed_like(default, value).with_context(|| format!("environment variable {var} (sets {section}.{key})"))?;
             table
                 .entry(section.clone())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()))
@@ -430,18 +429,14 @@ fn locate<'d>(defaults: &'d toml::Table, rest: &str) -> Option<(String, String, 
 fn typed_like(default: &toml::Value, raw: &str) -> anyhow::Result<toml::Value> {
     Ok(match default {
         toml::Value::String(_) => toml::Value::String(raw.to_string()),
-        toml::Value::Integer(_) => {
-            toml::Value::Integer(raw.trim().parse().with_context(|| format!("`{raw}` is not an integer"))?)
-        }
+        toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse().with_context(|| format!("`{raw}` is not an integer"))?),
         toml::Value::Float(_) => toml::Value::Float(raw.trim().parse().with_context(|| format!("`{raw}` is not a number"))?),
         toml::Value::Boolean(_) => match raw.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
             "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
             _ => bail!("`{raw}` is not true or false"),
         },
-        toml::Value::Array(_) => toml::Value::Array(
-            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.into())).collect(),
-        ),
+        toml::Value::Array(_) => toml::Value::Array(raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.into())).collect()),
         other => bail!("keys of type {} cannot be set from the environment", other.type_str()),
     })
 }

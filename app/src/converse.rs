@@ -49,12 +49,20 @@ fn log_events(bus: &Bus, transcripts: bool) {
         while let Ok(e) = rx.recv().await {
             let turn = e.turn.0;
             match &e.kind {
-                K::Transcript { text, lang, is_final: true, .. } if transcripts => tracing::info!(target: "hiwar::ops", turn, "heard ({}): {text}", lang.code()),
+                K::Transcript { text, lang, is_final: true, .. } if transcripts => {
+                    tracing::info!(target: "hiwar::ops", turn, "heard ({}): {text}", lang.code())
+                }
                 K::Answered { source, text } if transcripts => tracing::info!(target: "hiwar::ops", turn, "answered from {source}: {text}"),
-                K::Answered { source, text } => tracing::info!(target: "hiwar::ops", turn, "answered from {source} ({} words)", text.split_whitespace().count()),
+                K::Answered { source, text } => {
+                    tracing::info!(target: "hiwar::ops", turn, "answered from {source} ({} words)", text.split_whitespace().count())
+                }
                 K::Fallback { kind, .. } => tracing::warn!(target: "hiwar::ops", turn, "LLM fallback: {kind}"),
-                K::BargeIn { audible_after, limit } => tracing::info!(target: "hiwar::ops", turn, "barge-in: {audible_after} frames after the decision (limit {limit})"),
-                K::Session { started } => tracing::info!(target: "hiwar::ops", session = turn, "session {turn} {}", if *started { "began" } else { "ended: memory, transcripts and audio wiped" }),
+                K::BargeIn { audible_after, limit } => {
+                    tracing::info!(target: "hiwar::ops", turn, "barge-in: {audible_after} frames after the decision (limit {limit})")
+                }
+                K::Session { started } => {
+                    tracing::info!(target: "hiwar::ops", session = turn, "session {turn} {}", if *started { "began" } else { "ended: memory, transcripts and audio wiped" })
+                }
                 K::Error { message, .. } => tracing::warn!(target: "hiwar::ops", "{message}"),
                 _ => {}
             }
@@ -129,9 +137,8 @@ fn reloader(config: &Config, mut requests: mpsc::UnboundedReceiver<()>, tx: mpsc
 pub fn run(config: &Config, input: Option<&Path>, events: bool, window: bool, kiosk: bool) -> anyhow::Result<ExitCode> {
     let mind = Arc::new(Mind::from_config(config)?);
     let voices = crate::voice::voices(config, true)?;
-    let player = hiwar_speech::voice::Player::open(&config.audio.output_device).map_err(|e| {
-        anyhow::anyhow!("no audio output to speak on: {e} (check `hiwar doctor`; set audio.output_device to one it lists)")
-    })?;
+    let player = hiwar_speech::voice::Player::open(&config.audio.output_device)
+        .map_err(|e| anyhow::anyhow!("no audio output to speak on: {e} (check `hiwar doctor`; set audio.output_device to one it lists)"))?;
     let hc = crate::hearing::hearing_config(config, None)?;
     let rt = runtime()?;
     let _guard = rt.enter();
@@ -160,7 +167,15 @@ pub fn run(config: &Config, input: Option<&Path>, events: bool, window: bool, ki
             // The microphone, under the watchdog: a stalled hearing is restarted alone.
             let level = Arc::new(hearing::InputLevel::default());
             let device = hc.input_device.clone();
-            crate::ops::watchdog::supervise_hearing(hc, device, Arc::clone(&level), loop_tx.clone(), Arc::clone(&settings.wipe_audio), Arc::clone(&health), stop.clone())?;
+            crate::ops::watchdog::supervise_hearing(
+                hc,
+                device,
+                Arc::clone(&level),
+                loop_tx.clone(),
+                Arc::clone(&settings.wipe_audio),
+                Arc::clone(&health),
+                stop.clone(),
+            )?;
             forward_voice(voice_events, &loop_tx);
             level
         }

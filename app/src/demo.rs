@@ -110,7 +110,12 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
             Ok(v)
         })?;
         let question_at = audio.len() as f64 / f64::from(rate);
-        beats.push(crate::stage::headless::Beat { from: audio.len() as u64, activity: hiwar_animation::Activity::Listening, person: String::new(), words: Vec::new() });
+        beats.push(crate::stage::headless::Beat {
+            from: audio.len() as u64,
+            activity: hiwar_animation::Activity::Listening,
+            person: String::new(),
+            words: Vec::new(),
+        });
         audio.extend_from_slice(&question);
         audio.extend(std::iter::repeat_n(0.0, rate as usize * 2 / 5));
         let answer_at = audio.len() as f64 / f64::from(rate);
@@ -136,8 +141,16 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
                         }
                         synth_ms += s.synth_ms;
                         let at = audio.len() as u64;
-                        timeline.extend(s.speech.phonemes.iter().map(|p| hiwar_speech::voice::TimedPhoneme { start: p.start + at, end: p.end + at, ..p.clone() }));
-                        words.extend(s.speech.words.iter().map(|w| crate::stage::captions::CaptionWord { text: w.word.clone(), start: w.start + at, end: w.end + at }));
+                        timeline.extend(s.speech.phonemes.iter().map(|p| hiwar_speech::voice::TimedPhoneme {
+                            start: p.start + at,
+                            end: p.end + at,
+                            ..p.clone()
+                        }));
+                        words.extend(s.speech.words.iter().map(|w| crate::stage::captions::CaptionWord {
+                            text: w.word.clone(),
+                            start: w.start + at,
+                            end: w.end + at,
+                        }));
                         audio.extend_from_slice(&s.speech.samples);
                         answer_samples += s.speech.samples.len() as u64;
                     }

@@ -22,9 +22,15 @@ use crate::mind::{Mind, MindEvent, Phrases, Source};
 /// Something to say for a turn.
 #[derive(Debug)]
 enum VoiceCmd {
-    Say { turn: u64, what: &'static str, text: String },
+    Say {
+        turn: u64,
+        what: &'static str,
+        text: String,
+    },
     /// Everything for `turn` has been sent.
-    End { turn: u64 },
+    End {
+        turn: u64,
+    },
     /// New voices (the operator reloaded the config): used from the next chunk on.
     Replace(Box<Voices>),
 }
@@ -59,17 +65,27 @@ impl Spoken {
 pub enum VoiceEvent {
     Spoken(Spoken),
     /// All of `turn`'s speech is queued; it ends at `end` on the clock.
-    TurnEnd { turn: u64, end: u64 },
-    Failed { turn: u64, message: String },
+    TurnEnd {
+        turn: u64,
+        end: u64,
+    },
+    Failed {
+        turn: u64,
+        message: String,
+    },
 }
 
 /// Where speech goes: the speaker, or memory (demo videos, `chat --speak`, tests without a
 /// device), where the clock is the count of samples kept.
 pub enum Output {
     Speaker(Player),
-    Memory { samples: Vec<f32> },
+    Memory {
+        samples: Vec<f32>,
+    },
     /// Counted, not kept (benchmarks of many turns).
-    Null { played: u64 },
+    Null {
+        played: u64,
+    },
 }
 
 /// The voice worker: a thread that owns the voices and the output.
@@ -519,7 +535,12 @@ pub async fn live_loop(
         }
     };
     // The mind and the holding delay are arguments: a config reload replaces them.
-    let start_turn = |q: Question, mind: &Arc<Mind>, holding: Duration, active: &mut Option<Active>, times: &mut std::collections::HashMap<u64, TurnTimes>, next_turn: &mut u64| {
+    let start_turn = |q: Question,
+                      mind: &Arc<Mind>,
+                      holding: Duration,
+                      active: &mut Option<Active>,
+                      times: &mut std::collections::HashMap<u64, TurnTimes>,
+                      next_turn: &mut u64| {
         if let Some(old) = active.take() {
             old.cancel.cancel();
             voice.cancel(old.id);
@@ -614,7 +635,10 @@ pub async fn live_loop(
                             }
                             tracing::info!("barge-in: speech {level_db:.0} dBFS, echo {echo:.0} dBFS");
                         } else {
-                            tracing::info!("speech while speaking ignored ({}): {level_db:.0} dBFS vs echo {echo:.0} dBFS", if settings.barge_in { "below the echo margin" } else { "half-duplex" });
+                            tracing::info!(
+                                "speech while speaking ignored ({}): {level_db:.0} dBFS vs echo {echo:.0} dBFS",
+                                if settings.barge_in { "below the echo margin" } else { "half-duplex" }
+                            );
                             ignored.insert(utterance);
                             continue;
                         }
@@ -643,12 +667,22 @@ pub async fn live_loop(
                 H::Final { utterance: Some(u), id, ready, .. } if !ignored.contains(&id) => {
                     transcribing = transcribing.filter(|t| *t != id);
                     let lang = reply_lang(&u.lang, &u.text);
-                    bus.publish(Event { turn: TurnId(id), clock: None, kind: EventKind::Transcript { text: u.text.clone(), lang, is_final: true, confidence: Some(u.confidence) } });
+                    bus.publish(Event {
+                        turn: TurnId(id),
+                        clock: None,
+                        kind: EventKind::Transcript { text: u.text.clone(), lang, is_final: true, confidence: Some(u.confidence) },
+                    });
                     let speech_end = ended_at.filter(|(i, _)| *i == id).map_or_else(Instant::now, |(_, t)| t);
                     let decided = decision.filter(|(i, _)| *i == id).map(|(_, t)| t);
                     // A pause split the sentence: the two halves are one question.
                     let question = match pending.take() {
-                        Some(p) => Question { text: format!("{} {}", p.text, u.text), lang: reply_lang(&u.lang, &format!("{} {}", p.text, u.text)), speech_end, decided, ready },
+                        Some(p) => Question {
+                            text: format!("{} {}", p.text, u.text),
+                            lang: reply_lang(&u.lang, &format!("{} {}", p.text, u.text)),
+                            speech_end,
+                            decided,
+                            ready,
+                        },
                         None => Question { text: u.text.clone(), lang, speech_end, decided, ready },
                     };
                     if in_progress.is_some_and(|i| i > id) {

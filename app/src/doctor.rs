@@ -120,11 +120,7 @@ fn model_checks(store: &Store) -> Vec<Check> {
 
 /// The whisper model in use: the configured one, else the cache's converted base.
 pub fn whisper_model_path(store: &Store, config: &Config) -> Option<PathBuf> {
-    if config.hearing.whisper_model.is_empty() {
-        store.file_of("whisper-base", "ggml-base.bin")
-    } else {
-        Some(PathBuf::from(&config.hearing.whisper_model))
-    }
+    if config.hearing.whisper_model.is_empty() { store.file_of("whisper-base", "ggml-base.bin") } else { Some(PathBuf::from(&config.hearing.whisper_model)) }
 }
 
 fn whisper_check(store: &Store, config: &Config) -> Check {
@@ -158,13 +154,7 @@ fn onnx_check(store: &Store) -> Check {
         return Check::new("ONNX Runtime", true, Level::Fail, "not in the manifest", "");
     };
     match hiwar_speech::onnx::load(&path) {
-        Ok(info) => Check::new(
-            "ONNX Runtime",
-            true,
-            Level::Ok,
-            format!("{} loads; execution providers: {}", info.version, info.providers.join(", ")),
-            "",
-        ),
+        Ok(info) => Check::new("ONNX Runtime", true, Level::Ok, format!("{} loads; execution providers: {}", info.version, info.providers.join(", ")), ""),
         Err(e) => Check::new("ONNX Runtime", true, Level::Fail, e.to_string(), fetch_hint("onnxruntime")),
     }
 }
@@ -184,7 +174,13 @@ fn arabic_voice_check(config: &Config) -> Check {
     if std::path::Path::new(path).is_file() && std::path::Path::new(&json).is_file() {
         Check::new("Arabic voice", false, Level::Ok, format!("{path} (Piper)"), "")
     } else {
-        Check::new("Arabic voice", true, Level::Fail, format!("voice.arabic_voice = {path}: the .onnx or its .onnx.json is missing"), "hiwar models fetch piper-ar-kareem-medium, or fix the path")
+        Check::new(
+            "Arabic voice",
+            true,
+            Level::Fail,
+            format!("voice.arabic_voice = {path}: the .onnx or its .onnx.json is missing"),
+            "hiwar models fetch piper-ar-kareem-medium, or fix the path",
+        )
     }
 }
 
@@ -216,7 +212,13 @@ fn audio_checks(config: &Config) -> Vec<Check> {
             return if all.iter().any(|d| d == wanted) {
                 Check::new(name, true, Level::Ok, format!("{wanted} (configured; {} host)", devices.host), "")
             } else {
-                Check::new(name, true, Level::Fail, format!("configured device `{wanted}` not found; have: {}", list_or_none(all)), "set the device name to one listed, or empty for the default")
+                Check::new(
+                    name,
+                    true,
+                    Level::Fail,
+                    format!("configured device `{wanted}` not found; have: {}", list_or_none(all)),
+                    "set the device name to one listed, or empty for the default",
+                )
             };
         }
         match default {
@@ -240,7 +242,13 @@ fn display_check() -> Check {
     match (x11, wayland) {
         (_, Some(w)) => Check::new("display", false, Level::Ok, format!("Wayland {w}"), ""),
         (Some(x), None) => Check::new("display", false, Level::Ok, format!("X11 {x}"), ""),
-        (None, None) => Check::new("display", false, Level::Warn, "none (no DISPLAY or WAYLAND_DISPLAY): headless only", "run on a desktop, or under `xvfb-run -a` for offscreen rendering"),
+        (None, None) => Check::new(
+            "display",
+            false,
+            Level::Warn,
+            "none (no DISPLAY or WAYLAND_DISPLAY): headless only",
+            "run on a desktop, or under `xvfb-run -a` for offscreen rendering",
+        ),
     }
 }
 
@@ -265,7 +273,13 @@ fn graphics_check() -> Check {
         Err(e) => return Check::new("graphics", false, Level::Fail, e, ""),
     };
     match best.as_ref() {
-        None => Check::new("graphics", false, Level::Fail, "no wgpu adapter (Vulkan/GL)", "install GPU drivers, or Mesa's software Vulkan: apt-get install mesa-vulkan-drivers"),
+        None => Check::new(
+            "graphics",
+            false,
+            Level::Fail,
+            "no wgpu adapter (Vulkan/GL)",
+            "install GPU drivers, or Mesa's software Vulkan: apt-get install mesa-vulkan-drivers",
+        ),
         Some(i) if i.device_type == wgpu::DeviceType::Cpu => Check::new(
             "graphics",
             false,
@@ -282,10 +296,7 @@ fn font_check() -> Check {
     if bundled.is_file() {
         return Check::new("Arabic font", true, Level::Ok, format!("{} (bundled, OFL)", bundled.display()), "");
     }
-    const FONTS: [&str; 2] = [
-        "/usr/share/fonts/opentype/fonts-hosny-amiri/Amiri-Regular.ttf",
-        "/usr/share/fonts/truetype/noto/NotoNaskhArabic-Regular.ttf",
-    ];
+    const FONTS: [&str; 2] = ["/usr/share/fonts/opentype/fonts-hosny-amiri/Amiri-Regular.ttf", "/usr/share/fonts/truetype/noto/NotoNaskhArabic-Regular.ttf"];
     match FONTS.iter().find(|f| std::path::Path::new(f).exists()) {
         Some(f) => Check::new("Arabic font", true, Level::Ok, (*f).to_string(), ""),
         None => Check::new("Arabic font", true, Level::Fail, "no Arabic caption font", "apt-get install fonts-hosny-amiri fonts-noto-core"),
@@ -299,7 +310,13 @@ fn llm_check(config: &Config) -> Check {
         Err(e) => return Check::new("LLM", true, Level::Fail, e.to_string(), "fix llm.preset or set llm.base_url"),
     };
     if base_url.is_empty() {
-        return Check::new("LLM", false, Level::Warn, "not configured: answers come from the local knowledge base only", "set llm.base_url (see hiwar.example.toml)");
+        return Check::new(
+            "LLM",
+            false,
+            Level::Warn,
+            "not configured: answers come from the local knowledge base only",
+            "set llm.base_url (see hiwar.example.toml)",
+        );
     }
     let key = match config.llm_api_key() {
         Ok(key) => key,
@@ -326,7 +343,13 @@ fn llm_check(config: &Config) -> Check {
             format!("check the key in ${} and its region/endpoint", llm.api_key_env),
         ),
         Ok(Ok(r)) => Check::new("LLM", true, Level::Fail, format!("{url} answered HTTP {}", r.status().as_u16()), "check llm.base_url (it should end in /v1)"),
-        Ok(Err(e)) => Check::new("LLM", true, Level::Fail, format!("{} unreachable: {}", base_url, root_cause(&e)), "check the network and llm.base_url; offline, hiwar answers from its knowledge base"),
+        Ok(Err(e)) => Check::new(
+            "LLM",
+            true,
+            Level::Fail,
+            format!("{} unreachable: {}", base_url, root_cause(&e)),
+            "check the network and llm.base_url; offline, hiwar answers from its knowledge base",
+        ),
     }
 }
 

@@ -166,21 +166,16 @@ fn at(sample: u64) -> Option<ClockPos> {
 pub fn to_bus(event: &HearingEvent) -> Vec<Event> {
     let ev = |turn: u64, clock, kind| Event { turn: TurnId(turn), clock, kind };
     match event {
-        HearingEvent::SpeechStarted { utterance, start, .. } => vec![
-            ev(*utterance, at(*start), EventKind::State(State::Listening)),
-            ev(*utterance, at(*start), EventKind::SpeechStarted),
-        ],
-        HearingEvent::Partial { utterance, text, lang, upto, .. } => vec![ev(
-            *utterance,
-            at(*upto),
-            EventKind::Transcript { text: text.clone(), lang: lang_of(lang), is_final: false, confidence: None },
-        )],
+        HearingEvent::SpeechStarted { utterance, start, .. } => {
+            vec![ev(*utterance, at(*start), EventKind::State(State::Listening)), ev(*utterance, at(*start), EventKind::SpeechStarted)]
+        }
+        HearingEvent::Partial { utterance, text, lang, upto, .. } => {
+            vec![ev(*utterance, at(*upto), EventKind::Transcript { text: text.clone(), lang: lang_of(lang), is_final: false, confidence: None })]
+        }
         HearingEvent::SpeechEnded { utterance, decided_at, .. } => vec![ev(*utterance, at(*decided_at), EventKind::SpeechEnded)],
-        HearingEvent::Final { utterance: Some(u), id, .. } => vec![ev(
-            *id,
-            at(u.end),
-            EventKind::Transcript { text: u.text.clone(), lang: lang_of(&u.lang), is_final: true, confidence: Some(u.confidence) },
-        )],
+        HearingEvent::Final { utterance: Some(u), id, .. } => {
+            vec![ev(*id, at(u.end), EventKind::Transcript { text: u.text.clone(), lang: lang_of(&u.lang), is_final: true, confidence: Some(u.confidence) })]
+        }
         HearingEvent::Final { utterance: None, id, .. } => vec![ev(*id, None, EventKind::State(State::Idle))],
         HearingEvent::DeviceLost { reason } => vec![ev(
             0,
@@ -193,11 +188,9 @@ pub fn to_bus(event: &HearingEvent) -> Vec<Event> {
         HearingEvent::DeviceRestored { device } => {
             vec![ev(0, None, EventKind::Error { message: format!("microphone ready: {device}"), for_person: None })]
         }
-        HearingEvent::Overrun { dropped } => vec![ev(
-            0,
-            None,
-            EventKind::Error { message: format!("hearing fell behind: {dropped} samples dropped so far"), for_person: None },
-        )],
+        HearingEvent::Overrun { dropped } => {
+            vec![ev(0, None, EventKind::Error { message: format!("hearing fell behind: {dropped} samples dropped so far"), for_person: None })]
+        }
         HearingEvent::Failed { reason } => vec![ev(0, None, EventKind::Error { message: format!("hearing stopped: {reason}"), for_person: None })],
     }
 }
@@ -210,15 +203,10 @@ mod tests {
 
     #[test]
     fn hearing_events_become_bus_events_with_their_turn_and_input_position() {
-        let utterance = Utterance {
-            id: 3,
-            start: 16_000,
-            end: 48_000,
-            lang: "ar".into(),
-            text: "أبغى أجدد الـ Emirates ID".into(),
-            confidence: 0.8,
-            segments: Vec::new(),
-        };
+        let utterance =
+            Utterance {
+                id: 3, start: 16_000, end: 48_000, lang: "ar".into(), text: "أبغى أجدد الـ Emirates ID".into(), confidence: 0.8, segments: Vec::new()
+            };
         let events = [
             HearingEvent::SpeechStarted { utterance: 3, start: 16_000, at: Instant::now(), level_db: -20.0 },
             HearingEvent::Partial { utterance: 3, text: "أبغى".into(), lang: "ar".into(), upto: 32_000, at: Instant::now() },
@@ -227,13 +215,19 @@ mod tests {
         ];
         let bus: Vec<Event> = events.iter().flat_map(to_bus).collect();
         let kinds: Vec<&EventKind> = bus.iter().map(|e| &e.kind).collect();
-        assert!(matches!(kinds[..], [
-            EventKind::State(State::Listening),
-            EventKind::SpeechStarted,
-            EventKind::Transcript { is_final: false, lang: Lang::Ar, .. },
-            EventKind::SpeechEnded,
-            EventKind::Transcript { is_final: true, lang: Lang::Ar, confidence: Some(_), .. },
-        ]), "{kinds:?}");
+        assert!(
+            matches!(
+                kinds[..],
+                [
+                    EventKind::State(State::Listening),
+                    EventKind::SpeechStarted,
+                    EventKind::Transcript { is_final: false, lang: Lang::Ar, .. },
+                    EventKind::SpeechEnded,
+                    EventKind::Transcript { is_final: true, lang: Lang::Ar, confidence: Some(_), .. },
+                ]
+            ),
+            "{kinds:?}"
+        );
         assert!(bus.iter().all(|e| e.turn == TurnId(3)));
         assert_eq!(bus.last().and_then(|e| e.clock).map(ClockPos::seconds), Some(3.0));
     }

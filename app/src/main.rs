@@ -67,11 +67,11 @@ fn run(cli: Cli, config: config::Config) -> anyhow::Result<ExitCode> {
         }
         Command::Stage { kiosk, script, frame_log } => stage::window::run(&config, kiosk, script, frame_log),
         Command::Avatar { out } => stage::write_avatar(&out).map(|()| ExitCode::SUCCESS),
-        Command::Bench { what: BenchCommand::Asr { model, reps, rounds, only } } => {
-            bench::asr(&config, model, reps.max(1), rounds, &only)
-        }
+        Command::Bench { what: BenchCommand::Asr { model, reps, rounds, only } } => bench::asr(&config, model, reps.max(1), rounds, &only),
         Command::Bench { what: BenchCommand::Loop { only, rounds, interruptions, turns } } => bench_loop::run(&config, &only, rounds, interruptions, turns),
-        Command::Bench { what: BenchCommand::Soak { turns, every, no_render, size, json } } => bench_soak::run(&config, turns.max(1), every, no_render, size, json),
+        Command::Bench { what: BenchCommand::Soak { turns, every, no_render, size, json } } => {
+            bench_soak::run(&config, turns.max(1), every, no_render, size, json)
+        }
         Command::Bench { what: BenchCommand::Serve { idle, reps } } => bench_serve::run(&config, idle, reps.max(1)),
         Command::Bench { what: BenchCommand::Tts { python, reps } } => bench::tts(&config, &python, reps.max(1)),
         Command::Bench { what: BenchCommand::Face { frames, size, sync_size, sync_fps, only, timeline } } => {

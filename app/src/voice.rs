@@ -107,12 +107,23 @@ impl VideoArgs {
     }
 
     /// Renders the speech (with its timeline, or from the audio alone).
-    pub fn render(&self, config: &Config, samples: &[f32], rate: u32, timeline: Option<hiwar_animation::Timeline>, words: Vec<crate::stage::captions::CaptionWord>, beats: Vec<crate::stage::headless::Beat>) -> anyhow::Result<()> {
+    pub fn render(
+        &self,
+        config: &Config,
+        samples: &[f32],
+        rate: u32,
+        timeline: Option<hiwar_animation::Timeline>,
+        words: Vec<crate::stage::captions::CaptionWord>,
+        beats: Vec<crate::stage::headless::Beat>,
+    ) -> anyhow::Result<()> {
         let (options, fps) = self.options(config)?;
         let rec = crate::stage::headless::Recording { samples, rate, timeline, words, fps, tail: 0.5, beats };
         let outputs = crate::stage::headless::Outputs { video: self.video.clone(), frames: self.frames.clone() };
         let report = crate::stage::headless::render(&options, &rec, &outputs)?;
-        let wrote: Vec<String> = [self.video.as_ref().map(|v| v.display().to_string()), self.frames.as_ref().map(|d| format!("{}/frame-*.png", d.display()))].into_iter().flatten().collect();
+        let wrote: Vec<String> = [self.video.as_ref().map(|v| v.display().to_string()), self.frames.as_ref().map(|d| format!("{}/frame-*.png", d.display()))]
+            .into_iter()
+            .flatten()
+            .collect();
         eprintln!(
             "rendered {} frames ({}×{} at {fps} fps, {:.1} s of audio) in {:.1} s → {}",
             report.frames,
@@ -135,7 +146,15 @@ pub fn lip_sync_recording(config: &Config, audio: &Path, video: &VideoArgs) -> a
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn say(config: &Config, text: &str, lang: &str, out: Option<&Path>, timeline: Option<&Path>, clock_log: Option<&Path>, video: &VideoArgs) -> anyhow::Result<ExitCode> {
+pub fn say(
+    config: &Config,
+    text: &str,
+    lang: &str,
+    out: Option<&Path>,
+    timeline: Option<&Path>,
+    clock_log: Option<&Path>,
+    video: &VideoArgs,
+) -> anyhow::Result<ExitCode> {
     let _ = lang;
     anyhow::ensure!(!text.trim().is_empty(), "nothing to say: the text is empty");
     let (text, dropped) = speakable(text);
@@ -149,9 +168,7 @@ pub fn say(config: &Config, text: &str, lang: &str, out: Option<&Path>, timeline
     let mut chunks = chunker.push(&text);
     chunks.extend(chunker.finish());
     let mut sink = match out {
-        Some(path) => Sink::File(
-            hound::WavWriter::create(path, wav_spec(voices.sample_rate())).with_context(|| format!("cannot write {}", path.display()))?,
-        ),
+        Some(path) => Sink::File(hound::WavWriter::create(path, wav_spec(voices.sample_rate())).with_context(|| format!("cannot write {}", path.display()))?),
         None if video.wanted() => Sink::Memory(Vec::new()),
         None => Sink::Speaker(Speaker::open(config, clock_log)?),
     };

@@ -71,10 +71,7 @@ pub fn list_devices() -> AudioDevices {
 
 /// A device counts only if it opens: cpal names a "default" device even on a machine whose
 /// ALSA has no card at all, and only asking for its configuration finds that out.
-fn usable(
-    device: Option<cpal::Device>,
-    config: impl Fn(&cpal::Device) -> Result<cpal::SupportedStreamConfig, cpal::Error>,
-) -> Result<String, String> {
+fn usable(device: Option<cpal::Device>, config: impl Fn(&cpal::Device) -> Result<cpal::SupportedStreamConfig, cpal::Error>) -> Result<String, String> {
     let device = device.ok_or_else(|| "no default device".to_string())?;
     match config(&device) {
         Ok(c) => Ok(format!("{} ({})", describe(&device), describe_config(&c))),

@@ -15,15 +15,12 @@ pub struct EspeakInfo {
 /// Runs `espeak-ng --version` and `--voices` to see that it and its Arabic and English data exist.
 pub fn probe() -> Result<EspeakInfo> {
     let run = |args: &[&str]| -> Result<String> {
-        let out = Command::new("espeak-ng").args(args).output().map_err(|e| {
-            Error::Espeak(format!("cannot run espeak-ng ({e}); install it: apt-get install espeak-ng"))
-        })?;
+        let out = Command::new("espeak-ng")
+            .args(args)
+            .output()
+            .map_err(|e| Error::Espeak(format!("cannot run espeak-ng ({e}); install it: apt-get install espeak-ng")))?;
         if !out.status.success() {
-            return Err(Error::Espeak(format!(
-                "`espeak-ng {}` failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+            return Err(Error::Espeak(format!("`espeak-ng {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };

@@ -30,11 +30,7 @@ static LOADED: OnceLock<std::result::Result<Loaded, String>> = OnceLock::new();
 /// Loads ONNX Runtime from `path` (once per process) and reports its version and providers.
 pub fn load(path: &Path) -> Result<OnnxRuntimeInfo> {
     if !path.exists() {
-        return Err(Error::ModelMissing {
-            name: "onnxruntime".into(),
-            path: path.to_path_buf(),
-            fix: "hiwar models fetch onnxruntime".into(),
-        });
+        return Err(Error::ModelMissing { name: "onnxruntime".into(), path: path.to_path_buf(), fix: "hiwar models fetch onnxruntime".into() });
     }
     let loaded = LOADED.get_or_init(|| {
         let env = ort::init_from(path).map_err(|e| e.to_string())?.with_name("hiwar").build().map_err(|e| e.to_string())?;
@@ -90,7 +86,9 @@ fn builder(loaded: &Loaded, threads: usize, origin: &Path) -> Result<ort::sessio
             return builder.with_execution_providers([cuda.build()]).map_err(|e| onnx(e.to_string()));
         }
         static WARNED: std::sync::Once = std::sync::Once::new();
-        WARNED.call_once(|| tracing::warn!("voice.device = {device:?}, but the loaded ONNX Runtime ({}) has no CUDA provider: running on the CPU", loaded.info.path.display()));
+        WARNED.call_once(|| {
+            tracing::warn!("voice.device = {device:?}, but the loaded ONNX Runtime ({}) has no CUDA provider: running on the CPU", loaded.info.path.display())
+        });
     }
     let _ = device;
     Ok(builder)

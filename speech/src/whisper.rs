@@ -111,11 +111,7 @@ impl WhisperModel {
         // whisper.cpp and ggml log to stderr by default; route them through `tracing`.
         HOOKS.call_once(whisper_rs::install_logging_hooks);
         if !path.exists() {
-            return Err(Error::ModelMissing {
-                name: "whisper".into(),
-                path: path.to_path_buf(),
-                fix: "hiwar models fetch whisper-base".into(),
-            });
+            return Err(Error::ModelMissing { name: "whisper".into(), path: path.to_path_buf(), fix: "hiwar models fetch whisper-base".into() });
         }
         let path_str = path.to_str().ok_or_else(|| Error::Whisper(format!("{} is not UTF-8", path.display())))?;
         let ctx = WhisperContext::new_with_params(path_str, WhisperContextParameters::default())
@@ -167,10 +163,8 @@ impl WhisperModel {
                 }
                 state.pcm_to_mel(samples, threads).map_err(werr)?;
                 let (_, probs) = state.lang_detect(0, threads).map_err(werr)?;
-                let scored: Vec<(&str, f32)> = allowed
-                    .iter()
-                    .filter_map(|l| Some((*l, *probs.get(usize::try_from(whisper_rs::get_lang_id(l)?).ok()?)?)))
-                    .collect();
+                let scored: Vec<(&str, f32)> =
+                    allowed.iter().filter_map(|l| Some((*l, *probs.get(usize::try_from(whisper_rs::get_lang_id(l)?).ok()?)?))).collect();
                 let total: f32 = scored.iter().map(|(_, p)| p).sum();
                 let (best, p) = scored
                     .into_iter()

@@ -202,23 +202,54 @@ fn synthetic_whisper_round_trips_through_the_converter() {
 
     // Every tensor whisper.cpp's loader asks for, once (it rejects a file with fewer or more).
     let mut expected = vec![
-        "encoder.positional_embedding", "encoder.conv1.weight", "encoder.conv1.bias", "encoder.conv2.weight",
-        "encoder.conv2.bias", "encoder.ln_post.weight", "encoder.ln_post.bias", "decoder.positional_embedding",
-        "decoder.token_embedding.weight", "decoder.ln.weight", "decoder.ln.bias",
+        "encoder.positional_embedding",
+        "encoder.conv1.weight",
+        "encoder.conv1.bias",
+        "encoder.conv2.weight",
+        "encoder.conv2.bias",
+        "encoder.ln_post.weight",
+        "encoder.ln_post.bias",
+        "decoder.positional_embedding",
+        "decoder.token_embedding.weight",
+        "decoder.ln.weight",
+        "decoder.ln.bias",
     ]
     .into_iter()
     .map(String::from)
     .collect::<Vec<_>>();
-    let block = ["mlp_ln.weight", "mlp_ln.bias", "mlp.0.weight", "mlp.0.bias", "mlp.2.weight", "mlp.2.bias", "attn_ln.weight",
-        "attn_ln.bias", "attn.query.weight", "attn.query.bias", "attn.key.weight", "attn.value.weight", "attn.value.bias",
-        "attn.out.weight", "attn.out.bias"];
+    let block = [
+        "mlp_ln.weight",
+        "mlp_ln.bias",
+        "mlp.0.weight",
+        "mlp.0.bias",
+        "mlp.2.weight",
+        "mlp.2.bias",
+        "attn_ln.weight",
+        "attn_ln.bias",
+        "attn.query.weight",
+        "attn.query.bias",
+        "attn.key.weight",
+        "attn.value.weight",
+        "attn.value.bias",
+        "attn.out.weight",
+        "attn.out.bias",
+    ];
     expected.extend(block.iter().map(|t| format!("encoder.blocks.0.{t}")));
     expected.extend(block.iter().map(|t| format!("decoder.blocks.0.{t}")));
     expected.extend(
-        ["cross_attn_ln.weight", "cross_attn_ln.bias", "cross_attn.query.weight", "cross_attn.query.bias",
-            "cross_attn.key.weight", "cross_attn.value.weight", "cross_attn.value.bias", "cross_attn.out.weight", "cross_attn.out.bias"]
-            .iter()
-            .map(|t| format!("decoder.blocks.0.{t}")),
+        [
+            "cross_attn_ln.weight",
+            "cross_attn_ln.bias",
+            "cross_attn.query.weight",
+            "cross_attn.query.bias",
+            "cross_attn.key.weight",
+            "cross_attn.value.weight",
+            "cross_attn.value.bias",
+            "cross_attn.out.weight",
+            "cross_attn.out.bias",
+        ]
+        .iter()
+        .map(|t| format!("decoder.blocks.0.{t}")),
     );
     expected.sort();
     assert_eq!(tensors.keys().cloned().collect::<Vec<_>>(), expected);

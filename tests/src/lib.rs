@@ -436,7 +436,6 @@ impl Drop for Standin {
     }
 }
 
-
 /// A plain HTTP GET on loopback: (status, body), the body read by its Content-Length or to
 /// the close (some servers, Chromium's DevTools among them, keep the connection open).
 pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {

@@ -16,10 +16,7 @@ fn row<'a>(out: &'a str, name: &str) -> &'a str {
 #[test]
 fn without_audio_devices_doctor_says_which_and_how_to_fix_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = run(hiwar(&model_cache())
-        .env("ALSA_CONFIG_PATH", no_audio_devices(dir.path()))
-        .env_remove("PULSE_SERVER")
-        .arg("doctor"));
+    let out = run(hiwar(&model_cache()).env("ALSA_CONFIG_PATH", no_audio_devices(dir.path())).env_remove("PULSE_SERVER").arg("doctor"));
     assert_eq!(out.code, Some(1), "audio is required for a conversation:\n{}{}", out.stdout, out.stderr);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     for name in ["audio input", "audio output"] {

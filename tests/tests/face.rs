@@ -25,7 +25,11 @@ fn render_cmd() -> Command {
 fn render_frames(text: &str, dir: &Path, env: &[(&str, &str)]) -> (PathBuf, Value) {
     let (frames, json) = (dir.join("frames"), dir.join("timeline.json"));
     let mut cmd = render_cmd();
-    cmd.envs(env.iter().copied()).args(["say", text, "--size", &format!("{W}x{H}"), "--fps", &FPS.to_string(), "--frames"]).arg(&frames).arg("--timeline").arg(&json);
+    cmd.envs(env.iter().copied())
+        .args(["say", text, "--size", &format!("{W}x{H}"), "--fps", &FPS.to_string(), "--frames"])
+        .arg(&frames)
+        .arg("--timeline")
+        .arg(&json);
     let out = run(&mut cmd);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     (frames, serde_json::from_str(&std::fs::read_to_string(json).expect("timeline")).expect("json"))
@@ -88,7 +92,12 @@ fn frame_for(pos: u64, rate: u64) -> u64 {
 }
 
 fn phonemes(t: &Value) -> Vec<(String, u64, u64)> {
-    t["phonemes"].as_array().expect("phonemes").iter().map(|p| (p["ph"].as_str().unwrap_or_default().to_string(), p["start"].as_u64().unwrap_or(0), p["end"].as_u64().unwrap_or(0))).collect()
+    t["phonemes"]
+        .as_array()
+        .expect("phonemes")
+        .iter()
+        .map(|p| (p["ph"].as_str().unwrap_or_default().to_string(), p["start"].as_u64().unwrap_or(0), p["end"].as_u64().unwrap_or(0)))
+        .collect()
 }
 
 #[test]
@@ -185,7 +194,8 @@ fn the_eyes_close_during_a_blink() {
     let seed = (0..500u64)
         .find(|&s| {
             let mut life = IdleLife::new(s);
-            (0..60).any(|k| life.sample(f64::from(k) / f64::from(FPS)).blink > 0.99) && (0..25).all(|k| IdleLife::new(s).sample(f64::from(k) / f64::from(FPS)).blink < 0.01)
+            (0..60).any(|k| life.sample(f64::from(k) / f64::from(FPS)).blink > 0.99)
+                && (0..25).all(|k| IdleLife::new(s).sample(f64::from(k) / f64::from(FPS)).blink < 0.01)
         })
         .expect("a seed that blinks within 2.4 s");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -214,7 +224,8 @@ fn lip_sync_offset_measured_from_the_video_stays_within_bounds() {
     let m = run(hiwar(&model_cache()).args(["bench", "sync", "--size", "320x180", "--fps", "100", "--json"]).arg(&video));
     let v: Value = serde_json::from_str(m.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {} {}", m.stdout, m.stderr));
     let events = v["events"].as_array().expect("events").len();
-    let (mean, max, lag) = (v["mean_abs_ms"].as_f64().unwrap_or(f64::MAX), v["max_abs_ms"].as_f64().unwrap_or(f64::MAX), v["max_lag_ms"].as_f64().unwrap_or(f64::MAX));
+    let (mean, max, lag) =
+        (v["mean_abs_ms"].as_f64().unwrap_or(f64::MAX), v["max_abs_ms"].as_f64().unwrap_or(f64::MAX), v["max_lag_ms"].as_f64().unwrap_or(f64::MAX));
     // Measured 12 / 29 / 16 ms (docs/benchmarks.md); the bounds are the goals, with a little
     // room for the measurement's own frame quantisation.
     assert!(events >= 10 && v["unmatched"].as_u64() <= Some(1), "{events} events, {} unmatched", v["unmatched"]);

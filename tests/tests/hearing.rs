@@ -204,13 +204,7 @@ fn a_two_hour_recording_is_streamed_in_bounded_memory() {
         w.finalize().expect("finalize");
     }
     let started = Instant::now();
-    let mut child = hiwar(&model_cache())
-        .args(["transcribe", "--json"])
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = hiwar(&model_cache()).args(["transcribe", "--json"]).arg(&path).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
     let mut peak = 0.0f64;
     while child.try_wait().expect("wait").is_none() {
         peak = peak.max(peak_rss_mib(child.id()).unwrap_or(0.0));
@@ -231,7 +225,11 @@ fn a_two_hour_recording_is_streamed_in_bounded_memory() {
         let wer = word_error_rate(&clip(name).1, &heard);
         assert!(wer <= 0.2, "{name} at {at} s: WER {wer:.2}: {heard}");
     }
-    assert_eq!(segments.iter().filter(|s| !clips.iter().any(|(at, _)| (s["start"].as_f64().unwrap_or(0.0) - at).abs() < 10.0)).count(), 0, "phantoms in the silence: {v}");
+    assert_eq!(
+        segments.iter().filter(|s| !clips.iter().any(|(at, _)| (s["start"].as_f64().unwrap_or(0.0) - at).abs() < 10.0)).count(),
+        0,
+        "phantoms in the silence: {v}"
+    );
 }
 
 #[test]

@@ -99,10 +99,11 @@ fn a_stalled_server_times_out_instead_of_hanging() {
     let server = TestServer::start(vec![("/slow.bin", Route::Stall(Duration::from_secs(20)))]);
     let m = manifest(dir.path(), &[("voices/slow.bin", server.url("/slow.bin"), format!("sha256 = \"{}\"", "b".repeat(64)))]);
     let started = Instant::now();
-    let out = run(hiwar(&dir.path().join("cache"))
-        .env("HIWAR_MODELS_MANIFEST", &m)
-        .env("HIWAR_MODELS_DOWNLOAD_TIMEOUT_SECS", "1")
-        .args(["models", "fetch", "test-voice"]));
+    let out = run(hiwar(&dir.path().join("cache")).env("HIWAR_MODELS_MANIFEST", &m).env("HIWAR_MODELS_DOWNLOAD_TIMEOUT_SECS", "1").args([
+        "models",
+        "fetch",
+        "test-voice",
+    ]));
     assert_eq!(out.code, Some(1));
     assert!(out.stderr.contains("stalled, no data for 1 s"), "{}", out.stderr);
     assert!(started.elapsed() < Duration::from_secs(15), "gave up after {:?}", started.elapsed());

@@ -164,7 +164,13 @@ fn a_kiosk_tells_systemd_keeps_visitors_apart_and_stops_cleanly_mid_answer() {
         r
     };
     let user_turns = |req: &Value| -> Vec<String> {
-        req["body"]["messages"].as_array().expect("messages").iter().filter(|m| m["role"] != "system").map(|m| m["content"].as_str().unwrap_or_default().to_string()).collect()
+        req["body"]["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .filter(|m| m["role"] != "system")
+            .map(|m| m["content"].as_str().unwrap_or_default().to_string())
+            .collect()
     };
     let a = user_turns(&requests[0]);
     assert_eq!(a.len(), 1, "{a:?}");
@@ -201,7 +207,11 @@ fn a_kiosk_tells_systemd_keeps_visitors_apart_and_stops_cleanly_mid_answer() {
             break s;
         }
         if stopped.elapsed() > Duration::from_secs(10) {
-            let bt = Command::new("gdb").args(["-p", &child.child.id().to_string(), "-batch", "-ex", "thread apply all bt 15"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+            let bt = Command::new("gdb")
+                .args(["-p", &child.child.id().to_string(), "-batch", "-ex", "thread apply all bt 15"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
             let bt: Vec<&str> = bt.lines().filter(|l| (l.starts_with("Thread") || l.starts_with('#')) && !l.contains("?? ()")).collect();
             panic!("hiwar did not stop within 10 s of SIGTERM (turn {turn}):\n{}", bt.join("\n"));
         }
@@ -317,7 +327,8 @@ fn faults_are_survived_and_recovered_from() {
     std::fs::copy(cached("en_US-joe-medium.onnx.json"), voice.with_extension("onnx.json")).expect("copy voice config");
     let kb = tmp.path().join("kb");
     std::fs::create_dir_all(&kb).expect("kb");
-    std::fs::write(kb.join("passports.md"), "## Passport renewal {#passport}\nRenewing a passport costs 999 dirhams; book an appointment at any office.\n").expect("kb");
+    std::fs::write(kb.join("passports.md"), "## Passport renewal {#passport}\nRenewing a passport costs 999 dirhams; book an appointment at any office.\n")
+        .expect("kb");
     let disk = SmallDisk::mount(256);
     let log = disk.0.path().join("hiwar.log");
     let config = tmp.path().join("hiwar.toml");

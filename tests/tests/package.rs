@@ -90,7 +90,13 @@ fn the_deb_installs_and_starts_in_a_clean_debian_12() {
     let info = sh(Command::new("dpkg-deb").arg("--info").arg(&deb));
     assert!(info.contains("Depends:") && info.contains("libasound2") && info.contains("espeak-ng"), "{info}");
     let files = sh(Command::new("dpkg-deb").arg("--contents").arg(&deb));
-    for f in ["./usr/bin/hiwar", "./etc/hiwar/hiwar.toml", "./lib/systemd/system/hiwar.service", "./usr/share/hiwar/assets/knowledge/centre-ar.md", "./usr/share/doc/hiwar/kiosk.md"] {
+    for f in [
+        "./usr/bin/hiwar",
+        "./etc/hiwar/hiwar.toml",
+        "./lib/systemd/system/hiwar.service",
+        "./usr/share/hiwar/assets/knowledge/centre-ar.md",
+        "./usr/share/doc/hiwar/kiosk.md",
+    ] {
         assert!(files.contains(f), "{f} missing from the package:\n{files}");
     }
     // The units are valid systemd units (checked on this machine, which has systemd's tools).
@@ -140,7 +146,20 @@ fn the_deb_installs_and_starts_in_a_clean_debian_12() {
     };
     let mut server = Command::new("chroot")
         .arg(chroot.root.path())
-        .args(["runuser", "-u", "hiwar", "--", "env", "HIWAR_HOME=/var/lib/hiwar/models", "hiwar", "--config", "/etc/hiwar/hiwar.toml", "serve", "--bind", &addr])
+        .args([
+            "runuser",
+            "-u",
+            "hiwar",
+            "--",
+            "env",
+            "HIWAR_HOME=/var/lib/hiwar/models",
+            "hiwar",
+            "--config",
+            "/etc/hiwar/hiwar.toml",
+            "serve",
+            "--bind",
+            &addr,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -162,7 +181,8 @@ fn the_deb_installs_and_starts_in_a_clean_debian_12() {
     let _ = server.wait();
     // runuser's child may outlive it by a moment: wait until no hiwar runs in the root.
     let started = Instant::now();
-    while Command::new("pgrep").args(["-f", &format!("serve --bind {addr}")]).status().is_ok_and(|s| s.success()) && started.elapsed() < Duration::from_secs(10) {
+    while Command::new("pgrep").args(["-f", &format!("serve --bind {addr}")]).status().is_ok_and(|s| s.success()) && started.elapsed() < Duration::from_secs(10)
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(health.0, 200, "{}", health.1);

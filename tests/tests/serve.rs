@@ -123,11 +123,14 @@ fn a_typed_question_streams_audio_visemes_and_words_on_one_clock() {
     assert_eq!(ready["streams"], json!(["audio", "visemes", "words"]));
     ws.send(json!({"type": "text", "v": 1, "text": "مَتى يفتح المركز يوم الجمعة؟"}));
     let got = ws.until("end_of_turn");
-    let kinds: Vec<String> = got.iter().map(|m| match m {
-        In::Json(v) => v["type"].as_str().unwrap_or("").to_string() + v["state"].as_str().map(|s| format!(":{s}")).unwrap_or_default().as_str(),
-        In::Binary(_) => "binary".into(),
-        In::Closed(_) => "closed".into(),
-    }).collect();
+    let kinds: Vec<String> = got
+        .iter()
+        .map(|m| match m {
+            In::Json(v) => v["type"].as_str().unwrap_or("").to_string() + v["state"].as_str().map(|s| format!(":{s}")).unwrap_or_default().as_str(),
+            In::Binary(_) => "binary".into(),
+            In::Closed(_) => "closed".into(),
+        })
+        .collect();
     let pos = |k: &str| kinds.iter().position(|x| x == k).unwrap_or_else(|| panic!("no {k} in {kinds:?}"));
     assert!(pos("transcript") < pos("state:thinking") && pos("state:thinking") < pos("state:speaking") && pos("state:speaking") < pos("audio"), "{kinds:?}");
     // Every audio header is followed by its binary frame, chunks back to back on the turn's
@@ -302,7 +305,8 @@ fn a_client_that_never_reads_is_dropped_and_others_are_unaffected() {
     let mut sent = 0;
     while metric(&server, "hiwar_refused_total{reason=\"slow_client\"}") < 1.0 {
         assert!(started.elapsed() < Duration::from_secs(60), "the slow client was never dropped ({sent} questions)");
-        if slow.0.send(Message::Text(json!({"type": "text", "v": 1, "text": "Where is the nearest office and where can I park?"}).to_string().into())).is_err() {
+        if slow.0.send(Message::Text(json!({"type": "text", "v": 1, "text": "Where is the nearest office and where can I park?"}).to_string().into())).is_err()
+        {
             break;
         }
         sent += 1;
@@ -370,7 +374,8 @@ fn microphone_audio_over_the_socket_is_heard_and_answered() {
     }
     ws.send(json!({"type": "audio_end", "v": 1}));
     let got = ws.until("end_of_turn");
-    let finals: Vec<&Value> = got.iter().filter_map(|m| if let In::Json(v) = m { Some(v) } else { None }).filter(|v| v["type"] == "transcript" && v["final"] == true).collect();
+    let finals: Vec<&Value> =
+        got.iter().filter_map(|m| if let In::Json(v) = m { Some(v) } else { None }).filter(|v| v["type"] == "transcript" && v["final"] == true).collect();
     assert!(finals.first().is_some_and(|f| f["text"].as_str().unwrap_or("").to_lowercase().contains("office") && f["lang"] == "en"), "{finals:?}\n{got:?}");
     let Some(In::Json(end)) = got.last() else { panic!() };
     assert_eq!(end["source"], "knowledge", "{end}");

@@ -81,12 +81,8 @@ fn arabic_is_diacritised_phonemised_by_rule_and_spoken_with_one_timeline() {
     // diacritiser and G2P, heard back by whisper base with Arabic forced. Measured mean CER
     // 0.57 on these sentences (docs/benchmarks.md); the bound keeps it from getting worse.
     let dir = tempfile::tempdir().expect("tempdir");
-    let sentences = [
-        "مرحبا بكم في مركز الخدمة. كيف يمكنني مساعدتكم اليوم؟",
-        "أريد تجديد جواز السفر.",
-        "أين أقرب مكتب؟ ومتى يفتح غدا؟",
-        "شكرا جزيلا، مع السلامة.",
-    ];
+    let sentences =
+        ["مرحبا بكم في مركز الخدمة. كيف يمكنني مساعدتكم اليوم؟", "أريد تجديد جواز السفر.", "أين أقرب مكتب؟ ومتى يفتح غدا؟", "شكرا جزيلا، مع السلامة."];
     let mut total = 0.0;
     for text in sentences {
         let (wav, t) = {

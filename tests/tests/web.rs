@@ -108,7 +108,13 @@ fn open_page(extra: &[String]) -> (Kill, Kill, tempfile::TempDir, Page) {
     };
     let page_ws = loop {
         let list: Value = http_get(&devtools, "/json/list").and_then(|(_, b)| serde_json::from_str(&b).ok()).unwrap_or_default();
-        if let Some(url) = list.as_array().into_iter().flatten().find(|t| t["type"] == "page" && t["url"].as_str().is_some_and(|u| u.contains(&addr))).and_then(|t| t["webSocketDebuggerUrl"].as_str()) {
+        if let Some(url) = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["type"] == "page" && t["url"].as_str().is_some_and(|u| u.contains(&addr)))
+            .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+        {
             break url.to_string();
         }
         assert!(started.elapsed() < Duration::from_secs(30), "no page target: {list}");
@@ -156,12 +162,19 @@ fn the_pages_microphone_streams_to_hearing_and_gets_an_answer() {
     let clip = dir.path().join("question.wav");
     hiwar_tests::write_wav(&clip, rate, 1, &samples);
     let clip = clip.canonicalize().expect("clip");
-    let flags = ["--use-fake-ui-for-media-stream".to_string(), "--use-fake-device-for-media-stream".to_string(), format!("--use-file-for-fake-audio-capture={}", clip.display())];
+    let flags = [
+        "--use-fake-ui-for-media-stream".to_string(),
+        "--use-fake-device-for-media-stream".to_string(),
+        format!("--use-file-for-fake-audio-capture={}", clip.display()),
+    ];
     let (_server, _chromium, _profile, mut page) = open_page(&flags);
     page.wait_for("(document.getElementById('state')?.textContent || '').includes('ready')", Duration::from_secs(20));
     page.eval("document.getElementById('mic').click(); true");
     // Chromium wants the file's canonical path.
-    let heard = page.wait_for("(() => { const t = document.getElementById('person').textContent.toLowerCase(); return t.includes('office') ? t : null; })()", Duration::from_secs(40));
+    let heard = page.wait_for(
+        "(() => { const t = document.getElementById('person').textContent.toLowerCase(); return t.includes('office') ? t : null; })()",
+        Duration::from_secs(40),
+    );
     assert!(heard.as_str().is_some_and(|t| t.contains("nearest")), "{heard}");
     page.wait_for("document.getElementById('avatar').textContent.length > 20", Duration::from_secs(30));
 }

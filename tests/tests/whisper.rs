@@ -1,8 +1,8 @@
 //! The whisper model hiwar converted from the registry's CTranslate2 weights, run for real.
 
 use hiwar_speech::models::read_ggml_whisper_info;
-use hiwar_speech::whisper::{Language, WhisperModel};
 use hiwar_speech::text::character_error_rate;
+use hiwar_speech::whisper::{Language, WhisperModel};
 use hiwar_tests::{model_cache, repo_root};
 
 fn read_clip(name: &str) -> Vec<f32> {

@@ -49,13 +49,12 @@ const B: f32 = 0.75;
 /// Words too common to carry a question (after normalisation and stemming).
 const STOP: &[&str] = &[
     // Arabic
-    "في", "من", "علي", "الي", "عن", "ما", "ماذا", "هل", "كيف", "كم", "متي", "اين", "هو", "هي", "انا", "انت", "هذا", "هذه",
-    "ذلك", "او", "ثم", "لا", "نعم", "مع", "كل", "اي", "التي", "الذي", "ان", "قد", "لو", "يا", "لي", "عند", "بد", "اريد", "ابغي",
-    "ممكن", "سمحت", "ال", "عندي", "شو", "وين", "ايش",
+    "في", "من", "علي", "الي", "عن", "ما", "ماذا", "هل", "كيف", "كم", "متي", "اين", "هو", "هي", "انا", "انت", "هذا", "هذه", "ذلك", "او", "ثم", "لا", "نعم", "مع",
+    "كل", "اي", "التي", "الذي", "ان", "قد", "لو", "يا", "لي", "عند", "بد", "اريد", "ابغي", "ممكن", "سمحت", "ال", "عندي", "شو", "وين", "ايش",
     // English
-    "the", "a", "an", "is", "are", "was", "to", "of", "in", "on", "at", "for", "and", "or", "i", "my", "me", "you", "your", "do",
-    "does", "can", "what", "when", "where", "how", "much", "many", "it", "be", "with", "would", "like", "want", "need", "please",
-    "there", "this", "that", "which", "from", "by", "about", "will", "should", "could",
+    "the", "a", "an", "is", "are", "was", "to", "of", "in", "on", "at", "for", "and", "or", "i", "my", "me", "you", "your", "do", "does", "can", "what", "when",
+    "where", "how", "much", "many", "it", "be", "with", "would", "like", "want", "need", "please", "there", "this", "that", "which", "from", "by", "about",
+    "will", "should", "could",
 ];
 
 /// Terms of `text` for the index and for queries.
@@ -293,7 +292,8 @@ fn jsonl(text: &str, source: &str) -> anyhow::Result<Vec<Passage>> {
         if line.trim().is_empty() {
             continue;
         }
-        let p: JsonPassage = serde_json::from_str(line).with_context(|| format!("{source} line {}: expected {{\"title\", \"text\", \"id\"?, \"lang\"?}}", n + 1))?;
+        let p: JsonPassage =
+            serde_json::from_str(line).with_context(|| format!("{source} line {}: expected {{\"title\", \"text\", \"id\"?, \"lang\"?}}", n + 1))?;
         let lang = match p.lang.as_str() {
             "ar" => Lang::Ar,
             "en" => Lang::En,
@@ -327,7 +327,8 @@ mod tests {
         ] {
             assert_eq!(best(&k, q), "hours/Ar", "{q}");
         }
-        for q in ["أريد تجديد الهوية الإماراتية", "اريد تجديد الهويه الاماراتيه", "إريد تَجْديد الهوية الإماراتيّة"] {
+        for q in ["أريد تجديد الهوية الإماراتية", "اريد تجديد الهويه الاماراتيه", "إريد تَجْديد الهوية الإماراتيّة"]
+        {
             assert_eq!(best(&k, q), "emirates-id-renewal/Ar", "{q}");
         }
         assert_eq!(best(&k, "كم رسوم تجديد جواز السفر؟"), "passport-renewal/Ar");

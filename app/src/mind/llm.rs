@@ -237,9 +237,10 @@ impl LlmClient {
             req = req.bearer_auth(key);
         }
         let first_token = |_| (LlmError::FirstToken(s.first_token_timeout), false);
-        let response = tokio::time::timeout_at(first_deadline, req.send()).await.map_err(first_token)?.map_err(|e| {
-            (LlmError::Connect { url: url.clone(), reason: crate::doctor::root_cause(&e) }, false)
-        })?;
+        let response = tokio::time::timeout_at(first_deadline, req.send())
+            .await
+            .map_err(first_token)?
+            .map_err(|e| (LlmError::Connect { url: url.clone(), reason: crate::doctor::root_cause(&e) }, false))?;
         let status = response.status();
         if !status.is_success() {
             let text = tokio::time::timeout_at(first_deadline, response.text()).await.map_err(first_token)?.unwrap_or_default();
@@ -310,8 +311,7 @@ struct Chunk {
 
 /// One `chat.completion.chunk` (or an in-stream error object).
 fn parse_chunk(data: &str) -> Result<Chunk, LlmError> {
-    let v: serde_json::Value =
-        serde_json::from_str(data).map_err(|e| LlmError::Malformed(format!("{e}: {}", data.chars().take(120).collect::<String>())))?;
+    let v: serde_json::Value = serde_json::from_str(data).map_err(|e| LlmError::Malformed(format!("{e}: {}", data.chars().take(120).collect::<String>())))?;
     if let Some(err) = v.get("error") {
         return Err(status_error(200, &serde_json::json!({ "error": err }).to_string()));
     }
@@ -390,7 +390,8 @@ mod tests {
         let usage = r#"{"choices":[],"object":"chat.completion.chunk","usage":{"prompt_tokens":310,"completion_tokens":24,"total_tokens":334},"created":1764000000,"model":"qwen-plus","id":"chatcmpl-1"}"#;
         assert_eq!(parse_chunk(usage).expect("usage").usage, Some(Usage { prompt_tokens: 310, completion_tokens: 24 }));
         assert!(matches!(parse_chunk("{not json"), Err(LlmError::Malformed(_))));
-        let body = r#"{"error":{"message":"Incorrect API key provided. ","type":"invalid_request_error","param":null,"code":"invalid_api_key"},"request_id":"x"}"#;
+        let body =
+            r#"{"error":{"message":"Incorrect API key provided. ","type":"invalid_request_error","param":null,"code":"invalid_api_key"},"request_id":"x"}"#;
         let e = status_error(401, body);
         assert_eq!(e.kind(), "unauthorised");
         assert_eq!(e.to_string(), "the LLM answered HTTP 401 (invalid_api_key): Incorrect API key provided. ");

@@ -44,7 +44,10 @@ impl Behaviour {
             "malformed" => Behaviour::Malformed,
             "stall" => Behaviour::Stall(ms(10_000)?),
             "endless" => Behaviour::Endless,
-            code => Behaviour::Status(code.parse().map_err(|_| anyhow::anyhow!("unknown behaviour {spec:?}: answer[:ms], 401, 429, 500, cut[:words], malformed, stall[:ms], endless"))?),
+            code => Behaviour::Status(
+                code.parse()
+                    .map_err(|_| anyhow::anyhow!("unknown behaviour {spec:?}: answer[:ms], 401, 429, 500, cut[:words], malformed, stall[:ms], endless"))?,
+            ),
         })
     }
 }
@@ -125,7 +128,14 @@ impl Standin {
             }
             let (n, behaviour) = self.next_behaviour();
             let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            let question = json.pointer("/messages").and_then(|m| m.as_array()).and_then(|m| m.last()).and_then(|m| m.get("content")).and_then(|c| c.as_str()).unwrap_or("").to_string();
+            let question = json
+                .pointer("/messages")
+                .and_then(|m| m.as_array())
+                .and_then(|m| m.last())
+                .and_then(|m| m.get("content"))
+                .and_then(|c| c.as_str())
+                .unwrap_or("")
+                .to_string();
             self.record(Seen::Request { n, body: json });
             match self.respond(&mut stream, &behaviour, &question).await {
                 Ok(true) => self.record(Seen::Finished { n }),
@@ -260,9 +270,7 @@ fn sse(data: &str) -> String {
 }
 
 async fn start_sse(stream: &mut TcpStream) -> std::io::Result<()> {
-    stream
-        .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream;charset=UTF-8\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n")
-        .await
+    stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream;charset=UTF-8\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n").await
 }
 
 /// One HTTP chunk (an empty one ends the body).
@@ -412,12 +420,9 @@ mod tests {
 
     #[tokio::test]
     async fn faults_end_in_the_right_error() {
-        for (spec, kind, some_text) in [
-            ("cut:3", "cut", true),
-            ("malformed", "malformed", true),
-            ("stall:2000", "first_token_timeout", false),
-            ("endless", "runaway", true),
-        ] {
+        for (spec, kind, some_text) in
+            [("cut:3", "cut", true), ("malformed", "malformed", true), ("stall:2000", "first_token_timeout", false), ("endless", "runaway", true)]
+        {
             let s = Standin::start(vec![Behaviour::parse(spec).expect("spec")]).await.expect("standin");
             let (text, end) = collect(&client(&s.base_url, 400), "متى يفتح المركز؟").await;
             let err = end.expect_err(spec);

@@ -35,12 +35,7 @@ pub fn digest_file(path: &Path, mut progress: impl FnMut(u64)) -> std::io::Resul
         size += n as u64;
         progress(size);
     }
-    Ok(Digests {
-        size,
-        sha256: hex::encode(s256.finalize()),
-        sha1: hex::encode(s1.finalize()),
-        md5: hex::encode(m5.finalize()),
-    })
+    Ok(Digests { size, sha256: hex::encode(s256.finalize()), sha1: hex::encode(s1.finalize()), md5: hex::encode(m5.finalize()) })
 }
 
 /// Why a file is not the one the manifest pins, or `None` if it is.
@@ -53,8 +48,6 @@ pub fn mismatch(expected: &File, got: &Digests) -> Option<String> {
     }
     let checks = [("sha256", &expected.sha256, &got.sha256), ("sha1", &expected.sha1, &got.sha1), ("md5", &expected.md5, &got.md5)];
     checks.into_iter().find_map(|(algo, want, have)| {
-        want.as_ref()
-            .filter(|w| *w != have)
-            .map(|w| format!("{algo} {have}, expected {w} (corrupt, or not the pinned version)"))
+        want.as_ref().filter(|w| *w != have).map(|w| format!("{algo} {have}, expected {w} (corrupt, or not the pinned version)"))
     })
 }

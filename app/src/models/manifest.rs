@@ -128,8 +128,7 @@ impl Manifest {
             ),
             None => bail!("models manifest {name} has no `schema = {SCHEMA}` line"),
         }
-        let manifest: Manifest = toml::from_str(text)
-            .map_err(|e| anyhow::anyhow!("models manifest {name}: {}", e.to_string().trim_end()))?;
+        let manifest: Manifest = toml::from_str(text).map_err(|e| anyhow::anyhow!("models manifest {name}: {}", e.to_string().trim_end()))?;
         manifest.validate().with_context(|| format!("models manifest {name}"))?;
         Ok(manifest)
     }
@@ -155,12 +154,7 @@ impl Manifest {
             }
             for f in &m.files {
                 ensure!(paths.insert(&f.path), "file {} appears twice", f.path);
-                ensure!(
-                    !f.path.starts_with('/') && !f.path.split('/').any(|c| c == ".."),
-                    "model {}: file path {} must stay inside the cache",
-                    m.name,
-                    f.path
-                );
+                ensure!(!f.path.starts_with('/') && !f.path.split('/').any(|c| c == ".."), "model {}: file path {} must stay inside the cache", m.name, f.path);
                 let origins = [f.member.is_some(), f.url.is_some(), m.convert.is_some()].iter().filter(|b| **b).count();
                 ensure!(origins == 1, "model {}: file {} needs exactly one of member, url or a convert step", m.name, f.path);
                 if f.url.is_none() {
@@ -172,11 +166,7 @@ impl Manifest {
                     }
                 }
                 if let Some(url) = &f.url {
-                    ensure!(
-                        url.starts_with("https://") || url.starts_with("http://"),
-                        "model {}: {url} is not an http(s) address",
-                        m.name
-                    );
+                    ensure!(url.starts_with("https://") || url.starts_with("http://"), "model {}: {url} is not an http(s) address", m.name);
                 }
             }
         }
@@ -185,10 +175,7 @@ impl Manifest {
 }
 
 fn check_hex(s: &str, len: usize) -> anyhow::Result<()> {
-    ensure!(
-        s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
-        "`{s}` is not {len} lower-case hex digits"
-    );
+    ensure!(s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "`{s}` is not {len} lower-case hex digits");
     Ok(())
 }
 
@@ -240,15 +227,13 @@ member = "pkg:y"
         let err = format!("{:#}", Manifest::parse(bad_digest, "m").expect_err("bad digest"));
         assert!(err.contains("`ABC` is not 64"), "{err}");
 
-        let dangling = bad_digest
-            .replace("sha256 = \"ABC\"", &format!("sha256 = \"{}\"", "a".repeat(64)))
-            .replace("member = \"pkg:y\"", "member = \"other:y\"");
+        let dangling =
+            bad_digest.replace("sha256 = \"ABC\"", &format!("sha256 = \"{}\"", "a".repeat(64))).replace("member = \"pkg:y\"", "member = \"other:y\"");
         let err = format!("{:#}", Manifest::parse(&dangling, "m").expect_err("dangling"));
         assert!(err.contains("names no source package"), "{err}");
 
-        let escaping = bad_digest
-            .replace("sha256 = \"ABC\"", &format!("sha256 = \"{}\"", "a".repeat(64)))
-            .replace("path = \"x/y\"", "path = \"../../etc/passwd\"");
+        let escaping =
+            bad_digest.replace("sha256 = \"ABC\"", &format!("sha256 = \"{}\"", "a".repeat(64))).replace("path = \"x/y\"", "path = \"../../etc/passwd\"");
         let err = format!("{:#}", Manifest::parse(&escaping, "m").expect_err("escape"));
         assert!(err.contains("inside the cache"), "{err}");
     }

@@ -23,7 +23,9 @@ pub enum FileStatus {
     Ok,
     Missing,
     /// Present, but no digest is pinned for it yet.
-    Unpinned { sha256: String },
+    Unpinned {
+        sha256: String,
+    },
     Corrupt(String),
 }
 
@@ -81,7 +83,10 @@ impl Store {
         if self.gpu {
             match self.file_of("onnxruntime-gpu", "libonnxruntime.so.1.31.1").filter(|p| p.is_file()) {
                 Some(path) => return hiwar_speech::onnx::load(&path).with_context(|| fetch_hint("onnxruntime-gpu")),
-                None => tracing::warn!("the voice may run on CUDA, but ONNX Runtime's CUDA build is not in the cache ({}): using the CPU", fetch_hint("onnxruntime-gpu")),
+                None => tracing::warn!(
+                    "the voice may run on CUDA, but ONNX Runtime's CUDA build is not in the cache ({}): using the CPU",
+                    fetch_hint("onnxruntime-gpu")
+                ),
             }
         }
         let path = self.onnx_runtime_path().context("no onnxruntime in the manifest")?;
@@ -125,11 +130,7 @@ impl Store {
 
     /// `hiwar models list`.
     pub fn list(&self) -> anyhow::Result<ExitCode> {
-        println!(
-            "model cache: {}  (set {HOME_VAR} to move it); manifest schema {}\n",
-            self.home.display(),
-            self.manifest.schema
-        );
+        println!("model cache: {}  (set {HOME_VAR} to move it); manifest schema {}\n", self.home.display(), self.manifest.schema);
         println!("{:<24} {:<9} {:<10} {:>9}  purpose", "model", "needed", "status", "size");
         for m in &self.manifest.models {
             let status = summarise(&self.model_status(m));
@@ -184,18 +185,13 @@ impl Store {
         let count = models.len();
         for (i, m) in models.into_iter().enumerate() {
             let step = format!("[{}/{count}] {}", i + 1, m.name);
-            let todo: Vec<&File> = m
-                .files
-                .iter()
-                .filter(|f| !matches!(self.file_status(f), FileStatus::Ok | FileStatus::Unpinned { .. }))
-                .collect();
+            let todo: Vec<&File> = m.files.iter().filter(|f| !matches!(self.file_status(f), FileStatus::Ok | FileStatus::Unpinned { .. })).collect();
             if todo.is_empty() {
                 println!("{step}: present and verified");
                 continue;
             }
             println!("{step}: fetching — {}", m.purpose);
-            self.fetch_model(m, &todo, stall, &config.models.python)
-                .with_context(|| format!("fetching model {}", m.name))?;
+            self.fetch_model(m, &todo, stall, &config.models.python).with_context(|| format!("fetching model {}", m.name))?;
             println!("{step}: verified");
         }
         Ok(ExitCode::SUCCESS)
@@ -314,9 +310,7 @@ fn ensure_writable(home: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(home)
         .and_then(|()| std::fs::write(&probe, b""))
         .and_then(|()| std::fs::remove_file(&probe))
-        .with_context(|| {
-            format!("the model cache {} is not writable; set {HOME_VAR} to a writable directory", home.display())
-        })
+        .with_context(|| format!("the model cache {} is not writable; set {HOME_VAR} to a writable directory", home.display()))
 }
 
 fn summarise(statuses: &[(PathBuf, FileStatus)]) -> &'static str {

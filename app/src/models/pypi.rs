@@ -31,9 +31,7 @@ pub fn download(source: &Source, dir: &Path, python: &str) -> anyhow::Result<Pat
         }
     }
     cmd.stdin(Stdio::null()).stdout(Stdio::inherit()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().with_context(|| {
-        format!("cannot run `{python} -m pip`: install Python 3 and pip (Debian: apt-get install python3-pip)")
-    })?;
+    let mut child = cmd.spawn().with_context(|| format!("cannot run `{python} -m pip`: install Python 3 and pip (Debian: apt-get install python3-pip)"))?;
     let mut stderr = String::new();
     if let Some(mut pipe) = child.stderr.take() {
         let mut bytes = Vec::new();
@@ -50,11 +48,7 @@ pub fn download(source: &Source, dir: &Path, python: &str) -> anyhow::Result<Pat
         } else {
             "check that this machine reaches PyPI (or the index set in pip's config)"
         };
-        bail!(
-            "could not download {}=={} from PyPI ({status}): {why}\n  {hint}, then run `hiwar models fetch` again",
-            source.package,
-            source.version
-        );
+        bail!("could not download {}=={} from PyPI ({status}): {why}\n  {hint}, then run `hiwar models fetch` again", source.package, source.version);
     }
     if !archive.is_file() {
         bail!("pip downloaded {}=={} but not as {}: the manifest's archive name is wrong", source.package, source.version, source.archive);

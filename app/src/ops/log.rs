@@ -285,7 +285,8 @@ mod tests {
         for _ in 0..200 {
             r.write_line(line.as_bytes());
         }
-        let sizes: Vec<u64> = ["hiwar.log", "hiwar.log.1", "hiwar.log.2"].iter().map(|n| std::fs::metadata(dir.path().join(n)).map_or(0, |m| m.len())).collect();
+        let sizes: Vec<u64> =
+            ["hiwar.log", "hiwar.log.1", "hiwar.log.2"].iter().map(|n| std::fs::metadata(dir.path().join(n)).map_or(0, |m| m.len())).collect();
         assert!(sizes.iter().all(|s| *s > 0 && *s <= 4096), "{sizes:?}");
         assert!(!dir.path().join("hiwar.log.3").exists(), "only two rotated files are kept");
     }

@@ -38,11 +38,7 @@ impl Notifier {
             .ok()
             .and_then(|p| p.parse::<u32>().ok())
             .is_none_or(|p| p == std::process::id() || p == std::os::unix::process::parent_id());
-        let watchdog = std::env::var("WATCHDOG_USEC")
-            .ok()
-            .and_then(|u| u.parse::<u64>().ok())
-            .filter(|u| *u > 0 && ours)
-            .map(|u| Duration::from_micros(u / 2));
+        let watchdog = std::env::var("WATCHDOG_USEC").ok().and_then(|u| u.parse::<u64>().ok()).filter(|u| *u > 0 && ours).map(|u| Duration::from_micros(u / 2));
         Notifier { socket, watchdog }
     }
 

@@ -115,7 +115,11 @@ impl Health {
         let first = failing.is_empty();
         failing.insert(stage, reason.clone());
         drop(failing);
-        tracing::error!(stage, "OUT OF SERVICE — {stage}: {reason}. The kiosk shows «{OUT_OF_SERVICE}» and retries every {} s; operator: see `hiwar doctor` and this log", self.config.retry_after_secs);
+        tracing::error!(
+            stage,
+            "OUT OF SERVICE — {stage}: {reason}. The kiosk shows «{OUT_OF_SERVICE}» and retries every {} s; operator: see `hiwar doctor` and this log",
+            self.config.retry_after_secs
+        );
         self.notifier.status(&format!("out of service: {stage}: {reason}"));
         if first {
             self.publish(false, format!("{stage}: {reason}"));
@@ -248,7 +252,14 @@ pub fn supervise_hearing(
 }
 
 /// Forwards one hearing's events until it must be restarted (returns why) or all is over.
-fn watch(hearing: &Hearing, tx: &mpsc::UnboundedSender<LoopInput>, wipe: &AtomicBool, health: &Health, config: &WatchdogConfig, stop: &CancellationToken) -> Option<String> {
+fn watch(
+    hearing: &Hearing,
+    tx: &mpsc::UnboundedSender<LoopInput>,
+    wipe: &AtomicBool,
+    health: &Health,
+    config: &WatchdogConfig,
+    stop: &CancellationToken,
+) -> Option<String> {
     let started = Instant::now();
     let (mut samples, mut progress, mut lost) = (hearing.liveness.samples(), Instant::now(), false);
     loop {

@@ -111,10 +111,11 @@ impl Metrics {
         );
         metric("hiwar_turns_total", "counter", "Turns answered.", format!("hiwar_turns_total {}\n", g(&self.turns_total)));
         metric("hiwar_errors_total", "counter", "Error messages sent to clients.", format!("hiwar_errors_total {}\n", g(&self.errors_total)));
-        let hist = [("first_audio", &self.first_audio), ("retrieval", &self.retrieval), ("llm_first_token", &self.llm_first_token), ("synthesis", &self.synthesis)]
-            .iter()
-            .map(|(stage, h)| h.render(stage))
-            .collect::<String>();
+        let hist =
+            [("first_audio", &self.first_audio), ("retrieval", &self.retrieval), ("llm_first_token", &self.llm_first_token), ("synthesis", &self.synthesis)]
+                .iter()
+                .map(|(stage, h)| h.render(stage))
+                .collect::<String>();
         metric(
             "hiwar_stage_ms",
             "histogram",
@@ -240,7 +241,16 @@ pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
         let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let at = listener.local_addr()?;
         eprintln!("hiwar serve: {}://{at}/ (page) · {}://{at}/ws (protocol v{VERSION}) · /healthz · /metrics", scheme.0, scheme.1);
-        let shared = Arc::new(Shared { settings, hearing, audio_streams: AtomicUsize::new(0), mind, synth, metrics: Metrics::default(), next_session: AtomicU64::new(1), shutdown: CancellationToken::new() });
+        let shared = Arc::new(Shared {
+            settings,
+            hearing,
+            audio_streams: AtomicUsize::new(0),
+            mind,
+            synth,
+            metrics: Metrics::default(),
+            next_session: AtomicU64::new(1),
+            shutdown: CancellationToken::new(),
+        });
         let stop = shared.shutdown.clone();
         tokio::spawn(async move {
             let _ = tokio::signal::ctrl_c().await;
@@ -288,9 +298,8 @@ fn tls_acceptor(cert: &str, key: &str) -> anyhow::Result<Option<tokio_rustls::Tl
         (false, false) => {}
         _ => anyhow::bail!("serve.tls_cert and serve.tls_key go together: set both (PEM files) or neither"),
     }
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| anyhow::anyhow!("serve.tls_cert {cert}: {e}"))?;
+    let certs =
+        CertificateDer::pem_file_iter(cert).and_then(|it| it.collect::<Result<Vec<_>, _>>()).map_err(|e| anyhow::anyhow!("serve.tls_cert {cert}: {e}"))?;
     anyhow::ensure!(!certs.is_empty(), "serve.tls_cert {cert}: no certificate in it");
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| anyhow::anyhow!("serve.tls_key {key}: {e}"))?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
@@ -336,7 +345,11 @@ struct Prefixed<S> {
 }
 
 impl<S: Conn> tokio::io::AsyncRead for Prefixed<S> {
-    fn poll_read(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         if self.at < self.prefix.len() {
             let n = buf.remaining().min(self.prefix.len() - self.at);
             let at = self.at;
@@ -367,7 +380,10 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 }
 
 async fn respond<S: Conn>(mut stream: S, status: &str, content_type: &str, body: &[u8], extra: &str) {
-    let head = format!("HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n{extra}\r\n", body.len());
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n{extra}\r\n",
+        body.len()
+    );
     let _ = stream.write_all(head.as_bytes()).await;
     let _ = stream.write_all(body).await;
     let _ = stream.shutdown().await;
@@ -399,7 +415,9 @@ async fn connection<S: Conn>(shared: Arc<Shared>, mut stream: S) {
 /// The reference page's files, from assets/web (no directory traversal, a fixed set of types).
 async fn static_file<S: Conn>(shared: Arc<Shared>, stream: S, path: &str) {
     let name = if path == "/" { "index.html" } else { path.trim_start_matches('/') };
-    let ok = !name.is_empty() && name.split('/').all(|p| !p.is_empty() && p != ".." && !p.starts_with('.')) && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+    let ok = !name.is_empty()
+        && name.split('/').all(|p| !p.is_empty() && p != ".." && !p.starts_with('.'))
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
     let kind = match name.rsplit('.').next() {
         Some("html") => "text/html; charset=utf-8",
         Some("js") => "text/javascript; charset=utf-8",
@@ -425,7 +443,14 @@ async fn websocket<S: Conn>(shared: Arc<Shared>, stream: Prefixed<S>, head: &str
             .or_else(|| query.split('&').find_map(|kv| kv.strip_prefix("token=")).map(percent_decode));
         if !given.is_some_and(|g| same_secret(g.trim().as_bytes(), token.as_bytes())) {
             shared.metrics.refused_auth.fetch_add(1, Ordering::Relaxed);
-            return respond(stream, "401 Unauthorized", "text/plain", b"a valid token is required (Authorization: Bearer TOKEN, or ?token=)\n", "WWW-Authenticate: Bearer\r\n").await;
+            return respond(
+                stream,
+                "401 Unauthorized",
+                "text/plain",
+                b"a valid token is required (Authorization: Bearer TOKEN, or ?token=)\n",
+                "WWW-Authenticate: Bearer\r\n",
+            )
+            .await;
         }
     }
     if let Some(origin) = header(head, "origin")
@@ -608,7 +633,15 @@ impl Session {
         let asked_at = Arc::new(std::sync::Mutex::new(None));
         let finished = Arc::new(AtomicU64::new(0));
         let wanted = Arc::new(std::sync::Mutex::new(protocol::Want::default()));
-        let task = SpeechTask { shared: Arc::clone(&shared), out: out.clone(), end: end.clone(), cancelled: Arc::clone(&cancelled), finished: Arc::clone(&finished), asked_at: Arc::clone(&asked_at), wanted: Arc::clone(&wanted) };
+        let task = SpeechTask {
+            shared: Arc::clone(&shared),
+            out: out.clone(),
+            end: end.clone(),
+            cancelled: Arc::clone(&cancelled),
+            finished: Arc::clone(&finished),
+            asked_at: Arc::clone(&asked_at),
+            wanted: Arc::clone(&wanted),
+        };
         tokio::spawn(speech_task(task, rx));
         Session {
             shared,
@@ -649,7 +682,9 @@ impl Session {
             }
         };
         if !self.hello && !matches!(msg, ClientMsg::Hello { .. } | ClientMsg::Bye { .. }) {
-            self.refuse(&protocol::Refusal { code: "hello_first", message: "send hello first".into(), message_ar: "أرسل رسالة الترحيب أولاً." });
+            self.refuse(&protocol::Refusal {
+                code: "hello_first", message: "send hello first".into(), message_ar: "أرسل رسالة الترحيب أولاً."
+            });
             return None;
         }
         match msg {
@@ -709,15 +744,24 @@ impl Session {
             return self.refuse(&refuse("bad_message", "audio is already streaming; send audio_end first".into(), "الصوت يُرسل بالفعل."));
         }
         let Some(hc) = self.shared.hearing.clone() else {
-            return self.refuse(&refuse("not_available", "hearing's models are missing on the server (hiwar models fetch)".into(), "التعرف على الكلام غير متاح على الخادم."));
+            return self.refuse(&refuse(
+                "not_available",
+                "hearing's models are missing on the server (hiwar models fetch)".into(),
+                "التعرف على الكلام غير متاح على الخادم.",
+            ));
         };
         let limit = self.shared.settings.max_audio_streams;
         if self.shared.audio_streams.fetch_add(1, Ordering::AcqRel) >= limit {
             self.shared.audio_streams.fetch_sub(1, Ordering::AcqRel);
-            return self.refuse(&refuse("busy", format!("{limit} microphone streams at most; send text, or try again"), "الخادم مشغول؛ أرسل نصاً أو حاول لاحقاً."));
+            return self.refuse(&refuse(
+                "busy",
+                format!("{limit} microphone streams at most; send text, or try again"),
+                "الخادم مشغول؛ أرسل نصاً أو حاول لاحقاً.",
+            ));
         }
         let (tx, blocks) = std::sync::mpsc::channel();
-        let started = tokio::task::spawn_blocking(move || hiwar_speech::hearing::Hearing::start(hc, hiwar_speech::hearing::Source::Stream { blocks, rate })).await;
+        let started =
+            tokio::task::spawn_blocking(move || hiwar_speech::hearing::Hearing::start(hc, hiwar_speech::hearing::Source::Stream { blocks, rate })).await;
         let hearing = match started {
             Ok(Ok(h)) => h,
             other => {

@@ -27,13 +27,25 @@ pub enum ClientMsg {
         rig: Option<String>,
     },
     /// A typed question.
-    Text { v: u32, text: String },
+    Text {
+        v: u32,
+        text: String,
+    },
     /// Microphone audio follows in binary frames at `rate` (16000), until `audio_end`.
-    AudioStart { v: u32, rate: u32 },
-    AudioEnd { v: u32 },
+    AudioStart {
+        v: u32,
+        rate: u32,
+    },
+    AudioEnd {
+        v: u32,
+    },
     /// Stop the answer now (the client's own barge-in button).
-    Interrupt { v: u32 },
-    Bye { v: u32 },
+    Interrupt {
+        v: u32,
+    },
+    Bye {
+        v: u32,
+    },
 }
 
 /// What the client wants streamed (audio, visemes and words by default).
@@ -82,16 +94,65 @@ pub struct WordSpan {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
-    Ready { v: u32, session: String, audio_rate: u32, audio_format: &'static str, languages: Vec<&'static str>, streams: Vec<&'static str> },
-    State { v: u32, state: &'static str, turn: Option<u64> },
-    Transcript { v: u32, turn: u64, text: String, lang: &'static str, #[serde(rename = "final")] is_final: bool },
-    Reply { v: u32, turn: u64, delta: String },
+    Ready {
+        v: u32,
+        session: String,
+        audio_rate: u32,
+        audio_format: &'static str,
+        languages: Vec<&'static str>,
+        streams: Vec<&'static str>,
+    },
+    State {
+        v: u32,
+        state: &'static str,
+        turn: Option<u64>,
+    },
+    Transcript {
+        v: u32,
+        turn: u64,
+        text: String,
+        lang: &'static str,
+        #[serde(rename = "final")]
+        is_final: bool,
+    },
+    Reply {
+        v: u32,
+        turn: u64,
+        delta: String,
+    },
     /// The next binary frame: `samples` PCM16LE at `rate`, starting at `start` in the turn.
-    Audio { v: u32, turn: u64, seq: u64, start: u64, samples: u64, rate: u32, what: &'static str },
-    Visemes { v: u32, turn: u64, frames: Vec<VisemeSpan> },
-    Words { v: u32, turn: u64, words: Vec<WordSpan> },
-    Error { v: u32, code: &'static str, message: String, message_ar: String },
-    EndOfTurn { v: u32, turn: u64, source: &'static str, interrupted: bool, samples: u64 },
+    Audio {
+        v: u32,
+        turn: u64,
+        seq: u64,
+        start: u64,
+        samples: u64,
+        rate: u32,
+        what: &'static str,
+    },
+    Visemes {
+        v: u32,
+        turn: u64,
+        frames: Vec<VisemeSpan>,
+    },
+    Words {
+        v: u32,
+        turn: u64,
+        words: Vec<WordSpan>,
+    },
+    Error {
+        v: u32,
+        code: &'static str,
+        message: String,
+        message_ar: String,
+    },
+    EndOfTurn {
+        v: u32,
+        turn: u64,
+        source: &'static str,
+        interrupted: bool,
+        samples: u64,
+    },
 }
 
 /// A message that cannot be taken: its code and bilingual text.
@@ -129,18 +190,22 @@ pub fn decode(text: &str) -> Result<ClientMsg, Refusal> {
         if known.contains(&kind.as_str()) {
             Refusal { code: "bad_message", message: format!("{kind}: {e}"), message_ar: "حقول الرسالة غير صحيحة." }
         } else {
-            Refusal { code: "unknown_type", message: format!("unknown message type {kind:?}; known: {}", known.join(", ")), message_ar: "نوع الرسالة غير معروف." }
+            Refusal {
+                code: "unknown_type",
+                message: format!("unknown message type {kind:?}; known: {}", known.join(", ")),
+                message_ar: "نوع الرسالة غير معروف.",
+            }
         }
     })?;
     match &msg {
         ClientMsg::Text { text, .. } if text.trim().is_empty() => {
             Err(Refusal { code: "bad_message", message: "text: empty question".into(), message_ar: "السؤال فارغ." })
         }
-        ClientMsg::Text { text, .. } if text.chars().count() > 2_000 => Err(Refusal {
-            code: "too_long",
-            message: format!("text: {} characters; at most 2000", text.chars().count()),
-            message_ar: "السؤال طويل جداً.",
-        }),
+        ClientMsg::Text { text, .. } if text.chars().count() > 2_000 => {
+            Err(Refusal {
+                code: "too_long", message: format!("text: {} characters; at most 2000", text.chars().count()), message_ar: "السؤال طويل جداً."
+            })
+        }
         ClientMsg::AudioStart { rate, .. } if !(8_000..=48_000).contains(rate) => Err(Refusal {
             code: "bad_message",
             message: format!("audio_start: rate {rate} Hz; 8000–48000 (16000 preferred)"),
@@ -153,7 +218,9 @@ pub fn decode(text: &str) -> Result<ClientMsg, Refusal> {
 /// PCM16LE bytes → f32 samples; an odd trailing byte is an error.
 pub fn pcm16_to_f32(bytes: &[u8]) -> Result<Vec<f32>, Refusal> {
     if !bytes.len().is_multiple_of(2) {
-        return Err(Refusal { code: "bad_audio", message: format!("{} bytes is not whole PCM16 samples", bytes.len()), message_ar: "بيانات الصوت غير صالحة." });
+        return Err(Refusal {
+            code: "bad_audio", message: format!("{} bytes is not whole PCM16 samples", bytes.len()), message_ar: "بيانات الصوت غير صالحة."
+        });
     }
     Ok(bytes.chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect())
 }
@@ -186,7 +253,8 @@ mod tests {
     #[test]
     fn messages_decode_and_bad_ones_are_named() {
         assert_eq!(decode(r#"{"type":"text","v":1,"text":"متى تفتحون؟"}"#), Ok(ClientMsg::Text { v: 1, text: "متى تفتحون؟".into() }));
-        let hello = decode(r#"{"type":"hello","v":1,"lang":"ar","want":{"audio":true,"visemes":true,"words":false,"blendshapes":true},"rig":"arkit"}"#).expect("hello");
+        let hello =
+            decode(r#"{"type":"hello","v":1,"lang":"ar","want":{"audio":true,"visemes":true,"words":false,"blendshapes":true},"rig":"arkit"}"#).expect("hello");
         assert!(matches!(hello, ClientMsg::Hello { want: Want { words: false, .. }, .. }));
         for (frame, code) in [
             ("{not json", "bad_json"),

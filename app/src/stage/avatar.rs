@@ -116,11 +116,13 @@ fn mouth_line(u: f32, s: &Shape) -> MouthLine {
     let x = u * half;
     let corner = u * u * (0.008 * s.sided("mouthSmile", u) - 0.002 * s.sided("mouthStretch", u));
     let jaw = s.w("jawOpen");
-    let upper = MOUTH_Y + corner
-        + mid * (0.003 * jaw + 0.006 * s.sided("mouthUpperUp", u) + 0.003 * s.w("mouthShrugUpper") + 0.003 * s.w("mouthFunnel") - 0.0015 * s.w("mouthClose") - 0.002 * s.w("mouthRollUpper"));
-    let lower = MOUTH_Y + corner
-        - mid.powf(0.7) * (0.034 * jaw + 0.008 * s.sided("mouthLowerDown", u) + 0.004 * s.w("mouthFunnel"))
-        - u * u * 0.005 * jaw
+    let upper = MOUTH_Y
+        + corner
+        + mid
+            * (0.003 * jaw + 0.006 * s.sided("mouthUpperUp", u) + 0.003 * s.w("mouthShrugUpper") + 0.003 * s.w("mouthFunnel")
+                - 0.0015 * s.w("mouthClose")
+                - 0.002 * s.w("mouthRollUpper"));
+    let lower = MOUTH_Y + corner - mid.powf(0.7) * (0.034 * jaw + 0.008 * s.sided("mouthLowerDown", u) + 0.004 * s.w("mouthFunnel")) - u * u * 0.005 * jaw
         + mid * (0.0015 * s.w("mouthClose") + 0.003 * s.w("mouthRollLower"));
     let z = surface_z(x0, MOUTH_Y) + 0.006 * s.w("mouthPucker") + 0.004 * s.w("mouthFunnel");
     MouthLine { x, upper, lower, z }
@@ -323,26 +325,24 @@ pub fn eye_centres() -> [[f32; 3]; 2] {
 pub fn face_parts() -> Vec<Part> {
     let mut parts = Vec::new();
     // Skin: the head, the lower face following the jaw, cheeks rising with a smile.
-    parts.push(
-        grid("skin", SKIN, 40, 52, true, true, |r, c, s| {
-            let theta = PI * r as f32 / 39.0;
-            let phi = TAU * c as f32 / 52.0;
-            let y = RY * theta.cos();
-            let mut p = [RX * taper(y) * theta.sin() * phi.sin(), y, RZ * theta.sin() * phi.cos()];
-            let front = smoothstep(0.0, 0.04, p[2]);
-            let jaw = s.w("jawOpen") * front * (1.0 - smoothstep(0.022, 0.07, p[0].abs())) * smoothstep(MOUTH_Y + 0.004, MOUTH_Y - 0.012, p[1]);
-            p[1] -= 0.03 * jaw;
-            p[2] -= 0.006 * jaw;
-            for (side, sign) in [("Left", 1.0_f32), ("Right", -1.0)] {
-                let d = ((p[0] - sign * 0.036).powi(2) + (p[1] + 0.028).powi(2)).sqrt();
-                let bump = (1.0 - smoothstep(0.0, 0.022, d)) * front;
-                let k = s.w(&format!("cheekSquint{side}")) + 0.5 * s.w(&format!("mouthSmile{side}"));
-                p[1] += 0.004 * k * bump;
-                p[2] += 0.003 * k * bump;
-            }
-            p
-        }),
-    );
+    parts.push(grid("skin", SKIN, 40, 52, true, true, |r, c, s| {
+        let theta = PI * r as f32 / 39.0;
+        let phi = TAU * c as f32 / 52.0;
+        let y = RY * theta.cos();
+        let mut p = [RX * taper(y) * theta.sin() * phi.sin(), y, RZ * theta.sin() * phi.cos()];
+        let front = smoothstep(0.0, 0.04, p[2]);
+        let jaw = s.w("jawOpen") * front * (1.0 - smoothstep(0.022, 0.07, p[0].abs())) * smoothstep(MOUTH_Y + 0.004, MOUTH_Y - 0.012, p[1]);
+        p[1] -= 0.03 * jaw;
+        p[2] -= 0.006 * jaw;
+        for (side, sign) in [("Left", 1.0_f32), ("Right", -1.0)] {
+            let d = ((p[0] - sign * 0.036).powi(2) + (p[1] + 0.028).powi(2)).sqrt();
+            let bump = (1.0 - smoothstep(0.0, 0.022, d)) * front;
+            let k = s.w(&format!("cheekSquint{side}")) + 0.5 * s.w(&format!("mouthSmile{side}"));
+            p[1] += 0.004 * k * bump;
+            p[2] += 0.003 * k * bump;
+        }
+        p
+    }));
     // The mouth cavity fills the gap between the lips; at rest it has no height.
     let cavity = |s: &Shape, u: f32, v: f32| {
         let m = mouth_line(u, s);
@@ -356,22 +356,28 @@ pub fn face_parts() -> Vec<Part> {
         let v = r as f32 / 2.0;
         [m.x * 0.97, m.upper - 0.16 * (m.upper - m.lower) * v, m.z + 0.0012]
     }));
-    parts.push(grid("teeth-lower", TEETH, 3, 25, false, true, |r, c, s| {
-        let u = 0.65 * (c as f32 / 12.0 - 1.0);
-        let m = mouth_line(u, s);
-        let v = r as f32 / 2.0;
-        [m.x * 0.97, m.lower + 0.08 * (m.upper - m.lower) * v, m.z + 0.0012]
-    }).flipped());
+    parts.push(
+        grid("teeth-lower", TEETH, 3, 25, false, true, |r, c, s| {
+            let u = 0.65 * (c as f32 / 12.0 - 1.0);
+            let m = mouth_line(u, s);
+            let v = r as f32 / 2.0;
+            [m.x * 0.97, m.lower + 0.08 * (m.upper - m.lower) * v, m.z + 0.0012]
+        })
+        .flipped(),
+    );
     // The tongue rests on the floor of the mouth and comes forward for θ ð.
-    parts.push(grid("tongue", TONGUE, 4, 21, false, true, |r, c, s| {
-        let u = 0.6 * (c as f32 / 10.0 - 1.0);
-        let m = mouth_line(u, s);
-        let v = r as f32 / 3.0;
-        let arch = 1.0 - (u / 0.6).powi(2);
-        let out = s.w("tongueOut");
-        let top = m.lower + (0.16 * (m.upper - m.lower) + 0.006 * out) * arch;
-        [m.x * 0.97, m.lower + (top - m.lower) * v - 0.002 * out * (1.0 - v), m.z + 0.0014 + 0.009 * out * arch]
-    }).flipped());
+    parts.push(
+        grid("tongue", TONGUE, 4, 21, false, true, |r, c, s| {
+            let u = 0.6 * (c as f32 / 10.0 - 1.0);
+            let m = mouth_line(u, s);
+            let v = r as f32 / 3.0;
+            let arch = 1.0 - (u / 0.6).powi(2);
+            let out = s.w("tongueOut");
+            let top = m.lower + (0.16 * (m.upper - m.lower) + 0.006 * out) * arch;
+            [m.x * 0.97, m.lower + (top - m.lower) * v - 0.002 * out * (1.0 - v), m.z + 0.0014 + 0.009 * out * arch]
+        })
+        .flipped(),
+    );
     // Lips: tubes along the mouth line, the upper lip above it and the lower below.
     for (name, upper) in [("lip-upper", true), ("lip-lower", false)] {
         parts.push(tube(name, LIPS, 25, 8, move |u, s| {
@@ -389,16 +395,14 @@ pub fn face_parts() -> Vec<Part> {
     // close (a cylinder, so the edge moves in a straight line and the blend stays on it).
     for (i, (name, side)) in [("lid-left", "Left"), ("lid-right", "Right")].into_iter().enumerate() {
         let c = eye_centres()[i];
-        parts.push(
-            grid(name, SKIN, 6, 17, false, true, move |r, col, s| {
-                let radius = EYE_RADIUS * 1.08;
-                let phi = (col as f32 / 16.0 - 0.5) * 2.0 * 1.25;
-                let top = c[1] + radius;
-                let edge = c[1] + EYE_RADIUS * 0.5 - EYE_RADIUS * 1.6 * s.w(&format!("eyeBlink{side}"));
-                let y = top + (edge - top) * r as f32 / 5.0;
-                [c[0] + radius * phi.sin(), y, c[2] + radius * phi.cos()]
-            }),
-        );
+        parts.push(grid(name, SKIN, 6, 17, false, true, move |r, col, s| {
+            let radius = EYE_RADIUS * 1.08;
+            let phi = (col as f32 / 16.0 - 0.5) * 2.0 * 1.25;
+            let top = c[1] + radius;
+            let edge = c[1] + EYE_RADIUS * 0.5 - EYE_RADIUS * 1.6 * s.w(&format!("eyeBlink{side}"));
+            let y = top + (edge - top) * r as f32 / 5.0;
+            [c[0] + radius * phi.sin(), y, c[2] + radius * phi.cos()]
+        }));
     }
     // Brows: tubes from the inner end to the outer.
     for (name, sign, side) in [("brow-left", 1.0_f32, "Left"), ("brow-right", -1.0, "Right")] {
@@ -669,7 +673,13 @@ mod tests {
         let json_len = u32::from_le_bytes([a[12], a[13], a[14], a[15]]) as usize;
         let json: serde_json::Value = serde_json::from_slice(&a[20..20 + json_len]).unwrap_or_default();
         // Every target is on some mesh; the mouth's mesh has the jaw.
-        let names: Vec<String> = json["meshes"].as_array().into_iter().flatten().flat_map(|m| m["extras"]["targetNames"].as_array().cloned().unwrap_or_default()).filter_map(|n| n.as_str().map(str::to_string)).collect();
+        let names: Vec<String> = json["meshes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|m| m["extras"]["targetNames"].as_array().cloned().unwrap_or_default())
+            .filter_map(|n| n.as_str().map(str::to_string))
+            .collect();
         for t in TARGETS {
             assert!(names.iter().any(|n| n == t), "{t} is on no mesh");
         }

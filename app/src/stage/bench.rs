@@ -55,7 +55,11 @@ fn read_timeline(path: &Path) -> anyhow::Result<Timeline> {
         .as_array()
         .ok_or_else(|| anyhow::anyhow!("{}: no phonemes (write it with hiwar say --timeline)", path.display()))?
         .iter()
-        .map(|p| hiwar_animation::TimedPhoneme { phoneme: p["ph"].as_str().unwrap_or_default().to_string(), start: p["start"].as_u64().unwrap_or(0), end: p["end"].as_u64().unwrap_or(0) })
+        .map(|p| hiwar_animation::TimedPhoneme {
+            phoneme: p["ph"].as_str().unwrap_or_default().to_string(),
+            start: p["start"].as_u64().unwrap_or(0),
+            end: p["end"].as_u64().unwrap_or(0),
+        })
         .collect();
     Ok(Timeline { sample_rate: v["sample_rate"].as_u64().unwrap_or(22_050) as u32, phonemes, words: Vec::new() })
 }
@@ -87,7 +91,6 @@ pub fn face(config: &Config, bench: &FaceBench) -> anyhow::Result<ExitCode> {
 }
 
 fn animation_cost(timeline: &Timeline) {
-
     // The animation alone: lip-sync + idle life + ARKit composition + a 52-target rig.
     let lipsync = LipSync::from_timeline(timeline);
     let mut idle = IdleLife::new(1);
@@ -107,7 +110,10 @@ fn animation_cost(timeline: &Timeline) {
         checksum += out[17];
     }
     let per_frame_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
-    println!("Animation cost per frame (lip-sync sample + idle life + ARKit composition + 52-target rig), {n} frames of a {:.1} s Arabic sentence: **{per_frame_us:.2} µs** (checksum {checksum:.1}).\n", timeline.end() as f64 / f64::from(timeline.sample_rate));
+    println!(
+        "Animation cost per frame (lip-sync sample + idle life + ARKit composition + 52-target rig), {n} frames of a {:.1} s Arabic sentence: **{per_frame_us:.2} µs** (checksum {checksum:.1}).\n",
+        timeline.end() as f64 / f64::from(timeline.sample_rate)
+    );
 }
 
 /// Frame time against a minimal scene at the same size and settings, A-B-A.
@@ -149,11 +155,15 @@ fn sync_render(options: &mut StageOptions, voices: &mut hiwar_speech::voice::Voi
     let video = dir.join("sync.mp4");
     options.width = sync_size.0;
     options.height = sync_size.1;
-    let rec = Recording { samples: &speech.0, rate: speech.1, timeline: Some(speech.2.clone()), words: Vec::new(), fps: sync_fps, tail: 0.3, beats: Vec::new() };
+    let rec =
+        Recording { samples: &speech.0, rate: speech.1, timeline: Some(speech.2.clone()), words: Vec::new(), fps: sync_fps, tail: 0.3, beats: Vec::new() };
     render(options, &rec, &Outputs { video: Some(video.clone()), frames: None })?;
     let report = super::sync::measure(&video, sync_size.0, sync_size.1, sync_fps)?;
     let _ = std::fs::remove_dir_all(&dir);
-    println!("Audio-visual offset, headless render at {}×{} and {sync_fps} fps of «{SYNC_TEXT}», measured from the MP4's mouth pixels and audio track:\n", sync_size.0, sync_size.1);
+    println!(
+        "Audio-visual offset, headless render at {}×{} and {sync_fps} fps of «{SYNC_TEXT}», measured from the MP4's mouth pixels and audio track:\n",
+        sync_size.0, sync_size.1
+    );
     print_sync(&report);
     Ok(())
 }
@@ -193,7 +203,11 @@ pub fn speak_all(voices: &mut hiwar_speech::voice::Voices, text: &str) -> anyhow
 pub fn sync(video: &Path, size: (u32, u32), fps: u32, json: bool) -> anyhow::Result<ExitCode> {
     let report = super::sync::measure(video, size.0, size.1, fps)?;
     if json {
-        let events: Vec<serde_json::Value> = report.events.iter().map(|e| serde_json::json!({"onset": e.onset, "audio_s": e.audio_s, "mouth_s": e.mouth_s, "offset_ms": e.offset_ms()})).collect();
+        let events: Vec<serde_json::Value> = report
+            .events
+            .iter()
+            .map(|e| serde_json::json!({"onset": e.onset, "audio_s": e.audio_s, "mouth_s": e.mouth_s, "offset_ms": e.offset_ms()}))
+            .collect();
         println!(
             "{}",
             serde_json::json!({"events": events, "unmatched": report.unmatched, "mean_abs_ms": report.mean_abs_ms(), "max_abs_ms": report.max_abs_ms(), "mean_ms": report.mean_ms(), "max_lag_ms": report.max_lag_ms(), "openness": report.openness})

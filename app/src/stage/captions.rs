@@ -85,20 +85,46 @@ pub fn spawn_ui(commands: &mut Commands, assets: &AssetServer, camera: Entity) -
     let f = CaptionFont(handle.clone());
     commands.insert_resource(f.clone());
     commands
-        .spawn((Node { width: percent(100), height: percent(100), flex_direction: FlexDirection::Column, justify_content: JustifyContent::FlexEnd, ..default() }, UiTargetCamera(camera)))
+        .spawn((
+            Node { width: percent(100), height: percent(100), flex_direction: FlexDirection::Column, justify_content: JustifyContent::FlexEnd, ..default() },
+            UiTargetCamera(camera),
+        ))
         .with_children(|root| {
             // The state badge, top left.
             root.spawn((
-                Node { position_type: PositionType::Absolute, top: vh(2.0), left: vh(2.0), padding: UiRect::axes(vh(1.2), vh(0.5)), align_items: AlignItems::Center, column_gap: vh(1.0), border_radius: BorderRadius::all(vh(2.0)), ..default() },
+                Node {
+                    position_type: PositionType::Absolute,
+                    top: vh(2.0),
+                    left: vh(2.0),
+                    padding: UiRect::axes(vh(1.2), vh(0.5)),
+                    align_items: AlignItems::Center,
+                    column_gap: vh(1.0),
+                    border_radius: BorderRadius::all(vh(2.0)),
+                    ..default()
+                },
                 BackgroundColor(Color::srgba(0.08, 0.1, 0.14, 0.7)),
             ))
             .with_children(|badge| {
-                badge.spawn((Node { width: vh(1.6), height: vh(1.6), border_radius: BorderRadius::all(vh(0.8)), ..default() }, BackgroundColor(UPCOMING), StatusDot));
+                badge.spawn((
+                    Node { width: vh(1.6), height: vh(1.6), border_radius: BorderRadius::all(vh(0.8)), ..default() },
+                    BackgroundColor(UPCOMING),
+                    StatusDot,
+                ));
                 badge.spawn((Text::new(""), font(&f, 3.0), TextColor(SPOKEN), StatusText));
             });
             // Notices, top centre.
             root.spawn((
-                Node { position_type: PositionType::Absolute, top: vh(2.0), left: percent(20), width: percent(60), padding: UiRect::all(vh(1.0)), justify_content: JustifyContent::Center, display: Display::None, border_radius: BorderRadius::all(vh(1.0)), ..default() },
+                Node {
+                    position_type: PositionType::Absolute,
+                    top: vh(2.0),
+                    left: percent(20),
+                    width: percent(60),
+                    padding: UiRect::all(vh(1.0)),
+                    justify_content: JustifyContent::Center,
+                    display: Display::None,
+                    border_radius: BorderRadius::all(vh(1.0)),
+                    ..default()
+                },
                 BackgroundColor(Color::srgba(0.55, 0.1, 0.08, 0.85)),
                 NoticePanel,
             ))
@@ -109,30 +135,74 @@ pub fn spawn_ui(commands: &mut Commands, assets: &AssetServer, camera: Entity) -
                 BackgroundColor(Color::srgba(0.05, 0.06, 0.09, 0.72)),
             ))
             .with_children(|panel| {
-                panel.spawn((Text::new(""), font(&f, 3.6), TextColor(PERSON), TextLayout::justify(Justify::Start), Node { width: percent(100), ..default() }, PersonLine));
-                panel.spawn((Text::new(""), font(&f, AVATAR_VH), TextColor(SPOKEN), TextLayout::justify(Justify::Start), Node { width: percent(100), ..default() }, AvatarLine));
+                panel.spawn((
+                    Text::new(""),
+                    font(&f, 3.6),
+                    TextColor(PERSON),
+                    TextLayout::justify(Justify::Start),
+                    Node { width: percent(100), ..default() },
+                    PersonLine,
+                ));
+                panel.spawn((
+                    Text::new(""),
+                    font(&f, AVATAR_VH),
+                    TextColor(SPOKEN),
+                    TextLayout::justify(Justify::Start),
+                    Node { width: percent(100), ..default() },
+                    AvatarLine,
+                ));
             });
             // The attract screen (kiosk, after inactivity).
             root.spawn((
-                Node { position_type: PositionType::Absolute, width: percent(100), height: percent(100), flex_direction: FlexDirection::Column, justify_content: JustifyContent::Center, align_items: AlignItems::Center, row_gap: vh(2.0), display: Display::None, ..default() },
+                Node {
+                    position_type: PositionType::Absolute,
+                    width: percent(100),
+                    height: percent(100),
+                    flex_direction: FlexDirection::Column,
+                    justify_content: JustifyContent::Center,
+                    align_items: AlignItems::Center,
+                    row_gap: vh(2.0),
+                    display: Display::None,
+                    ..default()
+                },
                 BackgroundColor(Color::srgba(0.02, 0.25, 0.32, 0.9)),
                 Attract,
             ))
             .with_children(|a| {
                 a.spawn((Text::new("أهلاً وسهلاً! تفضّل، تحدّث معي"), font(&f, 7.0), TextColor(SPOKEN), TextLayout::justify(Justify::Center)));
                 a.spawn((Text::new("Welcome! Come and talk to me"), font(&f, 5.0), TextColor(UPCOMING), TextLayout::justify(Justify::Center)));
-                a.spawn((Text::new("المس الشاشة أو اضغط المسافة للتحدث · Touch the screen or press space to talk"), font(&f, 3.0), TextColor(UPCOMING), TextLayout::justify(Justify::Center)));
+                a.spawn((
+                    Text::new("المس الشاشة أو اضغط المسافة للتحدث · Touch the screen or press space to talk"),
+                    font(&f, 3.0),
+                    TextColor(UPCOMING),
+                    TextLayout::justify(Justify::Center),
+                ));
             });
             // Out of service: over everything, until the watchdog sees the stage work again.
             root.spawn((
-                Node { position_type: PositionType::Absolute, width: percent(100), height: percent(100), flex_direction: FlexDirection::Column, justify_content: JustifyContent::Center, align_items: AlignItems::Center, row_gap: vh(2.0), display: Display::None, ..default() },
+                Node {
+                    position_type: PositionType::Absolute,
+                    width: percent(100),
+                    height: percent(100),
+                    flex_direction: FlexDirection::Column,
+                    justify_content: JustifyContent::Center,
+                    align_items: AlignItems::Center,
+                    row_gap: vh(2.0),
+                    display: Display::None,
+                    ..default()
+                },
                 BackgroundColor(Color::srgb(0.12, 0.12, 0.14)),
                 OutOfService,
             ))
             .with_children(|a| {
                 a.spawn((Text::new("خارج الخدمة"), font(&f, 9.0), TextColor(SPOKEN), TextLayout::justify(Justify::Center)));
                 a.spawn((Text::new("Out of service"), font(&f, 6.0), TextColor(UPCOMING), TextLayout::justify(Justify::Center)));
-                a.spawn((Text::new("نعتذر عن الإزعاج، يرجى مراجعة أحد الموظفين · Sorry — please ask a member of staff"), font(&f, 3.0), TextColor(UPCOMING), TextLayout::justify(Justify::Center)));
+                a.spawn((
+                    Text::new("نعتذر عن الإزعاج، يرجى مراجعة أحد الموظفين · Sorry — please ask a member of staff"),
+                    font(&f, 3.0),
+                    TextColor(UPCOMING),
+                    TextLayout::justify(Justify::Center),
+                ));
             });
         });
     handle
@@ -217,10 +287,14 @@ pub fn update_status(
     if let Ok(mut d) = dot.single_mut() {
         d.0 = color;
     }
-    let lines: Vec<String> = state.notices.iter().map(|n| {
-        let (ar, en) = n.text();
-        format!("{ar}\n{en}")
-    }).collect();
+    let lines: Vec<String> = state
+        .notices
+        .iter()
+        .map(|n| {
+            let (ar, en) = n.text();
+            format!("{ar}\n{en}")
+        })
+        .collect();
     if let Ok(mut node) = notice.single_mut() {
         node.display = if lines.is_empty() { Display::None } else { Display::Flex };
     }

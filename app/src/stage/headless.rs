@@ -95,7 +95,12 @@ impl Offscreen {
                 .disable::<bevy::log::LogPlugin>()
                 .disable::<bevy::render::pipelined_rendering::PipelinedRenderingPlugin>(),
         );
-        let mut image = Image::new_uninit(Extent3d { width: w, height: h, depth_or_array_layers: 1 }, TextureDimension::D2, TextureFormat::Rgba8UnormSrgb, RenderAssetUsages::RENDER_WORLD);
+        let mut image = Image::new_uninit(
+            Extent3d { width: w, height: h, depth_or_array_layers: 1 },
+            TextureDimension::D2,
+            TextureFormat::Rgba8UnormSrgb,
+            RenderAssetUsages::RENDER_WORLD,
+        );
         image.texture_descriptor.usage |= TextureUsages::RENDER_ATTACHMENT | TextureUsages::COPY_SRC;
         let target = app.world_mut().resource_mut::<Assets<Image>>().add(image);
         let opts = options.clone();
@@ -113,8 +118,15 @@ impl Offscreen {
                 app.add_systems(Startup, move |mut commands: Commands, mut meshes: ResMut<Assets<Mesh>>, mut materials: ResMut<Assets<StandardMaterial>>| {
                     let f = super::framing(opts.width, opts.height);
                     commands.spawn((super::camera_bundle(&opts), RenderTarget::Image(t.clone().into())));
-                    commands.spawn((Mesh3d(meshes.add(Sphere::new(0.1).mesh().ico(5).unwrap_or_else(|_| Sphere::new(0.1).mesh().build()))), MeshMaterial3d(materials.add(Color::srgb(0.8, 0.58, 0.45))), Transform::from_translation(f.target)));
-                    commands.spawn((DirectionalLight { illuminance: 7_000.0, shadow_maps_enabled: false, ..default() }, Transform::from_xyz(0.6, 1.2, 1.0).looking_at(Vec3::ZERO, Vec3::Y)));
+                    commands.spawn((
+                        Mesh3d(meshes.add(Sphere::new(0.1).mesh().ico(5).unwrap_or_else(|_| Sphere::new(0.1).mesh().build()))),
+                        MeshMaterial3d(materials.add(Color::srgb(0.8, 0.58, 0.45))),
+                        Transform::from_translation(f.target),
+                    ));
+                    commands.spawn((
+                        DirectionalLight { illuminance: 7_000.0, shadow_maps_enabled: false, ..default() },
+                        Transform::from_xyz(0.6, 1.2, 1.0).looking_at(Vec3::ZERO, Vec3::Y),
+                    ));
                 });
             }
         }
@@ -122,14 +134,20 @@ impl Offscreen {
         let started = Instant::now();
         while app.plugins_state() == PluginsState::Adding {
             bevy::tasks::tick_global_task_pools_on_main_thread();
-            anyhow::ensure!(started.elapsed() < Duration::from_secs(60), "the renderer did not start within a minute (see `hiwar doctor` for the graphics adapter)");
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(60),
+                "the renderer did not start within a minute (see `hiwar doctor` for the graphics adapter)"
+            );
         }
         app.finish();
         app.cleanup();
         let mut off = Offscreen { app, target };
         let ready = |app: &App| -> bool {
             let Some(parts) = app.world().get_resource::<AvatarParts>() else { return true };
-            let font_ok = app.world().get_resource::<super::captions::CaptionFont>().is_none_or(|f| app.world().resource::<AssetServer>().is_loaded_with_dependencies(&f.0));
+            let font_ok = app
+                .world()
+                .get_resource::<super::captions::CaptionFont>()
+                .is_none_or(|f| app.world().resource::<AssetServer>().is_loaded_with_dependencies(&f.0));
             parts.bound && font_ok
         };
         let started = Instant::now();
@@ -142,7 +160,11 @@ impl Offscreen {
                 let failed = off.app.world().get_resource::<AvatarParts>().is_some_and(|p| !p.bound);
                 anyhow::bail!(
                     "the stage did not become ready within a minute ({})",
-                    if failed { format!("the avatar {} did not load or has no morph targets", options.avatar.display()) } else { "the caption font did not load".to_string() }
+                    if failed {
+                        format!("the avatar {} did not load or has no morph targets", options.avatar.display())
+                    } else {
+                        "the caption font did not load".to_string()
+                    }
                 );
             }
         }
@@ -215,7 +237,13 @@ pub fn render(options: &StageOptions, rec: &Recording<'_>, out: &Outputs) -> any
             }
             if let Some(dir) = &out.frames {
                 let png = dir.join(format!("frame-{:05}.png", *next));
-                image.clone().try_into_dynamic().map_err(|e| anyhow::anyhow!("frame {next}: {e}"))?.to_rgb8().save(&png).with_context(|| format!("cannot write {}", png.display()))?;
+                image
+                    .clone()
+                    .try_into_dynamic()
+                    .map_err(|e| anyhow::anyhow!("frame {next}: {e}"))?
+                    .to_rgb8()
+                    .save(&png)
+                    .with_context(|| format!("cannot write {}", png.display()))?;
             }
             *next += 1;
         }
@@ -250,7 +278,11 @@ pub fn render(options: &StageOptions, rec: &Recording<'_>, out: &Outputs) -> any
     if let Some(mut f) = ffmpeg.take() {
         drop(f.stdin.take());
         let status = f.wait()?;
-        anyhow::ensure!(status.success(), "ffmpeg failed ({status}) writing {}", out.video.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default());
+        anyhow::ensure!(
+            status.success(),
+            "ffmpeg failed ({status}) writing {}",
+            out.video.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default()
+        );
     }
     if let Some(w) = wav {
         let _ = std::fs::remove_file(w);
@@ -292,7 +324,8 @@ pub fn perform(off: &mut Offscreen, speech: &hiwar_speech::voice::Speech, clock:
     {
         let world = off.app.world_mut();
         world.resource_mut::<Performance>().lipsync.push(&super::timeline_of(rate, &speech.phonemes, start), 0);
-        world.resource_mut::<Captions>().avatar = speech.words.iter().map(|w| CaptionWord { text: w.word.clone(), start: start + w.start, end: start + w.end }).collect();
+        world.resource_mut::<Captions>().avatar =
+            speech.words.iter().map(|w| CaptionWord { text: w.word.clone(), start: start + w.start, end: start + w.end }).collect();
         world.resource_mut::<StageState>().activity = Activity::Speaking;
     }
     let length = speech.samples.len() as u64;

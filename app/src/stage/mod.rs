@@ -108,7 +108,16 @@ pub struct Performance {
 
 impl Performance {
     pub fn new(rate: u32, seed: u64, idle_on_clock: bool) -> Performance {
-        Performance { lipsync: LipSync::new(rate), audio: None, idle: IdleLife::new(seed), composer: Composer::new(), idle_on_clock, last_frame: None, last_pose: 0, present_delay: 0.0 }
+        Performance {
+            lipsync: LipSync::new(rate),
+            audio: None,
+            idle: IdleLife::new(seed),
+            composer: Composer::new(),
+            idle_on_clock,
+            last_frame: None,
+            last_pose: 0,
+            present_delay: 0.0,
+        }
     }
 }
 
@@ -228,7 +237,10 @@ pub fn spawn_scene(commands: &mut Commands, assets: &AssetServer, options: &Stag
     // One key light from the upper left front and a bright ambient fill: no shadows, no
     // second light (each light is paid per pixel; a kiosk's GPU budget, software rendering
     // here).
-    commands.spawn((DirectionalLight { illuminance: 3_600.0, shadow_maps_enabled: false, ..default() }, Transform::from_xyz(0.5, 1.0, 1.2).looking_at(Vec3::ZERO, Vec3::Y)));
+    commands.spawn((
+        DirectionalLight { illuminance: 3_600.0, shadow_maps_enabled: false, ..default() },
+        Transform::from_xyz(0.5, 1.0, 1.2).looking_at(Vec3::ZERO, Vec3::Y),
+    ));
     commands.insert_resource(GlobalAmbientLight { brightness: 420.0, color: Color::srgb(0.92, 0.95, 1.0), ..default() });
     let path = bevy::asset::AssetPath::from_path_buf(options.avatar.clone());
     commands.spawn((WorldAssetRoot(assets.load(GltfAssetLabel::Scene(0).from_asset(path))), AvatarRoot));
@@ -260,10 +272,13 @@ pub fn bind_avatar(
     }
     let find = |candidates: &[&str]| names.iter().find(|(_, n, _)| candidates.iter().any(|c| n.as_str().eq_ignore_ascii_case(c))).map(|(e, _, t)| (e, *t));
     parts.head = find(&["Head", "J_Bip_C_Head", "mixamorig:Head", "head"]);
-    parts.eyes = [find(&["EyeLeft", "LeftEye", "J_Adj_L_FaceEye", "eye_L", "mixamorig:LeftEye"]), find(&["EyeRight", "RightEye", "J_Adj_R_FaceEye", "eye_R", "mixamorig:RightEye"])]
-        .into_iter()
-        .flatten()
-        .collect();
+    parts.eyes = [
+        find(&["EyeLeft", "LeftEye", "J_Adj_L_FaceEye", "eye_L", "mixamorig:LeftEye"]),
+        find(&["EyeRight", "RightEye", "J_Adj_R_FaceEye", "eye_R", "mixamorig:RightEye"]),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     parts.body = find(&["Body"]);
     tracing::info!("avatar bound: {} face mesh(es), rig {:?}, head {}, eyes {}", faces.len(), faces[0].1.kind, parts.head.is_some(), parts.eyes.len());
     parts.faces = faces;

@@ -124,7 +124,14 @@ pub fn has_display() -> bool {
 
 /// The window for `hiwar run`: driven by the bus (states, transcripts, speech queued by the
 /// dialogue on the speaker whose `clock` it reads), until it is closed or `stop` fires.
-pub fn run_live(config: &Config, kiosk: bool, bus: &crate::bus::Bus, clock: Option<std::sync::Arc<hiwar_speech::voice::PlayClock>>, hooks: LiveHooks, stop: tokio_util::sync::CancellationToken) -> anyhow::Result<ExitCode> {
+pub fn run_live(
+    config: &Config,
+    kiosk: bool,
+    bus: &crate::bus::Bus,
+    clock: Option<std::sync::Arc<hiwar_speech::voice::PlayClock>>,
+    hooks: LiveHooks,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<ExitCode> {
     use crate::bus::{EventKind, State};
     let options = StageOptions::from_config(config);
     options.check()?;
@@ -145,7 +152,9 @@ pub fn run_live(config: &Config, kiosk: bool, bus: &crate::bus::Bus, clock: Opti
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             };
             let cue = match event.kind {
-                EventKind::State(s) => Cue { state: Some(format!("{s:?}").to_lowercase()), interrupt: (s == State::Listening).then_some(true), ..Cue::default() },
+                EventKind::State(s) => {
+                    Cue { state: Some(format!("{s:?}").to_lowercase()), interrupt: (s == State::Listening).then_some(true), ..Cue::default() }
+                }
                 EventKind::Transcript { text, is_final, .. } => Cue { heard: Some(text), is_final: Some(is_final), ..Cue::default() },
                 EventKind::Said { speech, .. } => {
                     let Some(at) = event.clock else { continue };
@@ -163,7 +172,9 @@ pub fn run_live(config: &Config, kiosk: bool, bus: &crate::bus::Bus, clock: Opti
                     continue;
                 }
                 EventKind::Error { for_person: Some(_), .. } => Cue { notice: Some("microphone".into()), ..Cue::default() },
-                EventKind::Error { message, for_person: None } if message.starts_with("microphone ready") => Cue { clear_notices: Some(true), ..Cue::default() },
+                EventKind::Error { message, for_person: None } if message.starts_with("microphone ready") => {
+                    Cue { clear_notices: Some(true), ..Cue::default() }
+                }
                 EventKind::Service { in_service, .. } => Cue { out_of_service: Some(!in_service), ..Cue::default() },
                 EventKind::Session { started: false } => Cue { session_ended: Some(true), ..Cue::default() },
                 _ => continue,
@@ -181,7 +192,15 @@ pub fn run_live(config: &Config, kiosk: bool, bus: &crate::bus::Bus, clock: Opti
     result
 }
 
-fn launch(config: &Config, options: &StageOptions, kiosk: bool, clock: StageClock, channels: Channels, audio_ok: bool, frame_log: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+fn launch(
+    config: &Config,
+    options: &StageOptions,
+    kiosk: bool,
+    clock: StageClock,
+    channels: Channels,
+    audio_ok: bool,
+    frame_log: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     launch_with(config, options, kiosk, clock, channels, audio_ok, frame_log, None, None)
 }
 
@@ -266,7 +285,10 @@ enum Output {
     Speaker(hiwar_speech::voice::Player),
     /// No speaker: the speech is timed on the wall clock (mouth and captions move, nothing is
     /// heard).
-    Silent { clock: StageClock, free_from: u64 },
+    Silent {
+        clock: StageClock,
+        free_from: u64,
+    },
 }
 
 impl Output {
@@ -377,7 +399,15 @@ fn activity_of(name: &str) -> Option<Activity> {
 }
 
 #[allow(clippy::too_many_arguments, reason = "a bevy system")]
-fn apply_cues(mut commands: Commands, channels: Res<Channels>, mut state: ResMut<StageState>, mut captions: ResMut<Captions>, mut live: ResMut<Live>, mut perf: ResMut<Performance>, mut exit: MessageWriter<AppExit>) {
+fn apply_cues(
+    mut commands: Commands,
+    channels: Res<Channels>,
+    mut state: ResMut<StageState>,
+    mut captions: ResMut<Captions>,
+    mut live: ResMut<Live>,
+    mut perf: ResMut<Performance>,
+    mut exit: MessageWriter<AppExit>,
+) {
     let Ok(cues) = channels.cues.lock() else { return };
     while let Ok(cue) = cues.try_recv() {
         if cue.interrupt == Some(true) {
@@ -441,13 +471,16 @@ fn apply_cues(mut commands: Commands, channels: Res<Channels>, mut state: ResMut
             state.attract = live.kiosk;
         }
         if let Some(path) = cue.screenshot {
-            commands.spawn(bevy::render::view::screenshot::Screenshot::primary_window()).observe(move |ev: On<bevy::render::view::screenshot::ScreenshotCaptured>| {
-                let saved = ev.image.clone().try_into_dynamic().map_err(|e| e.to_string()).and_then(|img| img.to_rgb8().save(&path).map_err(|e| e.to_string()));
-                match saved {
-                    Ok(()) => emit(serde_json::json!({"event": "screenshot", "path": path})),
-                    Err(e) => emit(serde_json::json!({"event": "error", "message": format!("screenshot {}: {e}", path.display())})),
-                }
-            });
+            commands.spawn(bevy::render::view::screenshot::Screenshot::primary_window()).observe(
+                move |ev: On<bevy::render::view::screenshot::ScreenshotCaptured>| {
+                    let saved =
+                        ev.image.clone().try_into_dynamic().map_err(|e| e.to_string()).and_then(|img| img.to_rgb8().save(&path).map_err(|e| e.to_string()));
+                    match saved {
+                        Ok(()) => emit(serde_json::json!({"event": "screenshot", "path": path})),
+                        Err(e) => emit(serde_json::json!({"event": "error", "message": format!("screenshot {}: {e}", path.display())})),
+                    }
+                },
+            );
         }
         if cue.quit == Some(true) {
             exit.write(AppExit::Success);
@@ -457,7 +490,14 @@ fn apply_cues(mut commands: Commands, channels: Res<Channels>, mut state: ResMut
 
 /// Takes chunks the speech worker has queued: their timelines into the lip-sync, their words
 /// into the captions, all on the speaker's clock.
-fn take_speech(channels: Res<Channels>, clock: Res<StageClock>, mut perf: ResMut<Performance>, mut captions: ResMut<Captions>, mut state: ResMut<StageState>, mut live: ResMut<Live>) {
+fn take_speech(
+    channels: Res<Channels>,
+    clock: Res<StageClock>,
+    mut perf: ResMut<Performance>,
+    mut captions: ResMut<Captions>,
+    mut state: ResMut<StageState>,
+    mut live: ResMut<Live>,
+) {
     if let Ok(rx) = channels.speech_out.lock() {
         while let Ok(result) = rx.try_recv() {
             match result {
@@ -499,7 +539,14 @@ fn take_speech(channels: Res<Channels>, clock: Res<StageClock>, mut perf: ResMut
 
 /// Space or a touch: push-to-talk (reported; the dialogue loop listens to it). Escape closes
 /// the window unless a kiosk forbids it.
-fn input(keys: Res<ButtonInput<KeyCode>>, touches: Res<Touches>, hooks: Option<Res<LiveHooks>>, mut state: ResMut<StageState>, mut live: ResMut<Live>, mut exit: MessageWriter<AppExit>) {
+fn input(
+    keys: Res<ButtonInput<KeyCode>>,
+    touches: Res<Touches>,
+    hooks: Option<Res<LiveHooks>>,
+    mut state: ResMut<StageState>,
+    mut live: ResMut<Live>,
+    mut exit: MessageWriter<AppExit>,
+) {
     let pressed = keys.just_pressed(KeyCode::Space) || touches.any_just_pressed();
     let released = keys.just_released(KeyCode::Space) || touches.any_just_released();
     if pressed {

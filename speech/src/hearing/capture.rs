@@ -119,9 +119,7 @@ where
     let frames = data.len() / channels;
     match producer.write_chunk_uninit(frames) {
         Ok(chunk) => {
-            let mono = data
-                .chunks_exact(channels)
-                .map(|frame| frame.iter().map(|s| <f32 as FromSample<T>>::from_sample_(*s)).sum::<f32>() / channels as f32);
+            let mono = data.chunks_exact(channels).map(|frame| frame.iter().map(|s| <f32 as FromSample<T>>::from_sample_(*s)).sum::<f32>() / channels as f32);
             chunk.fill_from_iter(mono);
         }
         Err(_) => {

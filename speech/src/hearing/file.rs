@@ -60,11 +60,7 @@ pub fn open_audio_file(path: &Path) -> Result<FileSource> {
         .format(&hint, stream, &FormatOptions::default(), &MetadataOptions::default())
         .map_err(|e| bad(path, format!("not a readable audio file (wav, flac, mp3, ogg): {}", describe(&e))))?;
     let format = probed.format;
-    let track = format
-        .tracks()
-        .iter()
-        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
-        .ok_or_else(|| bad(path, "no audio track"))?;
+    let track = format.tracks().iter().find(|t| t.codec_params.codec != CODEC_TYPE_NULL).ok_or_else(|| bad(path, "no audio track"))?;
     let params = &track.codec_params;
     let rate = params.sample_rate.ok_or_else(|| bad(path, "no sample rate in the header"))?;
     if !(MIN_RATE..=MAX_RATE).contains(&rate) {
@@ -75,9 +71,8 @@ pub fn open_audio_file(path: &Path) -> Result<FileSource> {
         None if params.codec != symphonia::core::codecs::CODEC_TYPE_VORBIS => {}
         _ => {}
     }
-    let decoder = symphonia::default::get_codecs()
-        .make(params, &DecoderOptions::default())
-        .map_err(|e| bad(path, format!("unsupported codec: {}", describe(&e))))?;
+    let decoder =
+        symphonia::default::get_codecs().make(params, &DecoderOptions::default()).map_err(|e| bad(path, format!("unsupported codec: {}", describe(&e))))?;
     let track = track.id;
     Ok(FileSource { path: path.to_path_buf(), format, decoder, track, rate, mono: Vec::new(), buffer: None })
 }

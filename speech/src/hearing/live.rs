@@ -151,19 +151,8 @@ impl Hearing {
             std::thread::Builder::new()
                 .name("hearing".into())
                 .spawn(move || {
-                    let mut ear = Ear {
-                        config,
-                        events: events.clone(),
-                        jobs,
-                        busy,
-                        pause,
-                        level,
-                        liveness,
-                        forget,
-                        next_id: 0,
-                        current: None,
-                        last_partial: 0,
-                    };
+                    let mut ear =
+                        Ear { config, events: events.clone(), jobs, busy, pause, level, liveness, forget, next_id: 0, current: None, last_partial: 0 };
                     let result = match source {
                         Source::Microphone { device } => ear.listen_mic(vad, &device, &stop),
                         Source::Paced(paced) => ear.listen_paced(vad, paced, &stop),
@@ -376,14 +365,7 @@ fn wait_for_device(device: &str, stop: &AtomicBool) {
 /// Audio a partial must cover before its detected language is trusted for the final.
 const LANG_EVIDENCE: usize = 16_000 * 3 / 2;
 
-fn decode_loop(
-    t: &Transcriber,
-    jobs: &Receiver<Job>,
-    events: &Sender<HearingEvent>,
-    busy: &AtomicBool,
-    pause: &AtomicU64,
-    liveness: &Liveness,
-) {
+fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEvent>, busy: &AtomicBool, pause: &AtomicU64, liveness: &Liveness) {
     // The last speculative decode: (utterance, last voiced sample, result).
     let mut speculative: Option<(u64, u64, Option<Utterance>)> = None;
     // The language partials settled on for the utterance in progress.

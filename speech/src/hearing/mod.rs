@@ -88,17 +88,46 @@ pub struct Utterance {
 pub enum HearingEvent {
     /// `level_db`: the loudness (RMS, dBFS) of the speech so far, to tell a voice from the
     /// echo of hiwar's own.
-    SpeechStarted { utterance: u64, start: u64, at: Instant, level_db: f32 },
+    SpeechStarted {
+        utterance: u64,
+        start: u64,
+        at: Instant,
+        level_db: f32,
+    },
     /// The growing utterance decoded so far (`upto` is the last sample it covers).
-    Partial { utterance: u64, text: String, lang: String, upto: u64, at: Instant },
+    Partial {
+        utterance: u64,
+        text: String,
+        lang: String,
+        upto: u64,
+        at: Instant,
+    },
     /// End-pointing decision taken at `decided_at` (samples); `decided` is when, in wall time.
-    SpeechEnded { utterance: u64, last_voiced: u64, decided_at: u64, decided: Instant },
+    SpeechEnded {
+        utterance: u64,
+        last_voiced: u64,
+        decided_at: u64,
+        decided: Instant,
+    },
     /// The final transcript; `None` when the audio held no words (noise, a cough, a phantom).
-    Final { utterance: Option<Utterance>, id: u64, ready: Instant, speculative: bool },
-    DeviceLost { reason: String },
-    DeviceRestored { device: String },
+    Final {
+        utterance: Option<Utterance>,
+        id: u64,
+        ready: Instant,
+        speculative: bool,
+    },
+    DeviceLost {
+        reason: String,
+    },
+    DeviceRestored {
+        device: String,
+    },
     /// The capture ring was full and this many samples were dropped in all (hearing fell behind).
-    Overrun { dropped: u64 },
+    Overrun {
+        dropped: u64,
+    },
     /// A failure that stopped hearing; the app reports it and may restart.
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }

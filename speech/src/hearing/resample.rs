@@ -62,9 +62,7 @@ impl Resampler {
         let mut used = 0;
         while self.pending.len() - used >= inner.input_frames_next() {
             let need = inner.input_frames_next();
-            let block = inner
-                .process(&[&self.pending[used..used + need]], None)
-                .map_err(|e| Error::Audio(format!("resampler: {e}")))?;
+            let block = inner.process(&[&self.pending[used..used + need]], None).map_err(|e| Error::Audio(format!("resampler: {e}")))?;
             used += need;
             append_skipping(&mut self.out, &block[0], &mut self.skip);
         }

@@ -25,14 +25,7 @@ pub struct SegmenterConfig {
 
 impl Default for SegmenterConfig {
     fn default() -> Self {
-        SegmenterConfig {
-            start_threshold: 0.5,
-            end_threshold: 0.35,
-            min_speech_ms: 250,
-            end_silence_ms: 500,
-            pre_roll_ms: 200,
-            max_utterance_ms: 28_000,
-        }
+        SegmenterConfig { start_threshold: 0.5, end_threshold: 0.35, min_speech_ms: 250, end_silence_ms: 500, pre_roll_ms: 200, max_utterance_ms: 28_000 }
     }
 }
 
@@ -53,8 +46,15 @@ pub enum Boundary {
 enum State {
     Silence,
     /// Voiced windows seen since `onset`, not yet long enough.
-    Onset { onset: u64, voiced: u64 },
-    Speech { start: u64, last_voiced: u64, paused: bool },
+    Onset {
+        onset: u64,
+        voiced: u64,
+    },
+    Speech {
+        start: u64,
+        last_voiced: u64,
+        paused: bool,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -106,16 +106,11 @@ impl Ct2Model {
                 dims.push(r.u32(&what("dimension"))? as usize);
             }
             let code = r.u8(&what("dtype"))?;
-            let dtype = DType::from_code(code)
-                .ok_or_else(|| Error::bad(&path, FORMAT, format!("unknown dtype {code} for {name}")))?;
+            let dtype = DType::from_code(code).ok_or_else(|| Error::bad(&path, FORMAT, format!("unknown dtype {code} for {name}")))?;
             let nbytes = r.u32(&what("byte count"))? as usize;
             let elements: usize = dims.iter().product();
             if elements * dtype.size() != nbytes {
-                return Err(Error::bad(
-                    &path,
-                    FORMAT,
-                    format!("{name}: {nbytes} bytes do not hold {dims:?} of {dtype:?}"),
-                ));
+                return Err(Error::bad(&path, FORMAT, format!("{name}: {nbytes} bytes do not hold {dims:?} of {dtype:?}")));
             }
             let bytes = r.skip(nbytes, &what("data"))?;
             variables.insert(name, Variable { dims, dtype, bytes });
@@ -124,9 +119,7 @@ impl Ct2Model {
         for _ in 0..aliases {
             let alias = r.string("alias name")?;
             let target = r.string("alias target")?;
-            let var = variables.get(&target).cloned().ok_or_else(|| {
-                Error::bad(&path, FORMAT, format!("alias {alias} points at missing {target}"))
-            })?;
+            let var = variables.get(&target).cloned().ok_or_else(|| Error::bad(&path, FORMAT, format!("alias {alias} points at missing {target}")))?;
             variables.insert(alias, var);
         }
         if r.pos != buffer.len() {
@@ -136,9 +129,7 @@ impl Ct2Model {
     }
 
     pub fn get(&self, name: &str) -> Result<&Variable> {
-        self.variables
-            .get(name)
-            .ok_or_else(|| Error::bad(&self.path, FORMAT, format!("variable {name} is missing")))
+        self.variables.get(name).ok_or_else(|| Error::bad(&self.path, FORMAT, format!("variable {name} is missing")))
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -175,11 +166,7 @@ struct Reader<'a> {
 impl Reader<'_> {
     fn skip(&mut self, n: usize, what: &str) -> Result<Range<usize>> {
         let end = self.pos.checked_add(n).filter(|&end| end <= self.buf.len()).ok_or_else(|| {
-            Error::bad(
-                self.path,
-                FORMAT,
-                format!("file ends inside the {what} (offset {}, {} bytes in all): truncated download?", self.pos, self.buf.len()),
-            )
+            Error::bad(self.path, FORMAT, format!("file ends inside the {what} (offset {}, {} bytes in all): truncated download?", self.pos, self.buf.len()))
         })?;
         let range = self.pos..end;
         self.pos = end;

@@ -98,8 +98,7 @@ impl GgmlWhisperInfo {
 pub fn read_ggml_whisper_info(path: &Path) -> Result<GgmlWhisperInfo> {
     let mut file = File::open(path).map_err(Error::io(path))?;
     let mut head = [0u8; 48];
-    file.read_exact(&mut head)
-        .map_err(|_| Error::bad(path, FORMAT, "shorter than its header"))?;
+    file.read_exact(&mut head).map_err(|_| Error::bad(path, FORMAT, "shorter than its header"))?;
     let word = |i: usize| i32::from_le_bytes([head[4 * i], head[4 * i + 1], head[4 * i + 2], head[4 * i + 3]]);
     if word(0) as u32 != GGML_MAGIC {
         return Err(Error::bad(path, FORMAT, "wrong magic (not a ggml file)"));
@@ -126,11 +125,7 @@ pub fn convert_ct2_whisper(src: &WhisperSources, out: &Path) -> Result<WhisperCo
         return Err(Error::bad(&model.path, "CTranslate2 Whisper model", format!("spec is {}", model.spec)));
     }
     if model.names().any(|n| n.ends_with("weight_scale")) {
-        return Err(Error::bad(
-            &model.path,
-            "CTranslate2 Whisper model",
-            "quantized (int8) weights are not supported; use a float16 or float32 model",
-        ));
+        return Err(Error::bad(&model.path, "CTranslate2 Whisper model", "quantized (int8) weights are not supported; use a float16 or float32 model"));
     }
     let info = hparams(&model)?;
     let mel = read_npz_member(&src.mel_filters_npz, &format!("mel_{}.npy", info.n_mels))?;
@@ -201,9 +196,7 @@ pub fn convert_ct2_whisper(src: &WhisperSources, out: &Path) -> Result<WhisperCo
 
 fn hparams(model: &Ct2Model) -> Result<GgmlWhisperInfo> {
     let dims = |name: &str| -> Result<Vec<usize>> { Ok(model.get(name)?.dims.clone()) };
-    let count_layers = |prefix: &str| {
-        (0..).take_while(|i| model.contains(&format!("{prefix}/layer_{i}/ffn/linear_0/weight"))).count()
-    };
+    let count_layers = |prefix: &str| (0..).take_while(|i| model.contains(&format!("{prefix}/layer_{i}/ffn/linear_0/weight"))).count();
     let emb = dims("decoder/embeddings/weight")?;
     let enc_pos = dims("encoder/position_encodings/encodings")?;
     let dec_pos = dims("decoder/position_encodings/encodings")?;
@@ -305,9 +298,8 @@ impl Writer<'_> {
             dims.push(1);
         }
         let as_f32 = matches!(part, Part::F32 | Part::ConvBias) || dims.len() < 2;
-        let values = to_f32(var.dtype, data).ok_or_else(|| {
-            Error::bad(&model.path, "CTranslate2 Whisper model", format!("{source} has non-float type {:?}", var.dtype))
-        })?;
+        let values = to_f32(var.dtype, data)
+            .ok_or_else(|| Error::bad(&model.path, "CTranslate2 Whisper model", format!("{source} has non-float type {:?}", var.dtype)))?;
 
         self.i32(dims.len() as i32)?;
         self.i32(name.len() as i32)?;
@@ -354,9 +346,7 @@ fn read_tiktoken(path: &Path) -> Result<Vec<Vec<u8>>> {
         }
         // Python's lenient decoder, which OpenAI's loader uses, reads the lone "=" of rank
         // 50256 as the empty token: decode without padding to match it.
-        let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
-            .decode(token.trim_end_matches('='))
-            .map_err(|_| bad("token is not base64"))?;
+        let bytes = base64::engine::general_purpose::STANDARD_NO_PAD.decode(token.trim_end_matches('=')).map_err(|_| bad("token is not base64"))?;
         tokens.push(bytes);
     }
     Ok(tokens)

@@ -19,9 +19,7 @@ pub struct NpyArray {
 pub fn read_npz_member(path: &Path, member: &str) -> Result<NpyArray> {
     let file = std::fs::File::open(path).map_err(Error::io(path))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| Error::bad(path, "NumPy .npz archive", e.to_string()))?;
-    let mut entry = zip
-        .by_name(member)
-        .map_err(|_| Error::bad(path, "NumPy .npz archive", format!("has no member {member}")))?;
+    let mut entry = zip.by_name(member).map_err(|_| Error::bad(path, "NumPy .npz archive", format!("has no member {member}")))?;
     let mut bytes = Vec::new();
     entry.read_to_end(&mut bytes).map_err(Error::io(path))?;
     read_npy(path, &bytes)
@@ -35,16 +33,11 @@ pub fn read_npy(path: &Path, bytes: &[u8]) -> Result<NpyArray> {
     }
     let (header_len, header_start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => {
-            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
-        }
+        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
         v => return Err(bad(&format!("unsupported format version {v}"))),
     };
     let data_start = header_start + header_len;
-    let header = bytes
-        .get(header_start..data_start)
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or_else(|| bad("header is cut short or not text"))?;
+    let header = bytes.get(header_start..data_start).and_then(|h| std::str::from_utf8(h).ok()).ok_or_else(|| bad("header is cut short or not text"))?;
     let descr = dict_value(header, "descr").ok_or_else(|| bad("header has no descr"))?;
     let descr = quoted(descr).ok_or_else(|| bad("descr is not a quoted string"))?;
     if dict_value(header, "fortran_order").is_some_and(|v| v.starts_with("True")) {

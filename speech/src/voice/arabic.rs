@@ -282,9 +282,6 @@ mod tests {
 
     #[test]
     fn a_clause_reads_with_wasl_inside_and_a_pause_at_the_end() {
-        assert_eq!(
-            clause_to_ipa("مَرْحَبًا بِكُمْ فِي مَرْكَزِ الْخِدْمَةِ", true),
-            "marħaban bikum fiː markazi lxidma"
-        );
+        assert_eq!(clause_to_ipa("مَرْحَبًا بِكُمْ فِي مَرْكَزِ الْخِدْمَةِ", true), "marħaban bikum fiː markazi lxidma");
     }
 }

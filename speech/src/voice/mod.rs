@@ -13,10 +13,10 @@ mod piper;
 mod player;
 mod tashkeel;
 
-pub use onnx_patch::{add_graph_output, duration_output};
-pub use piper::{PiperVoice, Speech, TimedPhoneme, TimedWord, VoiceConfig, split_clauses};
 pub use chunker::Chunker;
 pub use normalize::{cardinal, normalize_for_speech};
+pub use onnx_patch::{add_graph_output, duration_output};
+pub use piper::{PiperVoice, Speech, TimedPhoneme, TimedWord, VoiceConfig, split_clauses};
 pub use player::{PlayClock, Player, Stopper, fade_frames};
 pub use tashkeel::{Diacritizer, is_tashkeel};
 
@@ -44,8 +44,7 @@ impl EspeakVoice {
             stdin.write_all(text.as_bytes()).map_err(|e| crate::Error::Espeak(e.to_string()))?;
         }
         let out = child.wait_with_output().map_err(|e| crate::Error::Espeak(e.to_string()))?;
-        let mut reader = hound::WavReader::new(std::io::Cursor::new(out.stdout))
-            .map_err(|e| crate::Error::Espeak(format!("no audio from espeak-ng: {e}")))?;
+        let mut reader = hound::WavReader::new(std::io::Cursor::new(out.stdout)).map_err(|e| crate::Error::Espeak(format!("no audio from espeak-ng: {e}")))?;
         let sample_rate = reader.spec().sample_rate;
         let samples = reader.samples::<i16>().filter_map(Result::ok).map(|s| f32::from(s) / 32768.0).collect();
         Ok(Speech { sample_rate, samples, ..Speech::default() })

@@ -24,7 +24,6 @@ pub fn normalize_for_speech(text: &str) -> String {
     verbalize_numbers(&text)
 }
 
-
 fn is_emoji(c: char) -> bool {
     matches!(c as u32, 0x1F000..=0x1FAFF | 0x2600..=0x27BF | 0xFE0F | 0x200D)
 }
@@ -100,8 +99,7 @@ fn verbalize_numbers(text: &str) -> String {
         let start = i;
         let mut end = i + 1;
         while end < chars.len()
-            && (chars[end].is_ascii_digit()
-                || (matches!(chars[end], '.' | ',' | ':' | '-' | '/') && chars.get(end + 1).is_some_and(char::is_ascii_digit)))
+            && (chars[end].is_ascii_digit() || (matches!(chars[end], '.' | ',' | ':' | '-' | '/') && chars.get(end + 1).is_some_and(char::is_ascii_digit)))
         {
             end += 1;
         }
@@ -134,7 +132,11 @@ fn arabic_token(token: &str) -> String {
     }
     let digits_only: String = token.chars().filter(char::is_ascii_digit).collect();
     // Phone numbers, IDs and anything with a leading zero or + are read digit by digit.
-    if token.starts_with('+') || token.contains('-') || (digits_only.len() >= 7 && !token.contains(',')) || (token.starts_with('0') && token.len() > 1 && !token.contains('.')) {
+    if token.starts_with('+')
+        || token.contains('-')
+        || (digits_only.len() >= 7 && !token.contains(','))
+        || (token.starts_with('0') && token.len() > 1 && !token.contains('.'))
+    {
         return digits_only.chars().map(digit_word).collect::<Vec<_>>().join(" ");
     }
     if let Some((h, m)) = token.split_once(':')
@@ -158,8 +160,26 @@ fn digit_word(d: char) -> &'static str {
 }
 
 const ONES: [&str; 20] = [
-    "صفر", "واحد", "اثنان", "ثلاثة", "أربعة", "خمسة", "ستة", "سبعة", "ثمانية", "تسعة", "عشرة", "أحد عشر", "اثنا عشر",
-    "ثلاثة عشر", "أربعة عشر", "خمسة عشر", "ستة عشر", "سبعة عشر", "ثمانية عشر", "تسعة عشر",
+    "صفر",
+    "واحد",
+    "اثنان",
+    "ثلاثة",
+    "أربعة",
+    "خمسة",
+    "ستة",
+    "سبعة",
+    "ثمانية",
+    "تسعة",
+    "عشرة",
+    "أحد عشر",
+    "اثنا عشر",
+    "ثلاثة عشر",
+    "أربعة عشر",
+    "خمسة عشر",
+    "ستة عشر",
+    "سبعة عشر",
+    "ثمانية عشر",
+    "تسعة عشر",
 ];
 const TENS: [&str; 10] = ["", "", "عشرون", "ثلاثون", "أربعون", "خمسون", "ستون", "سبعون", "ثمانون", "تسعون"];
 const HUNDREDS: [&str; 10] = ["", "مئة", "مئتان", "ثلاثمئة", "أربعمئة", "خمسمئة", "ستمئة", "سبعمئة", "ثمانمئة", "تسعمئة"];

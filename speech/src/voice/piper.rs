@@ -436,9 +436,7 @@ pub fn split_clauses(text: &str) -> Vec<(String, Option<char>)> {
     let mut out = Vec::new();
     let mut current = String::new();
     for (i, &c) in chars.iter().enumerate() {
-        let between_digits = |c: char| {
-            matches!(c, '.' | ',') && i > 0 && chars[i - 1].is_ascii_digit() && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())
-        };
+        let between_digits = |c: char| matches!(c, '.' | ',') && i > 0 && chars[i - 1].is_ascii_digit() && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit());
         let punct = match c {
             '.' | ',' | '!' | '?' | ';' | ':' if !between_digits(c) => Some(c),
             '،' => Some(','),

@@ -25,7 +25,6 @@ fn is_combining(c: char) -> bool {
     matches!(c, '\u{0610}'..='\u{061A}' | '\u{064B}'..='\u{065F}' | '\u{0670}' | '\u{06D6}'..='\u{06ED}')
 }
 
-
 #[derive(Deserialize)]
 struct Vocab {
     char_to_idx: HashMap<String, i64>,
