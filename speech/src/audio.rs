@@ -82,3 +82,26 @@ fn usable(device: Option<cpal::Device>, config: impl Fn(&cpal::Device) -> Result
 fn describe_config(c: &cpal::SupportedStreamConfig) -> String {
     format!("{} Hz, {} ch, {:?}", c.sample_rate(), c.channels(), c.sample_format())
 }
+
+/// Replaces samples that are not finite numbers — NaN becomes silence, ±infinity full scale —
+/// and returns how many there were. A damaged file or a broken driver can deliver them, and
+/// one NaN would otherwise poison a whole resampling block or the VAD's recurrent state.
+pub fn replace_non_finite(samples: &mut [f32]) -> usize {
+    let mut replaced = 0;
+    for s in samples.iter_mut().filter(|s| !s.is_finite()) {
+        *s = if s.is_nan() { 0.0 } else { s.signum() };
+        replaced += 1;
+    }
+    replaced
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn non_finite_samples_become_silence_or_full_scale() {
+        let mut s = [0.5, f32::NAN, f32::INFINITY, -0.25, f32::NEG_INFINITY];
+        assert_eq!(super::replace_non_finite(&mut s), 3);
+        assert_eq!(s, [0.5, 0.0, 1.0, -0.25, -1.0]);
+        assert_eq!(super::replace_non_finite(&mut s), 0);
+    }
+}

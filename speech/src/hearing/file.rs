@@ -33,6 +33,8 @@ pub struct FileSource {
     rate: u32,
     mono: Vec<f32>,
     buffer: Option<SampleBuffer<f32>>,
+    /// Samples that were not finite numbers (replaced: NaN by silence, ±inf by full scale).
+    replaced: u64,
 }
 
 impl std::fmt::Debug for FileSource {
@@ -48,7 +50,11 @@ fn bad(path: &Path, reason: impl Into<String>) -> Error {
 /// Opens an audio file for streaming decode, checking that it is audio hiwar can hear.
 pub fn open_audio_file(path: &Path) -> Result<FileSource> {
     let file = File::open(path).map_err(Error::io(path))?;
-    if file.metadata().map_err(Error::io(path))?.len() == 0 {
+    let meta = file.metadata().map_err(Error::io(path))?;
+    if meta.is_dir() {
+        return Err(bad(path, "is a folder, not an audio file (give the files in it: wav, flac, mp3, ogg)"));
+    }
+    if meta.len() == 0 {
         return Err(bad(path, "the file is empty"));
     }
     let mut hint = Hint::new();
@@ -74,7 +80,20 @@ pub fn open_audio_file(path: &Path) -> Result<FileSource> {
     let decoder =
         symphonia::default::get_codecs().make(params, &DecoderOptions::default()).map_err(|e| bad(path, format!("unsupported codec: {}", describe(&e))))?;
     let track = track.id;
-    Ok(FileSource { path: path.to_path_buf(), format, decoder, track, rate, mono: Vec::new(), buffer: None })
+    Ok(FileSource { path: path.to_path_buf(), format, decoder, track, rate, mono: Vec::new(), buffer: None, replaced: 0 })
+}
+
+impl FileSource {
+    /// Logs once, at the end of a file, how many of its samples were not numbers.
+    pub fn warn_if_damaged(&self) {
+        if self.replaced > 0 {
+            tracing::warn!(
+                "{}: {} sample(s) were not finite numbers (NaN or infinity) and were replaced by silence or full scale; the rest of the audio is kept",
+                self.path.display(),
+                self.replaced
+            );
+        }
+    }
 }
 
 fn describe(e: &SymError) -> String {
@@ -96,7 +115,9 @@ impl FileSource {
         loop {
             let packet = match self.format.next_packet() {
                 Ok(p) => p,
-                Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+                Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Ok(None);
+                }
                 Err(SymError::ResetRequired) => return Ok(None),
                 Err(e) => return Err(bad(&self.path, format!("cannot read: {}", describe(&e)))),
             };
@@ -124,8 +145,15 @@ impl FileSource {
             buffer.copy_interleaved_ref(decoded);
             self.mono.clear();
             self.mono.extend(buffer.samples().chunks_exact(channels).map(|f| f.iter().sum::<f32>() / channels as f32));
+            self.replaced += crate::audio::replace_non_finite(&mut self.mono) as u64;
             return Ok(Some(&self.mono));
         }
+    }
+
+    /// Samples so far that were not finite numbers (NaN, ±infinity) and were replaced: the
+    /// file is damaged there, and the caller says so; the rest of it is kept.
+    pub fn replaced(&self) -> u64 {
+        self.replaced
     }
 
     /// Decodes everything that is left (for short clips).
@@ -134,6 +162,7 @@ impl FileSource {
         while let Some(block) = self.next_block()? {
             samples.extend_from_slice(block);
         }
+        self.warn_if_damaged();
         Ok(DecodedAudio { sample_rate: self.rate, samples })
     }
 }

@@ -151,8 +151,20 @@ impl Hearing {
             std::thread::Builder::new()
                 .name("hearing".into())
                 .spawn(move || {
-                    let mut ear =
-                        Ear { config, events: events.clone(), jobs, busy, pause, level, liveness, forget, next_id: 0, current: None, last_partial: 0 };
+                    let mut ear = Ear {
+                        config,
+                        events: events.clone(),
+                        jobs,
+                        busy,
+                        pause,
+                        level,
+                        liveness,
+                        forget,
+                        next_id: 0,
+                        current: None,
+                        last_partial: 0,
+                        reported_non_finite: 0,
+                    };
                     let result = match source {
                         Source::Microphone { device } => ear.listen_mic(vad, &device, &stop),
                         Source::Paced(paced) => ear.listen_paced(vad, paced, &stop),
@@ -210,6 +222,20 @@ struct Ear {
     /// The utterance in progress: (id, start sample).
     current: Option<(u64, u64)>,
     last_partial: u64,
+    /// Non-finite input samples already reported.
+    reported_non_finite: u64,
+}
+
+/// Says, the first time and then at each tenfold, that the input holds samples that are not
+/// numbers (they were replaced; hearing goes on).
+fn warn_non_finite(resampler: &Resampler, reported: &mut u64) {
+    let n = resampler.replaced();
+    if n > 0 && (*reported == 0 || n >= *reported * 10) {
+        *reported = n;
+        tracing::warn!(
+            "the audio input delivered {n} sample(s) that are not finite numbers (NaN or infinity): replaced by silence or full scale, hearing goes on"
+        );
+    }
 }
 
 impl Ear {
@@ -229,6 +255,7 @@ impl Ear {
             }
             let resampled = resampler.push(chunk)?.to_vec();
             self.feed(&mut listener, &resampled)?;
+            warn_non_finite(&resampler, &mut self.reported_non_finite);
         }
         let tail = resampler.finish()?.to_vec();
         self.feed(&mut listener, &tail)?;
@@ -244,6 +271,7 @@ impl Ear {
                 Ok(block) => {
                     let resampled = resampler.push(&block)?.to_vec();
                     self.feed(&mut listener, &resampled)?;
+                    warn_non_finite(&resampler, &mut self.reported_non_finite);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -282,6 +310,7 @@ impl Ear {
                 }
                 let resampled = resampler.push(&buf)?.to_vec();
                 self.feed(&mut listener, &resampled)?;
+                warn_non_finite(&resampler, &mut self.reported_non_finite);
                 let dropped = capture.stats().dropped.load(Ordering::Relaxed);
                 if dropped > reported_drops {
                     reported_drops = dropped;

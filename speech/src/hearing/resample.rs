@@ -19,6 +19,8 @@ pub struct Resampler {
     /// Samples taken in and given out, to end the stream at exactly the right length.
     taken: u64,
     given: u64,
+    /// Input samples that were not finite numbers (replaced: NaN by silence, ±inf by full scale).
+    replaced: u64,
 }
 
 impl std::fmt::Debug for Resampler {
@@ -47,18 +49,28 @@ impl Resampler {
             )
         };
         let skip = inner.as_ref().map_or(0, |r| r.output_delay());
-        Ok(Resampler { inner, pending: Vec::with_capacity(CHUNK * 2), out: Vec::new(), skip, rate, target, taken: 0, given: 0 })
+        Ok(Resampler { inner, pending: Vec::with_capacity(CHUNK * 2), out: Vec::new(), skip, rate, target, taken: 0, given: 0, replaced: 0 })
     }
 
-    /// Feeds samples; returns the 16 kHz samples that are ready.
+    /// Input samples so far that were not finite numbers and were replaced (NaN by silence,
+    /// ±infinity by full scale): a source that delivers them is damaged, and the caller says so.
+    pub fn replaced(&self) -> u64 {
+        self.replaced
+    }
+
+    /// Feeds samples; returns the 16 kHz samples that are ready. Samples that are not finite
+    /// numbers are replaced on the way in (see [`Resampler::replaced`]).
     pub fn push(&mut self, samples: &[f32]) -> Result<&[f32]> {
         self.out.clear();
         self.taken += samples.len() as u64;
         let Some(inner) = self.inner.as_mut() else {
             self.out.extend_from_slice(samples);
+            self.replaced += crate::audio::replace_non_finite(&mut self.out) as u64;
             return Ok(&self.out);
         };
+        let from = self.pending.len();
         self.pending.extend_from_slice(samples);
+        self.replaced += crate::audio::replace_non_finite(&mut self.pending[from..]) as u64;
         let mut used = 0;
         while self.pending.len() - used >= inner.input_frames_next() {
             let need = inner.input_frames_next();
@@ -74,7 +86,9 @@ impl Resampler {
     /// Flushes what is still buffered (end of a file).
     pub fn finish(&mut self) -> Result<&[f32]> {
         self.out.clear();
-        let Some(inner) = self.inner.as_mut() else { return Ok(&self.out) };
+        let Some(inner) = self.inner.as_mut() else {
+            return Ok(&self.out);
+        };
         // Pad what is pending to a whole block, then push one block of silence through to
         // flush the filter's delay; the output is cut to the exact length below.
         let need = inner.input_frames_next();
@@ -148,6 +162,27 @@ mod tests {
         out.extend_from_slice(r.finish().expect("finish with nothing pending"));
         let expected = (block * 4) as u64 * 16_000 / 22_050;
         assert_eq!(out.len() as u64, expected);
+    }
+
+    #[test]
+    fn non_finite_input_is_replaced_at_any_rate_and_the_rest_survives() {
+        for rate in [8_000, 16_000, 22_050, 44_100, 48_000] {
+            let mut input = tone(rate, 440.0, 1.0);
+            input[100] = f32::NAN;
+            input[2_000] = f32::INFINITY;
+            input[3_000] = f32::NEG_INFINITY;
+            let mut r = Resampler::new(rate).expect("resampler");
+            let mut out = Vec::new();
+            for chunk in input.chunks(777) {
+                out.extend_from_slice(r.push(chunk).expect("push"));
+            }
+            out.extend_from_slice(r.finish().expect("finish"));
+            assert_eq!(r.replaced(), 3, "{rate} Hz");
+            assert!(out.iter().all(|s| s.is_finite()), "{rate} Hz: non-finite output");
+            assert!(out.len().abs_diff(16_000) <= 16, "{rate} Hz: {} samples", out.len());
+            let rms = (out[4_000..12_000].iter().map(|s| s * s).sum::<f32>() / 8_000.0).sqrt();
+            assert!((rms - 0.354).abs() < 0.03, "{rate} Hz: the tone is kept (rms {rms})");
+        }
     }
 
     #[test]

@@ -162,6 +162,7 @@ pub fn transcribe_file(path: &Path, config: &HearingConfig, transcriber: &Transc
     let tail = resampler.finish()?.to_vec();
     listener.push(&tail, &mut on)?;
     listener.finish(&mut on)?;
+    source.warn_if_damaged();
     match failure {
         Some(e) => Err(e),
         None => Ok(out),
