@@ -194,6 +194,8 @@ pub struct Hearing {
     /// Whisper's temperature fallback: slower and not deterministic, sometimes better on
     /// hard audio.
     pub temperature_fallback: bool,
+    /// Threads for one whisper decode; 0 chooses for this machine.
+    pub threads: usize,
 }
 
 impl Default for Hearing {
@@ -211,6 +213,7 @@ impl Default for Hearing {
             no_speech_threshold: 0.6,
             short_window: true,
             temperature_fallback: false,
+            threads: 0,
         }
     }
 }
@@ -369,7 +372,9 @@ impl Config {
         let mut table: toml::Table = toml::from_str(text).context("config")?;
         let defaults = toml::Table::try_from(Config::default()).context("default config")?;
         for (var, value) in vars {
-            let Some(rest) = var.strip_prefix(ENV_PREFIX) else { continue };
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
             if var == HOME_VAR {
                 continue;
             }
@@ -388,7 +393,76 @@ impl Config {
                 .with_context(|| format!("config {name}: [{section}] is not a table"))?
                 .insert(key, parsed);
         }
-        toml::Value::Table(table).try_into::<Config>().with_context(|| format!("config {name} with environment overrides"))
+        let config = toml::Value::Table(table).try_into::<Config>().with_context(|| format!("config {name} with environment overrides"))?;
+        config.validate().with_context(|| format!("config {name}"))?;
+        Ok(config)
+    }
+
+    /// Checks every value against the set or range hiwar.example.toml documents for it, so a
+    /// value outside them is an error that names the key, not a surprise at run time
+    /// (`hearing.language = "fr"` would decode English as French; `llm.temperature = nan`
+    /// would be sent to the LLM). All problems are reported at once.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut problems: Vec<String> = Vec::new();
+        let mut check = |ok: bool, problem: String| {
+            if !ok {
+                problems.push(problem);
+            }
+        };
+        const LANGS: [&str; 2] = ["ar", "en"];
+        let h = &self.hearing;
+        check(!h.languages.is_empty(), "hearing.languages is empty: list the languages detection chooses between (\"ar\", \"en\")".into());
+        for l in &h.languages {
+            check(LANGS.contains(&l.as_str()), format!("hearing.languages has {l:?}: hiwar hears \"ar\" and \"en\""));
+        }
+        check(
+            h.language.is_empty() || LANGS.contains(&h.language.as_str()),
+            format!("hearing.language = {:?}: use \"ar\", \"en\", or \"\" to detect", h.language),
+        );
+        for (key, v) in
+            [("vad_start_threshold", h.vad_start_threshold), ("vad_end_threshold", h.vad_end_threshold), ("no_speech_threshold", h.no_speech_threshold)]
+        {
+            check(v.is_finite() && (0.0..=1.0).contains(&v), format!("hearing.{key} = {v}: a probability between 0 and 1"));
+        }
+        check((100..=5_000).contains(&h.end_silence_ms), format!("hearing.end_silence_ms = {}: between 100 and 5000", h.end_silence_ms));
+        check(h.min_speech_ms <= 5_000, format!("hearing.min_speech_ms = {}: at most 5000", h.min_speech_ms));
+        check(h.threads <= 64, format!("hearing.threads = {}: at most 64 (0 chooses for this machine)", h.threads));
+        let l = &self.llm;
+        check(l.temperature.is_finite() && (0.0..=2.0).contains(&l.temperature), format!("llm.temperature = {}: between 0 and 2", l.temperature));
+        check(l.max_tokens >= 1, "llm.max_tokens must be at least 1".into());
+        let endpoint = l.endpoint();
+        check(endpoint.is_ok(), endpoint.err().map(|e| e.to_string()).unwrap_or_default());
+        let base = l.base_url.trim();
+        check(
+            base.is_empty() || base.starts_with("http://") || base.starts_with("https://"),
+            format!("llm.base_url = {base:?}: an http:// or https:// address up to /v1"),
+        );
+        check(
+            matches!(self.voice.device.as_str(), "auto" | "cpu" | "cuda"),
+            format!("voice.device = {:?}: use \"auto\", \"cpu\" or \"cuda\"", self.voice.device),
+        );
+        let d = &self.dialogue;
+        check(
+            d.barge_in_margin_db.is_finite() && (0.0..=60.0).contains(&d.barge_in_margin_db),
+            format!("dialogue.barge_in_margin_db = {}: between 0 and 60 dB", d.barge_in_margin_db),
+        );
+        check(d.session_ends_after_secs >= 1, "dialogue.session_ends_after_secs must be at least 1".into());
+        let st = &self.stage;
+        check(
+            (16..=8192).contains(&st.width) && (16..=8192).contains(&st.height),
+            format!("stage.width × stage.height = {} × {}: each between 16 and 8192 pixels", st.width, st.height),
+        );
+        check((1..=240).contains(&st.fps), format!("stage.fps = {}: between 1 and 240", st.fps));
+        let sv = &self.serve;
+        check(
+            sv.messages_per_second.is_finite() && sv.messages_per_second > 0.0,
+            format!("serve.messages_per_second = {}: a positive number", sv.messages_per_second),
+        );
+        check(sv.max_sessions >= 1 && sv.voice_threads >= 1, "serve.max_sessions and serve.voice_threads must be at least 1".into());
+        let log = self.log.validate();
+        check(log.is_ok(), log.err().map(|e| e.to_string()).unwrap_or_default());
+        anyhow::ensure!(problems.is_empty(), "{}", problems.join("; "));
+        Ok(())
     }
 
     /// The API key for the LLM, if the config names a variable and it is set.
@@ -480,7 +554,7 @@ mod tests {
             &vars(&[
                 ("HIWAR_LLM_BASE_URL", "http://127.0.0.1:8000/v1"),
                 ("HIWAR_LLM_FIRST_TOKEN_TIMEOUT_MS", "500"),
-                ("HIWAR_HEARING_LANGUAGES", "ar, en, fr"),
+                ("HIWAR_HEARING_LANGUAGES", "en, ar"),
                 ("HIWAR_PRIVACY_RECORD_AUDIO", "true"),
                 ("HIWAR_HOME", "/tmp/not-a-key"),
                 ("PATH", "/usr/bin"),
@@ -490,7 +564,7 @@ mod tests {
         assert_eq!(config.llm.base_url, "http://127.0.0.1:8000/v1");
         assert_eq!(config.llm.model, "qwen-max", "file value kept");
         assert_eq!(config.llm.first_token_timeout_ms, 500);
-        assert_eq!(config.hearing.languages, vec!["ar", "en", "fr"]);
+        assert_eq!(config.hearing.languages, vec!["en", "ar"]);
         assert!(config.privacy.record_audio);
     }
 
@@ -500,6 +574,30 @@ mod tests {
         assert!(err.to_string().contains("HIWAR_LLM_BSE_URL"), "{err}");
         let err = Config::parse("", "defaults", &vars(&[("HIWAR_LLM_RETRIES", "soon")])).expect_err("type");
         assert!(format!("{err:#}").contains("not an integer"), "{err:#}");
+    }
+
+    #[test]
+    fn values_outside_their_documented_sets_are_refused_with_the_key() {
+        let refused = |text: &str, key: &str| {
+            let err = format!("{:#}", Config::parse(text, "hiwar.toml", &[]).expect_err(text));
+            assert!(err.contains(key), "{text}: {err}");
+        };
+        refused("[hearing]\nlanguage = \"fr\"\n", "hearing.language");
+        refused("[hearing]\nlanguages = [\"ar\", \"fr\"]\n", "hearing.languages");
+        refused("[hearing]\nlanguages = []\n", "hearing.languages");
+        refused("[llm]\ntemperature = nan\n", "llm.temperature");
+        refused("[llm]\ntemperature = 7.0\n", "llm.temperature");
+        refused("[hearing]\nvad_start_threshold = 1.5\n", "hearing.vad_start_threshold");
+        refused("[voice]\ndevice = \"gpu\"\n", "voice.device");
+        refused("[llm]\npreset = \"openai\"\n", "llm.preset");
+        refused("[serve]\nmessages_per_second = inf\n", "serve.messages_per_second");
+        refused("[log]\nformat = \"xml\"\n", "log.format");
+        // From the environment too.
+        let err = Config::parse("", "defaults", &vars(&[("HIWAR_HEARING_LANGUAGE", "fr")])).expect_err("fr");
+        assert!(format!("{err:#}").contains("hearing.language"), "{err:#}");
+        // And several problems are named together.
+        let err = format!("{:#}", Config::parse("[hearing]\nlanguage = \"fr\"\n[llm]\ntemperature = -1.0\n", "hiwar.toml", &[]).expect_err("two"));
+        assert!(err.contains("hearing.language") && err.contains("llm.temperature"), "{err}");
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub fn hearing_config(config: &Config, lang: Option<&str>) -> anyhow::Result<Hea
     out.temperature_fallback = h.temperature_fallback;
     out.partial_interval_ms = h.partial_interval_ms.max(100);
     out.input_device = config.audio.input_device.clone();
+    if h.threads > 0 {
+        out.threads = h.threads;
+    }
     Ok(out)
 }
 
@@ -145,7 +148,9 @@ fn live(hc: HearingConfig) -> anyhow::Result<ExitCode> {
             }
             Ok(Event { kind: EventKind::Error { message, .. }, .. }) => eprintln!("\r\x1b[2K{message}"),
             Ok(_) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => eprintln!("(display fell behind by {n} events)"),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                eprintln!("(display fell behind by {n} events)")
+            }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
         }
     }

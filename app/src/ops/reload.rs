@@ -50,7 +50,6 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
 /// Loads and checks the config at `path` (the one hiwar started with).
 pub fn load(path: Option<&PathBuf>, old: &Config) -> anyhow::Result<Reloaded> {
     let config = Config::load(path.map(PathBuf::as_path))?;
-    config.log.validate()?;
     let mind = Mind::from_config(&config)?;
     let mut voices = crate::voice::voices(&config, true)?;
     // Both voices must really speak: a model file that loads but is damaged inside shows here.
