@@ -26,9 +26,9 @@ use clap::Parser as _;
 use crate::cli::{BenchCommand, Cli, Command, ModelsCommand};
 
 fn main() -> ExitCode {
+    process_settings();
     let cli = Cli::parse();
     let config = match config::Config::load(cli.config.as_deref()).and_then(|c| {
-        c.log.validate()?;
         ops::log::init(&c.log, cli.verbose)?;
         Ok(c)
     }) {
@@ -43,6 +43,44 @@ fn main() -> ExitCode {
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Settings native libraries read from the environment when they load, applied before any
+/// thread starts:
+/// - whisper.cpp runs its threads under OpenMP, and libgomp reads its spin count when the
+///   process loads, before `main`. Its default spins 300 000 times at every barrier, which
+///   collapses when anything else shares the cores (two transcriptions at once on 2 cores took
+///   20 s instead of 8; without OpenMP, ggml's own barrier spins for ever and took 56 s). A
+///   short spin (1 000) keeps a lone decode within ~5 % of the default and makes contention
+///   degrade in proportion (docs/benchmarks.md), so hiwar starts itself again, once, with
+///   `GOMP_SPINCOUNT=1000` unless the operator has set `GOMP_SPINCOUNT` or `OMP_WAIT_POLICY`.
+/// - ONNX Runtime's telemetry writes a persistent device identifier and queued events under
+///   ~/.cache/Microsoft as soon as it starts, whatever the API asks later: `ORT_DISABLE_TELEMETRY`
+///   must be set before the library is loaded.
+fn process_settings() {
+    const TELEMETRY: &str = "ORT_DISABLE_TELEMETRY";
+    let operator_set = ["GOMP_SPINCOUNT", "OMP_WAIT_POLICY"].iter().any(|v| std::env::var_os(v).is_some());
+    if !operator_set && let Ok(exe) = std::env::current_exe() {
+        use std::os::unix::process::CommandExt as _;
+        let mut args = std::env::args_os();
+        let arg0 = args.next().unwrap_or_default();
+        let mut again = std::process::Command::new(exe);
+        again.arg0(arg0).args(args).env("GOMP_SPINCOUNT", "1000");
+        if std::env::var_os(TELEMETRY).is_none() {
+            again.env(TELEMETRY, "1");
+        }
+        // Only returns if the exec failed (e.g. the binary was replaced while running): go
+        // on with the library defaults.
+        let _ = again.exec();
+    }
+    if std::env::var_os(TELEMETRY).is_none() {
+        // SAFETY: no other thread exists yet (this is the first thing `main` does, and no
+        // library hiwar links starts threads before it).
+        #[allow(unsafe_code, reason = "the environment must be set before ONNX Runtime loads, while the process is single-threaded")]
+        unsafe {
+            std::env::set_var(TELEMETRY, "1");
         }
     }
 }

@@ -33,7 +33,9 @@ pub fn load(path: &Path) -> Result<OnnxRuntimeInfo> {
         return Err(Error::ModelMissing { name: "onnxruntime".into(), path: path.to_path_buf(), fix: "hiwar models fetch onnxruntime".into() });
     }
     let loaded = LOADED.get_or_init(|| {
-        let env = ort::init_from(path).map_err(|e| e.to_string())?.with_name("hiwar").build().map_err(|e| e.to_string())?;
+        // Telemetry off: ONNX Runtime's own default is on, and a privacy-first kiosk sends
+        // nothing and keeps no device identifier.
+        let env = ort::init_from(path).map_err(|e| e.to_string())?.with_name("hiwar").with_telemetry(false).build().map_err(|e| e.to_string())?;
         let version = library_version(path).unwrap_or_else(|| ort::info().to_string());
         let providers = available_providers().map_err(|e| e.to_string())?;
         Ok(Loaded { info: OnnxRuntimeInfo { path: path.to_path_buf(), version, providers }, env })
