@@ -207,6 +207,43 @@ fn interrupt_stops_the_answer_mid_stream_and_drops_the_llm_stream() {
 }
 
 #[test]
+fn a_knowledge_answer_cut_by_an_interrupt_or_a_new_question_ends_interrupted_and_never_idles_the_new_turn() {
+    // No LLM: the knowledge base's answer is queued whole at once, and spoken chunk by chunk.
+    let server = Server::start(&[]);
+    let mut ws = server.connect(None, None).expect("connect");
+    ws.hello();
+    ws.send(json!({"type": "text", "v": 1, "text": "What documents do I need to renew my passport, and how much does it cost?"}));
+    ws.until("audio");
+    std::thread::sleep(Duration::from_millis(200));
+    ws.send(json!({"type": "interrupt", "v": 1}));
+    let got = ws.until("end_of_turn");
+    let Some(In::Json(end)) = got.last() else { panic!("{got:?}") };
+    assert_eq!((end["turn"].as_u64(), end["interrupted"].as_bool(), end["source"].as_str()), (Some(1), Some(true), Some("interrupted")), "{end}");
+
+    // A new question while an answer plays: the old turn ends interrupted, and nothing of it —
+    // no `idle` — arrives after the new turn began thinking.
+    ws.send(json!({"type": "text", "v": 1, "text": "What documents do I need to renew my passport, and how much does it cost?"}));
+    ws.until("audio");
+    std::thread::sleep(Duration::from_millis(200));
+    ws.send(json!({"type": "text", "v": 1, "text": "When do you open on Friday?"}));
+    let mut seen = Vec::new();
+    loop {
+        match ws.next() {
+            In::Json(v) if v["type"] == "end_of_turn" && v["turn"] == 3 => break,
+            In::Closed(c) => panic!("closed {c:?} after {seen:?}"),
+            In::Json(v) => seen.push(v),
+            In::Binary(_) => {}
+        }
+    }
+    let thinking = seen.iter().position(|v| v["type"] == "state" && v["state"] == "thinking" && v["turn"] == 3).expect("turn 3 thinks");
+    for v in &seen[thinking..] {
+        assert_ne!(v["turn"], 2, "turn 2 spoke up after turn 3 began: {v}");
+    }
+    let end2 = seen.iter().find(|v| v["type"] == "end_of_turn" && v["turn"] == 2).expect("turn 2 ended");
+    assert_eq!(end2["interrupted"], true, "{end2}");
+}
+
+#[test]
 fn no_token_wrong_token_and_wrong_origin_are_refused_before_the_upgrade() {
     let server = Server::start(&[("HIWAR_SERVE_TOKEN", TOKEN), ("HIWAR_SERVE_ALLOWED_ORIGINS", "https://kiosk.example")]);
     let status = |r: Result<Ws, tungstenite::Error>| match r {
@@ -287,6 +324,21 @@ fn limits_close_clearly_and_slow_handshakes_are_dropped() {
     assert_eq!(server.get("/hiwar.js").0, 200);
     assert_eq!(server.get("/../Cargo.toml").0, 404);
     assert_eq!(server.get("/ws").0, 426);
+}
+
+#[test]
+fn a_text_frame_that_is_not_utf8_closes_with_1007() {
+    let server = Server::start(&[]);
+    let mut ws = server.connect(None, None).expect("connect");
+    ws.hello();
+    let frame = tungstenite::protocol::frame::Frame::message(
+        vec![b'{', 0xff, 0xfe, b'}'],
+        tungstenite::protocol::frame::coding::OpCode::Data(tungstenite::protocol::frame::coding::Data::Text),
+        true,
+    );
+    ws.0.send(Message::Frame(frame)).expect("send a raw frame");
+    assert!(matches!(ws.until("__none__").last(), Some(In::Closed(Some(CloseCode::Invalid)))), "1007, inconsistent data");
+    assert_eq!(server.get("/healthz").0, 200);
 }
 
 /// A metric's value from /metrics.

@@ -52,6 +52,10 @@ pub enum LlmError {
     Malformed(String),
     #[error("runaway answer: over {0} pieces without an end; cut off")]
     Runaway(usize),
+    #[error("runaway answer: over {0} bytes of text; cut off")]
+    TooLong(usize),
+    #[error("the LLM's answer was empty (the stream ended with no words)")]
+    Empty,
     #[error("cancelled")]
     Cancelled,
 }
@@ -77,7 +81,8 @@ impl LlmError {
             LlmError::Idle(_) => "stalled",
             LlmError::Cut(_) => "cut",
             LlmError::Malformed(_) => "malformed",
-            LlmError::Runaway(_) => "runaway",
+            LlmError::Runaway(_) | LlmError::TooLong(_) => "runaway",
+            LlmError::Empty => "empty",
             LlmError::Cancelled => "cancelled",
         }
     }
@@ -140,6 +145,10 @@ struct Request<'a> {
     /// Model Studio: Qwen3's thinking would delay the first spoken word by seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     enable_thinking: Option<bool>,
+    /// Self-hosted OpenAI-compatible servers (vLLM, SGLang, llama.cpp's server) take the same
+    /// switch through the chat template: `{"enable_thinking": false}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chat_template_kwargs: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -231,6 +240,7 @@ impl LlmClient {
             max_tokens: s.max_tokens,
             temperature: s.temperature,
             enable_thinking: s.is_model_studio().then_some(false),
+            chat_template_kwargs: (!s.is_model_studio()).then(|| serde_json::json!({"enable_thinking": false})),
         };
         let mut req = self.http.post(&url).json(&body).header("Accept", "text/event-stream");
         if let Some(key) = &s.api_key {
@@ -248,10 +258,14 @@ impl LlmClient {
         }
         let mut body = response;
         let mut parser = SseParser::default();
-        let (mut started, mut pieces) = (false, 0usize);
+        let mut thinking = ThinkFilter::default();
+        let (mut started, mut pieces, mut bytes_said) = (false, 0usize, 0usize);
         let (mut usage, mut finish_reason): (Option<Usage>, Option<String>) = (None, None);
         // Every piece is at least one token: a server that ignores max_tokens is cut here.
         let cap = s.max_tokens as usize;
+        // No token is longer than a few dozen bytes: text far beyond max_tokens' worth is a
+        // broken server, not an answer (a 5 MB piece must not reach a WebSocket client).
+        let byte_cap = (cap * 32).max(4_096);
         loop {
             let next = if started {
                 tokio::time::timeout(s.idle_timeout, body.chunk()).await.map_err(|_| (LlmError::Idle(s.idle_timeout), true))?
@@ -268,7 +282,16 @@ impl LlmClient {
                     if let Some(u) = usage {
                         tracing::info!(prompt_tokens = u.prompt_tokens, completion_tokens = u.completion_tokens, "llm usage");
                     }
-                    return Ok(LlmEvent::Done { usage, finish_reason });
+                    // Whatever was held back in case it began a <think> tag is text.
+                    let rest = thinking.finish();
+                    if !rest.trim().is_empty() || started {
+                        if !rest.is_empty() && tx.send(Ok(LlmEvent::Delta(rest))).await.is_err() {
+                            return Err((LlmError::Cancelled, true));
+                        }
+                        return Ok(LlmEvent::Done { usage, finish_reason });
+                    }
+                    // A stream with no words is a fault, with its fallback, not silence.
+                    return Err((LlmError::Empty, false));
                 }
                 let chunk = parse_chunk(&data).map_err(|e| (e, started))?;
                 if let Some(u) = chunk.usage {
@@ -277,15 +300,29 @@ impl LlmClient {
                 if chunk.finish_reason.is_some() {
                     finish_reason = chunk.finish_reason;
                 }
-                if !chunk.content.is_empty() {
-                    started = true;
-                    pieces += 1;
-                    if pieces > cap {
-                        return Err((LlmError::Runaway(cap), true));
-                    }
-                    if tx.send(Ok(LlmEvent::Delta(chunk.content))).await.is_err() {
-                        return Err((LlmError::Cancelled, true));
-                    }
+                // Reasoning (a `reasoning_content` field, or a <think> block in the content of a
+                // server without a reasoning parser) is never spoken.
+                let text = thinking.push(&chunk.content);
+                if text.is_empty() {
+                    continue;
+                }
+                // Leading blank pieces (the space after a </think>) do not start the answer.
+                if !started && text.trim().is_empty() {
+                    continue;
+                }
+                let text = if started { text } else { text.trim_start().to_string() };
+                pieces += 1;
+                bytes_said += text.len();
+                // (Whether anything was passed on before decides apology or fallback.)
+                if pieces > cap {
+                    return Err((LlmError::Runaway(cap), started));
+                }
+                if bytes_said > byte_cap {
+                    return Err((LlmError::TooLong(byte_cap), started));
+                }
+                started = true;
+                if tx.send(Ok(LlmEvent::Delta(text))).await.is_err() {
+                    return Err((LlmError::Cancelled, true));
                 }
             }
         }
@@ -330,6 +367,53 @@ fn parse_chunk(data: &str) -> Result<Chunk, LlmError> {
     Ok(chunk)
 }
 
+/// Removes `<think>…</think>` blocks from streamed content, whatever pieces the tags are split
+/// across: Qwen3 served without a reasoning parser writes its reasoning (or, with thinking
+/// off, an empty block) into the answer itself.
+#[derive(Debug, Default)]
+pub struct ThinkFilter {
+    /// Inside a block.
+    inside: bool,
+    /// Text held back because it may be the start of a tag.
+    held: String,
+}
+
+impl ThinkFilter {
+    const OPEN: &'static str = "<think>";
+    const CLOSE: &'static str = "</think>";
+
+    /// The part of `piece` (with what was held back) that is answer text.
+    pub fn push(&mut self, piece: &str) -> String {
+        self.held.push_str(piece);
+        let mut out = String::new();
+        loop {
+            let tag = if self.inside { Self::CLOSE } else { Self::OPEN };
+            if let Some(at) = self.held.find(tag) {
+                if !self.inside {
+                    out.push_str(&self.held[..at]);
+                }
+                self.held.drain(..at + tag.len());
+                self.inside = !self.inside;
+                continue;
+            }
+            // Keep back the longest tail that could begin the tag.
+            let keep = (1..tag.len()).rev().find(|&n| self.held.ends_with(&tag[..n])).unwrap_or(0);
+            let cut = self.held.len() - keep;
+            if !self.inside {
+                out.push_str(&self.held[..cut]);
+            }
+            self.held.drain(..cut);
+            return out;
+        }
+    }
+
+    /// The end of the stream: text held back is answer text, unless a block never closed.
+    pub fn finish(&mut self) -> String {
+        let held = std::mem::take(&mut self.held);
+        if self.inside { String::new() } else { held }
+    }
+}
+
 /// Server-sent events: `data:` lines joined by newlines, an event per blank line; comments
 /// (`:`) and other fields ignored; `\n`, `\r\n` and `\r` line ends.
 #[derive(Debug, Default)]
@@ -370,6 +454,25 @@ impl SseParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn think_blocks_are_removed_however_the_tags_are_split() {
+        let wire = "<think>\nThe visitor asks about hours.\n</think>\n\nWe open at 7:30.";
+        for split in [1usize, 2, 3, 5, 8, wire.len()] {
+            let mut f = ThinkFilter::default();
+            let chars: Vec<char> = wire.chars().collect();
+            let mut out: String = chars.chunks(split).map(|c| f.push(&c.iter().collect::<String>())).collect();
+            out.push_str(&f.finish());
+            assert_eq!(out.trim_start(), "We open at 7:30.", "split {split}");
+        }
+        let mut f = ThinkFilter::default();
+        assert_eq!(f.push("a < b and <thin"), "a < b and ");
+        assert_eq!(f.push("g>"), "<thing>");
+        assert_eq!(f.finish(), "");
+        let mut f = ThinkFilter::default();
+        assert_eq!(f.push("<think>never closed"), "");
+        assert_eq!(f.finish(), "", "an unclosed block is not spoken");
+    }
 
     #[test]
     fn sse_events_are_split_whatever_the_line_ends_and_packet_boundaries() {

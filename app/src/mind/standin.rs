@@ -28,10 +28,20 @@ pub enum Behaviour {
     Stall(Duration),
     /// Streams words forever.
     Endless,
+    /// A role chunk, a finish chunk and `[DONE]`: an answer with no words.
+    Empty,
+    /// Reasoning first: a vLLM-style `reasoning_content` stream, then the answer.
+    Reasoning,
+    /// Reasoning inside the content, as a server without a reasoning parser sends Qwen3's:
+    /// `<think>…</think>` split across pieces, then the answer.
+    ThinkTags,
+    /// One piece of this many bytes of text (a broken server).
+    Huge(usize),
 }
 
 impl Behaviour {
-    /// `answer`, `answer:TTFT_MS`, `say:TEXT`, `401`, `429`, `500`, `cut`, `malformed`, `stall:MS`, `endless`.
+    /// `answer`, `answer:TTFT_MS`, `say:TEXT`, `401`, `429`, `500`, `cut`, `malformed`, `stall:MS`, `endless`,
+    /// `empty`, `reasoning`, `think`, `huge:BYTES`.
     pub fn parse(spec: &str) -> anyhow::Result<Behaviour> {
         let (name, arg) = spec.split_once(':').unwrap_or((spec, ""));
         let ms = |default: u64| -> anyhow::Result<Duration> {
@@ -44,9 +54,13 @@ impl Behaviour {
             "malformed" => Behaviour::Malformed,
             "stall" => Behaviour::Stall(ms(10_000)?),
             "endless" => Behaviour::Endless,
+            "empty" => Behaviour::Empty,
+            "reasoning" => Behaviour::Reasoning,
+            "think" => Behaviour::ThinkTags,
+            "huge" => Behaviour::Huge(if arg.is_empty() { 5 << 20 } else { arg.parse()? }),
             code => Behaviour::Status(
                 code.parse()
-                    .map_err(|_| anyhow::anyhow!("unknown behaviour {spec:?}: answer[:ms], 401, 429, 500, cut[:words], malformed, stall[:ms], endless"))?,
+                    .map_err(|_| anyhow::anyhow!("unknown behaviour {spec:?}: answer[:ms], say:TEXT, 401, 429, 500, cut[:words], malformed, stall[:ms], endless, empty, reasoning, think, huge[:bytes]"))?,
             ),
         })
     }
@@ -188,6 +202,51 @@ impl Standin {
                 chunk(stream, &sse(&role_chunk())).await?;
                 chunk(stream, &sse(&content_chunk(&words(&None)[0]))).await?;
                 chunk(stream, "data: {\"choices\": [{\"delta\": {\"content\": \"\n\n").await?;
+                chunk(stream, &sse(&finish_chunk())).await?;
+                chunk(stream, "data: [DONE]\n\n").await?;
+                chunk(stream, "").await?;
+                Ok(true)
+            }
+            Behaviour::Empty => {
+                start_sse(stream).await?;
+                chunk(stream, &sse(&role_chunk())).await?;
+                chunk(stream, &sse(&finish_chunk())).await?;
+                chunk(stream, "data: [DONE]\n\n").await?;
+                chunk(stream, "").await?;
+                Ok(true)
+            }
+            Behaviour::Reasoning => {
+                start_sse(stream).await?;
+                chunk(stream, &sse(&role_chunk())).await?;
+                for w in ["The visitor ", "asks about ", "the centre; ", "answer briefly."] {
+                    chunk(stream, &sse(&base_chunk(serde_json::json!({"content": null, "reasoning_content": w}), None))).await?;
+                }
+                for w in words(&None) {
+                    chunk(stream, &sse(&content_chunk(&w))).await?;
+                }
+                chunk(stream, &sse(&finish_chunk())).await?;
+                chunk(stream, "data: [DONE]\n\n").await?;
+                chunk(stream, "").await?;
+                Ok(true)
+            }
+            Behaviour::ThinkTags => {
+                start_sse(stream).await?;
+                chunk(stream, &sse(&role_chunk())).await?;
+                for w in ["<thi", "nk>\nThe visitor asks", " about the centre.\n</th", "ink>\n\n"] {
+                    chunk(stream, &sse(&content_chunk(w))).await?;
+                }
+                for w in words(&None) {
+                    chunk(stream, &sse(&content_chunk(&w))).await?;
+                }
+                chunk(stream, &sse(&finish_chunk())).await?;
+                chunk(stream, "data: [DONE]\n\n").await?;
+                chunk(stream, "").await?;
+                Ok(true)
+            }
+            Behaviour::Huge(bytes) => {
+                start_sse(stream).await?;
+                chunk(stream, &sse(&role_chunk())).await?;
+                chunk(stream, &sse(&content_chunk(&"a ".repeat(bytes / 2)))).await?;
                 chunk(stream, &sse(&finish_chunk())).await?;
                 chunk(stream, "data: [DONE]\n\n").await?;
                 chunk(stream, "").await?;
@@ -420,14 +479,33 @@ mod tests {
 
     #[tokio::test]
     async fn faults_end_in_the_right_error() {
-        for (spec, kind, some_text) in
-            [("cut:3", "cut", true), ("malformed", "malformed", true), ("stall:2000", "first_token_timeout", false), ("endless", "runaway", true)]
-        {
+        for (spec, kind, some_text) in [
+            ("cut:3", "cut", true),
+            ("malformed", "malformed", true),
+            ("stall:2000", "first_token_timeout", false),
+            ("endless", "runaway", true),
+            ("empty", "empty", false),
+            ("huge", "runaway", false),
+        ] {
             let s = Standin::start(vec![Behaviour::parse(spec).expect("spec")]).await.expect("standin");
             let (text, end) = collect(&client(&s.base_url, 400), "متى يفتح المركز؟").await;
             let err = end.expect_err(spec);
             assert_eq!(err.kind(), kind, "{spec}: {err}");
             assert_eq!(!text.is_empty(), some_text, "{spec}: {text:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn reasoning_is_never_part_of_the_answer_and_self_hosted_servers_are_asked_not_to_think() {
+        for spec in ["reasoning", "think"] {
+            let s = Standin::start(vec![Behaviour::parse(spec).expect("spec")]).await.expect("standin");
+            let (text, end) = collect(&client(&s.base_url, 2_000), "When do you open?").await;
+            assert!(end.is_ok(), "{spec}: {end:?}");
+            assert_eq!(text, default_answer("When do you open?"), "{spec}");
+            let seen = s.seen.lock().expect("seen").clone();
+            let Seen::Request { body, .. } = &seen[0] else { panic!("{seen:?}") };
+            assert_eq!(body["chat_template_kwargs"]["enable_thinking"], false, "{spec}: {body}");
+            assert!(body.get("enable_thinking").is_none(), "Model Studio's own switch only for Model Studio: {body}");
         }
     }
 

@@ -33,6 +33,31 @@ use crate::dialogue::{Speak, answer_turn, source_code};
 use crate::mind::Mind;
 use protocol::{ClientMsg, ServerMsg, VERSION, WordSpan};
 
+/// Longest a single message may take to be written to a client before the client counts as
+/// not reading.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest `reply` text in one message: a longer delta goes out as several.
+const MAX_REPLY_BYTES: usize = 16 * 1024;
+
+/// `text` in pieces of at most `max` bytes, cut at character boundaries.
+fn pieces(text: &str, max: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while rest.len() > max {
+        let mut cut = max;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    if !rest.is_empty() || out.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -485,11 +510,24 @@ async fn websocket<S: Conn>(shared: Arc<Shared>, stream: Prefixed<S>, head: &str
     let (out, mut out_rx) = mpsc::channel::<Message>(s.send_queue);
     let session_end = CancellationToken::new();
     let writer_end = session_end.clone();
+    let writer_shared = Arc::clone(&shared);
     let writer = tokio::spawn(async move {
         while let Some(m) = out_rx.recv().await {
             let close = matches!(m, Message::Close(_));
-            if tokio::time::timeout(Duration::from_secs(10), sink.send(m)).await.map_or(true, |r| r.is_err()) {
-                break;
+            match tokio::time::timeout(WRITE_TIMEOUT, sink.send(m)).await {
+                Ok(Ok(())) => {}
+                Err(_) => {
+                    // The client's socket took nothing for that long: it is not reading.
+                    writer_shared.metrics.dropped_slow.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("session s{id}: a message could not be written in {WRITE_TIMEOUT:?}: the client is not reading; dropped");
+                    break;
+                }
+                Ok(Err(e)) => {
+                    if !close {
+                        tracing::info!("session s{id}: the connection failed while writing: {e}");
+                    }
+                    break;
+                }
             }
             if close {
                 break;
@@ -516,6 +554,8 @@ async fn websocket<S: Conn>(shared: Arc<Shared>, stream: Prefixed<S>, head: &str
             Ok(Some(Err(e))) => {
                 let code = match e {
                     tokio_tungstenite::tungstenite::Error::Capacity(_) => CloseCode::Size,
+                    // A text frame that is not UTF-8: "inconsistent data" (RFC 6455, 1007).
+                    tokio_tungstenite::tungstenite::Error::Utf8(_) => CloseCode::Invalid,
                     _ => CloseCode::Protocol,
                 };
                 break Some((code, e.to_string()));
@@ -572,8 +612,16 @@ fn percent_decode(s: &str) -> String {
 
 /// What the session's speech task is asked to do, in order.
 enum SpeechJob {
-    Say { turn: u64, what: &'static str, text: String },
-    Finish { turn: u64, source: &'static str, interrupted: bool },
+    Say {
+        turn: u64,
+        what: &'static str,
+        text: String,
+    },
+    /// Everything of the turn has been queued: its end goes out after its last chunk.
+    Finish {
+        turn: u64,
+        source: &'static str,
+    },
 }
 
 /// The dialogue's voice for a session: chunks are synthesised by the pool and streamed in order.
@@ -601,6 +649,7 @@ struct Session {
     cancelled: Arc<AtomicU64>,
     /// The last turn whose `end_of_turn` has been sent.
     finished: Arc<AtomicU64>,
+    progress: Arc<std::sync::Mutex<Progress>>,
     next_turn: u64,
     hello: bool,
     lang: Option<Lang>,
@@ -632,6 +681,7 @@ impl Session {
         let cancelled = Arc::new(AtomicU64::new(0));
         let asked_at = Arc::new(std::sync::Mutex::new(None));
         let finished = Arc::new(AtomicU64::new(0));
+        let progress = Arc::new(std::sync::Mutex::new(Progress::default()));
         let wanted = Arc::new(std::sync::Mutex::new(protocol::Want::default()));
         let task = SpeechTask {
             shared: Arc::clone(&shared),
@@ -639,6 +689,7 @@ impl Session {
             end: end.clone(),
             cancelled: Arc::clone(&cancelled),
             finished: Arc::clone(&finished),
+            progress: Arc::clone(&progress),
             asked_at: Arc::clone(&asked_at),
             wanted: Arc::clone(&wanted),
         };
@@ -653,6 +704,7 @@ impl Session {
             turn: None,
             cancelled,
             finished,
+            progress,
             next_turn: 1,
             hello: false,
             lang: None,
@@ -825,11 +877,16 @@ impl Session {
 
     fn interrupt(&mut self) {
         // A turn whose end has been sent is over: nothing to interrupt.
-        if let Some((turn, cancel)) = self.turn.take().filter(|(t, _)| self.finished.load(Ordering::Acquire) < *t) {
-            cancel.cancel();
-            self.cancelled.fetch_max(turn, Ordering::AcqRel);
-            let _ = self.voice.jobs.send(SpeechJob::Finish { turn, source: "interrupted", interrupted: true });
+        let Some((turn, cancel)) = self.turn.take() else { return };
+        cancel.cancel();
+        // Between two of its chunks: what was sent of it stays sent, nothing more follows, and
+        // its end (interrupted) goes out now, before anything of the next turn.
+        let Ok(p) = self.progress.lock() else { return };
+        self.cancelled.fetch_max(turn, Ordering::AcqRel);
+        if self.finished.fetch_max(turn, Ordering::AcqRel) < turn {
+            let samples = if p.turn == turn { p.samples } else { 0 };
             self.send(&ServerMsg::State { v: VERSION, state: "listening", turn: Some(turn) });
+            self.send(&ServerMsg::EndOfTurn { v: VERSION, turn, source: "interrupted", interrupted: true, samples });
         }
     }
 
@@ -860,7 +917,9 @@ impl Session {
                 tokio::spawn(async move {
                     while let Ok(e) = rx.recv().await {
                         if let EventKind::ReplyText { delta } = e.kind {
-                            send(&out, &end, &shared, json(&ServerMsg::Reply { v: VERSION, turn, delta }));
+                            for piece in pieces(&delta, MAX_REPLY_BYTES) {
+                                send(&out, &end, &shared, json(&ServerMsg::Reply { v: VERSION, turn, delta: piece.to_string() }));
+                            }
                         }
                     }
                 })
@@ -874,7 +933,7 @@ impl Session {
             let _ = relay.await;
             if !report.cancelled {
                 let source = report.source.map_or("no_answer", source_code);
-                let _ = voice.jobs.send(SpeechJob::Finish { turn, source, interrupted: false });
+                let _ = voice.jobs.send(SpeechJob::Finish { turn, source });
             }
         });
     }
@@ -896,14 +955,13 @@ struct SpeechTask {
     end: CancellationToken,
     cancelled: Arc<AtomicU64>,
     finished: Arc<AtomicU64>,
+    progress: Arc<std::sync::Mutex<Progress>>,
     asked_at: Arc<std::sync::Mutex<Option<Instant>>>,
     wanted: Arc<std::sync::Mutex<protocol::Want>>,
 }
 
 async fn speech_task(task: SpeechTask, mut jobs: mpsc::UnboundedReceiver<SpeechJob>) {
-    let SpeechTask { shared, out, end, cancelled, finished, asked_at, wanted } = task;
-    // Samples sent so far in each turn (its clock), and chunks sent.
-    let (mut turn_now, mut clock, mut seq) = (0u64, 0u64, 0u64);
+    let SpeechTask { shared, out, end, cancelled, finished, progress, asked_at, wanted } = task;
     let live = |turn: u64| cancelled.load(Ordering::Acquire) < turn;
     while let Some(job) = jobs.recv().await {
         if end.is_cancelled() {
@@ -924,17 +982,20 @@ async fn speech_task(task: SpeechTask, mut jobs: mpsc::UnboundedReceiver<SpeechJ
                         continue;
                     }
                 };
+                // What goes out for a turn, and its end, are sent under the progress lock, so an
+                // interrupt (which takes it too) falls between two chunks, never inside one.
+                let Ok(mut p) = progress.lock() else { return };
                 if !live(turn) || speech.samples.is_empty() {
                     continue;
                 }
-                if turn != turn_now {
-                    (turn_now, clock, seq) = (turn, 0, 0);
+                if turn != p.turn {
+                    *p = Progress { turn, samples: 0, chunks: 0 };
                     send(&out, &end, &shared, json(&ServerMsg::State { v: VERSION, state: "speaking", turn: Some(turn) }));
                     if let Some(at) = asked_at.lock().ok().and_then(|mut a| a.take()) {
                         shared.metrics.observe_first_audio(at.elapsed().as_millis() as u64);
                     }
                 }
-                let n = speech.samples.len() as u64;
+                let (n, clock, seq) = (speech.samples.len() as u64, p.samples, p.chunks);
                 let want = wanted.lock().map(|w| *w).unwrap_or_default();
                 if want.audio {
                     send(&out, &end, &shared, json(&ServerMsg::Audio { v: VERSION, turn, seq, start: clock, samples: n, rate: speech.sample_rate, what }));
@@ -947,21 +1008,29 @@ async fn speech_task(task: SpeechTask, mut jobs: mpsc::UnboundedReceiver<SpeechJ
                     let words = speech.words.iter().map(|w| WordSpan { text: w.word.clone(), start: w.start + clock, end: w.end + clock }).collect();
                     send(&out, &end, &shared, json(&ServerMsg::Words { v: VERSION, turn, words }));
                 }
-                clock += n;
-                seq += 1;
+                p.samples += n;
+                p.chunks += 1;
             }
-            SpeechJob::Finish { turn, source, interrupted } => {
-                let samples = if turn == turn_now { clock } else { 0 };
+            SpeechJob::Finish { turn, source } => {
+                let Ok(p) = progress.lock() else { return };
                 if finished.fetch_max(turn, Ordering::AcqRel) >= turn {
-                    continue; // already ended (interrupted after its last chunk)
+                    continue; // already ended by an interrupt
                 }
-                send(&out, &end, &shared, json(&ServerMsg::EndOfTurn { v: VERSION, turn, source, interrupted, samples }));
-                if !interrupted {
-                    send(&out, &end, &shared, json(&ServerMsg::State { v: VERSION, state: "idle", turn: Some(turn) }));
-                }
+                let samples = if p.turn == turn { p.samples } else { 0 };
+                send(&out, &end, &shared, json(&ServerMsg::EndOfTurn { v: VERSION, turn, source, interrupted: false, samples }));
+                send(&out, &end, &shared, json(&ServerMsg::State { v: VERSION, state: "idle", turn: Some(turn) }));
             }
         }
     }
+}
+
+/// How far the turn being spoken has got: its number, the samples sent (its clock) and the
+/// chunks. The lock around it orders a turn's chunks against its interruption.
+#[derive(Debug, Default)]
+struct Progress {
+    turn: u64,
+    samples: u64,
+    chunks: u64,
 }
 
 #[cfg(test)]
@@ -977,6 +1046,16 @@ mod tests {
         assert_eq!(percent_decode("a%20b+c%2B"), "a b c+");
         assert_eq!(percent_decode("%"), "%");
         assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn long_replies_are_cut_into_pieces_at_character_boundaries() {
+        assert_eq!(pieces("", 4), [""]);
+        assert_eq!(pieces("abcdefgh", 4), ["abcd", "efgh"]);
+        let arabic = "مرحبا".repeat(10);
+        let cut = pieces(&arabic, 7);
+        assert!(cut.iter().all(|p| p.len() <= 7 && !p.is_empty()));
+        assert_eq!(cut.concat(), arabic);
     }
 
     #[test]
