@@ -136,7 +136,7 @@ fn reloader(config: &Config, mut requests: mpsc::UnboundedReceiver<()>, tx: mpsc
 /// time (tests, benchmarks); `events` prints the bus as JSON lines.
 pub fn run(config: &Config, input: Option<&Path>, events: bool, window: bool, kiosk: bool) -> anyhow::Result<ExitCode> {
     let mind = Arc::new(Mind::from_config(config)?);
-    let voices = crate::voice::voices(config, true)?;
+    let voices = crate::voice::speaking_voices(config)?;
     let player = hiwar_speech::voice::Player::open(&config.audio.output_device)
         .map_err(|e| anyhow::anyhow!("no audio output to speak on: {e} (check `hiwar doctor`; set audio.output_device to one it lists)"))?;
     let hc = crate::hearing::hearing_config(config, None)?;

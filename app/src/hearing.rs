@@ -14,9 +14,22 @@ use crate::models::{Store, fetch_hint};
 /// Builds hearing's settings from the config, with every model found and ONNX Runtime loaded.
 pub fn hearing_config(config: &Config, lang: Option<&str>) -> anyhow::Result<HearingConfig> {
     let store = Store::open(config)?;
-    let whisper = crate::doctor::whisper_model_path(&store, config).context("no whisper model in the manifest")?;
-    anyhow::ensure!(whisper.is_file(), "whisper model {} is missing; fix: {}", whisper.display(), fetch_hint("whisper-base"));
-    let vad = store.file_of("silero-vad-onnx", "silero_vad_16k_op15.onnx").context("no silero-vad-onnx in the manifest")?;
+    let whisper = if config.hearing.whisper_model.is_empty() {
+        store.verified_file("whisper-base", "ggml-base.bin")?
+    } else {
+        let path = PathBuf::from(&config.hearing.whisper_model);
+        anyhow::ensure!(
+            path.is_file(),
+            "hearing.whisper_model = {} is missing; fix: point it at a whisper.cpp ggml file, or {}",
+            path.display(),
+            fetch_hint("whisper-base")
+        );
+        store.check_configured(&path)?;
+        // A file of the operator's own: at least its header must be a whisper ggml model's.
+        hiwar_speech::models::read_ggml_whisper_info(&path).with_context(|| format!("hearing.whisper_model = {}", path.display()))?;
+        path
+    };
+    let vad = store.verified_file("silero-vad-onnx", "silero_vad_16k_op15.onnx")?;
     store.load_onnx_runtime()?;
     let h = &config.hearing;
     let mut out = HearingConfig::new(whisper, vad);

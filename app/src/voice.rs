@@ -49,9 +49,12 @@ pub fn english_voice(config: &Config) -> anyhow::Result<PiperVoice> {
     });
     store.load_onnx_runtime()?;
     let model = if config.voice.english_voice.is_empty() {
-        store.file_of("piper-en-joe", "en_US-joe-medium.onnx").context("no piper-en-joe in the manifest")?
+        store.verified_file("piper-en-joe", "en_US-joe-medium.onnx.json")?;
+        store.verified_file("piper-en-joe", "en_US-joe-medium.onnx")?
     } else {
-        config.voice.english_voice.clone().into()
+        let path = std::path::PathBuf::from(&config.voice.english_voice);
+        store.check_configured(&path).context("voice.english_voice")?;
+        path
     };
     let mut voice = PiperVoice::load(&model, "piper-en-joe").with_context(|| format!("voice.english_voice = {}", model.display()))?;
     if config.voice.deterministic {
@@ -69,17 +72,28 @@ pub fn voices(config: &Config, arabic_text: bool) -> anyhow::Result<Voices> {
         None
     } else {
         let path = std::path::PathBuf::from(&config.voice.arabic_voice);
+        Store::open(config)?.check_configured(&path).context("voice.arabic_voice")?;
         Some(PiperVoice::load(&path, "piper-ar-kareem-medium").with_context(|| format!("voice.arabic_voice = {}", path.display()))?)
     };
     let diacritizer = if arabic_text { Some(diacritizer(config)?) } else { None };
     Ok(Voices { english, arabic, diacritizer })
 }
 
+/// The voices, each of which has just spoken a word: for services that must not start (or
+/// reload) with a voice whose model loads but makes noise or nothing (a model damaged inside,
+/// an operator's file that is not a voice). The check costs one short synthesis per voice.
+pub fn speaking_voices(config: &Config) -> anyhow::Result<Voices> {
+    let mut voices = voices(config, true)?;
+    voices.speak("مرحبا").map_err(|e| anyhow::anyhow!("the Arabic voice does not speak: {e}"))?;
+    voices.speak("Hello").map_err(|e| anyhow::anyhow!("the English voice does not speak: {e}"))?;
+    Ok(voices)
+}
+
 /// The Arabic diacritiser (rawi v2) from the cache.
 pub fn diacritizer(config: &Config) -> anyhow::Result<hiwar_speech::voice::Diacritizer> {
     let store = Store::open(config)?;
-    let model = store.file_of("tashkeel", "rawi_v2.int8.onnx").context("no tashkeel in the manifest")?;
-    let vocab = store.file_of("tashkeel", "rawi_v2.vocab.json").context("no tashkeel vocabulary in the manifest")?;
+    let model = store.verified_file("tashkeel", "rawi_v2.int8.onnx")?;
+    let vocab = store.verified_file("tashkeel", "rawi_v2.vocab.json")?;
     Ok(hiwar_speech::voice::Diacritizer::load(&model, &vocab)?)
 }
 

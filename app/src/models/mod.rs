@@ -4,6 +4,7 @@ mod digest;
 mod http;
 pub mod manifest;
 mod pypi;
+pub mod verified;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -72,6 +73,40 @@ impl Store {
         m.files.iter().find(|f| f.path.ends_with(suffix)).map(|f| self.path(f))
     }
 
+    /// A model file from the cache, ready to load: present, and its size and digest match the
+    /// manifest (see [`verified`]); else an error naming the file and the fix.
+    pub fn verified_file(&self, model: &str, suffix: &str) -> anyhow::Result<PathBuf> {
+        let m = self.manifest.get(model).with_context(|| format!("no model {model} in the manifest"))?;
+        let file = m.files.iter().find(|f| f.path.ends_with(suffix)).with_context(|| format!("model {model} has no file {suffix} in the manifest"))?;
+        let path = self.path(file);
+        self.check_file(m, file, &path)?;
+        Ok(path)
+    }
+
+    /// A path the config names: if it is one of the cache's manifest files, it is verified like
+    /// [`Store::verified_file`]; a file of the operator's own is used as it is.
+    pub fn check_configured(&self, path: &Path) -> anyhow::Result<()> {
+        for m in &self.manifest.models {
+            for file in &m.files {
+                let cached = self.path(file);
+                if cached == path || std::fs::canonicalize(&cached).ok().zip(std::fs::canonicalize(path).ok()).is_some_and(|(a, b)| a == b) {
+                    return self.check_file(m, file, path);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_file(&self, m: &Model, file: &File, path: &Path) -> anyhow::Result<()> {
+        match verified::check(&self.home, path, file) {
+            Ok(()) => Ok(()),
+            Err(verified::Problem::Missing) => bail!("model file {} is missing — fix: {}", path.display(), fetch_hint(&m.name)),
+            Err(verified::Problem::Corrupt(why)) => {
+                bail!("model file {} is damaged and was not loaded: {why} — fix: {} (it replaces the file)", path.display(), fetch_hint(&m.name))
+            }
+        }
+    }
+
     /// The ONNX Runtime library in the cache.
     pub fn onnx_runtime_path(&self) -> Option<PathBuf> {
         self.file_of("onnxruntime", "libonnxruntime.so.1.32.0")
@@ -82,17 +117,22 @@ impl Store {
     pub fn load_onnx_runtime(&self) -> anyhow::Result<hiwar_speech::onnx::OnnxRuntimeInfo> {
         if self.gpu {
             match self.file_of("onnxruntime-gpu", "libonnxruntime.so.1.31.1").filter(|p| p.is_file()) {
-                Some(path) => return hiwar_speech::onnx::load(&path).with_context(|| fetch_hint("onnxruntime-gpu")),
+                Some(_) => {
+                    let path = self.verified_file("onnxruntime-gpu", "libonnxruntime.so.1.31.1")?;
+                    return hiwar_speech::onnx::load(&path).with_context(|| fetch_hint("onnxruntime-gpu"));
+                }
                 None => tracing::warn!(
                     "the voice may run on CUDA, but ONNX Runtime's CUDA build is not in the cache ({}): using the CPU",
                     fetch_hint("onnxruntime-gpu")
                 ),
             }
         }
-        let path = self.onnx_runtime_path().context("no onnxruntime in the manifest")?;
+        let path = self.verified_file("onnxruntime", "libonnxruntime.so.1.32.0")?;
         hiwar_speech::onnx::load(&path).with_context(|| fetch_hint("onnxruntime"))
     }
 
+    /// A file's state, hashing it in full (what `models verify` and `doctor` report); a good
+    /// one is remembered, so loading it next needs no second read.
     pub fn file_status(&self, file: &File) -> FileStatus {
         let path = self.path(file);
         if !path.is_file() {
@@ -103,7 +143,10 @@ impl Store {
             Ok(d) => match digest::mismatch(file, &d) {
                 Some(why) => FileStatus::Corrupt(why),
                 None if !file.has_digest() => FileStatus::Unpinned { sha256: d.sha256 },
-                None => FileStatus::Ok,
+                None => {
+                    verified::remember(&self.home, &path, file);
+                    FileStatus::Ok
+                }
             },
         }
     }
@@ -287,6 +330,7 @@ impl Store {
             println!("  {}: no published digest to check; pin it in the manifest: sha256 = \"{}\"", file.path, got.sha256);
         }
         std::fs::rename(part, &dest).with_context(|| format!("cannot move {} into place", dest.display()))?;
+        verified::remember(&self.home, &dest, file);
         Ok(())
     }
 }

@@ -164,7 +164,7 @@ impl SynthPool {
         let rx = Arc::new(std::sync::Mutex::new(rx));
         let mut rate = 22_050;
         for i in 0..threads.max(1) {
-            let mut voices = crate::voice::voices(config, true)?;
+            let mut voices = crate::voice::speaking_voices(config)?;
             rate = voices.sample_rate();
             let rx = Arc::clone(&rx);
             std::thread::Builder::new().name(format!("synth-{i}")).spawn(move || {

@@ -142,6 +142,8 @@ pub struct PiperVoice {
     pub config: VoiceConfig,
     durations: Option<String>,
     phonemizer: Phonemizer,
+    /// The model file, for errors.
+    origin: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for PiperVoice {
@@ -171,7 +173,7 @@ impl PiperVoice {
         };
         let session = crate::onnx::session_from_memory(&bytes, 2, model)?;
         let phonemizer = Phonemizer::new(&config.espeak_voice)?;
-        Ok(PiperVoice { session, config, durations, phonemizer })
+        Ok(PiperVoice { session, config, durations, phonemizer, origin: model.to_path_buf() })
     }
 
     /// Speaks `text` in one synthesis (the streaming chunker keeps texts short; one call per
@@ -239,6 +241,14 @@ impl PiperVoice {
         .map_err(onnx)?;
         let (_, audio) = outputs["output"].try_extract_tensor::<f32>().map_err(onnx)?;
         let samples = audio.to_vec();
+        // A model damaged inside still runs, and what it makes is noise: never play that.
+        if let Some(why) = noise(&samples) {
+            return Err(Error::bad(
+                &self.origin,
+                "Piper voice",
+                format!("what it synthesised is noise, not speech ({why}): the model file is damaged; fetch it again"),
+            ));
+        }
         let frames: Option<Vec<f32>> = match &self.durations {
             Some(name) => Some(outputs[name.as_str()].try_extract_tensor::<f32>().map_err(onnx)?.1.to_vec()),
             None => None,
@@ -289,6 +299,19 @@ fn is_pause(p: &str) -> bool {
 /// silence, inside the vowel: the face would keep the mouth open after the sound has stopped.
 /// An edge moves only through quiet audio (30 dB under the chunk's peak, in 5 ms steps) and
 /// never past the middle of its neighbour, so sounds keep their order and a length.
+/// Why synthesised audio is not speech, if it is not: numbers that are not finite, or much of
+/// it at full scale (a Piper voice's speech peaks well below it; 4 KB flipped inside
+/// en_US-joe-medium.onnx made 58 % of the samples clip).
+pub fn noise(samples: &[f32]) -> Option<String> {
+    let non_finite = samples.iter().filter(|s| !s.is_finite()).count();
+    if non_finite > 0 {
+        return Some(format!("{non_finite} samples are not numbers"));
+    }
+    let clipped = samples.iter().filter(|s| s.abs() >= 0.99).count();
+    let share = clipped as f64 / samples.len().max(1) as f64;
+    (samples.len() >= 1_000 && share > 0.02).then(|| format!("{:.0} % of the samples at full scale", share * 100.0))
+}
+
 fn snap_pauses(phonemes: &mut [TimedPhoneme], samples: &[f32], rate: u32) {
     let hop = (rate as usize / 200).max(1);
     let energy: Vec<f32> = samples.chunks(hop).map(|c| c.iter().map(|s| s * s).sum::<f32>() / c.len() as f32).collect();
