@@ -42,6 +42,11 @@ pub enum Command {
         /// Fullscreen kiosk window.
         #[arg(long)]
         kiosk: bool,
+        /// Also take typed input as JSON lines on standard input, as a kiosk's on-screen
+        /// keyboard or an operator's console sends it: {"ask": "متى تفتحون؟"} is a question
+        /// (answered in its script's language), {"touch": true} a touch on the screen.
+        #[arg(long)]
+        control: bool,
     },
     /// Speak text (Arabic, English or mixed); with --out, write the audio and its timeline.
     Say {

@@ -134,7 +134,7 @@ fn reloader(config: &Config, mut requests: mpsc::UnboundedReceiver<()>, tx: mpsc
 
 /// `hiwar run`: the live loop. `input` replaces the microphone with a recording fed at real
 /// time (tests, benchmarks); `events` prints the bus as JSON lines.
-pub fn run(config: &Config, input: Option<&Path>, events: bool, window: bool, kiosk: bool) -> anyhow::Result<ExitCode> {
+pub fn run(config: &Config, input: Option<&Path>, events: bool, window: bool, kiosk: bool, control: bool) -> anyhow::Result<ExitCode> {
     let mind = Arc::new(Mind::from_config(config)?);
     let voices = crate::voice::speaking_voices(config)?;
     let player = hiwar_speech::voice::Player::open(&config.audio.output_device)
@@ -189,6 +189,9 @@ pub fn run(config: &Config, input: Option<&Path>, events: bool, window: bool, ki
     health.start_heartbeat(stop.clone());
     eprintln!("hiwar is listening — تحدّث بالعربية أو بالإنجليزية · speak Arabic or English; Ctrl-C to stop");
     let touch_tx = loop_tx.clone();
+    if control {
+        read_control(loop_tx.clone());
+    }
     let live = live_loop(Arc::clone(&mind), Arc::clone(&voice), bus.clone(), settings, level, loop_rx, loop_tx, stop.clone());
     health.notifier.ready("listening");
     let outcome = if window && crate::stage::window::has_display() {
@@ -226,6 +229,44 @@ pub fn run(config: &Config, input: Option<&Path>, events: bool, window: bool, ki
     eprintln!("{} turn(s) answered", outcome.turns.iter().filter(|r| !r.cancelled).count());
     rt.shutdown_timeout(Duration::from_millis(200));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Typed input on standard input (`hiwar run --control`), one JSON object per line: `{"ask":
+/// TEXT}` is a question, `{"touch": true}` a touch; anything else is named in the log and
+/// skipped. Standard input closing ends nothing.
+fn read_control(tx: mpsc::UnboundedSender<LoopInput>) {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Line {
+        ask: Option<String>,
+        #[serde(default)]
+        touch: bool,
+    }
+    let spawned = std::thread::Builder::new().name("control".into()).spawn(move || {
+        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let input = match serde_json::from_str::<Line>(&line) {
+                Ok(Line { ask: Some(text), .. }) if !text.trim().is_empty() => LoopInput::Typed(text.chars().take(2_000).collect()),
+                Ok(Line { touch: true, .. }) => LoopInput::Touch,
+                Ok(_) => {
+                    tracing::warn!("control: nothing to do in {line:?} (expected {{\"ask\": TEXT}} or {{\"touch\": true}})");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!("control: not a control line ({e}): {}", line.chars().take(120).collect::<String>());
+                    continue;
+                }
+            };
+            if tx.send(input).is_err() {
+                return;
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!("cannot read control input: {e}");
+    }
 }
 
 /// Hearing's and the voice's events into the loop (hearing's channel is a std one). Needs a

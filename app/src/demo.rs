@@ -213,7 +213,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         println!("\nNow live, in a window: the same questions fed to `hiwar run` as if spoken into the microphone…");
         let wav = out_dir.join("questions.wav");
         crate::converse::write_wav(&wav, 16_000, &questions_16k)?;
-        if let Err(e) = crate::converse::run(config, Some(&wav), false, true, false) {
+        if let Err(e) = crate::converse::run(config, Some(&wav), false, true, false, false) {
             println!("   (the live window could not run here: {e:#})");
         }
     }

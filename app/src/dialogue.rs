@@ -482,6 +482,9 @@ pub enum LoopInput {
     HearingRestarted,
     /// Someone touched the screen (or pressed push-to-talk): a session begins.
     Touch,
+    /// A typed question (an on-screen keyboard, an operator's console): answered like a heard
+    /// one, in the language of its script.
+    Typed(String),
     /// The operator's config was reloaded and validated: the new mind (sharing the
     /// conversation memory), voices and settings.
     Reload(Box<crate::ops::reload::Reloaded>),
@@ -607,6 +610,27 @@ pub async fn live_loop(
             Some(LoopInput::Touch) => {
                 last_activity = Instant::now();
                 begin_session(&mut session, &mut sessions);
+            }
+            Some(LoopInput::Typed(text)) => {
+                last_activity = Instant::now();
+                begin_session(&mut session, &mut sessions);
+                let lang = reply_lang("", &text);
+                let now = Instant::now();
+                bus.publish(Event {
+                    turn: TurnId(next_turn),
+                    clock: None,
+                    kind: EventKind::Transcript { text: text.clone(), lang, is_final: true, confidence: None },
+                });
+                // A question typed while a turn is pending or in progress replaces it.
+                pending = None;
+                start_turn(
+                    Question { text, lang, speech_end: now, decided: None, ready: now },
+                    &mind,
+                    settings.holding_after,
+                    &mut active,
+                    &mut times,
+                    &mut next_turn,
+                );
             }
             Some(LoopInput::Reload(new)) => {
                 let new = *new;

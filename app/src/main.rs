@@ -122,7 +122,7 @@ fn run(cli: Cli, config: config::Config) -> anyhow::Result<ExitCode> {
         }
         Command::Transcribe { files, lang, json, mic } => hearing::transcribe(&config, &files, &lang, json, mic),
         Command::Demo => demo::run(&config),
-        Command::Run { input, events, no_window, kiosk } => converse::run(&config, input.as_deref(), events, !no_window, kiosk),
+        Command::Run { input, events, no_window, kiosk, control } => converse::run(&config, input.as_deref(), events, !no_window, kiosk, control),
         Command::Chat { once, speak, events } => converse::chat(&config, once.as_deref(), speak.as_deref(), events),
         Command::LlmStandin { behaviours, bind } => mind::standin::run_cli(&behaviours, &bind),
         Command::Serve { bind } => serve::run(&config, bind),

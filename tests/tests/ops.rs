@@ -3,11 +3,16 @@
 //! sessions that never leak into each other (the LLM's prompt, the logs), SIGTERM in the middle
 //! of an answer, and faults — the LLM server killed, the microphone unplugged, a corrupted
 //! voice model and a bad config reloaded, a full log disk — each survived and recovered from.
+//!
+//! Where the subject is not hearing, questions are typed (`hiwar run --control`), as an
+//! on-screen keyboard sends them: what is asserted is the kiosk's behaviour, and it must not
+//! hang on whether whisper base heard a recording well. Only the unplugged microphone is
+//! asked through the microphone.
 
 use std::io::Write as _;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
@@ -17,6 +22,8 @@ use serde_json::Value;
 /// `hiwar run --no-window --events` on the private PulseAudio's microphone and speaker.
 struct Kiosk {
     child: Child,
+    /// Typed input (`--control`).
+    control: std::cell::RefCell<ChildStdin>,
     out: Receiver<String>,
     err: Receiver<String>,
     /// Every event read so far, in order.
@@ -25,9 +32,16 @@ struct Kiosk {
 
 impl Kiosk {
     fn start(mut cmd: Command) -> Kiosk {
-        let mut child = cmd.args(["run", "--no-window", "--events"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn hiwar run");
+        let mut child = cmd
+            .args(["run", "--no-window", "--events", "--control"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hiwar run");
         let (out, err) = (lines_of(child.stdout.take().expect("stdout")), lines_of(child.stderr.take().expect("stderr")));
-        let k = Kiosk { child, out, err, seen: Default::default() };
+        let control = std::cell::RefCell::new(child.stdin.take().expect("stdin"));
+        let k = Kiosk { child, control, out, err, seen: Default::default() };
         wait_for(&k.err, Duration::from_secs(60), "hiwar listening", |l| l.starts_with("hiwar is listening"));
         // PulseAudio's ALSA plugin delivers its first capture ~1.7 s after the stream starts.
         std::thread::sleep(Duration::from_secs(3));
@@ -43,6 +57,22 @@ impl Kiosk {
             hit
         });
         serde_json::from_str(&line).expect("json")
+    }
+
+    /// Types a question, as the kiosk's on-screen keyboard would; returns the answer event once
+    /// the answer has been heard to its end.
+    fn ask_typed(&self, question: &str) -> Value {
+        let line = serde_json::json!({ "ask": question }).to_string();
+        writeln!(self.control.borrow_mut(), "{line}").expect("write a control line");
+        self.answer_heard(question)
+    }
+
+    /// The next answer, then the kiosk idle again after it.
+    fn answer_heard(&self, what: &str) -> Value {
+        let answer = self.event(60, &format!("an answer to {what}"), is("answered"));
+        let turn = answer["turn"].clone();
+        self.event(60, "the answer heard", |e| e["event"] == "state" && e["state"] == "idle" && e["turn"] == turn);
+        answer
     }
 
     fn signal(&self, sig: &str) {
@@ -81,12 +111,12 @@ fn kiosk_cmd(pulse: &Pulse) -> Command {
 /// Says a recorded question into the microphone; returns the answer event.
 fn ask(pulse: &Pulse, k: &Kiosk, name: &str) -> Value {
     pulse.play("mic", &clip(name).0);
-    let answer = k.event(60, &format!("an answer to {name}"), is("answered"));
-    // Heard to its end before anything else happens.
-    let turn = answer["turn"].clone();
-    k.event(60, "the answer heard", |e| e["event"] == "state" && e["state"] == "idle" && e["turn"] == turn);
-    answer
+    k.answer_heard(name)
 }
+
+const PASSPORT: &str = "I would like to book an appointment to renew my passport.";
+const OFFICE: &str = "Where is the nearest office, and what time does it open tomorrow?";
+const FEE: &str = "How much does it cost to renew a passport?";
 
 /// Waits until `path` holds a line matching `pred` (a log written by another process).
 fn wait_in_file(path: &Path, secs: u64, what: &str, pred: impl Fn(&str) -> bool) -> String {
@@ -146,12 +176,12 @@ fn a_kiosk_tells_systemd_keeps_visitors_apart_and_stops_cleanly_mid_answer() {
     assert!(messages.iter().filter(|m| *m == "WATCHDOG=1").count() >= 2, "no heartbeat: {messages:?}");
 
     // Visitor A asks, leaves; the session ends; visitor B asks.
-    let _ = ask(pulse, &k, "en-passport.wav");
+    let _ = k.ask_typed(PASSPORT);
     let began = k.seen.borrow().iter().find(|e| e["event"] == "session").cloned().expect("a session began with the first speech");
     assert_eq!((began["state"].as_str(), began["turn"].as_u64()), (Some("started"), Some(1)), "{began}");
     let ended = k.event(20, "the end of session 1", is("session"));
     assert_eq!((ended["state"].as_str(), ended["turn"].as_u64()), (Some("ended"), Some(1)), "{ended}");
-    let _ = ask(pulse, &k, "en-office.wav");
+    let _ = k.ask_typed(OFFICE);
     let requests: Vec<Value> = {
         let mut r = Vec::new();
         while r.len() < 2 {
@@ -175,7 +205,7 @@ fn a_kiosk_tells_systemd_keeps_visitors_apart_and_stops_cleanly_mid_answer() {
     let a = user_turns(&requests[0]);
     assert_eq!(a.len(), 1, "{a:?}");
     let heard_a = a[0].clone();
-    assert!(heard_a.to_lowercase().contains("passport"), "visitor A's question: {heard_a}");
+    assert_eq!(heard_a, PASSPORT, "visitor A's question");
     // Visitor B's prompt: only B's question, nothing of A's conversation.
     let b = user_turns(&requests[1]);
     assert_eq!(b.len(), 1, "session B's prompt carries earlier turns: {b:?}");
@@ -191,12 +221,7 @@ fn a_kiosk_tells_systemd_keeps_visitors_apart_and_stops_cleanly_mid_answer() {
     assert!(!lines[split..].iter().any(|l| l.contains(&heard_a)), "A's words logged in session B");
 
     // SIGTERM while an answer is being spoken: it stops at once, cleanly.
-    let player = {
-        let path = clip("en-passport.wav").0;
-        let mut cmd = Command::new("paplay");
-        pulse.apply(&mut cmd);
-        cmd.args(["-d", "mic"]).arg(path).spawn().expect("paplay")
-    };
+    writeln!(k.control.borrow_mut(), "{}", serde_json::json!({ "ask": PASSPORT })).expect("control");
     let said = k.event(60, "the answer starting", |e| e["event"] == "said" && e["what"] == "answer");
     let turn = said["turn"].clone();
     k.signal("-TERM");
@@ -223,8 +248,6 @@ fn a_kiosk_tells_systemd_keeps_visitors_apart_and_stops_cleanly_mid_answer() {
     assert!(rest.iter().any(|m| m == "STOPPING=1"), "{rest:?}");
     let stderr: Vec<String> = child.err.try_iter().collect();
     assert!(!stderr.iter().any(|l| l.contains("panicked")), "{stderr:?}");
-    let mut player = player;
-    let _ = player.wait();
 }
 
 /// A free port on loopback.
@@ -356,25 +379,24 @@ fn faults_are_survived_and_recovered_from() {
     };
 
     // The LLM answers.
-    assert_eq!(ask(pulse, &k, "en-passport.wav")["source"], "llm");
+    assert_eq!(k.ask_typed(PASSPORT)["source"], "llm");
     // The LLM server dies: the knowledge base answers.
     standin.kill();
-    let a = ask(pulse, &k, "en-passport.wav");
+    let a = k.ask_typed(PASSPORT);
     assert!(a["source"] == "knowledge" || a["source"] == "no_answer", "{a}");
     assert!(k.seen.borrow().iter().any(|e| e["event"] == "fallback" && e["kind"] == "unreachable"), "no fallback for the dead LLM");
     // The operator points the knowledge base at their own documents and reloads: used at once.
     write_config(kb.to_str().expect("utf-8"));
     k.signal("-HUP");
     assert!(reloaded(1).contains("config reloaded"), "{}", reloaded(1));
-    let a = ask(pulse, &k, "en-passport.wav");
-    let heard: Vec<Value> = k.seen.borrow().iter().filter(|e| e["event"] == "transcript" && e["final"] == true).cloned().collect();
-    assert!(a["text"].as_str().unwrap_or_default().contains("999"), "{a}\nheard: {heard:?}");
+    let a = k.ask_typed(FEE);
+    assert!(a["text"].as_str().unwrap_or_default().contains("999"), "{a}");
     // A broken config is refused, with where; the running one stays.
     std::fs::write(&config, "[knowledge\ndir = 3\n").expect("config");
     k.signal("-HUP");
     let refused = reloaded(2);
     assert!(refused.contains("refused") && refused.contains("line 1"), "{refused}");
-    assert!(ask(pulse, &k, "en-passport.wav")["text"].as_str().unwrap_or_default().contains("999"));
+    assert!(k.ask_typed(FEE)["text"].as_str().unwrap_or_default().contains("999"));
     // A voice model corrupted on disk: the reload is refused and the loaded voice speaks on.
     write_config(kb.to_str().expect("utf-8"));
     let bytes = std::fs::read(&original).expect("voice");
@@ -382,7 +404,7 @@ fn faults_are_survived_and_recovered_from() {
     k.signal("-HUP");
     let refused = reloaded(3);
     assert!(refused.contains("refused") && refused.contains("en_US-joe-medium"), "{refused}");
-    pulse.play("mic", &clip("en-passport.wav").0);
+    writeln!(k.control.borrow_mut(), "{}", serde_json::json!({ "ask": FEE })).expect("control");
     k.event(60, "the old voice speaking", |e| e["event"] == "said" && e["what"] != "holding");
     k.event(60, "the answer heard", |e| e["event"] == "state" && e["state"] == "idle");
     std::fs::write(&voice, &bytes).expect("restore");
@@ -390,7 +412,7 @@ fn faults_are_survived_and_recovered_from() {
     assert!(reloaded(4).contains("config reloaded"), "{}", reloaded(4));
     // The LLM server comes back where it was: answers are the LLM's again.
     let standin = Standin::start_on(&addr, &["answer"]);
-    let back = ask(pulse, &k, "en-office.wav");
+    let back = k.ask_typed(OFFICE);
     assert_eq!(back["source"], "llm", "{back}");
 
     // The microphone is unplugged: the person is told; plugged back in, it hears again.
@@ -405,10 +427,10 @@ fn faults_are_survived_and_recovered_from() {
 
     // The log disk fills up: hiwar goes on answering; once there is room, the log says what it lost.
     let filler = disk.fill();
-    let _ = ask(pulse, &k, "en-passport.wav");
+    let _ = k.ask_typed(PASSPORT);
     wait_for(&k.err, Duration::from_secs(10), "the full log disk reported", |l| l.contains("cannot write the log file"));
     std::fs::remove_file(filler).expect("free");
-    let _ = ask(pulse, &k, "en-office.wav");
+    let _ = k.ask_typed(OFFICE);
     wait_in_file(&log, 10, "the dropped-lines note", |l| l.contains("log line(s) were dropped"));
     drop(standin);
 }
