@@ -62,7 +62,7 @@ fn live_run(config: &Config, rt: &tokio::runtime::Runtime, input: Vec<f32>, scri
         .map_err(|e| anyhow::anyhow!("bench loop needs an audio output (a PulseAudio null sink will do): {e}"))?;
     let hc = crate::hearing::hearing_config(&config, None)?;
     let _guard = rt.enter();
-    let (voice, voice_events) = VoiceOut::start(voices, Output::Speaker(player));
+    let (voice, voice_events) = VoiceOut::start(voices, Output::Speaker(player), None);
     let voice = Arc::new(voice);
     let bus = Bus::new(4096);
     let (tx, rx) = mpsc::unbounded_channel();
@@ -231,7 +231,7 @@ fn memory(config: &Config, rt: &tokio::runtime::Runtime, turns: usize) -> anyhow
     let mind = Mind::from_config(&config)?;
     let voices = crate::voice::voices(&config, true)?;
     let rate = voices.sample_rate();
-    let (voice, mut spoken) = VoiceOut::start(voices, Output::Null { played: 0 });
+    let (voice, mut spoken) = VoiceOut::start(voices, Output::Null { played: 0 }, None);
     let bus = Bus::new(4096);
     let questions = ["متى يفتح المركز يوم الجمعة؟", "How much is a passport renewal?", "أبغى أجدد الـ Emirates ID", "Where can I park?"];
     let (mut after_start, mut spoken_samples) = (0.0, 0u64);

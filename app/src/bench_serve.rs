@@ -170,7 +170,7 @@ pub fn run(config: &Config, idle: usize, reps: usize) -> anyhow::Result<ExitCode
         println!("\n### Added latency of the server path\n");
         let mind = Mind::from_config(config)?;
         let voices = crate::voice::voices(config, true)?;
-        let (voice, mut spoken) = VoiceOut::start(voices, Output::Null { played: 0 });
+        let (voice, mut spoken) = VoiceOut::start(voices, Output::Null { played: 0 }, None);
         let bus = Bus::new(64);
         let (mut local, mut remote) = (Vec::new(), Vec::new());
         for k in 0..reps * 4 {

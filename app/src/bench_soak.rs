@@ -75,7 +75,7 @@ pub fn run(config: &Config, turns: usize, every: usize, no_render: bool, size: (
     config.dialogue.session_ends_after_secs = 3;
     let mind = Arc::new(Mind::from_config(&config)?);
     let voices = crate::voice::voices(&config, true)?;
-    let (voice, voice_events) = VoiceOut::start(voices, Output::Null { played: 0 });
+    let (voice, voice_events) = VoiceOut::start(voices, Output::Null { played: 0 }, None);
     let voice = Arc::new(voice);
     let bus = Bus::new(4096);
     let (blocks_tx, blocks) = std::sync::mpsc::sync_channel::<Vec<f32>>(64);

@@ -148,7 +148,8 @@ pub fn run(config: &Config, input: Option<&Path>, events: bool, window: bool, ki
     }
     log_events(&bus, config.privacy.record_transcripts);
     let health = crate::ops::watchdog::Health::new(bus.clone(), config.watchdog.clone(), crate::ops::notify::Notifier::from_env());
-    let (voice, voice_events) = VoiceOut::start(voices, Output::Speaker(player));
+    // The watchdog restarts a stuck synthesis with voices loaded from this config.
+    let (voice, voice_events) = VoiceOut::start(voices, Output::Speaker(player), Some(config.clone()));
     let voice = Arc::new(voice);
     let (loop_tx, loop_rx) = mpsc::unbounded_channel();
     let stop = CancellationToken::new();
@@ -319,7 +320,7 @@ pub fn chat(config: &Config, once: Option<&str>, speak: Option<&Path>, events: b
         Some(_) => {
             let voices = crate::voice::voices(config, true)?;
             rate = voices.sample_rate();
-            let (voice, mut spoken) = VoiceOut::start(voices, Output::Memory { samples: Vec::new() });
+            let (voice, mut spoken) = VoiceOut::start(voices, Output::Memory { samples: Vec::new() }, None);
             let bus = bus.clone();
             rt.spawn(async move {
                 while let Some(e) = spoken.recv().await {

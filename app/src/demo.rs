@@ -77,7 +77,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let rt = crate::converse::runtime()?;
     let _guard = rt.enter();
     let bus = Bus::new(4096);
-    let (voice, mut spoken) = VoiceOut::start(voices, Output::Memory { samples: Vec::new() });
+    let (voice, mut spoken) = VoiceOut::start(voices, Output::Memory { samples: Vec::new() }, None);
     let (mut audio, mut timeline, mut words, mut turns) = (Vec::<f32>::new(), Vec::new(), Vec::new(), Vec::new());
     // The questions alone, for the live window.
     let mut questions_16k: Vec<f32> = Vec::new();

@@ -9,242 +9,16 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use hiwar_speech::voice::{Chunker, PlayClock, Player, Speech, Stopper, Voices};
+use hiwar_speech::voice::Chunker;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, ClockPos, Event, EventKind, Lang, State, TurnId};
 use crate::mind::{Mind, MindEvent, Phrases, Source};
-
-/// Something to say for a turn.
-#[derive(Debug)]
-enum VoiceCmd {
-    Say {
-        turn: u64,
-        what: &'static str,
-        text: String,
-    },
-    /// Everything for `turn` has been sent.
-    End {
-        turn: u64,
-    },
-    /// New voices (the operator reloaded the config): used from the next chunk on.
-    Replace(Box<Voices>),
-}
-
-/// A chunk of speech queued on the output.
-#[derive(Debug, Clone)]
-pub struct Spoken {
-    pub turn: u64,
-    pub what: &'static str,
-    pub text: String,
-    pub speech: Arc<Speech>,
-    /// Where it plays on the output clock, and the clock's rate.
-    pub start: u64,
-    pub end: u64,
-    pub clock_rate: u32,
-    /// When it was queued, and the clock then: it is heard at
-    /// `queued_at + (start − clock_then) / clock_rate` (+ nothing: the clock already counts
-    /// the device's latency).
-    pub queued_at: Instant,
-    pub clock_then: u64,
-    pub synth_ms: f64,
-}
-
-impl Spoken {
-    /// When its first sample reaches the listener.
-    pub fn heard_at(&self) -> Instant {
-        self.queued_at + Duration::from_secs_f64(self.start.saturating_sub(self.clock_then) as f64 / f64::from(self.clock_rate.max(1)))
-    }
-}
-
-#[derive(Debug)]
-pub enum VoiceEvent {
-    Spoken(Spoken),
-    /// All of `turn`'s speech is queued; it ends at `end` on the clock.
-    TurnEnd {
-        turn: u64,
-        end: u64,
-    },
-    Failed {
-        turn: u64,
-        message: String,
-    },
-}
-
-/// Where speech goes: the speaker, or memory (demo videos, `chat --speak`, tests without a
-/// device), where the clock is the count of samples kept.
-pub enum Output {
-    Speaker(Player),
-    Memory {
-        samples: Vec<f32>,
-    },
-    /// Counted, not kept (benchmarks of many turns).
-    Null {
-        played: u64,
-    },
-}
-
-/// The voice worker: a thread that owns the voices and the output.
-pub struct VoiceOut {
-    tx: std::sync::mpsc::Sender<VoiceCmd>,
-    /// Turns up to this one are cancelled (their speech is dropped).
-    cancelled: Arc<AtomicU64>,
-    stopper: Option<Stopper>,
-    pub clock: Option<Arc<PlayClock>>,
-    handle: Option<std::thread::JoinHandle<Vec<f32>>>,
-}
-
-impl std::fmt::Debug for VoiceOut {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VoiceOut").finish_non_exhaustive()
-    }
-}
-
-impl VoiceOut {
-    pub fn start(mut voices: Voices, mut output: Output) -> (VoiceOut, mpsc::UnboundedReceiver<VoiceEvent>) {
-        let (tx, rx) = std::sync::mpsc::channel::<VoiceCmd>();
-        let (events, events_rx) = mpsc::unbounded_channel();
-        let cancelled = Arc::new(AtomicU64::new(0));
-        let (stopper, clock) = match &output {
-            Output::Speaker(p) => (Some(p.stopper()), Some(p.clock())),
-            Output::Memory { .. } | Output::Null { .. } => (None, None),
-        };
-        let flag = Arc::clone(&cancelled);
-        let handle = std::thread::Builder::new()
-            .name("voice".into())
-            .spawn(move || {
-                let live = |turn: u64| flag.load(Ordering::Acquire) < turn;
-                for cmd in rx {
-                    match cmd {
-                        VoiceCmd::Replace(new) => voices = *new,
-                        VoiceCmd::End { turn } => {
-                            let end = match &output {
-                                Output::Speaker(p) => p.queued_until(),
-                                Output::Memory { samples, .. } => samples.len() as u64,
-                                Output::Null { played } => *played,
-                            };
-                            let _ = events.send(VoiceEvent::TurnEnd { turn, end });
-                        }
-                        VoiceCmd::Say { turn, what, text } => {
-                            if !live(turn) {
-                                continue;
-                            }
-                            let started = Instant::now();
-                            let speech = match voices.speak(&text) {
-                                Ok(s) if !s.samples.is_empty() => s,
-                                Ok(_) => continue,
-                                Err(e) => {
-                                    let _ = events.send(VoiceEvent::Failed { turn, message: format!("{e}") });
-                                    continue;
-                                }
-                            };
-                            let synth_ms = started.elapsed().as_secs_f64() * 1e3;
-                            if !live(turn) {
-                                continue;
-                            }
-                            let queued = match &mut output {
-                                Output::Speaker(p) => {
-                                    let clock = p.clock();
-                                    let clock_then = clock.position();
-                                    let queued_at = Instant::now();
-                                    match p.queue_while(&speech.samples, speech.sample_rate, || live(turn)) {
-                                        Ok(start) => {
-                                            if !live(turn) {
-                                                // Cancelled while queueing: drop what got in.
-                                                p.stop();
-                                            }
-                                            Ok((start, p.queued_until(), p.sample_rate(), queued_at, clock_then))
-                                        }
-                                        Err(e) => Err(e.to_string()),
-                                    }
-                                }
-                                Output::Memory { samples } => {
-                                    let start = samples.len() as u64;
-                                    samples.extend_from_slice(&speech.samples);
-                                    Ok((start, samples.len() as u64, speech.sample_rate, Instant::now(), start))
-                                }
-                                Output::Null { played } => {
-                                    let start = *played;
-                                    *played += speech.samples.len() as u64;
-                                    Ok((start, *played, speech.sample_rate, Instant::now(), start))
-                                }
-                            };
-                            match queued {
-                                Ok((start, end, clock_rate, queued_at, clock_then)) => {
-                                    let spoken = Spoken { turn, what, text, speech: Arc::new(speech), start, end, clock_rate, queued_at, clock_then, synth_ms };
-                                    let _ = events.send(VoiceEvent::Spoken(spoken));
-                                }
-                                Err(message) => {
-                                    let _ = events.send(VoiceEvent::Failed { turn, message });
-                                }
-                            }
-                        }
-                    }
-                }
-                match output {
-                    Output::Memory { samples, .. } => samples,
-                    Output::Null { .. } => Vec::new(),
-                    Output::Speaker(p) => {
-                        p.wait_until_heard(Duration::from_secs(30));
-                        Vec::new()
-                    }
-                }
-            })
-            .expect("spawn the voice thread");
-        (VoiceOut { tx, cancelled, stopper, clock, handle: Some(handle) }, events_rx)
-    }
-
-    fn say(&self, turn: u64, what: &'static str, text: &str) {
-        if !text.trim().is_empty() {
-            let _ = self.tx.send(VoiceCmd::Say { turn, what, text: text.to_string() });
-        }
-    }
-
-    fn end(&self, turn: u64) {
-        let _ = self.tx.send(VoiceCmd::End { turn });
-    }
-
-    /// Speaks with `voices` from now on.
-    pub fn replace_voices(&self, voices: Voices) {
-        let _ = self.tx.send(VoiceCmd::Replace(Box::new(voices)));
-    }
-
-    /// Stops `turn`'s speech at once: nothing more is queued and the player fades out.
-    pub fn cancel(&self, turn: u64) {
-        self.cancelled.fetch_max(turn, Ordering::AcqRel);
-        if let Some(s) = &self.stopper {
-            s.stop();
-        }
-    }
-
-    /// Waits for everything sent to be spoken; returns the audio kept in memory (if any).
-    pub fn finish(mut self) -> Vec<f32> {
-        let (tx, _) = std::sync::mpsc::channel();
-        drop(std::mem::replace(&mut self.tx, tx));
-        self.handle.take().and_then(|h| h.join().ok()).unwrap_or_default()
-    }
-}
-
-/// Where a turn's speech goes: the live voice worker, or a WebSocket session's stream.
-pub trait Speak: Send + Sync {
-    fn say(&self, turn: u64, what: &'static str, text: &str);
-    /// Everything for `turn` has been sent.
-    fn end(&self, turn: u64);
-}
-
-impl Speak for VoiceOut {
-    fn say(&self, turn: u64, what: &'static str, text: &str) {
-        VoiceOut::say(self, turn, what, text);
-    }
-
-    fn end(&self, turn: u64) {
-        VoiceOut::end(self, turn);
-    }
-}
+pub use crate::speaking::{Output, Speak, Spoken, VoiceEvent, VoiceOut};
 
 /// What happened in a turn, for `turns.json`, the benchmark and the logs.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -432,6 +206,8 @@ pub struct LoopSettings {
     pub wipe_audio: Arc<std::sync::atomic::AtomicBool>,
     /// Beaten every tick, for the watchdog.
     pub health: Option<Arc<crate::ops::watchdog::Health>>,
+    /// When the voice counts as stuck, and how restarts add up to out of service.
+    pub watchdog: crate::ops::watchdog::WatchdogConfig,
 }
 
 impl LoopSettings {
@@ -444,6 +220,7 @@ impl LoopSettings {
             holding_after: Duration::from_millis(d.holding_after_ms),
             wipe_audio: Arc::default(),
             health: None,
+            watchdog: config.watchdog.clone(),
         }
     }
 }
@@ -525,6 +302,9 @@ pub async fn live_loop(
     let mut last_activity = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let mut next_turn = 1u64;
+    // The voice's watchdog: recent restarts, and whether it has spoken since the last one.
+    let mut voice_restarts: VecDeque<Instant> = VecDeque::new();
+    let mut spoke_since_restart = true;
     // The visitor's session in progress (its number), and how many there have been.
     let mut session: Option<u64> = None;
     let mut sessions = 0u64;
@@ -586,6 +366,7 @@ pub async fn live_loop(
                 if let Some(h) = &settings.health {
                     h.beat_dialogue();
                 }
+                watch_voice(&voice, &bus, &settings, &mut voice_restarts, &mut spoke_since_restart);
                 if active.is_some() || in_progress.is_some() || pending.is_some() || transcribing.is_some() {
                     last_activity = Instant::now();
                 } else if let Some(n) = session.filter(|_| last_activity.elapsed() >= settings.session_ends_after) {
@@ -635,7 +416,7 @@ pub async fn live_loop(
             Some(LoopInput::Reload(new)) => {
                 let new = *new;
                 mind = Arc::new(new.mind.continuing(&mind));
-                voice.replace_voices(new.voices);
+                voice.replace_voices(new.voices, new.config.clone());
                 settings = LoopSettings { wipe_audio: Arc::clone(&settings.wipe_audio), health: settings.health.clone(), ..new.settings };
                 tracing::warn!(target: "hiwar::ops", "config reloaded from {}", new.config.source.as_ref().map_or_else(|| "built-in defaults".into(), |p| p.display().to_string()));
             }
@@ -736,6 +517,7 @@ pub async fn live_loop(
             },
             Some(LoopInput::HearingClosed) => hearing_open = false,
             Some(LoopInput::Voice(VoiceEvent::Spoken(s))) => {
+                spoke_since_restart = true;
                 if let Some(t) = times.get_mut(&s.turn) {
                     let heard = s.heard_at();
                     match s.what {
@@ -780,6 +562,34 @@ pub async fn live_loop(
         }
     }
     outcome
+}
+
+/// The voice's watchdog, run every tick: a synthesis running past `voice_stall_secs` has the
+/// voice restarted (see [`VoiceOut::restart`]); `max_restarts` within the window put the kiosk
+/// out of service until the voice has spoken again and stayed well for `healthy_after_secs`.
+fn watch_voice(voice: &VoiceOut, bus: &Bus, settings: &LoopSettings, restarts: &mut VecDeque<Instant>, spoke: &mut bool) {
+    let w = &settings.watchdog;
+    let window = Duration::from_secs(w.restart_window_secs);
+    if let Some(stuck) = voice.synthesizing_for().filter(|d| *d > Duration::from_secs(w.voice_stall_secs)) {
+        let now = Instant::now();
+        restarts.push_back(now);
+        while restarts.front().is_some_and(|t| now.duration_since(*t) > window) {
+            restarts.pop_front();
+        }
+        let why = format!("one synthesis has run for {} s", stuck.as_secs());
+        let restarted = voice.restart();
+        tracing::error!(target: "hiwar::ops", "watchdog: {} the voice ({} in {} min): {why}", if restarted { "restarting" } else { "cannot restart" }, restarts.len(), w.restart_window_secs / 60);
+        bus.publish(Event { turn: TurnId(0), clock: None, kind: EventKind::Error { message: format!("the voice was restarted: {why}"), for_person: None } });
+        *spoke = false;
+        if let Some(h) = settings.health.as_ref().filter(|_| restarts.len() >= w.max_restarts || !restarted) {
+            h.out_of_service("voice", format!("{} restarts in {} min, the last: {why}", restarts.len(), w.restart_window_secs / 60));
+        }
+    } else if *spoke
+        && let Some(h) = &settings.health
+        && restarts.back().is_some_and(|t| t.elapsed() > Duration::from_secs(w.healthy_after_secs))
+    {
+        h.recovered("voice");
+    }
 }
 
 /// Stops the turn now: the LLM stream (its connection dropped), the voice and the player; then

@@ -16,6 +16,7 @@ mod mind;
 mod models;
 mod ops;
 mod serve;
+mod speaking;
 mod stage;
 mod voice;
 

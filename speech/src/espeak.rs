@@ -1,6 +1,7 @@
 //! espeak-ng, run as a separate process (it is GPL-3.0; hiwar never links it).
 
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 use crate::{Error, Result};
 
@@ -41,18 +42,42 @@ pub struct Phonemizer {
     child: Option<Worker>,
     /// What the worker answers for the marker line that ends every request.
     marker: String,
+    /// The espeak-ng process in use, shared with [`Helper`]s.
+    process: Arc<Mutex<Option<std::process::Child>>>,
 }
 
 struct Worker {
-    process: std::process::Child,
     stdin: std::process::ChildStdin,
     stdout: std::io::BufReader<std::process::ChildStdout>,
 }
 
-impl Drop for Worker {
+impl Drop for Phonemizer {
     fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
+        Helper { process: Arc::clone(&self.process) }.kill();
+    }
+}
+
+/// A handle on a phonemizer's espeak-ng process that another thread can use to end it: a
+/// thread stuck waiting for a hung espeak-ng (stopped, wedged) gets an error and goes on.
+#[derive(Debug, Clone)]
+pub struct Helper {
+    process: Arc<Mutex<Option<std::process::Child>>>,
+}
+
+impl Helper {
+    /// Kills the process (a stopped one too) and reaps it; the phonemizer starts a new one the
+    /// next time it is used.
+    pub fn kill(&self) {
+        let mut slot = self.process.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(mut p) = slot.take() {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+
+    /// The process id, while one runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.lock().ok()?.as_ref().map(std::process::Child::id)
     }
 }
 
@@ -67,7 +92,7 @@ const MARKER: &str = "zaphod";
 
 impl Phonemizer {
     pub fn new(voice: &str) -> Result<Phonemizer> {
-        let mut p = Phonemizer { voice: voice.to_string(), child: None, marker: String::new() };
+        let mut p = Phonemizer { voice: voice.to_string(), child: None, marker: String::new(), process: Arc::default() };
         p.start()?;
         p.marker = p.exchange(MARKER, true)?.into_iter().next().unwrap_or_default();
         if p.marker.is_empty() {
@@ -87,7 +112,12 @@ impl Phonemizer {
             .map_err(|e| Error::Espeak(format!("cannot run espeak-ng ({e}); install it: apt-get install espeak-ng")))?;
         let stdin = process.stdin.take().ok_or_else(|| Error::Espeak("no stdin".into()))?;
         let stdout = std::io::BufReader::new(process.stdout.take().ok_or_else(|| Error::Espeak("no stdout".into()))?);
-        self.child = Some(Worker { process, stdin, stdout });
+        let old = self.process.lock().unwrap_or_else(std::sync::PoisonError::into_inner).replace(process);
+        if let Some(mut old) = old {
+            let _ = old.kill();
+            let _ = old.wait();
+        }
+        self.child = Some(Worker { stdin, stdout });
         Ok(())
     }
 
@@ -120,6 +150,11 @@ impl Phonemizer {
         }
     }
 
+    /// A handle that can end this phonemizer's espeak-ng from another thread.
+    pub fn helper(&self) -> Helper {
+        Helper { process: Arc::clone(&self.process) }
+    }
+
     /// IPA phonemes for one clause (no line breaks), words separated by spaces. A worker that
     /// died is restarted once.
     pub fn phonemize(&mut self, clause: &str) -> Result<String> {
@@ -144,11 +179,12 @@ mod tests {
         assert_eq!(p.phonemize("Welcome to the service centre").expect("ipa"), "wˈɛlkʌm tə ðə sˈɜːvɪs sˈɛntɚ");
         // espeak splits at commas itself; the answer still comes back whole.
         assert_eq!(p.phonemize("and a comma, and more").expect("ipa"), "ænd ɐ kˈɑːmə ænd mˈoːɹ");
-        if let Some(w) = p.child.as_mut() {
-            let _ = w.process.kill();
-            let _ = w.process.wait();
-        }
+        let helper = p.helper();
+        let first = helper.pid().expect("running");
+        helper.kill();
+        assert_eq!(helper.pid(), None);
         assert_eq!(p.phonemize("today").expect("restarted"), "tədˈeɪ");
+        assert!(helper.pid().is_some_and(|pid| pid != first), "a new espeak-ng, seen by the same helper");
         let mut ar = Phonemizer::new("ar").expect("arabic voice");
         assert_eq!(ar.phonemize("مَرْحَبًا بِكُمْ").expect("ipa"), "mˈarħabˌan bikˌum");
     }

@@ -250,6 +250,58 @@ fn a_kiosk_tells_systemd_keeps_visitors_apart_and_stops_cleanly_mid_answer() {
     assert!(!stderr.iter().any(|l| l.contains("panicked")), "{stderr:?}");
 }
 
+/// The processes whose parent is `pid` and whose name is `name`.
+fn children(pid: u32, name: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        // pid (comm) state ppid …
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let ppid = stat[close + 1..].split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+        if &stat[open + 1..close] == name && ppid == Some(pid) {
+            out.push(child);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_voice_stuck_inside_synthesis_is_restarted_and_the_answer_still_spoken() {
+    let pulse = &devices();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = tmp.path().join("hiwar.log");
+    let mut cmd = kiosk_cmd(pulse);
+    cmd.env("HIWAR_WATCHDOG_VOICE_STALL_SECS", "3").env("HIWAR_LOG_FILE", &log);
+    let k = Kiosk::start(cmd);
+    // The English voice phonemises through a long-lived espeak-ng: stop it, as a wedged helper
+    // would be, so the next synthesis waits on it for ever.
+    let stopped = children(k.child.id(), "espeak-ng");
+    assert!(!stopped.is_empty(), "no espeak-ng under hiwar");
+    for pid in &stopped {
+        assert!(Command::new("kill").args(["-STOP", &pid.to_string()]).status().expect("kill").success());
+    }
+    let asked = Instant::now();
+    let answer = k.ask_typed("When do you open on Friday?");
+    assert!(answer["source"] == "knowledge", "{answer}");
+    let restarted =
+        k.seen.borrow().iter().find(|e| e["event"] == "error" && e["message"].as_str().unwrap_or_default().starts_with("the voice was restarted")).cloned();
+    assert!(restarted.is_some(), "no restart seen: {:?}", k.seen.borrow());
+    assert!(k.seen.borrow().iter().any(|e| e["event"] == "said" && e["what"] == "answer"), "the answer was never spoken");
+    assert!(asked.elapsed() > Duration::from_secs(3), "answered before the stall could be seen: the stopped espeak-ng was not in the way");
+    // The stopped helpers were ended (not left behind), new ones serve the new voice.
+    for pid in &stopped {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists() || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z"),
+            "the stuck espeak-ng {pid} is still there"
+        );
+    }
+    assert!(!children(k.child.id(), "espeak-ng").is_empty(), "the restarted voice has no espeak-ng");
+    wait_in_file(&log, 10, "the restart in the log", |l| l.contains("watchdog: restarting the voice"));
+    // And it goes on answering.
+    assert!(k.ask_typed("Where is the nearest office?")["text"].as_str().is_some());
+}
+
 /// A free port on loopback.
 fn free_addr() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -27,6 +27,8 @@ pub struct WatchdogConfig {
     pub audio_stall_secs: u64,
     /// One transcription running this long: hearing is restarted.
     pub inference_stall_secs: u64,
+    /// One piece of speech being synthesised this long: the voice is restarted.
+    pub voice_stall_secs: u64,
     /// No frame drawn this long: the systemd heartbeat stops (systemd restarts hiwar).
     pub render_stall_secs: u64,
     /// This many restarts of one stage within `restart_window_secs` put the kiosk out of service.
@@ -43,6 +45,7 @@ impl Default for WatchdogConfig {
         WatchdogConfig {
             audio_stall_secs: 10,
             inference_stall_secs: 60,
+            voice_stall_secs: 20,
             render_stall_secs: 10,
             max_restarts: 3,
             restart_window_secs: 600,

@@ -66,6 +66,12 @@ impl Voices {
         self.english.config.sample_rate
     }
 
+    /// Handles on the helper processes the voices use (espeak-ng), so a watchdog can end them
+    /// when synthesis is stuck waiting on one.
+    pub fn helpers(&self) -> Vec<crate::espeak::Helper> {
+        std::iter::once(&self.english).chain(self.arabic.as_ref()).map(PiperVoice::helper).collect()
+    }
+
     /// Speaks mixed text: Arabic spans with the Arabic voice when there is one.
     pub fn speak(&mut self, text: &str) -> crate::Result<Speech> {
         let Some(arabic_voice) = self.arabic.as_mut() else {

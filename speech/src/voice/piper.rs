@@ -262,6 +262,11 @@ impl PiperVoice {
         Ok(speech)
     }
 
+    /// A handle on this voice's espeak-ng process (see [`crate::espeak::Helper`]).
+    pub fn helper(&self) -> crate::espeak::Helper {
+        self.phonemizer.helper()
+    }
+
     /// IPA for non-Arabic text, from this voice's espeak-ng worker.
     pub fn phonemize(&mut self, text: &str) -> Result<String> {
         self.phonemizer.phonemize(text)
