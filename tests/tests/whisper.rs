@@ -47,3 +47,37 @@ fn a_missing_model_names_the_fetch_command() {
     let err = WhisperModel::load(std::path::Path::new("/nonexistent/ggml.bin")).expect_err("missing");
     assert!(err.to_string().contains("hiwar models fetch whisper-base"), "{err}");
 }
+
+/// Every bundled clip, 16 kHz mono.
+fn clips() -> Vec<(String, Vec<f32>)> {
+    let dir = repo_root().join("assets/clips");
+    let mut out: Vec<(String, Vec<f32>)> = std::fs::read_dir(&dir)
+        .expect("clips")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wav"))
+        .map(|p| {
+            let audio = hiwar_speech::hearing::open_audio_file(&p).and_then(|f| f.read_all()).expect("clip");
+            let mut r = hiwar_speech::hearing::Resampler::new(audio.sample_rate).expect("resampler");
+            let mut samples = r.push(&audio.samples).expect("resample").to_vec();
+            samples.extend_from_slice(r.finish().expect("resample"));
+            (p.file_name().unwrap_or_default().to_string_lossy().into_owned(), samples)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn detecting_the_language_never_leaves_speech_without_words() {
+    // Detection ran on the decoding state and left it unable to decode: whatever language
+    // was detected, the utterance came out empty. One model, every clip in turn, as hearing
+    // uses it (the state is reused from clip to clip).
+    let model = WhisperModel::load(&model_cache().join("whisper/ggml-base.bin")).expect("load");
+    for (name, samples) in clips() {
+        let detected = model.transcribe(&samples, Language::Among(&["ar", "en"])).expect("transcribe");
+        assert!(!detected.text().trim().is_empty(), "{name}: no words with detection ({detected:?})");
+        let forced = model.transcribe(&samples, Language::Fixed(&detected.lang)).expect("transcribe");
+        assert_eq!(detected.text(), forced.text(), "{name}: detection changes what is decoded in the language it chose");
+    }
+}
