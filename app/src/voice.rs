@@ -181,8 +181,13 @@ pub fn say(
     let mut chunker = Chunker::new();
     let mut chunks = chunker.push(&text);
     chunks.extend(chunker.finish());
-    let mut sink = match out {
-        Some(path) => Sink::File(hound::WavWriter::create(path, wav_spec(voices.sample_rate())).with_context(|| format!("cannot write {}", path.display()))?),
+    // The wav is written beside its destination and moved into place only when the whole text
+    // has been spoken: a failure part-way leaves no half-written file (nor overwrites one).
+    let part = out.map(|path| PartFile(crate::models::part_path(path)));
+    let mut sink = match &part {
+        Some(part) => {
+            Sink::File(hound::WavWriter::create(&part.0, wav_spec(voices.sample_rate())).with_context(|| format!("cannot write {}", part.0.display()))?)
+        }
         None if video.wanted() => Sink::Memory(Vec::new()),
         None => Sink::Speaker(Speaker::open(config, clock_log)?),
     };
@@ -209,7 +214,12 @@ pub fn say(
     }
     anyhow::ensure!(offset > 0, "nothing to say: the text has no speakable words");
     match sink {
-        Sink::File(w) => w.finalize()?,
+        Sink::File(w) => {
+            w.finalize()?;
+            if let (Some(dest), Some(part)) = (out, part) {
+                part.keep_as(dest)?;
+            }
+        }
         Sink::Speaker(speaker) => speaker.finish(offset as f64 / f64::from(voices.sample_rate()))?,
         Sink::Memory(m) => kept = m,
     }
@@ -228,6 +238,23 @@ pub fn say(
         video.render(config, &kept, rate, Some(tl), words, Vec::new())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A file being written, removed unless it is kept.
+struct PartFile(std::path::PathBuf);
+
+impl PartFile {
+    fn keep_as(self, dest: &Path) -> anyhow::Result<()> {
+        std::fs::rename(&self.0, dest).with_context(|| format!("cannot move {} into place", dest.display()))?;
+        std::mem::forget(self);
+        Ok(())
+    }
+}
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        std::fs::remove_file(&self.0).ok();
+    }
 }
 
 enum Sink {

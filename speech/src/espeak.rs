@@ -18,6 +18,7 @@ pub fn probe() -> Result<EspeakInfo> {
     let run = |args: &[&str]| -> Result<String> {
         let out = Command::new("espeak-ng")
             .args(args)
+            .env("PULSE_SERVER", NO_SOUND_SERVER)
             .output()
             .map_err(|e| Error::Espeak(format!("cannot run espeak-ng ({e}); install it: apt-get install espeak-ng")))?;
         if !out.status.success() {
@@ -90,6 +91,12 @@ impl std::fmt::Debug for Phonemizer {
 /// A line that ends each request: its phonemes mark where the answer stops.
 const MARKER: &str = "zaphod";
 
+/// espeak-ng opens an audio output even when it only prints phonemes: it connects to
+/// PulseAudio as a client (a kiosk's sound server sees hiwar's helpers come and go) and, with
+/// no session around, creates ~/.config/pulse. Pointed at a server that is not there, it
+/// writes nothing and phonemises as before.
+pub(crate) const NO_SOUND_SERVER: &str = "unix:/nonexistent/hiwar-phonemes-need-no-sound";
+
 impl Phonemizer {
     pub fn new(voice: &str) -> Result<Phonemizer> {
         let mut p = Phonemizer { voice: voice.to_string(), child: None, marker: String::new(), process: Arc::default() };
@@ -105,6 +112,7 @@ impl Phonemizer {
         use std::process::Stdio;
         let mut process = Command::new("espeak-ng")
             .args(["-q", "--ipa", "-v", &self.voice])
+            .env("PULSE_SERVER", NO_SOUND_SERVER)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -11,7 +11,8 @@ use std::time::Duration;
 /// The `hiwar` binary built beside this test (cargo nextest / cargo test --workspace build it).
 pub fn hiwar_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    // Tests run from target/debug/deps, the measuring tools from target/debug.
+    let dir = exe.parent().filter(|d| d.join("hiwar").is_file()).or_else(|| exe.parent().and_then(Path::parent)).expect("target dir");
     let bin = dir.join("hiwar");
     assert!(bin.is_file(), "{} is missing: build it with `cargo build -p hiwar` (the test command does)", bin.display());
     bin

@@ -42,7 +42,9 @@ fn speech_into_the_microphone_is_transcribed_and_survives_the_device_going_away(
     pulse.play("mic", &path);
     let heard = wait_for(&out, Duration::from_secs(20), "a final transcript", final_line);
     let wer = word_error_rate(&said, heard.trim_start_matches("(en)"));
-    assert!(heard.starts_with("(en)") && wer <= 0.2, "WER {wer:.2}: {heard}");
+    // Measured through this path 40 times (`measure-mic`, docs/benchmarks.md): whisper base
+    // hears "book an" four ways here — WER 0.09 ×23, 0.18 ×10, 0.27 ×6, 0.36 ×1.
+    assert!(heard.starts_with("(en)") && wer <= 0.5, "WER {wer:.2}: {heard}");
     // Partials came first, on stderr, while the clip played.
     wait_for(&err, Duration::from_secs(2), "a partial", |l| l.starts_with("… (en)"));
 
@@ -58,6 +60,7 @@ fn speech_into_the_microphone_is_transcribed_and_survives_the_device_going_away(
     pulse.play("mic", &path);
     let heard = wait_for(&out, Duration::from_secs(20), "a final transcript after reconnecting", final_line);
     let wer = word_error_rate(&said, heard.trim_start_matches("(en)"));
+    // Measured 40 times: WER 0.00 every time; two words of eleven allowed.
     assert!(wer <= 0.2, "WER {wer:.2}: {heard}");
 }
 

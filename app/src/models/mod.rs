@@ -343,7 +343,8 @@ fn whisper_sources(inputs: &[PathBuf]) -> anyhow::Result<WhisperSources> {
     Ok(WhisperSources { ct2_parts: parts, mel_filters_npz: mel.clone(), tiktoken: tiktoken.clone() })
 }
 
-fn part_path(dest: &Path) -> PathBuf {
+/// `dest` with `.part` appended: where a file is written before it is moved into place.
+pub fn part_path(dest: &Path) -> PathBuf {
     let mut name = dest.file_name().unwrap_or_default().to_os_string();
     name.push(".part");
     dest.with_file_name(name)

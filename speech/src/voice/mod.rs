@@ -35,6 +35,7 @@ impl EspeakVoice {
         use std::io::Write as _;
         let mut child = std::process::Command::new("espeak-ng")
             .args(["-v", &self.voice, "-s", &self.speed.to_string(), "--stdout", "--stdin"])
+            .env("PULSE_SERVER", crate::espeak::NO_SOUND_SERVER)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
