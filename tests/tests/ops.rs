@@ -337,13 +337,18 @@ impl SmallDisk {
         SmallDisk(dir)
     }
 
-    /// Fills what is left.
-    fn fill(&self) -> PathBuf {
+    /// Fills what is left, to the last byte: a new file's pages, then the slack in the last
+    /// page of `log` (tmpfs allocates whole pages, so a log line would otherwise still fit in
+    /// the page its file already holds), with empty lines appended as hiwar appends its own.
+    fn fill(&self, log: &Path) -> PathBuf {
         let path = self.0.path().join("filler");
         let mut f = std::fs::File::create(&path).expect("filler");
-        let block = vec![0u8; 4096];
-        while f.write_all(&block).is_ok() {}
-        let _ = f.flush();
+        for size in [4096, 512, 64, 8, 1] {
+            let block = vec![0u8; size];
+            while f.write_all(&block).and_then(|()| f.flush()).is_ok() {}
+        }
+        let mut slack = std::fs::OpenOptions::new().append(true).open(log).expect("the log file");
+        while slack.write_all(b"\n").is_ok() {}
         path
     }
 }
@@ -478,7 +483,7 @@ fn faults_are_survived_and_recovered_from() {
     assert_eq!(ask(pulse, &k, "en-office.wav")["source"], "llm");
 
     // The log disk fills up: hiwar goes on answering; once there is room, the log says what it lost.
-    let filler = disk.fill();
+    let filler = disk.fill(&log);
     let _ = k.ask_typed(PASSPORT);
     wait_for(&k.err, Duration::from_secs(10), "the full log disk reported", |l| l.contains("cannot write the log file"));
     std::fs::remove_file(filler).expect("free");

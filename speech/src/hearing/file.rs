@@ -166,3 +166,12 @@ impl FileSource {
         Ok(DecodedAudio { sample_rate: self.rate, samples })
     }
 }
+
+/// A whole file decoded and resampled to 16 kHz mono (short clips: tests, benchmarks, the demo).
+pub fn read_16k(path: &Path) -> Result<Vec<f32>> {
+    let audio = open_audio_file(path)?.read_all()?;
+    let mut r = super::resample::Resampler::new(audio.sample_rate)?;
+    let mut out = r.push(&audio.samples)?.to_vec();
+    out.extend_from_slice(r.finish()?);
+    Ok(out)
+}

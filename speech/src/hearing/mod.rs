@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 pub use capture::{Capture, CaptureStats};
-pub use file::{DecodedAudio, FileSource, open_audio_file};
+pub use file::{DecodedAudio, FileSource, open_audio_file, read_16k};
 pub use listener::Listener;
 pub use live::{Hearing, InputLevel, Liveness, PacedSource, Source, level_db};
 pub use resample::{Resampler, TARGET_RATE};

@@ -1,9 +1,13 @@
 //! The voice: text → phonemes → Piper/VITS on ONNX Runtime → audio with a per-phoneme
 //! timeline (the face's input).
 //!
-//! Built so far: the English path (espeak-ng phonemes, the registry's en_US-joe-medium voice)
-//! with exact phoneme timing from the model's own duration predictor. The Arabic front-end
-//! (diacritisation, rule-based G2P), text normalisation, streaming and playback follow.
+//! Text is normalised for speech (numbers, times, dates, currency, per language) and cut into
+//! clauses and script spans. Arabic spans are diacritised (rawi v2 on ONNX Runtime, the
+//! input's own marks kept) and phonemised by hiwar's own rules ([`arabic`]); other spans by a
+//! long-lived espeak-ng process. One Piper voice (or an Arabic and an English one) speaks the
+//! phonemes, with exact phoneme timing from the model's own duration predictor (a load-time
+//! graph patch); [`Chunker`] streams an LLM's answer clause by clause, and [`Player`] plays it
+//! on the device, publishing the played-sample clock.
 
 pub mod arabic;
 mod chunker;

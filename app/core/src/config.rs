@@ -1,0 +1,648 @@
+//! Configuration: `hiwar.toml`, then environment overrides by one rule.
+//!
+//! `HIWAR_<SECTION>_<KEY>` sets `section.key` (e.g. `HIWAR_LLM_BASE_URL` → `llm.base_url`).
+//! `HIWAR_HOME`, the model and data cache, is the one `HIWAR_` variable that is not a key.
+//! Unknown keys, in the file or in the environment, are errors that name the key.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use serde::{Deserialize, Serialize};
+
+/// The environment variable that places the model and data cache.
+pub const HOME_VAR: &str = "HIWAR_HOME";
+const ENV_PREFIX: &str = "HIWAR_";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub llm: Llm,
+    pub knowledge: Knowledge,
+    pub dialogue: Dialogue,
+    pub audio: Audio,
+    pub hearing: Hearing,
+    pub voice: Voice,
+    pub stage: Stage,
+    pub models: Models,
+    pub privacy: Privacy,
+    pub serve: Serve,
+    pub log: crate::log::LogConfig,
+    pub watchdog: WatchdogConfig,
+    /// Where the config came from (not a key).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+/// The LLM: any OpenAI-compatible `/chat/completions` endpoint (Model Studio, vLLM, llama.cpp).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Llm {
+    /// A named endpoint that fills `base_url` when it is empty: model-studio-intl (Singapore),
+    /// model-studio-us (Virginia), model-studio-cn (Beijing), model-studio-hk (Hong Kong),
+    /// vllm (http://127.0.0.1:8000/v1), llama.cpp (http://127.0.0.1:8080/v1).
+    pub preset: String,
+    /// Base URL up to `/v1` (e.g. `https://dashscope-intl.aliyuncs.com/compatible-mode/v1`).
+    /// Empty (and no preset): no LLM; hiwar answers from its knowledge base alone.
+    pub base_url: String,
+    pub model: String,
+    /// Name of the environment variable holding the API key; empty for servers without auth.
+    pub api_key_env: String,
+    /// Time to open the connection (TCP + TLS).
+    pub connect_timeout_ms: u64,
+    /// Time from sending the request to the first word of the answer (retries included).
+    pub first_token_timeout_ms: u64,
+    /// Longest silence allowed inside a streaming answer.
+    pub idle_timeout_ms: u64,
+    /// Retries (with backoff) of a failed request, only before the first word arrives.
+    pub retries: u32,
+    /// Longest answer, in tokens (a spoken answer of two or three sentences is 60–120); a
+    /// stream that goes on past it is cut off.
+    pub max_tokens: u32,
+    pub temperature: f32,
+    /// Conversation memory kept for the next question, in (estimated) tokens.
+    pub memory_tokens: usize,
+    /// The kiosk persona: the system prompt, in Arabic and in English (both are sent).
+    pub persona_ar: String,
+    pub persona_en: String,
+}
+
+impl Default for Llm {
+    fn default() -> Self {
+        Llm {
+            preset: String::new(),
+            base_url: String::new(),
+            model: "qwen-plus".into(),
+            api_key_env: "DASHSCOPE_API_KEY".into(),
+            connect_timeout_ms: 3_000,
+            first_token_timeout_ms: 8_000,
+            idle_timeout_ms: 10_000,
+            retries: 2,
+            max_tokens: 200,
+            temperature: 0.3,
+            memory_tokens: 1_500,
+            persona_ar: "أنت مساعد رقمي في مركز خدمة حكومي، تتحدث مع الزائر بصوت مسموع. أجب بلغة الزائر وبنفس أسلوبه: \
+                         بالعربية إن تحدث بالعربية (بالفصحى المبسطة أو بلهجته إن استخدمها)، وبالإنجليزية إن تحدث بها. \
+                         جمل قصيرة واضحة تُقال بصوت عالٍ، جملتان أو ثلاث، بلا تنسيق ولا قوائم ولا رموز. \
+                         اعتمد على المعلومات المرفقة من المركز؛ وإن لم تجد الجواب فيها فقل ذلك بلطف واقترح موظف الاستقبال."
+                .into(),
+            persona_en: "You are the digital assistant of a government service centre, speaking aloud with a visitor. \
+                         Answer in the visitor's language and register: Arabic if they speak Arabic, English if they speak English. \
+                         Two or three short spoken sentences; no markdown, lists or symbols. \
+                         Use the centre's information given below; if the answer is not there, say so kindly and suggest the reception desk."
+                .into(),
+        }
+    }
+}
+
+impl Llm {
+    /// The endpoint to use: `base_url`, else the preset's; empty when no LLM is configured.
+    pub fn endpoint(&self) -> anyhow::Result<String> {
+        if !self.base_url.trim().is_empty() {
+            return Ok(self.base_url.trim().trim_end_matches('/').to_string());
+        }
+        Ok(match self.preset.as_str() {
+            "" => String::new(),
+            "model-studio-intl" => "https://dashscope-intl.aliyuncs.com/compatible-mode/v1".into(),
+            "model-studio-us" => "https://dashscope-us.aliyuncs.com/compatible-mode/v1".into(),
+            "model-studio-cn" => "https://dashscope.aliyuncs.com/compatible-mode/v1".into(),
+            "model-studio-hk" => "https://cn-hongkong.dashscope.aliyuncs.com/compatible-mode/v1".into(),
+            "vllm" => "http://127.0.0.1:8000/v1".into(),
+            "llama.cpp" => "http://127.0.0.1:8080/v1".into(),
+            other => bail!(
+                "llm.preset = {other:?} is not known: use model-studio-intl, model-studio-us, model-studio-cn, \
+                 model-studio-hk, vllm or llama.cpp, or set llm.base_url (a workspace domain such as \
+                 https://WORKSPACE.REGION.maas.aliyuncs.com/compatible-mode/v1)"
+            ),
+        })
+    }
+}
+
+/// The organisation's documents the mind answers from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Knowledge {
+    /// A folder of Markdown (.md) and JSON Lines (.jsonl) documents; empty uses the bundled
+    /// sample (assets/knowledge).
+    pub dir: String,
+    /// Passages put into the LLM's prompt.
+    pub top_k: usize,
+}
+
+impl Default for Knowledge {
+    fn default() -> Self {
+        Knowledge { dir: String::new(), top_k: 3 }
+    }
+}
+
+/// Turn-taking in the live loop.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Dialogue {
+    /// Speech while hiwar speaks interrupts it. Off: half-duplex, the microphone is not
+    /// listened to while hiwar speaks (rooms where its own echo would interrupt it).
+    pub barge_in: bool,
+    /// How far above the echo of hiwar's own voice, as heard by the microphone during this
+    /// answer, a voice must be to interrupt (dB).
+    pub barge_in_margin_db: f32,
+    /// If no answer is heard this long after the person stops, a short holding phrase is said.
+    pub holding_after_ms: u64,
+    /// Silence for this long ends the session: the conversation memory is wiped, so the next
+    /// visitor starts afresh.
+    pub session_ends_after_secs: u64,
+}
+
+impl Default for Dialogue {
+    fn default() -> Self {
+        Dialogue { barge_in: true, barge_in_margin_db: 10.0, holding_after_ms: 2_000, session_ends_after_secs: 90 }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Audio {
+    /// Input device name as `hiwar doctor` lists it; empty for the system default.
+    pub input_device: String,
+    /// Output device name; empty for the system default.
+    pub output_device: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Hearing {
+    /// A whisper ggml model file of your own (e.g. ggml-large-v3-turbo.bin); empty uses the
+    /// cache's converted whisper base.
+    pub whisper_model: String,
+    /// Languages that language detection may choose between.
+    pub languages: Vec<String>,
+    /// Decode in this language only (`ar` or `en`); empty to detect among `languages`.
+    pub language: String,
+    /// Domain vocabulary that biases the recogniser (names of services, places, products).
+    pub initial_prompt: String,
+    /// Silence after the last voiced sample that ends an utterance.
+    pub end_silence_ms: u32,
+    /// Voiced time needed before speech counts (coughs and clicks are shorter).
+    pub min_speech_ms: u32,
+    /// VAD probability that starts speech, and the lower one that keeps it going.
+    pub vad_start_threshold: f32,
+    pub vad_end_threshold: f32,
+    /// How often the growing utterance is re-decoded for a partial transcript.
+    pub partial_interval_ms: u32,
+    /// Segments whisper itself thinks are not speech above this probability are dropped.
+    pub no_speech_threshold: f32,
+    /// Encode only the audio an utterance needs instead of whisper's full 30 s window.
+    pub short_window: bool,
+    /// Whisper's temperature fallback: slower and not deterministic, sometimes better on
+    /// hard audio.
+    pub temperature_fallback: bool,
+    /// Threads for one whisper decode; 0 chooses for this machine.
+    pub threads: usize,
+}
+
+impl Default for Hearing {
+    fn default() -> Self {
+        Hearing {
+            whisper_model: String::new(),
+            languages: vec!["ar".into(), "en".into()],
+            language: String::new(),
+            initial_prompt: String::new(),
+            end_silence_ms: 500,
+            min_speech_ms: 250,
+            vad_start_threshold: 0.5,
+            vad_end_threshold: 0.35,
+            partial_interval_ms: 500,
+            no_speech_threshold: 0.6,
+            short_window: true,
+            temperature_fallback: false,
+            threads: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Voice {
+    /// A Piper voice (.onnx with its .onnx.json beside it) for Arabic; empty uses the default.
+    pub arabic_voice: String,
+    /// A Piper voice for English; empty uses the cache's en_US-joe-medium.
+    pub english_voice: String,
+    /// Where the voice models run: auto, cpu or cuda (cuda needs the `cuda` build feature).
+    pub device: String,
+    /// Synthesise without the voice's random variation (same text, same audio): for tests
+    /// and reproducible measurements.
+    pub deterministic: bool,
+}
+
+impl Default for Voice {
+    fn default() -> Self {
+        Voice { arabic_voice: String::new(), english_voice: String::new(), device: "auto".into(), deterministic: false }
+    }
+}
+
+/// The rendered avatar: window, kiosk mode, headless video.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Stage {
+    /// A glTF 2.0 / VRM binary (.glb, .vrm) with morph targets (ARKit 52, Oculus visemes or
+    /// VRM expressions); empty uses the bundled avatar.
+    pub avatar: String,
+    /// Window and video size in pixels (portrait sizes frame more of the shoulders).
+    pub width: u32,
+    pub height: u32,
+    /// Frame rate of `--video` renders.
+    pub fps: u32,
+    /// 4× multisampling: on for GPUs; off makes software rendering about 1.5× faster.
+    pub msaa: bool,
+    /// Seed of the idle life (blinks, glances), so renders are reproducible.
+    pub seed: u64,
+    /// Kiosk mode: fullscreen and borderless, no cursor, attract screen when idle.
+    pub kiosk: bool,
+    /// Seconds without anyone talking before the attract screen shows (kiosk mode).
+    pub attract_after_secs: u64,
+    /// Whether Escape closes the window in kiosk mode (it always does on the desktop).
+    pub kiosk_escape_exits: bool,
+}
+
+impl Default for Stage {
+    fn default() -> Self {
+        Stage { avatar: String::new(), width: 1280, height: 720, fps: 30, msaa: true, seed: 7, kiosk: false, attract_after_secs: 60, kiosk_escape_exits: false }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Models {
+    /// A models manifest of your own; empty uses the one built into hiwar.
+    pub manifest: String,
+    /// Seconds without data before an HTTPS model download is abandoned (resumable).
+    pub download_timeout_secs: u64,
+    /// The Python interpreter whose pip downloads registry packages.
+    pub python: String,
+}
+
+impl Default for Models {
+    fn default() -> Self {
+        Models { manifest: String::new(), download_timeout_secs: 30, python: "python3".into() }
+    }
+}
+
+/// `hiwar serve`: the WebSocket protocol and the reference page.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Serve {
+    /// Address and port (`--bind` overrides). Anything but loopback needs a token.
+    pub bind: String,
+    /// The shared secret clients present (`Authorization: Bearer …` or `?token=`); empty: none
+    /// (loopback only). Prefer HIWAR_SERVE_TOKEN to writing it here.
+    pub token: String,
+    /// Origins (scheme://host:port) whose pages may connect; empty: any.
+    pub allowed_origins: Vec<String>,
+    pub max_sessions: usize,
+    /// Largest WebSocket message or frame accepted.
+    pub max_message_bytes: usize,
+    /// Messages a client may send per second (bursts of twice that).
+    pub messages_per_second: f64,
+    /// A session with nothing from its client for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// Time for a connection to send its request head (slow handshakes are dropped).
+    pub handshake_timeout_ms: u64,
+    /// Synthesis threads shared by the sessions (each holds the voices, ~150 MB).
+    pub voice_threads: usize,
+    /// Messages queued for a client before it counts as not reading and is dropped.
+    pub send_queue: usize,
+    /// Clients streaming microphone audio at once (each runs VAD + whisper, ~200 MB).
+    pub max_audio_streams: usize,
+    /// TLS (https and wss) from PEM files: the certificate chain and its private key. Empty:
+    /// plain TCP (behind a TLS proxy, or on loopback).
+    pub tls_cert: String,
+    pub tls_key: String,
+}
+
+impl Default for Serve {
+    fn default() -> Self {
+        Serve {
+            bind: "127.0.0.1:8787".into(),
+            token: String::new(),
+            allowed_origins: Vec::new(),
+            max_sessions: 16,
+            max_message_bytes: 256 * 1024,
+            messages_per_second: 100.0,
+            idle_timeout_secs: 300,
+            handshake_timeout_ms: 5_000,
+            voice_threads: 1,
+            send_queue: 512,
+            max_audio_streams: 2,
+            tls_cert: String::new(),
+            tls_key: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Privacy {
+    /// Keep recordings of what visitors said on disk. Off by default.
+    pub record_audio: bool,
+    /// Keep transcripts of conversations on disk. Off by default.
+    pub record_transcripts: bool,
+}
+
+/// `[watchdog]` in hiwar.toml.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WatchdogConfig {
+    /// A microphone that is there but delivers nothing this long: hearing is restarted.
+    pub audio_stall_secs: u64,
+    /// One transcription running this long: hearing is restarted.
+    pub inference_stall_secs: u64,
+    /// One piece of speech being synthesised this long: the voice is restarted.
+    pub voice_stall_secs: u64,
+    /// No frame drawn this long: the systemd heartbeat stops (systemd restarts hiwar).
+    pub render_stall_secs: u64,
+    /// This many restarts of one stage within `restart_window_secs` put the kiosk out of service.
+    pub max_restarts: usize,
+    pub restart_window_secs: u64,
+    /// While out of service, the failed stage is tried again this often.
+    pub retry_after_secs: u64,
+    /// A restarted stage that has run this long without trouble puts the kiosk back in service.
+    pub healthy_after_secs: u64,
+}
+
+impl Default for WatchdogConfig {
+    fn default() -> Self {
+        WatchdogConfig {
+            audio_stall_secs: 10,
+            inference_stall_secs: 60,
+            voice_stall_secs: 20,
+            render_stall_secs: 10,
+            max_restarts: 3,
+            restart_window_secs: 600,
+            retry_after_secs: 30,
+            healthy_after_secs: 20,
+        }
+    }
+}
+
+impl Config {
+    /// Loads the config from `explicit`, or the first default location that exists, then
+    /// applies `HIWAR_*` environment overrides.
+    pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        let path = match explicit {
+            Some(p) => Some(p.to_path_buf()),
+            None => default_locations().into_iter().find(|p| p.is_file()),
+        };
+        let text = match &path {
+            Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?,
+            None => String::new(),
+        };
+        let name = path.as_ref().map_or_else(|| "built-in defaults".to_string(), |p| p.display().to_string());
+        let mut config = Config::parse(&text, &name, &vars)?;
+        config.source = path;
+        Ok(config)
+    }
+
+    /// Parses config text (named `name` in errors) and applies overrides from `vars`.
+    pub fn parse(text: &str, name: &str, vars: &[(String, String)]) -> anyhow::Result<Config> {
+        // Typed parse first: its errors carry the line and column of a bad key or value.
+        toml::from_str::<Config>(text).map_err(|e| anyhow::anyhow!("config {name}: {}", e.to_string().trim_end()))?;
+        let mut table: toml::Table = toml::from_str(text).context("config")?;
+        let defaults = toml::Table::try_from(Config::default()).context("default config")?;
+        for (var, value) in vars {
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if var == HOME_VAR {
+                continue;
+            }
+            let (section, key, default) = locate(&defaults, rest).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "environment variable {var} does not name a config key; the rule is HIWAR_<SECTION>_<KEY> \
+                     with sections {} (HIWAR_HOME is the only other HIWAR_ variable)",
+                    defaults.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            })?;
+            let parsed = typed_like(default, value).with_context(|| format!("environment variable {var} (sets {section}.{key})"))?;
+            table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .with_context(|| format!("config {name}: [{section}] is not a table"))?
+                .insert(key, parsed);
+        }
+        let config = toml::Value::Table(table).try_into::<Config>().with_context(|| format!("config {name} with environment overrides"))?;
+        config.validate().with_context(|| format!("config {name}"))?;
+        Ok(config)
+    }
+
+    /// Checks every value against the set or range hiwar.example.toml documents for it, so a
+    /// value outside them is an error that names the key, not a surprise at run time
+    /// (`hearing.language = "fr"` would decode English as French; `llm.temperature = nan`
+    /// would be sent to the LLM). All problems are reported at once.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut problems: Vec<String> = Vec::new();
+        let mut check = |ok: bool, problem: String| {
+            if !ok {
+                problems.push(problem);
+            }
+        };
+        const LANGS: [&str; 2] = ["ar", "en"];
+        let h = &self.hearing;
+        check(!h.languages.is_empty(), "hearing.languages is empty: list the languages detection chooses between (\"ar\", \"en\")".into());
+        for l in &h.languages {
+            check(LANGS.contains(&l.as_str()), format!("hearing.languages has {l:?}: hiwar hears \"ar\" and \"en\""));
+        }
+        check(
+            h.language.is_empty() || LANGS.contains(&h.language.as_str()),
+            format!("hearing.language = {:?}: use \"ar\", \"en\", or \"\" to detect", h.language),
+        );
+        for (key, v) in
+            [("vad_start_threshold", h.vad_start_threshold), ("vad_end_threshold", h.vad_end_threshold), ("no_speech_threshold", h.no_speech_threshold)]
+        {
+            check(v.is_finite() && (0.0..=1.0).contains(&v), format!("hearing.{key} = {v}: a probability between 0 and 1"));
+        }
+        check((100..=5_000).contains(&h.end_silence_ms), format!("hearing.end_silence_ms = {}: between 100 and 5000", h.end_silence_ms));
+        check(h.min_speech_ms <= 5_000, format!("hearing.min_speech_ms = {}: at most 5000", h.min_speech_ms));
+        check(h.threads <= 64, format!("hearing.threads = {}: at most 64 (0 chooses for this machine)", h.threads));
+        let l = &self.llm;
+        check(l.temperature.is_finite() && (0.0..=2.0).contains(&l.temperature), format!("llm.temperature = {}: between 0 and 2", l.temperature));
+        check(l.max_tokens >= 1, "llm.max_tokens must be at least 1".into());
+        let endpoint = l.endpoint();
+        check(endpoint.is_ok(), endpoint.err().map(|e| e.to_string()).unwrap_or_default());
+        let base = l.base_url.trim();
+        check(
+            base.is_empty() || base.starts_with("http://") || base.starts_with("https://"),
+            format!("llm.base_url = {base:?}: an http:// or https:// address up to /v1"),
+        );
+        check(
+            matches!(self.voice.device.as_str(), "auto" | "cpu" | "cuda"),
+            format!("voice.device = {:?}: use \"auto\", \"cpu\" or \"cuda\"", self.voice.device),
+        );
+        let d = &self.dialogue;
+        check(
+            d.barge_in_margin_db.is_finite() && (0.0..=60.0).contains(&d.barge_in_margin_db),
+            format!("dialogue.barge_in_margin_db = {}: between 0 and 60 dB", d.barge_in_margin_db),
+        );
+        check(d.session_ends_after_secs >= 1, "dialogue.session_ends_after_secs must be at least 1".into());
+        let st = &self.stage;
+        check(
+            (16..=8192).contains(&st.width) && (16..=8192).contains(&st.height),
+            format!("stage.width × stage.height = {} × {}: each between 16 and 8192 pixels", st.width, st.height),
+        );
+        check((1..=240).contains(&st.fps), format!("stage.fps = {}: between 1 and 240", st.fps));
+        let sv = &self.serve;
+        check(
+            sv.messages_per_second.is_finite() && sv.messages_per_second > 0.0,
+            format!("serve.messages_per_second = {}: a positive number", sv.messages_per_second),
+        );
+        check(sv.max_sessions >= 1 && sv.voice_threads >= 1, "serve.max_sessions and serve.voice_threads must be at least 1".into());
+        let log = self.log.validate();
+        check(log.is_ok(), log.err().map(|e| e.to_string()).unwrap_or_default());
+        anyhow::ensure!(problems.is_empty(), "{}", problems.join("; "));
+        Ok(())
+    }
+
+    /// The API key for the LLM, if the config names a variable and it is set.
+    pub fn llm_api_key(&self) -> Result<Option<String>, String> {
+        if self.llm.api_key_env.is_empty() {
+            return Ok(None);
+        }
+        match std::env::var(&self.llm.api_key_env) {
+            Ok(key) if !key.trim().is_empty() => Ok(Some(key)),
+            _ => Err(format!(
+                "the LLM API key is missing: set the environment variable {} (or change llm.api_key_env; \
+                 leave it empty for a server without auth)",
+                self.llm.api_key_env
+            )),
+        }
+    }
+}
+
+fn default_locations() -> Vec<PathBuf> {
+    let mut out = vec![PathBuf::from("hiwar.toml")];
+    if let Some(dir) = dirs::config_dir() {
+        out.push(dir.join("hiwar").join("hiwar.toml"));
+    }
+    out
+}
+
+/// Splits `LLM_BASE_URL` into a known section and key: (`llm`, `base_url`, default value).
+fn locate<'d>(defaults: &'d toml::Table, rest: &str) -> Option<(String, String, &'d toml::Value)> {
+    let lower = rest.to_ascii_lowercase();
+    defaults.iter().find_map(|(section, fields)| {
+        let key = lower.strip_prefix(section.as_str())?.strip_prefix('_')?;
+        let default = fields.as_table()?.get(key)?;
+        Some((section.clone(), key.to_string(), default))
+    })
+}
+
+/// Reads an environment string as the same TOML type as the key's default.
+fn typed_like(default: &toml::Value, raw: &str) -> anyhow::Result<toml::Value> {
+    Ok(match default {
+        toml::Value::String(_) => toml::Value::String(raw.to_string()),
+        toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse().with_context(|| format!("`{raw}` is not an integer"))?),
+        toml::Value::Float(_) => toml::Value::Float(raw.trim().parse().with_context(|| format!("`{raw}` is not a number"))?),
+        toml::Value::Boolean(_) => match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
+            "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
+            _ => bail!("`{raw}` is not true or false"),
+        },
+        toml::Value::Array(_) => toml::Value::Array(raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| toml::Value::String(s.into())).collect()),
+        other => bail!("keys of type {} cannot be set from the environment", other.type_str()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_example_config_parses_and_matches_the_defaults_where_it_says_so() {
+        let text = include_str!("../../../hiwar.example.toml");
+        let config = Config::parse(text, "hiwar.example.toml", &[]).expect("example parses");
+        assert_eq!(config.hearing.languages, vec!["ar", "en"]);
+        assert!(!config.privacy.record_audio && !config.privacy.record_transcripts, "privacy by default");
+    }
+
+    #[test]
+    fn a_typo_in_a_key_names_the_key_and_the_line() {
+        let text = "[llm]\nmodel = \"qwen-max\"\nbse_url = \"http://localhost:8000/v1\"\n";
+        let err = Config::parse(text, "hiwar.toml", &[]).expect_err("typo").to_string();
+        assert!(err.contains("bse_url"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("hiwar.toml"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_section_is_rejected() {
+        let err = Config::parse("[lmm]\nmodel = \"x\"\n", "hiwar.toml", &[]).expect_err("typo").to_string();
+        assert!(err.contains("lmm"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_follow_one_rule() {
+        let config = Config::parse(
+            "[llm]\nmodel = \"qwen-max\"\n",
+            "hiwar.toml",
+            &vars(&[
+                ("HIWAR_LLM_BASE_URL", "http://127.0.0.1:8000/v1"),
+                ("HIWAR_LLM_FIRST_TOKEN_TIMEOUT_MS", "500"),
+                ("HIWAR_HEARING_LANGUAGES", "en, ar"),
+                ("HIWAR_PRIVACY_RECORD_AUDIO", "true"),
+                ("HIWAR_HOME", "/tmp/not-a-key"),
+                ("PATH", "/usr/bin"),
+            ]),
+        )
+        .expect("valid overrides");
+        assert_eq!(config.llm.base_url, "http://127.0.0.1:8000/v1");
+        assert_eq!(config.llm.model, "qwen-max", "file value kept");
+        assert_eq!(config.llm.first_token_timeout_ms, 500);
+        assert_eq!(config.hearing.languages, vec!["en", "ar"]);
+        assert!(config.privacy.record_audio);
+    }
+
+    #[test]
+    fn a_mistyped_environment_variable_is_an_error() {
+        let err = Config::parse("", "defaults", &vars(&[("HIWAR_LLM_BSE_URL", "x")])).expect_err("typo");
+        assert!(err.to_string().contains("HIWAR_LLM_BSE_URL"), "{err}");
+        let err = Config::parse("", "defaults", &vars(&[("HIWAR_LLM_RETRIES", "soon")])).expect_err("type");
+        assert!(format!("{err:#}").contains("not an integer"), "{err:#}");
+    }
+
+    #[test]
+    fn values_outside_their_documented_sets_are_refused_with_the_key() {
+        let refused = |text: &str, key: &str| {
+            let err = format!("{:#}", Config::parse(text, "hiwar.toml", &[]).expect_err(text));
+            assert!(err.contains(key), "{text}: {err}");
+        };
+        refused("[hearing]\nlanguage = \"fr\"\n", "hearing.language");
+        refused("[hearing]\nlanguages = [\"ar\", \"fr\"]\n", "hearing.languages");
+        refused("[hearing]\nlanguages = []\n", "hearing.languages");
+        refused("[llm]\ntemperature = nan\n", "llm.temperature");
+        refused("[llm]\ntemperature = 7.0\n", "llm.temperature");
+        refused("[hearing]\nvad_start_threshold = 1.5\n", "hearing.vad_start_threshold");
+        refused("[voice]\ndevice = \"gpu\"\n", "voice.device");
+        refused("[llm]\npreset = \"openai\"\n", "llm.preset");
+        refused("[serve]\nmessages_per_second = inf\n", "serve.messages_per_second");
+        refused("[log]\nformat = \"xml\"\n", "log.format");
+        // From the environment too.
+        let err = Config::parse("", "defaults", &vars(&[("HIWAR_HEARING_LANGUAGE", "fr")])).expect_err("fr");
+        assert!(format!("{err:#}").contains("hearing.language"), "{err:#}");
+        // And several problems are named together.
+        let err = format!("{:#}", Config::parse("[hearing]\nlanguage = \"fr\"\n[llm]\ntemperature = -1.0\n", "hiwar.toml", &[]).expect_err("two"));
+        assert!(err.contains("hearing.language") && err.contains("llm.temperature"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_api_key_names_the_variable() {
+        let mut config = Config::default();
+        config.llm.api_key_env = "HIWAR_TEST_SURELY_UNSET_KEY_VAR".into();
+        let err = config.llm_api_key().expect_err("unset");
+        assert!(err.contains("HIWAR_TEST_SURELY_UNSET_KEY_VAR"), "{err}");
+        config.llm.api_key_env.clear();
+        assert_eq!(config.llm_api_key(), Ok(None));
+    }
+}

@@ -1,0 +1,494 @@
+//! The live loop: turns taken between the person and hiwar.
+//!
+//! States idle → listening → thinking → speaking, published on the bus. One turn: the final
+//! transcript goes to the mind; its answer is cut into chunks as it streams and spoken by the
+//! voice worker onto the speaker; if nothing has been sent to the voice `holding_after` after
+//! the person stopped, a holding phrase is said. Barge-in: speech while hiwar speaks (louder
+//! than the echo of its own voice by a margin) cancels the turn — the LLM connection is
+//! dropped, the voice worker stops queueing, the player fades out — and listening starts.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use hiwar_core::bus::{Bus, Event, EventKind, Lang, Said, State, TurnId};
+use hiwar_core::speaking::{VoiceEvent, VoiceOut};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::input::{BargeRecord, LoopInput};
+use crate::mind::Mind;
+use crate::turn::{TurnReport, TurnTimes, answer_turn, publish_spoken, reply_lang};
+
+/// What a run of the live loop did.
+#[derive(Debug, Default)]
+pub struct LoopOutcome {
+    pub turns: Vec<TurnReport>,
+    pub barge_ins: Vec<BargeRecord>,
+}
+
+/// The live loop's settings.
+#[derive(Debug, Clone)]
+pub struct LoopSettings {
+    /// Quiet that ends a session (the conversation memory is wiped).
+    pub session_ends_after: Duration,
+    pub barge_in: bool,
+    pub margin_db: f32,
+    pub holding_after: Duration,
+    /// Set when a session ends: hearing wipes the audio it keeps between utterances.
+    pub wipe_audio: Arc<std::sync::atomic::AtomicBool>,
+    /// Beaten every tick, for the watchdog.
+    pub health: Option<Arc<crate::kiosk::watchdog::Health>>,
+    /// When the voice counts as stuck, and how restarts add up to out of service.
+    pub watchdog: hiwar_core::config::WatchdogConfig,
+}
+
+impl LoopSettings {
+    pub fn from_config(config: &hiwar_core::config::Config) -> LoopSettings {
+        let d = &config.dialogue;
+        LoopSettings {
+            session_ends_after: Duration::from_secs(d.session_ends_after_secs),
+            barge_in: d.barge_in,
+            margin_db: d.barge_in_margin_db,
+            holding_after: Duration::from_millis(d.holding_after_ms),
+            wipe_audio: Arc::default(),
+            health: None,
+            watchdog: config.watchdog.clone(),
+        }
+    }
+}
+
+/// The turn in progress.
+struct Active {
+    id: u64,
+    cancel: CancellationToken,
+    speaking_since: Option<Instant>,
+    /// Clock position where its speech ends, once all of it is queued.
+    audio_end: Option<u64>,
+}
+
+/// The echo of our own voice as the microphone hears it: the loudest input level while we
+/// spoke (from `since`), up to 700 ms before `at` — the interrupting voice itself began about
+/// that long before the VAD reported it, and must not count as echo.
+pub fn echo_level(levels: &VecDeque<(Instant, f32)>, since: Instant, at: Instant) -> f32 {
+    levels.iter().filter(|(t, _)| *t >= since && *t + Duration::from_millis(700) <= at).map(|(_, l)| *l).fold(-100.0f32, f32::max)
+}
+
+/// A question ready to answer.
+struct Question {
+    text: String,
+    lang: Lang,
+    speech_end: Instant,
+    decided: Option<Instant>,
+    ready: Instant,
+}
+
+/// Runs the live dialogue until `inputs` close (and the last answer is heard) or `stop` fires.
+/// `level` is the microphone's loudness for the echo estimate.
+#[allow(clippy::too_many_arguments, reason = "the loop's parts, wired by `hiwar run` and the benchmark")]
+pub async fn live_loop(
+    mut mind: Arc<Mind>,
+    voice: Arc<VoiceOut>,
+    bus: Bus,
+    mut settings: LoopSettings,
+    level: Arc<hiwar_speech::hearing::InputLevel>,
+    mut inputs: mpsc::UnboundedReceiver<LoopInput>,
+    loop_tx: mpsc::UnboundedSender<LoopInput>,
+    stop: CancellationToken,
+) -> LoopOutcome {
+    use hiwar_speech::hearing::HearingEvent as H;
+    let publish = |turn: u64, kind| bus.publish(Event { turn: TurnId(turn), clock: None, kind });
+    let mut active: Option<Active> = None;
+    let mut ignored: HashSet<u64> = HashSet::new();
+    // When each utterance ended (the last voiced sample), for the holding phrase's deadline.
+    let mut ended_at: Option<(u64, Instant)> = None;
+    // The utterance being spoken now, and a question waiting for the rest of the sentence.
+    let mut in_progress: Option<u64> = None;
+    let mut pending: Option<Question> = None;
+    // An utterance that has ended and whose transcript is not in yet: the visitor is waiting.
+    let mut transcribing: Option<u64> = None;
+    let mut levels: VecDeque<(Instant, f32)> = VecDeque::new();
+    let mut outcome = LoopOutcome::default();
+    let mut times: std::collections::HashMap<u64, TurnTimes> = std::collections::HashMap::new();
+    let mut decision: Option<(u64, Instant)> = None;
+    let mut hearing_open = true;
+    let mut last_activity = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut next_turn = 1u64;
+    // The voice's watchdog: recent restarts, and whether it has spoken since the last one.
+    let mut voice_restarts: VecDeque<Instant> = VecDeque::new();
+    let mut spoke_since_restart = true;
+    // The visitor's session in progress (its number), and how many there have been.
+    let mut session: Option<u64> = None;
+    let mut sessions = 0u64;
+    publish(0, EventKind::State(State::Idle));
+    // (The operator's log of sessions is the bus's Session events: `hiwar run` logs them.)
+    let begin_session = |session: &mut Option<u64>, sessions: &mut u64| {
+        if session.is_none() {
+            *sessions += 1;
+            *session = Some(*sessions);
+            publish(*sessions, EventKind::Session { started: true });
+        }
+    };
+    // The mind and the holding delay are arguments: a config reload replaces them.
+    let start_turn = |q: Question,
+                      mind: &Arc<Mind>,
+                      holding: Duration,
+                      active: &mut Option<Active>,
+                      times: &mut std::collections::HashMap<u64, TurnTimes>,
+                      next_turn: &mut u64| {
+        if let Some(old) = active.take() {
+            old.cancel.cancel();
+            voice.cancel(old.id);
+        }
+        let turn = *next_turn;
+        *next_turn += 1;
+        times.insert(turn, TurnTimes { speech_end: Some(q.speech_end), decided: q.decided, final_ready: Some(q.ready), ..TurnTimes::default() });
+        let cancel = CancellationToken::new();
+        *active = Some(Active { id: turn, cancel: cancel.clone(), speaking_since: None, audio_end: None });
+        let (mind, voice, bus, tx, holding) = (Arc::clone(mind), Arc::clone(&voice), bus.clone(), loop_tx.clone(), holding);
+        tokio::spawn(async move {
+            let report = answer_turn(&mind, voice.as_ref(), &bus, turn, &q.text, q.lang, q.speech_end, holding, cancel).await;
+            let _ = tx.send(LoopInput::TurnDone(Box::new(report)));
+        });
+    };
+    loop {
+        let input = tokio::select! {
+            () = stop.cancelled() => break,
+            _ = tick.tick() => None,
+            i = inputs.recv() => match i { Some(i) => Some(i), None => break },
+        };
+        let speaking = active.as_ref().and_then(|a| a.speaking_since);
+        match input {
+            None => {
+                if let Some(since) = speaking {
+                    levels.push_back((Instant::now(), level.db()));
+                    while levels.front().is_some_and(|(t, _)| *t < since) {
+                        levels.pop_front();
+                    }
+                }
+                // The answer has been heard in full: back to idle.
+                if let Some(a) = &active
+                    && let Some(end) = a.audio_end
+                    && voice.clock.as_ref().is_none_or(|c| c.position() >= end)
+                {
+                    publish(a.id, EventKind::State(State::Idle));
+                    active = None;
+                    levels.clear();
+                }
+                if let Some(h) = &settings.health {
+                    h.beat_dialogue();
+                }
+                watch_voice(&voice, &bus, &settings, &mut voice_restarts, &mut spoke_since_restart);
+                if active.is_some() || in_progress.is_some() || pending.is_some() || transcribing.is_some() {
+                    last_activity = Instant::now();
+                } else if let Some(n) = session.filter(|_| last_activity.elapsed() >= settings.session_ends_after) {
+                    // The visitor has gone: nothing of theirs may reach the next one.
+                    session = None;
+                    mind.forget();
+                    settings.wipe_audio.store(true, Ordering::Relaxed);
+                    (ended_at, decision) = (None, None);
+                    ignored.clear();
+                    levels.clear();
+                    times.clear();
+                    for r in &mut outcome.turns {
+                        hiwar_core::runtime::wipe(&mut r.question);
+                        hiwar_core::runtime::wipe(&mut r.answer);
+                    }
+                    publish(n, EventKind::Session { started: false });
+                }
+                if !hearing_open && active.is_none() {
+                    break;
+                }
+            }
+            Some(LoopInput::Touch) => {
+                last_activity = Instant::now();
+                begin_session(&mut session, &mut sessions);
+            }
+            Some(LoopInput::Typed(text)) => {
+                last_activity = Instant::now();
+                begin_session(&mut session, &mut sessions);
+                let lang = reply_lang("", &text);
+                let now = Instant::now();
+                bus.publish(Event {
+                    turn: TurnId(next_turn),
+                    clock: None,
+                    kind: EventKind::Transcript { text: text.clone(), lang, is_final: true, confidence: None },
+                });
+                // A question typed while a turn is pending or in progress replaces it.
+                pending = None;
+                start_turn(
+                    Question { text, lang, speech_end: now, decided: None, ready: now },
+                    &mind,
+                    settings.holding_after,
+                    &mut active,
+                    &mut times,
+                    &mut next_turn,
+                );
+            }
+            Some(LoopInput::Reload(new)) => {
+                let new = *new;
+                mind = Arc::new(new.mind.continuing(&mind));
+                voice.replace_voices(new.voices, new.config.clone());
+                // The loop keeps its own wipe flag and watchdog handle; the rest is the new config's.
+                settings =
+                    LoopSettings { wipe_audio: Arc::clone(&settings.wipe_audio), health: settings.health.clone(), ..LoopSettings::from_config(&new.config) };
+                tracing::warn!(target: "hiwar::ops", "config reloaded from {}", new.config.source.as_ref().map_or_else(|| "built-in defaults".into(), |p| p.display().to_string()));
+            }
+            Some(LoopInput::HearingRestarted) => {
+                // The new hearing numbers its utterances from the start.
+                (in_progress, pending, ended_at, decision, transcribing) = (None, None, None, None, None);
+                ignored.clear();
+            }
+            Some(LoopInput::Hearing(event)) => match event {
+                H::SpeechStarted { utterance, at, level_db, .. } => {
+                    in_progress = Some(utterance);
+                    last_activity = Instant::now();
+                    begin_session(&mut session, &mut sessions);
+                    if let Some(since) = speaking {
+                        // The echo: the loudest the microphone heard while we spoke, before
+                        // this voice could have begun.
+                        let echo = echo_level(&levels, since, at);
+                        if settings.barge_in && level_db - echo >= settings.margin_db {
+                            if let Some(a) = active.take() {
+                                barge_in(&voice, &bus, &a, &loop_tx);
+                            }
+                            tracing::info!("barge-in: speech {level_db:.0} dBFS, echo {echo:.0} dBFS");
+                        } else {
+                            tracing::info!(
+                                "speech while speaking ignored ({}): {level_db:.0} dBFS vs echo {echo:.0} dBFS",
+                                if settings.barge_in { "below the echo margin" } else { "half-duplex" }
+                            );
+                            ignored.insert(utterance);
+                            continue;
+                        }
+                    } else if let Some(a) = active.take() {
+                        // Still thinking: the person goes on talking, so the question changes.
+                        a.cancel.cancel();
+                        voice.cancel(a.id);
+                    }
+                    for e in hiwar_core::bus::from_hearing(&H::SpeechStarted { utterance, start: 0, at, level_db }) {
+                        bus.publish(Event { clock: None, ..e });
+                    }
+                }
+                H::SpeechEnded { utterance, last_voiced, decided_at, decided } => {
+                    if in_progress == Some(utterance) {
+                        in_progress = None;
+                    }
+                    if ignored.contains(&utterance) {
+                        continue;
+                    }
+                    let back = Duration::from_secs_f64(decided_at.saturating_sub(last_voiced) as f64 / 16_000.0);
+                    ended_at = Some((utterance, decided.checked_sub(back).unwrap_or(decided)));
+                    decision = Some((utterance, decided));
+                    transcribing = Some(utterance);
+                    publish(utterance, EventKind::SpeechEnded);
+                }
+                H::Final { utterance: Some(u), id, ready, .. } if !ignored.contains(&id) => {
+                    transcribing = transcribing.filter(|t| *t != id);
+                    let lang = reply_lang(&u.lang, &u.text);
+                    bus.publish(Event {
+                        turn: TurnId(id),
+                        clock: None,
+                        kind: EventKind::Transcript { text: u.text.clone(), lang, is_final: true, confidence: Some(u.confidence) },
+                    });
+                    let speech_end = ended_at.filter(|(i, _)| *i == id).map_or_else(Instant::now, |(_, t)| t);
+                    let decided = decision.filter(|(i, _)| *i == id).map(|(_, t)| t);
+                    // A pause split the sentence: the two halves are one question.
+                    let question = match pending.take() {
+                        Some(p) => Question {
+                            text: format!("{} {}", p.text, u.text),
+                            lang: reply_lang(&u.lang, &format!("{} {}", p.text, u.text)),
+                            speech_end,
+                            decided,
+                            ready,
+                        },
+                        None => Question { text: u.text.clone(), lang, speech_end, decided, ready },
+                    };
+                    if in_progress.is_some_and(|i| i > id) {
+                        // The person is already saying more: wait for the rest.
+                        pending = Some(question);
+                        continue;
+                    }
+                    start_turn(question, &mind, settings.holding_after, &mut active, &mut times, &mut next_turn);
+                }
+                H::Final { id, .. } => {
+                    transcribing = transcribing.filter(|t| *t != id);
+                    ignored.remove(&id);
+                    match pending.take() {
+                        // What followed the question was only noise: answer it now.
+                        Some(q) if in_progress.is_none_or(|i| i <= id) => start_turn(q, &mind, settings.holding_after, &mut active, &mut times, &mut next_turn),
+                        other => pending = other,
+                    }
+                    if active.is_none() && pending.is_none() {
+                        publish(id, EventKind::State(State::Idle));
+                    }
+                }
+                other => {
+                    for e in hiwar_core::bus::from_hearing(&other) {
+                        bus.publish(Event { clock: None, ..e });
+                    }
+                }
+            },
+            Some(LoopInput::HearingClosed) => hearing_open = false,
+            Some(LoopInput::Voice(VoiceEvent::Spoken(s))) => {
+                spoke_since_restart = true;
+                if let Some(t) = times.get_mut(&s.turn) {
+                    let heard = s.heard_at();
+                    match s.what {
+                        Said::Answer if t.answer_heard.is_none() => {
+                            t.answer_heard = Some(heard);
+                            t.first_synth_ms = s.synth_ms;
+                            t.first_device_ms = (heard - s.queued_at).as_secs_f64() * 1e3;
+                        }
+                        Said::Holding => {
+                            t.holding_heard.get_or_insert(heard);
+                        }
+                        Said::Fallback => {
+                            t.fallback_heard.get_or_insert(heard);
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(a) = active.as_mut().filter(|a| a.id == s.turn) {
+                    if a.speaking_since.is_none() {
+                        a.speaking_since = Some(s.heard_at());
+                        publish(a.id, EventKind::State(State::Speaking));
+                    }
+                    publish_spoken(&bus, &s);
+                }
+            }
+            Some(LoopInput::Voice(VoiceEvent::TurnEnd { turn, end })) => {
+                if let Some(a) = active.as_mut().filter(|a| a.id == turn) {
+                    a.audio_end = Some(end);
+                }
+            }
+            Some(LoopInput::Voice(VoiceEvent::Failed { turn, message })) => {
+                tracing::error!("voice: {message}");
+                publish(turn, EventKind::Error { message: format!("voice: {message}"), for_person: None });
+            }
+            Some(LoopInput::TurnDone(report)) => outcome.turns.push(*report),
+            Some(LoopInput::BargeMeasured(b)) => outcome.barge_ins.push(b),
+        }
+    }
+    for r in &mut outcome.turns {
+        if let Some(t) = times.remove(&r.turn) {
+            r.times = t;
+        }
+    }
+    outcome
+}
+
+/// The voice's watchdog, run every tick: a synthesis running past `voice_stall_secs` has the
+/// voice restarted (see [`VoiceOut::restart`]); `max_restarts` within the window put the kiosk
+/// out of service until the voice has spoken again and stayed well for `healthy_after_secs`.
+fn watch_voice(voice: &VoiceOut, bus: &Bus, settings: &LoopSettings, restarts: &mut VecDeque<Instant>, spoke: &mut bool) {
+    let w = &settings.watchdog;
+    let window = Duration::from_secs(w.restart_window_secs);
+    if let Some(stuck) = voice.synthesizing_for().filter(|d| *d > Duration::from_secs(w.voice_stall_secs)) {
+        let now = Instant::now();
+        restarts.push_back(now);
+        while restarts.front().is_some_and(|t| now.duration_since(*t) > window) {
+            restarts.pop_front();
+        }
+        let why = format!("one synthesis has run for {} s", stuck.as_secs());
+        let restarted = voice.restart();
+        tracing::error!(target: "hiwar::ops", "watchdog: {} the voice ({} in {} min): {why}", if restarted { "restarting" } else { "cannot restart" }, restarts.len(), w.restart_window_secs / 60);
+        bus.publish(Event { turn: TurnId(0), clock: None, kind: EventKind::Error { message: format!("the voice was restarted: {why}"), for_person: None } });
+        *spoke = false;
+        if let Some(h) = settings.health.as_ref().filter(|_| restarts.len() >= w.max_restarts || !restarted) {
+            h.out_of_service("voice", format!("{} restarts in {} min, the last: {why}", restarts.len(), w.restart_window_secs / 60));
+        }
+    } else if *spoke
+        && let Some(h) = &settings.health
+        && restarts.back().is_some_and(|t| t.elapsed() > Duration::from_secs(w.healthy_after_secs))
+    {
+        h.recovered("voice");
+    }
+}
+
+/// Stops the turn now: the LLM stream (its connection dropped), the voice and the player; then
+/// measures how much of the answer still reached the device, and when it fell silent.
+fn barge_in(voice: &Arc<VoiceOut>, bus: &Bus, a: &Active, loop_tx: &mpsc::UnboundedSender<LoopInput>) {
+    let decided = Instant::now();
+    let before = voice.clock.as_ref().map(|c| c.audible_frames());
+    a.cancel.cancel();
+    voice.cancel(a.id);
+    let (bus, turn, tx) = (bus.clone(), a.id, loop_tx.clone());
+    bus.publish(Event { turn: TurnId(turn), clock: None, kind: EventKind::State(State::Listening) });
+    if let (Some(before), Some(clock)) = (before, voice.clock.clone()) {
+        tokio::spawn(async move {
+            // Watch the frames handed to the device until they stop growing.
+            let (mut last, mut changed) = (clock.audible_frames(), Instant::now());
+            while changed.elapsed() < Duration::from_millis(60) && decided.elapsed() < Duration::from_secs(1) {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                let now = clock.audible_frames();
+                if now != last {
+                    (last, changed) = (now, Instant::now());
+                }
+            }
+            let rate = f64::from(clock.sample_rate().max(1));
+            let silent_at = changed + Duration::from_secs_f64(clock.latency_frames() as f64 / rate);
+            let audible_after = last - before;
+            let limit = hiwar_speech::voice::fade_frames(clock.sample_rate()) + clock.buffer_frames();
+            bus.publish(Event { turn: TurnId(turn), clock: None, kind: EventKind::BargeIn { audible_after, limit } });
+            let _ = tx.send(LoopInput::BargeMeasured(BargeRecord { turn, decided, silent_at, audible_after, limit }));
+        });
+    }
+}
+
+/// Hearing's and the voice's events into the loop (hearing's channel is a std one). Needs a
+/// tokio runtime.
+pub fn forward(hearing: hiwar_speech::hearing::Hearing, voice_events: mpsc::UnboundedReceiver<VoiceEvent>, tx: &mpsc::UnboundedSender<LoopInput>) {
+    let h = tx.clone();
+    std::thread::Builder::new()
+        .name("hearing-loop".into())
+        .spawn(move || {
+            let hearing = hearing;
+            for e in hearing.events.iter() {
+                if let hiwar_speech::hearing::HearingEvent::Failed { reason } = &e {
+                    tracing::error!("hearing: {reason}");
+                }
+                if h.send(LoopInput::Hearing(e)).is_err() {
+                    return;
+                }
+            }
+            let _ = h.send(LoopInput::HearingClosed);
+        })
+        .expect("spawn the hearing forwarder");
+    forward_voice(voice_events, tx);
+}
+
+/// The voice's events into the loop. Needs a tokio runtime.
+pub fn forward_voice(mut voice_events: mpsc::UnboundedReceiver<VoiceEvent>, tx: &mpsc::UnboundedSender<LoopInput>) {
+    let v = tx.clone();
+    tokio::spawn(async move {
+        while let Some(e) = voice_events.recv().await {
+            if v.send(LoopInput::Voice(e)).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_echo_is_what_the_microphone_heard_while_we_spoke_before_the_voice_began() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // Our voice comes back at about −30 dBFS; someone starts talking at 2.0 s (−12 dBFS),
+        // and the VAD reports it at 2.4 s.
+        let levels: VecDeque<(Instant, f32)> = (0..60u64).map(|i| (at(i * 50), if i >= 40 { -12.0 } else { -30.0 - (i % 3) as f32 })).collect();
+        let echo = echo_level(&levels, at(0), at(2_400));
+        assert_eq!(echo, -30.0, "the voice's own onset is not echo");
+        assert!(-12.0 - echo >= 10.0, "a voice 18 dB over the echo interrupts");
+        // The echo alone, reported as speech, does not.
+        assert!(-29.0 - echo < 10.0);
+        // Nothing heard yet while speaking (or a separate microphone): anything interrupts.
+        assert_eq!(echo_level(&VecDeque::new(), at(0), at(500)), -100.0);
+    }
+}

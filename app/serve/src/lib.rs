@@ -1,0 +1,1040 @@
+//! `hiwar serve`: the WebSocket protocol (v1, `protocol.rs`, docs/protocol.md), the reference
+//! web page, `/healthz` and Prometheus `/metrics`, on one port.
+//!
+//! Each connection (TLS first, if configured) is read up to the end of its request head within the handshake
+//! timeout; then it is either a plain HTTP GET (page, health, metrics) or a WebSocket upgrade on
+//! `/ws`, checked for its token (constant-time) and Origin before tungstenite completes it.
+//! A session's outgoing messages go through a bounded queue: a client that stops reading is
+//! dropped rather than buffered without end. The mind is shared (each session has its own
+//! conversation memory); the voice is a small pool of synthesis threads.
+
+pub mod protocol;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_util::sync::CancellationToken;
+
+use hiwar_core::bus::{Bus, EventKind, Lang, Said};
+use hiwar_core::config::Config;
+use hiwar_core::speaking::VoicePool;
+use hiwar_dialogue::mind::Mind;
+use hiwar_dialogue::turn::{Speak, answer_turn, reply_lang};
+use protocol::{ClientMsg, ServerMsg, VERSION, WordSpan};
+
+/// Longest a single message may take to be written to a client before the client counts as
+/// not reading.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest `reply` text in one message: a longer delta goes out as several.
+const MAX_REPLY_BYTES: usize = 16 * 1024;
+
+/// `text` in pieces of at most `max` bytes, cut at character boundaries.
+fn pieces(text: &str, max: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while rest.len() > max {
+        let mut cut = max;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    if !rest.is_empty() || out.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub sessions: AtomicUsize,
+    pub sessions_total: AtomicU64,
+    pub refused_auth: AtomicU64,
+    pub refused_origin: AtomicU64,
+    pub refused_full: AtomicU64,
+    pub dropped_slow: AtomicU64,
+    pub turns_total: AtomicU64,
+    pub errors_total: AtomicU64,
+    /// Per-stage latency: the question → first audio sent, retrieval, the LLM's first token,
+    /// one chunk's synthesis.
+    first_audio: Histogram,
+    retrieval: Histogram,
+    llm_first_token: Histogram,
+    synthesis: Histogram,
+}
+
+const BUCKETS_MS: [u64; 10] = [1, 5, 25, 50, 100, 200, 400, 800, 1_600, 6_400];
+
+/// A Prometheus histogram of milliseconds (atomics only).
+#[derive(Debug, Default)]
+struct Histogram {
+    counts: [AtomicU64; BUCKETS_MS.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, ms: f64) {
+        let i = BUCKETS_MS.iter().position(|b| ms <= *b as f64).unwrap_or(BUCKETS_MS.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add((ms * 1e3).max(0.0) as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, stage: &str) -> String {
+        let mut out = String::new();
+        let mut cumulative = 0;
+        for (i, b) in BUCKETS_MS.iter().enumerate() {
+            cumulative += self.counts[i].load(Ordering::Relaxed);
+            out.push_str(&format!("hiwar_stage_ms_bucket{{stage=\"{stage}\",le=\"{b}\"}} {cumulative}\n"));
+        }
+        cumulative += self.counts[BUCKETS_MS.len()].load(Ordering::Relaxed);
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e3;
+        out.push_str(&format!(
+            "hiwar_stage_ms_bucket{{stage=\"{stage}\",le=\"+Inf\"}} {cumulative}\nhiwar_stage_ms_sum{{stage=\"{stage}\"}} {sum}\nhiwar_stage_ms_count{{stage=\"{stage}\"}} {cumulative}\n"
+        ));
+        out
+    }
+}
+
+impl Metrics {
+    fn observe_first_audio(&self, ms: u64) {
+        self.first_audio.observe(ms as f64);
+    }
+
+    fn render(&self) -> String {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{value}"));
+        };
+        metric("hiwar_sessions", "gauge", "WebSocket sessions open now.", format!("hiwar_sessions {}\n", self.sessions.load(Ordering::Relaxed)));
+        metric("hiwar_sessions_total", "counter", "WebSocket sessions accepted.", format!("hiwar_sessions_total {}\n", g(&self.sessions_total)));
+        metric(
+            "hiwar_refused_total",
+            "counter",
+            "Connections refused, by reason.",
+            format!(
+                "hiwar_refused_total{{reason=\"auth\"}} {}\nhiwar_refused_total{{reason=\"origin\"}} {}\nhiwar_refused_total{{reason=\"full\"}} {}\nhiwar_refused_total{{reason=\"slow_client\"}} {}\n",
+                g(&self.refused_auth),
+                g(&self.refused_origin),
+                g(&self.refused_full),
+                g(&self.dropped_slow)
+            ),
+        );
+        metric("hiwar_turns_total", "counter", "Turns answered.", format!("hiwar_turns_total {}\n", g(&self.turns_total)));
+        metric("hiwar_errors_total", "counter", "Error messages sent to clients.", format!("hiwar_errors_total {}\n", g(&self.errors_total)));
+        let hist =
+            [("first_audio", &self.first_audio), ("retrieval", &self.retrieval), ("llm_first_token", &self.llm_first_token), ("synthesis", &self.synthesis)]
+                .iter()
+                .map(|(stage, h)| h.render(stage))
+                .collect::<String>();
+        metric(
+            "hiwar_stage_ms",
+            "histogram",
+            "Latency by stage, milliseconds: question → first audio sent, retrieval, LLM first token, one chunk's synthesis.",
+            hist,
+        );
+        out
+    }
+}
+
+/// The server's settings, from `[serve]`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub token: Option<String>,
+    pub origins: Vec<String>,
+    pub max_sessions: usize,
+    pub max_message_bytes: usize,
+    pub messages_per_second: f64,
+    pub idle_timeout: Duration,
+    pub handshake_timeout: Duration,
+    pub send_queue: usize,
+    pub max_audio_streams: usize,
+    pub web_dir: PathBuf,
+}
+
+struct Shared {
+    settings: Settings,
+    /// Hearing for microphone audio over the socket (None: its models are missing).
+    hearing: Option<hiwar_speech::hearing::HearingConfig>,
+    audio_streams: AtomicUsize,
+    mind: Mind,
+    synth: VoicePool,
+    metrics: Metrics,
+    next_session: AtomicU64,
+    shutdown: CancellationToken,
+}
+
+/// Byte-for-byte comparison whose time does not depend on where the first difference is.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff));
+    }
+    diff == 0
+}
+
+fn is_loopback(addr: &std::net::SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+/// `hiwar serve`.
+pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
+    let s = &config.serve;
+    let bind = bind.unwrap_or_else(|| s.bind.clone());
+    let addr: std::net::SocketAddr = bind.parse().with_context(|| format!("--bind {bind}: expected ADDRESS:PORT, e.g. 127.0.0.1:8787"))?;
+    let token = Some(s.token.trim().to_string()).filter(|t| !t.is_empty());
+    anyhow::ensure!(
+        token.is_some() || is_loopback(&addr),
+        "hiwar serve binds to {addr}, which other machines can reach, but no token is set: set serve.token (or HIWAR_SERVE_TOKEN) so that only your page can connect"
+    );
+    let settings = Settings {
+        token,
+        origins: s.allowed_origins.clone(),
+        max_sessions: s.max_sessions.max(1),
+        max_message_bytes: s.max_message_bytes.max(1024),
+        messages_per_second: s.messages_per_second.max(1.0),
+        idle_timeout: Duration::from_secs(s.idle_timeout_secs.max(1)),
+        handshake_timeout: Duration::from_millis(s.handshake_timeout_ms.max(100)),
+        send_queue: s.send_queue.max(8),
+        max_audio_streams: s.max_audio_streams,
+        web_dir: hiwar_core::assets::assets_dir().join("web"),
+    };
+    let mind = Mind::from_config(config)?;
+    let synth = VoicePool::start(config, s.voice_threads)?;
+    let hearing = match hiwar_core::build::hearing_config(config, None) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::warn!("microphone audio over the socket is off: {e:#}");
+            None
+        }
+    };
+    let tls = tls_acceptor(&s.tls_cert, &s.tls_key)?;
+    let scheme = if tls.is_some() { ("https", "wss") } else { ("http", "ws") };
+    let rt = hiwar_core::runtime::runtime()?;
+    rt.block_on(async move {
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let at = listener.local_addr()?;
+        eprintln!("hiwar serve: {}://{at}/ (page) · {}://{at}/ws (protocol v{VERSION}) · /healthz · /metrics", scheme.0, scheme.1);
+        let shared = Arc::new(Shared {
+            settings,
+            hearing,
+            audio_streams: AtomicUsize::new(0),
+            mind,
+            synth,
+            metrics: Metrics::default(),
+            next_session: AtomicU64::new(1),
+            shutdown: CancellationToken::new(),
+        });
+        let stop = shared.shutdown.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!("shutting down: open turns are cancelled, sessions closed");
+            stop.cancel();
+        });
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                () = shared.shutdown.cancelled() => break,
+            };
+            let Ok((stream, _)) = accepted else { continue };
+            let _ = stream.set_nodelay(true);
+            let shared = Arc::clone(&shared);
+            match tls.clone() {
+                Some(acceptor) => {
+                    tokio::spawn(async move {
+                        // The TLS handshake counts against the handshake timeout too.
+                        if let Ok(Ok(stream)) = tokio::time::timeout(shared.settings.handshake_timeout, acceptor.accept(stream)).await {
+                            connection(shared, stream).await;
+                        }
+                    });
+                }
+                None => {
+                    tokio::spawn(async move { connection(shared, stream).await });
+                }
+            }
+        }
+        // Give sessions a moment to send their close frames.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while shared.metrics.sessions.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// TLS from PEM files (`serve.tls_cert`, `serve.tls_key`); both empty: plain TCP.
+fn tls_acceptor(cert: &str, key: &str) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    match (cert.is_empty(), key.is_empty()) {
+        (true, true) => return Ok(None),
+        (false, false) => {}
+        _ => anyhow::bail!("serve.tls_cert and serve.tls_key go together: set both (PEM files) or neither"),
+    }
+    let certs =
+        CertificateDer::pem_file_iter(cert).and_then(|it| it.collect::<Result<Vec<_>, _>>()).map_err(|e| anyhow::anyhow!("serve.tls_cert {cert}: {e}"))?;
+    anyhow::ensure!(!certs.is_empty(), "serve.tls_cert {cert}: no certificate in it");
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| anyhow::anyhow!("serve.tls_key {key}: {e}"))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("serve.tls_cert / serve.tls_key do not make a usable certificate and key")?;
+    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+}
+
+/// Anything a connection can be: plain TCP or TLS over it.
+pub trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Conn for T {}
+
+/// Reads the request head (up to 8 KiB) within the handshake timeout: the head as text, and
+/// every byte read (the WebSocket handshake reads them again).
+async fn read_head<S: Conn>(stream: &mut S, timeout: Duration) -> Option<(String, Vec<u8>)> {
+    use tokio::io::AsyncReadExt as _;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Some((String::from_utf8_lossy(&buf[..end]).into_owned(), buf));
+        }
+        if buf.len() > 8192 {
+            return None;
+        }
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await.ok()?.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A stream that first gives back bytes already read from it.
+struct Prefixed<S> {
+    prefix: Vec<u8>,
+    at: usize,
+    inner: S,
+}
+
+impl<S: Conn> tokio::io::AsyncRead for Prefixed<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.at < self.prefix.len() {
+            let n = buf.remaining().min(self.prefix.len() - self.at);
+            let at = self.at;
+            buf.put_slice(&self.prefix[at..at + n]);
+            self.at += n;
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: Conn> tokio::io::AsyncWrite for Prefixed<S> {
+    fn poll_write(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
+}
+
+async fn respond<S: Conn>(mut stream: S, status: &str, content_type: &str, body: &[u8], extra: &str) {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n{extra}\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn connection<S: Conn>(shared: Arc<Shared>, mut stream: S) {
+    let Some((head, read)) = read_head(&mut stream, shared.settings.handshake_timeout).await else {
+        // Slow or broken handshakes are dropped without a word.
+        return;
+    };
+    let mut first = head.lines().next().unwrap_or("").split_whitespace();
+    let (method, target) = (first.next().unwrap_or(""), first.next().unwrap_or("/"));
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if method != "GET" {
+        return respond(stream, "405 Method Not Allowed", "text/plain", b"GET only\n", "Allow: GET\r\n").await;
+    }
+    let upgrade = header(&head, "upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    if path == "/ws" && upgrade {
+        return websocket(shared, Prefixed { prefix: read, at: 0, inner: stream }, &head, query).await;
+    }
+    match path {
+        "/healthz" => respond(stream, "200 OK", "text/plain", b"ok\n", "").await,
+        "/metrics" => respond(stream, "200 OK", "text/plain; version=0.0.4", shared.metrics.render().as_bytes(), "").await,
+        "/ws" => respond(stream, "426 Upgrade Required", "text/plain", b"WebSocket only\n", "Upgrade: websocket\r\n").await,
+        _ => static_file(shared, stream, path).await,
+    }
+}
+
+/// The reference page's files, from assets/web (no directory traversal, a fixed set of types).
+async fn static_file<S: Conn>(shared: Arc<Shared>, stream: S, path: &str) {
+    let name = if path == "/" { "index.html" } else { path.trim_start_matches('/') };
+    let ok = !name.is_empty()
+        && name.split('/').all(|p| !p.is_empty() && p != ".." && !p.starts_with('.'))
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
+    let kind = match name.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("ttf") => "font/ttf",
+        Some("json") => "application/json",
+        _ => "",
+    };
+    let file = shared.settings.web_dir.join(name);
+    match (ok && !kind.is_empty()).then(|| std::fs::read(&file).ok()).flatten() {
+        Some(body) => respond(stream, "200 OK", kind, &body, "X-Content-Type-Options: nosniff\r\n").await,
+        None => respond(stream, "404 Not Found", "text/plain", b"not found\n", "").await,
+    }
+}
+
+async fn websocket<S: Conn>(shared: Arc<Shared>, stream: Prefixed<S>, head: &str, query: &str) {
+    let s = &shared.settings;
+    if let Some(token) = &s.token {
+        let given = header(head, "authorization")
+            .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")))
+            .map(str::to_string)
+            .or_else(|| query.split('&').find_map(|kv| kv.strip_prefix("token=")).map(percent_decode));
+        if !given.is_some_and(|g| same_secret(g.trim().as_bytes(), token.as_bytes())) {
+            shared.metrics.refused_auth.fetch_add(1, Ordering::Relaxed);
+            return respond(
+                stream,
+                "401 Unauthorized",
+                "text/plain",
+                b"a valid token is required (Authorization: Bearer TOKEN, or ?token=)\n",
+                "WWW-Authenticate: Bearer\r\n",
+            )
+            .await;
+        }
+    }
+    if let Some(origin) = header(head, "origin")
+        && !s.origins.is_empty()
+        && !s.origins.iter().any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
+    {
+        shared.metrics.refused_origin.fetch_add(1, Ordering::Relaxed);
+        return respond(stream, "403 Forbidden", "text/plain", b"this origin is not allowed (serve.allowed_origins)\n", "").await;
+    }
+    let mut cfg = WebSocketConfig::default();
+    cfg.max_message_size = Some(s.max_message_bytes);
+    cfg.max_frame_size = Some(s.max_message_bytes);
+    cfg.write_buffer_size = 64 * 1024;
+    cfg.max_write_buffer_size = 4 * 1024 * 1024;
+    let ws = match tokio::time::timeout(s.handshake_timeout, tokio_tungstenite::accept_async_with_config(stream, Some(cfg))).await {
+        Ok(Ok(ws)) => ws,
+        _ => return,
+    };
+    let (mut sink, mut incoming) = ws.split();
+    // Over the limit: a clear close code (1013, try again later) instead of a silent refusal.
+    let open = shared.metrics.sessions.fetch_add(1, Ordering::AcqRel) + 1;
+    if open > s.max_sessions {
+        shared.metrics.sessions.fetch_sub(1, Ordering::AcqRel);
+        shared.metrics.refused_full.fetch_add(1, Ordering::Relaxed);
+        let reason = format!("server full: {} sessions at most", s.max_sessions);
+        let _ = sink.send(Message::Close(Some(CloseFrame { code: CloseCode::Again, reason: reason.into() }))).await;
+        return;
+    }
+    shared.metrics.sessions_total.fetch_add(1, Ordering::Relaxed);
+    let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
+    // Outgoing: a bounded queue to a writer task. Full means the client stopped reading.
+    let (out, mut out_rx) = mpsc::channel::<Message>(s.send_queue);
+    let session_end = CancellationToken::new();
+    let writer_end = session_end.clone();
+    let writer_shared = Arc::clone(&shared);
+    let writer = tokio::spawn(async move {
+        while let Some(m) = out_rx.recv().await {
+            let close = matches!(m, Message::Close(_));
+            match tokio::time::timeout(WRITE_TIMEOUT, sink.send(m)).await {
+                Ok(Ok(())) => {}
+                Err(_) => {
+                    // The client's socket took nothing for that long: it is not reading.
+                    writer_shared.metrics.dropped_slow.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("session s{id}: a message could not be written in {WRITE_TIMEOUT:?}: the client is not reading; dropped");
+                    break;
+                }
+                Ok(Err(e)) => {
+                    if !close {
+                        tracing::info!("session s{id}: the connection failed while writing: {e}");
+                    }
+                    break;
+                }
+            }
+            if close {
+                break;
+            }
+        }
+        writer_end.cancel();
+        let _ = sink.close().await;
+    });
+    let mut session = Session::new(Arc::clone(&shared), id, out.clone(), session_end.clone());
+    let mut bucket = (s.messages_per_second * 2.0, Instant::now());
+    let close = loop {
+        let next = tokio::select! {
+            h = session.heard() => {
+                session.on_heard(h);
+                continue;
+            }
+            m = tokio::time::timeout(s.idle_timeout, incoming.next()) => m,
+            () = session_end.cancelled() => break None,
+            () = shared.shutdown.cancelled() => break Some((CloseCode::Away, "server shutting down".to_string())),
+        };
+        let msg = match next {
+            Err(_) => break Some((CloseCode::Normal, format!("idle for {:?}", s.idle_timeout))),
+            Ok(None) => break None,
+            Ok(Some(Err(e))) => {
+                let code = match e {
+                    tokio_tungstenite::tungstenite::Error::Capacity(_) => CloseCode::Size,
+                    // A text frame that is not UTF-8: "inconsistent data" (RFC 6455, 1007).
+                    tokio_tungstenite::tungstenite::Error::Utf8(_) => CloseCode::Invalid,
+                    _ => CloseCode::Protocol,
+                };
+                break Some((code, e.to_string()));
+            }
+            Ok(Some(Ok(m))) => m,
+        };
+        // A token bucket: a burst of twice the rate, refilled continuously.
+        let (tokens, at) = &mut bucket;
+        *tokens = (*tokens + at.elapsed().as_secs_f64() * s.messages_per_second).min(s.messages_per_second * 2.0);
+        *at = Instant::now();
+        if *tokens < 1.0 {
+            break Some((CloseCode::Policy, format!("over {} messages a second", s.messages_per_second)));
+        }
+        *tokens -= 1.0;
+        match msg {
+            Message::Text(t) => {
+                if let Some(close) = session.on_text(&t).await {
+                    break Some(close);
+                }
+            }
+            Message::Binary(b) => session.on_binary(&b),
+            Message::Close(_) => break None,
+            _ => {}
+        }
+    };
+    session.end();
+    if let Some((code, reason)) = close {
+        let _ = out.try_send(Message::Close(Some(CloseFrame { code, reason: reason.into() })));
+    }
+    drop(out);
+    drop(session);
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    shared.metrics.sessions.fetch_sub(1, Ordering::AcqRel);
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or(""), 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What the session's speech task is asked to do, in order.
+enum SpeechJob {
+    Say {
+        turn: u64,
+        what: Said,
+        text: String,
+    },
+    /// Everything of the turn has been queued: its end goes out after its last chunk.
+    Finish {
+        turn: u64,
+        source: &'static str,
+    },
+}
+
+/// The dialogue's voice for a session: chunks are synthesised by the pool and streamed in order.
+struct SessionVoice {
+    jobs: mpsc::UnboundedSender<SpeechJob>,
+}
+
+impl Speak for SessionVoice {
+    fn say(&self, turn: u64, what: Said, text: &str) {
+        let _ = self.jobs.send(SpeechJob::Say { turn, what, text: text.to_string() });
+    }
+
+    fn end(&self, _turn: u64) {}
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    id: u64,
+    out: mpsc::Sender<Message>,
+    end: CancellationToken,
+    mind: Arc<Mind>,
+    voice: Arc<SessionVoice>,
+    /// The turn in progress and its cancel token; turns cancelled up to this one.
+    turn: Option<(u64, CancellationToken)>,
+    cancelled: Arc<AtomicU64>,
+    /// The last turn whose `end_of_turn` has been sent.
+    finished: Arc<AtomicU64>,
+    progress: Arc<std::sync::Mutex<Progress>>,
+    next_turn: u64,
+    hello: bool,
+    lang: Option<Lang>,
+    /// Microphone audio from the client: where its blocks go, and what hearing makes of them.
+    audio: Option<std::sync::mpsc::Sender<Vec<f32>>>,
+    heard: Option<mpsc::UnboundedReceiver<hiwar_speech::hearing::HearingEvent>>,
+    /// What the client asked to be streamed, for the speech task.
+    wanted: Arc<std::sync::Mutex<protocol::Want>>,
+    asked_at: Arc<std::sync::Mutex<Option<Instant>>>,
+}
+
+/// Sends one message, or ends the session if the client is not reading (the queue is full).
+fn send(out: &mpsc::Sender<Message>, end: &CancellationToken, shared: &Shared, msg: Message) {
+    if let Err(mpsc::error::TrySendError::Full(_)) = out.try_send(msg) {
+        shared.metrics.dropped_slow.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("a client stopped reading: its session is dropped");
+        end.cancel();
+    }
+}
+
+fn json(msg: &ServerMsg) -> Message {
+    Message::Text(serde_json::to_string(msg).unwrap_or_default().into())
+}
+
+impl Session {
+    fn new(shared: Arc<Shared>, id: u64, out: mpsc::Sender<Message>, end: CancellationToken) -> Session {
+        let mind = Arc::new(shared.mind.session());
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let cancelled = Arc::new(AtomicU64::new(0));
+        let asked_at = Arc::new(std::sync::Mutex::new(None));
+        let finished = Arc::new(AtomicU64::new(0));
+        let progress = Arc::new(std::sync::Mutex::new(Progress::default()));
+        let wanted = Arc::new(std::sync::Mutex::new(protocol::Want::default()));
+        let task = SpeechTask {
+            shared: Arc::clone(&shared),
+            out: out.clone(),
+            end: end.clone(),
+            cancelled: Arc::clone(&cancelled),
+            finished: Arc::clone(&finished),
+            progress: Arc::clone(&progress),
+            asked_at: Arc::clone(&asked_at),
+            wanted: Arc::clone(&wanted),
+        };
+        tokio::spawn(speech_task(task, rx));
+        Session {
+            shared,
+            id,
+            out,
+            end,
+            mind,
+            voice: Arc::new(SessionVoice { jobs }),
+            turn: None,
+            cancelled,
+            finished,
+            progress,
+            next_turn: 1,
+            hello: false,
+            lang: None,
+            audio: None,
+            heard: None,
+            wanted,
+            asked_at,
+        }
+    }
+
+    fn send(&self, msg: &ServerMsg) {
+        send(&self.out, &self.end, &self.shared, json(msg));
+    }
+
+    fn refuse(&self, r: &protocol::Refusal) {
+        self.shared.metrics.errors_total.fetch_add(1, Ordering::Relaxed);
+        self.send(&r.to_msg());
+    }
+
+    /// Returns a close (code, reason) when the session must end.
+    async fn on_text(&mut self, text: &str) -> Option<(CloseCode, String)> {
+        let msg = match protocol::decode(text) {
+            Ok(m) => m,
+            Err(r) => {
+                self.refuse(&r);
+                return None;
+            }
+        };
+        if !self.hello && !matches!(msg, ClientMsg::Hello { .. } | ClientMsg::Bye { .. }) {
+            self.refuse(&protocol::Refusal {
+                code: "hello_first", message: "send hello first".into(), message_ar: "أرسل رسالة الترحيب أولاً."
+            });
+            return None;
+        }
+        match msg {
+            ClientMsg::Hello { lang, want, .. } => {
+                self.hello = true;
+                if let Ok(mut w) = self.wanted.lock() {
+                    *w = want;
+                }
+                self.lang = match lang.as_deref() {
+                    Some("ar") => Some(Lang::Ar),
+                    Some("en") => Some(Lang::En),
+                    _ => None,
+                };
+                self.send(&ServerMsg::Ready {
+                    v: VERSION,
+                    session: format!("s{}", self.id),
+                    audio_rate: self.shared.synth.rate(),
+                    audio_format: "pcm16le",
+                    languages: vec!["ar", "en"],
+                    streams: want.streams(),
+                });
+                self.send(&ServerMsg::State { v: VERSION, state: "idle", turn: None });
+            }
+            ClientMsg::Text { text, .. } => self.ask(text),
+            ClientMsg::Interrupt { .. } => self.interrupt(),
+            ClientMsg::AudioStart { rate, .. } => self.start_audio(rate).await,
+            ClientMsg::AudioEnd { .. } => {
+                // The end of the stream closes what was being said; hearing then finishes.
+                self.audio = None;
+            }
+            ClientMsg::Bye { .. } => return Some((CloseCode::Normal, "bye".into())),
+        }
+        None
+    }
+
+    fn on_binary(&mut self, bytes: &[u8]) {
+        let samples = match protocol::pcm16_to_f32(bytes) {
+            Ok(s) => s,
+            Err(r) => return self.refuse(&r),
+        };
+        match &self.audio {
+            Some(tx) => {
+                let _ = tx.send(samples);
+            }
+            None => self.refuse(&protocol::Refusal {
+                code: "bad_message",
+                message: "audio frame without audio_start".into(),
+                message_ar: "وصل صوت قبل رسالة بدء الصوت.",
+            }),
+        }
+    }
+
+    /// `audio_start`: a hearing pipeline (VAD + whisper) for this client's microphone.
+    async fn start_audio(&mut self, rate: u32) {
+        let refuse = |code, message: String, message_ar| protocol::Refusal { code, message, message_ar };
+        if self.audio.is_some() {
+            return self.refuse(&refuse("bad_message", "audio is already streaming; send audio_end first".into(), "الصوت يُرسل بالفعل."));
+        }
+        let Some(hc) = self.shared.hearing.clone() else {
+            return self.refuse(&refuse(
+                "not_available",
+                "hearing's models are missing on the server (hiwar models fetch)".into(),
+                "التعرف على الكلام غير متاح على الخادم.",
+            ));
+        };
+        let limit = self.shared.settings.max_audio_streams;
+        if self.shared.audio_streams.fetch_add(1, Ordering::AcqRel) >= limit {
+            self.shared.audio_streams.fetch_sub(1, Ordering::AcqRel);
+            return self.refuse(&refuse(
+                "busy",
+                format!("{limit} microphone streams at most; send text, or try again"),
+                "الخادم مشغول؛ أرسل نصاً أو حاول لاحقاً.",
+            ));
+        }
+        let (tx, blocks) = std::sync::mpsc::channel();
+        let started =
+            tokio::task::spawn_blocking(move || hiwar_speech::hearing::Hearing::start(hc, hiwar_speech::hearing::Source::Stream { blocks, rate })).await;
+        let hearing = match started {
+            Ok(Ok(h)) => h,
+            other => {
+                self.shared.audio_streams.fetch_sub(1, Ordering::AcqRel);
+                let why = match other {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "hearing did not start".into(),
+                };
+                return self.refuse(&refuse("not_available", why, "التعرف على الكلام غير متاح الآن."));
+            }
+        };
+        let (heard_tx, heard_rx) = mpsc::unbounded_channel();
+        let shared = Arc::clone(&self.shared);
+        std::thread::spawn(move || {
+            for e in hearing.events.iter() {
+                if heard_tx.send(e).is_err() {
+                    break;
+                }
+            }
+            shared.audio_streams.fetch_sub(1, Ordering::AcqRel);
+        });
+        self.audio = Some(tx);
+        self.heard = Some(heard_rx);
+    }
+
+    /// The next thing hearing reports; pending for ever when no audio is streaming.
+    async fn heard(&mut self) -> Option<hiwar_speech::hearing::HearingEvent> {
+        match self.heard.as_mut() {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn on_heard(&mut self, event: Option<hiwar_speech::hearing::HearingEvent>) {
+        use hiwar_speech::hearing::HearingEvent as H;
+        let Some(event) = event else {
+            self.heard = None;
+            return;
+        };
+        match event {
+            H::SpeechStarted { .. } => {
+                // The client's own voice over the answer: barge-in (browsers cancel their echo).
+                self.interrupt();
+                self.send(&ServerMsg::State { v: VERSION, state: "listening", turn: None });
+            }
+            H::Partial { text, lang, .. } => {
+                let lang = reply_lang(&lang, &text);
+                self.send(&ServerMsg::Transcript { v: VERSION, turn: self.next_turn, text, lang: lang.code(), is_final: false });
+            }
+            H::Final { utterance: Some(u), .. } => {
+                let lang = self.lang.unwrap_or_else(|| reply_lang(&u.lang, &u.text));
+                self.ask_in(u.text, lang);
+            }
+            H::Final { utterance: None, .. } => self.send(&ServerMsg::State { v: VERSION, state: "idle", turn: None }),
+            H::Failed { reason } => {
+                self.refuse(&protocol::Refusal { code: "hearing_failed", message: reason, message_ar: "تعذّر سماع الصوت." });
+            }
+            _ => {}
+        }
+    }
+
+    fn interrupt(&mut self) {
+        // A turn whose end has been sent is over: nothing to interrupt.
+        let Some((turn, cancel)) = self.turn.take() else { return };
+        cancel.cancel();
+        // Between two of its chunks: what was sent of it stays sent, nothing more follows, and
+        // its end (interrupted) goes out now, before anything of the next turn.
+        let Ok(p) = self.progress.lock() else { return };
+        self.cancelled.fetch_max(turn, Ordering::AcqRel);
+        if self.finished.fetch_max(turn, Ordering::AcqRel) < turn {
+            let samples = if p.turn == turn { p.samples } else { 0 };
+            self.send(&ServerMsg::State { v: VERSION, state: "listening", turn: Some(turn) });
+            self.send(&ServerMsg::EndOfTurn { v: VERSION, turn, source: "interrupted", interrupted: true, samples });
+        }
+    }
+
+    fn ask(&mut self, text: String) {
+        let lang = self.lang.unwrap_or_else(|| hiwar_dialogue::mind::knowledge::lang_of(&text));
+        self.ask_in(text, lang);
+    }
+
+    fn ask_in(&mut self, text: String, lang: Lang) {
+        self.interrupt();
+        let turn = self.next_turn;
+        self.next_turn += 1;
+        let cancel = CancellationToken::new();
+        self.turn = Some((turn, cancel.clone()));
+        self.shared.metrics.turns_total.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut a) = self.asked_at.lock() {
+            *a = Some(Instant::now());
+        }
+        self.send(&ServerMsg::Transcript { v: VERSION, turn, text: text.clone(), lang: lang.code(), is_final: true });
+        self.send(&ServerMsg::State { v: VERSION, state: "thinking", turn: Some(turn) });
+        let (mind, voice, out, end, shared) = (Arc::clone(&self.mind), Arc::clone(&self.voice), self.out.clone(), self.end.clone(), Arc::clone(&self.shared));
+        tokio::spawn(async move {
+            // The reply's text deltas go to the client from the bus this turn publishes on.
+            let bus = Bus::new(1024);
+            let mut rx = bus.subscribe();
+            let relay = {
+                let (out, end, shared) = (out.clone(), end.clone(), Arc::clone(&shared));
+                tokio::spawn(async move {
+                    while let Ok(e) = rx.recv().await {
+                        if let EventKind::ReplyText { delta } = e.kind {
+                            for piece in pieces(&delta, MAX_REPLY_BYTES) {
+                                send(&out, &end, &shared, json(&ServerMsg::Reply { v: VERSION, turn, delta: piece.to_string() }));
+                            }
+                        }
+                    }
+                })
+            };
+            let report = answer_turn(&mind, voice.as_ref(), &bus, turn, &text, lang, Instant::now(), Duration::from_secs(2), cancel).await;
+            shared.metrics.retrieval.observe(report.retrieval_ms);
+            if let Some(ms) = report.first_token_ms {
+                shared.metrics.llm_first_token.observe(ms);
+            }
+            drop(bus);
+            let _ = relay.await;
+            if !report.cancelled {
+                let source = report.source.map_or("no_answer", hiwar_core::bus::Source::code);
+                let _ = voice.jobs.send(SpeechJob::Finish { turn, source });
+            }
+        });
+    }
+
+    fn end(&mut self) {
+        if let Some((_, cancel)) = self.turn.take() {
+            cancel.cancel();
+        }
+        self.cancelled.store(u64::MAX, Ordering::Release);
+    }
+}
+
+/// Synthesises a session's chunks in order and streams them: an `audio` header and its binary
+/// frame, the visemes and the words, all on the turn's sample clock.
+/// A session's speech task and what it shares with the session.
+struct SpeechTask {
+    shared: Arc<Shared>,
+    out: mpsc::Sender<Message>,
+    end: CancellationToken,
+    cancelled: Arc<AtomicU64>,
+    finished: Arc<AtomicU64>,
+    progress: Arc<std::sync::Mutex<Progress>>,
+    asked_at: Arc<std::sync::Mutex<Option<Instant>>>,
+    wanted: Arc<std::sync::Mutex<protocol::Want>>,
+}
+
+async fn speech_task(task: SpeechTask, mut jobs: mpsc::UnboundedReceiver<SpeechJob>) {
+    let SpeechTask { shared, out, end, cancelled, finished, progress, asked_at, wanted } = task;
+    let live = |turn: u64| cancelled.load(Ordering::Acquire) < turn;
+    while let Some(job) = jobs.recv().await {
+        if end.is_cancelled() {
+            return;
+        }
+        match job {
+            SpeechJob::Say { turn, what, text } => {
+                if !live(turn) {
+                    continue;
+                }
+                let synth_started = Instant::now();
+                let spoken = shared.synth.speak(text).await;
+                shared.metrics.synthesis.observe(synth_started.elapsed().as_secs_f64() * 1e3);
+                let speech = match spoken {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!("voice: {e}");
+                        continue;
+                    }
+                };
+                // What goes out for a turn, and its end, are sent under the progress lock, so an
+                // interrupt (which takes it too) falls between two chunks, never inside one.
+                let Ok(mut p) = progress.lock() else { return };
+                if !live(turn) || speech.samples.is_empty() {
+                    continue;
+                }
+                if turn != p.turn {
+                    *p = Progress { turn, samples: 0, chunks: 0 };
+                    send(&out, &end, &shared, json(&ServerMsg::State { v: VERSION, state: "speaking", turn: Some(turn) }));
+                    if let Some(at) = asked_at.lock().ok().and_then(|mut a| a.take()) {
+                        shared.metrics.observe_first_audio(at.elapsed().as_millis() as u64);
+                    }
+                }
+                let (n, clock, seq) = (speech.samples.len() as u64, p.samples, p.chunks);
+                let want = wanted.lock().map(|w| *w).unwrap_or_default();
+                if want.audio {
+                    send(
+                        &out,
+                        &end,
+                        &shared,
+                        json(&ServerMsg::Audio { v: VERSION, turn, seq, start: clock, samples: n, rate: speech.sample_rate, what: what.code() }),
+                    );
+                    send(&out, &end, &shared, Message::Binary(protocol::f32_to_pcm16(&speech.samples).into()));
+                }
+                if want.visemes {
+                    send(&out, &end, &shared, json(&ServerMsg::Visemes { v: VERSION, turn, frames: protocol::visemes_of(&speech.phonemes, clock) }));
+                }
+                if want.words {
+                    let words = speech.words.iter().map(|w| WordSpan { text: w.word.clone(), start: w.start + clock, end: w.end + clock }).collect();
+                    send(&out, &end, &shared, json(&ServerMsg::Words { v: VERSION, turn, words }));
+                }
+                p.samples += n;
+                p.chunks += 1;
+            }
+            SpeechJob::Finish { turn, source } => {
+                let Ok(p) = progress.lock() else { return };
+                if finished.fetch_max(turn, Ordering::AcqRel) >= turn {
+                    continue; // already ended by an interrupt
+                }
+                let samples = if p.turn == turn { p.samples } else { 0 };
+                send(&out, &end, &shared, json(&ServerMsg::EndOfTurn { v: VERSION, turn, source, interrupted: false, samples }));
+                send(&out, &end, &shared, json(&ServerMsg::State { v: VERSION, state: "idle", turn: Some(turn) }));
+            }
+        }
+    }
+}
+
+/// How far the turn being spoken has got: its number, the samples sent (its clock) and the
+/// chunks. The lock around it orders a turn's chunks against its interruption.
+#[derive(Debug, Default)]
+struct Progress {
+    turn: u64,
+    samples: u64,
+    chunks: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_whole_and_tokens_decode() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        assert!(!same_secret(b"s3cret", b"s3cre"));
+        assert!(!same_secret(b"s3cret", b"s3cres"));
+        assert!(!same_secret(b"", b"x"));
+        assert_eq!(percent_decode("a%20b+c%2B"), "a b c+");
+        assert_eq!(percent_decode("%"), "%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn long_replies_are_cut_into_pieces_at_character_boundaries() {
+        assert_eq!(pieces("", 4), [""]);
+        assert_eq!(pieces("abcdefgh", 4), ["abcd", "efgh"]);
+        let arabic = "مرحبا".repeat(10);
+        let cut = pieces(&arabic, 7);
+        assert!(cut.iter().all(|p| p.len() <= 7 && !p.is_empty()));
+        assert_eq!(cut.concat(), arabic);
+    }
+
+    #[test]
+    fn metrics_are_prometheus_text() {
+        let m = Metrics::default();
+        m.observe_first_audio(120);
+        m.observe_first_audio(9_000);
+        let text = m.render();
+        assert!(text.contains("hiwar_stage_ms_bucket{stage=\"first_audio\",le=\"200\"} 1"), "{text}");
+        assert!(text.contains("hiwar_stage_ms_bucket{stage=\"first_audio\",le=\"+Inf\"} 2"), "{text}");
+        assert!(text.contains("hiwar_stage_ms_count{stage=\"synthesis\"} 0"), "{text}");
+        assert!(text.contains("# TYPE hiwar_sessions gauge"));
+    }
+}

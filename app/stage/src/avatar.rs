@@ -1,0 +1,688 @@
+//! The default avatar, built by code so that its licence is the project's own.
+//!
+//! A friendly stylised head and shoulders: skin, hair, ears, nose, eyes that turn (separate
+//! nodes), lids, brows, lips, a mouth cavity with teeth and a tongue. Every deforming part is
+//! one mesh ("Face") whose morph targets carry ARKit names, so the rig detector binds it like
+//! any ARKit avatar. Each part is a parametric surface written as a function of the shape
+//! weights; a morph target is the difference between the surface with that one weight at 1
+//! and the surface at rest, so the shapes are exact at 0 and 1 and blend linearly between.
+//!
+//! Axes: +Y up, the avatar faces +Z (towards the camera), its left is +X. Metres; the head's
+//! centre is at the origin of the "Head" node.
+
+use std::f32::consts::{PI, TAU};
+
+/// The morph targets of the "Face" mesh, in ARKit's names.
+pub const TARGETS: [&str; 27] = [
+    "jawOpen",
+    "mouthClose",
+    "mouthFunnel",
+    "mouthPucker",
+    "mouthSmileLeft",
+    "mouthSmileRight",
+    "mouthStretchLeft",
+    "mouthStretchRight",
+    "mouthRollLower",
+    "mouthRollUpper",
+    "mouthShrugUpper",
+    "mouthPressLeft",
+    "mouthPressRight",
+    "mouthLowerDownLeft",
+    "mouthLowerDownRight",
+    "mouthUpperUpLeft",
+    "mouthUpperUpRight",
+    "tongueOut",
+    "eyeBlinkLeft",
+    "eyeBlinkRight",
+    "browInnerUp",
+    "browDownLeft",
+    "browDownRight",
+    "browOuterUpLeft",
+    "browOuterUpRight",
+    "cheekSquintLeft",
+    "cheekSquintRight",
+];
+
+/// Shape weights, one per entry of [`TARGETS`].
+#[derive(Clone, Copy)]
+struct Shape([f32; TARGETS.len()]);
+
+impl Shape {
+    fn rest() -> Shape {
+        Shape([0.0; TARGETS.len()])
+    }
+
+    fn only(i: usize) -> Shape {
+        let mut s = Shape::rest();
+        s.0[i] = 1.0;
+        s
+    }
+
+    fn w(&self, name: &str) -> f32 {
+        TARGETS.iter().position(|t| *t == name).map_or(0.0, |i| self.0[i])
+    }
+
+    /// A sided shape at horizontal position `x` (the avatar's left is +X): the left weight on
+    /// the left, the right on the right, blended across the middle.
+    fn sided(&self, name: &str, x: f32) -> f32 {
+        let left = smoothstep(-0.3, 0.3, x);
+        self.w(&format!("{name}Left")) * left + self.w(&format!("{name}Right")) * (1.0 - left)
+    }
+}
+
+fn smoothstep(e0: f32, e1: f32, x: f32) -> f32 {
+    let t = ((x - e0) / (e1 - e0)).clamp(0.0, 1.0);
+    t * t * (3.0 - 2.0 * t)
+}
+
+// The head: an ellipsoid whose lower half narrows towards the chin.
+const RX: f32 = 0.08;
+const RY: f32 = 0.1;
+const RZ: f32 = 0.092;
+
+fn taper(y: f32) -> f32 {
+    if y < 0.0 { 1.0 - 0.24 * (-y / RY).powf(1.5) } else { 1.0 }
+}
+
+/// The front of the head's surface at (x, y).
+fn surface_z(x: f32, y: f32) -> f32 {
+    let rx = RX * taper(y);
+    RZ * (1.0 - (x / rx).powi(2) - (y / RY).powi(2)).max(0.0).sqrt()
+}
+
+// The mouth.
+pub const MOUTH_Y: f32 = -0.047;
+pub const MOUTH_HALF: f32 = 0.025;
+
+/// How far in front of the head's centre the closed lips are.
+pub fn mouth_front() -> f32 {
+    surface_z(0.0, MOUTH_Y) + 0.004
+}
+
+/// Where the mouth's features sit for parameter `u` in [-1, 1] (corner to corner).
+struct MouthLine {
+    x: f32,
+    upper: f32,
+    lower: f32,
+    z: f32,
+}
+
+fn mouth_line(u: f32, s: &Shape) -> MouthLine {
+    let x0 = u * MOUTH_HALF;
+    let mid = 1.0 - u * u;
+    let half = MOUTH_HALF * (1.0 - 0.3 * s.w("mouthFunnel") - 0.4 * s.w("mouthPucker"))
+        + 0.008 * s.sided("mouthStretch", x0 / MOUTH_HALF)
+        + 0.006 * s.sided("mouthSmile", x0 / MOUTH_HALF);
+    let x = u * half;
+    let corner = u * u * (0.008 * s.sided("mouthSmile", u) - 0.002 * s.sided("mouthStretch", u));
+    let jaw = s.w("jawOpen");
+    let upper = MOUTH_Y
+        + corner
+        + mid
+            * (0.003 * jaw + 0.006 * s.sided("mouthUpperUp", u) + 0.003 * s.w("mouthShrugUpper") + 0.003 * s.w("mouthFunnel")
+                - 0.0015 * s.w("mouthClose")
+                - 0.002 * s.w("mouthRollUpper"));
+    let lower = MOUTH_Y + corner - mid.powf(0.7) * (0.034 * jaw + 0.008 * s.sided("mouthLowerDown", u) + 0.004 * s.w("mouthFunnel")) - u * u * 0.005 * jaw
+        + mid * (0.0015 * s.w("mouthClose") + 0.003 * s.w("mouthRollLower"));
+    let z = surface_z(x0, MOUTH_Y) + 0.006 * s.w("mouthPucker") + 0.004 * s.w("mouthFunnel");
+    MouthLine { x, upper, lower, z }
+}
+
+/// A mesh part under construction: a grid of vertices, triangulated.
+#[derive(Default, Clone)]
+pub struct Part {
+    pub name: &'static str,
+    pub material: usize,
+    pub positions: Vec<[f32; 3]>,
+    pub indices: Vec<u32>,
+    /// One list of position offsets per morph target (empty for parts that do not deform).
+    pub targets: Vec<Vec<[f32; 3]>>,
+    pub normals: Vec<[f32; 3]>,
+    /// Per-vertex colour (linear RGB) once parts are merged into one draw.
+    pub colors: Vec<[f32; 3]>,
+}
+
+/// Builds a `rows × cols` grid part from a function of (row, col, shape); with `deform`, one
+/// morph target per [`TARGETS`] entry. `wrap` joins the last column to the first.
+fn grid(name: &'static str, material: usize, rows: usize, cols: usize, wrap: bool, deform: bool, f: impl Fn(usize, usize, &Shape) -> [f32; 3]) -> Part {
+    let at = |s: &Shape| -> Vec<[f32; 3]> { (0..rows).flat_map(|r| (0..cols).map(move |c| (r, c))).map(|(r, c)| f(r, c, s)).collect() };
+    let rest = at(&Shape::rest());
+    let targets = if deform {
+        (0..TARGETS.len())
+            .map(|t| {
+                let moved = at(&Shape::only(t));
+                moved.iter().zip(&rest).map(|(m, r)| [m[0] - r[0], m[1] - r[1], m[2] - r[2]]).collect()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut indices = Vec::new();
+    let span = if wrap { cols } else { cols - 1 };
+    for r in 0..rows - 1 {
+        for c in 0..span {
+            let c1 = (c + 1) % cols;
+            let (a, b, d, e) = ((r * cols + c) as u32, (r * cols + c1) as u32, ((r + 1) * cols + c) as u32, ((r + 1) * cols + c1) as u32);
+            indices.extend([a, d, b, b, d, e]);
+        }
+    }
+    let mut part = Part { name, material, positions: rest, indices, targets, normals: Vec::new(), colors: Vec::new() };
+    part.compute_normals();
+    part
+}
+
+impl Part {
+    /// Area-weighted vertex normals from the winding (counter-clockwise seen from outside).
+    fn compute_normals(&mut self) {
+        let mut n = vec![[0.0_f32; 3]; self.positions.len()];
+        for t in self.indices.chunks_exact(3) {
+            let [a, b, c] = [t[0] as usize, t[1] as usize, t[2] as usize];
+            let (p, q, r) = (self.positions[a], self.positions[b], self.positions[c]);
+            let u = [q[0] - p[0], q[1] - p[1], q[2] - p[2]];
+            let v = [r[0] - p[0], r[1] - p[1], r[2] - p[2]];
+            let cross = [u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]];
+            for i in [a, b, c] {
+                for k in 0..3 {
+                    n[i][k] += cross[k];
+                }
+            }
+        }
+        for v in &mut n {
+            let len = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+            *v = if len > 1e-12 { [v[0] / len, v[1] / len, v[2] / len] } else { [0.0, 0.0, 1.0] };
+        }
+        self.normals = n;
+    }
+
+    /// Joins parts into one (one draw call: software renderers pay per draw), each part's
+    /// material colour carried as vertex colour.
+    fn merged(name: &'static str, parts: Vec<Part>) -> Part {
+        let mut out = Part { name, material: 0, ..Part::default() };
+        let targets = parts.iter().map(|p| p.targets.len()).max().unwrap_or(0);
+        out.targets = vec![Vec::new(); targets];
+        for p in parts {
+            let base = out.positions.len() as u32;
+            out.indices.extend(p.indices.iter().map(|i| i + base));
+            out.colors.extend(std::iter::repeat_n(MATERIALS[p.material].1, p.positions.len()));
+            for (t, list) in out.targets.iter_mut().enumerate() {
+                match p.targets.get(t) {
+                    Some(d) => list.extend_from_slice(d),
+                    None => list.extend(std::iter::repeat_n([0.0; 3], p.positions.len())),
+                }
+            }
+            out.positions.extend(p.positions);
+            out.normals.extend(p.normals);
+        }
+        out
+    }
+
+    /// Splits into the triangles that never move (any target) and those that do, each with
+    /// its own vertices; normals are kept from the whole, so the seam does not show.
+    fn split_moving(self) -> (Part, Part) {
+        let moves: Vec<bool> = (0..self.positions.len()).map(|v| self.targets.iter().any(|t| t[v].iter().any(|d| d.abs() > 1e-7))).collect();
+        let pick = |keep_moving: bool, name: &'static str| {
+            let mut map = vec![u32::MAX; self.positions.len()];
+            let mut out = Part { name, material: self.material, targets: vec![Vec::new(); self.targets.len()], ..Part::default() };
+            for tri in self.indices.chunks_exact(3) {
+                if tri.iter().any(|&i| moves[i as usize]) != keep_moving {
+                    continue;
+                }
+                for &i in tri {
+                    let i = i as usize;
+                    if map[i] == u32::MAX {
+                        map[i] = out.positions.len() as u32;
+                        out.positions.push(self.positions[i]);
+                        out.normals.push(self.normals[i]);
+                        for (t, list) in out.targets.iter_mut().enumerate() {
+                            list.push(self.targets[t][i]);
+                        }
+                    }
+                    out.indices.push(map[i]);
+                }
+            }
+            out
+        };
+        (pick(false, "still"), pick(true, "moving"))
+    }
+
+    /// The targets that move anything in this part (indices into [`TARGETS`]).
+    fn live_targets(&self) -> Vec<usize> {
+        (0..self.targets.len()).filter(|&t| self.targets[t].iter().any(|d| d.iter().any(|v| v.abs() > 1e-7))).collect()
+    }
+
+    /// Reverses the winding (and the normals) when the surface was built inside out.
+    fn flipped(mut self) -> Part {
+        for t in self.indices.chunks_exact_mut(3) {
+            t.swap(1, 2);
+        }
+        self.compute_normals();
+        self
+    }
+}
+
+/// An ellipsoid (latitude rows from top to bottom, longitude columns), optionally reshaped.
+fn ellipsoid(name: &'static str, material: usize, centre: [f32; 3], radii: [f32; 3], rows: usize, cols: usize, shape: impl Fn([f32; 3]) -> [f32; 3]) -> Part {
+    grid(name, material, rows, cols, true, false, |r, c, _| {
+        let theta = PI * r as f32 / (rows - 1) as f32;
+        let phi = TAU * c as f32 / cols as f32;
+        let p = [radii[0] * theta.sin() * phi.sin(), radii[1] * theta.cos(), radii[2] * theta.sin() * phi.cos()];
+        let p = shape(p);
+        [centre[0] + p[0], centre[1] + p[1], centre[2] + p[2]]
+    })
+}
+
+/// A tube along a centre line: `centre(u, shape)` gives the centre and the half-sizes across
+/// (vertical, depth) for u in [0, 1].
+fn tube(name: &'static str, material: usize, along: usize, around: usize, centre: impl Fn(f32, &Shape) -> ([f32; 3], f32, f32)) -> Part {
+    grid(name, material, along, around, true, true, |r, c, s| {
+        let u = r as f32 / (along - 1) as f32;
+        let (p, half_y, half_z) = centre(u, s);
+        let a = TAU * c as f32 / around as f32;
+        [p[0], p[1] + half_y * a.cos(), p[2] + half_z * a.sin()]
+    })
+    .flipped()
+}
+
+/// Each part's colour (linear RGB) and how rough it would be (kept for a future per-part
+/// material; one material serves all today).
+pub const MATERIALS: [(&str, [f32; 3], f32); 11] = [
+    ("skin", [0.80, 0.58, 0.45], 0.65),
+    ("lips", [0.66, 0.33, 0.33], 0.5),
+    ("mouth", [0.02, 0.003, 0.005], 1.0),
+    ("teeth", [0.93, 0.92, 0.88], 0.35),
+    ("tongue", [0.72, 0.30, 0.33], 0.6),
+    ("sclera", [0.96, 0.96, 0.95], 0.3),
+    ("iris", [0.30, 0.18, 0.10], 0.3),
+    ("pupil", [0.02, 0.02, 0.02], 0.2),
+    ("hair", [0.10, 0.07, 0.05], 0.8),
+    ("clothes", [0.10, 0.33, 0.42], 0.85),
+    ("collar", [0.93, 0.93, 0.90], 0.8),
+];
+
+const SKIN: usize = 0;
+const LIPS: usize = 1;
+const MOUTH: usize = 2;
+const TEETH: usize = 3;
+const TONGUE: usize = 4;
+const SCLERA: usize = 5;
+const IRIS: usize = 6;
+const PUPIL: usize = 7;
+const HAIR: usize = 8;
+const CLOTHES: usize = 9;
+const COLLAR: usize = 10;
+
+pub const EYE_RADIUS: f32 = 0.0125;
+
+/// Where each eye's centre is, in head space (left eye first): set into the face so that a
+/// little more than a third of the eyeball shows.
+pub fn eye_centres() -> [[f32; 3]; 2] {
+    let (x, y) = (0.031, 0.018);
+    let z = surface_z(x, y) - 0.6 * EYE_RADIUS;
+    [[x, y, z], [-x, y, z]]
+}
+
+/// The deforming parts of the face, all with the same morph targets.
+pub fn face_parts() -> Vec<Part> {
+    let mut parts = Vec::new();
+    // Skin: the head, the lower face following the jaw, cheeks rising with a smile.
+    parts.push(grid("skin", SKIN, 40, 52, true, true, |r, c, s| {
+        let theta = PI * r as f32 / 39.0;
+        let phi = TAU * c as f32 / 52.0;
+        let y = RY * theta.cos();
+        let mut p = [RX * taper(y) * theta.sin() * phi.sin(), y, RZ * theta.sin() * phi.cos()];
+        let front = smoothstep(0.0, 0.04, p[2]);
+        let jaw = s.w("jawOpen") * front * (1.0 - smoothstep(0.022, 0.07, p[0].abs())) * smoothstep(MOUTH_Y + 0.004, MOUTH_Y - 0.012, p[1]);
+        p[1] -= 0.03 * jaw;
+        p[2] -= 0.006 * jaw;
+        for (side, sign) in [("Left", 1.0_f32), ("Right", -1.0)] {
+            let d = ((p[0] - sign * 0.036).powi(2) + (p[1] + 0.028).powi(2)).sqrt();
+            let bump = (1.0 - smoothstep(0.0, 0.022, d)) * front;
+            let k = s.w(&format!("cheekSquint{side}")) + 0.5 * s.w(&format!("mouthSmile{side}"));
+            p[1] += 0.004 * k * bump;
+            p[2] += 0.003 * k * bump;
+        }
+        p
+    }));
+    // The mouth cavity fills the gap between the lips; at rest it has no height.
+    let cavity = |s: &Shape, u: f32, v: f32| {
+        let m = mouth_line(u, s);
+        [m.x * 0.97, m.lower + (m.upper - m.lower) * v, m.z + 0.0008]
+    };
+    parts.push(grid("mouth", MOUTH, 5, 33, false, true, |r, c, s| cavity(s, c as f32 / 16.0 - 1.0, r as f32 / 4.0)).flipped());
+    // Teeth: upper and lower rows, the top fifth and bottom eighth of the opening.
+    parts.push(grid("teeth-upper", TEETH, 3, 25, false, true, |r, c, s| {
+        let u = 0.72 * (c as f32 / 12.0 - 1.0);
+        let m = mouth_line(u, s);
+        let v = r as f32 / 2.0;
+        [m.x * 0.97, m.upper - 0.16 * (m.upper - m.lower) * v, m.z + 0.0012]
+    }));
+    parts.push(
+        grid("teeth-lower", TEETH, 3, 25, false, true, |r, c, s| {
+            let u = 0.65 * (c as f32 / 12.0 - 1.0);
+            let m = mouth_line(u, s);
+            let v = r as f32 / 2.0;
+            [m.x * 0.97, m.lower + 0.08 * (m.upper - m.lower) * v, m.z + 0.0012]
+        })
+        .flipped(),
+    );
+    // The tongue rests on the floor of the mouth and comes forward for θ ð.
+    parts.push(
+        grid("tongue", TONGUE, 4, 21, false, true, |r, c, s| {
+            let u = 0.6 * (c as f32 / 10.0 - 1.0);
+            let m = mouth_line(u, s);
+            let v = r as f32 / 3.0;
+            let arch = 1.0 - (u / 0.6).powi(2);
+            let out = s.w("tongueOut");
+            let top = m.lower + (0.16 * (m.upper - m.lower) + 0.006 * out) * arch;
+            [m.x * 0.97, m.lower + (top - m.lower) * v - 0.002 * out * (1.0 - v), m.z + 0.0014 + 0.009 * out * arch]
+        })
+        .flipped(),
+    );
+    // Lips: tubes along the mouth line, the upper lip above it and the lower below.
+    for (name, upper) in [("lip-upper", true), ("lip-lower", false)] {
+        parts.push(tube(name, LIPS, 25, 8, move |u, s| {
+            let u = 2.0 * u - 1.0;
+            let m = mouth_line(u, s);
+            let full = (1.0 - u * u).max(0.0).sqrt();
+            let (roll, press) = if upper { (s.w("mouthRollUpper"), s.sided("mouthPress", u)) } else { (s.w("mouthRollLower"), s.sided("mouthPress", u)) };
+            let thick = ((if upper { 0.0042 } else { 0.0052 }) * full + 0.0008) * (1.0 - 0.45 * press - 0.5 * roll) * (1.0 + 0.3 * s.w("mouthPucker"));
+            let y = if upper { m.upper + thick } else { m.lower - thick };
+            let z = m.z + 0.0022 * full + 0.001 - 0.003 * roll;
+            ([m.x, y, z], thick, 0.0035 * full + 0.001)
+        }));
+    }
+    // Upper lids: a curtain on a vertical cylinder around each eye, its edge falling to
+    // close (a cylinder, so the edge moves in a straight line and the blend stays on it).
+    for (i, (name, side)) in [("lid-left", "Left"), ("lid-right", "Right")].into_iter().enumerate() {
+        let c = eye_centres()[i];
+        parts.push(grid(name, SKIN, 6, 17, false, true, move |r, col, s| {
+            let radius = EYE_RADIUS * 1.08;
+            let phi = (col as f32 / 16.0 - 0.5) * 2.0 * 1.25;
+            let top = c[1] + radius;
+            let edge = c[1] + EYE_RADIUS * 0.5 - EYE_RADIUS * 1.6 * s.w(&format!("eyeBlink{side}"));
+            let y = top + (edge - top) * r as f32 / 5.0;
+            [c[0] + radius * phi.sin(), y, c[2] + radius * phi.cos()]
+        }));
+    }
+    // Brows: tubes from the inner end to the outer.
+    for (name, sign, side) in [("brow-left", 1.0_f32, "Left"), ("brow-right", -1.0, "Right")] {
+        parts.push(tube(name, HAIR, 9, 6, move |u, s| {
+            let x = sign * (0.014 + 0.034 * u);
+            let lift = 0.006 * s.w("browInnerUp") * (1.0 - u).powi(2) + 0.006 * s.w(&format!("browOuterUp{side}")) * u * u
+                - s.w(&format!("browDown{side}")) * (0.004 + 0.002 * (1.0 - u));
+            let y = 0.041 + 0.005 * (PI * u).sin() - 0.003 * u + lift;
+            let thick = 0.0028 * (1.0 - 0.45 * u) + 0.0006;
+            ([x, y, surface_z(x, y) + 0.0012], thick, 0.0015)
+        }));
+    }
+    parts
+}
+
+/// The parts that never deform, by the node that carries them.
+pub fn head_parts() -> Vec<Part> {
+    // Hair: a cap over the head from the crown to a hairline that is high on the forehead,
+    // lower at the temples and down to the nape at the back.
+    let hair = grid("hair", HAIR, 14, 40, true, false, |r, c, _| {
+        let phi = TAU * c as f32 / 40.0;
+        let back = 0.5 - 0.5 * phi.cos();
+        let hairline = (0.98 + 0.95 * back.powf(1.2)).min(2.05);
+        let theta = hairline * r as f32 / 13.0;
+        let y = RY * theta.cos();
+        let lift = 1.05 + 0.03 * (1.0 - r as f32 / 13.0);
+        [RX * taper(y) * lift * theta.sin() * phi.sin(), 0.004 + RY * lift * theta.cos(), RZ * lift * theta.sin() * phi.cos() - 0.004]
+    });
+    let nose_z = surface_z(0.0, -0.012);
+    vec![
+        hair,
+        ellipsoid("nose", SKIN, [0.0, -0.014, nose_z - 0.002], [0.0105, 0.016, 0.012], 10, 14, |p| p),
+        ellipsoid("ear-left", SKIN, [0.079, 0.002, -0.006], [0.009, 0.022, 0.012], 8, 12, |p| p),
+        ellipsoid("ear-right", SKIN, [-0.079, 0.002, -0.006], [0.009, 0.022, 0.012], 8, 12, |p| p),
+    ]
+}
+
+/// An eye at its own origin, looking along +Z: sclera, iris and pupil.
+pub fn eye_parts() -> Vec<Part> {
+    let cap = |name, material, r: f32, angle: f32| {
+        grid(name, material, 5, 16, true, false, move |row, col, _| {
+            let t = angle * row as f32 / 4.0;
+            let phi = TAU * col as f32 / 16.0;
+            [r * t.sin() * phi.cos(), r * t.sin() * phi.sin(), r * t.cos()]
+        })
+    };
+    vec![
+        ellipsoid("sclera", SCLERA, [0.0; 3], [EYE_RADIUS; 3], 12, 18, |p| p),
+        cap("iris", IRIS, EYE_RADIUS * 1.004, 0.52),
+        cap("pupil", PUPIL, EYE_RADIUS * 1.008, 0.24),
+    ]
+}
+
+/// Neck, shoulders and a collar, in the "Body" node's space (the head's centre is at
+/// (0, 0.17, 0) above it).
+pub fn body_parts() -> Vec<Part> {
+    let neck = grid("neck", SKIN, 6, 28, true, false, |r, c, _| {
+        let y = 0.115 - 0.09 * r as f32 / 5.0;
+        let phi = TAU * c as f32 / 28.0;
+        [0.036 * phi.sin(), y, 0.034 * phi.cos() - 0.008]
+    });
+    let torso = ellipsoid("torso", CLOTHES, [0.0, -0.055, -0.012], [0.2, 0.1, 0.095], 16, 32, |p| {
+        // Shoulders: flatter on top, square at the sides.
+        let y = if p[1] > 0.0 { p[1] * (0.55 + 0.45 * (p[0].abs() / 0.19).powi(2)) } else { p[1] * 1.6 };
+        [p[0], y, p[2]]
+    });
+    let collar = grid("collar", COLLAR, 3, 28, true, false, |r, c, _| {
+        let phi = TAU * c as f32 / 28.0;
+        let rad = 0.041 + 0.006 * r as f32 / 2.0;
+        [rad * phi.sin(), 0.034 - 0.01 * r as f32 / 2.0 + 0.006 * (1.0 - phi.cos().max(0.0)), rad * phi.cos() - 0.008]
+    });
+    vec![neck, torso, collar]
+}
+
+/// Where the head's centre sits above the body's origin.
+pub const HEAD_ABOVE_BODY: f32 = 0.158;
+
+/// Writes the avatar as a binary glTF 2.0 file.
+pub fn glb() -> Vec<u8> {
+    let mut w = GltfWriter::default();
+    // One material; each part's colour rides on its vertices, so each mesh is one draw.
+    w.materials.push(serde_json::json!({
+        "name": "avatar",
+        "pbrMetallicRoughness": {"baseColorFactor": [1.0, 1.0, 1.0, 1.0], "metallicFactor": 0.0, "roughnessFactor": 0.6},
+    }));
+    // Morph targets cost per vertex and per target in the vertex shader, so only what moves
+    // carries them, grouped by what moves it: mouth and jaw, lids, brows.
+    let mut face = face_parts();
+    let (skin_still, skin_moving) = face.remove(0).split_moving();
+    let (lids, rest): (Vec<Part>, Vec<Part>) = face.into_iter().partition(|p| p.name.starts_with("lid-"));
+    let (brows, mouth): (Vec<Part>, Vec<Part>) = rest.into_iter().partition(|p| p.name.starts_with("brow-"));
+    let mut mouth_group = vec![skin_moving];
+    mouth_group.extend(mouth);
+    let mut children = Vec::new();
+    for (name, group) in [("Face", mouth_group), ("Lids", lids), ("Brows", brows)] {
+        let part = Part::merged("group", group);
+        let mesh = w.mesh(name, &[part], true);
+        children.push(w.node(serde_json::json!({"name": name, "mesh": mesh})));
+    }
+    let mut still = head_parts();
+    still.push(skin_still);
+    let head_static = w.mesh("HeadParts", &[Part::merged("head", still)], false);
+    let eye = w.mesh("Eye", &[Part::merged("eye", eye_parts())], false);
+    let body = w.mesh("Body", &[Part::merged("body", body_parts())], false);
+    let head_parts_node = w.node(serde_json::json!({"name": "HeadParts", "mesh": head_static}));
+    let [left, right] = eye_centres();
+    let eye_l = w.node(serde_json::json!({"name": "EyeLeft", "mesh": eye, "translation": left}));
+    let eye_r = w.node(serde_json::json!({"name": "EyeRight", "mesh": eye, "translation": right}));
+    children.extend([head_parts_node, eye_l, eye_r]);
+    let head = w.node(serde_json::json!({"name": "Head", "translation": [0.0, HEAD_ABOVE_BODY, 0.0], "children": children}));
+    let body_node = w.node(serde_json::json!({"name": "Body", "mesh": body}));
+    let root = w.node(serde_json::json!({"name": "Avatar", "children": [body_node, head]}));
+    w.finish(root)
+}
+
+#[derive(Default)]
+struct GltfWriter {
+    bin: Vec<u8>,
+    views: Vec<serde_json::Value>,
+    accessors: Vec<serde_json::Value>,
+    meshes: Vec<serde_json::Value>,
+    nodes: Vec<serde_json::Value>,
+    materials: Vec<serde_json::Value>,
+}
+
+impl GltfWriter {
+    fn view(&mut self, bytes: &[u8], target: u32) -> usize {
+        while !self.bin.len().is_multiple_of(4) {
+            self.bin.push(0);
+        }
+        self.views.push(serde_json::json!({"buffer": 0, "byteOffset": self.bin.len(), "byteLength": bytes.len(), "target": target}));
+        self.bin.extend_from_slice(bytes);
+        self.views.len() - 1
+    }
+
+    fn vec3(&mut self, data: &[[f32; 3]]) -> usize {
+        let bytes: Vec<u8> = data.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
+        let view = self.view(&bytes, 34962);
+        let mut min = [f32::MAX; 3];
+        let mut max = [f32::MIN; 3];
+        for p in data {
+            for k in 0..3 {
+                min[k] = min[k].min(p[k]);
+                max[k] = max[k].max(p[k]);
+            }
+        }
+        self.accessors.push(serde_json::json!({"bufferView": view, "componentType": 5126, "count": data.len(), "type": "VEC3", "min": min, "max": max}));
+        self.accessors.len() - 1
+    }
+
+    /// A VEC3 attribute that needs no bounds (colours).
+    fn vec3_plain(&mut self, data: &[[f32; 3]]) -> usize {
+        let bytes: Vec<u8> = data.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
+        let view = self.view(&bytes, 34962);
+        self.accessors.push(serde_json::json!({"bufferView": view, "componentType": 5126, "count": data.len(), "type": "VEC3"}));
+        self.accessors.len() - 1
+    }
+
+    fn indices(&mut self, data: &[u32]) -> usize {
+        let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let view = self.view(&bytes, 34963);
+        self.accessors.push(serde_json::json!({"bufferView": view, "componentType": 5125, "count": data.len(), "type": "SCALAR"}));
+        self.accessors.len() - 1
+    }
+
+    /// A mesh of `parts`; with `morph`, the targets that move any of them (all parts share
+    /// one target list, as glTF requires).
+    fn mesh(&mut self, name: &str, parts: &[Part], morph: bool) -> usize {
+        let mut live: Vec<usize> = parts.iter().flat_map(Part::live_targets).collect();
+        live.sort_unstable();
+        live.dedup();
+        let primitives: Vec<serde_json::Value> = parts
+            .iter()
+            .map(|p| {
+                let position = self.vec3(&p.positions);
+                let normal = self.vec3(&p.normals);
+                let indices = self.indices(&p.indices);
+                let mut prim = serde_json::json!({"attributes": {"POSITION": position, "NORMAL": normal}, "indices": indices, "material": p.material});
+                if !p.colors.is_empty() {
+                    prim["attributes"]["COLOR_0"] = serde_json::json!(self.vec3_plain(&p.colors));
+                }
+                if morph {
+                    let targets: Vec<serde_json::Value> = live.iter().map(|&t| serde_json::json!({"POSITION": self.vec3(&p.targets[t])})).collect();
+                    prim["targets"] = serde_json::Value::Array(targets);
+                }
+                prim
+            })
+            .collect();
+        let mut mesh = serde_json::json!({"name": name, "primitives": primitives});
+        if morph {
+            mesh["weights"] = serde_json::json!(vec![0.0; live.len()]);
+            mesh["extras"] = serde_json::json!({"targetNames": live.iter().map(|&t| TARGETS[t]).collect::<Vec<_>>()});
+        }
+        self.meshes.push(mesh);
+        self.meshes.len() - 1
+    }
+
+    fn node(&mut self, node: serde_json::Value) -> usize {
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    fn finish(mut self, root: usize) -> Vec<u8> {
+        while !self.bin.len().is_multiple_of(4) {
+            self.bin.push(0);
+        }
+        let json = serde_json::json!({
+            "asset": {"version": "2.0", "generator": "hiwar avatar generator (app/stage/src/avatar.rs)", "copyright": "hiwar contributors, MIT OR Apache-2.0"},
+            "scene": 0,
+            "scenes": [{"name": "Avatar", "nodes": [root]}],
+            "nodes": self.nodes,
+            "meshes": self.meshes,
+            "materials": self.materials,
+            "accessors": self.accessors,
+            "bufferViews": self.views,
+            "buffers": [{"byteLength": self.bin.len()}],
+        });
+        let mut json = serde_json::to_vec(&json).unwrap_or_default();
+        while !json.len().is_multiple_of(4) {
+            json.push(b' ');
+        }
+        let total = 12 + 8 + json.len() + 8 + self.bin.len();
+        let mut out = Vec::with_capacity(total);
+        out.extend_from_slice(b"glTF");
+        out.extend_from_slice(&2u32.to_le_bytes());
+        out.extend_from_slice(&(total as u32).to_le_bytes());
+        out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        out.extend_from_slice(b"JSON");
+        out.extend_from_slice(&json);
+        out.extend_from_slice(&(self.bin.len() as u32).to_le_bytes());
+        out.extend_from_slice(b"BIN\0");
+        out.extend_from_slice(&self.bin);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rest_mouth_is_closed_and_jaw_opens_it() {
+        let rest = mouth_line(0.0, &Shape::rest());
+        assert!((rest.upper - rest.lower).abs() < 1e-6);
+        let open = mouth_line(0.0, &Shape::only(0));
+        assert!(open.upper - open.lower > 0.025, "{}", open.upper - open.lower);
+        // Every morph target moves something, and no part moves more than 4 cm.
+        let parts = face_parts();
+        for (t, name) in TARGETS.iter().enumerate() {
+            let moved = parts.iter().flat_map(|p| &p.targets[t]).map(|d| (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt()).fold(0.0_f32, f32::max);
+            assert!(moved > 0.001 && moved < 0.04, "{name} moves {moved}");
+        }
+    }
+
+    #[test]
+    fn the_bundled_avatar_is_this_generator_output() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/avatar/hiwar-avatar.glb");
+        let bundled = std::fs::read(path).unwrap_or_default();
+        assert!(bundled == glb(), "{path} is not what the generator writes: run `hiwar avatar` and commit the result");
+    }
+
+    #[test]
+    fn glb_is_deterministic_and_well_formed() {
+        let a = glb();
+        assert_eq!(a, glb());
+        assert_eq!(&a[..4], b"glTF");
+        assert_eq!(u32::from_le_bytes([a[8], a[9], a[10], a[11]]) as usize, a.len());
+        let json_len = u32::from_le_bytes([a[12], a[13], a[14], a[15]]) as usize;
+        let json: serde_json::Value = serde_json::from_slice(&a[20..20 + json_len]).unwrap_or_default();
+        // Every target is on some mesh; the mouth's mesh has the jaw.
+        let names: Vec<String> = json["meshes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|m| m["extras"]["targetNames"].as_array().cloned().unwrap_or_default())
+            .filter_map(|n| n.as_str().map(str::to_string))
+            .collect();
+        for t in TARGETS {
+            assert!(names.iter().any(|n| n == t), "{t} is on no mesh");
+        }
+        assert_eq!(json["meshes"][0]["extras"]["targetNames"][0], "jawOpen");
+    }
+}

@@ -1,0 +1,404 @@
+//! The stage: the avatar rendered with bevy, its face driven by the played-sample clock, with
+//! captions and a state display.
+//!
+//! The same scene serves two ways of showing it: a desktop or kiosk window ([`window`]), and
+//! an offscreen render to PNG frames and MP4 at a frame rate paced by the audio clock
+//! ([`headless`], which the frame-time benchmark uses too).
+//!
+//! Boundaries: it knows nothing of the dialogue. It takes typed cues ([`window::Cue`]) — from
+//! standard input, or made from the bus — and speech already queued on a clock, and reports
+//! frames and touches through callbacks ([`window::LiveHooks`]).
+
+pub mod avatar;
+pub mod captions;
+pub mod graphics;
+pub mod headless;
+pub mod window;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The math types of the scene, for measuring tools that work in its coordinates.
+pub use bevy::math::{Vec2, Vec3};
+use bevy::prelude::*;
+use bevy::world_serialization::WorldAssetRoot;
+use hiwar_animation::{Activity, AudioLipSync, Composer, IdleLife, LipSync, Rig};
+use hiwar_speech::voice::PlayClock;
+
+use hiwar_core::config::Config;
+
+/// How the stage looks, from config and flags.
+#[derive(Debug, Clone)]
+pub struct StageOptions {
+    pub width: u32,
+    pub height: u32,
+    /// A glTF/VRM binary with morph targets; the bundled avatar when empty.
+    pub avatar: PathBuf,
+    /// Multisampling (off for software rendering, on for GPUs).
+    pub msaa: bool,
+    /// Seed of the idle life (blinks, saccades).
+    pub seed: u64,
+    pub assets: PathBuf,
+}
+
+impl StageOptions {
+    pub fn from_config(config: &Config) -> StageOptions {
+        let assets = hiwar_core::assets::assets_dir();
+        let avatar = if config.stage.avatar.is_empty() { assets.join("avatar").join("hiwar-avatar.glb") } else { PathBuf::from(&config.stage.avatar) };
+        StageOptions { width: config.stage.width, height: config.stage.height, avatar, msaa: config.stage.msaa, seed: config.stage.seed, assets }
+    }
+
+    /// Checks what the stage needs before bevy starts, so a missing file is a clear message.
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.avatar.is_file(),
+            "the avatar {} is missing: set stage.avatar to a .glb/.vrm file, or restore the bundled one with `hiwar avatar --out {}`",
+            self.avatar.display(),
+            self.avatar.display()
+        );
+        let font = self.assets.join(captions::FONT);
+        anyhow::ensure!(font.is_file(), "the caption font {} is missing (it ships in the repository's assets/)", font.display());
+        anyhow::ensure!(self.width >= 16 && self.height >= 16, "stage size {}×{} is too small", self.width, self.height);
+        Ok(())
+    }
+}
+
+/// Where the mouth's time comes from.
+#[derive(Resource, Clone)]
+pub enum StageClock {
+    /// Set by the headless renderer before each frame: (position, sample rate).
+    Manual(u64, u32),
+    /// The speaker's played-sample clock (device latency included).
+    Player(Arc<PlayClock>),
+    /// No speaker: time since the stage started, at a nominal rate.
+    Wall(std::time::Instant, u32),
+}
+
+impl StageClock {
+    pub fn position(&self) -> u64 {
+        match self {
+            StageClock::Manual(p, _) => *p,
+            StageClock::Player(c) => c.position(),
+            StageClock::Wall(start, rate) => (start.elapsed().as_secs_f64() * f64::from(*rate)) as u64,
+        }
+    }
+
+    pub fn rate(&self) -> u32 {
+        match self {
+            StageClock::Manual(_, r) => *r,
+            StageClock::Player(c) => c.sample_rate(),
+            StageClock::Wall(_, rate) => *rate,
+        }
+    }
+}
+
+/// What the face performs: lip-sync on the clock, idle life, the dialogue state.
+#[derive(Resource)]
+pub struct Performance {
+    pub lipsync: LipSync,
+    /// Mouth from audio alone (speech with no timing), at its own sample positions from
+    /// `audio_offset` on the clock.
+    pub audio: Option<(AudioLipSync, u64)>,
+    pub idle: IdleLife,
+    pub composer: Composer,
+    /// Idle life runs on the clock (headless, reproducible) or on wall time (live).
+    pub idle_on_clock: bool,
+    pub last_frame: Option<hiwar_animation::FaceFrame>,
+    /// The clock position the last frame was posed for.
+    pub last_pose: u64,
+    /// Live only: how long a frame takes from posing to the screen, smoothed (seconds); the
+    /// mouth is posed for the sound that will be heard when the frame shows.
+    pub present_delay: f64,
+}
+
+impl Performance {
+    pub fn new(rate: u32, seed: u64, idle_on_clock: bool) -> Performance {
+        Performance {
+            lipsync: LipSync::new(rate),
+            audio: None,
+            idle: IdleLife::new(seed),
+            composer: Composer::new(),
+            idle_on_clock,
+            last_frame: None,
+            last_pose: 0,
+            present_delay: 0.0,
+        }
+    }
+}
+
+/// The dialogue state shown on screen, and notices for the person at the kiosk.
+#[derive(Resource, Default)]
+pub struct StageState {
+    pub activity: Activity,
+    /// The kiosk's attract screen is up.
+    pub attract: bool,
+    /// Problems to show (microphone, LLM, model), in Arabic and English.
+    pub notices: Vec<Notice>,
+    /// The whole screen says "out of service" (a stage keeps failing; the watchdog retries).
+    pub out_of_service: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    Microphone,
+    Speaker,
+    Llm,
+    Model,
+}
+
+impl Notice {
+    pub fn parse(name: &str) -> Option<Notice> {
+        Some(match name {
+            "microphone" => Notice::Microphone,
+            "speaker" => Notice::Speaker,
+            "llm" => Notice::Llm,
+            "model" => Notice::Model,
+            _ => return None,
+        })
+    }
+
+    /// The message for the person in front of the screen: Arabic first.
+    pub fn text(self) -> (&'static str, &'static str) {
+        match self {
+            Notice::Microphone => ("الميكروفون غير متاح حالياً", "The microphone is not available"),
+            Notice::Speaker => ("السماعة غير متاحة، أعرض الإجابات كتابةً", "No speaker is available; answers are shown as text"),
+            Notice::Llm => ("لا أستطيع الوصول إلى المساعد الآن، أجيب من المعلومات المحلية", "The assistant is unreachable; answering from local information"),
+            Notice::Model => ("أحد النماذج غير متوفر على هذا الجهاز", "A model is missing on this device"),
+        }
+    }
+}
+
+/// A bound avatar: the entities that carry morph weights, each with its rig, and the nodes
+/// that turn (head, eyes) with their rest poses.
+#[derive(Resource, Default)]
+pub struct AvatarParts {
+    pub faces: Vec<(Entity, Rig)>,
+    pub head: Option<(Entity, Transform)>,
+    pub eyes: Vec<(Entity, Transform)>,
+    pub body: Option<(Entity, Transform)>,
+    pub bound: bool,
+}
+
+/// Marks the avatar's scene root.
+#[derive(Component)]
+pub struct AvatarRoot;
+
+/// The camera's framing: where it stands and what it looks at (also used to find the mouth
+/// on screen when measuring sync from pixels).
+pub struct Framing {
+    pub eye: Vec3,
+    pub target: Vec3,
+    pub fov_y: f32,
+}
+
+/// Head and shoulders, a little headroom; portrait screens see more of the shoulders.
+pub fn framing(width: u32, height: u32) -> Framing {
+    let aspect = width as f32 / height.max(1) as f32;
+    let head = Vec3::new(0.0, avatar::HEAD_ABOVE_BODY, 0.0);
+    if aspect >= 1.0 {
+        Framing { eye: head + Vec3::new(0.0, 0.0, 0.6), target: head + Vec3::new(0.0, -0.03, 0.0), fov_y: 30f32.to_radians() }
+    } else {
+        Framing { eye: head + Vec3::new(0.0, -0.02, 0.78), target: head + Vec3::new(0.0, -0.07, 0.0), fov_y: 38f32.to_radians() }
+    }
+}
+
+/// Projects a point of the scene to pixel coordinates (x right, y down) for a frame of the
+/// given size, as the stage's camera sees it.
+pub fn project(point: Vec3, width: u32, height: u32) -> Vec2 {
+    let f = framing(width, height);
+    let view = Mat4::look_at_rh(f.eye, f.target, Vec3::Y);
+    let proj = Mat4::perspective_rh(f.fov_y, width as f32 / height.max(1) as f32, 0.01, 100.0);
+    let clip = proj * view * point.extend(1.0);
+    let ndc = clip.truncate() / clip.w;
+    Vec2::new((ndc.x + 1.0) * 0.5 * width as f32, (1.0 - ndc.y) * 0.5 * height as f32)
+}
+
+/// Where the mouth is in the avatar's scene (its centre at rest).
+pub fn mouth_point() -> Vec3 {
+    Vec3::new(0.0, avatar::HEAD_ABOVE_BODY + avatar::MOUTH_Y, avatar::mouth_front())
+}
+
+/// Spawns camera, lights and the avatar. `target` is the camera's render target (None: the
+/// primary window).
+/// The stage camera: framing for the size, no tonemapping, MSAA as configured.
+pub fn camera_bundle(options: &StageOptions) -> impl Bundle {
+    let f = framing(options.width, options.height);
+    (
+        Camera3d::default(),
+        Camera { clear_color: ClearColorConfig::Custom(Color::srgb(0.86, 0.88, 0.9)), ..default() },
+        Projection::Perspective(PerspectiveProjection { fov: f.fov_y, near: 0.01, far: 100.0, ..default() }),
+        Transform::from_translation(f.eye).looking_at(f.target, Vec3::Y),
+        if options.msaa { Msaa::Sample4 } else { Msaa::Off },
+        bevy::core_pipeline::tonemapping::Tonemapping::None,
+    )
+}
+
+pub fn spawn_scene(commands: &mut Commands, assets: &AssetServer, options: &StageOptions, target: Option<bevy::camera::RenderTarget>) -> Entity {
+    let mut camera = commands.spawn((camera_bundle(options), IsDefaultUiCamera));
+    if let Some(target) = target {
+        camera.insert(target);
+    }
+    let camera = camera.id();
+    // One key light from the upper left front and a bright ambient fill: no shadows, no
+    // second light (each light is paid per pixel; a kiosk's GPU budget, software rendering
+    // here).
+    commands.spawn((
+        DirectionalLight { illuminance: 3_600.0, shadow_maps_enabled: false, ..default() },
+        Transform::from_xyz(0.5, 1.0, 1.2).looking_at(Vec3::ZERO, Vec3::Y),
+    ));
+    commands.insert_resource(GlobalAmbientLight { brightness: 420.0, color: Color::srgb(0.92, 0.95, 1.0), ..default() });
+    let path = bevy::asset::AssetPath::from_path_buf(options.avatar.clone());
+    commands.spawn((WorldAssetRoot(assets.load(GltfAssetLabel::Scene(0).from_asset(path))), AvatarRoot));
+    camera
+}
+
+/// Finds the avatar's morph-weight entities and turning nodes once its scene has spawned.
+pub fn bind_avatar(
+    mut parts: ResMut<AvatarParts>,
+    weights: Query<(Entity, &MorphWeights)>,
+    names: Query<(Entity, &Name, &Transform)>,
+    meshes: Res<Assets<Mesh>>,
+) {
+    if parts.bound {
+        return;
+    }
+    let mut faces = Vec::new();
+    for (entity, w) in &weights {
+        let Some(mesh) = w.first_mesh().and_then(|h| meshes.get(h)) else { return };
+        let names: Vec<String> = mesh.morph_target_names().map(<[String]>::to_vec).unwrap_or_default();
+        let (rig, warning) = Rig::detect(&names);
+        if let Some(w) = warning {
+            tracing::warn!("avatar mesh with {} morph targets: {w}", names.len());
+        }
+        faces.push((entity, rig));
+    }
+    if faces.is_empty() {
+        return;
+    }
+    let find = |candidates: &[&str]| names.iter().find(|(_, n, _)| candidates.iter().any(|c| n.as_str().eq_ignore_ascii_case(c))).map(|(e, _, t)| (e, *t));
+    parts.head = find(&["Head", "J_Bip_C_Head", "mixamorig:Head", "head"]);
+    parts.eyes = [
+        find(&["EyeLeft", "LeftEye", "J_Adj_L_FaceEye", "eye_L", "mixamorig:LeftEye"]),
+        find(&["EyeRight", "RightEye", "J_Adj_R_FaceEye", "eye_R", "mixamorig:RightEye"]),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    parts.body = find(&["Body"]);
+    tracing::info!("avatar bound: {} face mesh(es), rig {:?}, head {}, eyes {}", faces.len(), faces[0].1.kind, parts.head.is_some(), parts.eyes.len());
+    parts.faces = faces;
+    parts.bound = true;
+}
+
+/// Sets the face for this frame from the clock.
+pub fn animate_face(
+    clock: Res<StageClock>,
+    time: Res<Time>,
+    state: Res<StageState>,
+    mut perf: ResMut<Performance>,
+    parts: Res<AvatarParts>,
+    mut weights: Query<&mut MorphWeights>,
+    mut transforms: Query<&mut Transform>,
+) {
+    if !parts.bound {
+        return;
+    }
+    let rate = clock.rate();
+    let perf = &mut *perf;
+    // Live, a frame posed now is seen about one frame interval later (rendering runs a frame
+    // behind the update): pose for the sound that will be heard then. Offscreen the clock is
+    // the frame's own time and there is nothing to predict.
+    let pos = match &*clock {
+        StageClock::Manual(p, _) => *p,
+        live => {
+            let dt = time.delta_secs_f64().clamp(0.0, 0.25);
+            perf.present_delay = if perf.present_delay == 0.0 { dt } else { 0.9 * perf.present_delay + 0.1 * dt };
+            live.position() + (perf.present_delay * f64::from(rate)) as u64
+        }
+    };
+    perf.last_pose = pos;
+    let mouth = match &perf.audio {
+        Some((audio, offset)) if pos >= *offset && pos < offset + audio_len(audio, rate) => {
+            let local = (pos - offset) as f64 * f64::from(audio.sample_rate()) / f64::from(rate);
+            audio.sample(local as u64)
+        }
+        _ => perf.lipsync.sample(pos),
+    };
+    let t = if perf.idle_on_clock { pos as f64 / f64::from(rate.max(1)) } else { time.elapsed_secs_f64() };
+    perf.idle.set_activity(state.activity, t);
+    let idle = perf.idle.sample(t);
+    let frame = perf.composer.compose(&mouth, &idle);
+    for (entity, rig) in &parts.faces {
+        if let Ok(mut w) = weights.get_mut(*entity) {
+            rig.apply(&frame, w.weights_mut());
+        }
+    }
+    let [pitch, yaw, roll] = frame.head;
+    if let Some((entity, rest)) = parts.head
+        && let Ok(mut t) = transforms.get_mut(entity)
+    {
+        t.rotation = rest.rotation * Quat::from_euler(EulerRot::YXZ, yaw, -pitch, roll);
+        t.translation = rest.translation + Vec3::Y * 0.002 * frame.breath;
+    }
+    for (entity, rest) in &parts.eyes {
+        if let Ok(mut t) = transforms.get_mut(*entity) {
+            t.rotation = rest.rotation * Quat::from_euler(EulerRot::YXZ, frame.gaze[0], -frame.gaze[1], 0.0);
+        }
+    }
+    if let Some((entity, rest)) = parts.body
+        && let Ok(mut t) = transforms.get_mut(entity)
+    {
+        t.scale = rest.scale * Vec3::new(1.0 + 0.004 * frame.breath, 1.0 + 0.008 * frame.breath, 1.0 + 0.006 * frame.breath);
+    }
+    perf.last_frame = Some(frame);
+}
+
+/// The audio track's length on the clock; past it the timeline (or rest) takes over.
+fn audio_len(audio: &AudioLipSync, rate: u32) -> u64 {
+    audio.len_samples() * u64::from(rate) / u64::from(audio.sample_rate().max(1))
+}
+
+/// The voice's phonemes as the face's timeline, shifted by `offset` samples (the two crates
+/// share data, not types).
+pub fn timeline_of(rate: u32, phonemes: &[hiwar_speech::voice::TimedPhoneme], offset: u64) -> hiwar_animation::Timeline {
+    hiwar_animation::Timeline {
+        sample_rate: rate,
+        phonemes: phonemes.iter().map(|p| hiwar_animation::TimedPhoneme { phoneme: p.phoneme.clone(), start: p.start + offset, end: p.end + offset }).collect(),
+        words: Vec::new(),
+    }
+}
+
+/// The plugins every stage needs besides bevy's own.
+pub fn add_stage(app: &mut App, options: &StageOptions, clock: StageClock, idle_on_clock: bool) {
+    let rate = clock.rate();
+    app.insert_resource(clock)
+        .insert_resource(Performance::new(rate, options.seed, idle_on_clock))
+        .insert_resource(StageState::default())
+        .insert_resource(AvatarParts::default())
+        .insert_resource(captions::Captions::default())
+        .add_systems(Update, (bind_avatar, animate_face.after(bind_avatar), captions::update_captions, captions::update_status));
+}
+
+/// bevy's asset plugin reading from our assets folder (absolute, so the working directory
+/// does not matter).
+pub fn asset_plugin(options: &StageOptions) -> AssetPlugin {
+    let root = std::fs::canonicalize(&options.assets).unwrap_or_else(|_| options.assets.clone());
+    AssetPlugin {
+        file_path: root.to_string_lossy().into_owned(),
+        // The avatar may live anywhere the operator's config says (never a network input).
+        unapproved_path_mode: bevy::asset::UnapprovedPathMode::Allow,
+        meta_check: bevy::asset::AssetMetaCheck::Never,
+        ..default()
+    }
+}
+
+/// Writes the bundled avatar (`hiwar avatar --out FILE`).
+pub fn write_avatar(out: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let bytes = avatar::glb();
+    std::fs::write(out, &bytes).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+    println!("wrote {} ({} bytes, {} morph targets)", out.display(), bytes.len(), avatar::TARGETS.len());
+    Ok(())
+}
