@@ -31,9 +31,14 @@ pub struct DecodeOptions<'a> {
     /// Encode only as many 20 ms frames as the audio needs (plus a margin) instead of the
     /// full 30 s window: several times faster on short utterances.
     pub short_window: bool,
-    /// Whisper's temperature fallback: re-decode with sampling when the greedy result looks
-    /// degenerate. Better on hard audio, but slower and not deterministic.
+    /// Whisper's temperature fallback: when a decode looks degenerate — a repetition loop
+    /// (entropy of its last 32 tokens under 2.4, whisper.cpp's stand-in for the reference's
+    /// compression ratio over 2.4) or a mean token log-probability under −1.0 — decode again
+    /// by sampling at temperature 0.2, 0.4, … 1.0 (best of 5 samples each). Costs nothing on
+    /// a clean decode; not deterministic when it fires.
     pub temperature_fallback: bool,
+    /// Beam width; 1 decodes greedily.
+    pub beam_size: usize,
     pub threads: usize,
 }
 
@@ -44,7 +49,8 @@ impl Default for DecodeOptions<'_> {
             initial_prompt: None,
             no_speech_threshold: 0.6,
             short_window: true,
-            temperature_fallback: false,
+            temperature_fallback: true,
+            beam_size: 1,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
@@ -77,9 +83,22 @@ pub struct Transcript {
     /// Probability of that language among those allowed (1.0 when forced).
     pub lang_probability: f32,
     pub segments: Vec<Segment>,
+    /// Mean log-probability of the text tokens decoded (before any segment was dropped);
+    /// `f32::NEG_INFINITY` when none was.
+    pub avg_logprob: f32,
+    /// Text tokens decoded that hold a letter or a digit (punctuation left out), before any
+    /// segment was dropped.
+    pub tokens: usize,
+    /// The decode looks degenerate by the fallback's own tests: a mean log-probability under
+    /// −1.0, the token budget reached, or a repetition loop collapsed.
+    pub degenerate: bool,
 }
 
 impl Transcript {
+    fn empty() -> Transcript {
+        Transcript { lang: String::new(), lang_probability: 0.0, segments: Vec::new(), avg_logprob: f32::NEG_INFINITY, tokens: 0, degenerate: false }
+    }
+
     pub fn text(&self) -> String {
         self.segments.iter().map(|s| s.text.trim()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(" ")
     }
@@ -124,6 +143,14 @@ impl WhisperModel {
         Ok(WhisperModel { ctx, state: RefCell::new(None), detector: RefCell::new(None) })
     }
 
+    /// How many tokens whisper's tokenizer makes of `text` (0 when it cannot).
+    pub fn token_count(&self, text: &str) -> usize {
+        if text.is_empty() {
+            return 0;
+        }
+        self.ctx.tokenize(text, text.len() + 8).map_or(0, |t| t.len())
+    }
+
     /// Transcribes 16 kHz mono samples with default options in `language`.
     pub fn transcribe(&self, samples: &[f32], language: Language<'_>) -> Result<Transcript> {
         self.decode(samples, &DecodeOptions { language, ..DecodeOptions::default() })
@@ -134,7 +161,7 @@ impl WhisperModel {
     pub fn decode(&self, samples: &[f32], options: &DecodeOptions<'_>) -> Result<Transcript> {
         let werr = |e: whisper_rs::WhisperError| Error::Whisper(e.to_string());
         if samples.is_empty() {
-            return Ok(Transcript { lang: String::new(), lang_probability: 0.0, segments: Vec::new() });
+            return Ok(Transcript::empty());
         }
         let threads = options.threads.max(1);
         let seconds = samples.len() as f32 / SAMPLE_RATE as f32;
@@ -161,7 +188,14 @@ impl WhisperModel {
         }
         let Some((state, state_ctx)) = slot.as_mut() else { return Err(Error::Whisper("no state".into())) };
 
-        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        let mut params = if options.beam_size > 1 {
+            FullParams::new(SamplingStrategy::BeamSearch { beam_size: options.beam_size as i32, patience: -1.0 })
+        } else {
+            // best_of only counts when the fallback samples (temperature > 0). One sample per
+            // temperature: five each (the reference's) made an unclear utterance cost up to 25
+            // decodes, seconds on two cores.
+            FullParams::new(SamplingStrategy::Greedy { best_of: 1 })
+        };
         params.set_language(Some(&lang));
         params.set_n_threads(threads as i32);
         quiet(&mut params);
@@ -175,6 +209,8 @@ impl WhisperModel {
         }
         params.set_audio_ctx(audio_ctx);
         params.set_temperature_inc(if options.temperature_fallback { 0.2 } else { 0.0 });
+        params.set_entropy_thold(2.4);
+        params.set_logprob_thold(-1.0);
         if seconds <= 30.0 {
             // One utterance is one window: decode it once. Without this, a repetition loop
             // (whisper's classic failure on unclear audio) is re-run seek after seek.
@@ -189,6 +225,8 @@ impl WhisperModel {
 
         let eot = self.ctx.token_eot();
         let mut segments = Vec::new();
+        let (mut logprob_sum, mut logprob_n, mut word_tokens) = (0.0f64, 0usize, 0usize);
+        let mut looped = false;
         for segment in state.as_iter() {
             let text = segment.to_str_lossy().map_err(werr)?.into_owned();
             let mut words: Vec<Word> = Vec::new();
@@ -198,7 +236,10 @@ impl WhisperModel {
                     continue; // timestamps and other special tokens
                 }
                 let data = token.token_data();
+                logprob_sum += f64::from(data.plog);
+                logprob_n += 1;
                 let piece = String::from_utf8_lossy(token.to_bytes().map_err(werr)?).into_owned();
+                word_tokens += usize::from(piece.chars().any(char::is_alphanumeric));
                 let (t0, t1) = ((data.t0 as f32 / 100.0).min(seconds), (data.t1 as f32 / 100.0).min(seconds));
                 match words.last_mut() {
                     // A piece that does not start with a space continues the word (BPE).
@@ -211,7 +252,13 @@ impl WhisperModel {
                 }
             }
             words.retain(|w| !w.text.trim().is_empty());
-            let text = collapse_repeats(text.trim());
+            for w in &mut words {
+                w.text = collapse_inside_word(&w.text);
+            }
+            let text = text.trim();
+            let collapsed = collapse_repeats(text);
+            looped |= collapsed.split_whitespace().count() < text.split_whitespace().count() || collapsed.chars().count() < text.chars().count();
+            let text = collapsed;
             // Keep the word timings in step with a collapsed text.
             words.truncate(text.split_whitespace().count().max(1).min(words.len()));
             segments.push(Segment {
@@ -224,16 +271,20 @@ impl WhisperModel {
             });
         }
         segments.retain(|s| !s.text.is_empty() && s.no_speech_probability <= options.no_speech_threshold);
-        Ok(Transcript { lang, lang_probability, segments })
+        let avg_logprob = if logprob_n == 0 { f32::NEG_INFINITY } else { (logprob_sum / logprob_n as f64) as f32 };
+        let budget = if seconds <= 30.0 { max_tokens_for(seconds) as usize } else { usize::MAX };
+        let degenerate = avg_logprob < -1.0 || logprob_n + 1 >= budget || looped;
+        Ok(Transcript { lang, lang_probability, segments, avg_logprob, tokens: word_tokens, degenerate })
     }
 }
 
 impl WhisperModel {
-    /// The probabilities whisper gives each of `allowed` for `samples` (first 30 s), on the
+    /// The probabilities whisper gives each of `allowed` for `samples` (first 30 s; not
+    /// normalised over `allowed`), at encoder width `audio_ctx` (see [`audio_ctx_for`]), on the
     /// detection state. Detection encodes at the width that state last ran with: it is primed
     /// with 0.2 s of silence at this utterance's width so that it does not pay for the full
     /// 30 s window.
-    fn detect<'l>(&self, samples: &[f32], allowed: &[&'l str], audio_ctx: i32, threads: usize) -> Result<Vec<(&'l str, f32)>> {
+    pub fn detect<'l>(&self, samples: &[f32], allowed: &[&'l str], audio_ctx: i32, threads: usize) -> Result<Vec<(&'l str, f32)>> {
         let werr = |e: whisper_rs::WhisperError| Error::Whisper(e.to_string());
         let mut slot = self.detector.borrow_mut();
         if slot.is_none() {
@@ -262,10 +313,14 @@ fn max_tokens_for(seconds: f32) -> i32 {
     (16.0 + seconds * 20.0).min(224.0) as i32
 }
 
-/// Removes a run of the same words repeated three or more times in a row (whisper's
-/// repetition loop), keeping the first occurrence: "the world, the world, the world" → "the world,".
+/// Removes whisper's repetition loops, keeping the first occurrence: a run of the same words
+/// repeated three or more times in a row ("the world, the world, the world" → "the world,"),
+/// and, inside a word, a letter written four or more times running ("موووووو" → "مو") or a
+/// syllable of 2–4 letters repeated four or more times ("hahahaha" → "ha"). Digits are never
+/// touched: "1111" may be a real number.
 pub fn collapse_repeats(text: &str) -> String {
-    let words: Vec<&str> = text.split_whitespace().collect();
+    let collapsed: Vec<String> = text.split_whitespace().map(collapse_inside_word).collect();
+    let words: Vec<&str> = collapsed.iter().map(String::as_str).collect();
     let key = |w: &str| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase();
     let mut out: Vec<&str> = Vec::with_capacity(words.len());
     let mut i = 0;
@@ -294,6 +349,34 @@ pub fn collapse_repeats(text: &str) -> String {
         }
     }
     out.join(" ")
+}
+
+/// Collapses a letter or a 2–4 letter syllable repeated four or more times running inside
+/// one word to its first occurrence.
+fn collapse_inside_word(word: &str) -> String {
+    let chars: Vec<char> = word.chars().collect();
+    let mut out = String::with_capacity(word.len());
+    let mut i = 0;
+    'outer: while i < chars.len() {
+        for period in 1..=4 {
+            let Some(unit) = chars.get(i..i + period) else { break };
+            if !unit.iter().all(|c| c.is_alphabetic()) {
+                continue;
+            }
+            let mut reps = 1;
+            while chars.get(i + reps * period..i + (reps + 1) * period) == Some(unit) {
+                reps += 1;
+            }
+            if reps >= 4 {
+                out.extend(unit);
+                i += reps * period;
+                continue 'outer;
+            }
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
 }
 
 fn quiet(params: &mut FullParams<'_, '_>) {
@@ -327,5 +410,11 @@ mod tests {
         assert_eq!(c("شكرا شكرا شكرا شكرا جزيلا"), "شكرا جزيلا");
         assert_eq!(c("no, no. I said yes"), "no, no. I said yes", "two is not a loop");
         assert_eq!(c("Welcome to the Government Service Center."), "Welcome to the Government Service Center.");
+        assert_eq!(c("أين موووووووووو المكتب"), "أين مو المكتب", "a letter looping inside a token");
+        assert_eq!(c("hahahahahaha ok"), "ha ok");
+        assert_eq!(c("مرررحبا"), "مرررحبا", "three is not a loop");
+        assert_eq!(c("www.example.com"), "www.example.com");
+        assert_eq!(c("784-1111-2222222-1"), "784-1111-2222222-1", "digits are never collapsed");
+        assert_eq!(c("Mississippi Hmmmmm"), "Mississippi Hm", "a syllable twice is a word, a letter four times is a loop");
     }
 }

@@ -341,10 +341,16 @@ mod tests {
 
     #[test]
     fn hearing_events_become_bus_events_with_their_turn_and_input_position() {
-        let utterance =
-            Utterance {
-                id: 3, start: 16_000, end: 48_000, lang: "ar".into(), text: "أبغى أجدد الـ Emirates ID".into(), confidence: 0.8, segments: Vec::new()
-            };
+        let utterance = Utterance {
+            id: 3,
+            start: 16_000,
+            end: 48_000,
+            lang: "ar".into(),
+            text: "أبغى أجدد الـ Emirates ID".into(),
+            confidence: 0.8,
+            segments: Vec::new(),
+            language: Default::default(),
+        };
         let events = [
             HearingEvent::SpeechStarted { utterance: 3, start: 16_000, at: Instant::now(), level_db: -20.0 },
             HearingEvent::Partial { utterance: 3, text: "أبغى".into(), lang: "ar".into(), upto: 32_000, at: Instant::now() },

@@ -176,8 +176,14 @@ pub struct Hearing {
     pub languages: Vec<String>,
     /// Decode in this language only (`ar` or `en`); empty to detect among `languages`.
     pub language: String,
-    /// Domain vocabulary that biases the recogniser (names of services, places, products).
+    /// Your own words that bias the recogniser (names of services, places, products), after
+    /// the knowledge base's own.
     pub initial_prompt: String,
+    /// The knowledge base's titles and names, per language, become the recogniser's prompt
+    /// (rebuilt on reload). Off by default: whisper base copies the prompt on unclear speech
+    /// and it tips the language decision towards English (docs/benchmarks.md); try it with a
+    /// larger model.
+    pub knowledge_prompt: bool,
     /// Silence after the last voiced sample that ends an utterance.
     pub end_silence_ms: u32,
     /// Voiced time needed before speech counts (coughs and clicks are shorter).
@@ -191,9 +197,11 @@ pub struct Hearing {
     pub no_speech_threshold: f32,
     /// Encode only the audio an utterance needs instead of whisper's full 30 s window.
     pub short_window: bool,
-    /// Whisper's temperature fallback: slower and not deterministic, sometimes better on
-    /// hard audio.
+    /// Whisper's temperature fallback: a decode that loops or is improbable is decoded again
+    /// by sampling at rising temperature (free on a clean decode).
     pub temperature_fallback: bool,
+    /// Beam search width for whisper (1: greedy).
+    pub beam_size: usize,
     /// Threads for one whisper decode; 0 chooses for this machine.
     pub threads: usize,
 }
@@ -205,6 +213,7 @@ impl Default for Hearing {
             languages: vec!["ar".into(), "en".into()],
             language: String::new(),
             initial_prompt: String::new(),
+            knowledge_prompt: false,
             end_silence_ms: 500,
             min_speech_ms: 250,
             vad_start_threshold: 0.5,
@@ -212,7 +221,8 @@ impl Default for Hearing {
             partial_interval_ms: 500,
             no_speech_threshold: 0.6,
             short_window: true,
-            temperature_fallback: false,
+            temperature_fallback: true,
+            beam_size: 1,
             threads: 0,
         }
     }
@@ -463,6 +473,7 @@ impl Config {
         check((100..=5_000).contains(&h.end_silence_ms), format!("hearing.end_silence_ms = {}: between 100 and 5000", h.end_silence_ms));
         check(h.min_speech_ms <= 5_000, format!("hearing.min_speech_ms = {}: at most 5000", h.min_speech_ms));
         check(h.threads <= 64, format!("hearing.threads = {}: at most 64 (0 chooses for this machine)", h.threads));
+        check((1..=8).contains(&h.beam_size), format!("hearing.beam_size = {}: between 1 (greedy) and 8", h.beam_size));
         let l = &self.llm;
         check(l.temperature.is_finite() && (0.0..=2.0).contains(&l.temperature), format!("llm.temperature = {}: between 0 and 2", l.temperature));
         check(l.max_tokens >= 1, "llm.max_tokens must be at least 1".into());

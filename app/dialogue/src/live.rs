@@ -42,6 +42,8 @@ pub struct LoopSettings {
     pub health: Option<Arc<crate::kiosk::watchdog::Health>>,
     /// When the voice counts as stuck, and how restarts add up to out of service.
     pub watchdog: hiwar_core::config::WatchdogConfig,
+    /// The recogniser's vocabulary, rebuilt from the knowledge base on reload.
+    pub vocabulary: Option<hiwar_speech::hearing::Vocabulary>,
 }
 
 impl LoopSettings {
@@ -55,6 +57,7 @@ impl LoopSettings {
             wipe_audio: Arc::default(),
             health: None,
             watchdog: config.watchdog.clone(),
+            vocabulary: None,
         }
     }
 }
@@ -231,9 +234,16 @@ pub async fn live_loop(
                 let new = *new;
                 mind = Arc::new(new.mind.continuing(&mind));
                 voice.replace_voices(new.voices, new.config.clone());
-                // The loop keeps its own wipe flag and watchdog handle; the rest is the new config's.
-                settings =
-                    LoopSettings { wipe_audio: Arc::clone(&settings.wipe_audio), health: settings.health.clone(), ..LoopSettings::from_config(&new.config) };
+                if let Some(v) = &settings.vocabulary {
+                    crate::mind::set_vocabulary(v, &mind.knowledge, &new.config);
+                }
+                // The loop keeps its own wipe flag, watchdog handle and vocabulary; the rest is the new config's.
+                settings = LoopSettings {
+                    wipe_audio: Arc::clone(&settings.wipe_audio),
+                    health: settings.health.clone(),
+                    vocabulary: settings.vocabulary.clone(),
+                    ..LoopSettings::from_config(&new.config)
+                };
                 tracing::warn!(target: "hiwar::ops", "config reloaded from {}", new.config.source.as_ref().map_or_else(|| "built-in defaults".into(), |p| p.display().to_string()));
             }
             Some(LoopInput::HearingRestarted) => {
@@ -287,6 +297,7 @@ pub async fn live_loop(
                 }
                 H::Final { utterance: Some(u), id, ready, .. } if !ignored.contains(&id) => {
                     transcribing = transcribing.filter(|t| *t != id);
+                    tracing::info!(target: "hiwar::hearing", "utterance {id}: language {}", u.language.summary(&u.lang));
                     let lang = reply_lang(&u.lang, &u.text);
                     bus.publish(Event {
                         turn: TurnId(id),

@@ -147,7 +147,7 @@ pub fn run(config: &Config, input: Option<&Path>, events: bool, window: bool, ki
     let voices = hiwar_core::build::speaking_voices(config)?;
     let player = hiwar_speech::voice::Player::open(&config.audio.output_device)
         .map_err(|e| anyhow::anyhow!("no audio output to speak on: {e} (check `hiwar doctor`; set audio.output_device to one it lists)"))?;
-    let hc = hiwar_core::build::hearing_config(config, None)?;
+    let hc = hiwar_dialogue::mind::hearing_config(config, None)?;
     let rt = runtime()?;
     let _guard = rt.enter();
     let bus = Bus::new(4096);
@@ -163,6 +163,7 @@ pub fn run(config: &Config, input: Option<&Path>, events: bool, window: bool, ki
     let stop = CancellationToken::new();
     let mut settings = LoopSettings::from_config(config);
     settings.health = Some(Arc::clone(&health));
+    settings.vocabulary = Some(hc.vocabulary.clone());
     let level = match input {
         Some(path) => {
             let audio = hearing::open_audio_file(path)?.read_all().with_context(|| format!("cannot read {}", path.display()))?;
@@ -185,7 +186,7 @@ pub fn run(config: &Config, input: Option<&Path>, events: bool, window: bool, ki
                     let tx = loop_tx.clone();
                     Box::new(move |s| {
                         tx.send(match s {
-                            Supervised::Event(e) => LoopInput::Hearing(e),
+                            Supervised::Event(e) => LoopInput::Hearing(*e),
                             Supervised::Restarted => LoopInput::HearingRestarted,
                         })
                         .is_ok()

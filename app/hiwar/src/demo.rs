@@ -64,7 +64,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let out_dir = PathBuf::from("demo");
     std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
 
-    let hc = hiwar_core::build::hearing_config(config, None)?;
+    let hc = hiwar_dialogue::mind::hearing_config(config, None)?;
     let transcriber = Transcriber::load(&hc)?;
     let mind = Mind::from_config(config)?;
     let mind_name = match &mind.llm {
@@ -95,6 +95,9 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         let lang = hiwar_dialogue::turn::reply_lang(&heard_lang, &text);
         println!("{}. 👤 {said}", i + 1);
         println!("   heard ({heard_lang}, {hearing_ms:.0} ms): {text}");
+        if let Some(u) = heard.first() {
+            println!("   language {} → answered in {}", u.language.summary(&u.lang), lang.code());
+        }
         let cer = hiwar_speech::text::character_error_rate(said, &text);
         if cer > 0.5 {
             misheard += 1;
@@ -221,9 +224,9 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
 
     if misheard > 0 {
         println!("\nNote: the bundled questions are espeak-ng's synthetic voices (no registry ships real Arabic speech), and");
-        println!("whisper base hears espeak's Arabic poorly, so {misheard} of {} questions were misheard and answered \"I can't help\".", QUESTIONS.len());
-        println!("A larger whisper hears far better: `hiwar models fetch whisper-large-v3-turbo` and set hearing.whisper_model;");
-        println!("hearing.initial_prompt with your services' names helps too. Try typed questions with `hiwar chat`.");
+        println!("whisper base hears espeak's Arabic poorly, so {misheard} of {} questions were misheard; each was still answered", QUESTIONS.len());
+        println!("in the language it was asked in. A larger whisper hears far better: `hiwar models fetch whisper-large-v3-turbo`");
+        println!("and set hearing.whisper_model (then try hearing.knowledge_prompt). Try typed questions with `hiwar chat`.");
     }
     println!("\nتمّ · Done.");
     println!("   {}  — شاهد الأفاتار يجيب · watch the avatar answer", video.display());

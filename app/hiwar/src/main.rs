@@ -93,7 +93,7 @@ fn run(cli: Cli, config: hiwar_core::config::Config) -> anyhow::Result<ExitCode>
         }
         Command::Stage { kiosk, script, frame_log } => hiwar_stage::window::run(&config, kiosk, script, frame_log),
         Command::Avatar { out } => hiwar_stage::write_avatar(&out).map(|()| ExitCode::SUCCESS),
-        Command::Bench { what: BenchCommand::Asr { model, reps, rounds, only } } => hiwar_bench::speech::asr(&config, model, reps.max(1), rounds, &only),
+        Command::Bench { what: BenchCommand::Asr { model, reps, rounds, only } } => hiwar_bench::asr::asr(&config, model, reps.max(1), rounds, &only),
         Command::Bench { what: BenchCommand::Loop { only, rounds, interruptions, turns } } => {
             hiwar_bench::live::run(&config, &only, rounds, interruptions, turns)
         }

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use hiwar_speech::hearing::{self, HearingConfig, Source, Transcriber, Utterance};
 use serde::Serialize;
 
-use hiwar_core::build::hearing_config;
 use hiwar_core::bus::{Bus, Event, EventKind, Lang};
 use hiwar_core::config::Config;
+use hiwar_dialogue::mind::hearing_config;
 
 #[derive(Serialize)]
 struct FileJson<'a> {
@@ -24,6 +24,8 @@ struct SegmentJson {
     end: f64,
     text: String,
     lang: String,
+    /// How the utterance's language was chosen, with the scores compared.
+    language_choice: String,
 }
 
 /// `hiwar transcribe`.
@@ -55,7 +57,15 @@ fn print_file(file: &Path, utterances: &[Utterance], json: bool) -> anyhow::Resu
     if json {
         let segments: Vec<SegmentJson> = utterances
             .iter()
-            .flat_map(|u| u.segments.iter().map(|s| SegmentJson { start: round(s.start), end: round(s.end), text: s.text.clone(), lang: u.lang.clone() }))
+            .flat_map(|u| {
+                u.segments.iter().map(|s| SegmentJson {
+                    start: round(s.start),
+                    end: round(s.end),
+                    text: s.text.clone(),
+                    lang: u.lang.clone(),
+                    language_choice: u.language.summary(&u.lang),
+                })
+            })
             .collect();
         let text = utterances.iter().map(|u| u.text.as_str()).collect::<Vec<_>>().join(" ");
         let out = FileJson { file: &name, lang: dominant_lang(utterances), text, segments };

@@ -215,7 +215,7 @@ pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
     };
     let mind = Mind::from_config(config)?;
     let synth = VoicePool::start(config, s.voice_threads)?;
-    let hearing = match hiwar_core::build::hearing_config(config, None) {
+    let hearing = match hiwar_dialogue::mind::hearing_config(config, None) {
         Ok(h) => Some(h),
         Err(e) => {
             tracing::warn!("microphone audio over the socket is off: {e:#}");

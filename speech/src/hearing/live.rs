@@ -13,7 +13,7 @@ use super::capture::Capture;
 use super::listener::Listener;
 use super::resample::Resampler;
 use super::segmenter::Boundary;
-use super::transcriber::{TAIL_SAMPLES, Transcriber};
+use super::transcriber::{Decide, TAIL_SAMPLES, Transcriber};
 use super::vad::SileroVad;
 use super::{HearingConfig, HearingEvent, Utterance};
 use crate::{Error, Result};
@@ -391,7 +391,8 @@ fn wait_for_device(device: &str, stop: &AtomicBool) {
     }
 }
 
-/// Audio a partial must cover before its detected language is trusted for the final.
+/// Audio a partial must cover before it makes the full language decision (decoding both
+/// languages when detection is not sure); later decodes of the utterance keep its choice.
 const LANG_EVIDENCE: usize = 16_000 * 3 / 2;
 
 fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEvent>, busy: &AtomicBool, pause: &AtomicU64, liveness: &Liveness) {
@@ -412,8 +413,14 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
         liveness.decoding(true);
         let result = match job {
             Job::Partial { id, start, upto, audio } => {
-                let hint = detected.as_ref().filter(|(d, _)| *d == id).map(|(_, l)| l.as_str());
-                let r = t.transcribe_with(id, &audio, start, upto, hint);
+                // Detection alone until there is enough audio to decide on; then the full
+                // decision, once, and later decodes of this utterance keep it.
+                let decide = match detected.as_ref().filter(|(d, _)| *d == id) {
+                    Some((_, lang)) => Decide::Settled(lang),
+                    None if audio.len() >= LANG_EVIDENCE => Decide::Full,
+                    None => Decide::Detect,
+                };
+                let r = t.transcribe_with(id, &audio, start, upto, decide);
                 busy.store(false, Ordering::Relaxed);
                 r.map(|u| {
                     if let Some(u) = &u {
@@ -432,20 +439,26 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
                 }
                 // A partial that already heard the whole utterance, tail included, is the final (the
                 // same audio a final decode would get).
-                if let Some((_, _, u)) = last_partial.take().filter(|(p, upto, _)| *p == id && *upto >= last_voiced + TAIL_SAMPLES) {
+                // Only a partial whose language was decided: one from detection alone (under
+                // 1.5 s of audio) gets the full decision here.
+                let decided = |u: &Option<Utterance>| u.as_ref().is_some_and(|u| u.language.sure || u.language.how != "detected");
+                if let Some((_, _, u)) = last_partial.take().filter(|(p, upto, u)| *p == id && *upto >= last_voiced + TAIL_SAMPLES && decided(u)) {
                     speculative = Some((id, last_voiced, u.map(|u| Utterance { end: last_voiced, ..u })));
                     continue;
                 }
-                let hint = detected.as_ref().filter(|(d, _)| *d == id).map(|(_, l)| l.as_str());
-                t.transcribe_with(id, &audio, start, last_voiced, hint).map(|u| speculative = Some((id, last_voiced, u)))
+                let decide = detected.as_ref().filter(|(d, _)| *d == id).map_or(Decide::Full, |(_, l)| Decide::Settled(l));
+                t.transcribe_with(id, &audio, start, last_voiced, decide).map(|u| speculative = Some((id, last_voiced, u)))
             }
             Job::Finalize { id, start, last_voiced, audio } => {
                 let hint = detected.take().filter(|(d, _)| *d == id).map(|(_, l)| l);
                 let (utterance, from_guess) = match speculative.take() {
                     Some((sid, sv, u)) if sid == id && sv == last_voiced => (Ok(u), true),
-                    _ => (t.transcribe_with(id, &audio, start, last_voiced, hint.as_deref()), false),
+                    _ => (t.transcribe_with(id, &audio, start, last_voiced, hint.as_deref().map_or(Decide::Full, Decide::Settled)), false),
                 };
                 utterance.map(|utterance| {
+                    if let Some(u) = &utterance {
+                        t.remember(u);
+                    }
                     let _ = events.send(HearingEvent::Final { utterance, id, ready: Instant::now(), speculative: from_guess });
                 })
             }

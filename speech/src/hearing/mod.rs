@@ -23,7 +23,9 @@ pub use listener::Listener;
 pub use live::{Hearing, InputLevel, Liveness, PacedSource, Source, level_db};
 pub use resample::{Resampler, TARGET_RATE};
 pub use segmenter::{Boundary, Segmenter, SegmenterConfig};
-pub use transcriber::{Transcriber, is_phantom, transcribe_file};
+pub use transcriber::{
+    Decide, LanguageChoice, LanguageScore, SURE_DETECTION, TIE_MARGIN, Transcriber, Vocabulary, is_phantom, script_share, transcribe_file, transcribe_samples,
+};
 pub use vad::{SileroVad, WINDOW};
 
 /// Everything hearing needs to know; the app fills it from its config.
@@ -36,13 +38,18 @@ pub struct HearingConfig {
     pub languages: Vec<String>,
     /// Decode in this language only.
     pub forced_language: Option<String>,
-    /// Domain vocabulary for whisper's initial prompt.
+    /// The operator's own words for whisper's prompt (after the vocabulary).
     pub initial_prompt: String,
+    /// Whisper's prompt per language from the organisation's knowledge; the app fills it and
+    /// rebuilds it on reload (see [`transcriber::Vocabulary`]).
+    pub vocabulary: Vocabulary,
     pub no_speech_threshold: f32,
     /// Encode only the frames an utterance needs (much faster on short utterances).
     pub short_window: bool,
-    /// Whisper's temperature fallback (slower, not deterministic; off for live use).
+    /// Whisper's temperature fallback: re-decode a degenerate result by sampling.
     pub temperature_fallback: bool,
+    /// Beam width (1: greedy).
+    pub beam_size: usize,
     /// How often to re-decode the growing utterance for a partial transcript.
     pub partial_interval_ms: u32,
     pub threads: usize,
@@ -59,9 +66,11 @@ impl HearingConfig {
             languages: vec!["ar".into(), "en".into()],
             forced_language: None,
             initial_prompt: String::new(),
+            vocabulary: Vocabulary::default(),
             no_speech_threshold: 0.6,
             short_window: true,
-            temperature_fallback: false,
+            temperature_fallback: true,
+            beam_size: 1,
             partial_interval_ms: 500,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             input_device: String::new(),
@@ -81,6 +90,8 @@ pub struct Utterance {
     pub text: String,
     pub confidence: f32,
     pub segments: Vec<crate::whisper::Segment>,
+    /// How its language was chosen.
+    pub language: LanguageChoice,
 }
 
 /// What hearing reports, in order.

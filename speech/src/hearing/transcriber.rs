@@ -7,7 +7,7 @@ use super::listener::Listener;
 use super::segmenter::Boundary;
 use super::{HearingConfig, Utterance};
 use crate::text::normalize_for_matching;
-use crate::whisper::{DecodeOptions, Language, Segment, WhisperModel};
+use crate::whisper::{DecodeOptions, Language, Segment, Transcript, WhisperModel};
 use crate::{Error, Result};
 
 /// Audio kept after the last voiced sample when decoding (word endings are soft).
@@ -46,6 +46,145 @@ pub fn is_phantom(text: &str, confidence: f32, no_speech: f32) -> bool {
     matches(PHANTOMS) || (matches(DOUBTFUL) && (confidence < 0.6 || no_speech > 0.2))
 }
 
+/// How one utterance's language was chosen; carried on the [`Utterance`] so that the logs
+/// can say why.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LanguageChoice {
+    /// Whisper's detection among the configured languages (normalised over them).
+    pub detected: Vec<(String, f32)>,
+    /// Each language decoded: its mean token log-probability, the share of its letters in
+    /// that language's script, and the score compared.
+    pub decoded: Vec<LanguageScore>,
+    /// What decided: "forced", "settled" (an earlier partial of the same utterance),
+    /// "detected" (detection alone: sure, or a partial too short to decide on), "decoded" (the
+    /// better-scoring decode), "continued" (too close to call, or no words either way: the
+    /// language of the conversation, the final before within 10 s), "primary" (the same,
+    /// with no conversation: the primary language).
+    pub how: &'static str,
+    /// Whether the choice was clear (false: a tie broken by the conversation's or the primary
+    /// language, or detection alone that was not sure).
+    pub sure: bool,
+}
+
+impl LanguageChoice {
+    /// One line for the logs: "decoded: ar (ar −0.41 script 1.00 → −0.41; en −0.90 script 1.00 →
+    /// −0.90); detection ar 0.55 en 0.45". Holds no words of what was said.
+    pub fn summary(&self, chosen: &str) -> String {
+        let mut out = format!("{}: {chosen}", if self.how.is_empty() { "?" } else { self.how });
+        if !self.decoded.is_empty() {
+            let scores: Vec<String> = self
+                .decoded
+                .iter()
+                .map(|d| format!("{} {:.2} script {:.2} tpw {:.1} → {:.2}", d.lang, d.avg_logprob, d.script, d.tokens_per_word, d.score))
+                .collect();
+            out.push_str(&format!(" ({})", scores.join("; ")));
+        }
+        if !self.detected.is_empty() {
+            let detected: Vec<String> = self.detected.iter().map(|(l, p)| format!("{l} {p:.2}")).collect();
+            out.push_str(&format!("; detection {}", detected.join(" ")));
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LanguageScore {
+    pub lang: String,
+    pub avg_logprob: f32,
+    pub script: f32,
+    /// Whisper tokens per written word: real words of a language are mostly whole tokens of
+    /// its vocabulary; a transliteration of another language breaks into pieces.
+    pub tokens_per_word: f32,
+    pub score: f32,
+}
+
+/// How the language of one decode is to be chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Decide<'a> {
+    /// Already settled for this utterance (forced, or by an earlier partial).
+    Settled(&'a str),
+    /// Whisper's detection only: one decode (partials, which come every half second).
+    Detect,
+    /// Detection, and when it is not sure, decode as each candidate and keep the better.
+    Full,
+}
+
+/// Detection of the favoured language (the conversation's, else the primary) at or above
+/// this probability (normalised over the configured languages) is taken without decoding the
+/// others. Detection of any other language is always checked by decoding: whisper base labels Arabic as English with
+/// p ≥ 0.99 on 12 of the clip set's 16 Arabic clips (docs/benchmarks.md).
+pub const SURE_DETECTION: f32 = 0.97;
+/// Decodes whose scores differ by less than this are a tie, broken by the conversation's
+/// language, else the primary.
+pub const TIE_MARGIN: f32 = 0.1;
+/// Weight of script consistency in a decode's score (log-probability units per unit share):
+/// a decode forced into one language that comes out in another's script says which language
+/// was spoken.
+const SCRIPT_WEIGHT: f32 = 1.0;
+/// Weight of tokens per word beyond what the language's real words take: whisper forced into
+/// English on Arabic speech often transliterates ("Aya-ra-ramu-mak-tami…", 30 tokens a word),
+/// which its log-probability alone does not show (−0.08 there).
+const LEXICAL_WEIGHT: f32 = 1.0;
+
+/// Whisper tokens a written word of `lang` takes at most, typically (English words are mostly
+/// one token; Arabic words two to six in whisper's byte-level vocabulary, more with clitics:
+/// only an absurd count counts against Arabic).
+fn typical_tokens_per_word(lang: &str) -> f32 {
+    match lang {
+        "en" => 1.5,
+        "ar" => 8.0,
+        _ => 2.0,
+    }
+}
+
+/// A decode's score for the language decision: its mean token log-probability, less what its
+/// script and its word shapes say against it.
+pub fn decode_score(lang: &str, avg_logprob: f32, script: f32, tokens_per_word: f32) -> f32 {
+    avg_logprob + SCRIPT_WEIGHT * (script - 1.0) - LEXICAL_WEIGHT * (tokens_per_word - typical_tokens_per_word(lang)).max(0.0)
+}
+
+/// Whether `text` repeats the prompt rather than the speech: it holds two or more of the
+/// prompt's terms (a term: what lies between its commas, of two words or more, or one word of
+/// five letters or more), or one term twice.
+pub fn echoes_prompt(text: &str, prompt: &str) -> bool {
+    let text = normalize_for_matching(text);
+    let said: Vec<&str> = text.split_whitespace().collect();
+    let mut found = 0;
+    for term in prompt.split([',', '،', '.', '؛', ';']).map(normalize_for_matching) {
+        let words: Vec<&str> = term.split_whitespace().collect();
+        if words.is_empty() || (words.len() == 1 && term.trim().chars().count() < 5) {
+            continue;
+        }
+        found += said.windows(words.len()).filter(|w| *w == words.as_slice()).count().min(2);
+        if found >= 2 {
+            return true;
+        }
+    }
+    false
+}
+
+/// The share of `text`'s letters written in `lang`'s script (Arabic for `ar`, Latin
+/// otherwise); 0 when it has no letters.
+pub fn script_share(text: &str, lang: &str) -> f32 {
+    // Letters only: Arabic's vowel marks are "alphabetic" to Unicode, and a fully vowelled
+    // Arabic decode would otherwise count as half foreign.
+    let letters: Vec<char> = text.chars().filter(|c| c.is_alphabetic() && !('\u{064B}'..='\u{065F}').contains(c) && *c != '\u{0670}').collect();
+    if letters.is_empty() {
+        return 0.0;
+    }
+    let ours = letters.iter().filter(|c| if lang == "ar" { crate::text::is_arabic_letter(**c) } else { c.is_ascii_alphabetic() }).count();
+    ours as f32 / letters.len() as f32
+}
+
+/// The organisation's own words per language (titles of its knowledge, names of its
+/// services and places), most important first: they become whisper's prompt, ahead of the
+/// operator's `initial_prompt`. Shared with whoever rebuilds it on reload.
+pub type Vocabulary = std::sync::Arc<std::sync::RwLock<std::collections::BTreeMap<String, Vec<String>>>>;
+
+/// Tokens of whisper's prompt the vocabulary and `initial_prompt` may fill together (whisper
+/// itself keeps at most 223; a longer prompt costs decode time and invites whisper to copy it).
+pub const PROMPT_TOKENS: usize = 100;
+
 /// A whisper model with the hearing settings applied.
 #[derive(Debug)]
 pub struct Transcriber {
@@ -53,11 +192,20 @@ pub struct Transcriber {
     languages: Vec<String>,
     forced: Option<String>,
     prompt: String,
+    vocabulary: Vocabulary,
     no_speech_threshold: f32,
     short_window: bool,
     temperature_fallback: bool,
+    beam_size: usize,
     threads: usize,
+    /// The language of the last utterance and the stream sample it ended at: people keep to
+    /// one language within a conversation.
+    conversation: std::cell::RefCell<Option<(String, u64)>>,
 }
+
+/// An utterance that starts within this many samples (10 s) of the last one's end continues
+/// its conversation.
+pub const CONVERSATION_GAP: u64 = 16_000 * 10;
 
 impl Transcriber {
     pub fn load(config: &HearingConfig) -> Result<Transcriber> {
@@ -66,10 +214,13 @@ impl Transcriber {
             languages: config.languages.clone(),
             forced: config.forced_language.clone(),
             prompt: config.initial_prompt.clone(),
+            vocabulary: config.vocabulary.clone(),
             no_speech_threshold: config.no_speech_threshold,
             short_window: config.short_window,
             temperature_fallback: config.temperature_fallback,
+            beam_size: config.beam_size,
             threads: config.threads,
+            conversation: std::cell::RefCell::new(None),
         })
     }
 
@@ -83,30 +234,50 @@ impl Transcriber {
         self.short_window = short;
     }
 
-    /// Decodes one utterance whose first sample is stream sample `start`; `None` if it held
-    /// no words worth passing on.
-    pub fn transcribe(&self, id: u64, samples: &[f32], start: u64, end: u64) -> Result<Option<Utterance>> {
-        self.transcribe_with(id, samples, start, end, None)
+    pub fn set_beam_size(&mut self, beam: usize) {
+        self.beam_size = beam.max(1);
     }
 
-    /// As [`Transcriber::transcribe`], with a language already detected for this utterance
-    /// (`hint`, used unless a language is forced).
-    pub fn transcribe_with(&self, id: u64, samples: &[f32], start: u64, end: u64, hint: Option<&str>) -> Result<Option<Utterance>> {
-        let allowed: Vec<&str> = self.languages.iter().map(String::as_str).collect();
-        let language = match (&self.forced, hint) {
-            (Some(lang), _) => Language::Fixed(lang),
-            (None, Some(lang)) => Language::Fixed(lang),
-            (None, None) => Language::Among(&allowed),
-        };
-        let options = DecodeOptions {
-            language,
-            initial_prompt: Some(self.prompt.as_str()),
-            no_speech_threshold: self.no_speech_threshold,
-            short_window: self.short_window,
-            temperature_fallback: self.temperature_fallback,
-            threads: self.threads,
-        };
-        let transcript = self.model.decode(samples, &options)?;
+    pub fn set_temperature_fallback(&mut self, on: bool) {
+        self.temperature_fallback = on;
+    }
+
+    /// The prompt whisper gets when decoding in `lang`: as many of that language's vocabulary
+    /// terms as fit in [`PROMPT_TOKENS`] beside the operator's own prompt, which is always kept.
+    pub fn prompt_for(&self, lang: &str) -> String {
+        let terms = self.vocabulary.read().map(|v| v.get(lang).cloned().unwrap_or_default()).unwrap_or_default();
+        let own = self.prompt.trim();
+        let budget = PROMPT_TOKENS.saturating_sub(self.model.token_count(own));
+        let separator = if lang == "ar" { "، " } else { ", " };
+        let mut words = String::new();
+        for term in terms.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+            let longer = if words.is_empty() { term.to_string() } else { format!("{words}{separator}{term}") };
+            if self.model.token_count(&longer) > budget {
+                break;
+            }
+            words = longer;
+        }
+        if !words.is_empty() {
+            words.push('.');
+        }
+        [words.as_str(), own].iter().filter(|p| !p.is_empty()).copied().collect::<Vec<_>>().join(" ")
+    }
+
+    /// The primary language: the first configured.
+    pub fn primary(&self) -> &str {
+        self.languages.first().map_or("ar", String::as_str)
+    }
+
+    /// Decodes one utterance whose first sample is stream sample `start`, choosing its
+    /// language fully; `None` if it held no words worth passing on.
+    pub fn transcribe(&self, id: u64, samples: &[f32], start: u64, end: u64) -> Result<Option<Utterance>> {
+        self.transcribe_with(id, samples, start, end, Decide::Full)
+    }
+
+    /// As [`Transcriber::transcribe`], with the language decided as `decide` says (a forced
+    /// language always wins).
+    pub fn transcribe_with(&self, id: u64, samples: &[f32], start: u64, end: u64, decide: Decide<'_>) -> Result<Option<Utterance>> {
+        let (transcript, choice) = self.decode_choosing(samples, decide, start)?;
         let confidence = transcript.confidence();
         let offset = start as f32 / 16_000.0;
         let segments: Vec<Segment> = transcript
@@ -127,7 +298,125 @@ impl Transcriber {
             return Ok(None);
         }
         let text = segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ");
-        Ok(Some(Utterance { id, start, end, lang: transcript.lang, text, confidence, segments }))
+        Ok(Some(Utterance { id, start, end, lang: transcript.lang, text, confidence, segments, language: choice }))
+    }
+
+    /// Decodes in `lang` with that language's prompt; a decode that echoes the prompt (two or
+    /// more of its terms, whisper's habit on unclear audio) is decoded again without it.
+    fn decode_in(&self, samples: &[f32], lang: &str) -> Result<Transcript> {
+        self.decode_with(samples, lang, self.temperature_fallback)
+    }
+
+    fn decode_with(&self, samples: &[f32], lang: &str, fallback: bool) -> Result<Transcript> {
+        let prompt = self.prompt_for(lang);
+        let options = DecodeOptions {
+            language: Language::Fixed(lang),
+            initial_prompt: Some(prompt.as_str()),
+            no_speech_threshold: self.no_speech_threshold,
+            short_window: self.short_window,
+            temperature_fallback: fallback,
+            beam_size: self.beam_size,
+            threads: self.threads,
+        };
+        let t = self.model.decode(samples, &options)?;
+        if prompt.is_empty() || !echoes_prompt(&t.text(), &prompt) {
+            return Ok(t);
+        }
+        tracing::debug!(target: "hiwar::hearing", "the {lang} decode echoed its prompt: decoded again without it");
+        self.model.decode(samples, &DecodeOptions { initial_prompt: None, ..options })
+    }
+
+    /// Chooses the language and decodes in it.
+    /// Forgets the conversation's language (a new stream or file, a new visitor).
+    pub fn forget_conversation(&self) {
+        *self.conversation.borrow_mut() = None;
+    }
+
+    /// Records a final utterance's language: the next utterance within [`CONVERSATION_GAP`]
+    /// continues its conversation. Only finals with words are remembered (a partial or a
+    /// speculative decode may yet change).
+    pub fn remember(&self, utterance: &Utterance) {
+        *self.conversation.borrow_mut() = Some((utterance.lang.clone(), utterance.end));
+    }
+
+    /// The language of the conversation an utterance starting at `start` continues, if any
+    /// (the pre-roll may start it a little before the last one's end).
+    fn ongoing(&self, start: u64) -> Option<String> {
+        let last = self.conversation.borrow();
+        let (lang, end) = last.as_ref()?;
+        (start.saturating_sub(*end) <= CONVERSATION_GAP && self.languages.contains(lang)).then(|| lang.clone())
+    }
+
+    fn decode_choosing(&self, samples: &[f32], decide: Decide<'_>, start: u64) -> Result<(Transcript, LanguageChoice)> {
+        if let Some(lang) = &self.forced {
+            return Ok((self.decode_in(samples, lang)?, LanguageChoice { how: "forced", sure: true, ..LanguageChoice::default() }));
+        }
+        let decide = match decide {
+            Decide::Settled(lang) if self.languages.iter().any(|l| l == lang) => {
+                return Ok((self.decode_in(samples, lang)?, LanguageChoice { how: "settled", sure: true, ..LanguageChoice::default() }));
+            }
+            Decide::Settled(_) => Decide::Full,
+            other => other,
+        };
+        if samples.is_empty() {
+            return Ok((self.decode_in(samples, self.primary())?, LanguageChoice { how: "primary", ..LanguageChoice::default() }));
+        }
+        let allowed: Vec<&str> = self.languages.iter().map(String::as_str).collect();
+        let width = if self.short_window && samples.len() < 29 * 16_000 { crate::whisper::audio_ctx_for(samples.len()) } else { 0 };
+        let raw = self.model.detect(samples, &allowed, width, self.threads)?;
+        let total: f32 = raw.iter().map(|(_, p)| p).sum();
+        let mut detected: Vec<(String, f32)> = raw.iter().map(|(l, p)| (l.to_string(), if total > 0.0 { p / total } else { 0.0 })).collect();
+        detected.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let Some((top, top_p)) = detected.first().cloned() else {
+            return Err(Error::Whisper(format!("none of {allowed:?} is a whisper language")));
+        };
+        let mut choice = LanguageChoice { detected, ..LanguageChoice::default() };
+        // The language that breaks ties: the conversation's, else the primary.
+        let ongoing = self.ongoing(start);
+        let favoured = ongoing.clone().unwrap_or_else(|| self.primary().to_string());
+        let sure = top_p >= SURE_DETECTION && top == favoured;
+        if decide == Decide::Detect || sure || choice.detected.len() < 2 {
+            let mut t = self.decode_in(samples, &top)?;
+            t.lang_probability = top_p;
+            choice.how = "detected";
+            choice.sure = sure;
+            return Ok((t, choice));
+        }
+        // Not sure: decode as each of the two likeliest, greedily (a degenerate decode is
+        // evidence against its language, and the fallback's resampling would cost seconds on
+        // the wrong one), keep the better-scoring; the fallback then runs on the winner if its
+        // greedy decode was degenerate.
+        let mut decodes = Vec::new();
+        for (lang, p) in choice.detected.iter().take(2) {
+            let mut t = self.decode_with(samples, lang, false)?;
+            t.lang_probability = *p;
+            let script = script_share(&t.text(), lang);
+            // A decode whose every segment is a phantom has no words: it must not win.
+            let confidence = t.confidence();
+            let words = t.segments.iter().any(|s| !is_phantom(&s.text, confidence, s.no_speech_probability));
+            let n_words = t.text().split_whitespace().count().max(1);
+            let tokens_per_word = t.tokens as f32 / n_words as f32;
+            let score = if words { decode_score(lang, t.avg_logprob, script, tokens_per_word) } else { f32::NEG_INFINITY };
+            choice.decoded.push(LanguageScore { lang: lang.clone(), avg_logprob: t.avg_logprob, script, tokens_per_word, score });
+            decodes.push(t);
+        }
+        let (a, b) = (&choice.decoded[0], &choice.decoded[1]);
+        let tie_to = if ongoing.is_some() { "continued" } else { "primary" };
+        let winner = if (a.score.is_finite() || b.score.is_finite()) && (a.score - b.score).abs() >= TIE_MARGIN {
+            choice.how = "decoded";
+            choice.sure = true;
+            usize::from(b.score > a.score)
+        } else {
+            choice.how = tie_to;
+            choice.decoded.iter().position(|d| d.lang == favoured).unwrap_or(0)
+        };
+        let mut transcript = decodes.swap_remove(winner);
+        if transcript.degenerate && self.temperature_fallback {
+            let p = transcript.lang_probability;
+            transcript = self.decode_with(samples, &choice.decoded[winner].lang, true)?;
+            transcript.lang_probability = p;
+        }
+        Ok((transcript, choice))
     }
 }
 
@@ -136,42 +425,126 @@ impl Transcriber {
 pub fn transcribe_file(path: &Path, config: &HearingConfig, transcriber: &Transcriber) -> Result<Vec<Utterance>> {
     let mut source = super::file::open_audio_file(path)?;
     let mut resampler = super::resample::Resampler::new(source.sample_rate())?;
-    let vad = super::vad::SileroVad::load(&config.vad_model)?;
-    let mut listener = Listener::new(vad, config.segmenter);
-    let mut out = Vec::new();
-    let mut failure: Option<Error> = None;
-    let mut next_id = 0u64;
-    let mut on = |l: &Listener, b: Boundary| {
-        if let Boundary::Ended { start, last_voiced, .. } = b {
-            if failure.is_some() {
-                return;
-            }
-            let audio = l.audio(start, last_voiced + TAIL_SAMPLES);
-            match transcriber.transcribe(next_id, audio, start, last_voiced) {
-                Ok(Some(u)) => out.push(u),
-                Ok(None) => {}
-                Err(e) => failure = Some(e),
-            }
-            next_id += 1;
-        }
-    };
+    transcriber.forget_conversation();
+    let mut utterances = Utterances::new(config, transcriber)?;
     while let Some(block) = source.next_block()? {
         let resampled = resampler.push(block)?;
-        listener.push(resampled, &mut on)?;
+        utterances.push(resampled)?;
     }
     let tail = resampler.finish()?.to_vec();
-    listener.push(&tail, &mut on)?;
-    listener.finish(&mut on)?;
+    utterances.push(&tail)?;
     source.warn_if_damaged();
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(out),
+    utterances.finish()
+}
+
+/// As [`transcribe_file`], for 16 kHz samples already in memory.
+pub fn transcribe_samples(samples: &[f32], config: &HearingConfig, transcriber: &Transcriber) -> Result<Vec<Utterance>> {
+    transcriber.forget_conversation();
+    let mut utterances = Utterances::new(config, transcriber)?;
+    for block in samples.chunks(16_000) {
+        utterances.push(block)?;
+    }
+    utterances.finish()
+}
+
+/// VAD → one whisper call per utterance, over 16 kHz blocks.
+struct Utterances<'t> {
+    listener: Listener,
+    transcriber: &'t Transcriber,
+    out: Vec<Utterance>,
+    failure: Option<Error>,
+    next_id: u64,
+}
+
+impl<'t> Utterances<'t> {
+    fn new(config: &HearingConfig, transcriber: &'t Transcriber) -> Result<Utterances<'t>> {
+        let vad = super::vad::SileroVad::load(&config.vad_model)?;
+        Ok(Utterances { listener: Listener::new(vad, config.segmenter), transcriber, out: Vec::new(), failure: None, next_id: 0 })
+    }
+
+    fn decode(&mut self, (audio, start, last_voiced): (Vec<f32>, u64, u64)) {
+        if self.failure.is_some() {
+            return;
+        }
+        match self.transcriber.transcribe(self.next_id, &audio, start, last_voiced) {
+            Ok(Some(u)) => {
+                self.transcriber.remember(&u);
+                self.out.push(u);
+            }
+            Ok(None) => {}
+            Err(e) => self.failure = Some(e),
+        }
+        self.next_id += 1;
+    }
+
+    fn push(&mut self, block: &[f32]) -> Result<()> {
+        let mut ended = Vec::new();
+        self.listener.push(block, &mut |l: &Listener, b: Boundary| {
+            if let Boundary::Ended { start, last_voiced, .. } = b {
+                ended.push((l.audio(start, last_voiced + TAIL_SAMPLES).to_vec(), start, last_voiced));
+            }
+        })?;
+        for e in ended {
+            self.decode(e);
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<Utterance>> {
+        let mut ended = Vec::new();
+        self.listener.finish(&mut |l: &Listener, b: Boundary| {
+            if let Boundary::Ended { start, last_voiced, .. } = b {
+                ended.push((l.audio(start, last_voiced + TAIL_SAMPLES).to_vec(), start, last_voiced));
+            }
+        })?;
+        for e in ended {
+            self.decode(e);
+        }
+        match self.failure {
+            Some(e) => Err(e),
+            None => Ok(self.out),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::is_phantom;
+    use super::{echoes_prompt, is_phantom};
+
+    #[test]
+    fn script_share_counts_letters_not_vowel_marks() {
+        assert_eq!(super::script_share("مَتَى يُغْلَقُ المَرْكَزُ", "ar"), 1.0);
+        assert_eq!(super::script_share("Where can I pay?", "en"), 1.0);
+        assert_eq!(super::script_share("أبغى أجدد Emirates ID", "ar"), 8.0 / 18.0);
+        assert_eq!(super::script_share("", "ar"), 0.0);
+    }
+
+    #[test]
+    fn the_decision_prefers_the_decode_whose_words_are_words() {
+        use super::decode_score;
+        // Recorded from whisper base on the clip set (ar-office.wav, espeak-ng Arabic): forced
+        // into English it transliterates at a better log-probability than the Arabic decode.
+        let english = decode_score("en", -0.08, 1.0, 30.0);
+        let arabic = decode_score("ar", -0.89, 0.96, 3.4);
+        assert!(arabic > english, "{arabic} vs {english}");
+        // en-office.wav: the Arabic decode came out in Latin letters.
+        assert!(decode_score("en", -0.12, 1.0, 1.2) > decode_score("ar", -0.18, 0.02, 1.1));
+    }
+
+    #[test]
+    fn a_decode_that_repeats_the_prompt_is_an_echo() {
+        let prompt = "Opening hours and times, Renewing an Emirates ID, Amman Street, Al Nahda Park, Stadium, Green Line.";
+        assert!(echoes_prompt("Al Nahda Park, Stadium, Green Line,", prompt));
+        assert!(echoes_prompt("Amman Street, Amman Street.", prompt), "one term twice");
+        assert!(
+            echoes_prompt("How do I get to Amman Street from Stadium metro station?", prompt),
+            "a real question naming two terms is decoded again without the prompt too: a cost, not a loss"
+        );
+        assert!(!echoes_prompt("I want to renew my Emirates ID on Amman Street", prompt), "one term is what the prompt is for");
+        let ar = "مواعيد العمل، تجديد بطاقة الهوية الإماراتية (Emirates ID)، تجديد جواز السفر.";
+        assert!(echoes_prompt("تجديد جواز السفر، تجديد جواز السفر", ar));
+        assert!(!echoes_prompt("أريد تجديد جواز السفر", ar));
+    }
 
     #[test]
     fn phantoms_are_dropped_and_real_short_answers_kept() {

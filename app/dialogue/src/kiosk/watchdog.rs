@@ -152,7 +152,7 @@ impl Health {
 /// numbers start again).
 #[derive(Debug)]
 pub enum Supervised {
-    Event(HearingEvent),
+    Event(Box<HearingEvent>),
     Restarted,
 }
 
@@ -249,7 +249,7 @@ fn watch(hearing: &Hearing, tx: &Forward, wipe: &AtomicBool, health: &Health, co
                     HearingEvent::Failed { reason } => Some(format!("hearing failed: {reason}")),
                     _ => None,
                 };
-                if !tx(Supervised::Event(e)) {
+                if !tx(Supervised::Event(Box::new(e))) {
                     return None;
                 }
                 if failed.is_some() {

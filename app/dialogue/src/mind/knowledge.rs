@@ -233,6 +233,37 @@ impl Knowledge {
         hits
     }
 
+    /// The organisation's own words per language, for the recogniser's prompt, most useful
+    /// first: every passage's title, then the names in its text — runs of capitalised words
+    /// in English (not a sentence's first word), and Latin-script names written inside Arabic
+    /// («… (Emirates ID)»), which go to both languages, since people say them in both.
+    pub fn vocabulary(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut out: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
+        let mut add = |lang: Lang, term: &str| {
+            let term = term.trim().trim_matches(|c: char| c.is_ascii_punctuation() && c != '-').trim();
+            let list = out.entry(lang.code().to_string()).or_default();
+            if term.chars().count() > 1 && !list.iter().any(|t| t == term) {
+                list.push(term.to_string());
+            }
+        };
+        for p in &self.passages {
+            // A parenthesised part of a title is a name of its own, added below.
+            add(p.lang, p.title.split('(').next().unwrap_or_default());
+        }
+        for p in &self.passages {
+            for name in capitalised_names(&p.text) {
+                add(p.lang, &name);
+            }
+            if p.lang == Lang::Ar {
+                for name in latin_runs(&format!("{} {}", p.title, p.text)) {
+                    add(Lang::Ar, &name);
+                    add(Lang::En, &name);
+                }
+            }
+        }
+        out
+    }
+
     /// The same topic in `lang`, if the knowledge has it.
     pub fn in_lang<'a>(&'a self, passage: &'a Passage, lang: Lang) -> Option<&'a Passage> {
         if passage.lang == lang {
@@ -243,6 +274,65 @@ impl Knowledge {
         }
         self.passages.iter().find(|p| p.id == passage.id && p.lang == lang)
     }
+}
+
+/// Runs of capitalised words that do not start a sentence ("… on Amman Street opposite Al
+/// Nahda Park" → "Amman Street", "Al Nahda Park"); "I" alone is not a name.
+fn capitalised_names(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut run: Vec<&str> = Vec::new();
+    let mut sentence_start = true;
+    let flush = |run: &mut Vec<&str>, out: &mut Vec<String>| {
+        if !run.is_empty() && run != &["I"] {
+            out.push(run.join(" "));
+        }
+        run.clear();
+    };
+    for word in text.split_whitespace() {
+        if word.starts_with('(') {
+            flush(&mut run, &mut out);
+        }
+        let bare = word.trim_matches(|c: char| !c.is_alphanumeric());
+        let capital = bare.chars().next().is_some_and(char::is_uppercase) && bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if capital && !sentence_start {
+            run.push(bare);
+        } else {
+            flush(&mut run, &mut out);
+        }
+        // A name ends at punctuation; a sentence at its full stop.
+        if word.ends_with([',', ';', ':', ')', '(']) {
+            flush(&mut run, &mut out);
+        }
+        sentence_start = word.ends_with(['.', '!', '?']);
+        if sentence_start {
+            flush(&mut run, &mut out);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+/// Latin-script runs inside text ("تجديد بطاقة الهوية (Emirates ID)" → "Emirates ID").
+fn latin_runs(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut run: Vec<&str> = Vec::new();
+    for word in text.split_whitespace() {
+        let bare = word.trim_matches(|c: char| !c.is_alphanumeric());
+        if !bare.is_empty() && bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && bare.chars().any(|c| c.is_ascii_alphabetic()) {
+            run.push(bare);
+            if word.ends_with([',', ')', ';', ':', '.']) {
+                out.push(run.join(" "));
+                run.clear();
+            }
+        } else if !run.is_empty() {
+            out.push(run.join(" "));
+            run.clear();
+        }
+    }
+    if !run.is_empty() {
+        out.push(run.join(" "));
+    }
+    out
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -373,5 +463,25 @@ mod tests {
         assert_eq!((ps[1].title.as_str(), ps[1].lang, ps[1].text.as_str()), ("Parking", Lang::En, "free"));
         let err = jsonl("{\"title\": 1}\n", "b.jsonl").expect_err("bad line");
         assert!(format!("{err:#}").contains("b.jsonl line 1"), "{err:#}");
+    }
+
+    #[test]
+    fn the_vocabulary_holds_titles_then_names_per_language() {
+        let v = bundled().vocabulary();
+        let (ar, en) = (&v["ar"], &v["en"]);
+        assert_eq!(ar[0], "مواعيد العمل", "titles first, in file order");
+        assert!(ar.iter().any(|t| t == "تجديد بطاقة الهوية الإماراتية"), "a title without its parenthesis: {ar:?}");
+        assert!(ar.iter().any(|t| t == "تجديد جواز السفر"), "{ar:?}");
+        assert!(ar.iter().any(|t| t == "Emirates ID"), "Latin names inside Arabic: {ar:?}");
+        for name in ["Renewing a passport", "Amman Street", "Al Nahda Park", "Abu Dhabi", "Al Khalidiya", "Apple Pay", "Green Line", "Nahda-Visitors"] {
+            assert!(en.iter().any(|t| t == name), "{name} in {en:?}");
+        }
+        assert_eq!(
+            capitalised_names("Free Wi-Fi on Al Nahda Park (Nahda-Visitors) and (Emirates ID) here."),
+            ["Wi-Fi", "Al Nahda Park", "Nahda-Visitors", "Emirates ID"]
+        );
+        for not_a_name in ["The", "I", "Citizens", "Fees"] {
+            assert!(!en.iter().any(|t| t == not_a_name), "{not_a_name} in {en:?}");
+        }
     }
 }

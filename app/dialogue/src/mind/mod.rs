@@ -114,6 +114,29 @@ pub fn knowledge_dir(config: &Config) -> std::path::PathBuf {
     if config.knowledge.dir.is_empty() { hiwar_core::assets::assets_dir().join("knowledge") } else { config.knowledge.dir.clone().into() }
 }
 
+/// Hearing's settings from the config, with the knowledge base's own words as the
+/// recogniser's vocabulary (unless `hearing.knowledge_prompt` is off). A knowledge folder that
+/// does not load leaves the vocabulary empty: hearing still works, and the mind reports the
+/// folder's fault where it loads it.
+pub fn hearing_config(config: &Config, lang: Option<&str>) -> anyhow::Result<hiwar_speech::hearing::HearingConfig> {
+    let hc = hiwar_core::build::hearing_config(config, lang)?;
+    if config.hearing.knowledge_prompt
+        && let Ok(k) = Knowledge::load(&knowledge_dir(config))
+    {
+        set_vocabulary(&hc.vocabulary, &k, config);
+    }
+    Ok(hc)
+}
+
+/// Replaces the recogniser's vocabulary with `knowledge`'s (emptied when
+/// `hearing.knowledge_prompt` is off); the running hearing uses it from its next decode.
+pub fn set_vocabulary(target: &hiwar_speech::hearing::Vocabulary, knowledge: &Knowledge, config: &Config) {
+    let words = if config.hearing.knowledge_prompt { knowledge.vocabulary() } else { Default::default() };
+    if let Ok(mut v) = target.write() {
+        *v = words;
+    }
+}
+
 impl Mind {
     pub fn from_config(config: &Config) -> anyhow::Result<Mind> {
         let knowledge = Knowledge::load(&knowledge_dir(config)).context("knowledge.dir")?;
