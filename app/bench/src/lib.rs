@@ -11,6 +11,7 @@
 //!
 //! Boundaries: only the binary depends on it.
 
+pub mod asr;
 pub mod face;
 pub mod live;
 pub mod serve;

@@ -62,7 +62,7 @@ fn live_run(config: &Config, rt: &tokio::runtime::Runtime, input: Vec<f32>, scri
     let voices = hiwar_core::build::voices(&config, true)?;
     let player = hiwar_speech::voice::Player::open(&config.audio.output_device)
         .map_err(|e| anyhow::anyhow!("bench loop needs an audio output (a PulseAudio null sink will do): {e}"))?;
-    let hc = hiwar_core::build::hearing_config(&config, None)?;
+    let hc = hiwar_dialogue::mind::hearing_config(&config, None)?;
     let _guard = rt.enter();
     let (voice, voice_events) = VoiceOut::start(voices, Output::Speaker(player), None);
     let voice = Arc::new(voice);

@@ -80,7 +80,7 @@ pub fn run(config: &Config, turns: usize, every: usize, no_render: bool, size: (
     let voice = Arc::new(voice);
     let bus = Bus::new(4096);
     let (blocks_tx, blocks) = std::sync::mpsc::sync_channel::<Vec<f32>>(64);
-    let hc = hiwar_core::build::hearing_config(&config, None)?;
+    let hc = hiwar_dialogue::mind::hearing_config(&config, None)?;
     let hearing = hearing::Hearing::start(hc, Source::Stream { blocks, rate: 16_000 })?;
     let level = Arc::clone(&hearing.level);
     let (tx, rx) = mpsc::unbounded_channel();
