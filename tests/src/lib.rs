@@ -33,8 +33,15 @@ pub fn hiwar(home: &Path) -> Command {
     }
     // Run outside the checkout so no ./hiwar.toml is picked up by accident.
     let cwd = home.parent().filter(|p| p.is_dir()).unwrap_or(Path::new("/"));
-    // The voice without its random variation, so round trips through hearing are repeatable.
-    cmd.env("HIWAR_HOME", home).env("HIWAR_VOICE_DETERMINISTIC", "true").env("NO_COLOR", "1").current_dir(cwd);
+    // The voice without its random variation, so round trips through hearing are repeatable;
+    // hearing without the temperature fallback's sampling, so transcripts are (a decode the
+    // fallback resamples differs run to run: "m rate ID" one run, "m 8 i D" the next). The
+    // fallback's effect is measured by `hiwar bench asr` (runaways over the clip set in noise).
+    cmd.env("HIWAR_HOME", home)
+        .env("HIWAR_VOICE_DETERMINISTIC", "true")
+        .env("HIWAR_HEARING_TEMPERATURE_FALLBACK", "false")
+        .env("NO_COLOR", "1")
+        .current_dir(cwd);
     cmd
 }
 

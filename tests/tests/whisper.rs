@@ -95,7 +95,10 @@ fn arabic_speech_is_heard_in_arabic_whatever_detection_guesses() {
     // Whisper base labels espeak-ng's Arabic as English with p >= 0.99 on most of these clips;
     // hearing decodes both languages when the primary (Arabic) is not sure and chooses by
     // log-probability, script and word shape. Figures: docs/benchmarks.md (issue 17).
-    let hc = HearingConfig::new(model_cache().join("whisper/ggml-base.bin"), std::path::PathBuf::from("unused-here"));
+    let mut hc = HearingConfig::new(model_cache().join("whisper/ggml-base.bin"), std::path::PathBuf::from("unused-here"));
+    // Greedy throughout, so the run is repeatable (the decision itself decodes greedily; the
+    // fallback would resample a degenerate winner).
+    hc.temperature_fallback = false;
     let transcriber = Transcriber::load(&hc).expect("whisper");
     let mut english_in_english = Vec::new();
     let mut english_total = 0;
@@ -117,7 +120,8 @@ fn arabic_speech_is_heard_in_arabic_whatever_detection_guesses() {
             assert!(script_share(&u.text, "ar") >= 0.5, "{name}: heard {:?} ({why})", u.text);
         }
     }
-    // Measured: 7 of 9 (the two hardest voices, en-us+f4 at 170 wpm and en-gb+f2, decode as
-    // Arabic: their English decodes are improbable, −0.75 and −0.45 a token).
+    // `hiwar bench asr` chose English for 9 of 9 clean; while the scoring was being set, the
+    // two hardest voices (en-us+f4 at 170 wpm, en-gb+f2: English decodes at −0.75 and −0.45 a
+    // token) went Arabic, and Arabic is what a tie must favour here: they may, no more.
     assert!(english_in_english.len() >= 7, "English clips heard in English: {english_in_english:?} of {english_total}");
 }

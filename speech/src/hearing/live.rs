@@ -420,7 +420,7 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
                     None if audio.len() >= LANG_EVIDENCE => Decide::Full,
                     None => Decide::Detect,
                 };
-                let r = t.transcribe_with(id, &audio, start, upto, decide);
+                let r = t.transcribe_partial(id, &audio, start, upto, decide);
                 busy.store(false, Ordering::Relaxed);
                 r.map(|u| {
                     if let Some(u) = &u {

@@ -277,7 +277,17 @@ impl Transcriber {
     /// As [`Transcriber::transcribe`], with the language decided as `decide` says (a forced
     /// language always wins).
     pub fn transcribe_with(&self, id: u64, samples: &[f32], start: u64, end: u64, decide: Decide<'_>) -> Result<Option<Utterance>> {
-        let (transcript, choice) = self.decode_choosing(samples, decide, start)?;
+        self.transcribe_inner(id, samples, start, end, decide, self.temperature_fallback)
+    }
+
+    /// As [`Transcriber::transcribe_with`], greedy only: for partials, which are provisional and
+    /// come every half second (the fallback's resampling would hold up the final behind them).
+    pub fn transcribe_partial(&self, id: u64, samples: &[f32], start: u64, end: u64, decide: Decide<'_>) -> Result<Option<Utterance>> {
+        self.transcribe_inner(id, samples, start, end, decide, false)
+    }
+
+    fn transcribe_inner(&self, id: u64, samples: &[f32], start: u64, end: u64, decide: Decide<'_>, fallback: bool) -> Result<Option<Utterance>> {
+        let (transcript, choice) = self.decode_choosing(samples, decide, start, fallback)?;
         let confidence = transcript.confidence();
         let offset = start as f32 / 16_000.0;
         let segments: Vec<Segment> = transcript
@@ -301,12 +311,9 @@ impl Transcriber {
         Ok(Some(Utterance { id, start, end, lang: transcript.lang, text, confidence, segments, language: choice }))
     }
 
-    /// Decodes in `lang` with that language's prompt; a decode that echoes the prompt (two or
-    /// more of its terms, whisper's habit on unclear audio) is decoded again without it.
-    fn decode_in(&self, samples: &[f32], lang: &str) -> Result<Transcript> {
-        self.decode_with(samples, lang, self.temperature_fallback)
-    }
-
+    /// Decodes in `lang` with that language's prompt (and the fallback if `fallback`); a decode
+    /// that echoes the prompt (two or more of its terms, whisper's habit on unclear audio) is
+    /// decoded again without it.
     fn decode_with(&self, samples: &[f32], lang: &str, fallback: bool) -> Result<Transcript> {
         let prompt = self.prompt_for(lang);
         let options = DecodeOptions {
@@ -347,19 +354,19 @@ impl Transcriber {
         (start.saturating_sub(*end) <= CONVERSATION_GAP && self.languages.contains(lang)).then(|| lang.clone())
     }
 
-    fn decode_choosing(&self, samples: &[f32], decide: Decide<'_>, start: u64) -> Result<(Transcript, LanguageChoice)> {
+    fn decode_choosing(&self, samples: &[f32], decide: Decide<'_>, start: u64, fallback: bool) -> Result<(Transcript, LanguageChoice)> {
         if let Some(lang) = &self.forced {
-            return Ok((self.decode_in(samples, lang)?, LanguageChoice { how: "forced", sure: true, ..LanguageChoice::default() }));
+            return Ok((self.decode_with(samples, lang, fallback)?, LanguageChoice { how: "forced", sure: true, ..LanguageChoice::default() }));
         }
         let decide = match decide {
             Decide::Settled(lang) if self.languages.iter().any(|l| l == lang) => {
-                return Ok((self.decode_in(samples, lang)?, LanguageChoice { how: "settled", sure: true, ..LanguageChoice::default() }));
+                return Ok((self.decode_with(samples, lang, fallback)?, LanguageChoice { how: "settled", sure: true, ..LanguageChoice::default() }));
             }
             Decide::Settled(_) => Decide::Full,
             other => other,
         };
         if samples.is_empty() {
-            return Ok((self.decode_in(samples, self.primary())?, LanguageChoice { how: "primary", ..LanguageChoice::default() }));
+            return Ok((self.decode_with(samples, self.primary(), fallback)?, LanguageChoice { how: "primary", ..LanguageChoice::default() }));
         }
         let allowed: Vec<&str> = self.languages.iter().map(String::as_str).collect();
         let width = if self.short_window && samples.len() < 29 * 16_000 { crate::whisper::audio_ctx_for(samples.len()) } else { 0 };
@@ -376,7 +383,7 @@ impl Transcriber {
         let favoured = ongoing.clone().unwrap_or_else(|| self.primary().to_string());
         let sure = top_p >= SURE_DETECTION && top == favoured;
         if decide == Decide::Detect || sure || choice.detected.len() < 2 {
-            let mut t = self.decode_in(samples, &top)?;
+            let mut t = self.decode_with(samples, &top, fallback)?;
             t.lang_probability = top_p;
             choice.how = "detected";
             choice.sure = sure;
@@ -411,7 +418,7 @@ impl Transcriber {
             choice.decoded.iter().position(|d| d.lang == favoured).unwrap_or(0)
         };
         let mut transcript = decodes.swap_remove(winner);
-        if transcript.degenerate && self.temperature_fallback {
+        if transcript.degenerate && fallback {
             let p = transcript.lang_probability;
             transcript = self.decode_with(samples, &choice.decoded[winner].lang, true)?;
             transcript.lang_probability = p;
