@@ -153,22 +153,7 @@ pub fn spawn_ui(commands: &mut Commands, assets: &AssetServer, camera: Entity) -
                 ));
             });
             // The attract screen (kiosk, after inactivity).
-            root.spawn((
-                Node {
-                    position_type: PositionType::Absolute,
-                    width: percent(100),
-                    height: percent(100),
-                    flex_direction: FlexDirection::Column,
-                    justify_content: JustifyContent::Center,
-                    align_items: AlignItems::Center,
-                    row_gap: vh(2.0),
-                    display: Display::None,
-                    ..default()
-                },
-                BackgroundColor(Color::srgba(0.02, 0.25, 0.32, 0.9)),
-                Attract,
-            ))
-            .with_children(|a| {
+            root.spawn((overlay(), BackgroundColor(Color::srgba(0.02, 0.25, 0.32, 0.9)), Attract)).with_children(|a| {
                 a.spawn((Text::new("أهلاً وسهلاً! تفضّل، تحدّث معي"), font(&f, 7.0), TextColor(SPOKEN), TextLayout::justify(Justify::Center)));
                 a.spawn((Text::new("Welcome! Come and talk to me"), font(&f, 5.0), TextColor(UPCOMING), TextLayout::justify(Justify::Center)));
                 a.spawn((
@@ -179,22 +164,7 @@ pub fn spawn_ui(commands: &mut Commands, assets: &AssetServer, camera: Entity) -
                 ));
             });
             // Out of service: over everything, until the watchdog sees the stage work again.
-            root.spawn((
-                Node {
-                    position_type: PositionType::Absolute,
-                    width: percent(100),
-                    height: percent(100),
-                    flex_direction: FlexDirection::Column,
-                    justify_content: JustifyContent::Center,
-                    align_items: AlignItems::Center,
-                    row_gap: vh(2.0),
-                    display: Display::None,
-                    ..default()
-                },
-                BackgroundColor(Color::srgb(0.12, 0.12, 0.14)),
-                OutOfService,
-            ))
-            .with_children(|a| {
+            root.spawn((overlay(), BackgroundColor(Color::srgb(0.12, 0.12, 0.14)), OutOfService)).with_children(|a| {
                 a.spawn((Text::new("خارج الخدمة"), font(&f, 9.0), TextColor(SPOKEN), TextLayout::justify(Justify::Center)));
                 a.spawn((Text::new("Out of service"), font(&f, 6.0), TextColor(UPCOMING), TextLayout::justify(Justify::Center)));
                 a.spawn((
@@ -306,6 +276,21 @@ pub fn update_status(
     }
     if let Ok(mut node) = out_of_service.single_mut() {
         node.display = if state.out_of_service { Display::Flex } else { Display::None };
+    }
+}
+
+/// A full-window, centred column, hidden until shown (the attract screen, out of service).
+fn overlay() -> Node {
+    Node {
+        position_type: PositionType::Absolute,
+        width: percent(100),
+        height: percent(100),
+        flex_direction: FlexDirection::Column,
+        justify_content: JustifyContent::Center,
+        align_items: AlignItems::Center,
+        row_gap: vh(2.0),
+        display: Display::None,
+        ..default()
     }
 }
 

@@ -454,6 +454,13 @@ pub fn transcribe_samples(samples: &[f32], config: &HearingConfig, transcriber: 
     utterances.finish()
 }
 
+/// Keeps an ended utterance's audio (with its tail), start and last voiced sample.
+fn keep_ended(l: &Listener, b: Boundary, out: &mut Vec<(Vec<f32>, u64, u64)>) {
+    if let Boundary::Ended { start, last_voiced, .. } = b {
+        out.push((l.audio(start, last_voiced + TAIL_SAMPLES).to_vec(), start, last_voiced));
+    }
+}
+
 /// VAD → one whisper call per utterance, over 16 kHz blocks.
 struct Utterances<'t> {
     listener: Listener,
@@ -486,11 +493,7 @@ impl<'t> Utterances<'t> {
 
     fn push(&mut self, block: &[f32]) -> Result<()> {
         let mut ended = Vec::new();
-        self.listener.push(block, &mut |l: &Listener, b: Boundary| {
-            if let Boundary::Ended { start, last_voiced, .. } = b {
-                ended.push((l.audio(start, last_voiced + TAIL_SAMPLES).to_vec(), start, last_voiced));
-            }
-        })?;
+        self.listener.push(block, |l: &Listener, b: Boundary| keep_ended(l, b, &mut ended))?;
         for e in ended {
             self.decode(e);
         }
@@ -499,11 +502,7 @@ impl<'t> Utterances<'t> {
 
     fn finish(mut self) -> Result<Vec<Utterance>> {
         let mut ended = Vec::new();
-        self.listener.finish(&mut |l: &Listener, b: Boundary| {
-            if let Boundary::Ended { start, last_voiced, .. } = b {
-                ended.push((l.audio(start, last_voiced + TAIL_SAMPLES).to_vec(), start, last_voiced));
-            }
-        })?;
+        self.listener.finish(|l: &Listener, b: Boundary| keep_ended(l, b, &mut ended))?;
         for e in ended {
             self.decode(e);
         }
