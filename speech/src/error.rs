@@ -27,6 +27,11 @@ pub enum Error {
     #[error("whisper: {0}")]
     Whisper(String),
 
+    /// A decode was abandoned on purpose (a provisional partial overtaken by a pause): not a
+    /// failure; nothing was lost.
+    #[error("whisper: decode abandoned")]
+    Interrupted,
+
     /// The audio host or a device failed.
     #[error("audio: {0}")]
     Audio(String),

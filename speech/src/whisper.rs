@@ -37,9 +37,66 @@ pub struct DecodeOptions<'a> {
     /// by sampling at temperature 0.2, 0.4, … 1.0 (best of 5 samples each). Costs nothing on
     /// a clean decode; not deterministic when it fires.
     pub temperature_fallback: bool,
+    /// The fallback's log-probability test: a decode whose mean token log-probability is under
+    /// this is decoded again (the reference's −1.0). `f32::NEG_INFINITY` resamples loops only.
+    pub fallback_logprob: f32,
     /// Beam width; 1 decodes greedily.
     pub beam_size: usize,
     pub threads: usize,
+    /// Asked between the decoder's steps: `true` abandons the decode ([`Error::Interrupted`]).
+    pub interrupt: Option<Interrupt<'a>>,
+}
+
+/// A question whisper.cpp asks between compute steps: should this decode be abandoned? (A
+/// provisional partial, when the speech it was transcribing pauses and the final is wanted.)
+#[derive(Clone, Copy)]
+pub struct Interrupt<'a>(pub &'a dyn Fn() -> bool);
+
+impl std::fmt::Debug for Interrupt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Interrupt")
+    }
+}
+
+thread_local! {
+    /// Set while this thread runs a decode that may be abandoned: whisper.cpp then reports
+    /// "failed to encode/decode" as an error, which it is not when the decode was abandoned (a
+    /// real failure still returns its error to the caller).
+    static ABANDONABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Routes whisper.cpp's log through `tracing` (target `whisper`), as whisper-rs's hook does,
+/// except that the failure an abandoned decode reports is logged at debug level.
+#[allow(unsafe_code, reason = "whisper.cpp's log callback is a C function pointer")]
+fn install_whisper_log() {
+    unsafe extern "C" fn log(level: whisper_rs_sys::ggml_log_level, text: *const std::ffi::c_char, _: *mut std::ffi::c_void) {
+        if text.is_null() {
+            return;
+        }
+        // SAFETY: whisper.cpp passes a NUL-terminated string, valid for this call.
+        let text = unsafe { std::ffi::CStr::from_ptr(text) }.to_string_lossy();
+        let text = text.trim();
+        match level {
+            whisper_rs_sys::ggml_log_level_GGML_LOG_LEVEL_ERROR if !ABANDONABLE.get() => tracing::error!(target: "whisper", "{text}"),
+            whisper_rs_sys::ggml_log_level_GGML_LOG_LEVEL_ERROR => tracing::debug!(target: "whisper", "{text} (an abandoned decode)"),
+            whisper_rs_sys::ggml_log_level_GGML_LOG_LEVEL_WARN => tracing::warn!(target: "whisper", "{text}"),
+            whisper_rs_sys::ggml_log_level_GGML_LOG_LEVEL_INFO => tracing::info!(target: "whisper", "{text}"),
+            _ => tracing::debug!(target: "whisper", "{text}"),
+        }
+    }
+    // SAFETY: `log` is a plain function that lives for the program; whisper.cpp keeps only it
+    // and the (null) user data.
+    unsafe { whisper_rs_sys::whisper_log_set(Some(log), std::ptr::null_mut()) };
+}
+
+/// whisper.cpp's abort callback: `data` points at the `&dyn Fn() -> bool` of an [`Interrupt`],
+/// on the stack of the call that runs the decode.
+#[allow(unsafe_code, reason = "whisper.cpp's abort callback is a C function pointer with a user-data pointer")]
+unsafe extern "C" fn ask_interrupt(data: *mut std::ffi::c_void) -> bool {
+    // SAFETY: `decode` passes a pointer to a `&dyn Fn() -> bool` that outlives `state.full`,
+    // the only caller of this callback.
+    let ask = unsafe { &*(data as *const &dyn Fn() -> bool) };
+    ask()
 }
 
 impl Default for DecodeOptions<'_> {
@@ -50,8 +107,10 @@ impl Default for DecodeOptions<'_> {
             no_speech_threshold: 0.6,
             short_window: true,
             temperature_fallback: true,
+            fallback_logprob: -1.0,
             beam_size: 1,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            interrupt: None,
         }
     }
 }
@@ -90,13 +149,25 @@ pub struct Transcript {
     /// segment was dropped.
     pub tokens: usize,
     /// The decode looks degenerate by the fallback's own tests: a mean log-probability under
-    /// −1.0, the token budget reached, or a repetition loop collapsed.
+    /// [`DecodeOptions::fallback_logprob`], the token budget reached, or a repetition loop
+    /// collapsed.
     pub degenerate: bool,
+    /// The decode ran away: it reached the token budget or a repetition loop was collapsed
+    /// out of it (evidence against the language it was decoded in).
+    pub looped: bool,
 }
 
 impl Transcript {
     fn empty() -> Transcript {
-        Transcript { lang: String::new(), lang_probability: 0.0, segments: Vec::new(), avg_logprob: f32::NEG_INFINITY, tokens: 0, degenerate: false }
+        Transcript {
+            lang: String::new(),
+            lang_probability: 0.0,
+            segments: Vec::new(),
+            avg_logprob: f32::NEG_INFINITY,
+            tokens: 0,
+            degenerate: false,
+            looped: false,
+        }
     }
 
     pub fn text(&self) -> String {
@@ -132,8 +203,12 @@ impl std::fmt::Debug for WhisperModel {
 impl WhisperModel {
     pub fn load(path: &Path) -> Result<WhisperModel> {
         static HOOKS: std::sync::Once = std::sync::Once::new();
-        // whisper.cpp and ggml log to stderr by default; route them through `tracing`.
-        HOOKS.call_once(whisper_rs::install_logging_hooks);
+        // whisper.cpp and ggml log to stderr by default; route them through `tracing` (whisper's
+        // own through hiwar's hook, which knows an abandoned decode is not an error).
+        HOOKS.call_once(|| {
+            whisper_rs::install_logging_hooks();
+            install_whisper_log();
+        });
         if !path.exists() {
             return Err(Error::ModelMissing { name: "whisper".into(), path: path.to_path_buf(), fix: "hiwar models fetch whisper-base".into() });
         }
@@ -149,6 +224,12 @@ impl WhisperModel {
             return 0;
         }
         self.ctx.tokenize(text, text.len() + 8).map_or(0, |t| t.len())
+    }
+
+    /// Tokens of `text` that hold a letter or a digit (as [`Transcript::tokens`] counts them).
+    fn word_tokens(&self, text: &str) -> usize {
+        let Ok(tokens) = self.ctx.tokenize(text, text.len() + 8) else { return 0 };
+        tokens.iter().filter(|&&t| self.ctx.token_to_bytes(t).is_ok_and(|b| String::from_utf8_lossy(b).chars().any(char::is_alphanumeric))).count()
     }
 
     /// Transcribes 16 kHz mono samples with default options in `language`.
@@ -210,7 +291,8 @@ impl WhisperModel {
         params.set_audio_ctx(audio_ctx);
         params.set_temperature_inc(if options.temperature_fallback { 0.2 } else { 0.0 });
         params.set_entropy_thold(2.4);
-        params.set_logprob_thold(-1.0);
+        // whisper.cpp compares with `<`: the lowest float turns the test off.
+        params.set_logprob_thold(if options.fallback_logprob.is_finite() { options.fallback_logprob } else { f32::MIN });
         if seconds <= 30.0 {
             // One utterance is one window: decode it once. Without this, a repetition loop
             // (whisper's classic failure on unclear audio) is re-run seek after seek.
@@ -219,8 +301,27 @@ impl WhisperModel {
             // looping.
             params.set_max_tokens(max_tokens_for(seconds));
         }
+        let ask: &dyn Fn() -> bool = match options.interrupt {
+            Some(Interrupt(ask)) => ask,
+            None => &|| false,
+        };
+        if options.interrupt.is_some() {
+            // SAFETY: `ask` lives on this stack frame until `state.full` returns, and whisper.cpp
+            // calls the callback only during that call. (whisper-rs's safe variant leaks a box
+            // per call: a kiosk decodes twice a second for weeks.)
+            #[allow(unsafe_code, reason = "whisper.cpp's abort callback takes a raw user-data pointer")]
+            unsafe {
+                params.set_abort_callback(Some(ask_interrupt));
+                params.set_abort_callback_user_data(&ask as *const &dyn Fn() -> bool as *mut std::ffi::c_void);
+            }
+        }
+        ABANDONABLE.set(options.interrupt.is_some());
         let done = state.full(params, samples);
+        ABANDONABLE.set(false);
         *state_ctx = audio_ctx;
+        if done.is_err() && ask() {
+            return Err(Error::Interrupted);
+        }
         done.map_err(werr)?;
 
         let eot = self.ctx.token_eot();
@@ -229,6 +330,7 @@ impl WhisperModel {
         let mut looped = false;
         for segment in state.as_iter() {
             let text = segment.to_str_lossy().map_err(werr)?.into_owned();
+            let mut segment_word_tokens = 0;
             let mut words: Vec<Word> = Vec::new();
             for i in 0..segment.n_tokens() {
                 let Some(token) = segment.get_token(i) else { continue };
@@ -239,7 +341,7 @@ impl WhisperModel {
                 logprob_sum += f64::from(data.plog);
                 logprob_n += 1;
                 let piece = String::from_utf8_lossy(token.to_bytes().map_err(werr)?).into_owned();
-                word_tokens += usize::from(piece.chars().any(char::is_alphanumeric));
+                segment_word_tokens += usize::from(piece.chars().any(char::is_alphanumeric));
                 let (t0, t1) = ((data.t0 as f32 / 100.0).min(seconds), (data.t1 as f32 / 100.0).min(seconds));
                 match words.last_mut() {
                     // A piece that does not start with a space continues the word (BPE).
@@ -257,7 +359,12 @@ impl WhisperModel {
             }
             let text = text.trim();
             let collapsed = collapse_repeats(text);
-            looped |= collapsed.split_whitespace().count() < text.split_whitespace().count() || collapsed.chars().count() < text.chars().count();
+            if collapsed.split_whitespace().count() < text.split_whitespace().count() || collapsed.chars().count() < text.chars().count() {
+                looped = true;
+                // Tokens per word must describe the words kept, not the loop cut out of them.
+                segment_word_tokens = self.word_tokens(&collapsed);
+            }
+            word_tokens += segment_word_tokens;
             let text = collapsed;
             // Keep the word timings in step with a collapsed text.
             words.truncate(text.split_whitespace().count().max(1).min(words.len()));
@@ -273,8 +380,9 @@ impl WhisperModel {
         segments.retain(|s| !s.text.is_empty() && s.no_speech_probability <= options.no_speech_threshold);
         let avg_logprob = if logprob_n == 0 { f32::NEG_INFINITY } else { (logprob_sum / logprob_n as f64) as f32 };
         let budget = if seconds <= 30.0 { max_tokens_for(seconds) as usize } else { usize::MAX };
-        let degenerate = avg_logprob < -1.0 || logprob_n + 1 >= budget || looped;
-        Ok(Transcript { lang, lang_probability, segments, avg_logprob, tokens: word_tokens, degenerate })
+        let looped = looped || logprob_n + 1 >= budget;
+        let degenerate = avg_logprob < options.fallback_logprob || looped;
+        Ok(Transcript { lang, lang_probability, segments, avg_logprob, tokens: word_tokens, degenerate, looped })
     }
 }
 
@@ -313,11 +421,12 @@ fn max_tokens_for(seconds: f32) -> i32 {
     (16.0 + seconds * 20.0).min(224.0) as i32
 }
 
-/// Removes whisper's repetition loops, keeping the first occurrence: a run of the same words
-/// repeated three or more times in a row ("the world, the world, the world" → "the world,"),
-/// and, inside a word, a letter written four or more times running ("موووووو" → "مو") or a
-/// syllable of 2–4 letters repeated four or more times ("hahahaha" → "ha"). Digits are never
-/// touched: "1111" may be a real number.
+/// Removes whisper's repetition loops, keeping the first occurrence: a run of up to
+/// [`LOOP_PERIOD`] words repeated three or more times in a row ("the world, the world, the
+/// world" → "the world,"), a phrase of five or more words said twice running, and, inside a
+/// word, a letter written four or more times running ("موووووو" → "مو") or a syllable of 2–4
+/// letters repeated four or more times ("hahahaha" → "ha", "a-a-a-a-" → "a-"). Digits are
+/// never touched: "1111" may be a real number.
 pub fn collapse_repeats(text: &str) -> String {
     let collapsed: Vec<String> = text.split_whitespace().map(collapse_inside_word).collect();
     let words: Vec<&str> = collapsed.iter().map(String::as_str).collect();
@@ -326,7 +435,7 @@ pub fn collapse_repeats(text: &str) -> String {
     let mut i = 0;
     while i < words.len() {
         let mut skipped = false;
-        for period in 1..=8 {
+        for period in 1..=LOOP_PERIOD {
             let block = |k: usize| words.get(i + k * period..i + (k + 1) * period);
             let Some(first) = block(0) else { break };
             let same = |b: &[&str]| b.iter().zip(first).all(|(a, f)| key(a) == key(f));
@@ -336,7 +445,8 @@ pub fn collapse_repeats(text: &str) -> String {
             }
             // The loop may end mid-block: a partial repeat at the end is part of it.
             let tail = words.get(i + reps * period..).map_or(0, |rest| rest.iter().zip(first).take_while(|(a, f)| key(a) == key(f)).count());
-            if reps >= 3 {
+            // People do repeat a word or two ("no, no"), not a whole clause.
+            if reps >= 3 || (reps == 2 && period >= 5) {
                 out.extend_from_slice(first);
                 i += reps * period + tail.min(period - 1);
                 skipped = true;
@@ -351,8 +461,12 @@ pub fn collapse_repeats(text: &str) -> String {
     out.join(" ")
 }
 
-/// Collapses a letter or a 2–4 letter syllable repeated four or more times running inside
-/// one word to its first occurrence.
+/// The longest run of words [`collapse_repeats`] looks for as a loop (whisper base loops over
+/// whole clauses: "we will not be able to touch the limit," three times is 9 words).
+pub const LOOP_PERIOD: usize = 16;
+
+/// Collapses a letter or a 2–4 letter syllable (letters, or letters joined by hyphens)
+/// repeated four or more times running inside one word to its first occurrence.
 fn collapse_inside_word(word: &str) -> String {
     let chars: Vec<char> = word.chars().collect();
     let mut out = String::with_capacity(word.len());
@@ -360,7 +474,7 @@ fn collapse_inside_word(word: &str) -> String {
     'outer: while i < chars.len() {
         for period in 1..=4 {
             let Some(unit) = chars.get(i..i + period) else { break };
-            if !unit.iter().all(|c| c.is_alphabetic()) {
+            if !unit.iter().all(|c| c.is_alphabetic() || *c == '-') || !unit.iter().any(|c| c.is_alphabetic()) {
                 continue;
             }
             let mut reps = 1;
@@ -416,5 +530,12 @@ mod tests {
         assert_eq!(c("www.example.com"), "www.example.com");
         assert_eq!(c("784-1111-2222222-1"), "784-1111-2222222-1", "digits are never collapsed");
         assert_eq!(c("Mississippi Hmmmmm"), "Mississippi Hm", "a syllable twice is a word, a letter four times is a loop");
+        // Whisper base on noisy Arabic, forced into English: a nine-word clause three times.
+        let clause = "We will not be able to touch the limit,";
+        assert_eq!(c(&format!("{clause} {clause} {clause}")), clause);
+        assert_eq!(c("I want to renew my passport I want to renew my passport"), "I want to renew my passport", "a clause said twice is a loop");
+        assert_eq!(c("thank you, thank you very much"), "thank you, thank you very much", "a short phrase twice is speech");
+        assert_eq!(c("Wine, a-a-a-a-a-a-a-a-a"), "Wine, a-a", "a syllable looping with hyphens");
+        assert_eq!(c("well-known co-operation"), "well-known co-operation");
     }
 }

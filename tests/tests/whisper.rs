@@ -3,7 +3,7 @@
 use hiwar_speech::hearing::{HearingConfig, Transcriber, script_share};
 use hiwar_speech::models::read_ggml_whisper_info;
 use hiwar_speech::text::character_error_rate;
-use hiwar_speech::whisper::{DecodeOptions, Language, WhisperModel};
+use hiwar_speech::whisper::{DecodeOptions, Interrupt, Language, WhisperModel};
 use hiwar_tests::{model_cache, repo_root};
 
 fn read_clip(name: &str) -> Vec<f32> {
@@ -47,6 +47,35 @@ fn forcing_a_language_is_obeyed() {
 fn a_missing_model_names_the_fetch_command() {
     let err = WhisperModel::load(std::path::Path::new("/nonexistent/ggml.bin")).expect_err("missing");
     assert!(err.to_string().contains("hiwar models fetch whisper-base"), "{err}");
+}
+
+#[test]
+fn a_decode_abandoned_midway_leaves_the_model_decoding_as_before() {
+    // Live hearing abandons a provisional partial when the speech pauses, so the final is
+    // decoded at once: whisper.cpp stops between two compute steps, hiwar says so (not a
+    // failure), and the next decode on the same state is the same as ever.
+    let model = WhisperModel::load(&model_cache().join("whisper/ggml-base.bin")).expect("load");
+    let samples = read_clip("en-welcome.wav");
+    let greedy = |interrupt| DecodeOptions { language: Language::Fixed("en"), temperature_fallback: false, interrupt, ..DecodeOptions::default() };
+    let before = model.decode(&samples, &greedy(None)).expect("decode").text();
+    // Asked once after the encoder and once per decoder step: let it go three steps.
+    let asked = std::cell::Cell::new(0);
+    let after_a_few = || {
+        asked.set(asked.get() + 1);
+        asked.get() > 3
+    };
+    let abandoned = model.decode(&samples, &greedy(Some(Interrupt(&after_a_few))));
+    assert!(matches!(abandoned, Err(hiwar_speech::Error::Interrupted)), "{abandoned:?}");
+    let stopped_after = asked.get();
+    let whole = std::cell::Cell::new(0);
+    let never = || {
+        whole.set(whole.get() + 1);
+        false
+    };
+    let again = model.decode(&samples, &greedy(Some(Interrupt(&never)))).expect("decode").text();
+    assert_eq!(again, before, "abandoning a decode changed the next one");
+    // It stopped at once, not at the end: a whole decode asks once per step (12 words here).
+    assert!(stopped_after <= 6 && whole.get() >= 12, "asked {stopped_after} times when abandoned, {} in a whole decode", whole.get());
 }
 
 /// The clip set before issue 17 widened it (one espeak-ng voice per language).

@@ -3,17 +3,18 @@
 //!
 //! Parts (`--only`): `accuracy` (the clip set clean and with pink noise at 20 and 10 dB SNR:
 //! hiwar with detection and with the language forced, whisper.cpp with whisper-cli's defaults,
-//! forced and with its own detection), `costs` (each decoding addition's cost and effect),
+//! forced and with its own detection; `accuracy-hiwar`: hiwar's rows only, for a change to
+//! hiwar alone: the peer's take most of the part's half hour and do not change), `costs` (each decoding addition's cost and effect),
 //! `biasing` (the knowledge base's words as the prompt, on the clips that hold them), `speed`
 //! (hiwar's whisper call against whisper.cpp's, same settings), `latency` (end of speech →
-//! final on a real-time paced stream), `memory`.
+//! final on a real-time paced stream; `BENCH_ASR_DEBUG=1` prints each clip's live finals), `memory`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use hiwar_speech::hearing::{self, Decide, Hearing, HearingConfig, HearingEvent, PacedSource, Source, Transcriber, Utterance};
+use hiwar_speech::hearing::{self, Decide, Hearing, HearingConfig, HearingEvent, PacedSource, Source, Transcriber, Utterance, script_share};
 use hiwar_speech::text::{character_error_rate, word_error_rate};
 use hiwar_speech::whisper::{DecodeOptions, Language, WhisperModel, audio_ctx_for};
 
@@ -46,9 +47,13 @@ pub fn asr(config: &Config, model: Option<PathBuf>, reps: usize, rounds: usize, 
         count("ar"),
         count("en"),
         count("mixed"),
-        if hc.temperature_fallback { "on" } else { "off" },
+        match (hc.temperature_fallback, hc.fallback_logprob.is_finite()) {
+            (false, _) => "off",
+            (true, false) => "on (loops only)",
+            (true, true) => "on (loops and log-probability)",
+        },
         hc.beam_size,
-        if config.hearing.knowledge_prompt { "on" } else { "off" },
+        if config.hearing.knowledge_prompt.is_empty() { "off".to_string() } else { format!("in {}", config.hearing.knowledge_prompt.join(", ")) },
     );
     let reference = if part("accuracy") || part("speed") {
         match build_reference() {
@@ -66,8 +71,8 @@ pub fn asr(config: &Config, model: Option<PathBuf>, reps: usize, rounds: usize, 
     let mut transcriber = Transcriber::load(&hc)?;
     let loaded = rss_mib();
 
-    if part("accuracy") {
-        accuracy(&hc, &mut transcriber, &clips, reference.as_deref())?;
+    if part("accuracy") || part("accuracy-hiwar") {
+        accuracy(&hc, &mut transcriber, &clips, if part("accuracy") { reference.as_deref() } else { None })?;
     }
     // The knowledge base's words, whether or not the config puts them in the prompt.
     let words = hiwar_dialogue::mind::knowledge::Knowledge::load(&hiwar_dialogue::mind::knowledge_dir(config))?.vocabulary();
@@ -200,7 +205,7 @@ impl Tally {
         }
         self.empty += usize::from(text.trim().is_empty());
         self.runaway += usize::from(runaway(clip, text));
-        if clip.lang == "ar" && !text.trim().is_empty() && hearing::script_share(text, "ar") < 0.5 {
+        if clip.lang == "ar" && !text.trim().is_empty() && script_share(text, "ar") < 0.5 {
             self.arabic_answered_in_latin += 1;
         }
     }
@@ -351,8 +356,11 @@ type Words = std::collections::BTreeMap<String, Vec<String>>;
 struct Setup {
     name: &'static str,
     fallback: bool,
+    /// The fallback's log-probability test (−1.0: whisper's reference; −∞: loops only).
+    logprob: f32,
     decide: Decide<'static>,
-    vocabulary: bool,
+    /// The languages whose knowledge-base words are whisper's prompt.
+    vocabulary: &'static [&'static str],
     beam: usize,
 }
 
@@ -367,20 +375,44 @@ fn costs(t: &mut Transcriber, hc: &HearingConfig, clips: &[Loaded], words: &Word
     println!("| setup | ms per utterance p50 | p95 | {TALLY_HEAD} |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let setups = [
-        Setup { name: "greedy, detection only (before)", fallback: false, decide: Decide::Detect, vocabulary: false, beam: 1 },
-        Setup { name: "+ temperature fallback", fallback: true, decide: Decide::Detect, vocabulary: false, beam: 1 },
-        Setup { name: "+ language decided by decoding both when unsure", fallback: true, decide: Decide::Full, vocabulary: false, beam: 1 },
-        Setup { name: "+ beam 5", fallback: true, decide: Decide::Full, vocabulary: false, beam: 5 },
-        Setup { name: "+ knowledge base prompt, beam 1", fallback: true, decide: Decide::Full, vocabulary: true, beam: 1 },
+        Setup { name: "greedy, detection only (before)", fallback: false, logprob: -1.0, decide: Decide::Detect, vocabulary: &[], beam: 1 },
+        Setup {
+            name: "+ temperature fallback (whisper's tests: loops and log-probability under −1.0)",
+            fallback: true,
+            logprob: -1.0,
+            decide: Decide::Detect,
+            vocabulary: &[],
+            beam: 1,
+        },
+        Setup { name: "+ language decided by decoding both when unsure", fallback: true, logprob: -1.0, decide: Decide::Full, vocabulary: &[], beam: 1 },
+        Setup {
+            name: "the same, fallback on loops only (the default)",
+            fallback: true,
+            logprob: f32::NEG_INFINITY,
+            decide: Decide::Full,
+            vocabulary: &[],
+            beam: 1,
+        },
+        Setup { name: "+ beam 5", fallback: true, logprob: f32::NEG_INFINITY, decide: Decide::Full, vocabulary: &[], beam: 5 },
+        Setup {
+            name: "+ knowledge base prompt in both languages, beam 1",
+            fallback: true,
+            logprob: f32::NEG_INFINITY,
+            decide: Decide::Full,
+            vocabulary: &["ar", "en"],
+            beam: 1,
+        },
+        Setup { name: "the same, prompt in English only", fallback: true, logprob: f32::NEG_INFINITY, decide: Decide::Full, vocabulary: &["en"], beam: 1 },
     ];
     let saved = hc.vocabulary.read().map(|v| v.clone()).unwrap_or_default();
     t.set_forced_language(None);
     let mut faults = Vec::new();
     for s in setups {
         t.set_temperature_fallback(s.fallback);
+        t.set_fallback_logprob(s.logprob);
         t.set_beam_size(s.beam);
         if let Ok(mut v) = hc.vocabulary.write() {
-            *v = if s.vocabulary { words.clone() } else { Default::default() };
+            *v = words.iter().filter(|(lang, _)| s.vocabulary.contains(&lang.as_str())).map(|(l, w)| (l.clone(), w.clone())).collect();
         }
         let mut tally = Tally::default();
         let mut times = Vec::new();
@@ -401,6 +433,7 @@ fn costs(t: &mut Transcriber, hc: &HearingConfig, clips: &[Loaded], words: &Word
         *v = saved;
     }
     t.set_temperature_fallback(hc.temperature_fallback);
+    t.set_fallback_logprob(hc.fallback_logprob);
     t.set_beam_size(hc.beam_size);
     t.set_forced_language(hc.forced_language.clone());
     println!();
@@ -584,9 +617,13 @@ fn build_reference() -> anyhow::Result<PathBuf> {
 fn latency(hc: &HearingConfig, clips: &[Loaded], rounds: usize) -> anyhow::Result<()> {
     let chosen: Vec<&Loaded> = clips.iter().filter(|c| (2.0..=5.5).contains(&(c.samples.len() as f64 / 16_000.0))).collect();
     let mut stream = Vec::new();
+    // Where each clip lies in the stream (samples): finals are paired with clips by time, so a
+    // clip the VAD splits in two is one clip heard in two finals.
+    let mut spans = Vec::new();
     for _ in 0..rounds.max(1) {
         for c in &chosen {
             stream.extend(std::iter::repeat_n(0.0, 16_000));
+            spans.push((stream.len() as u64, (stream.len() + c.samples.len()) as u64));
             stream.extend_from_slice(&c.samples);
         }
     }
@@ -600,14 +637,23 @@ fn latency(hc: &HearingConfig, clips: &[Loaded], rounds: usize) -> anyhow::Resul
         hc.segmenter.end_silence_ms
     );
     let hearing = Hearing::start(hc.clone(), Source::Paced(PacedSource { samples: stream, rate: 16_000, block: 320 }))?;
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds + 30.0);
+    let fed = Instant::now() + Duration::from_secs_f64(seconds);
+    let deadline = fed + Duration::from_secs(30);
     let mut started = std::collections::HashMap::new();
     let mut decided = std::collections::HashMap::new();
     let (mut to_final, mut to_partial, mut speculative, mut finals) = (Vec::new(), Vec::new(), 0, 0);
-    let mut heard: Vec<String> = Vec::new();
+    let mut heard: Vec<Vec<String>> = vec![Vec::new(); spans.len()];
     let mut first_partial = std::collections::HashSet::new();
-    while Instant::now() < deadline && finals < chosen.len() * rounds.max(1) {
-        let Ok(event) = hearing.events.recv_timeout(Duration::from_millis(200)) else { continue };
+    // decision → final by how the final's language was chosen ("settled": by an earlier decode).
+    let mut by_how: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    while Instant::now() < deadline {
+        // Done when the stream has been fed and hearing has had nothing to say for 3 s.
+        let Ok(event) = hearing.events.recv_timeout(Duration::from_millis(200)) else {
+            if Instant::now() > fed + Duration::from_secs(3) && decided.len() <= finals {
+                break;
+            }
+            continue;
+        };
         match event {
             HearingEvent::SpeechStarted { utterance, at, .. } => {
                 started.insert(utterance, at);
@@ -624,10 +670,19 @@ fn latency(hc: &HearingConfig, clips: &[Loaded], rounds: usize) -> anyhow::Resul
             }
             HearingEvent::Final { id, ready, speculative: s, utterance } => {
                 finals += 1;
-                heard.push(utterance.map(|u| u.text).unwrap_or_default());
+                let how = utterance.as_ref().map_or("none", |u| u.language.how).to_string();
+                if let Some(u) = utterance {
+                    let middle = (u.start + u.end) / 2;
+                    // The clip it lies in, else the one before it (a final that starts in the
+                    // silence before its clip, by the pre-roll).
+                    let at = spans.iter().rposition(|(s, _)| *s <= middle + 16_000).unwrap_or(0);
+                    heard[at].push(u.text);
+                }
                 speculative += usize::from(s);
                 if let Some(d) = decided.get(&id) {
-                    to_final.push(ready.saturating_duration_since(*d).as_secs_f64() * 1e3);
+                    let ms = ready.saturating_duration_since(*d).as_secs_f64() * 1e3;
+                    to_final.push(ms);
+                    by_how.entry(how).or_default().push(ms);
                 }
             }
             HearingEvent::Failed { reason } => bail!("hearing failed: {reason}"),
@@ -645,15 +700,28 @@ fn latency(hc: &HearingConfig, clips: &[Loaded], rounds: usize) -> anyhow::Resul
     let n = to_partial.len();
     println!("| speech detected → first partial | {n} | {:.0} ms | {:.0} ms |", percentile(&mut to_partial.clone(), 50.0), percentile(&mut to_partial, 95.0));
     println!("\nFinals ready from the speculative decode during the trailing silence: {speculative} of {finals}.");
-    // What the live finals said, against the references (utterances in clip order).
+    let by_how: Vec<String> = by_how.iter_mut().map(|(how, v)| format!("{how} {} (p50 {:.0} ms)", v.len(), percentile(&mut v.clone(), 50.0))).collect();
+    println!("The finals' language, decided how (decision → final): {}.", by_how.join(", "));
+    // What the live finals said, against the references (finals paired with clips by time).
     let expected: Vec<&Loaded> = (0..rounds.max(1)).flat_map(|_| chosen.iter().copied()).collect();
-    if heard.len() == expected.len() {
-        let english: Vec<f64> = expected.iter().zip(&heard).filter(|(c, _)| c.clip.lang == "en").map(|(c, h)| word_error_rate(&c.clip.text, h)).collect();
-        let other: Vec<f64> = expected.iter().zip(&heard).filter(|(c, _)| c.clip.lang != "en").map(|(c, h)| character_error_rate(&c.clip.text, h)).collect();
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-        println!("Live finals (language detected, as a kiosk runs): English mean WER {:.2}, Arabic/mixed mean CER {:.2}.\n", mean(&english), mean(&other));
-    } else {
-        println!("Live finals: {} for {} utterances (a clip split or merged), accuracy not paired.\n", heard.len(), expected.len());
+    let heard: Vec<String> = heard.iter().map(|h| h.join(" ")).collect();
+    if std::env::var_os("BENCH_ASR_DEBUG").is_some() {
+        for (c, h) in expected.iter().zip(&heard) {
+            eprintln!("{} | {h}", c.name);
+        }
+        for (c, (s, e)) in expected.iter().zip(&spans) {
+            eprintln!("{} at {:.1}–{:.1} s", c.name, *s as f64 / 16_000.0, *e as f64 / 16_000.0);
+        }
     }
+    let english: Vec<f64> = expected.iter().zip(&heard).filter(|(c, _)| c.clip.lang == "en").map(|(c, h)| word_error_rate(&c.clip.text, h)).collect();
+    let other: Vec<f64> = expected.iter().zip(&heard).filter(|(c, _)| c.clip.lang != "en").map(|(c, h)| character_error_rate(&c.clip.text, h)).collect();
+    let arabic_in_latin = expected.iter().zip(&heard).filter(|(c, h)| c.clip.lang == "ar" && script_share(h, "ar") < 0.5).count();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    println!(
+        "Live finals (language detected, as a kiosk runs; each clip's finals against its reference): English mean WER {:.2}, Arabic/mixed mean CER {:.2}; Arabic clips heard in Latin script: {arabic_in_latin} of {}.\n",
+        mean(&english),
+        mean(&other),
+        expected.iter().filter(|c| c.clip.lang == "ar").count()
+    );
     Ok(())
 }

@@ -179,11 +179,14 @@ pub struct Hearing {
     /// Your own words that bias the recogniser (names of services, places, products), after
     /// the knowledge base's own.
     pub initial_prompt: String,
-    /// The knowledge base's titles and names, per language, become the recogniser's prompt
-    /// (rebuilt on reload). Off by default: whisper base copies the prompt on unclear speech
-    /// and it tips the language decision towards English (docs/benchmarks.md); try it with a
-    /// larger model.
-    pub knowledge_prompt: bool,
+    /// The languages in which the knowledge base's titles and names become the recogniser's
+    /// prompt (rebuilt on reload), after the language is decided. None by default: in English
+    /// it takes the clip set's WER 0.114 → 0.074 decoding files, but live its hundred tokens
+    /// slow every final (decision → final p50 ~200 → ~370 ms on 2 cores) for no gain measured
+    /// there, and whisper base's Arabic gets worse with it (docs/benchmarks.md). `true` means
+    /// every language, `false` none.
+    #[serde(deserialize_with = "languages_or_bool")]
+    pub knowledge_prompt: Vec<String>,
     /// Silence after the last voiced sample that ends an utterance.
     pub end_silence_ms: u32,
     /// Voiced time needed before speech counts (coughs and clicks are shorter).
@@ -200,6 +203,10 @@ pub struct Hearing {
     /// Whisper's temperature fallback: a decode that loops or is improbable is decoded again
     /// by sampling at rising temperature (free on a clean decode).
     pub temperature_fallback: bool,
+    /// Whether the fallback also resamples a decode whose mean token log-probability is under
+    /// −1.0 (whisper's reference), not only one that loops (docs/benchmarks.md: it costs ~300 ms
+    /// per Arabic final here for no gain).
+    pub fallback_on_low_logprob: bool,
     /// Beam search width for whisper (1: greedy).
     pub beam_size: usize,
     /// Threads for one whisper decode; 0 chooses for this machine.
@@ -213,7 +220,7 @@ impl Default for Hearing {
             languages: vec!["ar".into(), "en".into()],
             language: String::new(),
             initial_prompt: String::new(),
-            knowledge_prompt: false,
+            knowledge_prompt: Vec::new(),
             end_silence_ms: 500,
             min_speech_ms: 250,
             vad_start_threshold: 0.5,
@@ -222,6 +229,7 @@ impl Default for Hearing {
             no_speech_threshold: 0.6,
             short_window: true,
             temperature_fallback: true,
+            fallback_on_low_logprob: false,
             beam_size: 1,
             threads: 0,
         }
@@ -461,6 +469,9 @@ impl Config {
         for l in &h.languages {
             check(LANGS.contains(&l.as_str()), format!("hearing.languages has {l:?}: hiwar hears \"ar\" and \"en\""));
         }
+        for l in &h.knowledge_prompt {
+            check(LANGS.contains(&l.as_str()), format!("hearing.knowledge_prompt has {l:?}: list \"ar\", \"en\" (or true, false)"));
+        }
         check(
             h.language.is_empty() || LANGS.contains(&h.language.as_str()),
             format!("hearing.language = {:?}: use \"ar\", \"en\", or \"\" to detect", h.language),
@@ -547,6 +558,29 @@ fn locate<'d>(defaults: &'d toml::Table, rest: &str) -> Option<(String, String, 
 }
 
 /// Reads an environment string as the same TOML type as the key's default.
+/// A list of languages, or `true` (both) / `false` (none): `hearing.knowledge_prompt` was a
+/// switch before it was per language, and an environment override gives a one-item list.
+fn languages_or_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Switch(bool),
+        List(Vec<String>),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::Switch(true) => vec!["ar".into(), "en".into()],
+        Either::Switch(false) => Vec::new(),
+        Either::List(l) if l.len() == 1 && (l[0] == "true" || l[0] == "false") => {
+            if l[0] == "true" {
+                vec!["ar".into(), "en".into()]
+            } else {
+                Vec::new()
+            }
+        }
+        Either::List(l) => l,
+    })
+}
+
 fn typed_like(default: &toml::Value, raw: &str) -> anyhow::Result<toml::Value> {
     Ok(match default {
         toml::Value::String(_) => toml::Value::String(raw.to_string()),
@@ -576,6 +610,20 @@ mod tests {
         let config = Config::parse(text, "hiwar.example.toml", &[]).expect("example parses");
         assert_eq!(config.hearing.languages, vec!["ar", "en"]);
         assert!(!config.privacy.record_audio && !config.privacy.record_transcripts, "privacy by default");
+        assert_eq!(config.hearing.knowledge_prompt, Config::default().hearing.knowledge_prompt);
+    }
+
+    #[test]
+    fn the_knowledge_prompt_takes_languages_or_a_switch() {
+        let parse = |text: &str| Config::parse(text, "test", &[]).map(|c| c.hearing.knowledge_prompt);
+        assert_eq!(parse("[hearing]\nknowledge_prompt = true").expect("true"), ["ar", "en"]);
+        assert!(parse("[hearing]\nknowledge_prompt = false").expect("false").is_empty());
+        assert_eq!(parse("[hearing]\nknowledge_prompt = [\"ar\"]").expect("list"), ["ar"]);
+        let err = parse("[hearing]\nknowledge_prompt = [\"fr\"]").expect_err("fr");
+        assert!(format!("{err:#}").contains("knowledge_prompt"), "{err:#}");
+        let env = |v: &str| Config::parse("", "test", &vars(&[("HIWAR_HEARING_KNOWLEDGE_PROMPT", v)])).map(|c| c.hearing.knowledge_prompt);
+        assert!(env("false").expect("env false").is_empty());
+        assert_eq!(env("ar, en").expect("env list"), ["ar", "en"]);
     }
 
     #[test]

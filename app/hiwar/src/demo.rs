@@ -226,7 +226,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         println!("\nNote: the bundled questions are espeak-ng's synthetic voices (no registry ships real Arabic speech), and");
         println!("whisper base hears espeak's Arabic poorly, so {misheard} of {} questions were misheard; each was still answered", QUESTIONS.len());
         println!("in the language it was asked in. A larger whisper hears far better: `hiwar models fetch whisper-large-v3-turbo`");
-        println!("and set hearing.whisper_model (then try hearing.knowledge_prompt). Try typed questions with `hiwar chat`.");
+        println!("and set hearing.whisper_model (then try hearing.knowledge_prompt = true). Try typed questions with `hiwar chat`.");
     }
     println!("\nتمّ · Done.");
     println!("   {}  — شاهد الأفاتار يجيب · watch the avatar answer", video.display());

@@ -16,6 +16,7 @@ use super::segmenter::Boundary;
 use super::transcriber::{Decide, TAIL_SAMPLES, Transcriber};
 use super::vad::SileroVad;
 use super::{HearingConfig, HearingEvent, Utterance};
+use crate::whisper::Interrupt;
 use crate::{Error, Result};
 
 /// Where live audio comes from.
@@ -110,9 +111,27 @@ pub struct Hearing {
 }
 
 enum Job {
-    Partial { id: u64, start: u64, upto: u64, audio: Vec<f32> },
-    Speculative { id: u64, start: u64, last_voiced: u64, pause: u64, audio: Vec<f32> },
-    Finalize { id: u64, start: u64, last_voiced: u64, audio: Vec<f32> },
+    /// `pauses`: how many pauses had begun when it was sent; a later one abandons it.
+    Partial {
+        id: u64,
+        start: u64,
+        upto: u64,
+        pauses: u64,
+        audio: Vec<f32>,
+    },
+    Speculative {
+        id: u64,
+        start: u64,
+        last_voiced: u64,
+        pause: u64,
+        audio: Vec<f32>,
+    },
+    Finalize {
+        id: u64,
+        start: u64,
+        last_voiced: u64,
+        audio: Vec<f32>,
+    },
 }
 
 impl Hearing {
@@ -133,14 +152,16 @@ impl Hearing {
         let stop = Arc::new(AtomicBool::new(false));
         let busy = Arc::new(AtomicBool::new(false));
         let pause = Arc::new(AtomicU64::new(0));
+        let pauses = Arc::new(AtomicU64::new(0));
         let liveness = Arc::new(Liveness::default());
         let forget = Arc::new(AtomicBool::new(false));
 
         let decoder = {
             let (events, busy, pause, liveness) = (events.clone(), Arc::clone(&busy), Arc::clone(&pause), Arc::clone(&liveness));
+            let counters = Counters { resumed: pause, paused: Arc::clone(&pauses) };
             std::thread::Builder::new()
                 .name("whisper".into())
-                .spawn(move || decode_loop(&transcriber, &job_rx, &events, &busy, &pause, &liveness))
+                .spawn(move || decode_loop(&transcriber, &job_rx, &events, &busy, &counters, &liveness))
                 .map_err(|e| Error::Audio(format!("cannot start the whisper thread: {e}")))?
         };
         let hearing = {
@@ -157,6 +178,7 @@ impl Hearing {
                         jobs,
                         busy,
                         pause,
+                        pauses,
                         level,
                         liveness,
                         forget,
@@ -214,7 +236,10 @@ struct Ear {
     events: Sender<HearingEvent>,
     jobs: Sender<Job>,
     busy: Arc<AtomicBool>,
+    /// Pauses that ended in more speech (a speculative final sent before is stale).
     pause: Arc<AtomicU64>,
+    /// Pauses begun (a partial sent before is abandoned: the speculative final replaces it).
+    pauses: Arc<AtomicU64>,
     level: Arc<InputLevel>,
     liveness: Arc<Liveness>,
     forget: Arc<AtomicBool>,
@@ -345,7 +370,8 @@ impl Ear {
             if listener.voiced() && now - self.last_partial >= interval && !self.busy.load(Ordering::Relaxed) {
                 self.last_partial = now;
                 self.busy.store(true, Ordering::Relaxed);
-                let _ = self.jobs.send(Job::Partial { id, start, upto: now, audio: listener.audio(start, now).to_vec() });
+                let pauses = self.pauses.load(Ordering::Relaxed);
+                let _ = self.jobs.send(Job::Partial { id, start, upto: now, pauses, audio: listener.audio(start, now).to_vec() });
             }
         }
         Ok(())
@@ -363,6 +389,8 @@ impl Ear {
             }
             Boundary::Paused { last_voiced } => {
                 if let Some((id, start)) = self.current {
+                    // The partial in flight, if any, gives way to the speculative final.
+                    self.pauses.fetch_add(1, Ordering::Relaxed);
                     let pause = self.pause.load(Ordering::Relaxed);
                     let audio = l.audio(start, last_voiced + TAIL_SAMPLES).to_vec();
                     let _ = self.jobs.send(Job::Speculative { id, start, last_voiced, pause, audio });
@@ -395,7 +423,15 @@ fn wait_for_device(device: &str, stop: &AtomicBool) {
 /// languages when detection is not sure); later decodes of the utterance keep its choice.
 const LANG_EVIDENCE: usize = 16_000 * 3 / 2;
 
-fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEvent>, busy: &AtomicBool, pause: &AtomicU64, liveness: &Liveness) {
+/// The hearing thread's pause counters, as the whisper thread reads them.
+struct Counters {
+    /// Pauses that ended in more speech.
+    resumed: Arc<AtomicU64>,
+    /// Pauses begun.
+    paused: Arc<AtomicU64>,
+}
+
+fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEvent>, busy: &AtomicBool, counters: &Counters, liveness: &Liveness) {
     // The last speculative decode: (utterance, last voiced sample, result).
     let mut speculative: Option<(u64, u64, Option<Utterance>)> = None;
     // The language partials settled on for the utterance in progress.
@@ -411,8 +447,17 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
             Job::Finalize { .. } => "final",
         };
         liveness.decoding(true);
+        // A speculative final that more speech overtook is what was heard so far: a partial.
+        let overtaken = match &job {
+            Job::Partial { id, .. } | Job::Speculative { id, .. } => speculative.as_ref().is_some_and(|(s, _, _)| s == id),
+            Job::Finalize { .. } => false,
+        };
+        if overtaken && let Some((id, upto, Some(u))) = speculative.take() {
+            let (text, lang) = (u.text.clone(), u.lang.clone());
+            let _ = events.send(HearingEvent::Partial { utterance: id, text, lang, upto, at: Instant::now() });
+        }
         let result = match job {
-            Job::Partial { id, start, upto, audio } => {
+            Job::Partial { id, start, upto, pauses, audio } => {
                 // Detection alone until there is enough audio to decide on; then the full
                 // decision, once, and later decodes of this utterance keep it.
                 let decide = match detected.as_ref().filter(|(d, _)| *d == id) {
@@ -420,8 +465,17 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
                     None if audio.len() >= LANG_EVIDENCE => Decide::Full,
                     None => Decide::Detect,
                 };
-                let r = t.transcribe_partial(id, &audio, start, upto, decide);
+                // A pause since it was sent: the speculative final (next in the queue) is wanted
+                // first; this provisional decode is abandoned between two decoder steps. Not the
+                // partial that decides the language: that decision is what makes the finals
+                // after it one decode each.
+                let paused_since = || counters.paused.load(Ordering::Relaxed) != pauses;
+                let interrupt = (decide != Decide::Full).then_some(Interrupt(&paused_since));
+                let r = t.transcribe_partial(id, &audio, start, upto, decide, interrupt);
                 busy.store(false, Ordering::Relaxed);
+                if matches!(r, Err(Error::Interrupted)) {
+                    continue;
+                }
                 r.map(|u| {
                     if let Some(u) = &u {
                         if audio.len() >= LANG_EVIDENCE {
@@ -434,7 +488,7 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
                 })
             }
             Job::Speculative { id, start, last_voiced, pause: asked, audio } => {
-                if asked != pause.load(Ordering::Relaxed) {
+                if asked != counters.resumed.load(Ordering::Relaxed) {
                     continue; // speech resumed since: this guess is stale
                 }
                 // A partial that already heard the whole utterance, tail included, is the final (the
@@ -446,8 +500,18 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
                     speculative = Some((id, last_voiced, u.map(|u| Utterance { end: last_voiced, ..u })));
                     continue;
                 }
-                let decide = detected.as_ref().filter(|(d, _)| *d == id).map_or(Decide::Full, |(_, l)| Decide::Settled(l));
-                t.transcribe_with(id, &audio, start, last_voiced, decide).map(|u| speculative = Some((id, last_voiced, u)))
+                let settled = detected.as_ref().filter(|(d, _)| *d == id).map(|(_, l)| l.clone());
+                let decide = settled.as_deref().map_or(Decide::Full, Decide::Settled);
+                t.transcribe_with(id, &audio, start, last_voiced, decide).map(|u| {
+                    // Its language decision stands for the rest of the utterance, as a partial's.
+                    if let Some(u) = &u
+                        && audio.len() >= LANG_EVIDENCE
+                        && settled.is_none()
+                    {
+                        detected = Some((id, u.lang.clone()));
+                    }
+                    speculative = Some((id, last_voiced, u));
+                })
             }
             Job::Finalize { id, start, last_voiced, audio } => {
                 let hint = detected.take().filter(|(d, _)| *d == id).map(|(_, l)| l);

@@ -48,6 +48,9 @@ pub struct HearingConfig {
     pub short_window: bool,
     /// Whisper's temperature fallback: re-decode a degenerate result by sampling.
     pub temperature_fallback: bool,
+    /// The fallback's log-probability test: a decode whose mean token log-probability is under
+    /// this is sampled again (whisper's reference: −1.0); `f32::NEG_INFINITY` resamples loops only.
+    pub fallback_logprob: f32,
     /// Beam width (1: greedy).
     pub beam_size: usize,
     /// How often to re-decode the growing utterance for a partial transcript.
@@ -70,6 +73,7 @@ impl HearingConfig {
             no_speech_threshold: 0.6,
             short_window: true,
             temperature_fallback: true,
+            fallback_logprob: -1.0,
             beam_size: 1,
             partial_interval_ms: 500,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),

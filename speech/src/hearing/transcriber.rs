@@ -7,7 +7,7 @@ use super::listener::Listener;
 use super::segmenter::Boundary;
 use super::{HearingConfig, Utterance};
 use crate::text::normalize_for_matching;
-use crate::whisper::{DecodeOptions, Language, Segment, Transcript, WhisperModel};
+use crate::whisper::{DecodeOptions, Interrupt, Language, Segment, Transcript, WhisperModel};
 use crate::{Error, Result};
 
 /// Audio kept after the last voiced sample when decoding (word endings are soft).
@@ -75,7 +75,10 @@ impl LanguageChoice {
             let scores: Vec<String> = self
                 .decoded
                 .iter()
-                .map(|d| format!("{} {:.2} script {:.2} tpw {:.1} → {:.2}", d.lang, d.avg_logprob, d.script, d.tokens_per_word, d.score))
+                .map(|d| {
+                    let looped = if d.looped { " looped" } else { "" };
+                    format!("{} {:.2} script {:.2} tpw {:.1}{looped} → {:.2}", d.lang, d.avg_logprob, d.script, d.tokens_per_word, d.score)
+                })
                 .collect();
             out.push_str(&format!(" ({})", scores.join("; ")));
         }
@@ -95,6 +98,8 @@ pub struct LanguageScore {
     /// Whisper tokens per written word: real words of a language are mostly whole tokens of
     /// its vocabulary; a transliteration of another language breaks into pieces.
     pub tokens_per_word: f32,
+    /// The decode ran away (a loop collapsed, or the token budget reached).
+    pub looped: bool,
     pub score: f32,
 }
 
@@ -109,10 +114,11 @@ pub enum Decide<'a> {
     Full,
 }
 
-/// Detection of the favoured language (the conversation's, else the primary) at or above
-/// this probability (normalised over the configured languages) is taken without decoding the
-/// others. Detection of any other language is always checked by decoding: whisper base labels Arabic as English with
-/// p ≥ 0.99 on 12 of the clip set's 16 Arabic clips (docs/benchmarks.md).
+/// Detection of the primary language, when it is also the favoured one (the conversation's,
+/// else the primary), at or above this probability (normalised over the configured
+/// languages) is taken without decoding the others. Detection of any other language is always
+/// checked by decoding: whisper base labels Arabic as English with p ≥ 0.99 on 12 of the clip
+/// set's 16 Arabic clips (docs/benchmarks.md).
 pub const SURE_DETECTION: f32 = 0.97;
 /// Decodes whose scores differ by less than this are a tie, broken by the conversation's
 /// language, else the primary.
@@ -125,6 +131,11 @@ const SCRIPT_WEIGHT: f32 = 1.0;
 /// English on Arabic speech often transliterates ("Aya-ra-ramu-mak-tami…", 30 tokens a word),
 /// which its log-probability alone does not show (−0.08 there).
 const LEXICAL_WEIGHT: f32 = 1.0;
+/// What a runaway decode (a collapsed repetition loop, or the token budget reached) loses in
+/// the decision: whisper base forced into the wrong language on noisy speech loops over an
+/// invented clause ("We will not be able to touch the limit," three times) at a log-probability
+/// better than the right language's.
+const LOOP_PENALTY: f32 = 1.0;
 
 /// Whisper tokens a written word of `lang` takes at most, typically (English words are mostly
 /// one token; Arabic words two to six in whisper's byte-level vocabulary, more with clitics:
@@ -139,8 +150,10 @@ fn typical_tokens_per_word(lang: &str) -> f32 {
 
 /// A decode's score for the language decision: its mean token log-probability, less what its
 /// script and its word shapes say against it.
-pub fn decode_score(lang: &str, avg_logprob: f32, script: f32, tokens_per_word: f32) -> f32 {
-    avg_logprob + SCRIPT_WEIGHT * (script - 1.0) - LEXICAL_WEIGHT * (tokens_per_word - typical_tokens_per_word(lang)).max(0.0)
+pub fn decode_score(lang: &str, avg_logprob: f32, script: f32, tokens_per_word: f32, looped: bool) -> f32 {
+    avg_logprob + SCRIPT_WEIGHT * (script - 1.0)
+        - LEXICAL_WEIGHT * (tokens_per_word - typical_tokens_per_word(lang)).max(0.0)
+        - if looped { LOOP_PENALTY } else { 0.0 }
 }
 
 /// Whether `text` repeats the prompt rather than the speech: it holds two or more of the
@@ -185,6 +198,18 @@ pub type Vocabulary = std::sync::Arc<std::sync::RwLock<std::collections::BTreeMa
 /// itself keeps at most 223; a longer prompt costs decode time and invites whisper to copy it).
 pub const PROMPT_TOKENS: usize = 100;
 
+/// How one decode runs: with the temperature fallback or greedy only, and whether it may be
+/// abandoned.
+#[derive(Debug, Clone, Copy)]
+struct Pass<'a> {
+    fallback: bool,
+    /// With the language's prompt (the knowledge base's words and `initial_prompt`); the
+    /// decodes that decide the language run without it, since a prompt in one language makes
+    /// whisper's decode in that language fluent whatever was said.
+    prompt: bool,
+    interrupt: Option<Interrupt<'a>>,
+}
+
 /// A whisper model with the hearing settings applied.
 #[derive(Debug)]
 pub struct Transcriber {
@@ -196,6 +221,7 @@ pub struct Transcriber {
     no_speech_threshold: f32,
     short_window: bool,
     temperature_fallback: bool,
+    fallback_logprob: f32,
     beam_size: usize,
     threads: usize,
     /// The language of the last utterance and the stream sample it ended at: people keep to
@@ -218,6 +244,7 @@ impl Transcriber {
             no_speech_threshold: config.no_speech_threshold,
             short_window: config.short_window,
             temperature_fallback: config.temperature_fallback,
+            fallback_logprob: config.fallback_logprob,
             beam_size: config.beam_size,
             threads: config.threads,
             conversation: std::cell::RefCell::new(None),
@@ -240,6 +267,11 @@ impl Transcriber {
 
     pub fn set_temperature_fallback(&mut self, on: bool) {
         self.temperature_fallback = on;
+    }
+
+    /// The fallback's log-probability test (see [`HearingConfig::fallback_logprob`]).
+    pub fn set_fallback_logprob(&mut self, threshold: f32) {
+        self.fallback_logprob = threshold;
     }
 
     /// The prompt whisper gets when decoding in `lang`: as many of that language's vocabulary
@@ -277,17 +309,28 @@ impl Transcriber {
     /// As [`Transcriber::transcribe`], with the language decided as `decide` says (a forced
     /// language always wins).
     pub fn transcribe_with(&self, id: u64, samples: &[f32], start: u64, end: u64, decide: Decide<'_>) -> Result<Option<Utterance>> {
-        self.transcribe_inner(id, samples, start, end, decide, self.temperature_fallback)
+        self.transcribe_inner(id, samples, start, end, decide, Pass { fallback: self.temperature_fallback, prompt: true, interrupt: None })
     }
 
-    /// As [`Transcriber::transcribe_with`], greedy only: for partials, which are provisional and
-    /// come every half second (the fallback's resampling would hold up the final behind them).
-    pub fn transcribe_partial(&self, id: u64, samples: &[f32], start: u64, end: u64, decide: Decide<'_>) -> Result<Option<Utterance>> {
-        self.transcribe_inner(id, samples, start, end, decide, false)
+    /// As [`Transcriber::transcribe_with`], greedy and without the prompt: for partials, which
+    /// are provisional and come every half second (the fallback's resampling and the prompt's
+    /// hundred tokens would hold up the final behind them).
+    /// `interrupt`, asked between the decoder's steps, abandons the partial
+    /// ([`crate::Error::Interrupted`]) when the final is wanted instead.
+    pub fn transcribe_partial(
+        &self,
+        id: u64,
+        samples: &[f32],
+        start: u64,
+        end: u64,
+        decide: Decide<'_>,
+        interrupt: Option<Interrupt<'_>>,
+    ) -> Result<Option<Utterance>> {
+        self.transcribe_inner(id, samples, start, end, decide, Pass { fallback: false, prompt: false, interrupt })
     }
 
-    fn transcribe_inner(&self, id: u64, samples: &[f32], start: u64, end: u64, decide: Decide<'_>, fallback: bool) -> Result<Option<Utterance>> {
-        let (transcript, choice) = self.decode_choosing(samples, decide, start, fallback)?;
+    fn transcribe_inner(&self, id: u64, samples: &[f32], start: u64, end: u64, decide: Decide<'_>, pass: Pass<'_>) -> Result<Option<Utterance>> {
+        let (transcript, choice) = self.decode_choosing(samples, decide, start, pass)?;
         let confidence = transcript.confidence();
         let offset = start as f32 / 16_000.0;
         let segments: Vec<Segment> = transcript
@@ -314,16 +357,18 @@ impl Transcriber {
     /// Decodes in `lang` with that language's prompt (and the fallback if `fallback`); a decode
     /// that echoes the prompt (two or more of its terms, whisper's habit on unclear audio) is
     /// decoded again without it.
-    fn decode_with(&self, samples: &[f32], lang: &str, fallback: bool) -> Result<Transcript> {
-        let prompt = self.prompt_for(lang);
+    fn decode_with(&self, samples: &[f32], lang: &str, pass: Pass<'_>) -> Result<Transcript> {
+        let prompt = if pass.prompt { self.prompt_for(lang) } else { String::new() };
         let options = DecodeOptions {
             language: Language::Fixed(lang),
             initial_prompt: Some(prompt.as_str()),
             no_speech_threshold: self.no_speech_threshold,
             short_window: self.short_window,
-            temperature_fallback: fallback,
+            temperature_fallback: pass.fallback,
+            fallback_logprob: self.fallback_logprob,
             beam_size: self.beam_size,
             threads: self.threads,
+            interrupt: pass.interrupt,
         };
         let t = self.model.decode(samples, &options)?;
         if prompt.is_empty() || !echoes_prompt(&t.text(), &prompt) {
@@ -354,19 +399,19 @@ impl Transcriber {
         (start.saturating_sub(*end) <= CONVERSATION_GAP && self.languages.contains(lang)).then(|| lang.clone())
     }
 
-    fn decode_choosing(&self, samples: &[f32], decide: Decide<'_>, start: u64, fallback: bool) -> Result<(Transcript, LanguageChoice)> {
+    fn decode_choosing(&self, samples: &[f32], decide: Decide<'_>, start: u64, pass: Pass<'_>) -> Result<(Transcript, LanguageChoice)> {
         if let Some(lang) = &self.forced {
-            return Ok((self.decode_with(samples, lang, fallback)?, LanguageChoice { how: "forced", sure: true, ..LanguageChoice::default() }));
+            return Ok((self.decode_with(samples, lang, pass)?, LanguageChoice { how: "forced", sure: true, ..LanguageChoice::default() }));
         }
         let decide = match decide {
             Decide::Settled(lang) if self.languages.iter().any(|l| l == lang) => {
-                return Ok((self.decode_with(samples, lang, fallback)?, LanguageChoice { how: "settled", sure: true, ..LanguageChoice::default() }));
+                return Ok((self.decode_with(samples, lang, pass)?, LanguageChoice { how: "settled", sure: true, ..LanguageChoice::default() }));
             }
             Decide::Settled(_) => Decide::Full,
             other => other,
         };
         if samples.is_empty() {
-            return Ok((self.decode_with(samples, self.primary(), fallback)?, LanguageChoice { how: "primary", ..LanguageChoice::default() }));
+            return Ok((self.decode_with(samples, self.primary(), pass)?, LanguageChoice { how: "primary", ..LanguageChoice::default() }));
         }
         let allowed: Vec<&str> = self.languages.iter().map(String::as_str).collect();
         let width = if self.short_window && samples.len() < 29 * 16_000 { crate::whisper::audio_ctx_for(samples.len()) } else { 0 };
@@ -381,9 +426,12 @@ impl Transcriber {
         // The language that breaks ties: the conversation's, else the primary.
         let ongoing = self.ongoing(start);
         let favoured = ongoing.clone().unwrap_or_else(|| self.primary().to_string());
-        let sure = top_p >= SURE_DETECTION && top == favoured;
+        // Only a sure call of the primary language is taken on its own: whisper base calls
+        // Arabic English with p ≥ 0.99 (12 of the clip set's 16 Arabic clips), so an English
+        // call, even in an English conversation, is checked by decoding.
+        let sure = top_p >= SURE_DETECTION && top == favoured && top == self.primary();
         if decide == Decide::Detect || sure || choice.detected.len() < 2 {
-            let mut t = self.decode_with(samples, &top, fallback)?;
+            let mut t = self.decode_with(samples, &top, pass)?;
             t.lang_probability = top_p;
             choice.how = "detected";
             choice.sure = sure;
@@ -395,7 +443,7 @@ impl Transcriber {
         // greedy decode was degenerate.
         let mut decodes = Vec::new();
         for (lang, p) in choice.detected.iter().take(2) {
-            let mut t = self.decode_with(samples, lang, false)?;
+            let mut t = self.decode_with(samples, lang, Pass { fallback: false, prompt: false, ..pass })?;
             t.lang_probability = *p;
             let script = script_share(&t.text(), lang);
             // A decode whose every segment is a phantom has no words: it must not win.
@@ -403,8 +451,8 @@ impl Transcriber {
             let words = t.segments.iter().any(|s| !is_phantom(&s.text, confidence, s.no_speech_probability));
             let n_words = t.text().split_whitespace().count().max(1);
             let tokens_per_word = t.tokens as f32 / n_words as f32;
-            let score = if words { decode_score(lang, t.avg_logprob, script, tokens_per_word) } else { f32::NEG_INFINITY };
-            choice.decoded.push(LanguageScore { lang: lang.clone(), avg_logprob: t.avg_logprob, script, tokens_per_word, score });
+            let score = if words { decode_score(lang, t.avg_logprob, script, tokens_per_word, t.looped) } else { f32::NEG_INFINITY };
+            choice.decoded.push(LanguageScore { lang: lang.clone(), avg_logprob: t.avg_logprob, script, tokens_per_word, looped: t.looped, score });
             decodes.push(t);
         }
         let (a, b) = (&choice.decoded[0], &choice.decoded[1]);
@@ -417,10 +465,14 @@ impl Transcriber {
             choice.how = tie_to;
             choice.decoded.iter().position(|d| d.lang == favoured).unwrap_or(0)
         };
+        tracing::debug!(target: "hiwar::hearing", "{:.1} s of audio at {:.1} s: {}", samples.len() as f32 / 16_000.0, start as f32 / 16_000.0, choice.summary(&choice.decoded[winner].lang));
         let mut transcript = decodes.swap_remove(winner);
-        if transcript.degenerate && fallback {
+        // The winner again with its language's prompt, if it has one (the decision ran without),
+        // or with the fallback if its greedy decode ran away.
+        let lang = &choice.decoded[winner].lang;
+        if (pass.prompt && !self.prompt_for(lang).is_empty()) || (transcript.degenerate && pass.fallback) {
             let p = transcript.lang_probability;
-            transcript = self.decode_with(samples, &choice.decoded[winner].lang, true)?;
+            transcript = self.decode_with(samples, lang, pass)?;
             transcript.lang_probability = p;
         }
         Ok((transcript, choice))
@@ -530,11 +582,14 @@ mod tests {
         use super::decode_score;
         // Recorded from whisper base on the clip set (ar-office.wav, espeak-ng Arabic): forced
         // into English it transliterates at a better log-probability than the Arabic decode.
-        let english = decode_score("en", -0.08, 1.0, 30.0);
-        let arabic = decode_score("ar", -0.89, 0.96, 3.4);
+        let english = decode_score("en", -0.08, 1.0, 30.0, false);
+        let arabic = decode_score("ar", -0.89, 0.96, 3.4, false);
         assert!(arabic > english, "{arabic} vs {english}");
         // en-office.wav: the Arabic decode came out in Latin letters.
-        assert!(decode_score("en", -0.12, 1.0, 1.2) > decode_score("ar", -0.18, 0.02, 1.1));
+        assert!(decode_score("en", -0.12, 1.0, 1.2, false) > decode_score("ar", -0.18, 0.02, 1.1, false));
+        // Noisy Arabic, forced into English: an invented clause three times over, at a better
+        // log-probability than the Arabic decode (ar-emirates-id-renewal at 20 dB SNR).
+        assert!(decode_score("ar", -0.95, 1.0, 3.0, false) > decode_score("en", -0.45, 1.0, 1.1, true));
     }
 
     #[test]

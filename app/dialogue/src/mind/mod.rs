@@ -115,12 +115,12 @@ pub fn knowledge_dir(config: &Config) -> std::path::PathBuf {
 }
 
 /// Hearing's settings from the config, with the knowledge base's own words as the
-/// recogniser's vocabulary (unless `hearing.knowledge_prompt` is off). A knowledge folder that
+/// recogniser's vocabulary in the languages `hearing.knowledge_prompt` lists. A knowledge folder that
 /// does not load leaves the vocabulary empty: hearing still works, and the mind reports the
 /// folder's fault where it loads it.
 pub fn hearing_config(config: &Config, lang: Option<&str>) -> anyhow::Result<hiwar_speech::hearing::HearingConfig> {
     let hc = hiwar_core::build::hearing_config(config, lang)?;
-    if config.hearing.knowledge_prompt
+    if !config.hearing.knowledge_prompt.is_empty()
         && let Ok(k) = Knowledge::load(&knowledge_dir(config))
     {
         set_vocabulary(&hc.vocabulary, &k, config);
@@ -128,10 +128,11 @@ pub fn hearing_config(config: &Config, lang: Option<&str>) -> anyhow::Result<hiw
     Ok(hc)
 }
 
-/// Replaces the recogniser's vocabulary with `knowledge`'s (emptied when
-/// `hearing.knowledge_prompt` is off); the running hearing uses it from its next decode.
+/// Replaces the recogniser's vocabulary with `knowledge`'s in the languages
+/// `hearing.knowledge_prompt` lists; the running hearing uses it from its next decode.
 pub fn set_vocabulary(target: &hiwar_speech::hearing::Vocabulary, knowledge: &Knowledge, config: &Config) {
-    let words = if config.hearing.knowledge_prompt { knowledge.vocabulary() } else { Default::default() };
+    let mut words = knowledge.vocabulary();
+    words.retain(|lang, _| config.hearing.knowledge_prompt.contains(lang));
     if let Ok(mut v) = target.write() {
         *v = words;
     }
