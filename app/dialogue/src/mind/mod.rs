@@ -101,6 +101,9 @@ pub struct Mind {
     persona: String,
     memory: Arc<Mutex<Memory>>,
     top_k: usize,
+    /// The kiosk's first language (`hearing.languages`' first): what a person who was not
+    /// understood is told first, whatever language hearing guessed.
+    primary: Lang,
 }
 
 impl std::fmt::Debug for Mind {
@@ -148,6 +151,7 @@ impl Mind {
             persona: format!("{}\n\n{}", config.llm.persona_ar.trim(), config.llm.persona_en.trim()),
             memory: Arc::new(Mutex::new(Memory { messages: VecDeque::new(), budget: config.llm.memory_tokens })),
             top_k: config.knowledge.top_k.max(1),
+            primary: Lang::of_code(config.hearing.languages.first().map_or("ar", String::as_str)),
         })
     }
 
@@ -161,6 +165,7 @@ impl Mind {
             persona: self.persona.clone(),
             memory: Arc::new(Mutex::new(Memory { messages: VecDeque::new(), budget })),
             top_k: self.top_k,
+            primary: self.primary,
         }
     }
 
@@ -186,14 +191,18 @@ impl Mind {
         self.memory.lock().map_or(0, |m| m.messages.len() / 2)
     }
 
-    /// The passage read out when there is no LLM answer, in the person's language.
+    /// The passage read out when there is no LLM answer, in the person's language. With no
+    /// passage either, the person was perhaps not understood at all (whisper base hears noisy
+    /// Arabic as English words): the apology comes in the primary language first, then in
+    /// theirs, never in English alone to someone who may have spoken Arabic.
     pub fn local_answer(&self, hits: &[Hit<'_>], question: &str, lang: Lang) -> (Source, String) {
         match hits.first().filter(|h| h.coverage >= MIN_COVERAGE) {
             Some(h) => {
                 let p = self.knowledge.in_lang(h.passage, lang).unwrap_or(h.passage);
                 (Source::Knowledge, format!("{}{}", Phrases::from_knowledge(p.lang), spoken_excerpt(&p.text, question, 260)))
             }
-            None => (Source::NoAnswer, Phrases::no_answer(lang).to_string()),
+            None if lang == self.primary => (Source::NoAnswer, Phrases::no_answer(lang).to_string()),
+            None => (Source::NoAnswer, format!("{} {}", Phrases::no_answer(self.primary), Phrases::no_answer(lang))),
         }
     }
 
@@ -336,7 +345,10 @@ mod tests {
         let (_, text, _) = answer(&m, "opening hours", Lang::Ar).await;
         assert!(text.starts_with("حسب معلومات المركز"), "an English match answered in Arabic: {text}");
         let (source, text, _) = answer(&m, "What is the airspeed velocity of a swallow?", Lang::En).await;
-        assert_eq!((source, text.as_str()), (Source::NoAnswer, Phrases::no_answer(Lang::En)));
+        assert_eq!(source, Source::NoAnswer);
+        assert_eq!(text, format!("{} {}", Phrases::no_answer(Lang::Ar), Phrases::no_answer(Lang::En)), "Arabic first at an Arabic-first kiosk");
+        let (_, text, _) = answer(&m, "ما سرعة طيران السنونو؟", Lang::Ar).await;
+        assert_eq!(text, Phrases::no_answer(Lang::Ar), "in Arabic only to an Arabic question");
     }
 
     #[tokio::test]
