@@ -163,6 +163,16 @@ fn a_typed_question_streams_audio_visemes_and_words_on_one_clock() {
     }
     let In::Json(end) = got.last().expect("end") else { panic!() };
     assert_eq!((end["samples"].as_u64(), end["source"].as_str(), end["interrupted"].as_bool()), (Some(clock), Some("knowledge"), Some(false)));
+    // The page can show what is said: the knowledge base's answer arrives as `reply` text, in
+    // Arabic.
+    let reply: String = got
+        .iter()
+        .filter_map(|m| match m {
+            In::Json(v) if v["type"] == "reply" => v["delta"].as_str().map(str::to_string),
+            _ => None,
+        })
+        .collect();
+    assert!(reply.starts_with("حسب معلومات المركز") && reply.contains("الجمعة"), "reply text: {reply:?}");
     assert!(clock > 22_050 * 3 && visemes > 20 && words > 5, "{clock} samples, {visemes} visemes, {words} words");
     assert!(kinds.iter().any(|k| k == "visemes") && got.iter().any(|m| matches!(m, In::Json(v) if v["type"] == "words" && v["words"][0]["text"].as_str().is_some_and(|t| t.chars().any(|c| ('\u{0600}'..='\u{06FF}').contains(&c))))), "Arabic words");
     // The metrics saw it.

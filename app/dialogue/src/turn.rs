@@ -111,6 +111,8 @@ pub async fn answer_turn(
             }
             () = tokio::time::sleep_until(holding_at), if report.first_chunk_sent.is_none() && report.fallback_sent.is_none() && !report.held => {
                 report.held = true;
+                // Every answer's text reaches the page, not only the LLM's stream.
+                publish(EventKind::ReplyText { delta: Phrases::holding(lang).to_string() });
                 send(&mut report, Said::Holding, Phrases::holding(lang));
             }
             event = rx.recv() => match event {
@@ -128,6 +130,7 @@ pub async fn answer_turn(
                     // An unfinished sentence from a broken stream is not spoken; the fallback
                     // goes out chunk by chunk, its first clause heard soonest.
                     chunker.clear();
+                    publish(EventKind::ReplyText { delta: text.clone() });
                     let mut c = Chunker::new();
                     for chunk in c.push(&text).into_iter().chain(c.finish()) {
                         send(&mut report, Said::Fallback, &chunk);
@@ -140,6 +143,7 @@ pub async fn answer_turn(
                         }
                     } else if report.fallback.is_none() {
                         // The knowledge's answer comes whole: spoken chunk by chunk all the same.
+                        publish(EventKind::ReplyText { delta: text.clone() });
                         let mut c = Chunker::new();
                         for chunk in c.push(&text).into_iter().chain(c.finish()) {
                             send(&mut report, Said::Answer, &chunk);
