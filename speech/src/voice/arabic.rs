@@ -104,8 +104,27 @@ pub fn word_to_ipa(word: &str, pos: Position) -> String {
     let ls = letters(word);
     let mut ph: Vec<String> = Vec::new();
     let mut i = 0;
-    // Hamzat al-wasl and the article.
-    if matches!(ls.first().map(|l| l.ch), Some('ا' | 'ٱ')) && ls.len() > 1 {
+    // A one-letter prefix (و ف ب ك) before the article or another hamzat al-wasl: the alef
+    // is not pronounced ("وَالْقَمَر" walqamar, not waːlqamar; "فَاسْتَمِعْ" fastamiʕ).
+    let prefixed = ls.len() > 3
+        && matches!(ls[0].ch, 'و' | 'ف' | 'ب' | 'ك')
+        && matches!(ls[0].vowel(), Some(FATHA | KASRA))
+        && matches!(ls[1].ch, 'ا' | 'ٱ')
+        && ls[1].vowel().is_none()
+        && ((ls[2].ch == 'ل' && ls[2].vowel().is_none() && !ls[2].has(SHADDA)) || ls[2].has(SUKUN));
+    if prefixed {
+        ph.extend(consonant(ls[0].ch).map(String::from));
+        ph.extend(ls[0].vowel().map(|v| vowel(v).to_string()));
+        i = 2;
+        if ls[2].ch == 'ل' {
+            i = 3;
+            if !is_sun(ls[3].ch) {
+                ph.push("l".into());
+            } else if !ls[3].has(SHADDA) {
+                ph.extend(consonant(ls[3].ch).map(String::from));
+            }
+        }
+    } else if matches!(ls.first().map(|l| l.ch), Some('ا' | 'ٱ')) && ls.len() > 1 {
         let article = ls[1].ch == 'ل' && ls[1].vowel().is_none() && ls.len() > 2;
         if pos.first {
             ph.push("ʔ".into());
@@ -269,6 +288,14 @@ mod tests {
             ("هٰذَا", first, "haːðaː"),
             ("اسْمِي", first, "ʔismiː"),
             ("اسْمِي", mid, "smiː"),
+            // Hamzat al-wasl after a one-letter prefix (issue 18): the alef is silent.
+            ("وَالْقَمَرُ", last, "walqɑmar"),
+            ("وَالشَّمْسُ", last, "waʃʃams"),
+            ("فَالْمَرْكَزُ", last, "falmarkaz"),
+            ("بِالْبِطَاقَةِ", last, "bilbitˤɑːqɑ"),
+            ("فَاسْتَمِعْ", last, "fastamiʕ"),
+            ("وَالِدٌ", last, "waːlid"),
+            ("كَاتِبٌ", last, "kaːtib"),
         ];
         let mut failures = Vec::new();
         for (word, pos, expected) in cases {
