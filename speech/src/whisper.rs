@@ -33,9 +33,9 @@ pub struct DecodeOptions<'a> {
     pub short_window: bool,
     /// Whisper's temperature fallback: when a decode looks degenerate — a repetition loop
     /// (entropy of its last 32 tokens under 2.4, whisper.cpp's stand-in for the reference's
-    /// compression ratio over 2.4) or a mean token log-probability under −1.0 — decode again
-    /// by sampling at temperature 0.2, 0.4, … 1.0 (best of 5 samples each). Costs nothing on
-    /// a clean decode; not deterministic when it fires.
+    /// compression ratio over 2.4) or a mean token log-probability under `fallback_logprob` —
+    /// decode again by sampling at temperature 0.2, 0.4, … 1.0 (one sample each when greedy).
+    /// Costs nothing on a clean decode; not deterministic when it fires.
     pub temperature_fallback: bool,
     /// The fallback's log-probability test: a decode whose mean token log-probability is under
     /// this is decoded again (the reference's −1.0). `f32::NEG_INFINITY` resamples loops only.
@@ -218,18 +218,25 @@ impl WhisperModel {
         Ok(WhisperModel { ctx, state: RefCell::new(None), detector: RefCell::new(None) })
     }
 
+    /// Whisper's tokens for `text` (none when it cannot tokenize it).
+    fn tokenize(&self, text: &str) -> Vec<whisper_rs::WhisperTokenId> {
+        if text.is_empty() {
+            return Vec::new();
+        }
+        self.ctx.tokenize(text, text.len() + 8).unwrap_or_default()
+    }
+
     /// How many tokens whisper's tokenizer makes of `text` (0 when it cannot).
     pub fn token_count(&self, text: &str) -> usize {
-        if text.is_empty() {
-            return 0;
-        }
-        self.ctx.tokenize(text, text.len() + 8).map_or(0, |t| t.len())
+        self.tokenize(text).len()
     }
 
     /// Tokens of `text` that hold a letter or a digit (as [`Transcript::tokens`] counts them).
     fn word_tokens(&self, text: &str) -> usize {
-        let Ok(tokens) = self.ctx.tokenize(text, text.len() + 8) else { return 0 };
-        tokens.iter().filter(|&&t| self.ctx.token_to_bytes(t).is_ok_and(|b| String::from_utf8_lossy(b).chars().any(char::is_alphanumeric))).count()
+        self.tokenize(text)
+            .into_iter()
+            .filter(|&t| self.ctx.token_to_bytes(t).is_ok_and(|b| String::from_utf8_lossy(b).chars().any(char::is_alphanumeric)))
+            .count()
     }
 
     /// Transcribes 16 kHz mono samples with default options in `language`.

@@ -706,11 +706,8 @@ fn latency(hc: &HearingConfig, clips: &[Loaded], rounds: usize) -> anyhow::Resul
     let expected: Vec<&Loaded> = (0..rounds.max(1)).flat_map(|_| chosen.iter().copied()).collect();
     let heard: Vec<String> = heard.iter().map(|h| h.join(" ")).collect();
     if std::env::var_os("BENCH_ASR_DEBUG").is_some() {
-        for (c, h) in expected.iter().zip(&heard) {
-            eprintln!("{} | {h}", c.name);
-        }
-        for (c, (s, e)) in expected.iter().zip(&spans) {
-            eprintln!("{} at {:.1}–{:.1} s", c.name, *s as f64 / 16_000.0, *e as f64 / 16_000.0);
+        for ((c, h), (s, e)) in expected.iter().zip(&heard).zip(&spans) {
+            eprintln!("{} at {:.1}–{:.1} s | {h}", c.name, *s as f64 / 16_000.0, *e as f64 / 16_000.0);
         }
     }
     let english: Vec<f64> = expected.iter().zip(&heard).filter(|(c, _)| c.clip.lang == "en").map(|(c, h)| word_error_rate(&c.clip.text, h)).collect();

@@ -557,7 +557,6 @@ fn locate<'d>(defaults: &'d toml::Table, rest: &str) -> Option<(String, String, 
     })
 }
 
-/// Reads an environment string as the same TOML type as the key's default.
 /// A list of languages, or `true` (both) / `false` (none): `hearing.knowledge_prompt` was a
 /// switch before it was per language, and an environment override gives a one-item list.
 fn languages_or_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -567,20 +566,17 @@ fn languages_or_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Strin
         Switch(bool),
         List(Vec<String>),
     }
+    let both = || vec!["ar".to_string(), "en".to_string()];
     Ok(match Either::deserialize(d)? {
-        Either::Switch(true) => vec!["ar".into(), "en".into()],
+        Either::Switch(true) => both(),
         Either::Switch(false) => Vec::new(),
-        Either::List(l) if l.len() == 1 && (l[0] == "true" || l[0] == "false") => {
-            if l[0] == "true" {
-                vec!["ar".into(), "en".into()]
-            } else {
-                Vec::new()
-            }
-        }
+        Either::List(l) if l == ["true"] => both(),
+        Either::List(l) if l == ["false"] => Vec::new(),
         Either::List(l) => l,
     })
 }
 
+/// Reads an environment string as the same TOML type as the key's default.
 fn typed_like(default: &toml::Value, raw: &str) -> anyhow::Result<toml::Value> {
     Ok(match default {
         toml::Value::String(_) => toml::Value::String(raw.to_string()),

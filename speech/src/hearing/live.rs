@@ -123,7 +123,8 @@ enum Job {
         id: u64,
         start: u64,
         last_voiced: u64,
-        pause: u64,
+        /// How many pauses had ended in more speech when it was sent; a later one makes it stale.
+        resumed: u64,
         audio: Vec<f32>,
     },
     Finalize {
@@ -151,17 +152,15 @@ impl Hearing {
         let (jobs, job_rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let busy = Arc::new(AtomicBool::new(false));
-        let pause = Arc::new(AtomicU64::new(0));
-        let pauses = Arc::new(AtomicU64::new(0));
+        let pauses = Arc::new(Pauses::default());
         let liveness = Arc::new(Liveness::default());
         let forget = Arc::new(AtomicBool::new(false));
 
         let decoder = {
-            let (events, busy, pause, liveness) = (events.clone(), Arc::clone(&busy), Arc::clone(&pause), Arc::clone(&liveness));
-            let counters = Counters { resumed: pause, paused: Arc::clone(&pauses) };
+            let (events, busy, pauses, liveness) = (events.clone(), Arc::clone(&busy), Arc::clone(&pauses), Arc::clone(&liveness));
             std::thread::Builder::new()
                 .name("whisper".into())
-                .spawn(move || decode_loop(&transcriber, &job_rx, &events, &busy, &counters, &liveness))
+                .spawn(move || decode_loop(&transcriber, &job_rx, &events, &busy, &pauses, &liveness))
                 .map_err(|e| Error::Audio(format!("cannot start the whisper thread: {e}")))?
         };
         let hearing = {
@@ -177,7 +176,6 @@ impl Hearing {
                         events: events.clone(),
                         jobs,
                         busy,
-                        pause,
                         pauses,
                         level,
                         liveness,
@@ -236,10 +234,7 @@ struct Ear {
     events: Sender<HearingEvent>,
     jobs: Sender<Job>,
     busy: Arc<AtomicBool>,
-    /// Pauses that ended in more speech (a speculative final sent before is stale).
-    pause: Arc<AtomicU64>,
-    /// Pauses begun (a partial sent before is abandoned: the speculative final replaces it).
-    pauses: Arc<AtomicU64>,
+    pauses: Arc<Pauses>,
     level: Arc<InputLevel>,
     liveness: Arc<Liveness>,
     forget: Arc<AtomicBool>,
@@ -370,7 +365,7 @@ impl Ear {
             if listener.voiced() && now - self.last_partial >= interval && !self.busy.load(Ordering::Relaxed) {
                 self.last_partial = now;
                 self.busy.store(true, Ordering::Relaxed);
-                let pauses = self.pauses.load(Ordering::Relaxed);
+                let pauses = self.pauses.begun.load(Ordering::Relaxed);
                 let _ = self.jobs.send(Job::Partial { id, start, upto: now, pauses, audio: listener.audio(start, now).to_vec() });
             }
         }
@@ -390,14 +385,14 @@ impl Ear {
             Boundary::Paused { last_voiced } => {
                 if let Some((id, start)) = self.current {
                     // The partial in flight, if any, gives way to the speculative final.
-                    self.pauses.fetch_add(1, Ordering::Relaxed);
-                    let pause = self.pause.load(Ordering::Relaxed);
+                    self.pauses.begun.fetch_add(1, Ordering::Relaxed);
+                    let resumed = self.pauses.resumed.load(Ordering::Relaxed);
                     let audio = l.audio(start, last_voiced + TAIL_SAMPLES).to_vec();
-                    let _ = self.jobs.send(Job::Speculative { id, start, last_voiced, pause, audio });
+                    let _ = self.jobs.send(Job::Speculative { id, start, last_voiced, resumed, audio });
                 }
             }
             Boundary::Resumed => {
-                self.pause.fetch_add(1, Ordering::Relaxed);
+                self.pauses.resumed.fetch_add(1, Ordering::Relaxed);
             }
             Boundary::Ended { start, last_voiced, decided_at } => {
                 let id = self.current.take().map_or(self.next_id, |(id, _)| id);
@@ -423,15 +418,17 @@ fn wait_for_device(device: &str, stop: &AtomicBool) {
 /// languages when detection is not sure); later decodes of the utterance keep its choice.
 const LANG_EVIDENCE: usize = 16_000 * 3 / 2;
 
-/// The hearing thread's pause counters, as the whisper thread reads them.
-struct Counters {
-    /// Pauses that ended in more speech.
-    resumed: Arc<AtomicU64>,
-    /// Pauses begun.
-    paused: Arc<AtomicU64>,
+/// The hearing thread's pause counts, which the whisper thread compares with those a job was
+/// sent with.
+#[derive(Debug, Default)]
+struct Pauses {
+    /// Pauses begun (a partial sent before is abandoned: the speculative final replaces it).
+    begun: AtomicU64,
+    /// Pauses that ended in more speech (a speculative final sent before is stale).
+    resumed: AtomicU64,
 }
 
-fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEvent>, busy: &AtomicBool, counters: &Counters, liveness: &Liveness) {
+fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEvent>, busy: &AtomicBool, pauses_now: &Pauses, liveness: &Liveness) {
     // The last speculative decode: (utterance, last voiced sample, result).
     let mut speculative: Option<(u64, u64, Option<Utterance>)> = None;
     // The language partials settled on for the utterance in progress.
@@ -469,7 +466,7 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
                 // first; this provisional decode is abandoned between two decoder steps. Not the
                 // partial that decides the language: that decision is what makes the finals
                 // after it one decode each.
-                let paused_since = || counters.paused.load(Ordering::Relaxed) != pauses;
+                let paused_since = || pauses_now.begun.load(Ordering::Relaxed) != pauses;
                 let interrupt = (decide != Decide::Full).then_some(Interrupt(&paused_since));
                 let r = t.transcribe_partial(id, &audio, start, upto, decide, interrupt);
                 busy.store(false, Ordering::Relaxed);
@@ -487,8 +484,8 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
                     last_partial = Some((id, upto, u));
                 })
             }
-            Job::Speculative { id, start, last_voiced, pause: asked, audio } => {
-                if asked != counters.resumed.load(Ordering::Relaxed) {
+            Job::Speculative { id, start, last_voiced, resumed, audio } => {
+                if resumed != pauses_now.resumed.load(Ordering::Relaxed) {
                     continue; // speech resumed since: this guess is stale
                 }
                 // A partial that already heard the whole utterance, tail included, is the final (the

@@ -354,14 +354,19 @@ impl Transcriber {
         Ok(Some(Utterance { id, start, end, lang: transcript.lang, text, confidence, segments, language: choice }))
     }
 
-    /// Decodes in `lang` with that language's prompt (and the fallback if `fallback`); a decode
-    /// that echoes the prompt (two or more of its terms, whisper's habit on unclear audio) is
-    /// decoded again without it.
+    /// Decodes in `lang`, with that language's prompt if `pass.prompt` (and the fallback if
+    /// `pass.fallback`).
     fn decode_with(&self, samples: &[f32], lang: &str, pass: Pass<'_>) -> Result<Transcript> {
         let prompt = if pass.prompt { self.prompt_for(lang) } else { String::new() };
+        self.decode_prompted(samples, lang, &prompt, pass)
+    }
+
+    /// Decodes in `lang` with `prompt`; a decode that echoes the prompt (two or more of its
+    /// terms, whisper's habit on unclear audio) is decoded again without it.
+    fn decode_prompted(&self, samples: &[f32], lang: &str, prompt: &str, pass: Pass<'_>) -> Result<Transcript> {
         let options = DecodeOptions {
             language: Language::Fixed(lang),
-            initial_prompt: Some(prompt.as_str()),
+            initial_prompt: Some(prompt),
             no_speech_threshold: self.no_speech_threshold,
             short_window: self.short_window,
             temperature_fallback: pass.fallback,
@@ -371,14 +376,13 @@ impl Transcriber {
             interrupt: pass.interrupt,
         };
         let t = self.model.decode(samples, &options)?;
-        if prompt.is_empty() || !echoes_prompt(&t.text(), &prompt) {
+        if prompt.is_empty() || !echoes_prompt(&t.text(), prompt) {
             return Ok(t);
         }
         tracing::debug!(target: "hiwar::hearing", "the {lang} decode echoed its prompt: decoded again without it");
         self.model.decode(samples, &DecodeOptions { initial_prompt: None, ..options })
     }
 
-    /// Chooses the language and decodes in it.
     /// Forgets the conversation's language (a new stream or file, a new visitor).
     pub fn forget_conversation(&self) {
         *self.conversation.borrow_mut() = None;
@@ -399,6 +403,7 @@ impl Transcriber {
         (start.saturating_sub(*end) <= CONVERSATION_GAP && self.languages.contains(lang)).then(|| lang.clone())
     }
 
+    /// Chooses the language and decodes in it.
     fn decode_choosing(&self, samples: &[f32], decide: Decide<'_>, start: u64, pass: Pass<'_>) -> Result<(Transcript, LanguageChoice)> {
         if let Some(lang) = &self.forced {
             return Ok((self.decode_with(samples, lang, pass)?, LanguageChoice { how: "forced", sure: true, ..LanguageChoice::default() }));
@@ -445,11 +450,12 @@ impl Transcriber {
         for (lang, p) in choice.detected.iter().take(2) {
             let mut t = self.decode_with(samples, lang, Pass { fallback: false, prompt: false, ..pass })?;
             t.lang_probability = *p;
-            let script = script_share(&t.text(), lang);
+            let text = t.text();
+            let script = script_share(&text, lang);
             // A decode whose every segment is a phantom has no words: it must not win.
             let confidence = t.confidence();
             let words = t.segments.iter().any(|s| !is_phantom(&s.text, confidence, s.no_speech_probability));
-            let n_words = t.text().split_whitespace().count().max(1);
+            let n_words = text.split_whitespace().count().max(1);
             let tokens_per_word = t.tokens as f32 / n_words as f32;
             let score = if words { decode_score(lang, t.avg_logprob, script, tokens_per_word, t.looped) } else { f32::NEG_INFINITY };
             choice.decoded.push(LanguageScore { lang: lang.clone(), avg_logprob: t.avg_logprob, script, tokens_per_word, looped: t.looped, score });
@@ -470,9 +476,10 @@ impl Transcriber {
         // The winner again with its language's prompt, if it has one (the decision ran without),
         // or with the fallback if its greedy decode ran away.
         let lang = &choice.decoded[winner].lang;
-        if (pass.prompt && !self.prompt_for(lang).is_empty()) || (transcript.degenerate && pass.fallback) {
+        let prompt = if pass.prompt { self.prompt_for(lang) } else { String::new() };
+        if !prompt.is_empty() || (transcript.degenerate && pass.fallback) {
             let p = transcript.lang_probability;
-            transcript = self.decode_with(samples, lang, pass)?;
+            transcript = self.decode_prompted(samples, lang, &prompt, pass)?;
             transcript.lang_probability = p;
         }
         Ok((transcript, choice))
