@@ -292,7 +292,9 @@ fn segments(entries: &[(f64, f64, &str)]) -> Vec<Segment> {
             Kind::Pause => {
                 // A word boundary inside running speech is not a rest: hold it weakly.
                 // Padding and punctuation are real pauses.
-                if word_gap[i] && end - start < 0.08 {
+                // A space right after punctuation continues that pause («آه. أنا»), however short.
+                let after_pause = i > 0 && !word_gap[i - 1] && sounds[i - 1].2.is_some_and(|s| s.kind == Kind::Pause);
+                if word_gap[i] && end - start < 0.08 && !after_pause {
                     seg(start, end, Mouth::REST, 0.15, false)
                 } else {
                     // A real pause (the voice's timeline snaps it to the silence in the audio):
@@ -494,6 +496,17 @@ mod tests {
         let before = timeline(&[("_", 100), ("s", 80), ("iː", 150), ("_", 100)]);
         let b = exact(&LipSync::from_timeline(&before), before.phonemes[1].end - 10 * u64::from(RATE) / 1000);
         assert!(during_s.weight(Viseme::U) > 0.2 && during_s.weight(Viseme::U) > b.weight(Viseme::U), "{during_s:?}");
+    }
+
+    #[test]
+    fn a_space_after_punctuation_is_still_a_pause() {
+        // «آه. أنا»: the voice puts a short space after the full stop; the mouth must not open
+        // for the next vowel there (it did, 57 ms before the sound).
+        let t = timeline(&[("aː", 120), ("h", 25), (".", 65), (" ", 73), ("ʔ", 48), ("a", 69), ("n", 58)]);
+        let l = LipSync::from_timeline(&t);
+        let in_space = exact(&l, t.phonemes[4].start - 15 * u64::from(RATE) / 1000);
+        let vowel = exact(&l, middle(&t, 5));
+        assert!(in_space.jaw < 0.25 * vowel.jaw, "mouth {in_space:?} in the pause, {vowel:?} in the vowel");
     }
 
     #[test]

@@ -64,9 +64,17 @@ function position() { return turn && turn.startAt !== null && ctx ? (ctx.current
 function renderWords() {
   const el = $("avatar"); el.textContent = "";
   const pos = position();
-  const text = turn.words.map((w) => w.text).join(" ");
+  // Light the words as the answer wrote them ("250", not «مئتان وخمسون»): an entry and the
+  // `joined` ones after it are one written word. Tashkeel stays in the voice, not the caption.
+  const shown = [];
+  for (const w of turn.words) {
+    const last = shown[shown.length - 1];
+    if (w.joined && last) last.end = w.end;
+    else shown.push({ text: (w.written || w.text).replace(/[\u064B-\u0652\u0670]/g, ""), start: w.start, end: w.end });
+  }
+  const text = shown.map((w) => w.text).join(" ");
   el.dir = isRtl(text) ? "rtl" : "ltr";
-  turn.words.forEach((w, i) => {
+  shown.forEach((w, i) => {
     const span = document.createElement("span");
     span.textContent = (i ? " " : "") + w.text;
     span.className = pos >= w.end ? "said" : pos >= w.start ? "now" : "later";

@@ -137,6 +137,7 @@ fn a_typed_question_streams_audio_visemes_and_words_on_one_clock() {
     // clock; visemes and words fall inside the audio they belong to.
     let mut clock = 0u64;
     let (mut visemes, mut words) = (0, 0);
+    let mut written: Vec<String> = Vec::new();
     for (i, m) in got.iter().enumerate() {
         let In::Json(v) = m else { continue };
         match v["type"].as_str() {
@@ -156,6 +157,7 @@ fn a_typed_question_streams_audio_visemes_and_words_on_one_clock() {
                 for w in v["words"].as_array().expect("words") {
                     assert!(w["end"].as_u64() <= Some(clock), "{w} beyond {clock}");
                     words += 1;
+                    written.push(w["written"].as_str().unwrap_or_default().to_string());
                 }
             }
             _ => {}
@@ -173,6 +175,9 @@ fn a_typed_question_streams_audio_visemes_and_words_on_one_clock() {
         })
         .collect();
     assert!(reply.starts_with("حسب معلومات المركز") && reply.contains("الجمعة"), "reply text: {reply:?}");
+    // Each timed word carries the word as the answer wrote it, for the caption.
+    let letters = |w: &str| w.chars().filter(|c| c.is_alphanumeric()).collect::<String>();
+    assert!(written.iter().all(|w| !letters(w).is_empty() && letters(&reply).contains(&letters(w))), "written words {written:?} not in {reply:?}");
     assert!(clock > 22_050 * 3 && visemes > 20 && words > 5, "{clock} samples, {visemes} visemes, {words} words");
     assert!(kinds.iter().any(|k| k == "visemes") && got.iter().any(|m| matches!(m, In::Json(v) if v["type"] == "words" && v["words"][0]["text"].as_str().is_some_and(|t| t.chars().any(|c| ('\u{0600}'..='\u{06FF}').contains(&c))))), "Arabic words");
     // The metrics saw it.

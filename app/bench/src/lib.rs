@@ -3,6 +3,7 @@
 //!
 //! - [`speech`]: `bench asr` (against whisper.cpp called directly) and `bench tts` (against
 //!   Python Piper).
+//! - [`tashkeel`]: `bench tashkeel` — diacritisation on the golden set, every model.
 //! - [`live`]: `bench loop` — voice-to-voice latency, barge-in, LLM faults, memory.
 //! - [`serve`]: `bench serve`; [`soak`]: `bench soak`; [`face`] and [`sync`]: `bench face`,
 //!   `bench sync`.
@@ -20,3 +21,4 @@ pub mod speech;
 pub mod standin;
 pub mod stats;
 pub mod sync;
+pub mod tashkeel;

@@ -34,9 +34,26 @@ struct PiperRow {
 }
 
 /// `hiwar bench tts`: hiwar's voice against Python Piper, same voice, same sentences, same run.
-pub fn tts(config: &Config, python: &str, reps: usize) -> anyhow::Result<ExitCode> {
+pub fn tts(
+    config: &Config,
+    python: &str,
+    reps: usize,
+    only: &[String],
+    accent: Option<&str>,
+    sentences: Option<&Path>,
+    espeak: bool,
+) -> anyhow::Result<ExitCode> {
     let mut voice = hiwar_core::build::english_voice(config)?;
     let mut diacritizer = hiwar_core::build::diacritizer(config)?;
+    if let Some(spec) = accent {
+        voice.accent = if spec == "none" { None } else { Some(hiwar_speech::voice::Accent::parse(spec).map_err(anyhow::Error::msg)?) };
+    }
+    let part = |p: &str| only.is_empty() || only.iter().any(|o| o == p);
+    if !part("speed") {
+        let sentences = sentences.map(read_sentences).transpose()?;
+        round_trip(config, &mut voice, &mut diacritizer, sentences, espeak)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let store = hiwar_core::models::Store::open(config)?;
     let model = store.file_of("piper-en-joe", "en_US-joe-medium.onnx").context("piper-en-joe")?;
     println!("## hiwar bench tts\n");
@@ -98,20 +115,36 @@ pub fn tts(config: &Config, python: &str, reps: usize) -> anyhow::Result<ExitCod
         println!("| {text} | {:.0} / {:.0} ms | {:.3} |", percentile(&mut first.clone(), 50.0), percentile(&mut first, 95.0), percentile(&mut rtf, 50.0));
     }
     println!();
-    round_trip(config, &mut voice, &mut diacritizer)?;
+    if part("round-trip") {
+        let sentences = sentences.map(read_sentences).transpose()?;
+        round_trip(config, &mut voice, &mut diacritizer, sentences, espeak)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sentences from a file, one per line (`#` comments), without their tashkeel.
+fn read_sentences(path: &Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(hiwar_speech::voice::strip_tashkeel).collect())
 }
 
 /// Intelligibility of the Arabic voices a registry can give, heard back by whisper with
 /// Arabic forced: the English Piper voice on hiwar's phonemes, and espeak-ng's own voice,
 /// both from hiwar's diacritisation of the same undiacritised sentences.
-fn round_trip(config: &Config, voice: &mut hiwar_speech::voice::PiperVoice, diacritizer: &mut hiwar_speech::voice::Diacritizer) -> anyhow::Result<()> {
+fn round_trip(
+    config: &Config,
+    voice: &mut hiwar_speech::voice::PiperVoice,
+    diacritizer: &mut hiwar_speech::voice::Diacritizer,
+    sentences: Option<Vec<String>>,
+    with_espeak: bool,
+) -> anyhow::Result<()> {
     let hc = hiwar_core::build::hearing_config(config, Some("ar"))?;
     let transcriber = Transcriber::load(&hc)?;
     let espeak = hiwar_speech::voice::EspeakVoice { voice: "ar".into(), speed: 130 };
-    let clips = load_clips()?;
-    let sentences: Vec<String> =
-        clips.iter().filter(|c| c.clip.lang == "ar").map(|c| c.clip.text.clone()).chain(TTS_ARABIC.iter().map(|s| (*s).to_string())).collect();
+    let sentences: Vec<String> = match sentences {
+        Some(s) => s,
+        None => load_clips()?.iter().filter(|c| c.clip.lang == "ar").map(|c| c.clip.text.clone()).chain(TTS_ARABIC.iter().map(|s| (*s).to_string())).collect(),
+    };
     let hear = |speech: hiwar_speech::voice::Speech| -> anyhow::Result<String> {
         let audio = speech.resampled(16_000)?;
         let u = transcriber.transcribe(0, &audio.samples, 0, audio.samples.len() as u64)?;
@@ -125,15 +158,24 @@ fn round_trip(config: &Config, voice: &mut hiwar_speech::voice::PiperVoice, diac
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for text in &sentences {
         let piper = voice.speak(text, Some(&mut *diacritizer))?;
-        let marked = diacritizer.diacritize(&hiwar_speech::voice::normalize_for_speech(text))?;
-        let es = espeak.synthesize(&marked)?;
-        let (ca, cb) = (character_error_rate(text, &hear(piper)?), character_error_rate(text, &hear(es)?));
+        let heard = hear(piper)?;
+        let ca = character_error_rate(text, &heard);
         a.push(ca);
-        b.push(cb);
-        println!("| {text} | {ca:.2} | {cb:.2} |");
+        if with_espeak {
+            let marked = diacritizer.diacritize(&hiwar_speech::voice::normalize_for_speech(text))?;
+            let cb = character_error_rate(text, &hear(espeak.synthesize(&marked)?)?);
+            b.push(cb);
+            println!("| {text} | {ca:.2} | {cb:.2} |");
+        } else {
+            println!("| {text} | {ca:.2} | — |");
+            if std::env::var_os("BENCH_TTS_DEBUG").is_some() {
+                eprintln!("{ca:.2}  said: {text}\n      heard: {heard}");
+            }
+        }
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    println!("| **mean** | **{:.2}** | **{:.2}** |\n", mean(&a), mean(&b));
+    let worst = a.iter().copied().fold(0.0, f64::max);
+    println!("| **mean** (worst {worst:.2}) | **{:.2}** | **{}** |\n", mean(&a), if b.is_empty() { "—".to_string() } else { format!("{:.2}", mean(&b)) });
     Ok(())
 }
 

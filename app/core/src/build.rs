@@ -82,6 +82,11 @@ pub fn english_voice(config: &Config) -> anyhow::Result<PiperVoice> {
         voice.config.noise_scale = 0.0;
         voice.config.noise_w = 0.0;
     }
+    voice.accent = match config.voice.english_accent.as_str() {
+        "" => None,
+        "measured" => Some(hiwar_speech::voice::Accent::english()),
+        spec => Some(hiwar_speech::voice::Accent::parse(spec).map_err(|e| anyhow::anyhow!("voice.english_accent: {e}"))?),
+    };
     Ok(voice)
 }
 
@@ -112,8 +117,28 @@ pub fn speaking_voices(config: &Config) -> anyhow::Result<Voices> {
 
 /// The Arabic diacritiser (rawi v2) from the cache.
 pub fn diacritizer(config: &Config) -> anyhow::Result<hiwar_speech::voice::Diacritizer> {
+    let mut d = diacritizer_model(config, TASHKEEL_MODEL)?;
+    // The knowledge base's own diacritised forms win over hiwar's lexicon.
+    let dir = if config.knowledge.dir.is_empty() { crate::assets::assets_dir().join("knowledge") } else { PathBuf::from(&config.knowledge.dir) };
+    let own = dir.join("lexicon.txt");
+    if own.is_file() {
+        let text = std::fs::read_to_string(&own).with_context(|| format!("cannot read {}", own.display()))?;
+        let n = d.add_lexicon(&text);
+        tracing::debug!(entries = n, file = %own.display(), "knowledge base lexicon");
+    }
+    Ok(d)
+}
+
+/// The diacritisation model hiwar speaks with, chosen by `hiwar bench tashkeel` on the golden
+/// set (docs/benchmarks.md).
+pub const TASHKEEL_MODEL: hiwar_speech::voice::TashkeelModel = hiwar_speech::voice::TashkeelModel::RawiEnsemble;
+
+/// One diacritisation model with hiwar's lexicon and rules (`bare()` takes them off).
+pub fn diacritizer_model(config: &Config, model: hiwar_speech::voice::TashkeelModel) -> anyhow::Result<hiwar_speech::voice::Diacritizer> {
     let store = Store::open(config)?;
-    let model = store.verified_file("tashkeel", "rawi_v2.int8.onnx")?;
-    let vocab = store.verified_file("tashkeel", "rawi_v2.vocab.json")?;
-    Ok(hiwar_speech::voice::Diacritizer::load(&model, &vocab)?)
+    store.load_onnx_runtime()?;
+    let (file, vocab) = model.files();
+    let path = store.verified_file("tashkeel", file)?;
+    let vocab = vocab.map(|v| store.verified_file("tashkeel", v)).transpose()?;
+    Ok(hiwar_speech::voice::Diacritizer::load_model(model, &path, vocab.as_deref())?)
 }

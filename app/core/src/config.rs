@@ -64,6 +64,10 @@ pub struct Llm {
     /// The kiosk persona: the system prompt, in Arabic and in English (both are sent).
     pub persona_ar: String,
     pub persona_en: String,
+    /// Ask for Arabic answers fully diacritised: the voice then says the words the model
+    /// meant instead of guessing their vowels (captions show them without the marks unless
+    /// stage.caption_marks). Costs about twice the tokens per Arabic answer.
+    pub arabic_tashkeel: bool,
 }
 
 impl Default for Llm {
@@ -77,7 +81,7 @@ impl Default for Llm {
             first_token_timeout_ms: 8_000,
             idle_timeout_ms: 10_000,
             retries: 2,
-            max_tokens: 200,
+            max_tokens: 320,
             temperature: 0.3,
             memory_tokens: 1_500,
             persona_ar: "أنت مساعد رقمي في مركز خدمة حكومي، تتحدث مع الزائر بصوت مسموع. أجب بلغة الزائر وبنفس أسلوبه: \
@@ -90,6 +94,7 @@ impl Default for Llm {
                          Two or three short spoken sentences; no markdown, lists or symbols. \
                          Use the centre's information given below; if the answer is not there, say so kindly and suggest the reception desk."
                 .into(),
+            arabic_tashkeel: true,
         }
     }
 }
@@ -245,6 +250,11 @@ pub struct Voice {
     pub english_voice: String,
     /// Where the voice models run: auto, cpu or cuda (cuda needs the `cuda` build feature).
     pub device: String,
+    /// How the English voice says Arabic when no Arabic voice is set: empty says hiwar's IPA as
+    /// it is; "measured" the accent chosen by round trip (more intelligible to whisper, 0.56
+    /// against 0.60 CER, but quieter and with a larger lip-sync offset, so not yet the default:
+    /// docs/benchmarks.md); or a spec such as "+stress,a=ɐ,r=ɹ".
+    pub english_accent: String,
     /// Synthesise without the voice's random variation (same text, same audio): for tests
     /// and reproducible measurements.
     pub deterministic: bool,
@@ -252,7 +262,7 @@ pub struct Voice {
 
 impl Default for Voice {
     fn default() -> Self {
-        Voice { arabic_voice: String::new(), english_voice: String::new(), device: "auto".into(), deterministic: false }
+        Voice { arabic_voice: String::new(), english_voice: String::new(), device: "auto".into(), english_accent: String::new(), deterministic: false }
     }
 }
 
@@ -278,11 +288,25 @@ pub struct Stage {
     pub attract_after_secs: u64,
     /// Whether Escape closes the window in kiosk mode (it always does on the desktop).
     pub kiosk_escape_exits: bool,
+    /// Captions show the answer's tashkeel as written (the voice asks the LLM for full marks;
+    /// off shows the words as people usually write them).
+    pub caption_marks: bool,
 }
 
 impl Default for Stage {
     fn default() -> Self {
-        Stage { avatar: String::new(), width: 1280, height: 720, fps: 30, msaa: true, seed: 7, kiosk: false, attract_after_secs: 60, kiosk_escape_exits: false }
+        Stage {
+            avatar: String::new(),
+            width: 1280,
+            height: 720,
+            fps: 30,
+            msaa: true,
+            seed: 7,
+            kiosk: false,
+            attract_after_secs: 60,
+            kiosk_escape_exits: false,
+            caption_marks: false,
+        }
     }
 }
 

@@ -205,6 +205,37 @@ pub enum BenchCommand {
         /// Repetitions per sentence.
         #[arg(long, default_value_t = 10)]
         reps: usize,
+        /// Run only these parts (default: all).
+        #[arg(long, value_delimiter = ',', value_parser = ["speed", "round-trip"])]
+        only: Vec<String>,
+        /// How the English voice says Arabic, instead of the built-in accent: "ħ=h,ʕ=ʔ,…,+stress"
+        /// ("none" for hiwar's IPA unchanged). For choosing the accent by round trip.
+        #[arg(long)]
+        accent: Option<String>,
+        /// Round-trip these Arabic sentences (one per line; `#` comments, tashkeel stripped)
+        /// instead of the clip set's and the bench's own.
+        #[arg(long)]
+        sentences: Option<PathBuf>,
+        /// Also round-trip espeak-ng's own Arabic voice (whisper can take minutes on some of
+        /// its sentences: its temperature fallback re-decodes a looping transcript).
+        #[arg(long)]
+        espeak: bool,
+    },
+    /// Arabic diacritisation on the golden set (speech/tests/data): DER and word error of each
+    /// text2tashkeel model, alone and with hiwar's lexicon and agreement rules.
+    Tashkeel {
+        /// A folder of tashkeel-golden-*.txt files (default: the checkout's).
+        #[arg(long)]
+        golden: Option<PathBuf>,
+        /// Only the model hiwar speaks with, as it speaks (lexicon and rules on).
+        #[arg(long)]
+        only_hiwar: bool,
+        /// Print the rows as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Print this many sentences hiwar's diacritiser gets wrong, with the golden form.
+        #[arg(long, default_value_t = 0)]
+        show: usize,
     },
     /// The live loop: voice-to-voice latency (stand-in LLM at 0 and 300 ms to first token) with
     /// its per-stage split, barge-in to silence at the device, the holding phrase and fallback

@@ -150,8 +150,8 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
                             end: p.end + at,
                             ..p.clone()
                         }));
-                        words.extend(s.speech.words.iter().map(|w| hiwar_stage::captions::CaptionWord {
-                            text: w.word.clone(),
+                        words.extend(s.speech.written_words(true).into_iter().map(|w| hiwar_stage::captions::CaptionWord {
+                            text: w.text,
                             start: w.start + at,
                             end: w.end + at,
                         }));

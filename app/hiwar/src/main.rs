@@ -101,7 +101,12 @@ fn run(cli: Cli, config: hiwar_core::config::Config) -> anyhow::Result<ExitCode>
             hiwar_bench::soak::run(&config, turns.max(1), every, no_render, size, json)
         }
         Command::Bench { what: BenchCommand::Serve { idle, reps } } => hiwar_bench::serve::run(&config, idle, reps.max(1)),
-        Command::Bench { what: BenchCommand::Tts { python, reps } } => hiwar_bench::speech::tts(&config, &python, reps.max(1)),
+        Command::Bench { what: BenchCommand::Tashkeel { golden, only_hiwar, json, show } } => {
+            hiwar_bench::tashkeel::run(&config, golden, only_hiwar, json, show)
+        }
+        Command::Bench { what: BenchCommand::Tts { python, reps, only, accent, sentences, espeak } } => {
+            hiwar_bench::speech::tts(&config, &python, reps.max(1), &only, accent.as_deref(), sentences.as_deref(), espeak)
+        }
         Command::Bench { what: BenchCommand::Face { frames, size, sync_size, sync_fps, only, timeline } } => {
             hiwar_bench::face::face(&config, &hiwar_bench::face::FaceBench { frames: frames.max(1), size, sync_size, sync_fps, only, timeline })
         }

@@ -37,6 +37,8 @@ struct WordJson<'a> {
     word: &'a str,
     start: u64,
     end: u64,
+    /// As written in the text ("250" where `word` is «مئتان»).
+    written: &'a str,
 }
 
 /// `hiwar say --video/--frames`: render the avatar instead of (or besides) playing.
@@ -186,13 +188,14 @@ pub fn say(
         let json = TimelineJson {
             sample_rate: rate,
             phonemes: phonemes.iter().map(|p| PhonemeJson { ph: &p.phoneme, start: p.start, end: p.end }).collect(),
-            words: words.iter().map(|w| WordJson { word: &w.word, start: w.start, end: w.end }).collect(),
+            words: words.iter().map(|w| WordJson { word: &w.word, start: w.start, end: w.end, written: &w.written }).collect(),
         };
         std::fs::write(path, serde_json::to_string_pretty(&json)?).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if video.wanted() {
         let tl = hiwar_stage::timeline_of(rate, &phonemes, 0);
-        let words = words.iter().map(|w| hiwar_stage::captions::CaptionWord { text: w.word.clone(), start: w.start, end: w.end }).collect();
+        let spoken = hiwar_speech::voice::Speech { words, ..Default::default() };
+        let words = spoken.written_words(true).into_iter().map(|w| hiwar_stage::captions::CaptionWord { text: w.text, start: w.start, end: w.end }).collect();
         video.render(config, &kept, rate, Some(tl), words, Vec::new())?;
     }
     Ok(ExitCode::SUCCESS)

@@ -973,7 +973,11 @@ async fn speech_task(task: SpeechTask, mut jobs: mpsc::UnboundedReceiver<SpeechJ
                     send(&out, &end, &shared, json(&ServerMsg::Visemes { v: VERSION, turn, frames: protocol::visemes_of(&speech.phonemes, clock) }));
                 }
                 if want.words {
-                    let words = speech.words.iter().map(|w| WordSpan { text: w.word.clone(), start: w.start + clock, end: w.end + clock }).collect();
+                    let words = speech
+                        .words
+                        .iter()
+                        .map(|w| WordSpan { text: w.word.clone(), start: w.start + clock, end: w.end + clock, written: w.written.clone(), joined: w.joined })
+                        .collect();
                     send(&out, &end, &shared, json(&ServerMsg::Words { v: VERSION, turn, words }));
                 }
                 p.samples += n;

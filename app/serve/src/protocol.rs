@@ -85,9 +85,16 @@ pub struct VisemeSpan {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WordSpan {
+    /// As spoken.
     pub text: String,
     pub start: u64,
     pub end: u64,
+    /// As the answer wrote it ("250" where `text` is «مئتان»); spoken words of one written word
+    /// repeat it.
+    pub written: String,
+    /// Says the same written word as the entry before it (sent only when true).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub joined: bool,
 }
 
 /// What the server sends.

@@ -35,8 +35,11 @@ pub struct Captions {
     /// The person's words: a partial transcript while they speak, then the final one.
     pub person: String,
     pub person_final: bool,
-    /// The avatar's words with their timings.
+    /// The avatar's words as the answer wrote them, with their timings.
     pub avatar: Vec<CaptionWord>,
+    /// Show the answer's tashkeel (an answer asked for full marks, for the voice, would
+    /// otherwise read as a children's book).
+    pub marks: bool,
 }
 
 /// Whether a line's first strong letter is right-to-left (Arabic script).
@@ -202,13 +205,14 @@ pub fn update_captions(
             layout.justify = justify_for(&captions.person);
         }
         if let Ok((line, mut layout)) = avatar.single_mut() {
-            let all: String = captions.avatar.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ");
+            let shown = |t: &str| if captions.marks { t.to_string() } else { t.chars().filter(|c| !hiwar_speech::voice::is_tashkeel(*c)).collect() };
+            let all: String = captions.avatar.iter().map(|w| shown(&w.text)).collect::<Vec<_>>().join(" ");
             layout.justify = justify_for(&all);
             commands.entity(line).despawn_related::<Children>();
             let n = captions.avatar.len();
             commands.entity(line).with_children(|l| {
                 for (i, w) in captions.avatar.iter().enumerate() {
-                    let text = if i + 1 < n { format!("{} ", w.text) } else { w.text.clone() };
+                    let text = if i + 1 < n { format!("{} ", shown(&w.text)) } else { shown(&w.text) };
                     l.spawn((TextSpan::new(text), font(&caption_font, AVATAR_VH), TextColor(UPCOMING), AvatarWord(i)));
                 }
             });

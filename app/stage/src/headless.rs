@@ -320,7 +320,7 @@ pub fn perform(off: &mut Offscreen, speech: &hiwar_speech::voice::Speech, clock:
         let world = off.app.world_mut();
         world.resource_mut::<Performance>().lipsync.push(&super::timeline_of(rate, &speech.phonemes, start), 0);
         world.resource_mut::<Captions>().avatar =
-            speech.words.iter().map(|w| CaptionWord { text: w.word.clone(), start: start + w.start, end: start + w.end }).collect();
+            speech.written_words(true).into_iter().map(|w| CaptionWord { text: w.text, start: start + w.start, end: start + w.end }).collect();
         world.resource_mut::<StageState>().activity = Activity::Speaking;
     }
     let length = speech.samples.len() as u64;

@@ -39,13 +39,23 @@ pub struct StageOptions {
     /// Seed of the idle life (blinks, saccades).
     pub seed: u64,
     pub assets: PathBuf,
+    /// Captions keep the answer's tashkeel (off: shown as people usually write).
+    pub caption_marks: bool,
 }
 
 impl StageOptions {
     pub fn from_config(config: &Config) -> StageOptions {
         let assets = hiwar_core::assets::assets_dir();
         let avatar = if config.stage.avatar.is_empty() { assets.join("avatar").join("hiwar-avatar.glb") } else { PathBuf::from(&config.stage.avatar) };
-        StageOptions { width: config.stage.width, height: config.stage.height, avatar, msaa: config.stage.msaa, seed: config.stage.seed, assets }
+        StageOptions {
+            width: config.stage.width,
+            height: config.stage.height,
+            avatar,
+            msaa: config.stage.msaa,
+            seed: config.stage.seed,
+            assets,
+            caption_marks: config.stage.caption_marks,
+        }
     }
 
     /// Checks what the stage needs before bevy starts, so a missing file is a clear message.
@@ -375,7 +385,7 @@ pub fn add_stage(app: &mut App, options: &StageOptions, clock: StageClock, idle_
         .insert_resource(Performance::new(rate, options.seed, idle_on_clock))
         .insert_resource(StageState::default())
         .insert_resource(AvatarParts::default())
-        .insert_resource(captions::Captions::default())
+        .insert_resource(captions::Captions { marks: options.caption_marks, ..Default::default() })
         .add_systems(Update, (bind_avatar, animate_face.after(bind_avatar), captions::update_captions, captions::update_status));
 }
 

@@ -175,7 +175,7 @@ impl Chunk {
             timeline: super::timeline_of(speech.sample_rate, &speech.phonemes, 0),
             start,
             scale: f64::from(clock_rate) / f64::from(speech.sample_rate.max(1)),
-            words: speech.words.iter().map(|w| (w.word.clone(), w.start, w.end)).collect(),
+            words: speech.written_words(true).into_iter().map(|w| (w.text, w.start, w.end)).collect(),
             last,
         }
     }

@@ -9,6 +9,7 @@
 //! graph patch); [`Chunker`] streams an LLM's answer clause by clause, and [`Player`] plays it
 //! on the device, publishing the played-sample clock.
 
+mod accent;
 pub mod arabic;
 mod chunker;
 mod normalize;
@@ -17,12 +18,13 @@ mod piper;
 mod player;
 mod tashkeel;
 
+pub use accent::Accent;
 pub use chunker::Chunker;
-pub use normalize::{cardinal, normalize_for_speech};
+pub use normalize::{Normalized, cardinal, normalize, normalize_for_speech};
 pub use onnx_patch::{add_graph_output, duration_output};
-pub use piper::{PiperVoice, Speech, TimedPhoneme, TimedWord, VoiceConfig, split_clauses};
+pub use piper::{PiperVoice, Speech, TimedPhoneme, TimedWord, VoiceConfig, WrittenWord, attach_written, split_clauses};
 pub use player::{PlayClock, Player, Stopper, fade_frames};
-pub use tashkeel::{Diacritizer, is_tashkeel};
+pub use tashkeel::{Diacritizer, Lexicon, Score, TashkeelModel, is_tashkeel, score, strip_tashkeel};
 
 /// espeak-ng's own voice, run as a process (GPL-3.0: never linked), for languages without a
 /// neural voice. It reports no phoneme timing: the face falls back to the audio.
@@ -84,8 +86,8 @@ impl Voices {
         };
         let rate = self.english.config.sample_rate;
         let mut all = Speech { sample_rate: rate, ..Speech::default() };
-        let text = normalize_for_speech(text);
-        for (k, (clause, punct)) in split_clauses(&text).into_iter().enumerate() {
+        let normalized = normalize(text);
+        for (k, (clause, punct)) in split_clauses(&normalized.text).into_iter().enumerate() {
             let spans = piper::script_spans(&clause);
             let n = spans.len();
             for (j, (arabic, span)) in spans.into_iter().enumerate() {
@@ -100,6 +102,7 @@ impl Voices {
                 all.append(speech.resampled(rate)?);
             }
         }
+        attach_written(&mut all.words, &normalized);
         Ok(all)
     }
 }

@@ -92,10 +92,23 @@ pub struct TimedPhoneme {
     pub end: u64,
 }
 
-/// One written word and the samples it occupies.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One spoken word and the samples it occupies, with the word as the answer wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TimedWord {
+    /// As spoken (normalised: «مئتان», «ال»).
     pub word: String,
+    pub start: u64,
+    pub end: u64,
+    /// As written in the answer ("250", «الـ»); spoken words that say one written word share it.
+    pub written: String,
+    /// This word says the same written word as the one before it (the caption shows it once).
+    pub joined: bool,
+}
+
+/// A written word and the samples its spoken words occupy: what captions light.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenWord {
+    pub text: String,
     pub start: u64,
     pub end: u64,
 }
@@ -127,6 +140,24 @@ impl Speech {
         })
     }
 
+    /// The written words with the time their spoken words take ("250" for «مئتان وخمسون»),
+    /// tashkeel the voice did not need removed unless `marks`.
+    pub fn written_words(&self, marks: bool) -> Vec<WrittenWord> {
+        let mut out: Vec<WrittenWord> = Vec::new();
+        for w in &self.words {
+            let text = if w.written.is_empty() { &w.word } else { &w.written };
+            match out.last_mut() {
+                Some(last) if w.joined => last.end = w.end,
+                _ => out.push(WrittenWord {
+                    text: if marks { text.clone() } else { text.chars().filter(|c| !super::is_tashkeel(*c)).collect() },
+                    start: w.start,
+                    end: w.end,
+                }),
+            }
+        }
+        out
+    }
+
     /// Appends `other` (at the same rate), shifting its timeline to follow this speech.
     pub fn append(&mut self, other: Speech) {
         let offset = self.samples.len() as u64;
@@ -144,6 +175,9 @@ pub struct PiperVoice {
     phonemizer: Phonemizer,
     /// The model file, for errors.
     origin: std::path::PathBuf,
+    /// How this voice says Arabic (see [`super::Accent`]; `voice.english_accent`); None says
+    /// hiwar's IPA as it is, as a voice trained on Arabic needs.
+    pub accent: Option<super::Accent>,
 }
 
 impl std::fmt::Debug for PiperVoice {
@@ -173,7 +207,7 @@ impl PiperVoice {
         };
         let session = crate::onnx::session_from_memory(&bytes, 2, model)?;
         let phonemizer = Phonemizer::new(&config.espeak_voice)?;
-        Ok(PiperVoice { session, config, durations, phonemizer, origin: model.to_path_buf() })
+        Ok(PiperVoice { session, config, durations, phonemizer, origin: model.to_path_buf(), accent: None })
     }
 
     /// Speaks `text` in one synthesis (the streaming chunker keeps texts short; one call per
@@ -181,15 +215,27 @@ impl PiperVoice {
     /// diacritiser is given) and phonemised by hiwar's own rules; other spans by espeak-ng in
     /// the voice's language; the clauses' punctuation stays in the phonemes, where the voice
     /// makes its pauses; one timeline covers it all.
-    pub fn speak(&mut self, text: &str, mut diacritizer: Option<&mut super::Diacritizer>) -> Result<Speech> {
-        let text = super::normalize_for_speech(text);
+    pub fn speak(&mut self, text: &str, diacritizer: Option<&mut super::Diacritizer>) -> Result<Speech> {
+        let normalized = super::normalize(text);
+        let mut speech = self.speak_normalized(&normalized.text, diacritizer)?;
+        attach_written(&mut speech.words, &normalized);
+        Ok(speech)
+    }
+
+    fn speak_normalized(&mut self, text: &str, mut diacritizer: Option<&mut super::Diacritizer>) -> Result<Speech> {
         let (mut all_text, mut all_ipa) = (Vec::new(), String::new());
-        for (k, (clause, punct)) in split_clauses(&text).into_iter().enumerate() {
+        let mut has_arabic = false;
+        for (k, (clause, punct)) in split_clauses(text).into_iter().enumerate() {
             let mut parts = Vec::new();
             for (arabic, span) in script_spans(&clause) {
                 if arabic {
+                    has_arabic = true;
                     let starts = k == 0 && parts.is_empty();
-                    parts.push(super::arabic::span_to_ipa(&span, diacritizer.as_deref_mut(), starts)?);
+                    let ipa = super::arabic::span_to_ipa(&span, diacritizer.as_deref_mut(), starts)?;
+                    parts.push(match &self.accent {
+                        Some(accent) => accent.render(&ipa),
+                        None => ipa,
+                    });
                 } else {
                     parts.push(self.phonemizer.phonemize(&span)?);
                 }
@@ -208,7 +254,13 @@ impl PiperVoice {
         if all_ipa.is_empty() {
             return Ok(Speech { sample_rate: self.config.sample_rate, ..Speech::default() });
         }
-        self.synthesize(&all_text.join(" "), &all_ipa, None)
+        // Arabic through an English voice is said at the accent's pace.
+        let pace = self.accent.as_ref().filter(|_| has_arabic).map_or(1.0, |a| a.pace);
+        let own = self.config.length_scale;
+        self.config.length_scale = own * pace;
+        let speech = self.synthesize(&all_text.join(" "), &all_ipa, None);
+        self.config.length_scale = own;
+        speech
     }
 
     /// Synthesises one clause from its IPA (words separated by spaces).
@@ -408,6 +460,30 @@ fn merge_marks(phonemes: Vec<TimedPhoneme>) -> Vec<TimedPhoneme> {
     out
 }
 
+/// Gives each timed word the written word it says: the spoken words of `normalized` in order,
+/// matched by their letters (a clause's words are the normalised text's, less punctuation).
+pub fn attach_written(words: &mut [TimedWord], normalized: &super::Normalized) {
+    let spoken = normalized.words();
+    let key = |w: &str| w.chars().filter(|c| c.is_alphanumeric()).collect::<String>();
+    let mut j = 0;
+    let mut previous: Option<usize> = None;
+    for w in words.iter_mut() {
+        let k = key(&w.word);
+        let found = spoken.get(j..).and_then(|rest| rest.iter().take(8).position(|(s, _)| key(s) == k));
+        let Some(off) = found else {
+            w.written = w.word.clone();
+            previous = None;
+            continue;
+        };
+        j += off;
+        let source = spoken[j].1;
+        w.written = source.map_or_else(|| w.word.clone(), |i| normalized.written[i].clone());
+        w.joined = source.is_some() && source == previous;
+        previous = source;
+        j += 1;
+    }
+}
+
 /// Word spans: the n-th word of the text spans the n-th word of the IPA.
 fn words(clause: &str, ipa: &str, phonemes: &[TimedPhoneme]) -> Vec<TimedWord> {
     let text_words: Vec<&str> = clause.split_whitespace().collect();
@@ -434,7 +510,7 @@ fn words(clause: &str, ipa: &str, phonemes: &[TimedPhoneme]) -> Vec<TimedWord> {
         .map(|(i, w)| {
             let a = i * spans.len() / text_words.len();
             let b = ((i + 1) * spans.len()).div_ceil(text_words.len()).max(a + 1) - 1;
-            TimedWord { word: (*w).to_string(), start: spans[a].0, end: spans[b.min(spans.len() - 1)].1 }
+            TimedWord { word: (*w).to_string(), start: spans[a].0, end: spans[b.min(spans.len() - 1)].1, ..TimedWord::default() }
         })
         .collect()
 }

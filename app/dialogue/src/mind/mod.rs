@@ -141,6 +141,19 @@ pub fn set_vocabulary(target: &hiwar_speech::hearing::Vocabulary, knowledge: &Kn
     }
 }
 
+/// The persona for `config`: the Arabic and English system prompts, and, when asked, the
+/// request for fully diacritised Arabic (what the voice reads best).
+fn persona(config: &Config) -> String {
+    let mut p = format!("{}\n\n{}", config.llm.persona_ar.trim(), config.llm.persona_en.trim());
+    if config.llm.arabic_tashkeel {
+        p.push_str(
+            "\n\nاكتب إجابتك العربية مشكولة تشكيلًا كاملًا: حركة كل حرف، والشدة، والتنوين، وعلامة الإعراب في آخر الكلمة، \
+             فالإجابة تُقرأ بصوت آلي ينطق ما تكتبه حرفًا حرفًا. Arabic answers: write full tashkeel on every letter.",
+        );
+    }
+    p
+}
+
 impl Mind {
     pub fn from_config(config: &Config) -> anyhow::Result<Mind> {
         let knowledge = Knowledge::load(&knowledge_dir(config)).context("knowledge.dir")?;
@@ -148,11 +161,16 @@ impl Mind {
         Ok(Mind {
             knowledge: Arc::new(knowledge),
             llm,
-            persona: format!("{}\n\n{}", config.llm.persona_ar.trim(), config.llm.persona_en.trim()),
+            persona: persona(config),
             memory: Arc::new(Mutex::new(Memory { messages: VecDeque::new(), budget: config.llm.memory_tokens })),
             top_k: config.knowledge.top_k.max(1),
             primary: Lang::of_code(config.hearing.languages.first().map_or("ar", String::as_str)),
         })
+    }
+
+    /// The system prompt this mind sends (its persona; the centre's passages follow per turn).
+    pub fn persona(&self) -> &str {
+        &self.persona
     }
 
     /// Another conversation with the same knowledge and LLM, and a memory of its own (a
@@ -362,6 +380,14 @@ mod tests {
         assert!(kept <= 200 && m.remembered() >= 1, "{kept} tokens, {} exchanges", m.remembered());
         m.forget();
         assert_eq!(m.remembered(), 0);
+    }
+
+    #[test]
+    fn the_persona_asks_for_full_tashkeel_unless_told_not_to() {
+        let mut config = Config::default();
+        assert!(persona(&config).contains("مشكولة تشكيلًا كاملًا"), "{}", persona(&config));
+        config.llm.arabic_tashkeel = false;
+        assert!(!persona(&config).contains("تشكيل"));
     }
 
     #[test]
