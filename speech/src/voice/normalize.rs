@@ -153,8 +153,11 @@ fn strip_markup(text: &str) -> String {
 /// the letters of "AED" do not count: it is said in the text's language).
 fn in_arabic(chars: &[char], start: usize, end: usize) -> bool {
     let in_aed = |j: usize| (j.saturating_sub(2)..=j).any(|k| aed_at(chars, k) && j < k + 3);
-    let before = (0..start).rev().find(|&j| chars[j].is_alphabetic() && !in_aed(j)).map(|j| chars[j]);
-    let after = (end..chars.len()).find(|&j| chars[j].is_alphabetic() && !in_aed(j)).map(|j| chars[j]);
+    // Tashkeel counts as alphabetic in Unicode but is no letter: skip it (an answer asked for
+    // full marks puts one after every Arabic letter).
+    let letter = |j: usize| chars[j].is_alphabetic() && !super::is_tashkeel(chars[j]) && !in_aed(j);
+    let before = (0..start).rev().find(|&j| letter(j)).map(|j| chars[j]);
+    let after = (end..chars.len()).find(|&j| letter(j)).map(|j| chars[j]);
     match before {
         Some(b) => is_arabic_letter(b),
         None => after.is_some_and(is_arabic_letter),
@@ -232,7 +235,7 @@ fn verbalize_numbers(mapped: &[(char, Option<usize>)]) -> Vec<(char, Option<usiz
         let percent = chars.get(end) == Some(&'%');
         let mut words = number;
         let tail: String = out.iter().rev().take(12).map(|(c, _)| *c).collect::<Vec<_>>().into_iter().rev().collect();
-        if tail.trim_end().ends_with("الساعة") {
+        if super::strip_tashkeel(tail.trim_end()).ends_with("الساعة") {
             // "الساعة 3:30" already names the hour.
             words = words.trim_start_matches("الساعة ").to_string();
         }
@@ -633,6 +636,10 @@ mod tests {
             ("Prices in AED", "Prices in dirhams"),
             ("Emirates ID 2026-2027 فترة", "Emirates ID 2026-2027 فترة"),
             ("من 3-5 أيام", "من ثلاثة إلى خمسة أيام"),
+            // A fully diacritised answer (what the persona asks the LLM for).
+            ("الرُّسُومُ 250 دِرْهَمًا", "الرُّسُومُ مئتان وخمسون دِرْهَمًا"),
+            ("الرَّصِيدُ -150 دِرْهَمٍ", "الرَّصِيدُ سالب مئة وخمسون دِرْهَمٍ"),
+            ("فِي السَّاعَةِ 3:30", "فِي السَّاعَةِ الثالثة والنصف"),
         ];
         for (input, expected) in cases {
             assert_eq!(normalize_for_speech(input), expected, "{input}");

@@ -391,6 +391,8 @@ fn connected_speech(text: &str) -> String {
             && matches!(w[n - 2].1.as_str(), "\u{0650}" | "\u{064F}")
             && w[n - 1].1 == "\u{064E}"
             && is_arabic_letter(w[n - 1].0)
+            // Not a noun with a pronoun suffix (اسْمُكَ).
+            && !matches!(w[n - 1].0, 'ك' | 'ه')
         {
             w[n - 1].1 = SUKUN.to_string();
         }
@@ -685,6 +687,23 @@ mod tests {
         let mut kb = l.clone();
         kb.add_text("رَقِم");
         assert_eq!(kb.apply("رقم"), "رَقِم", "a later entry (the knowledge base's) wins");
+    }
+
+    #[test]
+    fn connected_speech_rules() {
+        let cases = [
+            ("انْتَظِرَ قَلِيلًا", "انْتَظِرْ قَلِيلًا"),
+            ("اسْمُكَ مُحَمَّدٌ", "اسْمُكَ مُحَمَّدٌ"),
+            ("هَلْ الْمَرْكَزُ", "هَلِ الْمَرْكَزُ"),
+            ("مِنْ الْمَرْكَزِ", "مِنَ الْمَرْكَزِ"),
+            ("أُرِيدُ أَنْ أَدْفَعُ", "أُرِيدُ أَنْ أَدْفَعَ"),
+            ("لَمْ يَصِلُ", "لَمْ يَصِلْ"),
+            ("العَمَلُ", "الْعَمَلُ"),
+            ("اَدْخُلْ", "ادْخُلْ"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(connected_speech(input), expected, "{input}");
+        }
     }
 
     #[test]
