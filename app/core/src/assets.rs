@@ -2,6 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
+/// The knowledge folder the config names, else the bundled sample.
+pub fn knowledge_dir(config: &crate::config::Config) -> PathBuf {
+    if config.knowledge.dir.is_empty() { assets_dir().join("knowledge") } else { PathBuf::from(&config.knowledge.dir) }
+}
+
 /// The assets folder: `$BEVY_ASSET_ROOT/assets` if set, else the checkout's when run from one,
 /// else beside the installed executable (`/usr/bin/hiwar` → `/usr/share/hiwar/assets`), else
 /// `./assets`.

@@ -119,8 +119,7 @@ pub fn speaking_voices(config: &Config) -> anyhow::Result<Voices> {
 pub fn diacritizer(config: &Config) -> anyhow::Result<hiwar_speech::voice::Diacritizer> {
     let mut d = diacritizer_model(config, TASHKEEL_MODEL)?;
     // The knowledge base's own diacritised forms win over hiwar's lexicon.
-    let dir = if config.knowledge.dir.is_empty() { crate::assets::assets_dir().join("knowledge") } else { PathBuf::from(&config.knowledge.dir) };
-    let own = dir.join("lexicon.txt");
+    let own = crate::assets::knowledge_dir(config).join("lexicon.txt");
     if own.is_file() {
         let text = std::fs::read_to_string(&own).with_context(|| format!("cannot read {}", own.display()))?;
         let n = d.add_lexicon(&text);

@@ -228,14 +228,8 @@ impl std::fmt::Debug for Diacritizer {
 }
 
 impl Diacritizer {
-    /// Loads rawi v2 and its vocabulary with hiwar's lexicon and rules; ONNX Runtime must be
-    /// loaded first.
-    pub fn load(model: &Path, vocab: &Path) -> Result<Diacritizer> {
-        Diacritizer::load_model(TashkeelModel::RawiV2, model, Some(vocab))
-    }
-
     /// Loads one of the models (the BiLSTM needs no vocabulary file) with hiwar's lexicon and
-    /// agreement rules.
+    /// agreement rules; ONNX Runtime must be loaded first.
     pub fn load_model(model: TashkeelModel, path: &Path, vocab: Option<&Path>) -> Result<Diacritizer> {
         let (chars, unknown, marks) = match (model, vocab) {
             (TashkeelModel::Bilstm, _) => {

@@ -112,10 +112,7 @@ impl std::fmt::Debug for Mind {
     }
 }
 
-/// The knowledge folder the config names, else the bundled sample.
-pub fn knowledge_dir(config: &Config) -> std::path::PathBuf {
-    if config.knowledge.dir.is_empty() { hiwar_core::assets::assets_dir().join("knowledge") } else { config.knowledge.dir.clone().into() }
-}
+pub use hiwar_core::assets::knowledge_dir;
 
 /// Hearing's settings from the config, with the knowledge base's own words as the
 /// recogniser's vocabulary in the languages `hearing.knowledge_prompt` lists. A knowledge folder that
