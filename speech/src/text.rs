@@ -34,6 +34,65 @@ pub fn normalize_for_matching(text: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Words after which no sentence ends: articles, prepositions, conjunctions, auxiliaries and
+/// the first-person requests that need an object ("I want…", «أبغى…»), in the form
+/// [`normalize_for_matching`] gives them (alef, hamza, taa marbuta and yeh unified).
+const UNFINISHED_EN: &[&str] = &[
+    "a", "an", "the", "my", "your", "his", "her", "our", "their", "its", "to", "for", "of", "and", "or", "but", "with", "from", "by", "about", "into", "than",
+    "because", "if", "so", "i", "we", "can", "could", "would", "should", "will", "um", "uh", "er",
+];
+const UNFINISHED_AR: &[&str] = &[
+    "ان",
+    "في",
+    "من",
+    "الي",
+    "علي",
+    "عن",
+    "مع",
+    "و",
+    "او",
+    "ثم",
+    "لكن",
+    "لان",
+    "حتي",
+    "عند",
+    "بعد",
+    "قبل",
+    "كي",
+    "لكي",
+    "هل",
+    "لو",
+    "اذا",
+    "اريد",
+    "احتاج",
+    "ابغي",
+    "بدي",
+    "يعني",
+    "عشان",
+    "لاجل",
+    "بين",
+    "حول",
+    "مثل",
+    "ل",
+    "ب",
+    "ك",
+    "ف",
+    "يا",
+];
+
+/// Whether a transcript plainly stops mid-sentence: it trails off ("…", "...") or its last
+/// word is one no sentence ends on (see [`UNFINISHED_EN`], [`UNFINISHED_AR`]). A question that
+/// ends so is better waited on than answered.
+pub fn ends_unfinished(text: &str) -> bool {
+    let trimmed = text.trim_end();
+    if trimmed.ends_with("...") || trimmed.ends_with('…') || trimmed.ends_with(',') || trimmed.ends_with('،') {
+        return true;
+    }
+    let normal = normalize_for_matching(trimmed);
+    let Some(last) = normal.split(' ').next_back().filter(|w| !w.is_empty()) else { return false };
+    UNFINISHED_EN.contains(&last) || UNFINISHED_AR.contains(&last)
+}
+
 /// Character error rate of `hypothesis` against `reference`, both normalised for matching
 /// (spaces count as characters, as is usual for Arabic CER).
 pub fn character_error_rate(reference: &str, hypothesis: &str) -> f64 {
@@ -89,5 +148,35 @@ mod tests {
         assert_eq!(word_error_rate("a b c d", "a x c"), 0.5);
         assert_eq!(character_error_rate("مَرْحَبًا", "مرحبا"), 0.0);
         assert!((character_error_rate("abcd", "abce") - 0.25).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_transcript_that_stops_mid_sentence_is_unfinished() {
+        for t in [
+            "I would like to",
+            "Where can I",
+            "I need a certificate for...",
+            "My son needs a",
+            "أريد أن",
+            "أبغى",
+            "أبغى…",
+            "أريد أن أدفع عن",
+            "متى تفتحون في",
+            "I want to pay,",
+        ] {
+            assert!(ends_unfinished(t), "{t}");
+        }
+        for t in [
+            "I would like to renew my Emirates ID.",
+            "Thank you.",
+            "What time do you close on Friday?",
+            "شكرا",
+            "أين فرع الخالدية؟",
+            "أُرِيدُ تَجْدِيدَ الْإِقَامَةِ",
+            "",
+            "Can I pay with Apple Pay",
+        ] {
+            assert!(!ends_unfinished(t), "{t}");
+        }
     }
 }

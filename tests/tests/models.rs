@@ -207,7 +207,7 @@ fn the_real_registry_models_are_present_and_verified() {
         out.stdout,
         out.stderr
     );
-    for name in ["whisper-base", "silero-vad", "silero-vad-onnx", "onnxruntime", "piper-en-joe", "tashkeel"] {
+    for name in ["whisper-base", "silero-vad", "silero-vad-onnx", "smart-turn", "onnxruntime", "piper-en-joe", "tashkeel"] {
         assert!(out.stdout.lines().any(|l| l.starts_with(name) && l.contains("ok ")), "{name}:\n{}", out.stdout);
     }
 }

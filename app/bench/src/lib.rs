@@ -22,3 +22,4 @@ pub mod standin;
 pub mod stats;
 pub mod sync;
 pub mod tashkeel;
+pub mod turn;

@@ -90,13 +90,20 @@ use crate::stats::p50_p95 as percentiles;
 
 const CLIPS: [&str; 5] = ["en-passport.wav", "en-office.wav", "ar-passport.wav", "ar-office.wav", "mixed-emirates-id.wav"];
 
-fn latency(config: &Config, rt: &tokio::runtime::Runtime, rounds: usize) -> anyhow::Result<()> {
+fn latency(config: &Config, rt: &tokio::runtime::Runtime, rounds: usize, ttfts: &[u64]) -> anyhow::Result<()> {
     println!("### Voice-to-voice latency\n");
     println!("End of speech (the clip's last voiced sample, fed at real time) → the answer's first sample at the");
     println!("listener (the speaker's played-sample clock, its latency included). Stand-in LLM on loopback.\n");
     let clips: Vec<&str> = CLIPS.iter().copied().cycle().take(CLIPS.len() * rounds.max(1)).collect();
     let mut summary = Vec::new();
-    for ttft in [0u64, 300] {
+    let h = &config.hearing;
+    let end_of_turn = if h.end_of_turn == "smart" {
+        format!("Smart Turn at {} ms of silence, {} ms when judged incomplete", h.turn_probe_ms, h.turn_incomplete_ms)
+    } else {
+        format!("{} ms of silence", h.end_silence_ms)
+    };
+    println!("End of turn: {end_of_turn} (hearing.end_of_turn = \"{}\").\n", h.end_of_turn);
+    for &ttft in ttfts {
         let (input, placed) = conversation(&clips, 9.0)?;
         let script = vec![Behaviour::Answer { text: None, ttft: Duration::from_millis(ttft), gap: Duration::from_millis(15) }];
         let (outcome, t0) = live_run(config, rt, input, script)?;
@@ -131,7 +138,7 @@ fn latency(config: &Config, rt: &tokio::runtime::Runtime, rounds: usize) -> anyh
         println!("| stage (median of {} turns) | ms |", rows.len());
         println!("|---|---|");
         for (i, name) in [
-            "end of speech → end-pointing decision (the 500 ms silence + VAD window)",
+            "end of speech → end-of-turn decision",
             "decision → final transcript (speculative decode, usually ready)",
             "question → LLM first token (retrieval + request + TTFT)",
             "final → first chunk sent to the voice (mind + first clause)",
@@ -276,12 +283,12 @@ fn memory(config: &Config, rt: &tokio::runtime::Runtime, turns: usize) -> anyhow
     Ok(())
 }
 
-pub fn run(config: &Config, only: &[String], rounds: usize, interruptions: usize, turns: usize) -> anyhow::Result<ExitCode> {
+pub fn run(config: &Config, only: &[String], rounds: usize, ttfts: &[u64], interruptions: usize, turns: usize) -> anyhow::Result<ExitCode> {
     let wants = |part: &str| only.is_empty() || only.iter().any(|o| o == part);
     let rt = hiwar_core::runtime::runtime()?;
     println!("## Live loop (`hiwar bench loop`)\n");
     if wants("latency") {
-        latency(config, &rt, rounds)?;
+        latency(config, &rt, rounds, ttfts)?;
     }
     if wants("barge") {
         barge(config, &rt, interruptions.max(1))?;

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use hiwar_speech::hearing::{HearingConfig, SegmenterConfig};
+use hiwar_speech::hearing::{HearingConfig, SegmenterConfig, TurnWaits};
 use hiwar_speech::voice::{PiperVoice, Voices};
 
 use crate::config::Config;
@@ -38,8 +38,21 @@ pub fn hearing_config(config: &Config, lang: Option<&str>) -> anyhow::Result<Hea
         end_threshold: h.vad_end_threshold.min(h.vad_start_threshold),
         min_speech_ms: h.min_speech_ms,
         end_silence_ms: h.end_silence_ms,
+        turn: (h.end_of_turn == "smart").then_some(TurnWaits {
+            probe_ms: h.turn_probe_ms,
+            reprobe_ms: h.turn_reprobe_ms,
+            incomplete_ms: h.turn_incomplete_ms,
+            threshold: h.turn_threshold,
+        }),
         ..SegmenterConfig::default()
     };
+    if out.segmenter.turn.is_some() {
+        // Without the model a person is still heard: turns end on silence, and doctor says why.
+        match store.verified_file("smart-turn", "smart-turn-v3.2-cpu.onnx") {
+            Ok(path) => out.smart_turn = Some(path),
+            Err(e) => tracing::warn!("hearing.end_of_turn = \"smart\" but {e:#}; turns end after {} ms of silence meanwhile", h.end_silence_ms),
+        }
+    }
     out.languages = h.languages.clone();
     out.forced_language = match lang {
         Some("auto") | None => Some(h.language.clone()).filter(|l| !l.is_empty()),

@@ -354,7 +354,7 @@ mod tests {
         let events = [
             HearingEvent::SpeechStarted { utterance: 3, start: 16_000, at: Instant::now(), level_db: -20.0 },
             HearingEvent::Partial { utterance: 3, text: "أبغى".into(), lang: "ar".into(), upto: 32_000, at: Instant::now() },
-            HearingEvent::SpeechEnded { utterance: 3, last_voiced: 48_000, decided_at: 56_000, decided: Instant::now() },
+            HearingEvent::SpeechEnded { utterance: 3, last_voiced: 48_000, decided_at: 56_000, decided: Instant::now(), turn: Some(0.9) },
             HearingEvent::Final { utterance: Some(utterance), id: 3, ready: Instant::now(), speculative: true },
         ];
         let bus: Vec<Event> = events.iter().flat_map(from_hearing).collect();

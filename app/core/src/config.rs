@@ -192,7 +192,22 @@ pub struct Hearing {
     /// every language, `false` none.
     #[serde(deserialize_with = "languages_or_bool")]
     pub knowledge_prompt: Vec<String>,
-    /// Silence after the last voiced sample that ends an utterance.
+    /// How a turn's end is decided: "smart" (Smart Turn v3.2 judges each pause from its sound:
+    /// a finished sentence ends the turn after `turn_probe_ms` of silence, a pause mid-sentence
+    /// waits `turn_incomplete_ms`) or "silence" (every pause of `end_silence_ms` ends it).
+    pub end_of_turn: String,
+    /// Silence after which Smart Turn is asked whether the turn is complete.
+    pub turn_probe_ms: u32,
+    /// After an "incomplete", Smart Turn is asked again every this much further silence; 0
+    /// never (the default: asked again on a shorter context it hears more pauses as ends —
+    /// docs/benchmarks.md).
+    pub turn_reprobe_ms: u32,
+    /// Silence that ends a turn Smart Turn judged incomplete.
+    pub turn_incomplete_ms: u32,
+    /// Smart Turn's probability of "complete" at or above which the turn ends.
+    pub turn_threshold: f32,
+    /// Silence after the last voiced sample that ends an utterance ("silence" end of turn, and
+    /// the fallback should Smart Turn fail).
     pub end_silence_ms: u32,
     /// Voiced time needed before speech counts (coughs and clicks are shorter).
     pub min_speech_ms: u32,
@@ -226,6 +241,11 @@ impl Default for Hearing {
             language: String::new(),
             initial_prompt: String::new(),
             knowledge_prompt: Vec::new(),
+            end_of_turn: "smart".into(),
+            turn_probe_ms: 200,
+            turn_reprobe_ms: 0,
+            turn_incomplete_ms: 1500,
+            turn_threshold: 0.5,
             end_silence_ms: 500,
             min_speech_ms: 250,
             vad_start_threshold: 0.5,
@@ -506,6 +526,23 @@ impl Config {
             check(v.is_finite() && (0.0..=1.0).contains(&v), format!("hearing.{key} = {v}: a probability between 0 and 1"));
         }
         check((100..=5_000).contains(&h.end_silence_ms), format!("hearing.end_silence_ms = {}: between 100 and 5000", h.end_silence_ms));
+        check(
+            ["smart", "silence"].contains(&h.end_of_turn.as_str()),
+            format!("hearing.end_of_turn = {:?}: use \"smart\" (Smart Turn judges each pause) or \"silence\"", h.end_of_turn),
+        );
+        check((64..=2_000).contains(&h.turn_probe_ms), format!("hearing.turn_probe_ms = {}: between 64 and 2000", h.turn_probe_ms));
+        check(
+            h.turn_reprobe_ms == 0 || (100..=5_000).contains(&h.turn_reprobe_ms),
+            format!("hearing.turn_reprobe_ms = {}: 0 (never) or between 100 and 5000", h.turn_reprobe_ms),
+        );
+        check(
+            (h.turn_probe_ms..=10_000).contains(&h.turn_incomplete_ms),
+            format!("hearing.turn_incomplete_ms = {}: between turn_probe_ms ({}) and 10000", h.turn_incomplete_ms, h.turn_probe_ms),
+        );
+        check(
+            h.turn_threshold.is_finite() && (0.0..=1.0).contains(&h.turn_threshold),
+            format!("hearing.turn_threshold = {}: a probability between 0 and 1", h.turn_threshold),
+        );
         check(h.min_speech_ms <= 5_000, format!("hearing.min_speech_ms = {}: at most 5000", h.min_speech_ms));
         check(h.threads <= 64, format!("hearing.threads = {}: at most 64 (0 chooses for this machine)", h.threads));
         check((1..=8).contains(&h.beam_size), format!("hearing.beam_size = {}: between 1 (greedy) and 8", h.beam_size));

@@ -44,6 +44,9 @@ pub struct LoopSettings {
     pub watchdog: hiwar_core::config::WatchdogConfig,
     /// The recogniser's vocabulary, rebuilt from the knowledge base on reload.
     pub vocabulary: Option<hiwar_speech::hearing::Vocabulary>,
+    /// How long after the end of speech a question whose words stop mid-sentence ("I would
+    /// like to…", «أبغى…») waits for the rest before it is answered as it is.
+    pub unfinished_wait: Duration,
 }
 
 impl LoopSettings {
@@ -58,6 +61,7 @@ impl LoopSettings {
             health: None,
             watchdog: config.watchdog.clone(),
             vocabulary: None,
+            unfinished_wait: Duration::from_millis(u64::from(config.hearing.turn_incomplete_ms)),
         }
     }
 }
@@ -69,6 +73,22 @@ struct Active {
     speaking_since: Option<Instant>,
     /// Clock position where its speech ends, once all of it is queued.
     audio_end: Option<u64>,
+    /// The question it answers, and each part of the answer queued so far: where it starts on
+    /// the output clock (at the clock's rate) and its timed words. An interruption keeps in the
+    /// conversation only the words played before it.
+    question: String,
+    played: Vec<(u64, u32, Arc<hiwar_speech::voice::Speech>)>,
+}
+
+/// The words of `played` that reached the listener before clock position `cut` (a word counts
+/// once it has begun), as written, in order.
+fn words_heard(played: &[(u64, u32, Arc<hiwar_speech::voice::Speech>)], cut: u64) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for (start, clock_rate, speech) in played {
+        let to_clock = |p: u64| start + p * u64::from(*clock_rate) / u64::from(speech.sample_rate.max(1));
+        out.extend(speech.written_words(true).into_iter().filter(|w| to_clock(w.start) < cut).map(|w| w.text));
+    }
+    out.join(" ")
 }
 
 /// The echo of our own voice as the microphone hears it: the loudest input level while we
@@ -109,6 +129,9 @@ pub async fn live_loop(
     // The utterance being spoken now, and a question waiting for the rest of the sentence.
     let mut in_progress: Option<u64> = None;
     let mut pending: Option<Question> = None;
+    // A pending question whose words stop mid-sentence is answered at this time if no more
+    // speech has come.
+    let mut pending_until: Option<Instant> = None;
     // An utterance that has ended and whose transcript is not in yet: the visitor is waiting.
     let mut transcribing: Option<u64> = None;
     let mut levels: VecDeque<(Instant, f32)> = VecDeque::new();
@@ -149,7 +172,7 @@ pub async fn live_loop(
         *next_turn += 1;
         times.insert(turn, TurnTimes { speech_end: Some(q.speech_end), decided: q.decided, final_ready: Some(q.ready), ..TurnTimes::default() });
         let cancel = CancellationToken::new();
-        *active = Some(Active { id: turn, cancel: cancel.clone(), speaking_since: None, audio_end: None });
+        *active = Some(Active { id: turn, cancel: cancel.clone(), speaking_since: None, audio_end: None, question: q.text.clone(), played: Vec::new() });
         let (mind, voice, bus, tx, holding) = (Arc::clone(mind), Arc::clone(&voice), bus.clone(), loop_tx.clone(), holding);
         tokio::spawn(async move {
             let report = answer_turn(&mind, voice.as_ref(), &bus, turn, &q.text, q.lang, q.speech_end, holding, cancel).await;
@@ -182,6 +205,14 @@ pub async fn live_loop(
                 }
                 if let Some(h) = &settings.health {
                     h.beat_dialogue();
+                }
+                // The rest of an unfinished question did not come: answer what was said.
+                if pending_until.is_some_and(|t| Instant::now() >= t) && in_progress.is_none() && transcribing.is_none() {
+                    pending_until = None;
+                    if let Some(q) = pending.take() {
+                        tracing::debug!(target: "hiwar::hearing", "no more speech after an unfinished question: answering it");
+                        start_turn(q, &mind, settings.holding_after, &mut active, &mut times, &mut next_turn);
+                    }
                 }
                 watch_voice(&voice, &bus, &settings, &mut voice_restarts, &mut spoke_since_restart);
                 if active.is_some() || in_progress.is_some() || pending.is_some() || transcribing.is_some() {
@@ -221,6 +252,7 @@ pub async fn live_loop(
                 });
                 // A question typed while a turn is pending or in progress replaces it.
                 pending = None;
+                pending_until = None;
                 start_turn(
                     Question { text, lang, speech_end: now, decided: None, ready: now },
                     &mind,
@@ -248,7 +280,7 @@ pub async fn live_loop(
             }
             Some(LoopInput::HearingRestarted) => {
                 // The new hearing numbers its utterances from the start.
-                (in_progress, pending, ended_at, decision, transcribing) = (None, None, None, None, None);
+                (in_progress, pending, pending_until, ended_at, decision, transcribing) = (None, None, None, None, None, None);
                 ignored.clear();
             }
             Some(LoopInput::Hearing(event)) => match event {
@@ -262,7 +294,13 @@ pub async fn live_loop(
                         let echo = echo_level(&levels, since, at);
                         if settings.barge_in && level_db - echo >= settings.margin_db {
                             if let Some(a) = active.take() {
+                                let cut = voice.clock.as_ref().map(|c| c.position());
                                 barge_in(&voice, &bus, &a, &loop_tx);
+                                // The conversation keeps what the person heard, not what was
+                                // written: the next answer must not assume the rest was said.
+                                if let Some(cut) = cut {
+                                    mind.heard_only(&a.question, &words_heard(&a.played, cut));
+                                }
                             }
                             tracing::info!("barge-in: speech {level_db:.0} dBFS, echo {echo:.0} dBFS");
                         } else {
@@ -282,7 +320,14 @@ pub async fn live_loop(
                         bus.publish(Event { clock: None, ..e });
                     }
                 }
-                H::SpeechEnded { utterance, last_voiced, decided_at, decided } => {
+                H::SpeechEnded { utterance, last_voiced, decided_at, decided, turn } => {
+                    let silence_ms = decided_at.saturating_sub(last_voiced) / 16;
+                    match turn {
+                        Some(p) => {
+                            tracing::debug!(target: "hiwar::hearing", "utterance {utterance}: turn ended after {silence_ms} ms of silence, Smart Turn's p(complete) {p:.2}")
+                        }
+                        None => tracing::debug!(target: "hiwar::hearing", "utterance {utterance}: turn ended after {silence_ms} ms of silence"),
+                    }
                     if in_progress == Some(utterance) {
                         in_progress = None;
                     }
@@ -317,10 +362,21 @@ pub async fn live_loop(
                         },
                         None => Question { text: u.text.clone(), lang, speech_end, decided, ready },
                     };
+                    pending_until = None;
                     if in_progress.is_some_and(|i| i > id) {
                         // The person is already saying more: wait for the rest.
                         pending = Some(question);
                         continue;
+                    }
+                    if hiwar_speech::text::ends_unfinished(&question.text) {
+                        // "I would like to…": the rest is likely coming; wait for it a while.
+                        let until = question.speech_end + settings.unfinished_wait;
+                        if Instant::now() < until {
+                            tracing::debug!(target: "hiwar::hearing", "utterance {id} stops mid-sentence: waiting for the rest");
+                            pending = Some(question);
+                            pending_until = Some(until);
+                            continue;
+                        }
                     }
                     start_turn(question, &mind, settings.holding_after, &mut active, &mut times, &mut next_turn);
                 }
@@ -363,6 +419,9 @@ pub async fn live_loop(
                     }
                 }
                 if let Some(a) = active.as_mut().filter(|a| a.id == s.turn) {
+                    if s.what == Said::Answer {
+                        a.played.push((s.start, s.clock_rate, Arc::clone(&s.speech)));
+                    }
                     if a.speaking_since.is_none() {
                         a.speaking_since = Some(s.heard_at());
                         publish(a.id, EventKind::State(State::Speaking));

@@ -221,6 +221,14 @@ pub enum BenchCommand {
         #[arg(long)]
         espeak: bool,
     },
+    /// When a turn is judged over — Smart Turn against silence alone — on the end-of-turn clip
+    /// set (assets/turns): pauses mid-sentence cut off, the delay after a real end, Smart
+    /// Turn's time per decision.
+    Turn {
+        /// Print the rows as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Arabic diacritisation on the golden set (speech/tests/data): DER and word error of each
     /// text2tashkeel model, alone and with hiwar's lexicon and agreement rules.
     Tashkeel {
@@ -247,6 +255,9 @@ pub enum BenchCommand {
         /// Rounds over the five clips for the latency figures.
         #[arg(long, default_value_t = 2)]
         rounds: usize,
+        /// The stand-in LLM's times to first token for the latency figures (ms).
+        #[arg(long, value_delimiter = ',', default_values_t = [0u64, 300])]
+        ttft: Vec<u64>,
         /// Interruptions for the barge-in figures.
         #[arg(long, default_value_t = 5)]
         interruptions: usize,

@@ -51,6 +51,7 @@ pub fn collect(config: &Config) -> Vec<Check> {
             checks.push(cache_check(&store));
             checks.extend(model_checks(&store));
             checks.push(whisper_check(&store, config));
+            checks.push(turn_check(&store, config));
             checks.push(onnx_check(&store));
             checks.push(arabic_voice_check(config));
         }
@@ -121,6 +122,30 @@ fn model_checks(store: &Store) -> Vec<Check> {
 /// The whisper model in use: the configured one, else the cache's converted base.
 pub fn whisper_model_path(store: &Store, config: &Config) -> Option<PathBuf> {
     if config.hearing.whisper_model.is_empty() { store.file_of("whisper-base", "ggml-base.bin") } else { Some(PathBuf::from(&config.hearing.whisper_model)) }
+}
+
+/// How turns end: Smart Turn when configured and present, else silence alone.
+fn turn_check(store: &Store, config: &Config) -> Check {
+    let h = &config.hearing;
+    if h.end_of_turn != "smart" {
+        return Check::new("end of turn", false, Level::Ok, format!("silence alone: {} ms ends a turn (hearing.end_of_turn)", h.end_silence_ms), "");
+    }
+    match store.file_of("smart-turn", "smart-turn-v3.2-cpu.onnx").filter(|p| p.is_file()) {
+        Some(path) => Check::new(
+            "end of turn",
+            false,
+            Level::Ok,
+            format!("Smart Turn v3.2 judges each pause ({} ms; {} ms when unfinished) — {}", h.turn_probe_ms, h.turn_incomplete_ms, path.display()),
+            "",
+        ),
+        None => Check::new(
+            "end of turn",
+            false,
+            Level::Warn,
+            format!("Smart Turn is missing: turns end after {} ms of silence, cutting people off at pauses", h.end_silence_ms),
+            fetch_hint("smart-turn"),
+        ),
+    }
 }
 
 fn whisper_check(store: &Store, config: &Config) -> Check {

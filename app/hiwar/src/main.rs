@@ -94,13 +94,14 @@ fn run(cli: Cli, config: hiwar_core::config::Config) -> anyhow::Result<ExitCode>
         Command::Stage { kiosk, script, frame_log } => hiwar_stage::window::run(&config, kiosk, script, frame_log),
         Command::Avatar { out } => hiwar_stage::write_avatar(&out).map(|()| ExitCode::SUCCESS),
         Command::Bench { what: BenchCommand::Asr { model, reps, rounds, only } } => hiwar_bench::asr::asr(&config, model, reps.max(1), rounds, &only),
-        Command::Bench { what: BenchCommand::Loop { only, rounds, interruptions, turns } } => {
-            hiwar_bench::live::run(&config, &only, rounds, interruptions, turns)
+        Command::Bench { what: BenchCommand::Loop { only, rounds, ttft, interruptions, turns } } => {
+            hiwar_bench::live::run(&config, &only, rounds, &ttft, interruptions, turns)
         }
         Command::Bench { what: BenchCommand::Soak { turns, every, no_render, size, json } } => {
             hiwar_bench::soak::run(&config, turns.max(1), every, no_render, size, json)
         }
         Command::Bench { what: BenchCommand::Serve { idle, reps } } => hiwar_bench::serve::run(&config, idle, reps.max(1)),
+        Command::Bench { what: BenchCommand::Turn { json } } => hiwar_bench::turn::run(&config, json),
         Command::Bench { what: BenchCommand::Tashkeel { golden, only_hiwar, json, show } } => {
             hiwar_bench::tashkeel::run(&config, golden, only_hiwar, json, show)
         }

@@ -2,13 +2,28 @@
 //! the current utterance kept (and nothing else beyond the pre-roll, so memory stays bounded
 //! however long the stream).
 
+use std::time::{Duration, Instant};
+
 use super::segmenter::{Boundary, Segmenter, SegmenterConfig};
+use super::turn::SmartTurn;
 use super::vad::{SileroVad, WINDOW};
 use crate::Result;
+
+/// One semantic end-of-turn judgement: its probability of "complete" (`None`: the model
+/// failed) and how long the model took.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TurnJudgement {
+    pub complete: Option<f32>,
+    pub took: Duration,
+}
 
 #[derive(Debug)]
 pub struct Listener {
     vad: SileroVad,
+    /// Judges pauses when the segmenter asks (its config's `turn` is cleared without one).
+    turn: Option<SmartTurn>,
+    /// The judgements made so far (read and cleared by whoever reports them).
+    judgements: Vec<TurnJudgement>,
     segmenter: Segmenter,
     /// Samples not yet a whole VAD window.
     partial: Vec<f32>,
@@ -19,9 +34,20 @@ pub struct Listener {
 }
 
 impl Listener {
+    /// A listener that ends utterances on silence alone.
     pub fn new(vad: SileroVad, config: SegmenterConfig) -> Listener {
+        Listener::with_turn(vad, None, config)
+    }
+
+    /// A listener whose pauses `turn` judges, where the config asks for it.
+    pub fn with_turn(vad: SileroVad, turn: Option<SmartTurn>, mut config: SegmenterConfig) -> Listener {
+        if turn.is_none() {
+            config.turn = None;
+        }
         Listener {
             vad,
+            turn,
+            judgements: Vec::new(),
             segmenter: Segmenter::new(config),
             partial: Vec::with_capacity(WINDOW),
             audio: Vec::new(),
@@ -57,8 +83,15 @@ impl Listener {
             let p = self.vad.probability(&self.partial)?;
             self.audio.extend_from_slice(&self.partial);
             self.partial.clear();
-            if let Some(boundary) = self.segmenter.push(p) {
-                on(self, boundary);
+            match self.segmenter.push(p) {
+                Some(Boundary::Probe { start, .. }) => {
+                    let judged = self.judge(start);
+                    if let Some(boundary) = self.segmenter.verdict(judged) {
+                        on(self, boundary);
+                    }
+                }
+                Some(boundary) => on(self, boundary),
+                None => {}
             }
             if !self.segmenter.in_speech() {
                 self.trim();
@@ -77,6 +110,32 @@ impl Listener {
             on(self, boundary);
         }
         Ok(())
+    }
+
+    /// Asks the semantic end of turn about the utterance from `start` to now.
+    fn judge(&mut self, start: u64) -> Option<f32> {
+        let begun = Instant::now();
+        let from = start.saturating_sub(self.base).min(self.audio.len() as u64) as usize;
+        let complete = match self.turn.as_mut().map(|t| t.probability(&self.audio[from..])) {
+            Some(Ok(p)) => Some(p),
+            Some(Err(e)) => {
+                tracing::warn!("semantic end of turn failed, this pause is timed by silence alone: {e}");
+                None
+            }
+            None => None,
+        };
+        let took = begun.elapsed();
+        tracing::debug!(?complete, took_ms = took.as_secs_f64() * 1e3, "end of turn judged");
+        if self.judgements.len() >= 4096 {
+            self.judgements.remove(0); // nobody is reading them: keep memory bounded
+        }
+        self.judgements.push(TurnJudgement { complete, took });
+        complete
+    }
+
+    /// The end-of-turn judgements made since the last call.
+    pub fn take_judgements(&mut self) -> Vec<TurnJudgement> {
+        std::mem::take(&mut self.judgements)
     }
 
     /// The audio from stream sample `start` to `end` (clamped to what is kept).
@@ -98,10 +157,10 @@ impl Listener {
         self.audio.shrink_to_fit();
     }
 
-    /// Gives the VAD back (to reuse its loaded model for a new stream).
-    pub fn into_vad(mut self) -> SileroVad {
+    /// Gives the models back (to reuse them for a new stream).
+    pub fn into_models(mut self) -> (SileroVad, Option<SmartTurn>) {
         self.vad.reset();
-        self.vad
+        (self.vad, self.turn)
     }
 
     /// Drops audio older than the pre-roll (only between utterances).

@@ -14,6 +14,7 @@ use super::listener::Listener;
 use super::resample::Resampler;
 use super::segmenter::Boundary;
 use super::transcriber::{Decide, TAIL_SAMPLES, Transcriber};
+use super::turn::SmartTurn;
 use super::vad::SileroVad;
 use super::{HearingConfig, HearingEvent, Utterance};
 use crate::whisper::Interrupt;
@@ -148,6 +149,7 @@ impl Hearing {
     pub fn start_with_level(config: HearingConfig, source: Source, level: Arc<InputLevel>) -> Result<Hearing> {
         let transcriber = Transcriber::load(&config)?;
         let vad = SileroVad::load(&config.vad_model)?;
+        let turn = load_turn(&config);
         let (events, rx) = mpsc::channel();
         let (jobs, job_rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
@@ -186,9 +188,9 @@ impl Hearing {
                         reported_non_finite: 0,
                     };
                     let result = match source {
-                        Source::Microphone { device } => ear.listen_mic(vad, &device, &stop),
-                        Source::Paced(paced) => ear.listen_paced(vad, paced, &stop),
-                        Source::Stream { blocks, rate } => ear.listen_stream(vad, &blocks, rate, &stop),
+                        Source::Microphone { device } => ear.listen_mic(vad, turn, &device, &stop),
+                        Source::Paced(paced) => ear.listen_paced(Listener::with_turn(vad, turn, ear.config.segmenter), paced, &stop),
+                        Source::Stream { blocks, rate } => ear.listen_stream(Listener::with_turn(vad, turn, ear.config.segmenter), &blocks, rate, &stop),
                     };
                     if let Err(e) = result {
                         let _ = events.send(HearingEvent::Failed { reason: e.to_string() });
@@ -259,9 +261,8 @@ fn warn_non_finite(resampler: &Resampler, reported: &mut u64) {
 }
 
 impl Ear {
-    fn listen_paced(&mut self, vad: SileroVad, source: PacedSource, stop: &AtomicBool) -> Result<()> {
+    fn listen_paced(&mut self, mut listener: Listener, source: PacedSource, stop: &AtomicBool) -> Result<()> {
         let mut resampler = Resampler::new(source.rate)?;
-        let mut listener = Listener::new(vad, self.config.segmenter);
         let started = Instant::now();
         let block = source.block.max(1);
         for (i, chunk) in source.samples.chunks(block).enumerate() {
@@ -283,9 +284,8 @@ impl Ear {
         Ok(())
     }
 
-    fn listen_stream(&mut self, vad: SileroVad, blocks: &Receiver<Vec<f32>>, rate: u32, stop: &AtomicBool) -> Result<()> {
+    fn listen_stream(&mut self, mut listener: Listener, blocks: &Receiver<Vec<f32>>, rate: u32, stop: &AtomicBool) -> Result<()> {
         let mut resampler = Resampler::new(rate)?;
-        let mut listener = Listener::new(vad, self.config.segmenter);
         while !stop.load(Ordering::Relaxed) {
             match blocks.recv_timeout(Duration::from_millis(100)) {
                 Ok(block) => {
@@ -303,7 +303,7 @@ impl Ear {
         Ok(())
     }
 
-    fn listen_mic(&mut self, mut vad: SileroVad, device: &str, stop: &AtomicBool) -> Result<()> {
+    fn listen_mic(&mut self, mut vad: SileroVad, mut turn: Option<SmartTurn>, device: &str, stop: &AtomicBool) -> Result<()> {
         let mut buf = Vec::with_capacity(16_000);
         let mut reported_drops = 0;
         while !stop.load(Ordering::Relaxed) {
@@ -318,7 +318,7 @@ impl Ear {
             let _ = self.events.send(HearingEvent::DeviceRestored { device: capture.device().to_string() });
             let mut resampler = Resampler::new(capture.sample_rate())?;
             vad.reset();
-            let mut listener = Listener::new(vad, self.config.segmenter);
+            let mut listener = Listener::with_turn(vad, turn, self.config.segmenter);
             while !stop.load(Ordering::Relaxed) {
                 buf.clear();
                 if capture.read(&mut buf) == 0 {
@@ -339,7 +339,7 @@ impl Ear {
             }
             // Close what was being said, then hand the VAD to the next capture.
             listener.finish(|l, b| self.on_boundary(l, b))?;
-            vad = listener.into_vad();
+            (vad, turn) = listener.into_models();
             if !stop.load(Ordering::Relaxed) {
                 let _ = self.events.send(HearingEvent::DeviceLost { reason: format!("{} stopped delivering audio", capture.device()) });
             }
@@ -394,12 +394,26 @@ impl Ear {
             Boundary::Resumed => {
                 self.pauses.resumed.fetch_add(1, Ordering::Relaxed);
             }
-            Boundary::Ended { start, last_voiced, decided_at } => {
+            Boundary::Probe { .. } => {} // the listener answers it itself
+            Boundary::Ended { start, last_voiced, decided_at, turn } => {
                 let id = self.current.take().map_or(self.next_id, |(id, _)| id);
-                let _ = self.events.send(HearingEvent::SpeechEnded { utterance: id, last_voiced, decided_at, decided: Instant::now() });
+                let _ = self.events.send(HearingEvent::SpeechEnded { utterance: id, last_voiced, decided_at, decided: Instant::now(), turn });
                 let audio = l.audio(start, last_voiced + TAIL_SAMPLES).to_vec();
                 let _ = self.jobs.send(Job::Finalize { id, start, last_voiced, audio });
             }
+        }
+    }
+}
+
+/// Smart Turn, where the config asks for it; hearing goes on with silence alone (and says so)
+/// when it cannot be loaded: a person is waiting, and a slower end of turn is better than none.
+fn load_turn(config: &HearingConfig) -> Option<SmartTurn> {
+    let path = config.smart_turn.as_ref().filter(|_| config.segmenter.turn.is_some())?;
+    match SmartTurn::load(path) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::warn!("semantic end of turn unavailable, turns end after {} ms of silence: {e}", config.segmenter.end_silence_ms);
+            None
         }
     }
 }

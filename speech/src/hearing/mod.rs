@@ -12,6 +12,7 @@ mod live;
 mod resample;
 mod segmenter;
 mod transcriber;
+mod turn;
 mod vad;
 
 use std::path::PathBuf;
@@ -19,13 +20,14 @@ use std::time::Instant;
 
 pub use capture::{Capture, CaptureStats};
 pub use file::{DecodedAudio, FileSource, open_audio_file, read_16k};
-pub use listener::Listener;
+pub use listener::{Listener, TurnJudgement};
 pub use live::{Hearing, InputLevel, Liveness, PacedSource, Source, level_db};
 pub use resample::{Resampler, TARGET_RATE};
-pub use segmenter::{Boundary, Segmenter, SegmenterConfig};
+pub use segmenter::{Boundary, Segmenter, SegmenterConfig, TurnWaits};
 pub use transcriber::{
     Decide, LanguageChoice, LanguageScore, SURE_DETECTION, TIE_MARGIN, Transcriber, Vocabulary, is_phantom, script_share, transcribe_file, transcribe_samples,
 };
+pub use turn::{SmartTurn, TURN_SAMPLES, TurnFeatures};
 pub use vad::{SileroVad, WINDOW};
 
 /// Everything hearing needs to know; the app fills it from its config.
@@ -33,6 +35,8 @@ pub use vad::{SileroVad, WINDOW};
 pub struct HearingConfig {
     pub whisper_model: PathBuf,
     pub vad_model: PathBuf,
+    /// Smart Turn, used when `segmenter.turn` asks for a semantic end of turn.
+    pub smart_turn: Option<PathBuf>,
     pub segmenter: SegmenterConfig,
     /// Languages detection may choose between (Arabic first).
     pub languages: Vec<String>,
@@ -65,6 +69,7 @@ impl HearingConfig {
         HearingConfig {
             whisper_model,
             vad_model,
+            smart_turn: None,
             segmenter: SegmenterConfig::default(),
             languages: vec!["ar".into(), "en".into()],
             forced_language: None,
@@ -123,6 +128,8 @@ pub enum HearingEvent {
         last_voiced: u64,
         decided_at: u64,
         decided: Instant,
+        /// The semantic end of turn's probability of "complete", when it was asked.
+        turn: Option<f32>,
     },
     /// The final transcript; `None` when the audio held no words (noise, a cough, a phantom).
     Final {

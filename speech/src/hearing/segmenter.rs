@@ -3,7 +3,9 @@
 //! sample indices from the start of the stream.
 //!
 //! Terms: *end of speech* is the last voiced sample; the *end-pointing decision* comes one
-//! silence window (`end_silence`) later.
+//! silence window (`end_silence`) later — or, with a semantic end of turn ([`TurnWaits`]),
+//! as soon as a short pause is judged the end of the turn, and only after a long one when it
+//! is judged a pause mid-sentence.
 
 use super::vad::WINDOW;
 
@@ -21,16 +23,45 @@ pub struct SegmenterConfig {
     pub pre_roll_ms: u32,
     /// An utterance this long is cut even if the person keeps talking (whisper's window).
     pub max_utterance_ms: u32,
+    /// Semantic end of turn: a pause is judged (Smart Turn) instead of timed alone.
+    pub turn: Option<TurnWaits>,
+}
+
+/// The waits of a semantic end of turn: after `probe_ms` of silence the listener asks whether
+/// the turn is complete; "complete" ends it at once, "incomplete" waits until `incomplete_ms`
+/// of silence — asking again every `reprobe_ms` of further silence if that is not 0. Were no
+/// answer to come (the model failed), `end_silence_ms` ends it as before.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TurnWaits {
+    pub probe_ms: u32,
+    pub reprobe_ms: u32,
+    pub incomplete_ms: u32,
+    /// Probability of "complete" at or above which the turn ends.
+    pub threshold: f32,
+}
+
+impl Default for TurnWaits {
+    fn default() -> Self {
+        TurnWaits { probe_ms: 200, reprobe_ms: 0, incomplete_ms: 1500, threshold: 0.5 }
+    }
 }
 
 impl Default for SegmenterConfig {
     fn default() -> Self {
-        SegmenterConfig { start_threshold: 0.5, end_threshold: 0.35, min_speech_ms: 250, end_silence_ms: 500, pre_roll_ms: 200, max_utterance_ms: 28_000 }
+        SegmenterConfig {
+            start_threshold: 0.5,
+            end_threshold: 0.35,
+            min_speech_ms: 250,
+            end_silence_ms: 500,
+            pre_roll_ms: 200,
+            max_utterance_ms: 28_000,
+            turn: None,
+        }
     }
 }
 
 /// What one window changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Boundary {
     /// Speech confirmed; the utterance starts at `start` (onset minus pre-roll).
     Started { start: u64 },
@@ -38,8 +69,24 @@ pub enum Boundary {
     Paused { last_voiced: u64 },
     /// Speech resumed after a pause that was not long enough to end it.
     Resumed,
-    /// The utterance ended: speech ran to `last_voiced`; the decision was taken at `decided_at`.
-    Ended { start: u64, last_voiced: u64, decided_at: u64 },
+    /// The pause has lasted `TurnWaits::probe_ms`: is the turn complete? The answer goes to
+    /// [`Segmenter::verdict`] (the utterance so far started at `start`).
+    Probe { start: u64, last_voiced: u64 },
+    /// The utterance ended: speech ran to `last_voiced`; the decision was taken at `decided_at`;
+    /// `turn` is the semantic end of turn's probability of "complete" when one was asked.
+    Ended { start: u64, last_voiced: u64, decided_at: u64, turn: Option<f32> },
+}
+
+/// Where a pause stands with the semantic end of turn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Judged {
+    /// Not asked yet.
+    No,
+    /// Asked, no answer (the model failed): the silence alone decides.
+    Asked,
+    /// Judged incomplete with this probability of "complete": wait the long silence, asking
+    /// again once the silence reaches `again` samples.
+    Incomplete { p: f32, again: u64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,6 +101,7 @@ enum State {
         start: u64,
         last_voiced: u64,
         paused: bool,
+        judged: Judged,
     },
 }
 
@@ -109,21 +157,40 @@ impl Segmenter {
                     None
                 }
             }
-            State::Speech { start, last_voiced, paused } => {
+            State::Speech { start, last_voiced, paused, judged } => {
                 if p >= c.end_threshold {
-                    self.state = State::Speech { start, last_voiced: end, paused: false };
+                    self.state = State::Speech { start, last_voiced: end, paused: false, judged: Judged::No };
                     if end - start >= ms(c.max_utterance_ms) {
                         self.state = State::Silence;
-                        return Some(Boundary::Ended { start, last_voiced: end, decided_at: end });
+                        return Some(Boundary::Ended { start, last_voiced: end, decided_at: end, turn: None });
                     }
                     return paused.then_some(Boundary::Resumed);
                 }
-                if end - last_voiced >= ms(c.end_silence_ms) {
-                    self.state = State::Silence;
-                    return Some(Boundary::Ended { start, last_voiced, decided_at: end });
+                let silence = end - last_voiced;
+                let ended = |turn| Some(Boundary::Ended { start, last_voiced, decided_at: end, turn });
+                match (c.turn, judged) {
+                    (Some(t), Judged::No) if silence >= ms(t.probe_ms) => {
+                        self.state = State::Speech { start, last_voiced, paused: true, judged: Judged::Asked };
+                        return Some(Boundary::Probe { start, last_voiced });
+                    }
+                    (Some(t), Judged::Incomplete { p, .. }) if silence >= ms(t.incomplete_ms) => {
+                        self.state = State::Silence;
+                        return ended(Some(p));
+                    }
+                    (Some(_), Judged::Incomplete { again, .. }) if silence >= again => {
+                        self.state = State::Speech { start, last_voiced, paused: true, judged: Judged::Asked };
+                        return Some(Boundary::Probe { start, last_voiced });
+                    }
+                    (Some(_), Judged::Incomplete { .. } | Judged::No) => {}
+                    (None, _) | (Some(_), Judged::Asked) => {
+                        if silence >= ms(c.end_silence_ms) {
+                            self.state = State::Silence;
+                            return ended(None);
+                        }
+                    }
                 }
                 if !paused {
-                    self.state = State::Speech { start, last_voiced, paused: true };
+                    self.state = State::Speech { start, last_voiced, paused: true, judged };
                     return Some(Boundary::Paused { last_voiced });
                 }
                 None
@@ -131,11 +198,26 @@ impl Segmenter {
         }
     }
 
+    /// The semantic end of turn's answer to a [`Boundary::Probe`]: the probability that the
+    /// turn is complete, or `None` when it could not say. Ends the utterance now when complete.
+    pub fn verdict(&mut self, complete: Option<f32>) -> Option<Boundary> {
+        let (State::Speech { start, last_voiced, paused, judged: Judged::Asked }, Some(t), Some(p)) = (self.state, self.config.turn, complete) else {
+            return None;
+        };
+        if p >= t.threshold {
+            self.state = State::Silence;
+            return Some(Boundary::Ended { start, last_voiced, decided_at: self.pos, turn: Some(p) });
+        }
+        let again = if t.reprobe_ms == 0 { u64::MAX } else { self.pos - last_voiced + ms(t.reprobe_ms) };
+        self.state = State::Speech { start, last_voiced, paused, judged: Judged::Incomplete { p, again } };
+        None
+    }
+
     /// Ends the stream: an utterance in progress ends at the last voiced sample.
     pub fn finish(&mut self) -> Option<Boundary> {
         let state = std::mem::replace(&mut self.state, State::Silence);
         match state {
-            State::Speech { start, last_voiced, .. } => Some(Boundary::Ended { start, last_voiced, decided_at: self.pos }),
+            State::Speech { start, last_voiced, .. } => Some(Boundary::Ended { start, last_voiced, decided_at: self.pos, turn: None }),
             _ => None,
         }
     }
@@ -146,7 +228,7 @@ impl Segmenter {
             return None;
         }
         let start = onset.saturating_sub(ms(self.config.pre_roll_ms));
-        self.state = State::Speech { start, last_voiced: self.pos, paused: false };
+        self.state = State::Speech { start, last_voiced: self.pos, paused: false, judged: Judged::No };
         Some(Boundary::Started { start })
     }
 }
@@ -178,7 +260,7 @@ mod tests {
         assert_eq!(b[0], (confirm, Boundary::Started { start: 20 * w - 200 * 16 }));
         assert_eq!(b[1], (60, Boundary::Paused { last_voiced: 60 * w }));
         let decided = 60 + windows(500) - 1;
-        assert_eq!(b[2], (decided, Boundary::Ended { start: 20 * w - 3200, last_voiced: 60 * w, decided_at: (decided as u64 + 1) * w }));
+        assert_eq!(b[2], (decided, Boundary::Ended { start: 20 * w - 3200, last_voiced: 60 * w, decided_at: (decided as u64 + 1) * w, turn: None }));
         assert_eq!(b.len(), 3);
     }
 
@@ -203,7 +285,7 @@ mod tests {
             Boundary::Paused { last_voiced: 0 },
             Boundary::Resumed,
             Boundary::Paused { last_voiced: 0 },
-            Boundary::Ended { start: 0, last_voiced: 0, decided_at: 0 },
+            Boundary::Ended { start: 0, last_voiced: 0, decided_at: 0, turn: None },
         ]
         .map(|b| std::mem::discriminant(&b));
         assert_eq!(kinds, expect);
@@ -220,5 +302,94 @@ mod tests {
     fn speech_running_into_the_end_of_a_file_still_ends() {
         let b = run(&[0.9; 30]);
         assert!(matches!(b.last(), Some((30, Boundary::Ended { .. }))), "{b:?}");
+    }
+
+    /// Feeds `probs`, answering every probe with the next of `verdicts` (asking again every
+    /// 400 ms after an "incomplete").
+    fn judged(probs: &[f32], mut verdicts: Vec<Option<f32>>) -> Vec<(usize, Boundary)> {
+        let turn = TurnWaits { reprobe_ms: 400, ..TurnWaits::default() };
+        let mut s = Segmenter::new(SegmenterConfig { turn: Some(turn), ..SegmenterConfig::default() });
+        verdicts.reverse();
+        let mut out = Vec::new();
+        for (i, p) in probs.iter().enumerate() {
+            if let Some(b) = s.push(*p) {
+                out.push((i, b));
+                if matches!(b, Boundary::Probe { .. }) {
+                    out.extend(s.verdict(verdicts.pop().expect("a verdict for every probe")).map(|b| (i, b)));
+                }
+            }
+        }
+        out
+    }
+
+    fn speech_then_silence(silence_ms: u32) -> Vec<f32> {
+        let mut probs = vec![0.9; 40];
+        probs.extend(vec![0.0; windows(silence_ms)]);
+        probs
+    }
+
+    #[test]
+    fn a_pause_judged_complete_ends_the_turn_at_the_probe() {
+        let b = judged(&speech_then_silence(3000), vec![Some(0.8)]);
+        let probe = 40 + windows(200) - 1;
+        assert!(matches!(b[1], (40, Boundary::Paused { .. })), "{b:?}");
+        assert!(matches!(b[2], (i, Boundary::Probe { .. }) if i == probe), "{b:?}");
+        assert!(
+            matches!(b[3], (i, Boundary::Ended { turn: Some(p), decided_at, .. }) if i == probe && p == 0.8 && decided_at == (probe as u64 + 1) * WINDOW as u64),
+            "{b:?}"
+        );
+        assert_eq!(b.len(), 4);
+    }
+
+    #[test]
+    fn a_pause_judged_incomplete_waits_the_long_silence() {
+        // Asked at 200 ms, again at ~600, ~1000 and ~1400 ms; still unfinished: ended at 1.5 s.
+        let b = judged(&speech_then_silence(3000), vec![Some(0.2), Some(0.3), Some(0.1), Some(0.25)]);
+        let probes = b.iter().filter(|(_, b)| matches!(b, Boundary::Probe { .. })).count();
+        assert_eq!(probes, 4, "{b:?}");
+        let end = 40 + windows(1500) - 1;
+        assert!(matches!(b.last(), Some((i, Boundary::Ended { turn: Some(p), .. })) if *i == end && *p == 0.25), "{b:?}");
+    }
+
+    #[test]
+    fn without_asking_again_an_incomplete_pause_waits_the_long_silence() {
+        let mut s = Segmenter::new(SegmenterConfig { turn: Some(TurnWaits::default()), ..SegmenterConfig::default() });
+        let mut out = Vec::new();
+        for (i, p) in speech_then_silence(3000).iter().enumerate() {
+            if let Some(b) = s.push(*p) {
+                out.push((i, b));
+                if matches!(b, Boundary::Probe { .. }) {
+                    out.extend(s.verdict(Some(0.3)).map(|b| (i, b)));
+                }
+            }
+        }
+        assert_eq!(out.iter().filter(|(_, b)| matches!(b, Boundary::Probe { .. })).count(), 1, "{out:?}");
+        assert!(matches!(out.last(), Some((i, Boundary::Ended { .. })) if *i == 40 + windows(1500) - 1), "{out:?}");
+    }
+
+    #[test]
+    fn a_pause_judged_complete_when_asked_again_ends_then() {
+        let b = judged(&speech_then_silence(3000), vec![Some(0.2), Some(0.9)]);
+        let second = 40 + windows(200) - 1 + windows(400);
+        assert!(matches!(b.last(), Some((i, Boundary::Ended { turn: Some(p), .. })) if (*i as i64 - second as i64).abs() <= 1 && *p == 0.9), "{b:?}");
+    }
+
+    #[test]
+    fn speech_after_an_incomplete_pause_continues_the_turn_and_the_next_pause_is_judged_again() {
+        let mut probs = speech_then_silence(700); // judged incomplete: not ended at 700 ms
+        probs.extend(vec![0.9; 20]);
+        probs.extend(vec![0.0; windows(1000)]);
+        let b = judged(&probs, vec![Some(0.1), Some(0.1), Some(0.95)]);
+        let ends: Vec<_> = b.iter().filter(|(_, b)| matches!(b, Boundary::Ended { .. })).collect();
+        assert_eq!(ends.len(), 1, "{b:?}");
+        assert!(b.iter().any(|(_, b)| matches!(b, Boundary::Resumed)), "{b:?}");
+        assert!(matches!(ends[0].1, Boundary::Ended { start, turn: Some(_), .. } if start == 0), "{b:?}");
+    }
+
+    #[test]
+    fn no_answer_from_the_model_falls_back_to_the_silence() {
+        let b = judged(&speech_then_silence(3000), vec![None]);
+        let end = 40 + windows(500) - 1;
+        assert!(matches!(b.last(), Some((i, Boundary::Ended { turn: None, .. })) if *i == end), "{b:?}");
     }
 }

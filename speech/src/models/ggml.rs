@@ -3,7 +3,9 @@
 //! The ggml file is what whisper.cpp's `models/convert-pt-to-ggml.py` writes: magic, eleven i32
 //! hyper-parameters, the mel filter bank (f32), the byte-level vocabulary, then every tensor
 //! under its OpenAI name with its dimensions innermost first. 2-D and 3-D weights are f16;
-//! 1-D tensors, the conv biases (as n×1) and the positional embeddings are f32.
+//! 1-D tensors, the conv biases (as n×1) and the positional embeddings are f32. With
+//! [`Weights::Q8_0`] the 2-D weights are quantised to ggml's q8_0 instead (blocks of 32 values:
+//! an f16 scale, amax / 127, and 32 signed bytes), as whisper.cpp's own `quantize` writes them.
 //!
 //! CTranslate2 fuses attention projections: self-attention `linear_0` holds q, k and v stacked
 //! by rows, cross-attention `linear_1` holds k and v. OpenAI's key projections have no bias,
@@ -118,8 +120,27 @@ pub fn read_ggml_whisper_info(path: &Path) -> Result<GgmlWhisperInfo> {
     })
 }
 
-/// Converts a CTranslate2 Whisper model into whisper.cpp's ggml format at `out`.
+/// How the 2-D weights are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weights {
+    F16,
+    /// ggml's q8_0: half the size of f16, faster on CPUs.
+    Q8_0,
+}
+
+/// ggml's tensor type numbers, and the file type whisper.cpp reads with its quantisation
+/// version (2) × 1000 added, as its `quantize` writes it.
+const GGML_TYPE_Q8_0: i32 = 8;
+const FTYPE_MOSTLY_Q8_0: i32 = 2 * 1000 + 7;
+const QK8_0: usize = 32;
+
+/// Converts a CTranslate2 Whisper model into whisper.cpp's ggml format at `out`, f16 weights.
 pub fn convert_ct2_whisper(src: &WhisperSources, out: &Path) -> Result<WhisperConversion> {
+    convert_ct2_whisper_as(src, out, Weights::F16)
+}
+
+/// Converts a CTranslate2 Whisper model into whisper.cpp's ggml format at `out`.
+pub fn convert_ct2_whisper_as(src: &WhisperSources, out: &Path, weights: Weights) -> Result<WhisperConversion> {
     let model = Ct2Model::read_parts(&src.ct2_parts)?;
     if !model.spec.starts_with("Whisper") {
         return Err(Error::bad(&model.path, "CTranslate2 Whisper model", format!("spec is {}", model.spec)));
@@ -127,12 +148,15 @@ pub fn convert_ct2_whisper(src: &WhisperSources, out: &Path) -> Result<WhisperCo
     if model.names().any(|n| n.ends_with("weight_scale")) {
         return Err(Error::bad(&model.path, "CTranslate2 Whisper model", "quantized (int8) weights are not supported; use a float16 or float32 model"));
     }
-    let info = hparams(&model)?;
+    let mut info = hparams(&model)?;
+    if weights == Weights::Q8_0 {
+        info.ftype = FTYPE_MOSTLY_Q8_0;
+    }
     let mel = read_npz_member(&src.mel_filters_npz, &format!("mel_{}.npy", info.n_mels))?;
     let tokens = read_tiktoken(&src.tiktoken)?;
 
     let file = File::create(out).map_err(Error::io(out))?;
-    let mut w = Writer { out: BufWriter::with_capacity(1 << 20, file), path: out, bytes: 0, tensors: 0 };
+    let mut w = Writer { out: BufWriter::with_capacity(1 << 20, file), path: out, bytes: 0, tensors: 0, weights };
 
     w.i32(GGML_MAGIC as i32)?;
     for field in info.fields() {
@@ -265,6 +289,7 @@ struct Writer<'p> {
     path: &'p Path,
     bytes: u64,
     tensors: usize,
+    weights: Weights,
 }
 
 impl Writer<'_> {
@@ -301,15 +326,24 @@ impl Writer<'_> {
         let values = to_f32(var.dtype, data)
             .ok_or_else(|| Error::bad(&model.path, "CTranslate2 Whisper model", format!("{source} has non-float type {:?}", var.dtype)))?;
 
+        // Quantised: 2-D weights whose rows are whole blocks (all of whisper's are).
+        let q8 = !as_f32 && self.weights == Weights::Q8_0 && dims.len() == 2 && dims[1] % QK8_0 == 0;
         self.i32(dims.len() as i32)?;
         self.i32(name.len() as i32)?;
-        self.i32(if as_f32 { 0 } else { 1 })?;
+        self.i32(if q8 {
+            GGML_TYPE_Q8_0
+        } else if as_f32 {
+            0
+        } else {
+            1
+        })?;
         for &dim in dims.iter().rev() {
             self.i32(dim as i32)?;
         }
         self.write(name.as_bytes())?;
         let mut buf = Vec::with_capacity(values.len() * 4);
         match (as_f32, var.dtype) {
+            _ if q8 => values.chunks(QK8_0).for_each(|block| quantize_q8_0(block, &mut buf)),
             (false, DType::F16) => buf.extend_from_slice(data),
             (false, _) => values.iter().for_each(|v| buf.extend_from_slice(&f16::from_f32(*v).to_le_bytes())),
             (true, _) => values.iter().for_each(|v| buf.extend_from_slice(&v.to_le_bytes())),
@@ -318,6 +352,16 @@ impl Writer<'_> {
         self.tensors += 1;
         Ok(())
     }
+}
+
+/// One q8_0 block (ggml's `quantize_row_q8_0_ref`): scale d = amax / 127 as f16, then each
+/// value / d rounded to a signed byte.
+fn quantize_q8_0(block: &[f32], out: &mut Vec<u8>) {
+    let amax = block.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+    out.extend(block.iter().map(|v| (v * id).round().clamp(-127.0, 127.0) as i8 as u8));
 }
 
 fn to_f32(dtype: DType, bytes: &[u8]) -> Option<Vec<f32>> {

@@ -8,5 +8,5 @@ mod ggml;
 mod npy;
 
 pub use ct2::{Ct2Model, DType, Variable};
-pub use ggml::{GgmlWhisperInfo, WhisperConversion, WhisperSources, convert_ct2_whisper, read_ggml_whisper_info};
+pub use ggml::{GgmlWhisperInfo, Weights, WhisperConversion, WhisperSources, convert_ct2_whisper, convert_ct2_whisper_as, read_ggml_whisper_info};
 pub use npy::{NpyArray, read_npy, read_npz_member};

@@ -79,6 +79,9 @@ pub struct Convert {
 pub enum ConvertKind {
     /// CTranslate2 Whisper (model.bin parts…, mel_filters.npz, *.tiktoken) → whisper.cpp ggml.
     WhisperCt2Ggml,
+    /// The same, its 2-D weights quantised to q8_0.
+    #[serde(rename = "whisper-ct2-ggml-q8_0")]
+    WhisperCt2GgmlQ8_0,
 }
 
 /// One file as it lies in the cache, with the digests that verify it.
@@ -186,7 +189,7 @@ mod tests {
     #[test]
     fn the_built_in_manifest_is_valid_and_complete() {
         let m = Manifest::parse(BUILT_IN, "assets/models.toml").expect("built-in manifest");
-        for required in ["whisper-base", "silero-vad", "silero-vad-onnx", "onnxruntime", "piper-en-joe", "tashkeel"] {
+        for required in ["whisper-base", "silero-vad", "silero-vad-onnx", "smart-turn", "onnxruntime", "piper-en-joe", "tashkeel"] {
             let model = m.get(required).unwrap_or_else(|| panic!("{required} in manifest"));
             assert!(model.required, "{required} is required");
             assert!(model.files.iter().all(|f| f.sha256.is_some()), "{required} pinned by sha256");

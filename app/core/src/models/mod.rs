@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use hiwar_speech::models::{WhisperSources, convert_ct2_whisper};
+use hiwar_speech::models::{Weights, WhisperSources, convert_ct2_whisper_as};
 
 use self::manifest::{ConvertKind, File, Manifest, Model, Registry};
 use crate::config::{Config, HOME_VAR};
@@ -290,10 +290,11 @@ impl Store {
                 let [file] = todo else { bail!("a converted model makes exactly one file") };
                 let part = part_path(&self.path(file));
                 match convert.kind {
-                    ConvertKind::WhisperCt2Ggml => {
+                    ConvertKind::WhisperCt2Ggml | ConvertKind::WhisperCt2GgmlQ8_0 => {
                         let sources = whisper_sources(&inputs)?;
-                        println!("  converting CTranslate2 → ggml");
-                        let done = convert_ct2_whisper(&sources, &part)?;
+                        let weights = if convert.kind == ConvertKind::WhisperCt2Ggml { Weights::F16 } else { Weights::Q8_0 };
+                        println!("  converting CTranslate2 → ggml ({weights:?} weights)");
+                        let done = convert_ct2_whisper_as(&sources, &part, weights)?;
                         println!(
                             "  wrote {} tensors, {:.1} MB (whisper {}, {} mel bins)",
                             done.tensors,

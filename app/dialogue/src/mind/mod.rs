@@ -74,6 +74,9 @@ const MIN_COVERAGE: f32 = 0.3;
 struct Memory {
     messages: VecDeque<Message>,
     budget: usize,
+    /// What the person heard of an interrupted answer, for an exchange not stored yet (the
+    /// answer's own task stores it when its stream ends, which may come after the cut).
+    heard: Option<(String, String)>,
 }
 
 /// Qwen's tokenizer takes about 2.5 characters of Arabic or 4 of English per token.
@@ -85,8 +88,18 @@ pub fn estimate_tokens(text: &str) -> usize {
 
 impl Memory {
     fn push(&mut self, question: &str, answer: &str) {
+        // A cut recorded for another question is stale (its answer never got stored).
+        let answer = match self.heard.take() {
+            Some((q, heard)) if q == question => heard,
+            Some((mut q, mut heard)) => {
+                hiwar_core::runtime::wipe(&mut q);
+                hiwar_core::runtime::wipe(&mut heard);
+                answer.to_string()
+            }
+            None => answer.to_string(),
+        };
         self.messages.push_back(Message { role: "user", content: question.to_string() });
-        self.messages.push_back(Message { role: "assistant", content: answer.to_string() });
+        self.messages.push_back(Message { role: "assistant", content: answer });
         while self.messages.iter().map(|m| estimate_tokens(&m.content)).sum::<usize>() > self.budget && !self.messages.is_empty() {
             // Whole exchanges go, oldest first.
             self.messages.pop_front();
@@ -159,7 +172,7 @@ impl Mind {
             knowledge: Arc::new(knowledge),
             llm,
             persona: persona(config),
-            memory: Arc::new(Mutex::new(Memory { messages: VecDeque::new(), budget: config.llm.memory_tokens })),
+            memory: Arc::new(Mutex::new(Memory { messages: VecDeque::new(), budget: config.llm.memory_tokens, heard: None })),
             top_k: config.knowledge.top_k.max(1),
             primary: Lang::of_code(config.hearing.languages.first().map_or("ar", String::as_str)),
         })
@@ -178,7 +191,7 @@ impl Mind {
             knowledge: Arc::clone(&self.knowledge),
             llm: self.llm.clone(),
             persona: self.persona.clone(),
-            memory: Arc::new(Mutex::new(Memory { messages: VecDeque::new(), budget })),
+            memory: Arc::new(Mutex::new(Memory { messages: VecDeque::new(), budget, heard: None })),
             top_k: self.top_k,
             primary: self.primary,
         }
@@ -190,11 +203,31 @@ impl Mind {
         self
     }
 
+    /// The answer to `question` was interrupted: only `heard` (the words played before the cut)
+    /// reached the person, so that is what the conversation remembers of it, marked as cut
+    /// off. Works whether the answer's exchange is already stored or not yet.
+    pub fn heard_only(&self, question: &str, heard: &str) {
+        let heard = if heard.trim().is_empty() { "…".to_string() } else { format!("{}…", heard.trim()) };
+        if let Ok(mut m) = self.memory.lock() {
+            let n = m.messages.len();
+            if n >= 2 && m.messages[n - 2].content == question {
+                hiwar_core::runtime::wipe(&mut m.messages[n - 1].content);
+                m.messages[n - 1].content = heard;
+            } else {
+                m.heard = Some((question.to_string(), heard));
+            }
+        }
+    }
+
     /// Forgets the conversation (a kiosk session ended).
     pub fn forget(&self) {
         if let Ok(mut m) = self.memory.lock() {
             for mut message in m.messages.drain(..) {
                 hiwar_core::runtime::wipe(&mut message.content);
+            }
+            if let Some((mut q, mut a)) = m.heard.take() {
+                hiwar_core::runtime::wipe(&mut q);
+                hiwar_core::runtime::wipe(&mut a);
             }
             m.messages.shrink_to_fit();
         }
@@ -377,6 +410,29 @@ mod tests {
         assert!(kept <= 200 && m.remembered() >= 1, "{kept} tokens, {} exchanges", m.remembered());
         m.forget();
         assert_eq!(m.remembered(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_answer_is_remembered_as_far_as_it_was_heard() {
+        let m = mind();
+        // Stored first, then cut: the stored answer is replaced.
+        let _ = answer(&m, "كم رسوم تجديد جواز السفر؟", Lang::Ar).await;
+        m.heard_only("كم رسوم تجديد جواز السفر؟", "الرسوم مئتان");
+        let last = |m: &Mind| m.memory.lock().expect("memory").messages.back().map(|x| x.content.clone()).unwrap_or_default();
+        assert_eq!(last(&m), "الرسوم مئتان…");
+        // Cut before the answer's task stored it (the stream ends after the barge-in): the
+        // exchange is stored with what was heard, not what was written.
+        m.heard_only("What are the opening hours?", "We open");
+        m.memory.lock().expect("memory").push("What are the opening hours?", "We open at 7:30 and close at 3 on weekdays.");
+        assert_eq!(last(&m), "We open…");
+        // Nothing heard at all.
+        m.heard_only("What are the opening hours?", "");
+        assert_eq!(last(&m), "…");
+        // A cut for another question does not touch the next exchange.
+        m.heard_only("something else", "x");
+        m.memory.lock().expect("memory").push("Where is the office?", "In Khalidiya.");
+        assert_eq!(last(&m), "In Khalidiya.");
+        assert!(m.memory.lock().expect("memory").heard.is_none());
     }
 
     #[test]

@@ -1,0 +1,251 @@
+//! `hiwar bench turn`: when a turn is judged over, with Smart Turn and with silence alone, on
+//! the end-of-turn clip set (assets/turns): a real recording with pauses mid-speech, and
+//! kiosk sentences in hiwar's own voice with a pause of 400, 600 or 800 ms inserted where the
+//! sentence is plainly unfinished. Audio goes through hearing's own listener (Silero VAD, the
+//! segmenter, Smart Turn) as fast as it can run: the figures are decisions on the sample
+//! clock, and Smart Turn's own time per decision.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use hiwar_core::config::Config;
+use hiwar_speech::hearing::{self, Boundary, Decide, Listener, SegmenterConfig, SileroVad, SmartTurn, Transcriber, TurnWaits};
+use serde::Deserialize;
+
+use crate::stats::p50_p95;
+
+#[derive(Debug, Deserialize)]
+struct ClipSet {
+    real: Vec<Real>,
+    synthetic: Synthetic,
+}
+
+#[derive(Debug, Deserialize)]
+struct Real {
+    file: String,
+    pauses: Vec<(f64, f64)>,
+    end: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct Synthetic {
+    en: Vec<String>,
+    ar: Vec<String>,
+}
+
+/// A clip to judge: its 16 kHz audio, where pauses the speaker continues after lie (sample
+/// ranges), and where the speech really ends.
+pub struct TurnClip {
+    pub name: String,
+    pub lang: &'static str,
+    pub audio: Vec<f32>,
+    pub pauses: Vec<(u64, u64)>,
+    pub end: u64,
+}
+
+/// What one way of ending turns did on the clip set.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Outcome {
+    pub mode: String,
+    pub lang: String,
+    /// Pauses mid-speech.
+    pub pauses: usize,
+    /// Pauses that ended the turn (the person was cut off).
+    pub cut: usize,
+    /// Of those, the ones whose transcript stops mid-sentence, which the dialogue holds for
+    /// the rest (`hiwar_speech::text::ends_unfinished`): not answered half-way.
+    pub held: usize,
+    /// What was heard at each cut (the transcript the dialogue would see).
+    pub heard_at_cuts: Vec<String>,
+    /// Turns whose real end was decided (not ended early nor missed).
+    pub ends: usize,
+    /// Milliseconds from the last voiced sample of a real end to the decision.
+    pub end_delay_ms: Vec<f64>,
+    /// Smart Turn's time per decision, ms.
+    pub judge_ms: Vec<f64>,
+    /// Smart Turn's probability of "complete" at each pause and at each end.
+    pub p_pause: Vec<f64>,
+    pub p_end: Vec<f64>,
+}
+
+const SR: u64 = 16_000;
+
+fn samples(s: f64) -> u64 {
+    (s * SR as f64) as u64
+}
+
+/// The clip set: the real recordings, then the synthetic sentences spoken by `voices`.
+pub fn clips(config: &Config, dir: &Path) -> anyhow::Result<Vec<TurnClip>> {
+    let toml = std::fs::read_to_string(dir.join("turns.toml")).with_context(|| format!("cannot read {}/turns.toml", dir.display()))?;
+    let set: ClipSet = toml::from_str(&toml).context("turns.toml")?;
+    let mut out = Vec::new();
+    for r in &set.real {
+        let audio = hearing::read_16k(&dir.join(&r.file))?;
+        let pauses = r.pauses.iter().map(|(from, to)| (samples(*from), samples(*to))).collect();
+        out.push(TurnClip { name: r.file.clone(), lang: "real", audio, pauses, end: samples(r.end) });
+    }
+    // The same clips every run: the voice without its random variation.
+    let mut config = config.clone();
+    config.voice.deterministic = true;
+    let mut voices = hiwar_core::build::voices(&config, true)?;
+    for (lang, sentences) in [("ar", &set.synthetic.ar), ("en", &set.synthetic.en)] {
+        for (i, sentence) in sentences.iter().enumerate() {
+            let (before, _) = sentence.split_once('|').with_context(|| format!("no | in {sentence:?}"))?;
+            let cut_after = before.split_whitespace().count();
+            let speech = voices.speak(&sentence.replace('|', " "))?.resampled(SR as u32)?;
+            let words: Vec<_> = speech.words.iter().filter(|w| !w.joined).collect();
+            let Some(cut) = words.get(cut_after.saturating_sub(1)).map(|w| w.end as usize) else {
+                anyhow::bail!("{sentence:?}: no word {cut_after} in the timeline");
+            };
+            let end = last_voiced(&speech.samples);
+            for pause_ms in [400u64, 600, 800] {
+                let gap = (pause_ms * SR / 1000) as usize;
+                let mut audio = vec![0.0; 8_000];
+                audio.extend_from_slice(&speech.samples[..cut]);
+                let at = audio.len() as u64;
+                audio.extend(std::iter::repeat_n(0.0, gap));
+                audio.extend_from_slice(&speech.samples[cut..]);
+                let shift = 8_000 + gap as u64;
+                out.push(TurnClip { name: format!("{lang}{} +{pause_ms} ms", i + 1), lang, audio, pauses: vec![(at, at + gap as u64)], end: end + shift });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn voiced(w: &[f32]) -> bool {
+    hearing::level_db(w) > -45.0
+}
+
+fn last_voiced(audio: &[f32]) -> u64 {
+    audio.chunks(160).rposition(voiced).map_or(0, |i| ((i + 1) * 160) as u64)
+}
+
+/// Runs `clips` through a listener ending turns `waits`' way (`None`: silence alone).
+pub fn judge(config: &hearing::HearingConfig, clips: &[TurnClip], lang: &str, waits: Option<TurnWaits>, whisper: &Transcriber) -> anyhow::Result<Outcome> {
+    let mode = match waits {
+        Some(w) if w.reprobe_ms == 0 => format!("Smart Turn (at {} ms; {} ms if unfinished; p ≥ {})", w.probe_ms, w.incomplete_ms, w.threshold),
+        Some(w) => format!("Smart Turn (at {} ms, again every {} ms; {} ms at most; p ≥ {})", w.probe_ms, w.reprobe_ms, w.incomplete_ms, w.threshold),
+        None => format!("silence alone ({} ms)", config.segmenter.end_silence_ms),
+    };
+    let mut out = Outcome { mode, lang: lang.into(), ..Outcome::default() };
+    let seg = SegmenterConfig { turn: waits, ..config.segmenter };
+    let mut vad = Some(SileroVad::load(&config.vad_model)?);
+    let mut turn = match (waits, &config.smart_turn) {
+        (Some(_), Some(path)) => Some(SmartTurn::load(path)?),
+        (Some(_), None) => anyhow::bail!("Smart Turn is not available (hiwar models fetch smart-turn)"),
+        (None, _) => None,
+    };
+    for clip in clips.iter().filter(|c| c.lang == lang) {
+        let mut listener = Listener::with_turn(vad.take().context("vad")?, turn.take(), seg);
+        // (start, last voiced, decided at, p(complete))
+        let mut ended: Vec<(u64, u64, u64, Option<f32>)> = Vec::new();
+        let mut input = clip.audio.clone();
+        input.extend(std::iter::repeat_n(0.0, 3 * SR as usize));
+        let mut record = |_: &Listener, b: Boundary| {
+            if let Boundary::Ended { start, last_voiced, decided_at, turn } = b {
+                ended.push((start, last_voiced, decided_at, turn));
+            }
+        };
+        listener.push(&input, &mut record)?;
+        listener.finish(&mut record)?;
+        out.judge_ms.extend(listener.take_judgements().iter().map(|j| j.took.as_secs_f64() * 1e3));
+        (vad, turn) = {
+            let (v, t) = listener.into_models();
+            (Some(v), t)
+        };
+        for &(from, to) in &clip.pauses {
+            out.pauses += 1;
+            // Ended during the pause: the person was cut off.
+            if let Some(&(start, last, _, p)) = ended.iter().find(|(_, _, d, _)| *d > from && *d <= to + 512) {
+                out.cut += 1;
+                out.p_pause.extend(p.map(f64::from));
+                let audio = &input[start as usize..(last as usize + 3_200).min(input.len())];
+                let heard = whisper.transcribe_with(0, audio, start, last, Decide::Full)?.map(|u| u.text).unwrap_or_default();
+                if hiwar_speech::text::ends_unfinished(&heard) {
+                    out.held += 1;
+                }
+                out.heard_at_cuts.push(heard);
+            }
+        }
+        // The real end: the decision after it (within the 3 s of silence that follows).
+        if let Some(&(_, _, decided, p)) = ended.iter().find(|(_, _, d, _)| *d > clip.end) {
+            out.ends += 1;
+            out.end_delay_ms.push(decided.saturating_sub(clip.end) as f64 * 1e3 / SR as f64);
+            out.p_end.extend(p.map(f64::from));
+        }
+    }
+    Ok(out)
+}
+
+fn pct(n: usize, of: usize) -> f64 {
+    if of == 0 { f64::NAN } else { 100.0 * n as f64 / of as f64 }
+}
+
+/// The benchmark: Smart Turn at the configured waits, and silence alone, per language.
+pub fn run(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    let mut hc = hiwar_core::build::hearing_config(config, None)?;
+    if hc.smart_turn.is_none() {
+        let store = hiwar_core::models::Store::open(config)?;
+        hc.smart_turn = Some(store.verified_file("smart-turn", "smart-turn-v3.2-cpu.onnx")?);
+    }
+    let h = &config.hearing;
+    let waits = TurnWaits { probe_ms: h.turn_probe_ms, reprobe_ms: h.turn_reprobe_ms, incomplete_ms: h.turn_incomplete_ms, threshold: h.turn_threshold };
+    let dir = hiwar_core::assets::assets_dir().join("turns");
+    let started = std::time::Instant::now();
+    let set = clips(config, &dir)?;
+    let synth_s = started.elapsed().as_secs_f64();
+    let whisper = Transcriber::load(&hc)?;
+    let mut rows = Vec::new();
+    for lang in ["ar", "en", "real"] {
+        // As configured, asking again after an "incomplete" (if the config does not), and silence alone.
+        let again = TurnWaits { reprobe_ms: if waits.reprobe_ms == 0 { 400 } else { 0 }, ..waits };
+        for mode in [Some(waits), Some(again), None] {
+            rows.push(judge(&hc, &set, lang, mode, &whisper)?);
+        }
+    }
+    let real = set.iter().filter(|c| c.lang == "real").count();
+    if json {
+        println!("{}", serde_json::to_string(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("### Semantic end of turn\n");
+    println!(
+        "{} clips ({} synthetic, made in {synth_s:.0} s with hiwar's voice; a pause of 400/600/800 ms inserted mid-sentence), fed through",
+        set.len(),
+        set.len() - real
+    );
+    println!("hearing's listener (Silero VAD, segmenter, Smart Turn v3.2) off the clock. \"real\" is assets/turns/jfk.wav.\n");
+    println!("\"cut off\": the turn ended in a pause mid-sentence; \"left cut off\": of those, the ones whose transcript does not stop");
+    println!("on a word no sentence ends on — the dialogue holds the others for the rest (up to hearing.turn_incomplete_ms).\n");
+    println!(
+        "| set | end of turn | pauses cut off | left cut off after the transcript check | real ends decided | end → decision p50 / p95 | Smart Turn p(complete) at pauses cut / at ends (median) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut judge_ms = Vec::new();
+    for r in &rows {
+        let (d50, d95) = p50_p95(&r.end_delay_ms);
+        let med = |v: &[f64]| if v.is_empty() { "—".to_string() } else { format!("{:.2}", p50_p95(v).0) };
+        println!(
+            "| {} | {} | {} of {} ({:.0} %) | {} ({:.0} %) | {} | {d50:.0} / {d95:.0} ms | {} / {} |",
+            r.lang,
+            r.mode,
+            r.cut,
+            r.pauses,
+            pct(r.cut, r.pauses),
+            r.cut - r.held,
+            pct(r.cut - r.held, r.pauses),
+            r.ends,
+            med(&r.p_pause),
+            med(&r.p_end)
+        );
+        judge_ms.extend_from_slice(&r.judge_ms);
+    }
+    let (j50, j95) = p50_p95(&judge_ms);
+    println!(
+        "\nSmart Turn per decision (features + inference, one thread, nothing else running): {j50:.1} ms p50, {j95:.1} ms p95 over {} decisions.\n",
+        judge_ms.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
