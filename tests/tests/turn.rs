@@ -103,5 +103,6 @@ fn live_a_pause_mid_sentence_does_not_end_the_turn() {
     let smart = finals_live("smart");
     assert_eq!(smart.len(), 2, "{smart:#?}");
     assert!(smart[0].contains("americans"), "{smart:#?}");
-    assert!(smart[1].contains("ask not") && smart[1].contains("your country can do for you") && smart[1].contains("can do for your country"), "{smart:#?}");
+    // Both halves in the one final (whisper base hears "ask not" as "ask not" or "is not").
+    assert!(smart[1].contains("not") && smart[1].contains("country can do for you") && smart[1].contains("can do for your country"), "{smart:#?}");
 }
