@@ -93,6 +93,21 @@ pub fn ends_unfinished(text: &str) -> bool {
     UNFINISHED_EN.contains(&last) || UNFINISHED_AR.contains(&last)
 }
 
+/// What a listener says to show they are listening, not to take the turn: "mm", "okay",
+/// «اها», «ايوه», «طيب» (normalised as [`normalize_for_matching`] gives them).
+const BACKCHANNELS: &[&str] = &[
+    "mm", "mhm", "hmm", "hm", "mmhmm", "uh", "huh", "ah", "oh", "okay", "ok", "yeah", "yes", "yep", "right", "sure", "i", "see", "alright", "uhhuh", "aha",
+    "اها", "اه", "ايوه", "ايوا", "ايه", "طيب", "تمام", "نعم", "صح", "اوكي", "اي", "ها", "امم", "مم", "اكيد", "زين",
+];
+
+/// Whether `text` is only a backchannel ("mm-hmm", "okay", «ايوه طيب»): at most three words,
+/// every one of them a listener's token. Empty text is not one.
+pub fn is_backchannel(text: &str) -> bool {
+    let normal = normalize_for_matching(&text.replace('-', ""));
+    let words: Vec<&str> = normal.split(' ').filter(|w| !w.is_empty()).collect();
+    !words.is_empty() && words.len() <= 3 && words.iter().all(|w| BACKCHANNELS.contains(w))
+}
+
 /// Character error rate of `hypothesis` against `reference`, both normalised for matching
 /// (spaces count as characters, as is usual for Arabic CER).
 pub fn character_error_rate(reference: &str, hypothesis: &str) -> f64 {
@@ -177,6 +192,16 @@ mod tests {
             "Can I pay with Apple Pay",
         ] {
             assert!(!ends_unfinished(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn backchannels_are_only_listeners_tokens() {
+        for t in ["Mm-hmm.", "Okay.", "okay okay", "Yeah, right.", "اها", "إيوه", "طيب", "آه تمام", "I see."] {
+            assert!(is_backchannel(t), "{t}");
+        }
+        for t in ["", "Okay, what about the fee?", "طيب كم الرسوم؟", "No", "Stop", "wait", "لا", "yes I want to renew my passport"] {
+            assert!(!is_backchannel(t), "{t}");
         }
     }
 }

@@ -211,6 +211,46 @@ fn a_recorded_question_is_heard_answered_and_played_on_the_speaker() {
     assert!(request.contains("office"), "{request}");
 }
 
+/// A short clip of espeak-ng saying `text` (en-us), at 16 kHz like the repo's clips.
+fn espeak_clip(dir: &std::path::Path, text: &str) -> Vec<f32> {
+    let (raw, wav) = (dir.join("raw.wav"), dir.join("said.wav"));
+    let ok = std::process::Command::new("espeak-ng").args(["-v", "en-us", "-s", "150", "-w"]).arg(&raw).arg(text).status().expect("espeak-ng");
+    assert!(ok.success());
+    let ok = std::process::Command::new("sox").arg(&raw).args(["-r", "16000", "-c", "1", "-b", "16"]).arg(&wav).status().expect("sox");
+    assert!(ok.success());
+    read_wav(&wav).1
+}
+
+#[test]
+fn a_backchannel_over_the_answer_does_not_stop_it() {
+    let pulse = Pulse::start(&["speaker"]);
+    let answer = "say:The office opens at half past seven in the morning and closes at three in the afternoon on weekdays, and on Friday it closes at noon, so please come early.";
+    let standin = Standin::start(&[answer, "answer"]);
+    let dir = tempfile::tempdir().expect("dir");
+    let (rate, question) = read_wav(&clip("en-office.wav").0);
+    let okay = espeak_clip(dir.path(), "Okay.");
+    let silence = |s: f32| vec![0.0f32; (s * rate as f32) as usize];
+    // "Okay." about two seconds into the answer, then quiet while it finishes.
+    let input: Vec<f32> = [question, silence(3.0), okay, silence(9.0)].concat();
+    let path = dir.path().join("conversation.wav");
+    write_wav(&path, rate, 1, &input);
+    let (ev, stderr) = run_live(&pulse, &standin, &path, &[]);
+    assert!(position(&ev, is("barge_in")).is_none(), "a backchannel stopped the answer: {ev:#?}\n{stderr}");
+    // "Okay." was not taken for a question: one final, one answer, one request to the LLM.
+    let finals: Vec<String> =
+        ev.iter().filter(|e| e["event"] == "transcript" && e["final"] == true).map(|e| e["text"].as_str().unwrap_or("").to_lowercase()).collect();
+    assert!(finals.len() == 1 && finals[0].contains("office"), "{finals:?}\n{stderr}");
+    let answered: Vec<&Value> = ev.iter().filter(|e| e["event"] == "answered").collect();
+    assert_eq!(answered.len(), 1, "{ev:#?}");
+    let requests = std::iter::from_fn(|| standin.lines.recv_timeout(Duration::from_millis(300)).ok()).filter(|l| l.starts_with("{\"body\"")).count();
+    assert_eq!(requests, 1, "the LLM was asked again");
+    // And "okay" was said over the answer, not after it (the answer heard in full: idle).
+    let started: Vec<usize> = ev.iter().enumerate().filter(|(_, e)| e["event"] == "speech_started").map(|(i, _)| i).collect();
+    let speaking = position(&ev, |e| e["event"] == "state" && e["state"] == "speaking").expect("the answer was spoken");
+    let done = ev.iter().rposition(|e| e["event"] == "state" && e["state"] == "idle").expect("idle at the end");
+    assert!(started.len() == 2 && started[1] > speaking && started[1] < done, "{started:?}, speaking at {speaking}, idle at {done}: {ev:#?}");
+}
+
 #[test]
 fn speech_over_the_answer_stops_it_within_a_fade_and_a_buffer_and_drops_the_llm_stream() {
     let pulse = Pulse::start(&["speaker"]);
@@ -231,6 +271,15 @@ fn speech_over_the_answer_stops_it_within_a_fade_and_a_buffer_and_drops_the_llm_
     assert!(first_said < barge);
     // The LLM stream of the first answer was dropped: the stand-in saw the client hang up.
     wait_for(&standin.lines, Duration::from_secs(3), "the LLM disconnect", |l| l == "{\"disconnect\":1}");
+    // The conversation remembers what the person heard of the cut answer — the words played
+    // before the cut, a few seconds' worth — not the hundreds the endless stream had written.
+    let second = wait_for(&standin.lines, Duration::from_secs(20), "the second LLM request", |l| l.starts_with("{\"body\"") && l.contains("\"request\":2"));
+    let second: Value = serde_json::from_str(&second).expect("request json");
+    let messages = second["body"]["messages"].as_array().expect("messages");
+    let cut = messages.iter().find(|m| m["role"] == "assistant").unwrap_or_else(|| panic!("no cut answer in the history: {messages:#?}"));
+    let remembered = cut["content"].as_str().unwrap_or_default();
+    let words = remembered.split_whitespace().count();
+    assert!(remembered.ends_with('…') && (1..=30).contains(&words), "{words} words remembered of the cut answer: {remembered:?}");
     // And the second question was heard and answered.
     let answered: Vec<&Value> = ev.iter().filter(|e| e["event"] == "answered").collect();
     assert_eq!(answered.len(), 1, "only the second turn completes: {ev:#?}");

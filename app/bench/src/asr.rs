@@ -613,7 +613,8 @@ fn build_reference() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-/// End-of-speech latency on a real-time paced stream: each clip after a second of silence.
+/// End-of-speech latency on a real-time paced stream: each clip after two seconds of silence
+/// (longer than Smart Turn's wait after an "unfinished", so clips stay apart).
 fn latency(hc: &HearingConfig, clips: &[Loaded], rounds: usize) -> anyhow::Result<()> {
     let chosen: Vec<&Loaded> = clips.iter().filter(|c| (2.0..=5.5).contains(&(c.samples.len() as f64 / 16_000.0))).collect();
     let mut stream = Vec::new();
@@ -622,7 +623,7 @@ fn latency(hc: &HearingConfig, clips: &[Loaded], rounds: usize) -> anyhow::Resul
     let mut spans = Vec::new();
     for _ in 0..rounds.max(1) {
         for c in &chosen {
-            stream.extend(std::iter::repeat_n(0.0, 16_000));
+            stream.extend(std::iter::repeat_n(0.0, 32_000));
             spans.push((stream.len() as u64, (stream.len() + c.samples.len()) as u64));
             stream.extend_from_slice(&c.samples);
         }
@@ -631,10 +632,14 @@ fn latency(hc: &HearingConfig, clips: &[Loaded], rounds: usize) -> anyhow::Resul
     let seconds = stream.len() as f64 / 16_000.0;
     println!("### Latency on a real-time paced stream\n");
     println!(
-        "{} utterances of 2–5.5 s ({} rounds of the clip set), each after 1 s of silence, fed at real-time pace in 20 ms blocks; end silence {} ms.\n",
+        "{} utterances of 2–5.5 s ({} rounds of the clip set), each after 2 s of silence, fed at real-time pace in 20 ms blocks; end silence {} ms (Smart Turn {}).\n",
         chosen.len() * rounds.max(1),
         rounds.max(1),
-        hc.segmenter.end_silence_ms
+        hc.segmenter.end_silence_ms,
+        match (hc.segmenter.turn, &hc.smart_turn) {
+            (Some(t), Some(_)) => format!("at {} ms, {} ms when unfinished", t.probe_ms, t.incomplete_ms),
+            _ => "off".into(),
+        }
     );
     let hearing = Hearing::start(hc.clone(), Source::Paced(PacedSource { samples: stream, rate: 16_000, block: 320 }))?;
     let fed = Instant::now() + Duration::from_secs_f64(seconds);

@@ -121,7 +121,9 @@ pub fn run(config: &Config, turns: usize, every: usize, no_render: bool, size: (
         let silence = |secs: f32| vec![0.0f32; (secs * 16_000.0) as usize];
         for turn in 1..=turns {
             let mut audio = clips[(turn - 1) % clips.len()].clone();
-            audio.extend(silence(0.8));
+            // Quiet after it longer than Smart Turn's wait after an "unfinished" (1.5 s): the
+            // feeder sends nothing more until the answer is done.
+            audio.extend(silence(2.0));
             // At the pace a person speaks: 20 ms of audio every 20 ms. Streamed faster, hearing
             // ran ahead of whisper and the backlog kept every session from ever ending.
             let spoken = Instant::now();

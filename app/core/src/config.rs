@@ -149,6 +149,10 @@ pub struct Dialogue {
     /// How far above the echo of hiwar's own voice, as heard by the microphone during this
     /// answer, a voice must be to interrupt (dB).
     pub barge_in_margin_db: f32,
+    /// Speech over the answer must last this long (from its onset) to stop it; shorter speech
+    /// only ducks the answer, and then stops it unless its words are a backchannel ("mm",
+    /// "okay", «اها», «ايوه») or it held none (a cough). 0: any voice stops it at once.
+    pub interruption_ms: u64,
     /// If no answer is heard this long after the person stops, a short holding phrase is said.
     pub holding_after_ms: u64,
     /// Silence for this long ends the session: the conversation memory is wiped, so the next
@@ -158,7 +162,7 @@ pub struct Dialogue {
 
 impl Default for Dialogue {
     fn default() -> Self {
-        Dialogue { barge_in: true, barge_in_margin_db: 10.0, holding_after_ms: 2_000, session_ends_after_secs: 90 }
+        Dialogue { barge_in: true, barge_in_margin_db: 10.0, interruption_ms: 700, holding_after_ms: 2_000, session_ends_after_secs: 90 }
     }
 }
 
@@ -565,6 +569,7 @@ impl Config {
             d.barge_in_margin_db.is_finite() && (0.0..=60.0).contains(&d.barge_in_margin_db),
             format!("dialogue.barge_in_margin_db = {}: between 0 and 60 dB", d.barge_in_margin_db),
         );
+        check(d.interruption_ms <= 5_000, format!("dialogue.interruption_ms = {}: at most 5000 (0: at once)", d.interruption_ms));
         check(d.session_ends_after_secs >= 1, "dialogue.session_ends_after_secs must be at least 1".into());
         let st = &self.stage;
         check(

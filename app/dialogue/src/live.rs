@@ -47,6 +47,10 @@ pub struct LoopSettings {
     /// How long after the end of speech a question whose words stop mid-sentence ("I would
     /// like to…", «أبغى…») waits for the rest before it is answered as it is.
     pub unfinished_wait: Duration,
+    /// How long speech over the answer must last to stop it (0: at once), and how much of that
+    /// the VAD has already heard when it reports speech.
+    pub interruption: Duration,
+    pub min_speech: Duration,
 }
 
 impl LoopSettings {
@@ -62,6 +66,8 @@ impl LoopSettings {
             watchdog: config.watchdog.clone(),
             vocabulary: None,
             unfinished_wait: Duration::from_millis(u64::from(config.hearing.turn_incomplete_ms)),
+            interruption: Duration::from_millis(d.interruption_ms),
+            min_speech: Duration::from_millis(u64::from(config.hearing.min_speech_ms)),
         }
     }
 }
@@ -132,6 +138,9 @@ pub async fn live_loop(
     // A pending question whose words stop mid-sentence is answered at this time if no more
     // speech has come.
     let mut pending_until: Option<Instant> = None;
+    // A voice over the answer being judged (the answer ducked meanwhile): its utterance, and
+    // when it has lasted long enough to be an interruption whatever it says.
+    let mut tentative: Option<(u64, Instant)> = None;
     // An utterance that has ended and whose transcript is not in yet: the visitor is waiting.
     let mut transcribing: Option<u64> = None;
     let mut levels: VecDeque<(Instant, f32)> = VecDeque::new();
@@ -168,6 +177,9 @@ pub async fn live_loop(
             old.cancel.cancel();
             voice.cancel(old.id);
         }
+        if let Some(c) = &voice.clock {
+            c.duck(false);
+        }
         let turn = *next_turn;
         *next_turn += 1;
         times.insert(turn, TurnTimes { speech_end: Some(q.speech_end), decided: q.decided, final_ready: Some(q.ready), ..TurnTimes::default() });
@@ -202,9 +214,22 @@ pub async fn live_loop(
                     publish(a.id, EventKind::State(State::Idle));
                     active = None;
                     levels.clear();
+                    if let Some(c) = &voice.clock {
+                        c.duck(false);
+                    }
                 }
                 if let Some(h) = &settings.health {
                     h.beat_dialogue();
+                }
+                // The voice over the answer went on: an interruption.
+                if let Some((u, due)) = tentative
+                    && in_progress == Some(u)
+                    && level.voiced()
+                    && Instant::now() >= due
+                {
+                    tentative = None;
+                    tracing::info!("barge-in: the voice over the answer went on");
+                    interrupt(&voice, &bus, &mind, &mut active, &loop_tx);
                 }
                 // The rest of an unfinished question did not come: answer what was said.
                 if pending_until.is_some_and(|t| Instant::now() >= t) && in_progress.is_none() && transcribing.is_none() {
@@ -293,16 +318,16 @@ pub async fn live_loop(
                         // this voice could have begun.
                         let echo = echo_level(&levels, since, at);
                         if settings.barge_in && level_db - echo >= settings.margin_db {
-                            if let Some(a) = active.take() {
-                                let cut = voice.clock.as_ref().map(|c| c.position());
-                                barge_in(&voice, &bus, &a, &loop_tx);
-                                // The conversation keeps what the person heard, not what was
-                                // written: the next answer must not assume the rest was said.
-                                if let Some(cut) = cut {
-                                    mind.heard_only(&a.question, &words_heard(&a.played, cut));
+                            if settings.interruption.is_zero() {
+                                interrupt(&voice, &bus, &mind, &mut active, &loop_tx);
+                            } else {
+                                // Maybe "mm" or "okay": the answer steps back while it is judged.
+                                if let Some(c) = &voice.clock {
+                                    c.duck(true);
                                 }
+                                tentative = Some((utterance, at + settings.interruption.saturating_sub(settings.min_speech)));
                             }
-                            tracing::info!("barge-in: speech {level_db:.0} dBFS, echo {echo:.0} dBFS");
+                            tracing::info!("a voice over the answer: speech {level_db:.0} dBFS, echo {echo:.0} dBFS");
                         } else {
                             tracing::info!(
                                 "speech while speaking ignored ({}): {level_db:.0} dBFS vs echo {echo:.0} dBFS",
@@ -342,6 +367,19 @@ pub async fn live_loop(
                 }
                 H::Final { utterance: Some(u), id, ready, .. } if !ignored.contains(&id) => {
                     transcribing = transcribing.filter(|t| *t != id);
+                    if tentative.is_some_and(|(t, _)| t == id) {
+                        tentative = None;
+                        if hiwar_speech::text::is_backchannel(&u.text) {
+                            // "mm", «ايوه»: the person is listening; the answer goes on.
+                            tracing::info!("a backchannel over the answer: it goes on");
+                            if let Some(c) = &voice.clock {
+                                c.duck(false);
+                            }
+                            continue;
+                        }
+                        tracing::info!("barge-in: the words over the answer were not a backchannel");
+                        interrupt(&voice, &bus, &mind, &mut active, &loop_tx);
+                    }
                     tracing::info!(target: "hiwar::hearing", "utterance {id}: language {}", u.language.summary(&u.lang));
                     let lang = reply_lang(&u.lang, &u.text);
                     bus.publish(Event {
@@ -383,6 +421,13 @@ pub async fn live_loop(
                 H::Final { id, .. } => {
                     transcribing = transcribing.filter(|t| *t != id);
                     ignored.remove(&id);
+                    if tentative.is_some_and(|(t, _)| t == id) {
+                        // A cough or a noise over the answer: it goes on at full level.
+                        tentative = None;
+                        if let Some(c) = &voice.clock {
+                            c.duck(false);
+                        }
+                    }
                     match pending.take() {
                         // What followed the question was only noise: answer it now.
                         Some(q) if in_progress.is_none_or(|i| i <= id) => start_turn(q, &mind, settings.holding_after, &mut active, &mut times, &mut next_turn),
@@ -480,6 +525,17 @@ fn watch_voice(voice: &VoiceOut, bus: &Bus, settings: &LoopSettings, restarts: &
 
 /// Stops the turn now: the LLM stream (its connection dropped), the voice and the player; then
 /// measures how much of the answer still reached the device, and when it fell silent.
+/// Interrupts the answer in progress, if any: it stops (see [`barge_in`]) and the conversation
+/// keeps only what the person heard of it — the next answer must not assume the rest was said.
+fn interrupt(voice: &Arc<VoiceOut>, bus: &Bus, mind: &Mind, active: &mut Option<Active>, loop_tx: &mpsc::UnboundedSender<LoopInput>) {
+    let Some(a) = active.take() else { return };
+    let cut = voice.clock.as_ref().map(|c| c.position());
+    barge_in(voice, bus, &a, loop_tx);
+    if let Some(cut) = cut {
+        mind.heard_only(&a.question, &words_heard(&a.played, cut));
+    }
+}
+
 fn barge_in(voice: &Arc<VoiceOut>, bus: &Bus, a: &Active, loop_tx: &mpsc::UnboundedSender<LoopInput>) {
     let decided = Instant::now();
     let before = voice.clock.as_ref().map(|c| c.audible_frames());

@@ -41,13 +41,19 @@ pub struct PacedSource {
 }
 
 /// The input's loudness now: RMS of the last block delivered, in dBFS (−100 for silence),
-/// as f32 bits. Written by the hearing thread, read by anyone (the dialogue's echo estimate).
+/// as f32 bits; and whether someone is speaking right now (in an utterance and not pausing).
+/// Written by the hearing thread, read by anyone (the dialogue's echo estimate, barge-in).
 #[derive(Debug, Default)]
-pub struct InputLevel(std::sync::atomic::AtomicU32);
+pub struct InputLevel(std::sync::atomic::AtomicU32, AtomicBool);
 
 impl InputLevel {
     pub fn db(&self) -> f32 {
         f32::from_bits(self.0.load(Ordering::Relaxed))
+    }
+
+    /// Speech is going on now (the VAD hears a voice in an utterance, not a pause after it).
+    pub fn voiced(&self) -> bool {
+        self.1.load(Ordering::Relaxed)
     }
 
     fn set(&self, db: f32) {
@@ -286,14 +292,28 @@ impl Ear {
 
     fn listen_stream(&mut self, mut listener: Listener, blocks: &Receiver<Vec<f32>>, rate: u32, stop: &AtomicBool) -> Result<()> {
         let mut resampler = Resampler::new(rate)?;
+        // When the sender stops sending mid-utterance (a client that mutes its microphone
+        // after speaking), the time without audio is silence: after STALL of nothing, it is fed
+        // as silence, so the turn still ends (Smart Turn's "unfinished" wait needs 1.5 s of it).
+        const STALL: Duration = Duration::from_secs(1);
+        let mut last_block = Instant::now();
+        let mut filled = Duration::ZERO;
         while !stop.load(Ordering::Relaxed) {
             match blocks.recv_timeout(Duration::from_millis(100)) {
                 Ok(block) => {
+                    (last_block, filled) = (Instant::now(), Duration::ZERO);
                     let resampled = resampler.push(&block)?.to_vec();
                     self.feed(&mut listener, &resampled)?;
                     warn_non_finite(&resampler, &mut self.reported_non_finite);
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let quiet = last_block.elapsed();
+                    if quiet >= STALL && listener.in_speech() {
+                        let gap = quiet - filled;
+                        filled = quiet;
+                        self.feed(&mut listener, &vec![0.0; (gap.as_secs_f64() * 16_000.0) as usize])?;
+                    }
+                }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
@@ -353,6 +373,7 @@ impl Ear {
             self.liveness.samples.fetch_add(samples.len() as u64, Ordering::Relaxed);
         }
         listener.push(samples, |l, b| self.on_boundary(l, b))?;
+        self.level.1.store(listener.voiced(), Ordering::Relaxed);
         if !listener.in_speech() && self.forget.swap(false, Ordering::Relaxed) {
             listener.forget();
         }

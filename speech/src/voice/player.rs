@@ -16,6 +16,10 @@ use crate::{Error, Result};
 
 /// Fade applied when playback is stopped (barge-in), in milliseconds.
 const FADE_MS: u64 = 8;
+/// The gain of ducked playback (−18 dB: the answer steps back while a voice over it is judged).
+pub const DUCK_GAIN: f32 = 0.125;
+/// How fast the gain moves towards its target, in milliseconds (a click-free ramp).
+const DUCK_RAMP_MS: u64 = 15;
 
 /// What the output callback publishes (atomics only).
 #[derive(Debug, Default)]
@@ -33,6 +37,8 @@ pub struct PlayClock {
     audible: AtomicU64,
     /// Frames in the device's last callback buffer.
     buffer: AtomicU64,
+    /// Playback ducked (see [`DUCK_GAIN`]).
+    ducked: AtomicBool,
 }
 
 impl PlayClock {
@@ -49,6 +55,15 @@ impl PlayClock {
 
     pub fn sample_rate(&self) -> u32 {
         self.rate.load(Ordering::Relaxed) as u32
+    }
+
+    /// Ducks playback (`true`) or brings it back to full level; the callback ramps the gain.
+    pub fn duck(&self, on: bool) {
+        self.ducked.store(on, Ordering::Release);
+    }
+
+    pub fn is_ducked(&self) -> bool {
+        self.ducked.load(Ordering::Acquire)
     }
 
     /// Frames of queued audio handed to the device so far.
@@ -209,20 +224,25 @@ impl Player {
     /// what is still queued.
     pub fn stop(&mut self) {
         self.stopping.store(true, Ordering::Release);
+        self.clock.duck(false);
     }
 }
 
 type Built = (cpal::Stream, rtrb::Producer<f32>, u32, String);
 
-/// The stop fade's progress, owned by the callback.
+/// The stop fade's progress and the ducking gain, owned by the callback.
 struct Fade {
     frames: u64,
     left: u64,
+    /// The gain now, and the step per frame that ramps it towards its target.
+    gain: f32,
+    step: f32,
 }
 
 impl Fade {
     fn new(rate: u32) -> Fade {
-        Fade { frames: fade_frames(rate), left: 0 }
+        let ramp = (u64::from(rate) * DUCK_RAMP_MS / 1000).max(1);
+        Fade { frames: fade_frames(rate), left: 0, gain: 1.0, step: (1.0 - DUCK_GAIN) / ramp as f32 }
     }
 }
 
@@ -241,11 +261,16 @@ fn render<T: SizedSample + FromSample<f32>>(
     if stopping.swap(false, Ordering::AcqRel) {
         fade.left = fade.frames;
     }
+    let target = if clock.ducked.load(Ordering::Acquire) { DUCK_GAIN } else { 1.0 };
     let mut audible = 0u64;
     for frame in data.chunks_exact_mut(channels) {
         let popped = ring.pop();
         audible += u64::from(popped.is_ok());
         let mut s = popped.unwrap_or(0.0);
+        if fade.gain != target {
+            fade.gain = if fade.gain < target { (fade.gain + fade.step).min(target) } else { (fade.gain - fade.step).max(target) };
+        }
+        s *= fade.gain;
         if fade.left > 0 {
             fade.left -= 1;
             s *= fade.left as f32 / fade.frames as f32;
@@ -338,5 +363,35 @@ mod tests {
         assert!(left[silent_from..].iter().all(|s| *s == 0.0));
         assert_eq!(ring.slots(), 0, "what was queued is dropped");
         assert_eq!(clock.handed.load(Ordering::Acquire), 960);
+    }
+
+    #[test]
+    fn ducking_ramps_the_level_down_and_back_without_a_step() {
+        let (mut tx, mut ring) = rtrb::RingBuffer::<f32>::new(48_000);
+        for _ in 0..48_000 {
+            let _ = tx.push(0.5);
+        }
+        let clock = PlayClock::default();
+        let (stopping, mut fade) = (AtomicBool::new(false), Fade::new(48_000));
+        let mut buffer = vec![0.0f32; 480];
+        let mut out = Vec::new();
+        let mut block = |out: &mut Vec<f32>| {
+            render(&mut buffer, 1, &mut ring, &mut fade, &stopping, &clock);
+            out.extend_from_slice(&buffer);
+        };
+        block(&mut out);
+        clock.duck(true);
+        for _ in 0..5 {
+            block(&mut out);
+        }
+        clock.duck(false);
+        for _ in 0..5 {
+            block(&mut out);
+        }
+        assert!(out[..480].iter().all(|s| *s == 0.5), "full level before");
+        let ducked = out[480 * 4];
+        assert!((ducked - 0.5 * DUCK_GAIN).abs() < 1e-6, "ducked to {ducked}");
+        assert!(out.windows(2).all(|w| (w[1] - w[0]).abs() < 0.001), "a ramp, not a step");
+        assert!((out[out.len() - 1] - 0.5).abs() < 1e-6, "back to full level");
     }
 }
