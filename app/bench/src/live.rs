@@ -189,8 +189,80 @@ fn barge(config: &Config, rt: &tokio::runtime::Runtime, n: usize) -> anyhow::Res
     }
     let ((d50, _), (s50, s95)) = (percentiles(&detect), percentiles(&total));
     println!(
-        "\n{} interruptions: onset → silence **{s50:.0} ms p50**, {s95:.0} ms p95 (of which detection {d50:.0} ms p50: the VAD's 250 ms minimum speech + pre-roll).\n",
-        total.len()
+        "\n{} interruptions: onset → silence **{s50:.0} ms p50**, {s95:.0} ms p95 (of which the decision {d50:.0} ms p50: the voice going on for dialogue.interruption_ms = {} ms; the answer is ducked from the VAD's report, ~250 ms after onset).\n",
+        total.len(),
+        config.dialogue.interruption_ms
+    );
+    Ok(())
+}
+
+/// What a listener says over an answer without taking the turn, and a cough-like burst.
+const BACKCHANNELS: [(&str, &str); 12] = [
+    ("en-us", "Okay."),
+    ("en-us", "Mm-hmm."),
+    ("en-us", "Yeah."),
+    ("en-us", "Right."),
+    ("en-us", "Uh-huh."),
+    ("en-gb+f2", "I see."),
+    ("ar", "اها"),
+    ("ar", "إِيوَهْ"),
+    ("ar", "طَيِّبْ"),
+    ("ar", "تَمَامْ"),
+    ("ar+f2", "نَعَمْ"),
+    ("cough", ""),
+];
+
+/// A cough's stand-in: 250 ms of decaying, band-limited noise (seeded).
+fn cough() -> Vec<f32> {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut last = 0.0f32;
+    (0..4_000)
+        .map(|i| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let white = (seed >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
+            last = 0.7 * last + 0.3 * white;
+            last * 0.6 * (-(i as f32) / 1_600.0).exp()
+        })
+        .collect()
+}
+
+fn backchannels(config: &Config, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    println!(
+        "### Backchannels over the answer
+"
+    );
+    println!("A question, then 3 s after it ends (the answer is playing) a backchannel in espeak-ng's voice, or a");
+    println!("cough-like noise burst; then quiet while the answer finishes. Counted: answers stopped.\n");
+    let question = hearing::read_16k(&hiwar_core::assets::assets_dir().join("clips").join("en-office.wav"))?;
+    let long = "The office opens at half past seven in the morning and closes at three in the afternoon on weekdays, and on Friday it closes at noon, so please come early and bring your documents.";
+    let (mut input, mut script, mut names) = (Vec::new(), Vec::new(), Vec::new());
+    for (voice, text) in BACKCHANNELS {
+        let said = if voice == "cough" {
+            cough()
+        } else {
+            hiwar_speech::voice::EspeakVoice { voice: voice.into(), speed: 150 }.synthesize(text)?.resampled(16_000)?.samples
+        };
+        input.extend_from_slice(&question);
+        input.extend(std::iter::repeat_n(0.0, 48_000));
+        input.extend_from_slice(&said);
+        input.extend(std::iter::repeat_n(0.0, 16_000 * 10));
+        script.push(Behaviour::Answer { text: Some(long.into()), ttft: Duration::ZERO, gap: Duration::from_millis(15) });
+        names.push(if voice == "cough" { "(a cough-like burst)".to_string() } else { format!("{text} ({voice})") });
+    }
+    let (outcome, _) = live_run(config, rt, input, script)?;
+    let stopped = outcome.barge_ins.len();
+    let asked = outcome.turns.len();
+    // (Which item stopped which answer is not told apart here: a backchannel taken for a
+    // question adds a turn, so turn numbers do not map to items.)
+    println!("Said over the answers, in order: {}.", names.join(", "));
+    println!(
+        "\n{} backchannels and bursts: **{} ignored** ({:.0} %), {stopped} stopped the answer; {asked} turns asked of the LLM (one per question: {}).\n",
+        names.len(),
+        names.len().saturating_sub(stopped),
+        100.0 * names.len().saturating_sub(stopped) as f64 / names.len() as f64,
+        if asked == names.len() { "none taken for a question" } else { "some taken for questions" }
     );
     Ok(())
 }
@@ -292,6 +364,9 @@ pub fn run(config: &Config, only: &[String], rounds: usize, ttfts: &[u64], inter
     }
     if wants("barge") {
         barge(config, &rt, interruptions.max(1))?;
+    }
+    if wants("backchannel") {
+        backchannels(config, &rt)?;
     }
     if wants("faults") {
         faults(config, &rt)?;

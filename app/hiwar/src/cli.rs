@@ -250,7 +250,7 @@ pub enum BenchCommand {
     /// for each LLM fault, memory over many turns. Needs an audio output (a null sink will do).
     Loop {
         /// Run only these parts (default: all).
-        #[arg(long, value_delimiter = ',', value_parser = ["latency", "barge", "faults", "memory"])]
+        #[arg(long, value_delimiter = ',', value_parser = ["latency", "barge", "backchannel", "faults", "memory"])]
         only: Vec<String>,
         /// Rounds over the five clips for the latency figures.
         #[arg(long, default_value_t = 2)]

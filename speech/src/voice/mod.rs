@@ -53,7 +53,9 @@ impl EspeakVoice {
         let out = child.wait_with_output().map_err(|e| crate::Error::Espeak(e.to_string()))?;
         let mut reader = hound::WavReader::new(std::io::Cursor::new(out.stdout)).map_err(|e| crate::Error::Espeak(format!("no audio from espeak-ng: {e}")))?;
         let sample_rate = reader.spec().sample_rate;
-        let samples = reader.samples::<i16>().filter_map(Result::ok).map(|s| f32::from(s) / 32768.0).collect();
+        // espeak-ng streams its WAV with an unknown length (0xFFFFFFFF): stop at the first sample that
+        // cannot be read (the end), or the reader yields errors for ever.
+        let samples = reader.samples::<i16>().map_while(Result::ok).map(|s| f32::from(s) / 32768.0).collect();
         Ok(Speech { sample_rate, samples, ..Speech::default() })
     }
 }
