@@ -188,10 +188,10 @@ pub fn run(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     let mut hc = hiwar_core::build::hearing_config(config, None)?;
     if hc.smart_turn.is_none() {
         let store = hiwar_core::models::Store::open(config)?;
-        hc.smart_turn = Some(store.verified_file("smart-turn", "smart-turn-v3.2-cpu.onnx")?);
+        hc.smart_turn = Some(store.verified_file(hiwar_core::build::SMART_TURN.0, hiwar_core::build::SMART_TURN.1)?);
     }
     let h = &config.hearing;
-    let waits = TurnWaits { probe_ms: h.turn_probe_ms, reprobe_ms: h.turn_reprobe_ms, incomplete_ms: h.turn_incomplete_ms, threshold: h.turn_threshold };
+    let waits = hiwar_core::build::turn_waits(h);
     let dir = hiwar_core::assets::assets_dir().join("turns");
     let started = std::time::Instant::now();
     let set = clips(config, &dir)?;

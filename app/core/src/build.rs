@@ -11,6 +11,14 @@ use hiwar_speech::voice::{PiperVoice, Voices};
 use crate::config::Config;
 use crate::models::{Store, fetch_hint};
 
+/// Smart Turn in the model cache: (model, file).
+pub const SMART_TURN: (&str, &str) = ("smart-turn", "smart-turn-v3.2-cpu.onnx");
+
+/// The semantic end of turn's waits as the config sets them.
+pub fn turn_waits(h: &crate::config::Hearing) -> TurnWaits {
+    TurnWaits { probe_ms: h.turn_probe_ms, reprobe_ms: h.turn_reprobe_ms, incomplete_ms: h.turn_incomplete_ms, threshold: h.turn_threshold }
+}
+
 /// Builds hearing's settings from the config, with every model found and ONNX Runtime loaded.
 pub fn hearing_config(config: &Config, lang: Option<&str>) -> anyhow::Result<HearingConfig> {
     let store = Store::open(config)?;
@@ -38,17 +46,12 @@ pub fn hearing_config(config: &Config, lang: Option<&str>) -> anyhow::Result<Hea
         end_threshold: h.vad_end_threshold.min(h.vad_start_threshold),
         min_speech_ms: h.min_speech_ms,
         end_silence_ms: h.end_silence_ms,
-        turn: (h.end_of_turn == "smart").then_some(TurnWaits {
-            probe_ms: h.turn_probe_ms,
-            reprobe_ms: h.turn_reprobe_ms,
-            incomplete_ms: h.turn_incomplete_ms,
-            threshold: h.turn_threshold,
-        }),
+        turn: (h.end_of_turn == "smart").then_some(turn_waits(h)),
         ..SegmenterConfig::default()
     };
     if out.segmenter.turn.is_some() {
         // Without the model a person is still heard: turns end on silence, and doctor says why.
-        match store.verified_file("smart-turn", "smart-turn-v3.2-cpu.onnx") {
+        match store.verified_file(SMART_TURN.0, SMART_TURN.1) {
             Ok(path) => out.smart_turn = Some(path),
             Err(e) => tracing::warn!("hearing.end_of_turn = \"smart\" but {e:#}; turns end after {} ms of silence meanwhile", h.end_silence_ms),
         }

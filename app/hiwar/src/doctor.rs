@@ -130,7 +130,7 @@ fn turn_check(store: &Store, config: &Config) -> Check {
     if h.end_of_turn != "smart" {
         return Check::new("end of turn", false, Level::Ok, format!("silence alone: {} ms ends a turn (hearing.end_of_turn)", h.end_silence_ms), "");
     }
-    match store.file_of("smart-turn", "smart-turn-v3.2-cpu.onnx").filter(|p| p.is_file()) {
+    match store.file_of(hiwar_core::build::SMART_TURN.0, hiwar_core::build::SMART_TURN.1).filter(|p| p.is_file()) {
         Some(path) => Check::new(
             "end of turn",
             false,
@@ -143,7 +143,7 @@ fn turn_check(store: &Store, config: &Config) -> Check {
             false,
             Level::Warn,
             format!("Smart Turn is missing: turns end after {} ms of silence, cutting people off at pauses", h.end_silence_ms),
-            fetch_hint("smart-turn"),
+            fetch_hint(hiwar_core::build::SMART_TURN.0),
         ),
     }
 }
