@@ -3,6 +3,7 @@
 //!
 //! - [`speech`]: `bench asr` (against whisper.cpp called directly) and `bench tts` (against
 //!   Python Piper).
+//! - [`echo`]: `bench echo` — the echo canceller in a simulated room.
 //! - [`tashkeel`]: `bench tashkeel` — diacritisation on the golden set, every model.
 //! - [`live`]: `bench loop` — voice-to-voice latency, barge-in, LLM faults, memory.
 //! - [`serve`]: `bench serve`; [`soak`]: `bench soak`; [`face`] and [`sync`]: `bench face`,
@@ -13,6 +14,7 @@
 //! Boundaries: only the binary depends on it.
 
 pub mod asr;
+pub mod echo;
 pub mod face;
 pub mod live;
 pub mod serve;

@@ -235,6 +235,11 @@ pub struct Hearing {
     pub beam_size: usize,
     /// Threads for one whisper decode; 0 chooses for this machine.
     pub threads: usize,
+    /// Cancel the speaker's echo in the microphone (WebRTC AEC3, with what the player hands to
+    /// the device as its reference), so the avatar does not hear itself and a person can
+    /// interrupt at normal speaker volume. Off only for a headset or a device that cancels
+    /// echo itself.
+    pub echo_cancellation: bool,
 }
 
 impl Default for Hearing {
@@ -261,6 +266,7 @@ impl Default for Hearing {
             fallback_on_low_logprob: false,
             beam_size: 1,
             threads: 0,
+            echo_cancellation: true,
         }
     }
 }

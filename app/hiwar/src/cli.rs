@@ -221,6 +221,14 @@ pub enum BenchCommand {
         #[arg(long)]
         espeak: bool,
     },
+    /// The echo canceller in a simulated room (delay, gain, reverb): echo return loss
+    /// enhancement, the VAD's starts on the echo alone with and without it, a person over the
+    /// answer found, CPU per 10 ms frame.
+    Echo {
+        /// Print the rows as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// When a turn is judged over — Smart Turn against silence alone — on the end-of-turn clip
     /// set (assets/turns): pauses mid-sentence cut off, the delay after a real end, Smart
     /// Turn's time per decision.

@@ -147,7 +147,10 @@ pub fn run(config: &Config, input: Option<&Path>, events: bool, window: bool, ki
     let voices = hiwar_core::build::speaking_voices(config)?;
     let player = hiwar_speech::voice::Player::open(&config.audio.output_device)
         .map_err(|e| anyhow::anyhow!("no audio output to speak on: {e} (check `hiwar doctor`; set audio.output_device to one it lists)"))?;
-    let hc = hiwar_dialogue::mind::hearing_config(config, None)?;
+    let mut hc = hiwar_dialogue::mind::hearing_config(config, None)?;
+    if config.hearing.echo_cancellation {
+        hc.echo = Some(player.echo_reference());
+    }
     let rt = runtime()?;
     let _guard = rt.enter();
     let bus = Bus::new(4096);

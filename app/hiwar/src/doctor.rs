@@ -52,6 +52,7 @@ pub fn collect(config: &Config) -> Vec<Check> {
             checks.extend(model_checks(&store));
             checks.push(whisper_check(&store, config));
             checks.push(turn_check(&store, config));
+            checks.push(echo_check(config));
             checks.push(onnx_check(&store));
             checks.push(arabic_voice_check(config));
         }
@@ -125,6 +126,20 @@ pub fn whisper_model_path(store: &Store, config: &Config) -> Option<PathBuf> {
 }
 
 /// How turns end: Smart Turn when configured and present, else silence alone.
+fn echo_check(config: &Config) -> Check {
+    if config.hearing.echo_cancellation {
+        Check::new("echo", false, Level::Ok, "cancelled: WebRTC AEC3 (sonora) with what the speaker plays as its reference", "")
+    } else {
+        Check::new(
+            "echo",
+            false,
+            Level::Warn,
+            format!("not cancelled (hearing.echo_cancellation = false): only a level {} dB over the echo interrupts", config.dialogue.barge_in_margin_db),
+            "leave it on unless the microphone is a headset or cancels echo itself",
+        )
+    }
+}
+
 fn turn_check(store: &Store, config: &Config) -> Check {
     let h = &config.hearing;
     if h.end_of_turn != "smart" {

@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::capture::Capture;
+use super::echo::Canceller;
 use super::listener::Listener;
 use super::resample::Resampler;
 use super::segmenter::Boundary;
@@ -326,6 +327,12 @@ impl Ear {
     fn listen_mic(&mut self, mut vad: SileroVad, mut turn: Option<SmartTurn>, device: &str, stop: &AtomicBool) -> Result<()> {
         let mut buf = Vec::with_capacity(16_000);
         let mut reported_drops = 0;
+        // The speaker's echo is cancelled before the VAD hears anything.
+        let mut canceller = match &self.config.echo {
+            Some(reference) => Some(Canceller::live(reference.clone())?),
+            None => None,
+        };
+        let mut stats_at = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             let mut capture = match Capture::open(device) {
                 Ok(c) => c,
@@ -348,9 +355,18 @@ impl Ear {
                     std::thread::sleep(Duration::from_millis(10));
                     continue;
                 }
-                let resampled = resampler.push(&buf)?.to_vec();
-                self.feed(&mut listener, &resampled)?;
+                let resampled = resampler.push(&buf)?;
+                let heard = match &mut canceller {
+                    Some(c) => c.process(resampled)?.to_vec(),
+                    None => resampled.to_vec(),
+                };
+                self.feed(&mut listener, &heard)?;
                 warn_non_finite(&resampler, &mut self.reported_non_finite);
+                if let Some(c) = canceller.as_ref().filter(|_| stats_at.elapsed() >= Duration::from_secs(30)) {
+                    stats_at = Instant::now();
+                    let s = c.stats();
+                    tracing::debug!(target: "hiwar::hearing", "echo canceller: ERLE {:?} dB, delay {:?} ms", s.erle_db, s.delay_ms);
+                }
                 let dropped = capture.stats().dropped.load(Ordering::Relaxed);
                 if dropped > reported_drops {
                     reported_drops = dropped;

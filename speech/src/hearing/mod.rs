@@ -6,6 +6,7 @@
 //! the audio thread and the VAD never waits for whisper.
 
 mod capture;
+mod echo;
 mod file;
 mod listener;
 mod live;
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 pub use capture::{Capture, CaptureStats};
+pub use echo::{Canceller, EchoReference, EchoStats, EchoTap, FRAME as FRAME_10MS, echo_link};
 pub use file::{DecodedAudio, FileSource, open_audio_file, read_16k};
 pub use listener::{Listener, TurnJudgement};
 pub use live::{Hearing, InputLevel, Liveness, PacedSource, Source, level_db};
@@ -62,6 +64,8 @@ pub struct HearingConfig {
     pub threads: usize,
     /// Input device name; empty for the default.
     pub input_device: String,
+    /// What the speaker plays, for the echo canceller on the microphone (None: no canceller).
+    pub echo: Option<EchoReference>,
 }
 
 impl HearingConfig {
@@ -83,6 +87,7 @@ impl HearingConfig {
             partial_interval_ms: 500,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             input_device: String::new(),
+            echo: None,
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use cpal::traits::{DeviceTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample};
 
-use crate::hearing::Resampler;
+use crate::hearing::{EchoReference, EchoTap, Resampler, echo_link};
 use crate::{Error, Result};
 
 /// Fade applied when playback is stopped (barge-in), in milliseconds.
@@ -103,6 +103,7 @@ pub struct Player {
     stopping: Arc<AtomicBool>,
     rate: u32,
     device: String,
+    echo: EchoReference,
     _thread: StreamThread,
 }
 
@@ -138,8 +139,8 @@ impl Player {
         let handle = std::thread::Builder::new()
             .name("player".into())
             .spawn(move || match build(&name, c, s) {
-                Ok((stream, producer, rate, device)) => {
-                    let _ = ready_tx.send(Ok((producer, rate, device)));
+                Ok((stream, producer, rate, device, echo)) => {
+                    let _ = ready_tx.send(Ok((producer, rate, device, echo)));
                     // Hold the stream until the player is dropped.
                     let _ = stop_rx.recv();
                     drop(stream);
@@ -150,12 +151,17 @@ impl Player {
             })
             .map_err(|e| Error::Audio(format!("cannot start the player thread: {e}")))?;
         let thread = StreamThread { stop: Some(stop_tx), handle: Some(handle) };
-        let (ring, rate, device) = ready_rx.recv().map_err(|_| Error::Audio("the player thread died".into()))??;
-        Ok(Player { ring, clock, queued: 0, stopping, rate, device, _thread: thread })
+        let (ring, rate, device, echo) = ready_rx.recv().map_err(|_| Error::Audio("the player thread died".into()))??;
+        Ok(Player { ring, clock, queued: 0, stopping, rate, device, echo, _thread: thread })
     }
 
     pub fn clock(&self) -> Arc<PlayClock> {
         Arc::clone(&self.clock)
+    }
+
+    /// What this player hands to the device, for the echo canceller (see [`crate::hearing::Canceller`]).
+    pub fn echo_reference(&self) -> EchoReference {
+        self.echo.clone()
     }
 
     pub fn stopper(&self) -> Stopper {
@@ -228,7 +234,7 @@ impl Player {
     }
 }
 
-type Built = (cpal::Stream, rtrb::Producer<f32>, u32, String);
+type Built = (cpal::Stream, rtrb::Producer<f32>, u32, String, EchoReference);
 
 /// The stop fade's progress and the ducking gain, owned by the callback.
 struct Fade {
@@ -247,7 +253,8 @@ impl Fade {
 }
 
 /// The output callback's work: ring → device buffer (mono to every channel), silence when
-/// the ring is empty, the fade and drop on stop, the frames-handed counter. Runs on the
+/// the ring is empty, the fade and drop on stop, the frames-handed counter, and the echo tap
+/// (exactly what is handed over, for the canceller's reference). Runs on the
 /// real-time audio thread: no allocation, no lock, no logging (a test proves the first).
 fn render<T: SizedSample + FromSample<f32>>(
     data: &mut [T],
@@ -256,6 +263,7 @@ fn render<T: SizedSample + FromSample<f32>>(
     fade: &mut Fade,
     stopping: &AtomicBool,
     clock: &PlayClock,
+    tap: &mut EchoTap,
 ) {
     let frames = data.len() / channels;
     if stopping.swap(false, Ordering::AcqRel) {
@@ -282,6 +290,7 @@ fn render<T: SizedSample + FromSample<f32>>(
                 }
             }
         }
+        tap.push(s);
         let v = T::from_sample_(s);
         frame.iter_mut().for_each(|out| *out = v);
     }
@@ -298,16 +307,17 @@ fn build(device: &str, clock: Arc<PlayClock>, stopping: Arc<AtomicBool>) -> Resu
     clock.rate.store(u64::from(rate), Ordering::Relaxed);
     // Two seconds of queue: the voice runs ahead of playback by at most this much.
     let (producer, consumer) = rtrb::RingBuffer::new(rate as usize * 2);
+    let (tap, echo) = echo_link(rate);
     let stream = match format {
-        SampleFormat::F32 => output::<f32>(&dev, &config, consumer, clock, stopping),
-        SampleFormat::I16 => output::<i16>(&dev, &config, consumer, clock, stopping),
-        SampleFormat::I32 => output::<i32>(&dev, &config, consumer, clock, stopping),
-        SampleFormat::U16 => output::<u16>(&dev, &config, consumer, clock, stopping),
+        SampleFormat::F32 => output::<f32>(&dev, &config, consumer, clock, stopping, tap),
+        SampleFormat::I16 => output::<i16>(&dev, &config, consumer, clock, stopping, tap),
+        SampleFormat::I32 => output::<i32>(&dev, &config, consumer, clock, stopping, tap),
+        SampleFormat::U16 => output::<u16>(&dev, &config, consumer, clock, stopping, tap),
         other => return Err(Error::Audio(format!("{name}: sample format {other} is not supported"))),
     }
     .map_err(|e| Error::Audio(format!("{name}: {e}")))?;
     stream.play().map_err(|e| Error::Audio(format!("{name}: {e}")))?;
-    Ok((stream, producer, rate, name))
+    Ok((stream, producer, rate, name, echo))
 }
 
 fn output<T>(
@@ -316,6 +326,7 @@ fn output<T>(
     mut ring: rtrb::Consumer<f32>,
     clock: Arc<PlayClock>,
     stopping: Arc<AtomicBool>,
+    mut tap: EchoTap,
 ) -> std::result::Result<cpal::Stream, cpal::Error>
 where
     T: SizedSample + FromSample<f32>,
@@ -329,7 +340,7 @@ where
             let ts = info.timestamp();
             let latency = ts.playback.duration_since(ts.callback);
             clock.latency.store((latency.as_secs_f64() * rate) as u64, Ordering::Relaxed);
-            render(data, channels, &mut ring, &mut fade, &stopping, &clock);
+            render(data, channels, &mut ring, &mut fade, &stopping, &clock, &mut tap);
         },
         move |_err| {},
         None,
@@ -349,11 +360,12 @@ mod tests {
         let (clock, stopping) = (PlayClock::default(), AtomicBool::new(false));
         let mut fade = Fade::new(48_000);
         let mut buffer = vec![0.0f32; 2 * 480]; // 10 ms of stereo
+        let (mut tap, echo) = echo_link(48_000);
         let allocations = crate::test_alloc::watched(|| {
-            render(&mut buffer, 2, &mut ring, &mut fade, &stopping, &clock);
+            render(&mut buffer, 2, &mut ring, &mut fade, &stopping, &clock, &mut tap);
             assert!(buffer.iter().all(|s| (*s - 0.5).abs() < 1e-6), "playing at full level");
             stopping.store(true, Ordering::Release); // barge-in
-            render(&mut buffer, 2, &mut ring, &mut fade, &stopping, &clock);
+            render(&mut buffer, 2, &mut ring, &mut fade, &stopping, &clock, &mut tap);
         });
         assert_eq!(allocations, 0, "the output callback allocated or freed");
         let left: Vec<f32> = buffer.iter().step_by(2).copied().collect();
@@ -363,6 +375,11 @@ mod tests {
         assert!(left[silent_from..].iter().all(|s| *s == 0.0));
         assert_eq!(ring.slots(), 0, "what was queued is dropped");
         assert_eq!(clock.handed.load(Ordering::Acquire), 960);
+        // The echo tap saw exactly what was handed over, mono: full level, then the fade.
+        let mut reference = Vec::new();
+        assert_eq!(echo.drain(&mut reference), 960);
+        assert!(reference[..480].iter().all(|s| (*s - 0.5).abs() < 1e-6));
+        assert_eq!(&reference[480..], &left[..], "the reference is the faded output");
     }
 
     #[test]
@@ -375,8 +392,9 @@ mod tests {
         let (stopping, mut fade) = (AtomicBool::new(false), Fade::new(48_000));
         let mut buffer = vec![0.0f32; 480];
         let mut out = Vec::new();
+        let (mut tap, _echo) = echo_link(48_000);
         let mut block = |out: &mut Vec<f32>| {
-            render(&mut buffer, 1, &mut ring, &mut fade, &stopping, &clock);
+            render(&mut buffer, 1, &mut ring, &mut fade, &stopping, &clock, &mut tap);
             out.extend_from_slice(&buffer);
         };
         block(&mut out);

@@ -1,0 +1,226 @@
+//! `hiwar bench echo`: the echo canceller in a simulated room. The clip set's recordings
+//! (assets/clips) stand in for 50 answers the speaker plays, one after another with half a
+//! second between; the room delays them (20, 50, 80 ms), scales them (−6, 0, +6 dB) and adds
+//! a decaying reverberant tail (RT60 250 ms); every fifth answer, a person (another clip)
+//! starts talking over it one second in. The microphone signal goes through the canceller and
+//! then hearing's own listener (Silero VAD and the segmenter), as fast as it can run.
+//!
+//! Figures: echo return loss enhancement where only the echo is present; the utterances the
+//! VAD starts on the echo alone (each a self-interruption, before the dialogue's level-margin
+//! guard), with and without the canceller; the person's voice found over the answer and how
+//! long after its onset; and the canceller's CPU time per 10 ms frame. The microphone has a
+//! −60 dBFS noise floor, so ERLE is bounded as in a real room.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use hiwar_core::config::Config;
+use hiwar_speech::hearing::{self, Boundary, Canceller, FRAME_10MS, Listener, SegmenterConfig, SileroVad};
+
+use crate::stats::p50_p95;
+
+const SR: usize = 16_000;
+const ANSWERS: usize = 50;
+/// Every this many answers, a person talks over one.
+const BARGE_EVERY: usize = 5;
+
+/// A room's impulse response: `delay_ms` of flight, `gain_db`, and a deterministic decaying
+/// noise tail (RT60 250 ms) standing in for the walls.
+pub fn room_response(delay_ms: usize, gain_db: f32) -> Vec<f32> {
+    let d = delay_ms * SR / 1000;
+    let g = 10f32.powf(gain_db / 20.0);
+    let tail = SR / 4;
+    let mut ir = vec![0.0; d + tail];
+    ir[d] = g;
+    let mut seed = 12_345u32;
+    for i in 1..tail {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let r = (seed >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0;
+        ir[d + i] = g * 0.2 * r * (-6.9 * i as f32 / tail as f32).exp();
+    }
+    ir
+}
+
+/// `x` through the room `ir`, as long as `x` (a direct convolution over the non-zero taps).
+pub fn through(x: &[f32], ir: &[f32]) -> Vec<f32> {
+    let taps: Vec<(usize, f32)> = ir.iter().copied().enumerate().filter(|(_, h)| *h != 0.0).collect();
+    let mut y = vec![0.0f32; x.len()];
+    for (i, &s) in x.iter().enumerate() {
+        if s == 0.0 {
+            continue;
+        }
+        for &(k, h) in &taps {
+            if i + k >= y.len() {
+                break;
+            }
+            y[i + k] += s * h;
+        }
+    }
+    y
+}
+
+/// One room's figures.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    pub delay_ms: usize,
+    pub gain_db: f32,
+    /// Echo return loss enhancement where only the echo plays (after the first 2 s), dB.
+    pub erle_db: f64,
+    /// Utterances the VAD started on the echo alone (answers without a person over them).
+    pub self_starts_raw: usize,
+    pub self_starts_cancelled: usize,
+    /// People talking over an answer, and how many the VAD found (within 1 s of their onset).
+    pub barge_ins: usize,
+    pub found: usize,
+    /// Onset → the VAD's start decision, ms.
+    pub found_after_ms: Vec<f64>,
+    /// The canceller's time per 10 ms frame, µs.
+    pub us_per_frame: f64,
+}
+
+struct Stream {
+    far: Vec<f32>,
+    near: Vec<f32>,
+    /// (start, end) of each answer, and the person's onsets.
+    answers: Vec<(usize, usize)>,
+    onsets: Vec<usize>,
+}
+
+fn stream(clips: &[Vec<f32>], person: &[Vec<f32>]) -> Stream {
+    let (mut far, mut near) = (Vec::new(), Vec::new());
+    let (mut answers, mut onsets) = (Vec::new(), Vec::new());
+    for i in 0..ANSWERS {
+        let a = &clips[i % clips.len()];
+        let start = far.len();
+        far.extend_from_slice(a);
+        far.extend(std::iter::repeat_n(0.0, SR / 2));
+        near.resize(far.len(), 0.0);
+        if i % BARGE_EVERY == BARGE_EVERY - 1 {
+            let p = &person[(i / BARGE_EVERY) % person.len()];
+            let at = start + SR;
+            if near.len() < at + p.len() {
+                far.resize(at + p.len(), 0.0);
+                near.resize(at + p.len(), 0.0);
+            }
+            near[at..at + p.len()].iter_mut().zip(p).for_each(|(n, s)| *n += s);
+            onsets.push(at);
+        }
+        answers.push((start, start + a.len()));
+    }
+    Stream { far, near, answers, onsets }
+}
+
+/// Where the VAD started utterances in `audio` (the decision's sample position).
+fn starts(vad: &mut Option<SileroVad>, seg: SegmenterConfig, audio: &[f32]) -> anyhow::Result<Vec<(u64, u64)>> {
+    let mut listener = Listener::with_turn(vad.take().context("vad")?, None, seg);
+    let mut found = Vec::new();
+    let mut record = |l: &Listener, b: Boundary| {
+        if let Boundary::Started { start } = b {
+            found.push((start, l.position()));
+        }
+    };
+    for block in audio.chunks(320) {
+        listener.push(block, &mut record)?;
+    }
+    listener.finish(&mut record)?;
+    *vad = Some(listener.into_models().0);
+    Ok(found)
+}
+
+fn energy(v: &[f32]) -> f64 {
+    v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>() + 1e-12
+}
+
+pub fn measure(config: &Config) -> anyhow::Result<Vec<Row>> {
+    let hc = hiwar_core::build::hearing_config(config, None)?;
+    let dir = hiwar_core::assets::assets_dir().join("clips");
+    let mut names: Vec<_> = std::fs::read_dir(&dir).with_context(|| format!("{}", dir.display()))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    names.retain(|p| p.extension().is_some_and(|e| e == "wav"));
+    names.sort();
+    let mut answers = Vec::new();
+    let mut people = Vec::new();
+    for p in &names {
+        let audio = hearing::read_16k(p)?;
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        // Questions in English interrupt; everything else is an answer being played.
+        if name.starts_with("en-") { people.push(audio) } else { answers.push(audio) }
+    }
+    anyhow::ensure!(!answers.is_empty() && !people.is_empty(), "no clips in {}", dir.display());
+    let s = stream(&answers, &people);
+    // Silence-only segmentation: what matters here is whether speech starts at all.
+    let seg = SegmenterConfig { turn: None, ..hc.segmenter };
+    let mut vad = Some(SileroVad::load(&hc.vad_model)?);
+    let mut rows = Vec::new();
+    for &(delay_ms, gain_db) in &[(20, -6.0), (50, 0.0), (80, 6.0), (20, 0.0), (80, 0.0)] {
+        let ir = room_response(delay_ms, gain_db);
+        let echo = through(&s.far, &ir);
+        // And the room's own noise floor (−60 dBFS), as every microphone has.
+        let mut seed = 777u32;
+        let mut floor = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((seed >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * 0.001 * 3f32.sqrt()
+        };
+        let mic: Vec<f32> = echo.iter().zip(&s.near).map(|(e, n)| (e + n + floor()).clamp(-1.0, 1.0)).collect();
+        let mut canceller = Canceller::new();
+        let mut out = Vec::with_capacity(mic.len());
+        let started = Instant::now();
+        for (far, near) in s.far.chunks(FRAME_10MS).zip(mic.chunks(FRAME_10MS)) {
+            canceller.render(far);
+            out.extend_from_slice(canceller.process(near)?);
+        }
+        let us_per_frame = started.elapsed().as_secs_f64() * 1e6 / (mic.len() / FRAME_10MS) as f64;
+        // ERLE where only the echo plays: answers without a person, after 2 s to converge.
+        let echo_only: Vec<(usize, usize)> = s
+            .answers
+            .iter()
+            .copied()
+            .filter(|&(a, b)| a > 2 * SR && !s.onsets.iter().any(|&o| o >= a && o < b + SR / 2))
+            .map(|(a, b)| (a, b.min(out.len())))
+            .collect();
+        let (num, den) = echo_only.iter().fold((0.0, 0.0), |(n, d), &(a, b)| (n + energy(&mic[a..b]), d + energy(&out[a..b])));
+        let erle_db = 10.0 * (num / den).log10();
+        let alone = |found: &[(u64, u64)]| {
+            found.iter().filter(|(start, _)| !s.onsets.iter().any(|&o| (*start as usize) + SR / 2 >= o && (*start as usize) < o + 4 * SR)).count()
+        };
+        let raw = starts(&mut vad, seg, &mic)?;
+        let cancelled = starts(&mut vad, seg, &out)?;
+        let mut found_after_ms = Vec::new();
+        for &o in &s.onsets {
+            if let Some(&(_, at)) = cancelled.iter().find(|(_, at)| (*at as usize) >= o && (*at as usize) < o + SR) {
+                found_after_ms.push((at as usize - o) as f64 * 1e3 / SR as f64);
+            }
+        }
+        rows.push(Row {
+            delay_ms,
+            gain_db,
+            erle_db,
+            self_starts_raw: alone(&raw),
+            self_starts_cancelled: alone(&cancelled),
+            barge_ins: s.onsets.len(),
+            found: found_after_ms.len(),
+            found_after_ms,
+            us_per_frame,
+        });
+    }
+    Ok(rows)
+}
+
+pub fn run(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    let rows = measure(config)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("echo cancellation (WebRTC AEC3, sonora) in a simulated room: {ANSWERS} answers, a person over every {BARGE_EVERY}th");
+    println!("| room | ERLE | VAD starts on the echo alone: raw → cancelled | person found over the answer | onset → found p50 / p95 | CPU per 10 ms frame |");
+    println!("|---|---|---|---|---|---|");
+    for r in &rows {
+        let (p50, p95) = p50_p95(&r.found_after_ms);
+        println!(
+            "| {} ms, {:+} dB | {:.1} dB | {} → {} | {} of {} | {:.0} / {:.0} ms | {:.0} µs |",
+            r.delay_ms, r.gain_db, r.erle_db, r.self_starts_raw, r.self_starts_cancelled, r.found, r.barge_ins, p50, p95, r.us_per_frame
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

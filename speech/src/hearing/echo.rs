@@ -1,0 +1,265 @@
+//! Acoustic echo cancellation: what the player hands to the device is the far-end reference of
+//! WebRTC's AEC3 (sonora's pure-Rust port), applied to the microphone before the VAD, so the
+//! avatar does not hear itself and a person can interrupt it at normal speaker volume.
+//!
+//! The reference travels from the output callback through a lock-free ring ([`EchoTap`] on
+//! the audio thread, [`EchoReference`] on the hearing thread), at the device's rate, exactly
+//! as handed over: ducked, faded, silence when nothing plays. The hearing thread resamples it
+//! to 16 kHz and feeds it to the canceller before each 10 ms capture frame; AEC3's own delay
+//! estimator finds the output → room → input delay (device buffers included).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use sonora::config::EchoCanceller as Aec3;
+use sonora::{AudioProcessing, Config, StreamConfig};
+
+use super::resample::Resampler;
+use crate::{Error, Result};
+
+/// Samples per 10 ms frame at 16 kHz, AEC3's unit.
+pub const FRAME: usize = 160;
+/// Seconds of reference the ring holds (the hearing thread drains it every few milliseconds).
+const RING_SECONDS: usize = 2;
+
+/// The output callback's end: pushes every sample handed to the device. Never blocks or
+/// allocates; when no one reads (no canceller), the ring fills and samples are counted and
+/// dropped.
+pub struct EchoTap {
+    producer: rtrb::Producer<f32>,
+    link: Arc<Link>,
+}
+
+impl EchoTap {
+    /// Called from the audio callback with the mono samples handed over.
+    #[inline]
+    pub fn push(&mut self, sample: f32) {
+        if self.producer.push(sample).is_err() {
+            self.link.overflow.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Link {
+    consumer: Mutex<rtrb::Consumer<f32>>,
+    rate: AtomicU32,
+    overflow: AtomicU64,
+}
+
+/// The reader's end: what the speaker played, for the canceller. Cloned into the hearing
+/// config; a restarted hearing picks it up again.
+#[derive(Debug, Clone)]
+pub struct EchoReference {
+    link: Arc<Link>,
+}
+
+/// A reference ring for a device at `rate`: the tap for its callback, the reference for hearing.
+pub fn echo_link(rate: u32) -> (EchoTap, EchoReference) {
+    let (producer, consumer) = rtrb::RingBuffer::new(rate as usize * RING_SECONDS);
+    let link = Arc::new(Link { consumer: Mutex::new(consumer), rate: AtomicU32::new(rate), overflow: AtomicU64::new(0) });
+    (EchoTap { producer, link: Arc::clone(&link) }, EchoReference { link })
+}
+
+impl EchoReference {
+    pub fn sample_rate(&self) -> u32 {
+        self.link.rate.load(Ordering::Relaxed)
+    }
+
+    /// Appends what was played since the last call to `out`; returns how many samples.
+    pub(crate) fn drain(&self, out: &mut Vec<f32>) -> usize {
+        let Ok(mut consumer) = self.link.consumer.lock() else { return 0 };
+        let n = consumer.slots();
+        if let Ok(chunk) = consumer.read_chunk(n) {
+            let (a, b) = chunk.as_slices();
+            out.extend_from_slice(a);
+            out.extend_from_slice(b);
+            chunk.commit_all();
+        }
+        n
+    }
+
+    /// Drops what is in the ring (stale audio from before the canceller started).
+    fn discard(&self) {
+        let mut sink = Vec::new();
+        self.drain(&mut sink);
+    }
+}
+
+/// How the canceller is doing, for logs and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EchoStats {
+    /// Echo return loss enhancement, dB (AEC3's own estimate).
+    pub erle_db: Option<f64>,
+    /// The delay AEC3 found between the reference and the microphone, ms.
+    pub delay_ms: Option<i32>,
+}
+
+/// The canceller on the hearing thread: 16 kHz in, 16 kHz out, 10 ms frames.
+pub struct Canceller {
+    apm: AudioProcessing,
+    reference: Option<EchoReference>,
+    /// The reference at the device rate → 16 kHz.
+    resampler: Option<Resampler>,
+    raw: Vec<f32>,
+    /// Reference samples at 16 kHz not yet handed to AEC3.
+    far: Vec<f32>,
+    /// Microphone samples not yet making a whole frame.
+    near: Vec<f32>,
+    frame: Vec<f32>,
+    out: Vec<f32>,
+}
+
+impl std::fmt::Debug for Canceller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Canceller").field("reference", &self.reference.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl Canceller {
+    /// A canceller reading the player's reference (live).
+    pub fn live(reference: EchoReference) -> Result<Canceller> {
+        reference.discard();
+        let resampler = Resampler::between(reference.sample_rate(), super::TARGET_RATE)?;
+        let mut c = Canceller::new();
+        c.reference = Some(reference);
+        c.resampler = Some(resampler);
+        Ok(c)
+    }
+
+    /// A canceller fed by hand with [`Canceller::render`] (benchmarks, tests).
+    pub fn new() -> Canceller {
+        let stream = StreamConfig::new(super::TARGET_RATE, 1);
+        let config = Config { echo_canceller: Some(Aec3::default()), ..Default::default() };
+        let apm = AudioProcessing::builder().config(config).capture_config(stream).render_config(stream).build();
+        Canceller { apm, reference: None, resampler: None, raw: Vec::new(), far: Vec::new(), near: Vec::new(), frame: vec![0.0; FRAME], out: Vec::new() }
+    }
+
+    /// Adds far-end samples at 16 kHz (what the speaker played), for a canceller fed by hand.
+    pub fn render(&mut self, samples: &[f32]) {
+        self.far.extend_from_slice(samples);
+    }
+
+    /// Cancels the echo in `near` (16 kHz microphone samples); returns the cleaned samples,
+    /// whole frames only: up to 10 ms waits for the next call.
+    pub fn process(&mut self, near: &[f32]) -> Result<&[f32]> {
+        if let (Some(reference), Some(resampler)) = (&self.reference, &mut self.resampler) {
+            self.raw.clear();
+            if reference.drain(&mut self.raw) > 0 {
+                let resampled = resampler.push(&self.raw)?;
+                self.far.extend_from_slice(resampled);
+            }
+        }
+        self.near.extend_from_slice(near);
+        self.out.clear();
+        let frames = self.near.len() / FRAME;
+        let mut used = 0;
+        for k in 0..frames {
+            // Everything played so far goes in before the capture frame that may hold its echo.
+            while self.far.len() - used >= FRAME {
+                let far = &self.far[used..used + FRAME];
+                let mut scratch = [0.0f32; FRAME];
+                self.apm.process_render_f32(&[far], &mut [&mut scratch]).map_err(|e| Error::Audio(format!("echo canceller (render): {e:?}")))?;
+                used += FRAME;
+            }
+            let mut input = [0.0f32; FRAME];
+            for (i, s) in input.iter_mut().zip(&self.near[k * FRAME..(k + 1) * FRAME]) {
+                *i = if s.is_finite() { s.clamp(-1.0, 1.0) } else { 0.0 };
+            }
+            self.apm.process_capture_f32(&[&input], &mut [&mut self.frame]).map_err(|e| Error::Audio(format!("echo canceller (capture): {e:?}")))?;
+            self.out.extend_from_slice(&self.frame);
+        }
+        self.far.drain(..used);
+        self.near.drain(..frames * FRAME);
+        Ok(&self.out)
+    }
+
+    pub fn stats(&self) -> EchoStats {
+        let s = self.apm.statistics();
+        EchoStats { erle_db: s.echo_return_loss_enhancement, delay_ms: s.delay_ms }
+    }
+}
+
+impl Default for Canceller {
+    fn default() -> Self {
+        Canceller::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pseudo-random speech-like noise (deterministic).
+    fn noise(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|i| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let r = (s >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0;
+                // A syllable-rate envelope, as speech has.
+                let env = (0.5 + 0.5 * (i as f32 / 16_000.0 * std::f32::consts::TAU * 4.0).sin()).powi(2);
+                0.2 * r * env
+            })
+            .collect()
+    }
+
+    fn energy(v: &[f32]) -> f64 {
+        v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>() + 1e-12
+    }
+
+    #[test]
+    fn the_echo_of_what_was_played_is_removed_and_a_voice_over_it_is_kept() {
+        let n = 16_000 * 8;
+        let far = noise(n, 7);
+        // The room: 30 ms late, −3 dB.
+        let delay = 480;
+        let echo: Vec<f32> = (0..n).map(|i| if i >= delay { 0.7 * far[i - delay] } else { 0.0 }).collect();
+        let voice = noise(n, 99);
+        let at = n * 3 / 4;
+        let mic: Vec<f32> = (0..n).map(|i| echo[i] + if i >= at { voice[i] } else { 0.0 }).collect();
+        let mut c = Canceller::new();
+        let mut out = Vec::new();
+        // In uneven blocks, as a device delivers.
+        let mut pos = 0;
+        for block in [333usize, 160, 1024, 77].iter().cycle() {
+            if pos >= n {
+                break;
+            }
+            let end = (pos + block).min(n);
+            c.render(&far[pos..end]);
+            out.extend_from_slice(c.process(&mic[pos..end]).expect("process"));
+            pos = end;
+        }
+        assert_eq!(out.len(), n / FRAME * FRAME);
+        let (a, b) = (16_000 * 3, at);
+        let erle = 10.0 * (energy(&mic[a..b]) / energy(&out[a..b])).log10();
+        assert!(erle > 20.0, "ERLE {erle:.1} dB");
+        let kept = 10.0 * (energy(&out[at..out.len()]) / energy(&voice[at..out.len()])).log10();
+        assert!(kept > -10.0, "the voice over the echo came through at {kept:.1} dB");
+    }
+
+    #[test]
+    fn without_a_reference_the_microphone_passes_through_and_bad_samples_are_silenced() {
+        let mut c = Canceller::new();
+        let mut mic = noise(16_000, 3);
+        mic[100] = f32::NAN;
+        mic[200] = f32::INFINITY;
+        let out = c.process(&mic).expect("process").to_vec();
+        assert!(out.iter().all(|s| s.is_finite()));
+        let level = 10.0 * (energy(&out[1600..]) / energy(&mic[1600..out.len()])).log10();
+        assert!(level.abs() < 3.0, "no echo, so no cancelling: {level:.1} dB");
+    }
+
+    #[test]
+    fn the_tap_counts_what_no_one_reads_without_blocking() {
+        let (mut tap, reference) = echo_link(100);
+        for _ in 0..250 {
+            tap.push(0.5);
+        }
+        assert_eq!(reference.link.overflow.load(Ordering::Relaxed), 50);
+        let mut out = Vec::new();
+        assert_eq!(reference.drain(&mut out), 200);
+        assert_eq!(reference.sample_rate(), 100);
+    }
+}
