@@ -247,7 +247,9 @@ fn backchannels(config: &Config, rt: &tokio::runtime::Runtime) -> anyhow::Result
         input.extend_from_slice(&question);
         input.extend(std::iter::repeat_n(0.0, 48_000));
         input.extend_from_slice(&said);
-        input.extend(std::iter::repeat_n(0.0, 16_000 * 10));
+        // Long enough for the answer (~13 s spoken) to finish before the next question, which
+        // would otherwise stop it as a real interruption and be counted here.
+        input.extend(std::iter::repeat_n(0.0, 16_000 * 20));
         script.push(Behaviour::Answer { text: Some(long.into()), ttft: Duration::ZERO, gap: Duration::from_millis(15) });
         names.push(if voice == "cough" { "(a cough-like burst)".to_string() } else { format!("{text} ({voice})") });
     }

@@ -47,10 +47,9 @@ pub struct LoopSettings {
     /// How long after the end of speech a question whose words stop mid-sentence ("I would
     /// like to…", «أبغى…») waits for the rest before it is answered as it is.
     pub unfinished_wait: Duration,
-    /// How long speech over the answer must last to stop it (0: at once), and how much of that
-    /// the VAD has already heard when it reports speech.
+    /// How long speech over the answer must last, from its onset on the input's sample clock,
+    /// to stop it (0: at once).
     pub interruption: Duration,
-    pub min_speech: Duration,
 }
 
 impl LoopSettings {
@@ -67,7 +66,6 @@ impl LoopSettings {
             vocabulary: None,
             unfinished_wait: Duration::from_millis(u64::from(config.hearing.turn_incomplete_ms)),
             interruption: Duration::from_millis(d.interruption_ms),
-            min_speech: Duration::from_millis(u64::from(config.hearing.min_speech_ms)),
         }
     }
 }
@@ -140,7 +138,7 @@ pub async fn live_loop(
     let mut pending_until: Option<Instant> = None;
     // A voice over the answer being judged (the answer ducked meanwhile): its utterance, and
     // when it has lasted long enough to be an interruption whatever it says.
-    let mut tentative: Option<(u64, Instant)> = None;
+    let mut tentative: Option<u64> = None;
     // An utterance that has ended and whose transcript is not in yet: the visitor is waiting.
     let mut transcribing: Option<u64> = None;
     let mut levels: VecDeque<(Instant, f32)> = VecDeque::new();
@@ -222,10 +220,11 @@ pub async fn live_loop(
                     h.beat_dialogue();
                 }
                 // The voice over the answer went on: an interruption.
-                if let Some((u, due)) = tentative
+                // Counted on the input's sample clock, from the voice's onset: a 0.5 s "okay"
+                // never reaches it, however late the loop sees its report.
+                if let Some(u) = tentative
                     && in_progress == Some(u)
-                    && level.voiced()
-                    && Instant::now() >= due
+                    && level.voiced_for() >= settings.interruption
                 {
                     tentative = None;
                     tracing::info!("barge-in: the voice over the answer went on");
@@ -325,7 +324,7 @@ pub async fn live_loop(
                                 if let Some(c) = &voice.clock {
                                     c.duck(true);
                                 }
-                                tentative = Some((utterance, at + settings.interruption.saturating_sub(settings.min_speech)));
+                                tentative = Some(utterance);
                             }
                             tracing::info!("a voice over the answer: speech {level_db:.0} dBFS, echo {echo:.0} dBFS");
                         } else {
@@ -367,7 +366,7 @@ pub async fn live_loop(
                 }
                 H::Final { utterance: Some(u), id, ready, .. } if !ignored.contains(&id) => {
                     transcribing = transcribing.filter(|t| *t != id);
-                    if tentative.is_some_and(|(t, _)| t == id) {
+                    if tentative == Some(id) {
                         tentative = None;
                         if hiwar_speech::text::is_backchannel(&u.text) {
                             // "mm", «ايوه»: the person is listening; the answer goes on.
@@ -421,7 +420,7 @@ pub async fn live_loop(
                 H::Final { id, .. } => {
                     transcribing = transcribing.filter(|t| *t != id);
                     ignored.remove(&id);
-                    if tentative.is_some_and(|(t, _)| t == id) {
+                    if tentative == Some(id) {
                         // A cough or a noise over the answer: it goes on at full level.
                         tentative = None;
                         if let Some(c) = &voice.clock {

@@ -70,6 +70,11 @@ impl Listener {
         self.segmenter.voiced()
     }
 
+    /// How long the voice in progress has gone on, in samples (see [`Segmenter::voiced_span`]).
+    pub fn voiced_span(&self) -> u64 {
+        self.segmenter.voiced_span()
+    }
+
     /// Feeds 16 kHz samples; calls `on` for each boundary, in order, with this listener so the
     /// audio can be read.
     pub fn push(&mut self, mut samples: &[f32], mut on: impl FnMut(&Listener, Boundary)) -> Result<()> {

@@ -45,7 +45,7 @@ pub struct PacedSource {
 /// as f32 bits; and whether someone is speaking right now (in an utterance and not pausing).
 /// Written by the hearing thread, read by anyone (the dialogue's echo estimate, barge-in).
 #[derive(Debug, Default)]
-pub struct InputLevel(std::sync::atomic::AtomicU32, AtomicBool);
+pub struct InputLevel(std::sync::atomic::AtomicU32, AtomicBool, AtomicU64);
 
 impl InputLevel {
     pub fn db(&self) -> f32 {
@@ -55,6 +55,12 @@ impl InputLevel {
     /// Speech is going on now (the VAD hears a voice in an utterance, not a pause after it).
     pub fn voiced(&self) -> bool {
         self.1.load(Ordering::Relaxed)
+    }
+
+    /// How long the voice in progress has gone on, from its onset, on the input's sample clock
+    /// (0 when no one speaks).
+    pub fn voiced_for(&self) -> Duration {
+        Duration::from_micros(self.2.load(Ordering::Relaxed) * 1_000_000 / 16_000)
     }
 
     fn set(&self, db: f32) {
@@ -390,6 +396,7 @@ impl Ear {
         }
         listener.push(samples, |l, b| self.on_boundary(l, b))?;
         self.level.1.store(listener.voiced(), Ordering::Relaxed);
+        self.level.2.store(listener.voiced_span(), Ordering::Relaxed);
         if !listener.in_speech() && self.forget.swap(false, Ordering::Relaxed) {
             listener.forget();
         }

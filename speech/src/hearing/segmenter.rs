@@ -135,6 +135,17 @@ impl Segmenter {
         matches!(self.state, State::Speech { paused: false, .. })
     }
 
+    /// How long the voice of the utterance in progress has gone on, from its onset to its last
+    /// voiced window, in samples (0 outside speech): the sample clock's measure of "still
+    /// talking", whatever the threads' timing.
+    pub fn voiced_span(&self) -> u64 {
+        match self.state {
+            State::Speech { start, last_voiced, .. } => last_voiced.saturating_sub(start + ms(self.config.pre_roll_ms)),
+            State::Onset { voiced, .. } => voiced,
+            State::Silence => 0,
+        }
+    }
+
     /// Feeds the probability of the next 512-sample window.
     pub fn push(&mut self, p: f32) -> Option<Boundary> {
         let (begin, end) = (self.pos, self.pos + WINDOW as u64);
