@@ -25,6 +25,12 @@ const ANSWERS: usize = 50;
 /// Every this many answers, a person talks over one.
 const BARGE_EVERY: usize = 5;
 
+/// The next value in [-1, 1) of a deterministic noise sequence (a linear congruential step).
+fn noise(seed: &mut u32) -> f32 {
+    *seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+    (*seed >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
+}
+
 /// A room's impulse response: `delay_ms` of flight, `gain_db`, and a deterministic decaying
 /// noise tail (RT60 250 ms) standing in for the walls.
 pub fn room_response(delay_ms: usize, gain_db: f32) -> Vec<f32> {
@@ -35,9 +41,7 @@ pub fn room_response(delay_ms: usize, gain_db: f32) -> Vec<f32> {
     ir[d] = g;
     let mut seed = 12_345u32;
     for i in 1..tail {
-        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        let r = (seed >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0;
-        ir[d + i] = g * 0.2 * r * (-6.9 * i as f32 / tail as f32).exp();
+        ir[d + i] = g * 0.2 * noise(&mut seed) * (-6.9 * i as f32 / tail as f32).exp();
     }
     ir
 }
@@ -157,11 +161,7 @@ pub fn measure(config: &Config) -> anyhow::Result<Vec<Row>> {
         let echo = through(&s.far, &ir);
         // And the room's own noise floor (−60 dBFS), as every microphone has.
         let mut seed = 777u32;
-        let mut floor = || {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            ((seed >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * 0.001 * 3f32.sqrt()
-        };
-        let mic: Vec<f32> = echo.iter().zip(&s.near).map(|(e, n)| (e + n + floor()).clamp(-1.0, 1.0)).collect();
+        let mic: Vec<f32> = echo.iter().zip(&s.near).map(|(e, n)| (e + n + noise(&mut seed) * 0.001 * 3f32.sqrt()).clamp(-1.0, 1.0)).collect();
         let mut canceller = Canceller::new();
         let mut out = Vec::with_capacity(mic.len());
         let started = Instant::now();

@@ -125,7 +125,7 @@ pub fn whisper_model_path(store: &Store, config: &Config) -> Option<PathBuf> {
     if config.hearing.whisper_model.is_empty() { store.file_of("whisper-base", "ggml-base.bin") } else { Some(PathBuf::from(&config.hearing.whisper_model)) }
 }
 
-/// How turns end: Smart Turn when configured and present, else silence alone.
+/// Whether the speaker's echo is cancelled in the microphone.
 fn echo_check(config: &Config) -> Check {
     if config.hearing.echo_cancellation {
         Check::new("echo", false, Level::Ok, "cancelled: WebRTC AEC3 (sonora) with what the speaker plays as its reference", "")
@@ -140,6 +140,7 @@ fn echo_check(config: &Config) -> Check {
     }
 }
 
+/// How turns end: Smart Turn when configured and present, else silence alone.
 fn turn_check(store: &Store, config: &Config) -> Check {
     let h = &config.hearing;
     if h.end_of_turn != "smart" {

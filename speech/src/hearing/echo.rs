@@ -8,7 +8,7 @@
 //! to 16 kHz and feeds it to the canceller before each 10 ms capture frame; AEC3's own delay
 //! estimator finds the output → room → input delay (device buffers included).
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sonora::config::EchoCanceller as Aec3;
@@ -43,7 +43,7 @@ impl EchoTap {
 #[derive(Debug)]
 struct Link {
     consumer: Mutex<rtrb::Consumer<f32>>,
-    rate: AtomicU32,
+    rate: u32,
     overflow: AtomicU64,
 }
 
@@ -57,13 +57,13 @@ pub struct EchoReference {
 /// A reference ring for a device at `rate`: the tap for its callback, the reference for hearing.
 pub fn echo_link(rate: u32) -> (EchoTap, EchoReference) {
     let (producer, consumer) = rtrb::RingBuffer::new(rate as usize * RING_SECONDS);
-    let link = Arc::new(Link { consumer: Mutex::new(consumer), rate: AtomicU32::new(rate), overflow: AtomicU64::new(0) });
+    let link = Arc::new(Link { consumer: Mutex::new(consumer), rate, overflow: AtomicU64::new(0) });
     (EchoTap { producer, link: Arc::clone(&link) }, EchoReference { link })
 }
 
 impl EchoReference {
     pub fn sample_rate(&self) -> u32 {
-        self.link.rate.load(Ordering::Relaxed)
+        self.link.rate
     }
 
     /// Appends what was played since the last call to `out`; returns how many samples.

@@ -42,25 +42,20 @@ pub struct PacedSource {
 }
 
 /// The input's loudness now: RMS of the last block delivered, in dBFS (−100 for silence),
-/// as f32 bits; and whether someone is speaking right now (in an utterance and not pausing).
+/// as f32 bits; and how long the voice in progress has gone on, in 16 kHz samples.
 /// Written by the hearing thread, read by anyone (the dialogue's echo estimate, barge-in).
 #[derive(Debug, Default)]
-pub struct InputLevel(std::sync::atomic::AtomicU32, AtomicBool, AtomicU64);
+pub struct InputLevel(std::sync::atomic::AtomicU32, AtomicU64);
 
 impl InputLevel {
     pub fn db(&self) -> f32 {
         f32::from_bits(self.0.load(Ordering::Relaxed))
     }
 
-    /// Speech is going on now (the VAD hears a voice in an utterance, not a pause after it).
-    pub fn voiced(&self) -> bool {
-        self.1.load(Ordering::Relaxed)
-    }
-
     /// How long the voice in progress has gone on, from its onset, on the input's sample clock
     /// (0 when no one speaks).
     pub fn voiced_for(&self) -> Duration {
-        Duration::from_micros(self.2.load(Ordering::Relaxed) * 1_000_000 / 16_000)
+        Duration::from_micros(self.1.load(Ordering::Relaxed) * 1_000_000 / 16_000)
     }
 
     fn set(&self, db: f32) {
@@ -395,8 +390,7 @@ impl Ear {
             self.liveness.samples.fetch_add(samples.len() as u64, Ordering::Relaxed);
         }
         listener.push(samples, |l, b| self.on_boundary(l, b))?;
-        self.level.1.store(listener.voiced(), Ordering::Relaxed);
-        self.level.2.store(listener.voiced_span(), Ordering::Relaxed);
+        self.level.1.store(listener.voiced_span(), Ordering::Relaxed);
         if !listener.in_speech() && self.forget.swap(false, Ordering::Relaxed) {
             listener.forget();
         }
