@@ -36,6 +36,57 @@ fn room(pulse: &Pulse) -> Child {
     cmd.args(["-c", &script]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("the room: parec | sox | pacat")
 }
 
+/// `hiwar run --no-window --events` against `pulse` and `standin`: its bus events and stderr as
+/// they come.
+struct Run {
+    out: Receiver<String>,
+    err: Receiver<String>,
+    events: Vec<Value>,
+    stderr: String,
+}
+
+impl Run {
+    fn start(pulse: &Pulse, standin: &Standin, env: &[(&str, &str)], reaped: &mut Reaped) -> Run {
+        let mut cmd = hiwar(&model_cache());
+        pulse.apply(&mut cmd);
+        standin.apply(&mut cmd);
+        cmd.env_remove("DISPLAY").env("RUST_LOG", "warn,hiwar=info").envs(env.iter().copied());
+        let mut child = cmd.args(["run", "--no-window", "--events"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn hiwar");
+        let (out, err) = (lines_of(child.stdout.take().expect("stdout")), lines_of(child.stderr.take().expect("stderr")));
+        reaped.0.push(child);
+        wait_for(&err, Duration::from_secs(60), "hiwar listening", |l| l.starts_with("hiwar is listening"));
+        Run { out, err, events: Vec::new(), stderr: String::new() }
+    }
+
+    /// Collects for `wait`.
+    fn drain(&mut self, wait: Duration) {
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            while let Ok(l) = self.err.try_recv() {
+                self.stderr.push_str(&l);
+                self.stderr.push('\n');
+            }
+            match self.out.recv_timeout(Duration::from_millis(50)) {
+                Ok(l) => self.events.extend(serde_json::from_str::<Value>(&l).ok()),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Collects until an event from `from` on matches (its index), or fails after `limit`.
+    fn until(&mut self, from: usize, limit: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> usize {
+        let started = Instant::now();
+        loop {
+            if let Some(i) = self.events.iter().skip(from).position(&pred) {
+                return from + i;
+            }
+            assert!(started.elapsed() < limit, "{what} did not come: {:#?}\n{}", &self.events[from.min(self.events.len())..], self.stderr);
+            self.drain(Duration::from_millis(200));
+        }
+    }
+}
+
 /// One conversation in the room: a question, a long answer, and after three seconds of it a
 /// second question said over it. Returns the bus events with the index of the first one seen
 /// after the second question began, and hiwar's stderr.
@@ -46,49 +97,23 @@ fn converse(echo_cancellation: bool) -> (Vec<Value>, usize, String) {
                   Bring your Emirates ID and the old passport, and take a ticket from the machine by the door; the wait is short in the morning.";
     let standin = Standin::start(&[answer, "answer"]);
     let mut reaped = Reaped(vec![room(&pulse)]);
-    let mut cmd = hiwar(&model_cache());
-    pulse.apply(&mut cmd);
-    standin.apply(&mut cmd);
-    cmd.env_remove("DISPLAY").env("HIWAR_HEARING_ECHO_CANCELLATION", echo_cancellation.to_string()).env("RUST_LOG", "warn,hiwar=info");
-    let mut child = cmd.args(["run", "--no-window", "--events"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn hiwar");
-    let (out, err) = (lines_of(child.stdout.take().expect("stdout")), lines_of(child.stderr.take().expect("stderr")));
-    reaped.0.push(child);
-    let mut events = Vec::new();
-    let mut stderr = String::new();
-    let drain = |events: &mut Vec<Value>, stderr: &mut String, out: &Receiver<String>, err: &Receiver<String>, wait: Duration| {
-        let until = Instant::now() + wait;
-        while Instant::now() < until {
-            while let Ok(l) = err.try_recv() {
-                stderr.push_str(&l);
-                stderr.push('\n');
-            }
-            match out.recv_timeout(Duration::from_millis(50)) {
-                Ok(l) => events.extend(serde_json::from_str::<Value>(&l).ok()),
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(_) => break,
-            }
-        }
-    };
-    wait_for(&err, Duration::from_secs(60), "hiwar listening", |l| l.starts_with("hiwar is listening"));
+    let mut run = Run::start(&pulse, &standin, &[("HIWAR_HEARING_ECHO_CANCELLATION", &echo_cancellation.to_string())], &mut reaped);
     // PulseAudio's ALSA plugin delivers its first capture ~1.7 s after the stream starts.
-    drain(&mut events, &mut stderr, &out, &err, Duration::from_secs(3));
+    run.drain(Duration::from_secs(3));
     pulse.play("room", &clip("en-passport.wav").0);
-    let started = Instant::now();
-    while !events.iter().any(|e| e["event"] == "state" && e["state"] == "speaking") {
-        assert!(started.elapsed() < Duration::from_secs(30), "no answer was spoken: {events:#?}\n{stderr}");
-        drain(&mut events, &mut stderr, &out, &err, Duration::from_millis(200));
-    }
+    run.until(0, Duration::from_secs(30), "the answer", |e| e["event"] == "state" && e["state"] == "speaking");
     // Three seconds of the answer, its echo filling the room.
-    drain(&mut events, &mut stderr, &out, &err, Duration::from_secs(3));
-    let before = events.len();
+    run.drain(Duration::from_secs(3));
+    let before = run.events.len();
     pulse.play("room", &clip("en-office.wav").0);
-    drain(&mut events, &mut stderr, &out, &err, Duration::from_secs(6));
+    run.drain(Duration::from_secs(6));
     drop(reaped);
-    while let Ok(l) = err.try_recv() {
-        stderr.push_str(&l);
-        stderr.push('\n');
+    run.drain(Duration::ZERO);
+    while let Ok(l) = run.err.try_recv() {
+        run.stderr.push_str(&l);
+        run.stderr.push('\n');
     }
-    (events, before, stderr)
+    (run.events, before, run.stderr)
 }
 
 fn starts_while_speaking(events: &[Value], upto: usize) -> usize {
@@ -111,4 +136,35 @@ fn with_the_canceller_the_avatar_does_not_hear_itself_and_is_interrupted_at_full
 fn without_the_canceller_the_avatar_hears_its_own_voice() {
     let (events, before, stderr) = converse(false);
     assert!(starts_while_speaking(&events, before) > 0, "no echo reached the VAD: is the room wired? {events:#?}\n{stderr}");
+}
+
+/// The microphone unplugged: PulseAudio moves hiwar's capture to the only source left, the
+/// speaker's monitor. hiwar says the microphone is lost and does not listen to the speaker (a
+/// voice played there is not taken for a visitor), and hears the microphone again when it is
+/// back.
+#[test]
+fn a_capture_moved_to_the_speakers_monitor_is_reported_and_not_listened_to() {
+    let pulse = Pulse::start(&["speaker", "mic"]);
+    pulse.pactl(&["set-default-source", "mic.monitor"]);
+    let standin = Standin::start(&["answer", "answer"]);
+    let mut reaped = Reaped(Vec::new());
+    let mut run = Run::start(&pulse, &standin, &[], &mut reaped);
+    run.drain(Duration::from_secs(3));
+
+    pulse.pactl(&["unload-module", &pulse.module_of("mic")]);
+    let lost = |e: &Value| e["event"] == "error" && e["message"].as_str().is_some_and(|m| m.starts_with("microphone lost") && m.contains("speaker.monitor"));
+    let at = run.until(0, Duration::from_secs(10), "microphone lost (moved to speaker.monitor)", lost);
+    pulse.play("speaker", &clip("en-passport.wav").0);
+    run.drain(Duration::from_secs(3));
+    let heard: Vec<&Value> = run.events[at..].iter().filter(|e| e["event"] == "speech_started" || e["event"] == "transcript").collect();
+    assert!(heard.is_empty(), "the speaker's sound was listened to: {heard:#?}\n{}", run.stderr);
+
+    pulse.pactl(&["load-module", "module-null-sink", "sink_name=mic"]);
+    pulse.pactl(&["set-default-source", "mic.monitor"]);
+    let ready = |e: &Value| e["event"] == "error" && e["message"].as_str().is_some_and(|m| m.starts_with("microphone ready"));
+    let back = run.until(at, Duration::from_secs(20), "microphone ready again", ready);
+    run.drain(Duration::from_secs(3));
+    pulse.play("mic", &clip("en-passport.wav").0);
+    let said = |e: &Value| e["event"] == "transcript" && e["final"] == true && e["text"].as_str().is_some_and(|t| t.to_lowercase().contains("passport"));
+    run.until(back, Duration::from_secs(20), "the question from the microphone that came back", said);
 }

@@ -267,10 +267,22 @@ fn audio_checks(config: &Config) -> Vec<Check> {
             Err(why) => Check::new(name, true, Level::Fail, format!("{why} ({} host, {} devices listed)", devices.host, all.len()), fix),
         }
     };
-    vec![
-        row("audio input", &config.audio.input_device, &devices.default_input, &devices.inputs),
-        row("audio output", &config.audio.output_device, &devices.default_output, &devices.outputs),
-    ]
+    let mut input = row("audio input", &config.audio.input_device, &devices.default_input, &devices.inputs);
+    if config.audio.input_device.is_empty()
+        && input.level == Level::Ok
+        && let Some((source, sink)) = hiwar_speech::hearing::default_source_hears_default_sink()
+    {
+        input = Check::new(
+            "audio input",
+            true,
+            Level::Warn,
+            format!(
+                "the sound server's default source is {source}, the monitor of the speaker {sink}: no microphone, hiwar would hear itself (it waits for one)"
+            ),
+            "connect a microphone, or choose it: pactl set-default-source NAME",
+        );
+    }
+    vec![input, row("audio output", &config.audio.output_device, &devices.default_output, &devices.outputs)]
 }
 
 fn list_or_none(all: &[String]) -> String {

@@ -13,6 +13,7 @@ use super::capture::Capture;
 use super::echo::Canceller;
 use super::listener::Listener;
 use super::resample::Resampler;
+use super::route::RouteWatch;
 use super::segmenter::Boundary;
 use super::transcriber::{Decide, TAIL_SAMPLES, Transcriber};
 use super::turn::SmartTurn;
@@ -334,7 +335,13 @@ impl Ear {
             None => None,
         };
         let mut stats_at = Instant::now();
+        // Where the sound server moves the capture when the microphone goes away.
+        let route = RouteWatch::start();
+        let mut reported = false;
         while !stop.load(Ordering::Relaxed) {
+            if let Some(w) = &route {
+                wait_for_microphone(w, &self.events, stop, reported);
+            }
             let mut capture = match Capture::open(device) {
                 Ok(c) => c,
                 Err(e) => {
@@ -347,7 +354,14 @@ impl Ear {
             let mut resampler = Resampler::new(capture.sample_rate())?;
             vad.reset();
             let mut listener = Listener::with_turn(vad, turn, self.config.segmenter);
+            let mut on_speaker = None;
             while !stop.load(Ordering::Relaxed) {
+                if let Some(w) = route.as_ref().filter(|w| w.hears_itself()) {
+                    on_speaker = w.route().hears_itself().map(str::to_string);
+                    if on_speaker.is_some() {
+                        break;
+                    }
+                }
                 buf.clear();
                 if capture.read(&mut buf) == 0 {
                     if capture.is_lost() {
@@ -377,9 +391,17 @@ impl Ear {
             // Close what was being said, then hand the VAD to the next capture.
             listener.finish(|l, b| self.on_boundary(l, b))?;
             (vad, turn) = listener.into_models();
-            if !stop.load(Ordering::Relaxed) {
-                let _ = self.events.send(HearingEvent::DeviceLost { reason: format!("{} stopped delivering audio", capture.device()) });
+            if stop.load(Ordering::Relaxed) {
+                break;
             }
+            reported = on_speaker.is_some();
+            let reason = match on_speaker {
+                Some(source) => format!(
+                    "the sound server moved the capture to {source}, the speaker's own sound (the microphone is gone); not listening until a microphone is back"
+                ),
+                None => format!("{} stopped delivering audio", capture.device()),
+            };
+            let _ = self.events.send(HearingEvent::DeviceLost { reason });
         }
         Ok(())
     }
@@ -453,6 +475,25 @@ fn load_turn(config: &HearingConfig) -> Option<SmartTurn> {
             tracing::warn!("semantic end of turn unavailable, turns end after {} ms of silence: {e}", config.segmenter.end_silence_ms);
             None
         }
+    }
+}
+
+/// Waits while a capture opened now would hear the speaker (the sound server's default source
+/// is its monitor, or the capture just closed is still listed there), saying so once unless
+/// the loss was `reported` already.
+fn wait_for_microphone(watch: &RouteWatch, events: &Sender<HearingEvent>, stop: &AtomicBool, reported: bool) {
+    let mut said = reported;
+    while !stop.load(Ordering::Relaxed) {
+        let route = watch.route();
+        if !route.default_hears_itself() && route.hears_itself().is_none() {
+            return;
+        }
+        if !said {
+            said = true;
+            let reason = format!("the default source is {}, the speaker's own sound; not listening until a microphone is back", route.default_source);
+            let _ = events.send(HearingEvent::DeviceLost { reason });
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

@@ -11,6 +11,7 @@ mod file;
 mod listener;
 mod live;
 mod resample;
+mod route;
 mod segmenter;
 mod transcriber;
 mod turn;
@@ -25,6 +26,7 @@ pub use file::{DecodedAudio, FileSource, open_audio_file, read_16k};
 pub use listener::{Listener, TurnJudgement};
 pub use live::{Hearing, InputLevel, Liveness, PacedSource, Source, level_db};
 pub use resample::{Resampler, TARGET_RATE};
+pub use route::{Route, RouteWatch, default_source_hears_default_sink};
 pub use segmenter::{Boundary, Segmenter, SegmenterConfig, TurnWaits};
 pub use transcriber::{
     Decide, LanguageChoice, LanguageScore, SURE_DETECTION, TIE_MARGIN, Transcriber, Vocabulary, is_phantom, script_share, transcribe_file, transcribe_samples,
