@@ -221,20 +221,33 @@ fn espeak_clip(dir: &std::path::Path, text: &str) -> Vec<f32> {
     read_wav(&wav).1
 }
 
-#[test]
-fn a_backchannel_over_the_answer_does_not_stop_it() {
+/// A question, and `over` (espeak-ng) said about two seconds into its long answer, then quiet
+/// while it finishes: the events, stderr, and the stand-in LLM.
+fn said_over_the_answer(over: &str) -> (Vec<Value>, String, Standin) {
     let pulse = Pulse::start(&["speaker"]);
     let answer = "say:The office opens at half past seven in the morning and closes at three in the afternoon on weekdays, and on Friday it closes at noon, so please come early.";
     let standin = Standin::start(&[answer, "answer"]);
     let dir = tempfile::tempdir().expect("dir");
     let (rate, question) = read_wav(&clip("en-office.wav").0);
-    let okay = espeak_clip(dir.path(), "Okay.");
+    let over = espeak_clip(dir.path(), over);
     let silence = |s: f32| vec![0.0f32; (s * rate as f32) as usize];
-    // "Okay." about two seconds into the answer, then quiet while it finishes.
-    let input: Vec<f32> = [question, silence(3.0), okay, silence(9.0)].concat();
+    let input: Vec<f32> = [question, silence(3.0), over, silence(9.0)].concat();
     let path = dir.path().join("conversation.wav");
     write_wav(&path, rate, 1, &input);
     let (ev, stderr) = run_live(&pulse, &standin, &path, &[]);
+    (ev, stderr, standin)
+}
+
+#[test]
+fn a_short_command_over_the_answer_stops_it() {
+    // "Stop." is shorter than dialogue.interruption_ms: its words decide, and they take the turn.
+    let (ev, stderr, _standin) = said_over_the_answer("Stop.");
+    assert!(position(&ev, is("barge_in")).is_some(), "\"Stop.\" over the answer did not stop it: {ev:#?}\n{stderr}");
+}
+
+#[test]
+fn a_backchannel_over_the_answer_does_not_stop_it() {
+    let (ev, stderr, standin) = said_over_the_answer("Okay.");
     assert!(position(&ev, is("barge_in")).is_none(), "a backchannel stopped the answer: {ev:#?}\n{stderr}");
     // "Okay." was not taken for a question: one final, one answer, one request to the LLM.
     let finals: Vec<String> =

@@ -228,43 +228,69 @@ fn cough() -> Vec<f32> {
         .collect()
 }
 
+/// Quiet after each question before the backchannel: the answer must be playing by then. The
+/// question (en-office.wav) is judged finished at ~200 ms of silence and answered ~1 s later,
+/// or judged unfinished and answered ~2.5 s later; each item's placement is checked anyway.
+const BACKCHANNEL_AFTER_S: f32 = 5.0;
+
 fn backchannels(config: &Config, rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
-    println!(
-        "### Backchannels over the answer
-"
-    );
-    println!("A question, then 3 s after it ends (the answer is playing) a backchannel in espeak-ng's voice, or a");
-    println!("cough-like noise burst; then quiet while the answer finishes. Counted: answers stopped.\n");
+    println!("### Backchannels over the answer\n");
+    println!("A question, then {BACKCHANNEL_AFTER_S} s after it ends a backchannel in espeak-ng's voice, or a cough-like noise");
+    println!("burst, over the playing answer; then quiet while the answer finishes. Per item: whether an answer was");
+    println!("playing at its onset (the answer's first sample heard before it, less than ~12 s before), whether the");
+    println!("answer was stopped (a barge-in decided after its onset and before the next question), and whether it was");
+    println!("taken for a question (a turn asked with its words).\n");
     let question = hearing::read_16k(&hiwar_core::assets::assets_dir().join("clips").join("en-office.wav"))?;
     let long = "The office opens at half past seven in the morning and closes at three in the afternoon on weekdays, and on Friday it closes at noon, so please come early and bring your documents.";
-    let (mut input, mut script, mut names) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut input, mut script, mut items) = (Vec::new(), Vec::new(), Vec::new());
     for (voice, text) in BACKCHANNELS {
         let said = if voice == "cough" {
             cough()
         } else {
             hiwar_speech::voice::EspeakVoice { voice: voice.into(), speed: 150 }.synthesize(text)?.resampled(16_000)?.samples
         };
+        let (q_onset, _) = voiced_span(&question);
+        let question_at = input.len() as u64 + q_onset;
         input.extend_from_slice(&question);
-        input.extend(std::iter::repeat_n(0.0, 48_000));
+        input.extend(std::iter::repeat_n(0.0, (BACKCHANNEL_AFTER_S * 16_000.0) as usize));
+        let (onset, _) = voiced_span(&said);
+        let at = input.len() as u64 + onset;
         input.extend_from_slice(&said);
         // Long enough for the answer (~13 s spoken) to finish before the next question, which
-        // would otherwise stop it as a real interruption and be counted here.
-        input.extend(std::iter::repeat_n(0.0, 16_000 * 20));
+        // would otherwise stop it as a real interruption.
+        input.extend(std::iter::repeat_n(0.0, 16_000 * 18));
         script.push(Behaviour::Answer { text: Some(long.into()), ttft: Duration::ZERO, gap: Duration::from_millis(15) });
-        names.push(if voice == "cough" { "(a cough-like burst)".to_string() } else { format!("{text} ({voice})") });
+        let name = if voice == "cough" { "(a cough-like burst)".to_string() } else { format!("{text} ({voice})") };
+        items.push((name, question_at, at));
     }
-    let (outcome, _) = live_run(config, rt, input, script)?;
-    let stopped = outcome.barge_ins.len();
-    let asked = outcome.turns.len();
-    // (Which item stopped which answer is not told apart here: a backchannel taken for a
-    // question adds a turn, so turn numbers do not map to items.)
-    println!("Said over the answers, in order: {}.", names.join(", "));
+    let (outcome, t0) = live_run(config, rt, input, script)?;
+    let at = |samples: u64| t0 + Duration::from_secs_f64(samples as f64 / 16_000.0);
+    println!("| said over the answer | answer playing at its onset | answer stopped | taken for a question |");
+    println!("|---|---|---|---|");
+    let (mut over, mut ignored) = (0, 0);
+    for (i, (name, _, onset)) in items.iter().enumerate() {
+        let onset = at(*onset);
+        let next = items.get(i + 1).map_or(onset + Duration::from_secs(30), |n| at(n.1));
+        let playing = outcome.turns.iter().any(|r| r.times.answer_heard.is_some_and(|h| h < onset && onset - h < Duration::from_secs(12)));
+        let stopped = outcome.barge_ins.iter().any(|b| b.decided >= onset && b.decided < next);
+        // A turn whose speech ended after the item's onset (and before the next question) was
+        // asked with it: alone, or with the question it joined.
+        let asked = outcome.turns.iter().any(|r| r.times.speech_end.is_some_and(|e| e >= onset && e < next));
+        let yes_no = |b: bool| if b { "yes" } else { "no" };
+        println!("| {name} | {} | {} | {} |", yes_no(playing), yes_no(stopped), yes_no(asked));
+        if playing {
+            over += 1;
+            if !stopped && !asked {
+                ignored += 1;
+            }
+        }
+    }
     println!(
-        "\n{} backchannels and bursts: **{} ignored** ({:.0} %), {stopped} stopped the answer; {asked} turns asked of the LLM (one per question: {}).\n",
-        names.len(),
-        names.len().saturating_sub(stopped),
-        100.0 * names.len().saturating_sub(stopped) as f64 / names.len() as f64,
-        if asked == names.len() { "none taken for a question" } else { "some taken for questions" }
+        "\n{} items, {over} of them over a playing answer: **{ignored} of {over} ignored** ({:.0} %); {} turns asked of the LLM in all ({} questions).\n",
+        items.len(),
+        100.0 * f64::from(ignored) / f64::from(over.max(1)),
+        outcome.turns.len(),
+        items.len()
     );
     Ok(())
 }

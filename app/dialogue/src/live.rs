@@ -368,15 +368,16 @@ pub async fn live_loop(
                     transcribing = transcribing.filter(|t| *t != id);
                     if tentative == Some(id) {
                         tentative = None;
-                        if hiwar_speech::text::is_backchannel(&u.text) {
-                            // "mm", «ايوه»: the person is listening; the answer goes on.
+                        if !hiwar_speech::text::takes_the_turn(&u.text) {
+                            // "mm", «ايوه», a word or two: the person is listening; the answer
+                            // goes on.
                             tracing::info!("a backchannel over the answer: it goes on");
                             if let Some(c) = &voice.clock {
                                 c.duck(false);
                             }
                             continue;
                         }
-                        tracing::info!("barge-in: the words over the answer were not a backchannel");
+                        tracing::info!("barge-in: the words over the answer take the turn (a question, a command, or three words or more)");
                         interrupt(&voice, &bus, &mind, &mut active, &loop_tx);
                     }
                     tracing::info!(target: "hiwar::hearing", "utterance {id}: language {}", u.language.summary(&u.lang));
