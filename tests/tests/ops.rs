@@ -168,12 +168,12 @@ fn a_kiosk_tells_systemd_keeps_visitors_apart_and_stops_cleanly_mid_answer() {
     // READY=1 naming this process, then heartbeats (WatchdogSec = 2 s: one a second).
     let mut messages = Vec::new();
     let started = Instant::now();
-    while messages.iter().filter(|m: &&String| m.as_str() == "WATCHDOG=1").count() < 2 && started.elapsed() < Duration::from_secs(20) {
+    while messages.iter().filter(|m: &&String| m.trim() == "WATCHDOG=1").count() < 2 && started.elapsed() < Duration::from_secs(20) {
         messages.extend(notes.recv_timeout(Duration::from_millis(200)).ok());
     }
     let ready = messages.iter().find(|m| m.starts_with("READY=1")).unwrap_or_else(|| panic!("no READY=1: {messages:?}"));
     assert!(ready.contains(&format!("MAINPID={}", k.child.id())), "{ready}");
-    assert!(messages.iter().filter(|m| *m == "WATCHDOG=1").count() >= 2, "no heartbeat: {messages:?}");
+    assert!(messages.iter().filter(|m| m.trim() == "WATCHDOG=1").count() >= 2, "no heartbeat: {messages:?}");
 
     // Visitor A asks, leaves; the session ends; visitor B asks.
     let _ = k.ask_typed(PASSPORT);
@@ -245,7 +245,7 @@ fn a_kiosk_tells_systemd_keeps_visitors_apart_and_stops_cleanly_mid_answer() {
     assert!(status.success(), "{status}");
     std::thread::sleep(Duration::from_millis(300));
     let rest: Vec<String> = notes.try_iter().collect();
-    assert!(rest.iter().any(|m| m == "STOPPING=1"), "{rest:?}");
+    assert!(rest.iter().any(|m| m.trim() == "STOPPING=1"), "{rest:?}");
     let stderr: Vec<String> = child.err.try_iter().collect();
     assert!(!stderr.iter().any(|l| l.contains("panicked")), "{stderr:?}");
 }

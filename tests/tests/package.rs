@@ -94,6 +94,7 @@ fn the_deb_installs_and_starts_in_a_clean_debian_12() {
         "./usr/bin/hiwar",
         "./etc/hiwar/hiwar.toml",
         "./lib/systemd/system/hiwar.service",
+        "./lib/systemd/system/hiwar-serve.service",
         "./usr/share/hiwar/assets/knowledge/centre-ar.md",
         "./usr/share/doc/hiwar/kiosk.md",
     ] {
@@ -102,10 +103,10 @@ fn the_deb_installs_and_starts_in_a_clean_debian_12() {
     // The units are valid systemd units (checked on this machine, which has systemd's tools).
     if Path::new("/usr/bin/systemd-analyze").exists() {
         let unit_dir = tempfile::tempdir().expect("units");
-        for u in ["hiwar.service", "hiwar-headless.service"] {
+        for u in ["hiwar.service", "hiwar-headless.service", "hiwar-serve.service"] {
             std::fs::copy(repo_root().join("packaging/deb").join(u), unit_dir.path().join(u)).expect("unit");
         }
-        for u in ["hiwar.service", "hiwar-headless.service"] {
+        for u in ["hiwar.service", "hiwar-headless.service", "hiwar-serve.service"] {
             // (It also says that /usr/bin/hiwar and cage are not installed here: not the unit's fault.)
             let out = Command::new("systemd-analyze").arg("verify").arg(unit_dir.path().join(u)).output().expect("systemd-analyze");
             let text = String::from_utf8_lossy(&out.stderr);

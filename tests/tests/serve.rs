@@ -21,10 +21,15 @@ struct Server {
 
 impl Server {
     fn start(env: &[(&str, &str)]) -> Server {
+        Server::start_with(&[], env)
+    }
+
+    /// With `global` options before `serve` (`--config FILE`).
+    fn start_with(global: &[&str], env: &[(&str, &str)]) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
         let addr = format!("127.0.0.1:{port}");
         let mut cmd = hiwar(&model_cache());
-        cmd.args(["serve", "--bind", &addr]).envs(env.iter().copied()).stdout(Stdio::null()).stderr(Stdio::inherit());
+        cmd.args(global).args(["serve", "--bind", &addr]).envs(env.iter().copied()).stdout(Stdio::null()).stderr(Stdio::inherit());
         let child = cmd.spawn().expect("spawn hiwar serve");
         let server = Server { child, addr };
         let started = Instant::now();
@@ -101,6 +106,18 @@ impl Ws {
                 return got;
             }
         }
+    }
+
+    /// Asks `text` in a typed turn: the answer's `reply` text.
+    fn ask(&mut self, text: &str) -> String {
+        self.send(json!({"type": "text", "v": 1, "text": text}));
+        self.until("end_of_turn")
+            .iter()
+            .filter_map(|m| match m {
+                In::Json(v) if v["type"] == "reply" => v["delta"].as_str().map(str::to_string),
+                _ => None,
+            })
+            .collect()
     }
 
     fn hello(&mut self) -> Value {
@@ -543,4 +560,75 @@ fn a_client_gets_only_the_streams_it_asks_for() {
     let got = ws.until("end_of_turn");
     assert!(got.iter().any(|m| matches!(m, In::Json(v) if v["type"] == "visemes")));
     assert!(!got.iter().any(|m| matches!(m, In::Binary(_)) || matches!(m, In::Json(v) if v["type"] == "audio" || v["type"] == "words")), "{got:?}");
+}
+
+/// `hiwar serve` as a systemd service (packaging/deb/hiwar-serve.service): READY=1 naming itself
+/// once it listens, heartbeats, SIGHUP reloads the config for sessions that start after it (a
+/// broken one is refused and the running one stays), SIGTERM says STOPPING=1 and exits cleanly.
+#[test]
+fn as_a_service_it_tells_systemd_reloads_on_sighup_and_stops_on_sigterm() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let notify_path = tmp.path().join("notify");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
+    notify.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let heard = |until: &dyn Fn(&[String]) -> bool, what: &str| -> Vec<String> {
+        let (mut got, started, mut buf) = (Vec::new(), Instant::now(), [0u8; 512]);
+        while !until(&got) {
+            assert!(started.elapsed() < Duration::from_secs(30), "{what}: {got:?}");
+            if let Ok(n) = notify.recv(&mut buf) {
+                got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+        got
+    };
+    let kb = tmp.path().join("kb");
+    std::fs::create_dir_all(&kb).expect("kb");
+    std::fs::write(kb.join("passports.md"), "## Passport renewal {#passport}\nRenewing a passport costs 999 dirhams; book an appointment at any office.\n")
+        .expect("kb");
+    let config = tmp.path().join("hiwar.toml");
+    std::fs::write(&config, "[dialogue]\n").expect("config");
+    let config_arg = config.to_str().expect("utf-8");
+    let socket = notify_path.to_str().expect("utf-8");
+    let mut server = Server::start_with(&["--config", config_arg], &[("NOTIFY_SOCKET", socket), ("WATCHDOG_USEC", "1000000")]);
+    let pid = server.child.id().to_string();
+
+    let got = heard(&|m| m.iter().filter(|m| m.trim() == "WATCHDOG=1").count() >= 2, "READY=1, then heartbeats every half second");
+    let ready = got.iter().find(|m| m.starts_with("READY=1")).unwrap_or_else(|| panic!("no READY=1: {got:?}"));
+    assert!(ready.contains(&format!("MAINPID={pid}")), "{ready}");
+
+    const FEE: &str = "How much does it cost to renew a passport?";
+    let mut before = server.connect(None, None).expect("connect");
+    before.hello();
+    assert!(!before.ask(FEE).contains("999"), "the operator's document is not loaded yet");
+
+    // The operator points the knowledge base at their documents and reloads.
+    std::fs::write(&config, format!("[knowledge]\ndir = {:?}\n", kb.to_str().expect("utf-8"))).expect("config");
+    let kill = |signal: &str| assert!(Command::new("kill").args([signal, &pid]).status().expect("kill").success());
+    kill("-HUP");
+    let got = heard(&|m| m.iter().any(|m| m.starts_with("READY=1")), "RELOADING=1, then READY=1");
+    assert!(got.iter().any(|m| m.starts_with("RELOADING=1\nMONOTONIC_USEC=")), "{got:?}");
+    let mut after = server.connect(None, None).expect("connect");
+    after.hello();
+    assert!(after.ask(FEE).contains("999"), "a session after the reload uses the new knowledge base");
+
+    // A broken config is refused; the running one stays.
+    std::fs::write(&config, "[knowledge\ndir = 3\n").expect("config");
+    kill("-HUP");
+    heard(&|m| m.iter().any(|m| m.starts_with("READY=1")), "READY=1 after the refused reload");
+    let mut third = server.connect(None, None).expect("connect");
+    third.hello();
+    assert!(third.ask(FEE).contains("999"));
+
+    kill("-TERM");
+    heard(&|m| m.iter().any(|m| m.trim() == "STOPPING=1"), "STOPPING=1");
+    assert!(matches!(third.until("__none__").last(), Some(In::Closed(Some(CloseCode::Away)))), "1001 going away");
+    let started = Instant::now();
+    let code = loop {
+        if let Some(s) = server.child.try_wait().expect("wait") {
+            break s.code();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "hiwar serve did not exit on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0));
 }

@@ -58,96 +58,75 @@ fn pieces(text: &str, max: usize) -> Vec<&str> {
     out
 }
 
-/// Counters for `/metrics`.
-#[derive(Debug, Default)]
+/// The server's metrics at /metrics, in Prometheus' text format through the `prometheus` crate.
+/// The count of open sessions stays an atomic as well: admission adds and compares in one step.
 pub struct Metrics {
     pub sessions: AtomicUsize,
-    pub sessions_total: AtomicU64,
-    pub refused_auth: AtomicU64,
-    pub refused_origin: AtomicU64,
-    pub refused_full: AtomicU64,
-    pub dropped_slow: AtomicU64,
-    pub turns_total: AtomicU64,
-    pub errors_total: AtomicU64,
+    registry: prometheus::Registry,
+    open: prometheus::IntGauge,
+    sessions_total: prometheus::IntCounter,
+    refused: prometheus::IntCounterVec,
+    turns_total: prometheus::IntCounter,
+    errors_total: prometheus::IntCounter,
     /// Per-stage latency: the question → first audio sent, retrieval, the LLM's first token,
     /// one chunk's synthesis.
-    first_audio: Histogram,
-    retrieval: Histogram,
-    llm_first_token: Histogram,
-    synthesis: Histogram,
+    stages: prometheus::HistogramVec,
 }
 
-const BUCKETS_MS: [u64; 10] = [1, 5, 25, 50, 100, 200, 400, 800, 1_600, 6_400];
-
-/// A Prometheus histogram of milliseconds (atomics only).
-#[derive(Debug, Default)]
-struct Histogram {
-    counts: [AtomicU64; BUCKETS_MS.len() + 1],
-    sum_us: AtomicU64,
-}
-
-impl Histogram {
-    fn observe(&self, ms: f64) {
-        let i = BUCKETS_MS.iter().position(|b| ms <= *b as f64).unwrap_or(BUCKETS_MS.len());
-        self.counts[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add((ms * 1e3).max(0.0) as u64, Ordering::Relaxed);
-    }
-
-    fn render(&self, stage: &str) -> String {
-        let mut out = String::new();
-        let mut cumulative = 0;
-        for (i, b) in BUCKETS_MS.iter().enumerate() {
-            cumulative += self.counts[i].load(Ordering::Relaxed);
-            out.push_str(&format!("hiwar_stage_ms_bucket{{stage=\"{stage}\",le=\"{b}\"}} {cumulative}\n"));
-        }
-        cumulative += self.counts[BUCKETS_MS.len()].load(Ordering::Relaxed);
-        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e3;
-        out.push_str(&format!(
-            "hiwar_stage_ms_bucket{{stage=\"{stage}\",le=\"+Inf\"}} {cumulative}\nhiwar_stage_ms_sum{{stage=\"{stage}\"}} {sum}\nhiwar_stage_ms_count{{stage=\"{stage}\"}} {cumulative}\n"
-        ));
-        out
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").field("sessions", &self.sessions).finish_non_exhaustive()
     }
 }
+
+const BUCKETS_MS: [f64; 10] = [1.0, 5.0, 25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1_600.0, 6_400.0];
+const STAGES: [&str; 4] = ["first_audio", "retrieval", "llm_first_token", "synthesis"];
+const REFUSALS: [&str; 4] = ["auth", "origin", "full", "slow_client"];
 
 impl Metrics {
-    fn observe_first_audio(&self, ms: u64) {
-        self.first_audio.observe(ms as f64);
+    pub fn new() -> prometheus::Result<Metrics> {
+        use prometheus::{HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
+        let registry = prometheus::Registry::new();
+        let open = IntGauge::new("hiwar_sessions", "WebSocket sessions open now.")?;
+        let sessions_total = IntCounter::new("hiwar_sessions_total", "WebSocket sessions accepted.")?;
+        let refused = IntCounterVec::new(Opts::new("hiwar_refused_total", "Connections refused, by reason."), &["reason"])?;
+        let turns_total = IntCounter::new("hiwar_turns_total", "Turns answered.")?;
+        let errors_total = IntCounter::new("hiwar_errors_total", "Error messages sent to clients.")?;
+        let stages = prometheus::HistogramVec::new(
+            HistogramOpts::new(
+                "hiwar_stage_ms",
+                "Latency by stage, milliseconds: question → first audio sent, retrieval, LLM first token, one chunk's synthesis.",
+            )
+            .buckets(BUCKETS_MS.to_vec()),
+            &["stage"],
+        )?;
+        // Every series exists from the start (a scrape before the first turn sees zeros).
+        for r in REFUSALS {
+            refused.with_label_values(&[r]);
+        }
+        for st in STAGES {
+            stages.with_label_values(&[st]);
+        }
+        registry.register(Box::new(open.clone()))?;
+        registry.register(Box::new(sessions_total.clone()))?;
+        registry.register(Box::new(refused.clone()))?;
+        registry.register(Box::new(turns_total.clone()))?;
+        registry.register(Box::new(errors_total.clone()))?;
+        registry.register(Box::new(stages.clone()))?;
+        Ok(Metrics { sessions: AtomicUsize::new(0), registry, open, sessions_total, refused, turns_total, errors_total, stages })
+    }
+
+    fn refused(&self, reason: &str) {
+        self.refused.with_label_values(&[reason]).inc();
+    }
+
+    fn observe(&self, stage: &str, ms: f64) {
+        self.stages.with_label_values(&[stage]).observe(ms);
     }
 
     fn render(&self) -> String {
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{value}"));
-        };
-        metric("hiwar_sessions", "gauge", "WebSocket sessions open now.", format!("hiwar_sessions {}\n", self.sessions.load(Ordering::Relaxed)));
-        metric("hiwar_sessions_total", "counter", "WebSocket sessions accepted.", format!("hiwar_sessions_total {}\n", g(&self.sessions_total)));
-        metric(
-            "hiwar_refused_total",
-            "counter",
-            "Connections refused, by reason.",
-            format!(
-                "hiwar_refused_total{{reason=\"auth\"}} {}\nhiwar_refused_total{{reason=\"origin\"}} {}\nhiwar_refused_total{{reason=\"full\"}} {}\nhiwar_refused_total{{reason=\"slow_client\"}} {}\n",
-                g(&self.refused_auth),
-                g(&self.refused_origin),
-                g(&self.refused_full),
-                g(&self.dropped_slow)
-            ),
-        );
-        metric("hiwar_turns_total", "counter", "Turns answered.", format!("hiwar_turns_total {}\n", g(&self.turns_total)));
-        metric("hiwar_errors_total", "counter", "Error messages sent to clients.", format!("hiwar_errors_total {}\n", g(&self.errors_total)));
-        let hist =
-            [("first_audio", &self.first_audio), ("retrieval", &self.retrieval), ("llm_first_token", &self.llm_first_token), ("synthesis", &self.synthesis)]
-                .iter()
-                .map(|(stage, h)| h.render(stage))
-                .collect::<String>();
-        metric(
-            "hiwar_stage_ms",
-            "histogram",
-            "Latency by stage, milliseconds: question → first audio sent, retrieval, LLM first token, one chunk's synthesis.",
-            hist,
-        );
-        out
+        self.open.set(self.sessions.load(Ordering::Relaxed) as i64);
+        prometheus::TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_else(|e| format!("# metrics could not be encoded: {e}\n"))
     }
 }
 
@@ -171,7 +150,8 @@ struct Shared {
     /// Hearing for microphone audio over the socket (None: its models are missing).
     hearing: Option<hiwar_speech::hearing::HearingConfig>,
     audio_streams: AtomicUsize,
-    mind: Mind,
+    /// What new sessions start from; a reload (SIGHUP) replaces it, open sessions keep theirs.
+    mind: std::sync::RwLock<Mind>,
     synth: VoicePool,
     metrics: Metrics,
     next_session: AtomicU64,
@@ -233,18 +213,15 @@ pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
             settings,
             hearing,
             audio_streams: AtomicUsize::new(0),
-            mind,
+            mind: std::sync::RwLock::new(mind),
             synth,
-            metrics: Metrics::default(),
+            metrics: Metrics::new().context("the server's metrics")?,
             next_session: AtomicU64::new(1),
             shutdown: CancellationToken::new(),
         });
-        let stop = shared.shutdown.clone();
-        tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            eprintln!("shutting down: open turns are cancelled, sessions closed");
-            stop.cancel();
-        });
+        let notifier = Arc::new(hiwar_core::notify::Notifier::from_env());
+        service(&shared, &notifier, config.clone());
+        notifier.ready(&format!("serving on {at}"));
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
@@ -267,6 +244,7 @@ pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        notifier.stopping();
         // Give sessions a moment to send their close frames.
         let deadline = Instant::now() + Duration::from_secs(2);
         while shared.metrics.sessions.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
@@ -275,6 +253,64 @@ pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `hiwar serve` as a systemd service: the watchdog's heartbeat from the runtime that serves
+/// (a stalled runtime stops it, and systemd restarts the server); SIGTERM and Ctrl-C close the
+/// sessions and stop; SIGHUP reloads the config — the knowledge base, persona and LLM settings
+/// for sessions that start after it (open ones keep theirs; voices and `[serve]` take a
+/// restart); a config that does not load is refused and the running one stays.
+fn service(shared: &Arc<Shared>, notifier: &Arc<hiwar_core::notify::Notifier>, config: Config) {
+    use tokio::signal::unix::{SignalKind, signal};
+    if let Some(every) = notifier.watchdog_interval() {
+        let (n, stop) = (Arc::clone(notifier), shared.shutdown.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            while tokio::select! { _ = tick.tick() => true, () = stop.cancelled() => false } {
+                n.heartbeat();
+            }
+        });
+    }
+    let (shared, n) = (Arc::clone(shared), Arc::clone(notifier));
+    tokio::spawn(async move {
+        let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+            tracing::error!("cannot listen for signals");
+            return;
+        };
+        let mut config = config;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = hup.recv() => {
+                    n.reloading();
+                    tracing::warn!(target: "hiwar::ops", "SIGHUP: reloading the config");
+                    let old = config.clone();
+                    let loaded = tokio::task::spawn_blocking(move || -> anyhow::Result<(Config, Mind)> {
+                        let new = Config::load(old.source.as_deref())?;
+                        let mind = Mind::from_config(&new)?;
+                        if new.serve != old.serve || new.voice != old.voice {
+                            tracing::warn!(target: "hiwar::ops", "config: changes to [serve] and [voice] take effect at the next restart");
+                        }
+                        Ok((new, mind))
+                    })
+                    .await;
+                    match loaded {
+                        Ok(Ok((new, mind))) => {
+                            *shared.mind.write().unwrap_or_else(|e| e.into_inner()) = mind;
+                            tracing::warn!(target: "hiwar::ops", "config reloaded: sessions that start now use it");
+                            config = new;
+                        }
+                        Ok(Err(e)) => tracing::error!(target: "hiwar::ops", "config reload refused, the running config stays: {e:#}"),
+                        Err(e) => tracing::error!(target: "hiwar::ops", "config reload failed: {e}"),
+                    }
+                    n.ready("serving");
+                }
+            }
+        }
+        eprintln!("shutting down: open turns are cancelled, sessions closed");
+        shared.shutdown.cancel();
+    });
 }
 
 /// TLS from PEM files (`serve.tls_cert`, `serve.tls_key`); both empty: plain TCP.
@@ -394,7 +430,7 @@ async fn connection<S: Conn>(shared: Arc<Shared>, mut stream: S) {
     }
     match path {
         "/healthz" => respond(stream, "200 OK", "text/plain", b"ok\n", "").await,
-        "/metrics" => respond(stream, "200 OK", "text/plain; version=0.0.4", shared.metrics.render().as_bytes(), "").await,
+        "/metrics" => respond(stream, "200 OK", prometheus::TEXT_FORMAT, shared.metrics.render().as_bytes(), "").await,
         "/ws" => respond(stream, "426 Upgrade Required", "text/plain", b"WebSocket only\n", "Upgrade: websocket\r\n").await,
         _ => static_file(shared, stream, path).await,
     }
@@ -430,7 +466,7 @@ async fn websocket<S: Conn>(shared: Arc<Shared>, stream: Prefixed<S>, head: &str
             .map(str::to_string)
             .or_else(|| query.split('&').find_map(|kv| kv.strip_prefix("token=")).map(percent_decode));
         if !given.is_some_and(|g| same_secret(g.trim().as_bytes(), token.as_bytes())) {
-            shared.metrics.refused_auth.fetch_add(1, Ordering::Relaxed);
+            shared.metrics.refused("auth");
             return respond(
                 stream,
                 "401 Unauthorized",
@@ -445,7 +481,7 @@ async fn websocket<S: Conn>(shared: Arc<Shared>, stream: Prefixed<S>, head: &str
         && !s.origins.is_empty()
         && !s.origins.iter().any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
     {
-        shared.metrics.refused_origin.fetch_add(1, Ordering::Relaxed);
+        shared.metrics.refused("origin");
         return respond(stream, "403 Forbidden", "text/plain", b"this origin is not allowed (serve.allowed_origins)\n", "").await;
     }
     let mut cfg = WebSocketConfig::default();
@@ -462,12 +498,12 @@ async fn websocket<S: Conn>(shared: Arc<Shared>, stream: Prefixed<S>, head: &str
     let open = shared.metrics.sessions.fetch_add(1, Ordering::AcqRel) + 1;
     if open > s.max_sessions {
         shared.metrics.sessions.fetch_sub(1, Ordering::AcqRel);
-        shared.metrics.refused_full.fetch_add(1, Ordering::Relaxed);
+        shared.metrics.refused("full");
         let reason = format!("server full: {} sessions at most", s.max_sessions);
         let _ = sink.send(Message::Close(Some(CloseFrame { code: CloseCode::Again, reason: reason.into() }))).await;
         return;
     }
-    shared.metrics.sessions_total.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.sessions_total.inc();
     let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
     // Outgoing: a bounded queue to a writer task. Full means the client stopped reading.
     let (out, mut out_rx) = mpsc::channel::<Message>(s.send_queue);
@@ -481,7 +517,7 @@ async fn websocket<S: Conn>(shared: Arc<Shared>, stream: Prefixed<S>, head: &str
                 Ok(Ok(())) => {}
                 Err(_) => {
                     // The client's socket took nothing for that long: it is not reading.
-                    writer_shared.metrics.dropped_slow.fetch_add(1, Ordering::Relaxed);
+                    writer_shared.metrics.refused("slow_client");
                     tracing::warn!("session s{id}: a message could not be written in {WRITE_TIMEOUT:?}: the client is not reading; dropped");
                     break;
                 }
@@ -627,7 +663,7 @@ struct Session {
 /// Sends one message, or ends the session if the client is not reading (the queue is full).
 fn send(out: &mpsc::Sender<Message>, end: &CancellationToken, shared: &Shared, msg: Message) {
     if let Err(mpsc::error::TrySendError::Full(_)) = out.try_send(msg) {
-        shared.metrics.dropped_slow.fetch_add(1, Ordering::Relaxed);
+        shared.metrics.refused("slow_client");
         tracing::warn!("a client stopped reading: its session is dropped");
         end.cancel();
     }
@@ -639,7 +675,7 @@ fn json(msg: &ServerMsg) -> Message {
 
 impl Session {
     fn new(shared: Arc<Shared>, id: u64, out: mpsc::Sender<Message>, end: CancellationToken) -> Session {
-        let mind = Arc::new(shared.mind.session());
+        let mind = Arc::new(shared.mind.read().unwrap_or_else(|e| e.into_inner()).session());
         let (jobs, rx) = mpsc::unbounded_channel();
         let cancelled = Arc::new(AtomicU64::new(0));
         let asked_at = Arc::new(std::sync::Mutex::new(None));
@@ -683,7 +719,7 @@ impl Session {
     }
 
     fn refuse(&self, r: &protocol::Refusal) {
-        self.shared.metrics.errors_total.fetch_add(1, Ordering::Relaxed);
+        self.shared.metrics.errors_total.inc();
         self.send(&r.to_msg());
     }
 
@@ -864,13 +900,14 @@ impl Session {
         self.next_turn += 1;
         let cancel = CancellationToken::new();
         self.turn = Some((turn, cancel.clone()));
-        self.shared.metrics.turns_total.fetch_add(1, Ordering::Relaxed);
+        self.shared.metrics.turns_total.inc();
         if let Ok(mut a) = self.asked_at.lock() {
             *a = Some(Instant::now());
         }
         self.send(&ServerMsg::Transcript { v: VERSION, turn, text: text.clone(), lang: lang.code(), is_final: true });
         self.send(&ServerMsg::State { v: VERSION, state: "thinking", turn: Some(turn) });
         let (mind, voice, out, end, shared) = (Arc::clone(&self.mind), Arc::clone(&self.voice), self.out.clone(), self.end.clone(), Arc::clone(&self.shared));
+        let (progress, cancelled) = (Arc::clone(&self.progress), Arc::clone(&self.cancelled));
         tokio::spawn(async move {
             // The reply's text deltas go to the client from the bus this turn publishes on.
             let bus = Bus::new(1024);
@@ -880,6 +917,12 @@ impl Session {
                 tokio::spawn(async move {
                     while let Ok(e) = rx.recv().await {
                         if let EventKind::ReplyText { delta } = e.kind {
+                            // Under the lock `interrupt` sends the turn's end with: a delta
+                            // still queued when the turn was interrupted is not sent after it.
+                            let Ok(_order) = progress.lock() else { break };
+                            if cancelled.load(Ordering::Acquire) >= turn {
+                                break;
+                            }
                             for piece in pieces(&delta, MAX_REPLY_BYTES) {
                                 send(&out, &end, &shared, json(&ServerMsg::Reply { v: VERSION, turn, delta: piece.to_string() }));
                             }
@@ -888,9 +931,9 @@ impl Session {
                 })
             };
             let report = answer_turn(&mind, voice.as_ref(), &bus, turn, &text, lang, Instant::now(), Duration::from_secs(2), cancel).await;
-            shared.metrics.retrieval.observe(report.retrieval_ms);
+            shared.metrics.observe("retrieval", report.retrieval_ms);
             if let Some(ms) = report.first_token_ms {
-                shared.metrics.llm_first_token.observe(ms);
+                shared.metrics.observe("llm_first_token", ms);
             }
             drop(bus);
             let _ = relay.await;
@@ -937,7 +980,7 @@ async fn speech_task(task: SpeechTask, mut jobs: mpsc::UnboundedReceiver<SpeechJ
                 }
                 let synth_started = Instant::now();
                 let spoken = shared.synth.speak(text).await;
-                shared.metrics.synthesis.observe(synth_started.elapsed().as_secs_f64() * 1e3);
+                shared.metrics.observe("synthesis", synth_started.elapsed().as_secs_f64() * 1e3);
                 let speech = match spoken {
                     Ok(s) => s,
                     Err(e) => {
@@ -955,7 +998,7 @@ async fn speech_task(task: SpeechTask, mut jobs: mpsc::UnboundedReceiver<SpeechJ
                     *p = Progress { turn, samples: 0, chunks: 0 };
                     send(&out, &end, &shared, json(&ServerMsg::State { v: VERSION, state: "speaking", turn: Some(turn) }));
                     if let Some(at) = asked_at.lock().ok().and_then(|mut a| a.take()) {
-                        shared.metrics.observe_first_audio(at.elapsed().as_millis() as u64);
+                        shared.metrics.observe("first_audio", at.elapsed().as_secs_f64() * 1e3);
                     }
                 }
                 let (n, clock, seq) = (speech.samples.len() as u64, p.samples, p.chunks);
@@ -1032,13 +1075,15 @@ mod tests {
 
     #[test]
     fn metrics_are_prometheus_text() {
-        let m = Metrics::default();
-        m.observe_first_audio(120);
-        m.observe_first_audio(9_000);
+        let m = Metrics::new().expect("metrics");
+        m.observe("first_audio", 120.0);
+        m.observe("first_audio", 9_000.0);
+        m.refused("auth");
         let text = m.render();
         assert!(text.contains("hiwar_stage_ms_bucket{stage=\"first_audio\",le=\"200\"} 1"), "{text}");
         assert!(text.contains("hiwar_stage_ms_bucket{stage=\"first_audio\",le=\"+Inf\"} 2"), "{text}");
         assert!(text.contains("hiwar_stage_ms_count{stage=\"synthesis\"} 0"), "{text}");
         assert!(text.contains("# TYPE hiwar_sessions gauge"));
+        assert!(text.contains("hiwar_refused_total{reason=\"auth\"} 1") && text.contains("hiwar_refused_total{reason=\"full\"} 0"), "{text}");
     }
 }

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use eventsource_stream::{EventStreamError, Eventsource as _};
+use futures_util::StreamExt as _;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -256,8 +258,10 @@ impl LlmClient {
             let text = tokio::time::timeout_at(first_deadline, response.text()).await.map_err(first_token)?.unwrap_or_default();
             return Err((status_error(status.as_u16(), &text), false));
         }
-        let mut body = response;
-        let mut parser = SseParser::default();
+        // Server-sent events through eventsource-stream (UTF-8 split across packets, CRLF, comments
+        // and multi-line data are its job); each event waits under the first-token or idle
+        // timeout, so a server that sends bytes but never a whole event is cut off too.
+        let mut events = response.bytes_stream().eventsource();
         let mut thinking = ThinkFilter::default();
         let (mut started, mut pieces, mut bytes_said) = (false, 0usize, 0usize);
         let (mut usage, mut finish_reason): (Option<Usage>, Option<String>) = (None, None);
@@ -268,62 +272,65 @@ impl LlmClient {
         let byte_cap = (cap * 32).max(4_096);
         loop {
             let next = if started {
-                tokio::time::timeout(s.idle_timeout, body.chunk()).await.map_err(|_| (LlmError::Idle(s.idle_timeout), true))?
+                tokio::time::timeout(s.idle_timeout, events.next()).await.map_err(|_| (LlmError::Idle(s.idle_timeout), true))?
             } else {
-                tokio::time::timeout_at(first_deadline, body.chunk()).await.map_err(first_token)?
+                tokio::time::timeout_at(first_deadline, events.next()).await.map_err(first_token)?
             };
-            let bytes = match next {
-                Ok(Some(bytes)) => bytes,
-                Ok(None) => return Err((LlmError::Cut("the connection closed without [DONE]".into()), started)),
-                Err(e) => return Err((LlmError::Cut(hiwar_core::runtime::root_cause(&e)), started)),
+            let event = match next {
+                Some(Ok(event)) => event,
+                None => return Err((LlmError::Cut("the connection closed without [DONE]".into()), started)),
+                Some(Err(EventStreamError::Transport(e))) => return Err((LlmError::Cut(hiwar_core::runtime::root_cause(&e)), started)),
+                Some(Err(e)) => return Err((LlmError::Malformed(format!("not a server-sent event stream: {e}")), started)),
             };
-            for data in parser.push(&bytes) {
-                if data.trim() == "[DONE]" {
-                    if let Some(u) = usage {
-                        tracing::info!(prompt_tokens = u.prompt_tokens, completion_tokens = u.completion_tokens, "llm usage");
+            let data = event.data;
+            if data.is_empty() {
+                continue; // an event without data (a named ping): nothing to read
+            }
+            if data.trim() == "[DONE]" {
+                if let Some(u) = usage {
+                    tracing::info!(prompt_tokens = u.prompt_tokens, completion_tokens = u.completion_tokens, "llm usage");
+                }
+                // Whatever was held back in case it began a <think> tag is text.
+                let rest = thinking.finish();
+                if !rest.trim().is_empty() || started {
+                    if !rest.is_empty() && tx.send(Ok(LlmEvent::Delta(rest))).await.is_err() {
+                        return Err((LlmError::Cancelled, true));
                     }
-                    // Whatever was held back in case it began a <think> tag is text.
-                    let rest = thinking.finish();
-                    if !rest.trim().is_empty() || started {
-                        if !rest.is_empty() && tx.send(Ok(LlmEvent::Delta(rest))).await.is_err() {
-                            return Err((LlmError::Cancelled, true));
-                        }
-                        return Ok(LlmEvent::Done { usage, finish_reason });
-                    }
-                    // A stream with no words is a fault, with its fallback, not silence.
-                    return Err((LlmError::Empty, false));
+                    return Ok(LlmEvent::Done { usage, finish_reason });
                 }
-                let chunk = parse_chunk(&data).map_err(|e| (e, started))?;
-                if let Some(u) = chunk.usage {
-                    usage = Some(u);
-                }
-                if chunk.finish_reason.is_some() {
-                    finish_reason = chunk.finish_reason;
-                }
-                // Reasoning (a `reasoning_content` field, or a <think> block in the content of a
-                // server without a reasoning parser) is never spoken.
-                let text = thinking.push(&chunk.content);
-                if text.is_empty() {
-                    continue;
-                }
-                // Leading blank pieces (the space after a </think>) do not start the answer.
-                if !started && text.trim().is_empty() {
-                    continue;
-                }
-                let text = if started { text } else { text.trim_start().to_string() };
-                pieces += 1;
-                bytes_said += text.len();
-                // (Whether anything was passed on before decides apology or fallback.)
-                if pieces > cap {
-                    return Err((LlmError::Runaway(cap), started));
-                }
-                if bytes_said > byte_cap {
-                    return Err((LlmError::TooLong(byte_cap), started));
-                }
-                started = true;
-                if tx.send(Ok(LlmEvent::Delta(text))).await.is_err() {
-                    return Err((LlmError::Cancelled, true));
-                }
+                // A stream with no words is a fault, with its fallback, not silence.
+                return Err((LlmError::Empty, false));
+            }
+            let chunk = parse_chunk(&data).map_err(|e| (e, started))?;
+            if let Some(u) = chunk.usage {
+                usage = Some(u);
+            }
+            if chunk.finish_reason.is_some() {
+                finish_reason = chunk.finish_reason;
+            }
+            // Reasoning (a `reasoning_content` field, or a <think> block in the content of a
+            // server without a reasoning parser) is never spoken.
+            let text = thinking.push(&chunk.content);
+            if text.is_empty() {
+                continue;
+            }
+            // Leading blank pieces (the space after a </think>) do not start the answer.
+            if !started && text.trim().is_empty() {
+                continue;
+            }
+            let text = if started { text } else { text.trim_start().to_string() };
+            pieces += 1;
+            bytes_said += text.len();
+            // (Whether anything was passed on before decides apology or fallback.)
+            if pieces > cap {
+                return Err((LlmError::Runaway(cap), started));
+            }
+            if bytes_said > byte_cap {
+                return Err((LlmError::TooLong(byte_cap), started));
+            }
+            started = true;
+            if tx.send(Ok(LlmEvent::Delta(text))).await.is_err() {
+                return Err((LlmError::Cancelled, true));
             }
         }
     }
@@ -414,43 +421,6 @@ impl ThinkFilter {
     }
 }
 
-/// Server-sent events: `data:` lines joined by newlines, an event per blank line; comments
-/// (`:`) and other fields ignored; `\n`, `\r\n` and `\r` line ends.
-#[derive(Debug, Default)]
-pub struct SseParser {
-    line: Vec<u8>,
-    data: Vec<String>,
-    last_cr: bool,
-}
-
-impl SseParser {
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
-        let mut out = Vec::new();
-        for &b in bytes {
-            if b == b'\n' && self.last_cr {
-                self.last_cr = false;
-                continue;
-            }
-            self.last_cr = b == b'\r';
-            if b == b'\n' || b == b'\r' {
-                let line = String::from_utf8_lossy(&self.line).into_owned();
-                self.line.clear();
-                if line.is_empty() {
-                    if !self.data.is_empty() {
-                        out.push(self.data.join("\n"));
-                        self.data.clear();
-                    }
-                } else if let Some(rest) = line.strip_prefix("data:") {
-                    self.data.push(rest.strip_prefix(' ').unwrap_or(rest).to_string());
-                }
-            } else {
-                self.line.push(b);
-            }
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,11 +446,14 @@ mod tests {
 
     #[test]
     fn sse_events_are_split_whatever_the_line_ends_and_packet_boundaries() {
-        let wire = b": keep-alive\r\n\r\ndata: {\"a\":1}\r\n\r\ndata: one\ndata: two\n\nevent: x\ndata: [DONE]\n\n";
+        // What the client relies on eventsource-stream for: comments skipped, CRLF and LF line
+        // ends, data lines joined, and a UTF-8 character split between packets.
+        let wire = ": keep-alive\r\n\r\ndata: {\"a\":1}\r\n\r\ndata: one\ndata: two\n\nevent: x\ndata: أهلاً\n\ndata: [DONE]\n\n".as_bytes();
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         for split in [1usize, 3, 7, wire.len()] {
-            let mut p = SseParser::default();
-            let events: Vec<String> = wire.chunks(split).flat_map(|c| p.push(c)).collect();
-            assert_eq!(events, ["{\"a\":1}", "one\ntwo", "[DONE]"], "split {split}");
+            let packets = futures_util::stream::iter(wire.chunks(split).map(Ok::<_, std::convert::Infallible>));
+            let events: Vec<String> = rt.block_on(packets.eventsource().map(|e| e.expect("event").data).collect());
+            assert_eq!(events, ["{\"a\":1}", "one\ntwo", "أهلاً", "[DONE]"], "split {split}");
         }
     }
 
