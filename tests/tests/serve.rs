@@ -40,6 +40,18 @@ impl Server {
         server
     }
 
+    /// Waits (10 s at most) for the server to exit after a signal: its exit code.
+    fn exit_code(&mut self) -> Option<i32> {
+        let started = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                return s.code();
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "hiwar serve did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// A plain HTTP GET: (status, body); (0, "") when nothing answers.
     fn get(&self, path: &str) -> (u16, String) {
         hiwar_tests::http_get(&self.addr, path).unwrap_or_default()
@@ -538,15 +550,7 @@ fn ctrl_c_closes_sessions_with_going_away_and_exits_cleanly() {
     let status = Command::new("kill").args(["-INT", &server.child.id().to_string()]).status().expect("kill");
     assert!(status.success());
     assert!(matches!(ws.until("__none__").last(), Some(In::Closed(Some(CloseCode::Away)))), "1001 going away");
-    let started = Instant::now();
-    let code = loop {
-        if let Some(s) = server.child.try_wait().expect("wait") {
-            break s.code();
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "hiwar serve did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(code, Some(0));
+    assert_eq!(server.exit_code(), Some(0));
 }
 
 #[test]
@@ -622,13 +626,5 @@ fn as_a_service_it_tells_systemd_reloads_on_sighup_and_stops_on_sigterm() {
     kill("-TERM");
     heard(&|m| m.iter().any(|m| m.trim() == "STOPPING=1"), "STOPPING=1");
     assert!(matches!(third.until("__none__").last(), Some(In::Closed(Some(CloseCode::Away)))), "1001 going away");
-    let started = Instant::now();
-    let code = loop {
-        if let Some(s) = server.child.try_wait().expect("wait") {
-            break s.code();
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "hiwar serve did not exit on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(code, Some(0));
+    assert_eq!(server.exit_code(), Some(0));
 }
