@@ -557,13 +557,53 @@ fn ctrl_c_closes_sessions_with_going_away_and_exits_cleanly() {
 fn a_client_gets_only_the_streams_it_asks_for() {
     let server = Server::start(&[]);
     let mut ws = server.connect(None, None).expect("connect");
-    ws.send(json!({"type": "hello", "v": 1, "lang": "en", "rig": "arkit", "want": {"audio": false, "visemes": true, "words": false, "blendshapes": true}}));
+    ws.send(json!({"type": "hello", "v": 1, "lang": "en", "rig": "arkit", "want": {"audio": false, "visemes": true, "words": false}}));
     let Some(In::Json(ready)) = ws.until("ready").pop() else { panic!() };
-    assert_eq!(ready["streams"], json!(["visemes"]), "blendshapes are not streamed in v1, and ready says so");
+    assert_eq!(ready["streams"], json!(["visemes"]));
+    assert!(ready.get("blendshapes").is_none(), "{ready}");
     ws.send(json!({"type": "text", "v": 1, "text": "Do you accept cash?"}));
     let got = ws.until("end_of_turn");
     assert!(got.iter().any(|m| matches!(m, In::Json(v) if v["type"] == "visemes")));
-    assert!(!got.iter().any(|m| matches!(m, In::Binary(_)) || matches!(m, In::Json(v) if v["type"] == "audio" || v["type"] == "words")), "{got:?}");
+    assert!(
+        !got.iter()
+            .any(|m| matches!(m, In::Binary(_)) || matches!(m, In::Json(v) if ["audio", "words", "blendshapes"].contains(&v["type"].as_str().unwrap_or("")))),
+        "{got:?}"
+    );
+}
+
+/// An integrator with an ARKit rig asks for blendshape frames at 60 a second: every frame of the
+/// turn's audio comes, on one grid across the chunks, 52 weights in ARKit's order, and the mouth
+/// moves.
+#[test]
+fn blendshape_frames_cover_the_answer_on_its_clock() {
+    let server = Server::start(&[]);
+    let mut ws = server.connect(None, None).expect("connect");
+    ws.send(json!({"type": "hello", "v": 1, "lang": "en", "rig": "arkit", "want": {"audio": false, "visemes": false, "words": false, "blendshapes": true, "fps": 60}}));
+    let Some(In::Json(ready)) = ws.until("ready").pop() else { panic!() };
+    assert_eq!(ready["streams"], json!(["blendshapes"]));
+    let names: Vec<&str> = ready["blendshapes"]["names"].as_array().expect("names").iter().filter_map(Value::as_str).collect();
+    assert_eq!((names.len(), ready["blendshapes"]["fps"].as_u64()), (52, Some(60)), "{ready}");
+    let jaw = names.iter().position(|n| *n == "jawOpen").expect("jawOpen");
+    ws.send(json!({"type": "text", "v": 1, "text": "مَتى يفتح المركز يوم الجمعة؟"}));
+    let got = ws.until("end_of_turn");
+    let Some(In::Json(end)) = got.last() else { panic!("{got:?}") };
+    let (samples, rate) = (end["samples"].as_u64().expect("samples"), ready["audio_rate"].as_u64().expect("rate"));
+    let (mut next, mut open) = (0u64, 0.0f64);
+    for m in &got {
+        let In::Json(v) = m else { panic!("only JSON was asked for: {m:?}") };
+        if v["type"] != "blendshapes" {
+            continue;
+        }
+        assert_eq!((v["first"].as_u64(), v["fps"].as_u64()), (Some(next), Some(60)), "frames continue where the last chunk's ended");
+        for f in v["frames"].as_array().expect("frames") {
+            let w: Vec<f64> = f.as_array().expect("frame").iter().filter_map(Value::as_f64).collect();
+            assert!(w.len() == 52 && w.iter().all(|x| (0.0..=1.0).contains(x)), "{f}");
+            open = open.max(w[jaw]);
+            next += 1;
+        }
+    }
+    assert_eq!(next, (samples * 60).div_ceil(rate), "{samples} samples at {rate} Hz");
+    assert!(open > 0.3, "the jaw never opened (max {open})");
 }
 
 /// `hiwar serve` as a systemd service (packaging/deb/hiwar-serve.service): READY=1 naming itself

@@ -756,6 +756,7 @@ impl Session {
                     audio_format: "pcm16le",
                     languages: vec!["ar", "en"],
                     streams: want.streams(),
+                    blendshapes: want.blendshapes.then_some(protocol::BlendshapeInfo { fps: want.fps, names: &hiwar_animation::ARKIT }),
                 });
                 self.send(&ServerMsg::State { v: VERSION, state: "idle", turn: None });
             }
@@ -953,7 +954,7 @@ impl Session {
 }
 
 /// Synthesises a session's chunks in order and streams them: an `audio` header and its binary
-/// frame, the visemes and the words, all on the turn's sample clock.
+/// frame, the visemes, the words and the blendshape frames, all on the turn's sample clock.
 /// A session's speech task and what it shares with the session.
 struct SpeechTask {
     shared: Arc<Shared>,
@@ -969,6 +970,7 @@ struct SpeechTask {
 async fn speech_task(task: SpeechTask, mut jobs: mpsc::UnboundedReceiver<SpeechJob>) {
     let SpeechTask { shared, out, end, cancelled, finished, progress, asked_at, wanted } = task;
     let live = |turn: u64| cancelled.load(Ordering::Acquire) < turn;
+    let mut face = protocol::FaceStream::new(1);
     while let Some(job) = jobs.recv().await {
         if end.is_cancelled() {
             return;
@@ -1022,6 +1024,10 @@ async fn speech_task(task: SpeechTask, mut jobs: mpsc::UnboundedReceiver<SpeechJ
                         .map(|w| WordSpan { text: w.word.clone(), start: w.start + clock, end: w.end + clock, written: w.written.clone(), joined: w.joined })
                         .collect();
                     send(&out, &end, &shared, json(&ServerMsg::Words { v: VERSION, turn, words }));
+                }
+                if want.blendshapes {
+                    let (first, frames) = face.frames(turn, &speech.phonemes, speech.sample_rate, clock, n, want.fps);
+                    send(&out, &end, &shared, json(&ServerMsg::Blendshapes { v: VERSION, turn, fps: want.fps, first, frames }));
                 }
                 p.samples += n;
                 p.chunks += 1;

@@ -55,20 +55,86 @@ pub struct Want {
     pub audio: bool,
     pub visemes: bool,
     pub words: bool,
-    /// ARKit blendshape frames: not streamed in version 1 (`ready.streams` says what is).
+    /// ARKit-52 blendshape frames (lip-sync + idle life, the window's composer) on the turn's
+    /// clock, `fps` a second.
     pub blendshapes: bool,
+    /// Blendshape frames a second: 30 or 60.
+    pub fps: u32,
 }
 
 impl Default for Want {
     fn default() -> Want {
-        Want { audio: true, visemes: true, words: true, blendshapes: false }
+        Want { audio: true, visemes: true, words: true, blendshapes: false, fps: 30 }
     }
 }
 
 impl Want {
     /// What will be streamed of what was asked for.
     pub fn streams(&self) -> Vec<&'static str> {
-        [("audio", self.audio), ("visemes", self.visemes), ("words", self.words)].into_iter().filter(|(_, on)| *on).map(|(n, _)| n).collect()
+        [("audio", self.audio), ("visemes", self.visemes), ("words", self.words), ("blendshapes", self.blendshapes)]
+            .into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| n)
+            .collect()
+    }
+}
+
+/// What `ready` says of the blendshape stream when it was asked for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BlendshapeInfo {
+    pub fps: u32,
+    /// The 52 weights' names, in the order every frame gives them (ARKit's).
+    pub names: &'static [&'static str],
+}
+
+/// A speaking face sampled for the blendshape stream: the window's composer (lip-sync from the
+/// phoneme timeline, idle life: blinks, gaze, breath) on a grid of `fps` frames a second of the
+/// turn's sample clock, so frames continue across chunks without gaps or repeats.
+#[derive(Debug)]
+pub struct FaceStream {
+    composer: hiwar_animation::Composer,
+    idle: hiwar_animation::IdleLife,
+    /// Samples of the turns before this one: the idle life's clock runs on across turns.
+    before: u64,
+    turn: u64,
+    /// How far this turn's chunks have reached.
+    reached: u64,
+}
+
+impl FaceStream {
+    pub fn new(seed: u64) -> FaceStream {
+        FaceStream { composer: hiwar_animation::Composer::new(), idle: hiwar_animation::IdleLife::new(seed), before: 0, turn: 0, reached: 0 }
+    }
+
+    /// The frames that fall on one chunk (`clock` its first sample on the turn's clock, `n`
+    /// samples at `rate`): the index of the first (frame k is at sample k × rate / fps) and
+    /// the frames, 52 weights each rounded to 3 decimals.
+    pub fn frames(&mut self, turn: u64, phonemes: &[hiwar_speech::voice::TimedPhoneme], rate: u32, clock: u64, n: u64, fps: u32) -> (u64, Vec<Vec<f32>>) {
+        let (rate64, fps64) = (u64::from(rate.max(1)), u64::from(fps.max(1)));
+        if turn != self.turn {
+            self.before += self.reached;
+            (self.turn, self.reached) = (turn, 0);
+            self.idle.set_activity(hiwar_animation::Activity::Speaking, self.before as f64 / rate64 as f64);
+        }
+        self.reached = self.reached.max(clock + n);
+        let timeline = hiwar_animation::Timeline {
+            sample_rate: rate,
+            phonemes: phonemes.iter().map(|p| hiwar_animation::TimedPhoneme { phoneme: p.phoneme.clone(), start: p.start, end: p.end }).collect(),
+            words: Vec::new(),
+        };
+        let lipsync = hiwar_animation::LipSync::from_timeline(&timeline);
+        let first = (clock * fps64).div_ceil(rate64);
+        let mut out = Vec::new();
+        let mut k = first;
+        while k * rate64 / fps64 < clock + n {
+            let pos = k * rate64 / fps64;
+            let mouth = lipsync.sample(pos - clock);
+            let life = self.idle.sample((self.before + pos) as f64 / rate64 as f64);
+            let face = self.composer.compose(&mouth, &life);
+            out.push(face.arkit.iter().map(|w| (w.clamp(0.0, 1.0) * 1000.0).round() / 1000.0).collect());
+            k += 1;
+        }
+        (first, out)
     }
 }
 
@@ -108,6 +174,8 @@ pub enum ServerMsg {
         audio_format: &'static str,
         languages: Vec<&'static str>,
         streams: Vec<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        blendshapes: Option<BlendshapeInfo>,
     },
     State {
         v: u32,
@@ -146,6 +214,15 @@ pub enum ServerMsg {
         v: u32,
         turn: u64,
         words: Vec<WordSpan>,
+    },
+    /// ARKit-52 weights (names and order in `ready.blendshapes.names`), `fps` frames a second
+    /// of the turn's clock: frame `first + i` is at sample (first + i) × audio_rate / fps.
+    Blendshapes {
+        v: u32,
+        turn: u64,
+        fps: u32,
+        first: u64,
+        frames: Vec<Vec<f32>>,
     },
     Error {
         v: u32,
@@ -211,6 +288,11 @@ pub fn decode(text: &str) -> Result<ClientMsg, Refusal> {
         ClientMsg::Text { text, .. } if text.chars().count() > 2_000 => {
             Err(Refusal {
                 code: "too_long", message: format!("text: {} characters; at most 2000", text.chars().count()), message_ar: "السؤال طويل جداً."
+            })
+        }
+        ClientMsg::Hello { want, .. } if want.fps != 30 && want.fps != 60 => {
+            Err(Refusal {
+                code: "bad_message", message: format!("hello: want.fps {}; 30 or 60", want.fps), message_ar: "عدد الإطارات غير مدعوم."
             })
         }
         ClientMsg::AudioStart { rate, .. } if !(8_000..=48_000).contains(rate) => Err(Refusal {
@@ -328,5 +410,28 @@ mod tests {
         assert_eq!(names, ["PP", "aa", "aa", "sil"]);
         assert_eq!((v[0].start, v[3].end), (1_000, 1_450));
         assert!(v[1].weight > v[2].weight, "long vowels open wider");
+    }
+
+    #[test]
+    fn blendshape_frames_fall_on_one_grid_across_chunks_and_the_mouth_opens_on_vowels() {
+        let ph = |phoneme: &str, start: u64, end: u64| hiwar_speech::voice::TimedPhoneme { phoneme: phoneme.into(), start, end };
+        let rate = 22_050;
+        let mut face = FaceStream::new(1);
+        // One second: silence, then "ma" (a long open vowel from 0.3 s to 0.8 s).
+        let chunk = [ph("_", 0, 4_410), ph("m", 4_410, 6_615), ph("aː", 6_615, 17_640), ph("_", 17_640, 22_050)];
+        let (first, frames) = face.frames(1, &chunk, rate, 0, 22_050, 30);
+        assert_eq!((first, frames.len()), (0, 30));
+        assert!(frames.iter().all(|f| f.len() == 52 && f.iter().all(|w| (0.0..=1.0).contains(w))));
+        let jaw = hiwar_animation::rig::arkit_index("jawOpen").expect("jawOpen");
+        assert!(frames[3][jaw] < 0.05 && frames[18][jaw] > 0.2, "closed in the silence, open on the vowel: {} / {}", frames[3][jaw], frames[18][jaw]);
+        // The next chunk of the turn starts at sample 22050 and a half-second: frames 30..44.
+        let (first, frames) = face.frames(1, &chunk[..2], rate, 22_050, 11_025, 30);
+        assert_eq!((first, frames.len()), (30, 15));
+        // 60 a second on a new turn: twice as many, from 0 again.
+        let (first, frames) = face.frames(2, &chunk, rate, 0, 22_050, 60);
+        assert_eq!((first, frames.len()), (0, 60));
+        assert!(decode(r#"{"type":"hello","v":1,"want":{"blendshapes":true,"fps":25}}"#).is_err_and(|r| r.code == "bad_message"));
+        let hello = decode(r#"{"type":"hello","v":1,"want":{"blendshapes":true,"fps":60}}"#).expect("hello");
+        assert!(matches!(hello, ClientMsg::Hello { want: Want { blendshapes: true, fps: 60, audio: true, .. }, .. }));
     }
 }
