@@ -146,13 +146,15 @@ async function startMic() {
   source.connect(tap);
   ws.send(JSON.stringify({ type: "audio_start", v: 1, rate: 16000 }));
   mic = { stream, source, tap };
-  $("mic").textContent = "⏹ أوقف الميكروفون · Mic off";
+  $("mic").classList.add("on");
+  $("mic-label").textContent = "أوقف الميكروفون · Mic off";
 }
 function stopMic() {
   if (!mic) return;
   mic.source.disconnect(); mic.tap.disconnect(); mic.stream.getTracks().forEach((t) => t.stop());
   if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "audio_end", v: 1 }));
   mic = null;
-  $("mic").textContent = "🎤 تحدّث · Speak";
+  $("mic").classList.remove("on");
+  $("mic-label").textContent = "تحدّث · Speak";
 }
 $("mic").onclick = () => (mic ? stopMic() : startMic().catch((e) => { $("error").textContent = `الميكروفون غير متاح · microphone unavailable: ${e.message}`; }));
