@@ -221,17 +221,21 @@ fn espeak_clip(dir: &std::path::Path, text: &str) -> Vec<f32> {
     read_wav(&wav).1
 }
 
-/// A question, and `over` (espeak-ng) said about two seconds into its long answer, then quiet
-/// while it finishes: the events, stderr, and the stand-in LLM.
+/// A question, and `over` (espeak-ng) said 4 s after it, into its ~10 s answer — whose short
+/// first clause ("Yes, of course.") is voiced within ~1.5 s even beside a busy core, where a long
+/// first clause took long enough that `over` fell between the holding phrase and the answer —
+/// then quiet while it finishes: the events, stderr, and the stand-in LLM. (Fed at real time:
+/// with two other live pipelines beside it, hearing falls seconds behind its input; these tests
+/// run alone, see .config/nextest.toml.)
 fn said_over_the_answer(over: &str) -> (Vec<Value>, String, Standin) {
     let pulse = Pulse::start(&["speaker"]);
-    let answer = "say:The office opens at half past seven in the morning and closes at three in the afternoon on weekdays, and on Friday it closes at noon, so please come early.";
+    let answer = "say:Yes, of course. The office opens at half past seven in the morning and closes at three in the afternoon on weekdays, and on Friday it closes at noon, so please come early.";
     let standin = Standin::start(&[answer, "answer"]);
     let dir = tempfile::tempdir().expect("dir");
     let (rate, question) = read_wav(&clip("en-office.wav").0);
     let over = espeak_clip(dir.path(), over);
     let silence = |s: f32| vec![0.0f32; (s * rate as f32) as usize];
-    let input: Vec<f32> = [question, silence(3.0), over, silence(9.0)].concat();
+    let input: Vec<f32> = [question, silence(4.0), over, silence(10.0)].concat();
     let path = dir.path().join("conversation.wav");
     write_wav(&path, rate, 1, &input);
     let (ev, stderr) = run_live(&pulse, &standin, &path, &[]);
