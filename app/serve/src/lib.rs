@@ -691,6 +691,7 @@ impl Session {
             progress: Arc::clone(&progress),
             asked_at: Arc::clone(&asked_at),
             wanted: Arc::clone(&wanted),
+            session: id,
         };
         tokio::spawn(speech_task(task, rx));
         Session {
@@ -965,12 +966,15 @@ struct SpeechTask {
     progress: Arc<std::sync::Mutex<Progress>>,
     asked_at: Arc<std::sync::Mutex<Option<Instant>>>,
     wanted: Arc<std::sync::Mutex<protocol::Want>>,
+    /// The session's number: its face's idle life is seeded with it (blinks and glances differ
+    /// between sessions, and repeat for a session replayed).
+    session: u64,
 }
 
 async fn speech_task(task: SpeechTask, mut jobs: mpsc::UnboundedReceiver<SpeechJob>) {
-    let SpeechTask { shared, out, end, cancelled, finished, progress, asked_at, wanted } = task;
+    let SpeechTask { shared, out, end, cancelled, finished, progress, asked_at, wanted, session } = task;
     let live = |turn: u64| cancelled.load(Ordering::Acquire) < turn;
-    let mut face = protocol::FaceStream::new(1);
+    let mut face = protocol::FaceStream::new(session);
     while let Some(job) = jobs.recv().await {
         if end.is_cancelled() {
             return;
