@@ -103,9 +103,14 @@ const BACKCHANNELS: &[&str] = &[
 /// Whether `text` is only a backchannel ("mm-hmm", "okay", «ايوه طيب»): at most three words,
 /// every one of them a listener's token. Empty text is not one.
 pub fn is_backchannel(text: &str) -> bool {
-    let normal = normalize_for_matching(&text.replace('-', ""));
-    let words: Vec<&str> = normal.split(' ').filter(|w| !w.is_empty()).collect();
-    !words.is_empty() && words.len() <= 3 && words.iter().all(|w| BACKCHANNELS.contains(w))
+    let words = spoken_words(text);
+    !words.is_empty() && words.len() <= 3 && words.iter().all(|w| BACKCHANNELS.contains(&w.as_str()))
+}
+
+/// A short utterance's words as the lists above hold them: normalised for matching, hyphens
+/// joined ("mm-hmm" → "mmhmm").
+fn spoken_words(text: &str) -> Vec<String> {
+    normalize_for_matching(&text.replace('-', "")).split(' ').filter(|w| !w.is_empty()).map(str::to_string).collect()
 }
 
 /// Short words that take the turn even alone: a command to stop or wait, a refusal, a question
@@ -168,12 +173,11 @@ pub fn takes_the_turn(text: &str) -> bool {
     if text.contains('?') || text.contains('؟') {
         return true;
     }
-    let normal = normalize_for_matching(&text.replace('-', ""));
-    let words: Vec<&str> = normal.split(' ').filter(|w| !w.is_empty()).collect();
-    if words.iter().any(|w| TURN_TAKERS.contains(w)) {
+    let words = spoken_words(text);
+    if words.iter().any(|w| TURN_TAKERS.contains(&w.as_str())) {
         return true;
     }
-    !words.iter().all(|w| BACKCHANNELS.contains(w)) && words.len() >= 3
+    !words.iter().all(|w| BACKCHANNELS.contains(&w.as_str())) && words.len() >= 3
 }
 
 /// Character error rate of `hypothesis` against `reference`, both normalised for matching

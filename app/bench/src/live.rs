@@ -241,6 +241,7 @@ fn backchannels(config: &Config, rt: &tokio::runtime::Runtime) -> anyhow::Result
     println!("answer was stopped (a barge-in decided after its onset and before the next question), and whether it was");
     println!("taken for a question (a turn asked with its words).\n");
     let question = hearing::read_16k(&hiwar_core::assets::assets_dir().join("clips").join("en-office.wav"))?;
+    let (q_onset, _) = voiced_span(&question);
     let long = "The office opens at half past seven in the morning and closes at three in the afternoon on weekdays, and on Friday it closes at noon, so please come early and bring your documents.";
     let (mut input, mut script, mut items) = (Vec::new(), Vec::new(), Vec::new());
     for (voice, text) in BACKCHANNELS {
@@ -249,7 +250,6 @@ fn backchannels(config: &Config, rt: &tokio::runtime::Runtime) -> anyhow::Result
         } else {
             hiwar_speech::voice::EspeakVoice { voice: voice.into(), speed: 150 }.synthesize(text)?.resampled(16_000)?.samples
         };
-        let (q_onset, _) = voiced_span(&question);
         let question_at = input.len() as u64 + q_onset;
         input.extend_from_slice(&question);
         input.extend(std::iter::repeat_n(0.0, (BACKCHANNEL_AFTER_S * 16_000.0) as usize));

@@ -121,9 +121,12 @@ impl RouteWatch {
             return None;
         };
         let mut child = Command::new("pactl").arg("subscribe").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
-        let stdout = child.stdout.take()?;
+        let stdout = child.stdout.take();
         let hears_itself = Arc::new(AtomicBool::new(first.hears_itself().is_some()));
         let route = Arc::new(Mutex::new(first));
+        // Made before the threads: if one cannot start, dropping it kills `pactl subscribe`.
+        let watch = RouteWatch { route: Arc::clone(&route), hears_itself: Arc::clone(&hears_itself), child };
+        let stdout = stdout?;
         let (events, changes) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("route-events".into())
@@ -136,7 +139,7 @@ impl RouteWatch {
                 }
             })
             .ok()?;
-        let (r, h) = (route.clone(), hears_itself.clone());
+        let (r, h) = (route, hears_itself);
         std::thread::Builder::new()
             .name("route-watch".into())
             .spawn(move || {
@@ -154,7 +157,7 @@ impl RouteWatch {
                 }
             })
             .ok()?;
-        Some(RouteWatch { route, hears_itself, child })
+        Some(watch)
     }
 
     /// The route as last read.
