@@ -29,6 +29,8 @@ pub struct IdleFrame {
     pub brow_inner_up: f32,
     pub brow_down: f32,
     pub smile: f32,
+    /// The mouth's corners down (concern, from [`crate::expression`]).
+    pub frown: f32,
 }
 
 /// A small, fast, seedable generator (xorshift64*), so the crate needs no dependency.
@@ -179,6 +181,7 @@ impl IdleLife {
             brow_inner_up: mix(from.brow_inner_up, to.brow_inner_up),
             brow_down: mix(from.brow_down, to.brow_down),
             smile: self.smile_at(t),
+            frown: 0.0,
         }
     }
 

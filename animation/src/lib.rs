@@ -8,18 +8,21 @@
 //! - [`lipsync`]: dominance-blended coarticulation with bilabial closure → [`Mouth`].
 //! - [`audio`]: the same from audio alone, for speech without timing.
 //! - [`idle`]: blinks, saccades, breathing, head motion, listening/thinking poses, smiles.
+//! - [`expression`]: moods (warmth, concern) and clause-end nods from what is said.
 //! - [`rig`]: mouth + idle → ARKit 52 → the avatar's own targets (ARKit, Oculus, VRM, jaw).
 
 pub mod audio;
+pub mod expression;
 pub mod idle;
 pub mod lipsync;
 pub mod rig;
 pub mod viseme;
 
 pub use audio::AudioLipSync;
+pub use expression::{Expression, ExpressionFrame, Mood};
 pub use idle::{Activity, IdleFrame, IdleLife};
 pub use lipsync::{LipSync, Mouth};
-pub use rig::{ARKIT, Composer, FaceFrame, Rig, RigKind};
+pub use rig::{ARKIT, Composer, FaceFrame, Rig, RigKind, Vrm};
 pub use viseme::{Viseme, classify};
 
 /// A position on the audio output clock, in samples at the timeline's sample rate.

@@ -123,6 +123,7 @@ pub struct FaceFrame {
     pub breath: f32,
     pub blink: f32,
     pub smile: f32,
+    pub frown: f32,
 }
 
 /// Precomputed viseme → ARKit table (indices, not names), built once.
@@ -190,10 +191,12 @@ impl Composer {
         set(&mut a, "mouthSmileRight", idle.smile);
         set(&mut a, "cheekSquintLeft", idle.smile * 0.4);
         set(&mut a, "cheekSquintRight", idle.smile * 0.4);
+        set(&mut a, "mouthFrownLeft", idle.frown * 0.3);
+        set(&mut a, "mouthFrownRight", idle.frown * 0.3);
         for w in &mut a {
             *w = w.clamp(0.0, 1.0);
         }
-        FaceFrame { mouth: *mouth, arkit: a, head: idle.head, gaze: idle.gaze, breath: idle.breath, blink: idle.blink, smile: idle.smile }
+        FaceFrame { mouth: *mouth, arkit: a, head: idle.head, gaze: idle.gaze, breath: idle.breath, blink: idle.blink, smile: idle.smile, frown: idle.frown }
     }
 }
 
@@ -209,6 +212,27 @@ pub enum Vrm {
     BlinkLeft,
     BlinkRight,
     Happy,
+    Sad,
+    Angry,
+    Relaxed,
+    Surprised,
+    LookUp,
+    LookDown,
+    LookLeft,
+    LookRight,
+    Neutral,
+}
+
+impl Vrm {
+    /// A preset by its name in a VRM 1.0 `VRMC_vrm` expression table or a VRM 0.x
+    /// `blendShapeMaster` group's `presetName` (or a morph target named after one).
+    pub fn parse(name: &str) -> Option<Vrm> {
+        vrm_of(&canonical(name))
+    }
+
+    fn is_mouth(self) -> bool {
+        matches!(self, Vrm::Aa | Vrm::Ih | Vrm::Ou | Vrm::Ee | Vrm::Oh)
+    }
 }
 
 /// Where one morph target's weight comes from.
@@ -237,6 +261,9 @@ pub enum RigKind {
 pub struct Rig {
     pub kind: RigKind,
     channels: Vec<Option<Channel>>,
+    /// From the avatar's own VRM expression table, where it has one: per morph target, the
+    /// presets that move it and by how much (they add). Overrides the name-bound channel.
+    table: Vec<Vec<(Vrm, f32)>>,
 }
 
 /// Lower case without separators or an exporter's prefix (`blendShape1.jawOpen` → `jawopen`).
@@ -256,6 +283,15 @@ fn vrm_of(canon: &str) -> Option<Vrm> {
         "blinkleft" | "blinkl" => Vrm::BlinkLeft,
         "blinkright" | "blinkr" => Vrm::BlinkRight,
         "happy" | "joy" => Vrm::Happy,
+        "sad" | "sorrow" => Vrm::Sad,
+        "angry" => Vrm::Angry,
+        "relaxed" | "fun" => Vrm::Relaxed,
+        "surprised" => Vrm::Surprised,
+        "lookup" => Vrm::LookUp,
+        "lookdown" => Vrm::LookDown,
+        "lookleft" => Vrm::LookLeft,
+        "lookright" => Vrm::LookRight,
+        "neutral" => Vrm::Neutral,
         _ => return None,
     })
 }
@@ -310,37 +346,90 @@ impl Rig {
             }
             _ => None,
         };
-        (Rig { kind, channels }, warning)
+        (Rig { kind, channels, table: Vec::new() }, warning)
+    }
+
+    /// Binds an avatar mesh through its VRM expression table: `binds` are (preset, morph
+    /// target index, weight 0–1) as the file's `VRMC_vrm` (1.0) or `blendShapeMaster` (0.x)
+    /// extension lists them for this mesh. Targets no preset moves are still bound by name
+    /// (a VRM may carry ARKit shapes too), the mouth's excepted when the table drives it.
+    pub fn with_expressions<S: AsRef<str>>(names: &[S], binds: &[(Vrm, usize, f32)]) -> (Rig, Option<String>) {
+        let (mut rig, warning) = Rig::detect(names);
+        let mut table = vec![Vec::new(); names.len()];
+        for &(preset, target, weight) in binds {
+            if let Some(t) = table.get_mut(target)
+                && weight > 0.0
+            {
+                t.push((preset, weight.min(1.0)));
+            }
+        }
+        if !binds.iter().any(|(p, t, w)| p.is_mouth() && *t < names.len() && *w > 0.0) {
+            // The table has no mouth for this mesh: it is eyes or brows only, or nothing.
+            if table.iter().all(Vec::is_empty) {
+                return (rig, warning);
+            }
+            rig.table = table;
+            return (rig, None);
+        }
+        rig.kind = RigKind::Vrm;
+        for (ch, t) in rig.channels.iter_mut().zip(&table) {
+            let mouth_by_name = match ch {
+                Some(Channel::Arkit(i)) => ARKIT[*i].starts_with("mouth") || ARKIT[*i].starts_with("jaw"),
+                Some(Channel::Viseme(_) | Channel::Jaw) => true,
+                Some(Channel::Vrm(v)) => v.is_mouth(),
+                None => false,
+            };
+            if !t.is_empty() || mouth_by_name {
+                *ch = None;
+            }
+        }
+        rig.table = table;
+        (rig, None)
     }
 
     /// How many targets the rig drives.
     pub fn driven(&self) -> usize {
-        self.channels.iter().filter(|c| c.is_some()).count()
+        (0..self.channels.len()).filter(|&i| self.channels[i].is_some() || self.table.get(i).is_some_and(|t| !t.is_empty())).count()
     }
 
     /// Writes each morph target's weight for `face` into `out` (one per target name given to
     /// [`Rig::detect`]; targets with no source are set to 0). Allocation-free.
     pub fn apply(&self, face: &FaceFrame, out: &mut [f32]) {
         let m = &face.mouth;
-        for (o, ch) in out.iter_mut().zip(&self.channels) {
-            *o = match ch {
-                None => 0.0,
-                Some(Channel::Arkit(i)) => face.arkit[*i],
-                Some(Channel::Viseme(v)) => m.weight(*v),
-                Some(Channel::Jaw) => m.jaw,
-                Some(Channel::Vrm(v)) => match v {
-                    Vrm::Aa => m.weight(Viseme::Aa).max(m.jaw),
-                    Vrm::Ih => m.weight(Viseme::I) + 0.5 * (m.weight(Viseme::SS) + m.weight(Viseme::CH)),
-                    Vrm::Ou => m.weight(Viseme::U) + 0.5 * m.weight(Viseme::RR),
-                    Vrm::Ee => m.weight(Viseme::E),
-                    Vrm::Oh => m.weight(Viseme::O),
-                    Vrm::Blink | Vrm::BlinkLeft | Vrm::BlinkRight => face.blink,
-                    Vrm::Happy => face.smile,
-                }
-                .clamp(0.0, 1.0),
+        for (i, (o, ch)) in out.iter_mut().zip(&self.channels).enumerate() {
+            *o = match (ch, self.table.get(i).filter(|t| !t.is_empty())) {
+                (_, Some(t)) => t.iter().map(|&(v, w)| w * vrm_weight(v, face)).sum::<f32>().clamp(0.0, 1.0),
+                (None, None) => 0.0,
+                (Some(Channel::Arkit(i)), None) => face.arkit[*i],
+                (Some(Channel::Viseme(v)), None) => m.weight(*v),
+                (Some(Channel::Jaw), None) => m.jaw,
+                (Some(Channel::Vrm(v)), None) => vrm_weight(*v, face),
             };
         }
     }
+}
+
+/// A VRM preset's weight for the face.
+fn vrm_weight(v: Vrm, face: &FaceFrame) -> f32 {
+    let m = &face.mouth;
+    let look = |r: f32| (r / 0.5).clamp(0.0, 1.0);
+    match v {
+        Vrm::Aa => m.weight(Viseme::Aa).max(m.jaw),
+        Vrm::Ih => m.weight(Viseme::I) + 0.5 * (m.weight(Viseme::SS) + m.weight(Viseme::CH)),
+        Vrm::Ou => m.weight(Viseme::U) + 0.5 * m.weight(Viseme::RR),
+        Vrm::Ee => m.weight(Viseme::E),
+        Vrm::Oh => m.weight(Viseme::O),
+        Vrm::Blink | Vrm::BlinkLeft | Vrm::BlinkRight => face.blink,
+        Vrm::Happy => face.smile,
+        Vrm::Sad => 0.6 * face.frown,
+        Vrm::LookUp => look(face.gaze[1]),
+        Vrm::LookDown => look(-face.gaze[1]),
+        // Positive yaw is the avatar's own left.
+        Vrm::LookLeft => look(face.gaze[0]),
+        Vrm::LookRight => look(-face.gaze[0]),
+        Vrm::Angry | Vrm::Relaxed | Vrm::Surprised | Vrm::Neutral => 0.0,
+    }
+    .clamp(0.0, 1.0)
 }
 
 #[cfg(test)]
@@ -392,7 +481,7 @@ mod tests {
     fn composed_weights_stay_in_range() {
         let composer = Composer::new();
         let (rig, _) = Rig::detect(&ARKIT);
-        let idle = IdleFrame { blink: 1.0, gaze: [0.3, -0.2], head: [0.0; 3], breath: 0.5, brow_inner_up: 1.0, brow_down: 1.0, smile: 1.0 };
+        let idle = IdleFrame { blink: 1.0, gaze: [0.3, -0.2], head: [0.0; 3], breath: 0.5, brow_inner_up: 1.0, brow_down: 1.0, smile: 1.0, frown: 1.0 };
         let mut out = [0.0; 52];
         for v in Viseme::ALL {
             let f = composer.compose(&Mouth::of(v, 1.0), &idle);
@@ -404,5 +493,46 @@ mod tests {
         let closed = composer.compose(&Mouth::of(Viseme::PP, 1.0), &IdleFrame::default());
         assert_eq!(closed.arkit[arkit_index("jawOpen").unwrap_or(0)], 0.0);
         assert!(closed.arkit[arkit_index("mouthPressLeft").unwrap_or(0)] > 0.3);
+    }
+
+    #[test]
+    fn a_vrm_expression_table_drives_targets_whatever_their_names() {
+        // As VRoid exports: targets named by the exporter, bound through the table only.
+        let names = ["Fcl_ALL_Neutral", "Fcl_MTH_A", "Fcl_MTH_I", "Fcl_MTH_U", "Fcl_MTH_E", "Fcl_MTH_O", "Fcl_EYE_Close", "Fcl_ALL_Joy", "Fcl_ALL_Sorrow"];
+        assert_eq!(Rig::detect(&names).0.kind, RigKind::Static, "the names alone say nothing");
+        let binds = [
+            (Vrm::Aa, 1, 1.0),
+            (Vrm::Ih, 2, 1.0),
+            (Vrm::Ou, 3, 1.0),
+            (Vrm::Ee, 4, 1.0),
+            (Vrm::Oh, 5, 1.0),
+            (Vrm::Blink, 6, 1.0),
+            (Vrm::Happy, 7, 0.5),
+            (Vrm::Sad, 8, 1.0),
+            // An exporter's "neutral" moves nothing hiwar drives.
+            (Vrm::Neutral, 0, 1.0),
+        ];
+        let (rig, warn) = Rig::with_expressions(&names, &binds);
+        assert_eq!((rig.kind, warn), (RigKind::Vrm, None));
+        let composer = Composer::new();
+        let mut out = [0.0; 9];
+        let idle = IdleFrame { blink: 1.0, smile: 1.0, frown: 1.0, ..IdleFrame::default() };
+        rig.apply(&composer.compose(&Mouth::of(Viseme::Aa, 1.0), &idle), &mut out);
+        assert!(out[1] > 0.7, "aa opens the mouth: {out:?}");
+        assert_eq!((out[0], out[2], out[5]), (0.0, 0.0, 0.0));
+        assert_eq!((out[6], out[7], out[8]), (1.0, 0.5, 0.6));
+        rig.apply(&composer.compose(&Mouth::of(Viseme::O, 1.0), &IdleFrame::default()), &mut out);
+        assert!(out[5] > 0.7 && out[1] <= 0.5, "oh rounds it (the jaw half open): {out:?}");
+        rig.apply(&composer.compose(&Mouth::REST, &IdleFrame::default()), &mut out);
+        assert!(out.iter().all(|w| *w == 0.0), "at rest nothing moves: {out:?}");
+
+        // A table for the eyes only leaves a mesh's ARKit mouth bound by name.
+        let (rig, _) = Rig::with_expressions(&["jawOpen", "Eye_Close"], &[(Vrm::Blink, 1, 1.0)]);
+        let mut out = [0.0; 2];
+        rig.apply(&composer.compose(&Mouth::of(Viseme::Aa, 1.0), &IdleFrame { blink: 1.0, ..IdleFrame::default() }), &mut out);
+        assert!(out[0] > 0.7 && out[1] == 1.0, "{out:?}");
+        // Out-of-range binds (a broken file) are dropped, not a panic.
+        let (rig, _) = Rig::with_expressions(&["A"], &[(Vrm::Aa, 7, 1.0)]);
+        assert_eq!(rig.driven(), 1);
     }
 }

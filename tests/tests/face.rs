@@ -493,3 +493,100 @@ fn out_of_service_covers_the_screen_until_service_is_back_and_a_finished_session
     let teal = next.chunks_exact(3).filter(|p| is_teal(p)).count();
     assert!(teal * 2 > n, "no attract screen after the session ended ({teal} of {n} pixels teal)");
 }
+
+/// The bundled avatar rewritten as a VRoid export looks: its morph targets renamed to names
+/// no convention knows ("Key 0"…), bound only through a VRM expression table of `version`
+/// ("1.0", "0.x", or none at all).
+fn as_vrm(version: Option<&str>) -> Vec<u8> {
+    let glb = std::fs::read(hiwar_tests::repo_root().join("assets/avatar/hiwar-avatar.glb")).expect("bundled avatar");
+    let u32_at = |i: usize| u32::from_le_bytes([glb[i], glb[i + 1], glb[i + 2], glb[i + 3]]) as usize;
+    let json_len = u32_at(12);
+    let mut json: Value = serde_json::from_slice(&glb[20..20 + json_len]).expect("glTF JSON");
+    let bin = &glb[20 + json_len..];
+    // Which target of which mesh is which, before the names go.
+    let mut target = std::collections::HashMap::new();
+    for (m, mesh) in json["meshes"].as_array_mut().expect("meshes").iter_mut().enumerate() {
+        if let Some(names) = mesh["extras"]["targetNames"].as_array_mut() {
+            for (i, n) in names.iter_mut().enumerate() {
+                target.insert(n.as_str().expect("name").to_string(), (m, i));
+                *n = Value::from(format!("Key {i}"));
+            }
+        }
+    }
+    let node_of = |mesh: usize| json["nodes"].as_array().expect("nodes").iter().position(|n| n["mesh"].as_u64() == Some(mesh as u64)).expect("node");
+    // VRoid-like presets: each binds ARKit-shaped targets of the generated face.
+    let presets = [
+        ("aa", vec![("jawOpen", 1.0)]),
+        ("oh", vec![("jawOpen", 0.5), ("mouthFunnel", 1.0)]),
+        ("ou", vec![("jawOpen", 0.2), ("mouthPucker", 1.0)]),
+        ("ih", vec![("jawOpen", 0.2), ("mouthStretchLeft", 0.6), ("mouthStretchRight", 0.6)]),
+        ("ee", vec![("jawOpen", 0.3), ("mouthStretchLeft", 0.4), ("mouthStretchRight", 0.4)]),
+        ("blink", vec![("eyeBlinkLeft", 1.0), ("eyeBlinkRight", 1.0)]),
+    ];
+    let binds = |name: &str, zero_x: bool| -> Vec<Value> {
+        presets
+            .iter()
+            .find(|p| p.0 == name)
+            .map_or(&vec![], |p| &p.1)
+            .iter()
+            .map(|(t, w)| {
+                let (mesh, index) = target[*t];
+                if zero_x {
+                    serde_json::json!({"mesh": mesh, "index": index, "weight": w * 100.0})
+                } else {
+                    serde_json::json!({"node": node_of(mesh), "index": index, "weight": w})
+                }
+            })
+            .collect()
+    };
+    match version {
+        Some("1.0") => {
+            let preset: serde_json::Map<String, Value> =
+                presets.iter().map(|(n, _)| (n.to_string(), serde_json::json!({"morphTargetBinds": binds(n, false)}))).collect();
+            json["extensionsUsed"] = serde_json::json!(["VRMC_vrm"]);
+            json["extensions"] = serde_json::json!({"VRMC_vrm": {"specVersion": "1.0", "expressions": {"preset": preset}}});
+        }
+        Some(_) => {
+            let zero = [("aa", "a"), ("oh", "o"), ("ou", "u"), ("ih", "i"), ("ee", "e"), ("blink", "blink")];
+            let groups: Vec<Value> =
+                zero.iter().map(|(n, p)| serde_json::json!({"name": p.to_uppercase(), "presetName": p, "binds": binds(n, true)})).collect();
+            json["extensionsUsed"] = serde_json::json!(["VRM"]);
+            json["extensions"] = serde_json::json!({"VRM": {"specVersion": "0.0", "blendShapeMaster": {"blendShapeGroups": groups}}});
+        }
+        None => {}
+    }
+    let mut text = serde_json::to_vec(&json).expect("json");
+    while !text.len().is_multiple_of(4) {
+        text.push(b' ');
+    }
+    let mut out = Vec::new();
+    out.extend_from_slice(b"glTF");
+    out.extend_from_slice(&2u32.to_le_bytes());
+    out.extend_from_slice(&((12 + 8 + text.len() + bin.len()) as u32).to_le_bytes());
+    out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"JSON");
+    out.extend_from_slice(&text);
+    out.extend_from_slice(bin);
+    out
+}
+
+#[test]
+fn a_vrm_avatar_moves_its_mouth_through_its_own_expression_table() {
+    let (mouth, _) = regions();
+    let mut open = Vec::new();
+    for version in [Some("1.0"), Some("0.x"), None] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let avatar = dir.path().join("avatar.vrm");
+        std::fs::write(&avatar, as_vrm(version)).expect("write vrm");
+        let (frames, t) = render_frames("أنا هنا.", dir.path(), &[("HIWAR_STAGE_AVATAR", avatar.to_str().expect("utf-8 path"))]);
+        let rate = t["sample_rate"].as_u64().expect("rate");
+        let (_, s, e) = phonemes(&t).into_iter().rev().find(|p| p.0 == "aː").expect("a long a");
+        let first = frame(&frames, 0);
+        assert!(mouth_darkness(&first, mouth) < 50.0, "{version:?}: mouth open in the leading silence");
+        open.push(mouth_darkness(&frame(&frames, frame_for((s + e) / 2, rate)), mouth));
+    }
+    // VRM 1.0 and 0.x: open on the long a, as wide as the ARKit-named original (> 1500 in the
+    // test above); without the table nothing names the targets and the face cannot move.
+    assert!(open[0] > 1500.0 && open[1] > 1500.0, "mouth darkness on aː with a VRM 1.0 / 0.x table: {:.0} / {:.0}", open[0], open[1]);
+    assert!(open[2] < 50.0, "the same avatar without its table opened its mouth ({:.0}): the names alone bound it", open[2]);
+}

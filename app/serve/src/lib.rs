@@ -1030,6 +1030,7 @@ async fn speech_task(task: SpeechTask, mut jobs: mpsc::UnboundedReceiver<SpeechJ
                     send(&out, &end, &shared, json(&ServerMsg::Words { v: VERSION, turn, words }));
                 }
                 if want.blendshapes {
+                    face.express(turn, &speech.written_words(true), speech.sample_rate, clock, what == Said::Fallback);
                     let (first, frames) = face.frames(turn, &speech.phonemes, speech.sample_rate, clock, n, want.fps);
                     send(&out, &end, &shared, json(&ServerMsg::Blendshapes { v: VERSION, turn, fps: want.fps, first, frames }));
                 }

@@ -94,6 +94,8 @@ pub struct BlendshapeInfo {
 pub struct FaceStream {
     composer: hiwar_animation::Composer,
     idle: hiwar_animation::IdleLife,
+    /// Moods and nods of what is said, on the stream's clock (turns one after another).
+    expression: hiwar_animation::Expression,
     /// Samples of the turns before this one: the idle life's clock runs on across turns.
     before: u64,
     turn: u64,
@@ -103,7 +105,34 @@ pub struct FaceStream {
 
 impl FaceStream {
     pub fn new(seed: u64) -> FaceStream {
-        FaceStream { composer: hiwar_animation::Composer::new(), idle: hiwar_animation::IdleLife::new(seed), before: 0, turn: 0, reached: 0 }
+        FaceStream {
+            composer: hiwar_animation::Composer::new(),
+            idle: hiwar_animation::IdleLife::new(seed),
+            expression: hiwar_animation::Expression::new(0),
+            before: 0,
+            turn: 0,
+            reached: 0,
+        }
+    }
+
+    /// Moves the stream's clock on to `turn` (the idle life runs on across turns).
+    fn enter(&mut self, turn: u64, rate: u32) {
+        if turn != self.turn {
+            self.before += self.reached;
+            (self.turn, self.reached) = (turn, 0);
+            self.idle.set_activity(hiwar_animation::Activity::Speaking, self.before as f64 / f64::from(rate.max(1)));
+        }
+        if self.expression.rate() != rate.max(1) {
+            self.expression = hiwar_animation::Expression::new(rate);
+        }
+    }
+
+    /// The expression of a chunk about to be streamed (its written words, positions in the
+    /// chunk; `clock` the chunk's first sample on the turn's clock): call before [`Self::frames`].
+    pub fn express(&mut self, turn: u64, words: &[hiwar_speech::voice::WrittenWord], rate: u32, clock: u64, fallback: bool) {
+        self.enter(turn, rate);
+        let base = self.before + clock;
+        self.expression.speak(words.iter().map(|w| (w.text.as_str(), base + w.start, base + w.end)), fallback);
     }
 
     /// The frames that fall on one chunk (`clock` its first sample on the turn's clock, `n`
@@ -111,11 +140,7 @@ impl FaceStream {
     /// the frames, 52 weights each rounded to 3 decimals.
     pub fn frames(&mut self, turn: u64, phonemes: &[hiwar_speech::voice::TimedPhoneme], rate: u32, clock: u64, n: u64, fps: u32) -> (u64, Vec<Vec<f32>>) {
         let (rate64, fps64) = (u64::from(rate.max(1)), u64::from(fps.max(1)));
-        if turn != self.turn {
-            self.before += self.reached;
-            (self.turn, self.reached) = (turn, 0);
-            self.idle.set_activity(hiwar_animation::Activity::Speaking, self.before as f64 / rate64 as f64);
-        }
+        self.enter(turn, rate);
         self.reached = self.reached.max(clock + n);
         let timeline = hiwar_animation::Timeline {
             sample_rate: rate,
@@ -129,7 +154,8 @@ impl FaceStream {
         while k * rate64 / fps64 < clock + n {
             let pos = k * rate64 / fps64;
             let mouth = lipsync.sample(pos - clock);
-            let life = self.idle.sample((self.before + pos) as f64 / rate64 as f64);
+            let mut life = self.idle.sample((self.before + pos) as f64 / rate64 as f64);
+            self.expression.sample(self.before + pos).apply(&mut life);
             let face = self.composer.compose(&mouth, &life);
             out.push(face.arkit.iter().map(|w| (w.clamp(0.0, 1.0) * 1000.0).round() / 1000.0).collect());
             k += 1;
@@ -430,6 +456,18 @@ mod tests {
         // 60 a second on a new turn: twice as many, from 0 again.
         let (first, frames) = face.frames(2, &chunk, rate, 0, 22_050, 60);
         assert_eq!((first, frames.len()), (0, 60));
+        // What is said shows: a greeting smiles, a fallback does not and lifts the inner brows.
+        let smile = hiwar_animation::rig::arkit_index("mouthSmileLeft").expect("smile");
+        let brows = hiwar_animation::rig::arkit_index("browInnerUp").expect("brows");
+        let word = |text: &str| hiwar_speech::voice::WrittenWord { text: text.into(), start: 0, end: 22_050 };
+        let mut warm = FaceStream::new(1);
+        warm.express(1, &[word("Hello!")], rate, 0, false);
+        let (_, frames) = warm.frames(1, &chunk, rate, 0, 22_050, 30);
+        let mut sorry = FaceStream::new(1);
+        sorry.express(1, &[word("Hello!")], rate, 0, true);
+        let (_, concerned) = sorry.frames(1, &chunk, rate, 0, 22_050, 30);
+        assert!(frames[15][smile] > 0.5 && concerned[15][smile] < 0.05, "{} / {}", frames[15][smile], concerned[15][smile]);
+        assert!(concerned[15][brows] > frames[15][brows] + 0.2);
         assert!(decode(r#"{"type":"hello","v":1,"want":{"blendshapes":true,"fps":25}}"#).is_err_and(|r| r.code == "bad_message"));
         let hello = decode(r#"{"type":"hello","v":1,"want":{"blendshapes":true,"fps":60}}"#).expect("hello");
         assert!(matches!(hello, ClientMsg::Hello { want: Want { blendshapes: true, fps: 60, audio: true, .. }, .. }));

@@ -210,6 +210,7 @@ pub fn render(options: &StageOptions, rec: &Recording<'_>, out: &Outputs) -> any
             Some(t) => perf.lipsync.push(t, 0),
             None => perf.audio = Some((AudioLipSync::analyze(rec.samples, rec.rate), 0)),
         }
+        super::express(&mut perf.expression, &rec.words, false);
         world.resource_mut::<Captions>().avatar = rec.words.clone();
         world.resource_mut::<StageState>().activity = Activity::Speaking;
     }
@@ -318,9 +319,12 @@ pub fn perform(off: &mut Offscreen, speech: &hiwar_speech::voice::Speech, clock:
     let start = *clock;
     {
         let world = off.app.world_mut();
-        world.resource_mut::<Performance>().lipsync.push(&super::timeline_of(rate, &speech.phonemes, start), 0);
-        world.resource_mut::<Captions>().avatar =
+        let words: Vec<CaptionWord> =
             speech.written_words(true).into_iter().map(|w| CaptionWord { text: w.text, start: start + w.start, end: start + w.end }).collect();
+        let mut perf = world.resource_mut::<Performance>();
+        perf.lipsync.push(&super::timeline_of(rate, &speech.phonemes, start), 0);
+        super::express(&mut perf.expression, &words, false);
+        world.resource_mut::<Captions>().avatar = words;
         world.resource_mut::<StageState>().activity = Activity::Speaking;
     }
     let length = speech.samples.len() as u64;

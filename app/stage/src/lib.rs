@@ -13,6 +13,7 @@ pub mod avatar;
 pub mod captions;
 pub mod graphics;
 pub mod headless;
+pub mod vrm;
 pub mod window;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ use std::sync::Arc;
 pub use bevy::math::{Vec2, Vec3};
 use bevy::prelude::*;
 use bevy::world_serialization::WorldAssetRoot;
-use hiwar_animation::{Activity, AudioLipSync, Composer, IdleLife, LipSync, Rig};
+use hiwar_animation::{Activity, AudioLipSync, Composer, Expression, IdleLife, LipSync, Rig};
 use hiwar_speech::voice::PlayClock;
 
 use hiwar_core::config::Config;
@@ -110,6 +111,8 @@ pub struct Performance {
     /// `audio_offset` on the clock.
     pub audio: Option<(AudioLipSync, u64)>,
     pub idle: IdleLife,
+    /// Moods and nods from what is said, on the clock.
+    pub expression: Expression,
     pub composer: Composer,
     /// Idle life runs on the clock (headless, reproducible) or on wall time (live).
     pub idle_on_clock: bool,
@@ -127,6 +130,7 @@ impl Performance {
             lipsync: LipSync::new(rate),
             audio: None,
             idle: IdleLife::new(seed),
+            expression: Expression::new(rate),
             composer: Composer::new(),
             idle_on_clock,
             last_frame: None,
@@ -187,6 +191,8 @@ pub struct AvatarParts {
     pub eyes: Vec<(Entity, Transform)>,
     pub body: Option<(Entity, Transform)>,
     pub bound: bool,
+    /// The avatar file's VRM expression table, if it has one.
+    pub tables: vrm::Tables,
 }
 
 /// Marks the avatar's scene root.
@@ -257,15 +263,52 @@ pub fn spawn_scene(commands: &mut Commands, assets: &AssetServer, options: &Stag
         Transform::from_xyz(0.5, 1.0, 1.2).looking_at(Vec3::ZERO, Vec3::Y),
     ));
     commands.insert_resource(GlobalAmbientLight { brightness: 420.0, color: Color::srgb(0.92, 0.95, 1.0), ..default() });
-    let path = bevy::asset::AssetPath::from_path_buf(options.avatar.clone());
+    let path = bevy::asset::AssetPath::from_path_buf(loadable(&options.avatar));
     commands.spawn((WorldAssetRoot(assets.load(GltfAssetLabel::Scene(0).from_asset(path))), AvatarRoot));
     camera
 }
 
+/// The path bevy loads the avatar from: bevy's glTF loader knows .glb and .gltf only, so a
+/// .vrm (binary glTF by another name) is reached through a link named .glb in the temporary
+/// folder, one per avatar file (not one per start: a kiosk restarts for weeks).
+fn loadable(avatar: &Path) -> PathBuf {
+    if !avatar.extension().is_some_and(|e| e.eq_ignore_ascii_case("vrm")) {
+        return avatar.to_path_buf();
+    }
+    use std::hash::{Hash, Hasher};
+    let full = std::fs::canonicalize(avatar).unwrap_or_else(|_| avatar.to_path_buf());
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    full.hash(&mut h);
+    let dir = std::env::temp_dir().join(format!("hiwar-avatars-{}", user_id()));
+    let link = dir.join(format!("{:016x}.glb", h.finish()));
+    let made = std::fs::create_dir_all(&dir).and_then(|()| {
+        if std::fs::read_link(&link).ok().as_deref() != Some(full.as_path()) {
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(&full, &link)?;
+        }
+        Ok(())
+    });
+    match made {
+        Ok(()) => link,
+        Err(e) => {
+            tracing::warn!("cannot link the VRM avatar {} as {}: {e}; it may not load (rename it to .glb)", avatar.display(), link.display());
+            avatar.to_path_buf()
+        }
+    }
+}
+
+/// This user's id, so two users' links do not collide.
+fn user_id() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map_or(0, |m| m.uid())
+}
+
 /// Finds the avatar's morph-weight entities and turning nodes once its scene has spawned.
+/// A mesh the avatar's VRM expression table binds is rigged by the table; others by their
+/// morph targets' names.
 pub fn bind_avatar(
     mut parts: ResMut<AvatarParts>,
-    weights: Query<(Entity, &MorphWeights)>,
+    weights: Query<(Entity, &MorphWeights, Option<&Name>)>,
     names: Query<(Entity, &Name, &Transform)>,
     meshes: Res<Assets<Mesh>>,
 ) {
@@ -273,11 +316,18 @@ pub fn bind_avatar(
         return;
     }
     let mut faces = Vec::new();
-    for (entity, w) in &weights {
+    for (entity, w, node) in &weights {
         let Some(mesh) = w.first_mesh().and_then(|h| meshes.get(h)) else { return };
         let names: Vec<String> = mesh.morph_target_names().map(<[String]>::to_vec).unwrap_or_default();
-        let (rig, warning) = Rig::detect(&names);
-        if let Some(w) = warning {
+        // A mesh without names still has its targets, counted by its weights.
+        let names = if names.is_empty() { (0..w.weights().len()).map(|i| format!("target{i}")).collect() } else { names };
+        let binds = node.and_then(|n| parts.tables.by_node.get(n.as_str()));
+        let (rig, warning) = match binds {
+            Some(binds) => Rig::with_expressions(&names, binds),
+            None => Rig::detect(&names),
+        };
+        // A VRM's table names what moves; its other meshes (hair, clothes) are not faces.
+        if let Some(w) = warning.filter(|_| parts.tables.version.is_none()) {
             tracing::warn!("avatar mesh with {} morph targets: {w}", names.len());
         }
         faces.push((entity, rig));
@@ -295,7 +345,9 @@ pub fn bind_avatar(
     .flatten()
     .collect();
     parts.body = find(&["Body"]);
-    tracing::info!("avatar bound: {} face mesh(es), rig {:?}, head {}, eyes {}", faces.len(), faces[0].1.kind, parts.head.is_some(), parts.eyes.len());
+    let kind = faces.iter().map(|f| f.1.kind).find(|k| *k != hiwar_animation::RigKind::Static).unwrap_or(faces[0].1.kind);
+    let table = parts.tables.version.map_or(String::new(), |v| format!(" (VRM {v} expression table)"));
+    tracing::info!("avatar bound: {} face mesh(es), rig {kind:?}{table}, head {}, eyes {}", faces.len(), parts.head.is_some(), parts.eyes.len());
     parts.faces = faces;
     parts.bound = true;
 }
@@ -336,7 +388,8 @@ pub fn animate_face(
     };
     let t = if perf.idle_on_clock { pos as f64 / f64::from(rate.max(1)) } else { time.elapsed_secs_f64() };
     perf.idle.set_activity(state.activity, t);
-    let idle = perf.idle.sample(t);
+    let mut idle = perf.idle.sample(t);
+    perf.expression.sample(pos).apply(&mut idle);
     let frame = perf.composer.compose(&mouth, &idle);
     for (entity, rig) in &parts.faces {
         if let Ok(mut w) = weights.get_mut(*entity) {
@@ -368,6 +421,11 @@ fn audio_len(audio: &AudioLipSync, rate: u32) -> u64 {
     audio.len_samples() * u64::from(rate) / u64::from(audio.sample_rate().max(1))
 }
 
+/// What the face does for speech whose words are `words` (on the clock).
+pub fn express(expression: &mut Expression, words: &[captions::CaptionWord], fallback: bool) {
+    expression.speak(words.iter().map(|w| (w.text.as_str(), w.start, w.end)), fallback);
+}
+
 /// The voice's phonemes as the face's timeline, shifted by `offset` samples (the two crates
 /// share data, not types).
 pub fn timeline_of(rate: u32, phonemes: &[hiwar_speech::voice::TimedPhoneme], offset: u64) -> hiwar_animation::Timeline {
@@ -384,9 +442,17 @@ pub fn add_stage(app: &mut App, options: &StageOptions, clock: StageClock, idle_
     app.insert_resource(clock)
         .insert_resource(Performance::new(rate, options.seed, idle_on_clock))
         .insert_resource(StageState::default())
-        .insert_resource(AvatarParts::default())
+        .insert_resource(AvatarParts { tables: avatar_tables(&options.avatar), ..Default::default() })
         .insert_resource(captions::Captions { marks: options.caption_marks, ..Default::default() })
         .add_systems(Update, (bind_avatar, animate_face.after(bind_avatar), captions::update_captions, captions::update_status));
+}
+
+/// The avatar's VRM expression table; a file that cannot be read as glTF is bevy's to report.
+fn avatar_tables(avatar: &Path) -> vrm::Tables {
+    vrm::read(avatar).unwrap_or_else(|e| {
+        tracing::warn!("{e}");
+        vrm::Tables::default()
+    })
 }
 
 /// bevy's asset plugin reading from our assets folder (absolute, so the working directory

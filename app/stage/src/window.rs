@@ -129,9 +129,9 @@ pub fn from_bus(event: &hiwar_core::bus::Event) -> (Vec<Cue>, Option<Chunk>) {
             cues
         }
         EventKind::Transcript { text, is_final, .. } => vec![Cue::Heard { text: text.clone(), is_final: *is_final }],
-        EventKind::Said { speech, .. } => {
+        EventKind::Said { speech, what, .. } => {
             let Some(at) = event.clock else { return (Vec::new(), None) };
-            return (Vec::new(), Some(Chunk::of(speech, at.sample, at.sample_rate, true)));
+            return (Vec::new(), Some(Chunk::of(speech, at.sample, at.sample_rate, true, *what == Said::Fallback)));
         }
         EventKind::Error { for_person: Some(_), .. } | EventKind::Microphone { ready: false, .. } => vec![Cue::Notice(Notice::Microphone)],
         EventKind::Microphone { ready: true, .. } => vec![Cue::ClearNotices],
@@ -167,16 +167,19 @@ pub struct Chunk {
     words: Vec<(String, u64, u64)>,
     /// The last of what was asked for (the face rests when it has been heard).
     last: bool,
+    /// Said instead of an answer that failed (the face shows concern).
+    fallback: bool,
 }
 
 impl Chunk {
-    fn of(speech: &hiwar_speech::voice::Speech, start: u64, clock_rate: u32, last: bool) -> Chunk {
+    fn of(speech: &hiwar_speech::voice::Speech, start: u64, clock_rate: u32, last: bool, fallback: bool) -> Chunk {
         Chunk {
             timeline: super::timeline_of(speech.sample_rate, &speech.phonemes, 0),
             start,
             scale: f64::from(clock_rate) / f64::from(speech.sample_rate.max(1)),
             words: speech.written_words(true).into_iter().map(|w| (w.text, w.start, w.end)).collect(),
             last,
+            fallback,
         }
     }
 }
@@ -388,7 +391,7 @@ fn spawn_speech_worker(config: Config, output: Output, requests: Receiver<String
         std::thread::spawn(move || {
             while let Some(e) = events.blocking_recv() {
                 let report = match e {
-                    VoiceEvent::Spoken(s) => Speech::Chunk(Chunk::of(&s.speech, s.start, s.clock_rate, false)),
+                    VoiceEvent::Spoken(s) => Speech::Chunk(Chunk::of(&s.speech, s.start, s.clock_rate, false, false)),
                     VoiceEvent::TurnEnd { .. } => Speech::Done,
                     VoiceEvent::Failed { message, .. } => Speech::Failed(message),
                 };
@@ -488,6 +491,7 @@ fn apply_cues(
         match cue {
             Cue::Interrupt => {
                 perf.lipsync.clear();
+                perf.expression.clear();
                 captions.avatar.clear();
                 live.speech_end = None;
             }
@@ -521,6 +525,7 @@ fn apply_cues(
                 captions.person.clear();
                 captions.avatar.clear();
                 perf.lipsync.clear();
+                perf.expression.clear();
                 live.speech_end = None;
                 state.attract = live.kiosk;
             }
@@ -561,10 +566,10 @@ fn take_speech(
                         emit(serde_json::json!({"event": "audio", "start": q.start, "now": clock.position()}));
                     }
                     perf.lipsync.push(&q.timeline, q.start);
-                    for (text, start, end) in q.words {
-                        let at = |s: u64| q.start + (s as f64 * q.scale).round() as u64;
-                        captions.avatar.push(CaptionWord { text, start: at(start), end: at(end) });
-                    }
+                    let at = |s: u64| q.start + (s as f64 * q.scale).round() as u64;
+                    let words: Vec<CaptionWord> = q.words.into_iter().map(|(text, start, end)| CaptionWord { text, start: at(start), end: at(end) }).collect();
+                    super::express(&mut perf.expression, &words, q.fallback);
+                    captions.avatar.extend(words);
                     let end = perf.lipsync.end();
                     live.speech_end = Some((end, q.last));
                     state.activity = Activity::Speaking;
