@@ -590,3 +590,47 @@ fn a_vrm_avatar_moves_its_mouth_through_its_own_expression_table() {
     assert!(open[0] > 1500.0 && open[1] > 1500.0, "mouth darkness on aː with a VRM 1.0 / 0.x table: {:.0} / {:.0}", open[0], open[1]);
     assert!(open[2] < 50.0, "the same avatar without its table opened its mouth ({:.0}): the names alone bound it", open[2]);
 }
+
+/// The first row, from the upper third down, that is the caption panel: dark and grey across
+/// the whole width (the panel's translucent black over whatever is behind it; the light
+/// background is brighter, the avatar's teal clothes far more saturated).
+fn panel_top(px: &[u8], w: usize, h: usize) -> usize {
+    let panel = |x: usize, y: usize| {
+        let i = (y * w + x) * 3;
+        let (hi, lo) = (px[i].max(px[i + 1]).max(px[i + 2]), px[i].min(px[i + 1]).min(px[i + 2]));
+        // Darker than the background and far less saturated than the clothes.
+        grey(px, w, x, y) < 140.0 && hi - lo < 60
+    };
+    (h / 3..h).find(|&y| (0..w).filter(|&x| panel(x, y)).count() * 10 >= w * 9).unwrap_or(h)
+}
+
+#[test]
+fn captions_never_cover_the_mouth_in_portrait_or_landscape() {
+    // A long answer: without paging it would fill most of a portrait screen.
+    let text = "أهلاً وسهلاً بك في مركز الخدمة. يمكنك تجديد بطاقة الهوية من خلال التطبيق أو في أي مركز خدمة، \
+                والرسوم مئة درهم، وتحتاج إلى صورة شخصية حديثة وجواز سفر ساري المفعول. هل تريد أن أحجز لك موعداً؟";
+    for (orientation, size) in [("portrait", "180x320"), ("landscape", "320x180")] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let frames = dir.path().join("frames");
+        // The configured size is turned by stage.orientation (720 × 1280 here): --size sets it.
+        let out = run(render_cmd().env("HIWAR_STAGE_ORIENTATION", orientation).args(["say", text, "--size", size, "--fps", "2", "--frames"]).arg(&frames));
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        let (w, h) = size.split_once('x').map(|(a, b)| (a.parse::<usize>().expect("w"), b.parse::<usize>().expect("h"))).expect("size");
+        let r = run(hiwar(&model_cache()).args(["bench", "regions", "--size", size]));
+        let v: Value = serde_json::from_str(r.stdout.trim()).expect("regions json");
+        let mouth_bottom = v["mouth"][3].as_u64().expect("mouth box") as usize;
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&frames).expect("frames").map(|e| e.expect("entry").path()).collect();
+        files.sort();
+        assert!(files.len() >= 20, "{orientation}: {} frames", files.len());
+        let mut tops = Vec::new();
+        for f in &files[1..] {
+            let px = rgb(f);
+            assert_eq!(px.len(), w * h * 3, "{}: not {size}", f.display());
+            tops.push(panel_top(&px, w, h));
+        }
+        let highest = *tops.iter().min().expect("a frame");
+        // A chin's height below the mouth's box stays clear.
+        assert!(highest < h, "{orientation}: no caption panel found");
+        assert!(highest > mouth_bottom + h / 25, "{orientation} {size}: the captions reach row {highest}, the mouth ends at row {mouth_bottom}");
+    }
+}

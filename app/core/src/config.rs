@@ -306,6 +306,10 @@ pub struct Stage {
     /// Window and video size in pixels (portrait sizes frame more of the shoulders).
     pub width: u32,
     pub height: u32,
+    /// "landscape", "portrait" (a kiosk's 1080 × 1920 panel: the size is turned to match if it
+    /// is given the other way round) or "auto" (as the size is). A kiosk window is framed by
+    /// the screen it gets, whatever this says.
+    pub orientation: String,
     /// Frame rate of `--video` renders.
     pub fps: u32,
     /// 4× multisampling: on for GPUs; off makes software rendering about 1.5× faster.
@@ -329,6 +333,7 @@ impl Default for Stage {
             avatar: String::new(),
             width: 1280,
             height: 720,
+            orientation: "auto".into(),
             fps: 30,
             msaa: true,
             seed: 7,
@@ -583,6 +588,10 @@ impl Config {
             format!("stage.width × stage.height = {} × {}: each between 16 and 8192 pixels", st.width, st.height),
         );
         check((1..=240).contains(&st.fps), format!("stage.fps = {}: between 1 and 240", st.fps));
+        check(
+            ["auto", "landscape", "portrait"].contains(&st.orientation.as_str()),
+            format!("stage.orientation = {:?}: auto, landscape or portrait", st.orientation),
+        );
         let sv = &self.serve;
         check(
             sv.messages_per_second.is_finite() && sv.messages_per_second > 0.0,

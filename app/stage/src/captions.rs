@@ -18,8 +18,8 @@ const SPOKEN: Color = Color::srgb(0.97, 0.97, 0.97);
 const CURRENT: Color = Color::srgb(1.0, 0.80, 0.25);
 const UPCOMING: Color = Color::srgb(0.72, 0.74, 0.78);
 const PERSON: Color = Color::srgb(0.75, 0.88, 1.0);
-/// The avatar's caption line, in percent of the viewport height.
-const AVATAR_VH: f32 = 5.0;
+/// The avatar's caption line, in percent of the viewport's smaller side.
+const AVATAR_VMIN: f32 = 5.0;
 
 /// A word of the avatar's caption and when it is heard (clock samples).
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +40,52 @@ pub struct Captions {
     /// Show the answer's tashkeel (an answer asked for full marks, for the voice, would
     /// otherwise read as a children's book).
     pub marks: bool,
+    /// The viewport's width over its height (the captions page by it).
+    pub aspect: f32,
+}
+
+/// How many characters of the avatar's words one page of captions holds: two lines at
+/// [`AVATAR_VMIN`] of the viewport's smaller side across 92 % of its width (an average glyph
+/// of Amiri is a little under half its size), so the panel never grows over the face.
+pub fn page_budget(aspect: f32) -> usize {
+    let aspect = if aspect.is_finite() && aspect > 0.0 { aspect } else { 16.0 / 9.0 };
+    (2.0 * 0.92 * 100.0 * aspect.max(1.0) / (AVATAR_VMIN * 0.48) * 0.9) as usize
+}
+
+/// The avatar's words in pages of at most `budget` characters (a word longer than that is a
+/// page of its own), a sentence's end closing a page that is half full.
+pub fn pages(words: &[&str], budget: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut len) = (0, 0);
+    for (i, w) in words.iter().enumerate() {
+        let n = w.chars().count() + 1;
+        if len > 0 && len + n > budget {
+            out.push(start..i);
+            (start, len) = (i, 0);
+        }
+        len += n;
+        if len * 2 > budget && w.trim_end().ends_with(['.', '?', '!', '؟', '…']) {
+            out.push(start..i + 1);
+            (start, len) = (i + 1, 0);
+        }
+    }
+    if start < words.len() {
+        out.push(start..words.len());
+    }
+    out
+}
+
+/// The end of a long transcript, so the person's line stays one line or two.
+fn tail(text: &str, budget: usize) -> String {
+    let n = text.chars().count();
+    if n <= budget {
+        return text.to_string();
+    }
+    let cut: String = text.chars().skip(n - budget).collect();
+    // From a word's start.
+    let at_word = text.chars().nth(n - budget - 1).is_some_and(char::is_whitespace);
+    let cut = if at_word { cut.as_str() } else { cut.split_once(' ').map_or(cut.as_str(), |(_, rest)| rest) };
+    format!("… {cut}")
 }
 
 /// Whether a line's first strong letter is right-to-left (Arabic script).
@@ -78,8 +124,8 @@ pub struct OutOfService;
 #[derive(Resource, Clone)]
 pub struct CaptionFont(pub Handle<Font>);
 
-fn font(f: &CaptionFont, vh: f32) -> TextFont {
-    TextFont { font: f.0.clone().into(), font_size: FontSize::Vh(vh), ..default() }
+fn font(f: &CaptionFont, vmin: f32) -> TextFont {
+    TextFont { font: f.0.clone().into(), font_size: FontSize::VMin(vmin), ..default() }
 }
 
 /// Builds the overlay on `camera`.
@@ -97,19 +143,19 @@ pub fn spawn_ui(commands: &mut Commands, assets: &AssetServer, camera: Entity) -
             root.spawn((
                 Node {
                     position_type: PositionType::Absolute,
-                    top: vh(2.0),
-                    left: vh(2.0),
-                    padding: UiRect::axes(vh(1.2), vh(0.5)),
+                    top: vmin(2.0),
+                    left: vmin(2.0),
+                    padding: UiRect::axes(vmin(1.2), vmin(0.5)),
                     align_items: AlignItems::Center,
-                    column_gap: vh(1.0),
-                    border_radius: BorderRadius::all(vh(2.0)),
+                    column_gap: vmin(1.0),
+                    border_radius: BorderRadius::all(vmin(2.0)),
                     ..default()
                 },
                 BackgroundColor(Color::srgba(0.08, 0.1, 0.14, 0.7)),
             ))
             .with_children(|badge| {
                 badge.spawn((
-                    Node { width: vh(1.6), height: vh(1.6), border_radius: BorderRadius::all(vh(0.8)), ..default() },
+                    Node { width: vmin(1.6), height: vmin(1.6), border_radius: BorderRadius::all(vmin(0.8)), ..default() },
                     BackgroundColor(UPCOMING),
                     StatusDot,
                 ));
@@ -119,13 +165,13 @@ pub fn spawn_ui(commands: &mut Commands, assets: &AssetServer, camera: Entity) -
             root.spawn((
                 Node {
                     position_type: PositionType::Absolute,
-                    top: vh(2.0),
+                    top: vmin(2.0),
                     left: percent(20),
                     width: percent(60),
-                    padding: UiRect::all(vh(1.0)),
+                    padding: UiRect::all(vmin(1.0)),
                     justify_content: JustifyContent::Center,
                     display: Display::None,
-                    border_radius: BorderRadius::all(vh(1.0)),
+                    border_radius: BorderRadius::all(vmin(1.0)),
                     ..default()
                 },
                 BackgroundColor(Color::srgba(0.55, 0.1, 0.08, 0.85)),
@@ -134,7 +180,7 @@ pub fn spawn_ui(commands: &mut Commands, assets: &AssetServer, camera: Entity) -
             .with_child((Text::new(""), font(&f, 3.0), TextColor(SPOKEN), TextLayout::justify(Justify::Center), NoticeText));
             // Captions, bottom.
             root.spawn((
-                Node { width: percent(100), flex_direction: FlexDirection::Column, padding: UiRect::axes(vw(4.0), vh(1.5)), row_gap: vh(0.8), ..default() },
+                Node { width: percent(100), flex_direction: FlexDirection::Column, padding: UiRect::axes(vw(4.0), vmin(1.5)), row_gap: vmin(0.8), ..default() },
                 BackgroundColor(Color::srgba(0.05, 0.06, 0.09, 0.72)),
             ))
             .with_children(|panel| {
@@ -148,7 +194,7 @@ pub fn spawn_ui(commands: &mut Commands, assets: &AssetServer, camera: Entity) -
                 ));
                 panel.spawn((
                     Text::new(""),
-                    font(&f, AVATAR_VH),
+                    font(&f, AVATAR_VMIN),
                     TextColor(SPOKEN),
                     TextLayout::justify(Justify::Start),
                     Node { width: percent(100), ..default() },
@@ -188,7 +234,9 @@ fn justify_for(text: &str) -> Justify {
 type PersonQuery<'w, 's> = Query<'w, 's, (&'static mut Text, &'static mut TextLayout), (With<PersonLine>, Without<AvatarLine>)>;
 type AvatarQuery<'w, 's> = Query<'w, 's, (Entity, &'static mut TextLayout), (With<AvatarLine>, Without<PersonLine>)>;
 
-/// Rebuilds the caption lines when their text changes and highlights the word being heard.
+/// Rebuilds the caption lines when their text changes or the spoken word moves to another
+/// page, and highlights the word being heard.
+#[allow(clippy::too_many_arguments, reason = "a bevy system")]
 pub fn update_captions(
     mut commands: Commands,
     captions: Res<Captions>,
@@ -197,29 +245,38 @@ pub fn update_captions(
     mut person: PersonQuery,
     mut avatar: AvatarQuery,
     mut words: Query<(&AvatarWord, &mut TextColor)>,
+    mut page: Local<Option<std::ops::Range<usize>>>,
 ) {
     let Some(caption_font) = caption_font else { return };
-    if captions.is_changed() {
-        if let Ok((mut text, mut layout)) = person.single_mut() {
-            text.0.clone_from(&captions.person);
-            layout.justify = justify_for(&captions.person);
-        }
+    let budget = page_budget(captions.aspect);
+    let shown = |t: &str| if captions.marks { t.to_string() } else { t.chars().filter(|c| !hiwar_speech::voice::is_tashkeel(*c)).collect() };
+    let pos = clock.position();
+    let texts: Vec<String> = captions.avatar.iter().map(|w| shown(&w.text)).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    // The page of the word being heard, or of the last one heard (the first before any).
+    let heard = captions.avatar.iter().rposition(|w| w.start <= pos).unwrap_or(0);
+    let current = pages(&refs, budget).into_iter().find(|p| p.contains(&heard)).unwrap_or(0..0);
+    if captions.is_changed()
+        && let Ok((mut text, mut layout)) = person.single_mut()
+    {
+        text.0 = tail(&captions.person, budget * 3 / 4);
+        layout.justify = justify_for(&captions.person);
+    }
+    if captions.is_changed() || page.as_ref() != Some(&current) {
         if let Ok((line, mut layout)) = avatar.single_mut() {
-            let shown = |t: &str| if captions.marks { t.to_string() } else { t.chars().filter(|c| !hiwar_speech::voice::is_tashkeel(*c)).collect() };
-            let all: String = captions.avatar.iter().map(|w| shown(&w.text)).collect::<Vec<_>>().join(" ");
-            layout.justify = justify_for(&all);
+            layout.justify = justify_for(&refs.join(" "));
             commands.entity(line).despawn_related::<Children>();
-            let n = captions.avatar.len();
+            let last = current.end;
             commands.entity(line).with_children(|l| {
-                for (i, w) in captions.avatar.iter().enumerate() {
-                    let text = if i + 1 < n { format!("{} ", shown(&w.text)) } else { shown(&w.text) };
-                    l.spawn((TextSpan::new(text), font(&caption_font, AVATAR_VH), TextColor(UPCOMING), AvatarWord(i)));
+                for i in current.clone() {
+                    let text = if i + 1 < last { format!("{} ", texts[i]) } else { texts[i].clone() };
+                    l.spawn((TextSpan::new(text), font(&caption_font, AVATAR_VMIN), TextColor(UPCOMING), AvatarWord(i)));
                 }
             });
         }
+        *page = Some(current);
         return;
     }
-    let pos = clock.position();
     for (word, mut color) in &mut words {
         let Some(w) = captions.avatar.get(word.0) else { continue };
         let c = if pos >= w.start && pos < w.end {
@@ -292,7 +349,7 @@ fn overlay() -> Node {
         flex_direction: FlexDirection::Column,
         justify_content: JustifyContent::Center,
         align_items: AlignItems::Center,
-        row_gap: vh(2.0),
+        row_gap: vmin(2.0),
         display: Display::None,
         ..default()
     }
@@ -301,6 +358,28 @@ fn overlay() -> Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_answers_are_paged_so_the_panel_stays_two_lines() {
+        let words: Vec<String> = (0..60).map(|i| if i % 9 == 8 { format!("word{i}.") } else { format!("w{i}") }).collect();
+        let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+        for aspect in [16.0 / 9.0, 9.0 / 16.0] {
+            let budget = page_budget(aspect);
+            let p = pages(&refs, budget);
+            assert_eq!(p.first().map(|r| r.start), Some(0));
+            assert_eq!(p.last().map(|r| r.end), Some(60));
+            assert!(p.windows(2).all(|w| w[0].end == w[1].start && !w[0].is_empty()), "{p:?}");
+            for r in &p {
+                let len: usize = refs[r.clone()].iter().map(|w| w.chars().count() + 1).sum();
+                assert!(len <= budget || r.len() == 1, "page {r:?} of {len} chars over {budget}");
+            }
+        }
+        assert!(page_budget(9.0 / 16.0) < page_budget(16.0 / 9.0));
+        assert_eq!(pages(&["a-very-long-word"], 4), vec![0..1]);
+        assert!(pages(&[], 50).is_empty());
+        assert_eq!(tail("one two three four", 100), "one two three four");
+        assert_eq!(tail("one two three four", 10), "… three four");
+    }
 
     #[test]
     fn direction_from_the_first_strong_letter() {

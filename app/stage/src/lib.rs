@@ -48,15 +48,13 @@ impl StageOptions {
     pub fn from_config(config: &Config) -> StageOptions {
         let assets = hiwar_core::assets::assets_dir();
         let avatar = if config.stage.avatar.is_empty() { assets.join("avatar").join("hiwar-avatar.glb") } else { PathBuf::from(&config.stage.avatar) };
-        StageOptions {
-            width: config.stage.width,
-            height: config.stage.height,
-            avatar,
-            msaa: config.stage.msaa,
-            seed: config.stage.seed,
-            assets,
-            caption_marks: config.stage.caption_marks,
-        }
+        let (w, h) = (config.stage.width, config.stage.height);
+        let (width, height) = match config.stage.orientation.as_str() {
+            "portrait" if w > h => (h, w),
+            "landscape" if h > w => (h, w),
+            _ => (w, h),
+        };
+        StageOptions { width, height, avatar, msaa: config.stage.msaa, seed: config.stage.seed, assets, caption_marks: config.stage.caption_marks }
     }
 
     /// Checks what the stage needs before bevy starts, so a missing file is a clear message.
@@ -234,12 +232,17 @@ pub fn mouth_point() -> Vec3 {
     Vec3::new(0.0, avatar::HEAD_ABOVE_BODY + avatar::MOUTH_Y, avatar::mouth_front())
 }
 
-/// Spawns camera, lights and the avatar. `target` is the camera's render target (None: the
-/// primary window).
+/// Marks the stage's camera, and the viewport size it is framed for.
+#[derive(Component, Default)]
+pub struct StageCamera {
+    pub framed_for: (u32, u32),
+}
+
 /// The stage camera: framing for the size, no tonemapping, MSAA as configured.
 pub fn camera_bundle(options: &StageOptions) -> impl Bundle {
     let f = framing(options.width, options.height);
     (
+        StageCamera { framed_for: (options.width, options.height) },
         Camera3d::default(),
         Camera { clear_color: ClearColorConfig::Custom(Color::srgb(0.86, 0.88, 0.9)), ..default() },
         Projection::Perspective(PerspectiveProjection { fov: f.fov_y, near: 0.01, far: 100.0, ..default() }),
@@ -249,6 +252,34 @@ pub fn camera_bundle(options: &StageOptions) -> impl Bundle {
     )
 }
 
+/// Frames the camera for the viewport it really has: a kiosk's fullscreen window is the
+/// screen's size (a portrait panel, whatever the config says), and a window can be resized.
+/// The captions learn the viewport's shape too (they page by it).
+pub fn reframe(mut cameras: Query<(&Camera, &mut StageCamera, &mut Transform, &mut Projection)>, mut captions: ResMut<captions::Captions>) {
+    for (camera, mut stage, mut transform, mut projection) in &mut cameras {
+        let Some(size) = camera.physical_viewport_size() else { continue };
+        let size = (size.x, size.y);
+        if size.0 < 16 || size.1 < 16 {
+            continue;
+        }
+        let aspect = size.0 as f32 / size.1 as f32;
+        if (captions.aspect - aspect).abs() > 1e-3 {
+            captions.aspect = aspect;
+        }
+        if size == stage.framed_for {
+            continue;
+        }
+        let f = framing(size.0, size.1);
+        *transform = Transform::from_translation(f.eye).looking_at(f.target, Vec3::Y);
+        if let Projection::Perspective(p) = &mut *projection {
+            p.fov = f.fov_y;
+        }
+        stage.framed_for = size;
+    }
+}
+
+/// Spawns camera, lights and the avatar. `target` is the camera's render target (None: the
+/// primary window).
 pub fn spawn_scene(commands: &mut Commands, assets: &AssetServer, options: &StageOptions, target: Option<bevy::camera::RenderTarget>) -> Entity {
     let mut camera = commands.spawn((camera_bundle(options), IsDefaultUiCamera));
     if let Some(target) = target {
@@ -443,8 +474,8 @@ pub fn add_stage(app: &mut App, options: &StageOptions, clock: StageClock, idle_
         .insert_resource(Performance::new(rate, options.seed, idle_on_clock))
         .insert_resource(StageState::default())
         .insert_resource(AvatarParts { tables: avatar_tables(&options.avatar), ..Default::default() })
-        .insert_resource(captions::Captions { marks: options.caption_marks, ..Default::default() })
-        .add_systems(Update, (bind_avatar, animate_face.after(bind_avatar), captions::update_captions, captions::update_status));
+        .insert_resource(captions::Captions { marks: options.caption_marks, aspect: options.width as f32 / options.height.max(1) as f32, ..Default::default() })
+        .add_systems(Update, (bind_avatar, animate_face.after(bind_avatar), reframe, captions::update_captions.after(reframe), captions::update_status));
 }
 
 /// The avatar's VRM expression table; a file that cannot be read as glTF is bevy's to report.
