@@ -26,10 +26,10 @@ shot() { # orientation width height
     echo '{"state": "idle"}'; sleep 1.7; echo "{\"screenshot\": \"$d/$o-idle.png\"}"; sleep 1
     echo '{"state": "listening", "heard": "أبغى أجدد بطاقة الهوية"}'; sleep 1.5; echo "{\"screenshot\": \"$d/$o-listening.png\"}"; sleep 1
     echo '{"state": "thinking", "heard": "أبغى أجدد بطاقة الهوية", "final": true}'; sleep 1.5; echo "{\"screenshot\": \"$d/$o-thinking.png\"}"; sleep 1
-    echo '{"say": "أهلاً وسهلاً! يمكنك تجديد بطاقة الهوية من خلال التطبيق أو في أي مركز خدمة، والرسوم مئة درهم."}'; sleep 3.2
+    echo '{"say": "أهلاً وسهلاً! يمكنك تجديد بطاقة الهوية من خلال التطبيق أو في أي مركز خدمة، والرسوم مئة درهم."}'; sleep 5
     echo "{\"screenshot\": \"$d/$o-speaking-ar.png\"}"; sleep 6
     echo '{"state": "listening", "heard": "How much does renewal cost?", "final": true}'
-    echo '{"say": "Hello! Renewing your Emirates ID costs one hundred dirhams, online or at any service centre."}'; sleep 3.2
+    echo '{"say": "Hello! Renewing your Emirates ID costs one hundred dirhams, online or at any service centre."}'; sleep 5
     echo "{\"screenshot\": \"$d/$o-speaking-en.png\"}"; sleep 6
     echo '{"session_ended": true}'; echo '{"attract": true}'; sleep 1.5; echo "{\"screenshot\": \"$d/$o-attract.png\"}"; sleep 1
     echo '{"attract": false, "out_of_service": true}'; sleep 1.5; echo "{\"screenshot\": \"$d/$o-out-of-service.png\"}"; sleep 1.5
@@ -37,5 +37,19 @@ shot() { # orientation width height
   } | HIWAR_STAGE_WIDTH=$w HIWAR_STAGE_HEIGHT=$h HIWAR_STAGE_MSAA=false WGPU_BACKEND=${WGPU_BACKEND:-vulkan} \
       xvfb-run -a -s "-screen 0 1920x1920x24" "$hiwar" stage | grep -c '"screenshot"'
 }
+# The bundled variants (stage.variant), portrait, greeting.
+variant() { # name
+  local d
+  d=$(pwd)
+  {
+    sleep 4
+    echo '{"state": "listening", "heard": "السلام عليكم"}'; sleep 0.5
+    echo '{"say": "وعليكم السلام، أهلاً وسهلاً! كيف أقدر أساعدك؟"}'; sleep 2.8
+    echo "{\"screenshot\": \"$d/variant-$1.png\"}"; sleep 1.5
+    echo '{"quit": true}'
+  } | HIWAR_STAGE_VARIANT=$1 HIWAR_STAGE_WIDTH=432 HIWAR_STAGE_HEIGHT=768 HIWAR_STAGE_MSAA=false WGPU_BACKEND=${WGPU_BACKEND:-vulkan} \
+      xvfb-run -a -s "-screen 0 1920x1920x24" "$hiwar" stage | grep -c '"screenshot"'
+}
 shot portrait 432 768
 shot landscape 768 432
+for v in hair ghutra hijab; do variant "$v"; done

@@ -634,3 +634,31 @@ fn captions_never_cover_the_mouth_in_portrait_or_landscape() {
         assert!(highest > mouth_bottom + h / 25, "{orientation} {size}: the captions reach row {highest}, the mouth ends at row {mouth_bottom}");
     }
 }
+
+#[test]
+fn each_bundled_variant_wears_its_headdress() {
+    // Above the eyes, between the brows and the top of the head: hair, a ghutra or a hijab.
+    let (_, eyes) = regions();
+    let top = eyes.iter().map(|b| b.1).min().expect("eyes");
+    let (x0, x1) = (eyes.iter().map(|b| b.0).min().expect("eyes"), eyes.iter().map(|b| b.2).max().expect("eyes"));
+    let mut seen = Vec::new();
+    for variant in ["hair", "ghutra", "hijab"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (frames, _) = render_frames("أهلاً.", dir.path(), &[("HIWAR_STAGE_VARIANT", variant)]);
+        let px = frame(&frames, 0);
+        // The band a third of the way from the eyes to the top of the frame, across the eyes.
+        let y = top * 2 / 5;
+        let mean = |k: usize| (x0..x1).map(|x| f64::from(px[(y * W as usize + x) * 3 + k])).sum::<f64>() / (x1 - x0) as f64;
+        let (r, g, b) = (mean(0), mean(1), mean(2));
+        seen.push(format!("{variant}: ({r:.0}, {g:.0}, {b:.0})"));
+        let ok = match variant {
+            // Dark brown hair: dark, red over blue.
+            "hair" => r < 140.0 && r > b,
+            // A white ghutra: bright and neutral.
+            "ghutra" => r > 170.0 && g > 170.0 && b > 165.0 && (r - b).abs() < 30.0,
+            // A dark blue-grey hijab: blue over red, darker than the ghutra.
+            _ => b > r && r < 170.0,
+        };
+        assert!(ok, "{variant} does not show its headdress above the eyes: {}", seen.join("; "));
+    }
+}

@@ -303,6 +303,9 @@ pub struct Stage {
     /// A glTF 2.0 / VRM binary (.glb, .vrm) with morph targets (ARKit 52, Oculus visemes or
     /// VRM expressions); empty uses the bundled avatar.
     pub avatar: String,
+    /// Which bundled avatar, when `avatar` is empty: "hair" (uncovered), "ghutra" (a white
+    /// ghutra and agal, a thobe) or "hijab" (a hijab and an abaya).
+    pub variant: String,
     /// Window and video size in pixels (portrait sizes frame more of the shoulders).
     pub width: u32,
     pub height: u32,
@@ -312,6 +315,9 @@ pub struct Stage {
     pub orientation: String,
     /// Frame rate of `--video` renders.
     pub fps: u32,
+    /// "auto" (three-point lighting on a GPU, the key light alone on a software renderer),
+    /// "three-point" or "key".
+    pub lighting: String,
     /// 4× multisampling: on for GPUs; off makes software rendering about 1.5× faster.
     pub msaa: bool,
     /// Seed of the idle life (blinks, glances), so renders are reproducible.
@@ -331,10 +337,12 @@ impl Default for Stage {
     fn default() -> Self {
         Stage {
             avatar: String::new(),
+            variant: "hair".into(),
             width: 1280,
             height: 720,
             orientation: "auto".into(),
             fps: 30,
+            lighting: "auto".into(),
             msaa: true,
             seed: 7,
             kiosk: false,
@@ -588,6 +596,8 @@ impl Config {
             format!("stage.width × stage.height = {} × {}: each between 16 and 8192 pixels", st.width, st.height),
         );
         check((1..=240).contains(&st.fps), format!("stage.fps = {}: between 1 and 240", st.fps));
+        check(["auto", "three-point", "key"].contains(&st.lighting.as_str()), format!("stage.lighting = {:?}: auto, three-point or key", st.lighting));
+        check(["hair", "ghutra", "hijab"].contains(&st.variant.as_str()), format!("stage.variant = {:?}: hair, ghutra or hijab", st.variant));
         check(
             ["auto", "landscape", "portrait"].contains(&st.orientation.as_str()),
             format!("stage.orientation = {:?}: auto, landscape or portrait", st.orientation),

@@ -95,10 +95,15 @@ pub enum Command {
         #[arg(long, hide = true, value_name = "FILE")]
         frame_log: Option<PathBuf>,
     },
-    /// Write the bundled avatar (a generated glTF with ARKit-named morph targets).
+    /// Write the bundled avatars (generated glTF with ARKit-named morph targets; hair, ghutra and
+    /// hijab variants) into assets/avatar/.
     Avatar {
-        #[arg(long, default_value = "assets/avatar/hiwar-avatar.glb")]
-        out: PathBuf,
+        /// One variant only: hair, ghutra or hijab (default: all three).
+        #[arg(long)]
+        variant: Option<String>,
+        /// Write that variant to this file instead of assets/avatar/.
+        #[arg(long, requires = "variant")]
+        out: Option<PathBuf>,
     },
     /// Transcribe audio files (wav, flac, mp3, ogg) or the microphone, Arabic and English.
     Transcribe {

@@ -92,7 +92,9 @@ fn run(cli: Cli, config: hiwar_core::config::Config) -> anyhow::Result<ExitCode>
             }
         }
         Command::Stage { kiosk, script, frame_log } => hiwar_stage::window::run(&config, kiosk, script, frame_log),
-        Command::Avatar { out } => hiwar_stage::write_avatar(&out).map(|()| ExitCode::SUCCESS),
+        Command::Avatar { variant, out } => {
+            hiwar_stage::write_avatar(std::path::Path::new("assets/avatar"), variant.as_deref(), out.as_deref()).map(|()| ExitCode::SUCCESS)
+        }
         Command::Bench { what: BenchCommand::Asr { model, reps, rounds, only } } => hiwar_bench::asr::asr(&config, model, reps.max(1), rounds, &only),
         Command::Bench { what: BenchCommand::Loop { only, rounds, ttft, interruptions, turns } } => {
             hiwar_bench::live::run(&config, &only, rounds, &ttft, interruptions, turns)

@@ -285,7 +285,7 @@ fn tube(name: &'static str, material: usize, along: usize, around: usize, centre
 
 /// Each part's colour (linear RGB) and how rough it would be (kept for a future per-part
 /// material; one material serves all today).
-pub const MATERIALS: [(&str, [f32; 3], f32); 11] = [
+pub const MATERIALS: [(&str, [f32; 3], f32); 18] = [
     ("skin", [0.80, 0.58, 0.45], 0.65),
     ("lips", [0.66, 0.33, 0.33], 0.5),
     ("mouth", [0.02, 0.003, 0.005], 1.0),
@@ -297,6 +297,15 @@ pub const MATERIALS: [(&str, [f32; 3], f32); 11] = [
     ("hair", [0.10, 0.07, 0.05], 0.8),
     ("clothes", [0.10, 0.33, 0.42], 0.85),
     ("collar", [0.93, 0.93, 0.90], 0.8),
+    ("lashes", [0.015, 0.01, 0.008], 0.9),
+    ("highlight", [1.0, 1.0, 1.0], 0.1),
+    ("ghutra", [0.92, 0.92, 0.90], 0.85),
+    ("agal", [0.012, 0.012, 0.014], 0.7),
+    ("hijab", [0.16, 0.17, 0.26], 0.85),
+    ("abaya", [0.03, 0.03, 0.035], 0.9),
+    // Lids a shade deeper than the skin: they face the key light more than the skin beside
+    // them, and a lid reads as a lid by its fold's shadow.
+    ("lid", [0.73, 0.51, 0.40], 0.65),
 ];
 
 const SKIN: usize = 0;
@@ -310,6 +319,13 @@ const PUPIL: usize = 7;
 const HAIR: usize = 8;
 const CLOTHES: usize = 9;
 const COLLAR: usize = 10;
+const LASHES: usize = 11;
+const HIGHLIGHT: usize = 12;
+const GHUTRA: usize = 13;
+const AGAL: usize = 14;
+const HIJAB: usize = 15;
+const ABAYA: usize = 16;
+const LID: usize = 17;
 
 pub const EYE_RADIUS: f32 = 0.0125;
 
@@ -319,6 +335,16 @@ pub fn eye_centres() -> [[f32; 3]; 2] {
     let (x, y) = (0.031, 0.018);
     let z = surface_z(x, y) - 0.6 * EYE_RADIUS;
     [[x, y, z], [-x, y, z]]
+}
+
+/// A lid's depth: on the eyeball's cylinder where `w` is 1, just behind the skin where it is 0.
+/// Never inside the eyeball (centre `c`, with the highlight on it): a closed lid covers it.
+fn lid_z(x: f32, y: f32, round: f32, w: f32, c: [f32; 3]) -> f32 {
+    let skin = surface_z(x, y) - 0.0004;
+    let (dx, dy) = (x - c[0], y - c[1]);
+    let r = EYE_RADIUS * 1.09;
+    let ball = if dx * dx + dy * dy < r * r { c[2] + (r * r - dx * dx - dy * dy).sqrt() } else { f32::MIN };
+    (skin + (round - skin) * w).max(ball)
 }
 
 /// The deforming parts of the face, all with the same morph targets.
@@ -395,14 +421,67 @@ pub fn face_parts() -> Vec<Part> {
     // close (a cylinder, so the edge moves in a straight line and the blend stays on it).
     for (i, (name, side)) in [("lid-left", "Left"), ("lid-right", "Right")].into_iter().enumerate() {
         let c = eye_centres()[i];
-        parts.push(grid(name, SKIN, 6, 17, false, true, move |r, col, s| {
+        parts.push(grid(name, LID, 6, 17, false, true, move |r, col, s| {
             let radius = EYE_RADIUS * 1.08;
-            let phi = (col as f32 / 16.0 - 0.5) * 2.0 * 1.25;
+            // An almond, not a box: narrower towards the brow.
+            let v = r as f32 / 5.0;
+            let phi = (col as f32 / 16.0 - 0.5) * 2.0 * 1.25 * (0.45 + 0.55 * v.sqrt());
             let top = c[1] + radius;
             let edge = c[1] + EYE_RADIUS * 0.5 - EYE_RADIUS * 1.6 * s.w(&format!("eyeBlink{side}"));
-            let y = top + (edge - top) * r as f32 / 5.0;
-            [c[0] + radius * phi.sin(), y, c[2] + radius * phi.cos()]
+            let y = top + (edge - top) * v;
+            let x = c[0] + radius * phi.sin();
+            // Into the skin at its border (just behind it, so the skin hides the seam), round
+            // the eyeball towards its edge.
+            let w = smoothstep(0.0, 0.9, v) * (1.0 - smoothstep(0.25, 1.0, phi.abs() / 1.25));
+            [x, y, lid_z(x, y, c[2] + radius * phi.cos(), w, c)]
         }));
+    }
+    // Lower lids: a shorter curtain from below the eye up to an edge under the iris, which
+    // rises a little in a blink and more when the cheeks squint (a smile reaches the eyes).
+    for (i, (name, side)) in [("lid-lower-left", "Left"), ("lid-lower-right", "Right")].into_iter().enumerate() {
+        let c = eye_centres()[i];
+        parts.push(
+            grid(name, LID, 4, 17, false, true, move |r, col, s| {
+                let radius = EYE_RADIUS * 1.07;
+                let v = r as f32 / 3.0;
+                let phi = (col as f32 / 16.0 - 0.5) * 2.0 * 1.2 * (0.5 + 0.5 * v.sqrt());
+                let bottom = c[1] - radius;
+                let edge = c[1] - EYE_RADIUS * 0.62 + EYE_RADIUS * (0.25 * s.w(&format!("eyeBlink{side}")) + 0.3 * s.w(&format!("cheekSquint{side}")));
+                let y = bottom + (edge - bottom) * v;
+                let x = c[0] + radius * phi.sin();
+                let w = smoothstep(0.0, 1.0, v) * (1.0 - smoothstep(0.25, 1.0, phi.abs() / 1.2));
+                [x, y, lid_z(x, y, c[2] + radius * phi.cos(), w, c)]
+            })
+            .flipped(),
+        );
+    }
+    // Lashes: a dark fringe along each upper lid's edge, tilting out and up (thickest at the
+    // outer corner), and a finer line along the lower lid.
+    for (i, (name, side, sign)) in [("lid-lashes-left", "Left", 1.0_f32), ("lid-lashes-right", "Right", -1.0)].into_iter().enumerate() {
+        let c = eye_centres()[i];
+        parts.push(grid(name, LASHES, 2, 17, false, true, move |r, col, s| {
+            let radius = EYE_RADIUS * 1.09;
+            let t = col as f32 / 16.0;
+            let phi = (t - 0.5) * 2.0 * 1.2;
+            let edge = c[1] + EYE_RADIUS * 0.5 - EYE_RADIUS * 1.6 * s.w(&format!("eyeBlink{side}"));
+            // Outer corner: towards the avatar's side (+X for the left eye).
+            let outer = smoothstep(-1.0, 1.0, sign * phi.sin() / 1.0);
+            let len = 0.0016 + 0.0014 * outer;
+            let k = r as f32;
+            [c[0] + (radius + 0.0006 * k) * phi.sin(), edge + 0.0004 + 0.55 * len * k, c[2] + (radius + len * k) * phi.cos()]
+        }));
+    }
+    for (i, (name, side)) in [("lid-liner-left", "Left"), ("lid-liner-right", "Right")].into_iter().enumerate() {
+        let c = eye_centres()[i];
+        parts.push(
+            grid(name, LASHES, 2, 17, false, true, move |r, col, s| {
+                let radius = EYE_RADIUS * 1.075;
+                let phi = (col as f32 / 16.0 - 0.5) * 2.0 * 1.1;
+                let edge = c[1] - EYE_RADIUS * 0.62 + EYE_RADIUS * (0.25 * s.w(&format!("eyeBlink{side}")) + 0.3 * s.w(&format!("cheekSquint{side}")));
+                [c[0] + radius * phi.sin(), edge - 0.0007 * r as f32, c[2] + (radius + 0.0002) * phi.cos()]
+            })
+            .flipped(),
+        );
     }
     // Brows: tubes from the inner end to the outer.
     for (name, sign, side) in [("brow-left", 1.0_f32, "Left"), ("brow-right", -1.0, "Right")] {
@@ -418,26 +497,139 @@ pub fn face_parts() -> Vec<Part> {
     parts
 }
 
+/// What the avatar wears on its head: kiosks in the region need each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// Short dark hair, uncovered.
+    Hair,
+    /// A white ghutra with a black agal.
+    Ghutra,
+    /// A hijab framing the face and covering the neck.
+    Hijab,
+}
+
+impl Variant {
+    pub const ALL: [Variant; 3] = [Variant::Hair, Variant::Ghutra, Variant::Hijab];
+
+    pub fn parse(name: &str) -> Option<Variant> {
+        Some(match name {
+            "hair" => Variant::Hair,
+            "ghutra" => Variant::Ghutra,
+            "hijab" => Variant::Hijab,
+            _ => return None,
+        })
+    }
+
+    /// The bundled file for this variant, in assets/avatar/.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Variant::Hair => "hiwar-avatar.glb",
+            Variant::Ghutra => "hiwar-avatar-ghutra.glb",
+            Variant::Hijab => "hiwar-avatar-hijab.glb",
+        }
+    }
+}
+
+/// The head's outer surface at polar angle `theta` (0 at the crown) and azimuth `phi` (0 at
+/// the front), pushed out by `lift` (1 = the skin).
+fn head_shell(theta: f32, phi: f32, lift: f32) -> [f32; 3] {
+    let y = RY * theta.cos();
+    [RX * taper(y) * lift * theta.sin() * phi.sin(), RY * lift * theta.cos(), RZ * lift * theta.sin() * phi.cos()]
+}
+
+/// Cloth over the head that falls to the shoulders everywhere but where `open(phi)` says it
+/// stops (the height its edge reaches at that azimuth, head space): a ghutra or a hijab.
+fn drape(name: &'static str, material: usize, lift: f32, flare: f32, open: impl Fn(f32) -> f32) -> Part {
+    const ROWS: usize = 22;
+    const COLS: usize = 48;
+    grid(name, material, ROWS, COLS, true, false, move |r, c, _| {
+        let phi = TAU * c as f32 / COLS as f32 - PI;
+        let end = open(phi);
+        let top = RY * lift;
+        let v = r as f32 / (ROWS - 1) as f32;
+        let y = top + (end - top) * v;
+        if y >= 0.0 {
+            // Over the skull: the head's shell, a little out.
+            let theta = (y / (RY * lift)).clamp(-1.0, 1.0).acos();
+            head_shell(theta, phi, lift)
+        } else {
+            // Below the ears' top: falling straight, flaring towards the shoulders.
+            let k = -y;
+            let (rx, rz) = (RX * lift + flare * k, RZ * lift + 0.6 * flare * k);
+            [rx * phi.sin(), y, rz * phi.cos() - 0.25 * k]
+        }
+    })
+}
+
 /// The parts that never deform, by the node that carries them.
-pub fn head_parts() -> Vec<Part> {
-    // Hair: a cap over the head from the crown to a hairline that is high on the forehead,
-    // lower at the temples and down to the nape at the back.
-    let hair = grid("hair", HAIR, 14, 40, true, false, |r, c, _| {
-        let phi = TAU * c as f32 / 40.0;
-        let back = 0.5 - 0.5 * phi.cos();
-        let hairline = (0.98 + 0.95 * back.powf(1.2)).min(2.05);
-        let theta = hairline * r as f32 / 13.0;
-        let y = RY * theta.cos();
-        let lift = 1.05 + 0.03 * (1.0 - r as f32 / 13.0);
-        [RX * taper(y) * lift * theta.sin() * phi.sin(), 0.004 + RY * lift * theta.cos(), RZ * lift * theta.sin() * phi.cos() - 0.004]
-    });
+pub fn head_parts(variant: Variant) -> Vec<Part> {
     let nose_z = surface_z(0.0, -0.012);
-    vec![
-        hair,
+    let mut parts = vec![
         ellipsoid("nose", SKIN, [0.0, -0.014, nose_z - 0.002], [0.0105, 0.016, 0.012], 10, 14, |p| p),
         ellipsoid("ear-left", SKIN, [0.079, 0.002, -0.006], [0.009, 0.022, 0.012], 8, 12, |p| p),
         ellipsoid("ear-right", SKIN, [-0.079, 0.002, -0.006], [0.009, 0.022, 0.012], 8, 12, |p| p),
-    ]
+    ];
+    // Where the shoulders meet the cloth, in head space.
+    let shoulders = 0.04 - HEAD_ABOVE_BODY;
+    match variant {
+        Variant::Hair => {
+            // Hair with volume: thicker at the crown and the back, close over the ears, from
+            // a hairline high on the forehead, lower at the temples, to the nape.
+            parts.push(grid("hair", HAIR, 16, 48, true, false, |r, c, _| {
+                let phi = TAU * c as f32 / 48.0;
+                let back = 0.5 - 0.5 * phi.cos();
+                let hairline = (0.98 + 0.95 * back.powf(1.2)).min(2.05);
+                let v = r as f32 / 15.0;
+                let theta = hairline * v;
+                let side = phi.sin().abs();
+                let crown = 1.0 - v * v;
+                // Nothing that depends on the azimuth at the crown itself (one point there).
+                let around = smoothstep(0.0, 0.35, v);
+                let lift = 1.045 + 0.055 * crown + 0.02 * side * around * (1.0 - v) + 0.03 * back * around * (1.0 - v);
+                let p = head_shell(theta, phi, lift);
+                [p[0], p[1] + 0.004, p[2] - 0.004]
+            }));
+        }
+        Variant::Ghutra => {
+            // Open from the forehead (above the brows) down the sides of the face; closed
+            // behind, falling over the shoulders.
+            parts.push(drape("ghutra", GHUTRA, 1.13, 0.55, move |phi| {
+                let a = phi.abs();
+                0.058 + (shoulders - 0.058) * smoothstep(0.62, 1.15, a)
+            }));
+            // The agal: two black cords round the crown, a little lower at the back.
+            for (k, dy) in [("agal-upper", 0.0_f32), ("agal-lower", -0.0085)] {
+                parts.push(grid(k, AGAL, 48, 8, true, false, move |r, c, _| {
+                    // A torus: r runs round the head, c round the cord.
+                    let phi = TAU * r as f32 / 47.0;
+                    let a = TAU * c as f32 / 8.0;
+                    let y = 0.062 + dy - 0.012 * (0.5 - 0.5 * phi.cos());
+                    let theta = (y / (RY * 1.16)).clamp(-1.0, 1.0).acos();
+                    let p = head_shell(theta, phi, 1.19);
+                    let cord = 0.0042;
+                    [p[0] + cord * a.cos() * phi.sin(), p[1] + cord * a.sin(), p[2] + cord * a.cos() * phi.cos()]
+                }));
+            }
+        }
+        Variant::Hijab => {
+            // Framing the face: from the hairline down the cheeks to under the chin, the
+            // neck covered, falling over the shoulders.
+            parts.push(drape("hijab", HIJAB, 1.1, 0.3, move |phi| {
+                let a = phi.abs();
+                0.062 + (shoulders - 0.062) * smoothstep(0.66, 0.98, a)
+            }));
+            // Under the chin and round the neck to the chest.
+            parts.push(grid("hijab-neck", HIJAB, 10, 40, true, false, move |r, c, _| {
+                let phi = TAU * c as f32 / 40.0;
+                let v = r as f32 / 9.0;
+                let y = -0.072 + (shoulders - 0.02 + 0.072) * v;
+                let rx = 0.058 + 0.07 * v * v;
+                let rz = 0.062 + 0.04 * v * v;
+                [rx * phi.sin(), y, rz * phi.cos() - 0.012 - 0.01 * v]
+            }));
+        }
+    }
+    parts
 }
 
 /// An eye at its own origin, looking along +Z: sclera, iris and pupil.
@@ -449,27 +641,41 @@ pub fn eye_parts() -> Vec<Part> {
             [r * t.sin() * phi.cos(), r * t.sin() * phi.sin(), r * t.cos()]
         })
     };
+    // A catch light: the key light's reflection on the cornea, up and to the avatar's right
+    // of the pupil (towards the key light), so the eyes look wet and alive.
+    let (hx, hy) = (-0.22 * EYE_RADIUS, 0.26 * EYE_RADIUS);
+    let hz = (EYE_RADIUS * EYE_RADIUS - hx * hx - hy * hy).sqrt() * 1.014;
     vec![
         ellipsoid("sclera", SCLERA, [0.0; 3], [EYE_RADIUS; 3], 12, 18, |p| p),
-        cap("iris", IRIS, EYE_RADIUS * 1.004, 0.52),
-        cap("pupil", PUPIL, EYE_RADIUS * 1.008, 0.24),
+        cap("limbus", PUPIL, EYE_RADIUS * 1.002, 0.56),
+        cap("iris", IRIS, EYE_RADIUS * 1.004, 0.5),
+        cap("pupil", PUPIL, EYE_RADIUS * 1.008, 0.22),
+        ellipsoid("highlight", HIGHLIGHT, [hx, hy, hz], [0.0022, 0.0022, 0.0006], 5, 8, |p| p),
     ]
 }
 
 /// Neck, shoulders and a collar, in the "Body" node's space (the head's centre is at
 /// (0, 0.17, 0) above it).
-pub fn body_parts() -> Vec<Part> {
+pub fn body_parts(variant: Variant) -> Vec<Part> {
+    // A shirt with a white collar; a white thobe under the ghutra; a dark abaya with the hijab.
+    let (clothes, collar_colour) = match variant {
+        Variant::Hair => (CLOTHES, COLLAR),
+        Variant::Ghutra => (GHUTRA, GHUTRA),
+        Variant::Hijab => (ABAYA, ABAYA),
+    };
     let neck = grid("neck", SKIN, 6, 28, true, false, |r, c, _| {
         let y = 0.115 - 0.09 * r as f32 / 5.0;
         let phi = TAU * c as f32 / 28.0;
         [0.036 * phi.sin(), y, 0.034 * phi.cos() - 0.008]
     });
-    let torso = ellipsoid("torso", CLOTHES, [0.0, -0.055, -0.012], [0.2, 0.1, 0.095], 16, 32, |p| {
-        // Shoulders: flatter on top, square at the sides.
-        let y = if p[1] > 0.0 { p[1] * (0.55 + 0.45 * (p[0].abs() / 0.19).powi(2)) } else { p[1] * 1.6 };
-        [p[0], y, p[2]]
+    let torso = ellipsoid("torso", clothes, [0.0, -0.06, -0.014], [0.175, 0.1, 0.085], 20, 40, |p| {
+        // Shoulders sloping from the neck, rounded at the arms; a chest in front.
+        let ax = (p[0].abs() / 0.175).min(1.0);
+        let y = if p[1] > 0.0 { p[1] * (0.95 - 0.55 * ax.powf(1.5)) + 0.006 * (1.0 - ax) } else { p[1] * 1.7 };
+        let chest = if p[2] > 0.0 { 1.0 + 0.12 * (1.0 - ax * ax) * (1.0 - (p[1] / 0.1).abs()) } else { 1.0 };
+        [p[0], y, p[2] * chest]
     });
-    let collar = grid("collar", COLLAR, 3, 28, true, false, |r, c, _| {
+    let collar = grid("collar", collar_colour, 3, 28, true, false, |r, c, _| {
         let phi = TAU * c as f32 / 28.0;
         let rad = 0.041 + 0.006 * r as f32 / 2.0;
         [rad * phi.sin(), 0.034 - 0.01 * r as f32 / 2.0 + 0.006 * (1.0 - phi.cos().max(0.0)), rad * phi.cos() - 0.008]
@@ -480,8 +686,13 @@ pub fn body_parts() -> Vec<Part> {
 /// Where the head's centre sits above the body's origin.
 pub const HEAD_ABOVE_BODY: f32 = 0.158;
 
-/// Writes the avatar as a binary glTF 2.0 file.
+/// Writes the bundled avatar (uncovered hair) as a binary glTF 2.0 file.
 pub fn glb() -> Vec<u8> {
+    glb_of(Variant::Hair)
+}
+
+/// Writes one variant of the avatar as a binary glTF 2.0 file.
+pub fn glb_of(variant: Variant) -> Vec<u8> {
     let mut w = GltfWriter::default();
     // One material; each part's colour rides on its vertices, so each mesh is one draw.
     w.materials.push(serde_json::json!({
@@ -502,11 +713,11 @@ pub fn glb() -> Vec<u8> {
         let mesh = w.mesh(name, &[part], true);
         children.push(w.node(serde_json::json!({"name": name, "mesh": mesh})));
     }
-    let mut still = head_parts();
+    let mut still = head_parts(variant);
     still.push(skin_still);
     let head_static = w.mesh("HeadParts", &[Part::merged("head", still)], false);
     let eye = w.mesh("Eye", &[Part::merged("eye", eye_parts())], false);
-    let body = w.mesh("Body", &[Part::merged("body", body_parts())], false);
+    let body = w.mesh("Body", &[Part::merged("body", body_parts(variant))], false);
     let head_parts_node = w.node(serde_json::json!({"name": "HeadParts", "mesh": head_static}));
     let [left, right] = eye_centres();
     let eye_l = w.node(serde_json::json!({"name": "EyeLeft", "mesh": eye, "translation": left}));
@@ -658,10 +869,12 @@ mod tests {
     }
 
     #[test]
-    fn the_bundled_avatar_is_this_generator_output() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/avatar/hiwar-avatar.glb");
-        let bundled = std::fs::read(path).unwrap_or_default();
-        assert!(bundled == glb(), "{path} is not what the generator writes: run `hiwar avatar` and commit the result");
+    fn the_bundled_avatars_are_this_generator_output() {
+        for v in Variant::ALL {
+            let path = format!("{}/../../assets/avatar/{}", env!("CARGO_MANIFEST_DIR"), v.file_name());
+            let bundled = std::fs::read(&path).unwrap_or_default();
+            assert!(bundled == glb_of(v), "{path} is not what the generator writes: run `hiwar avatar` and commit the result");
+        }
     }
 
     #[test]

@@ -42,27 +42,33 @@ pub struct StageOptions {
     pub assets: PathBuf,
     /// Captions keep the answer's tashkeel (off: shown as people usually write).
     pub caption_marks: bool,
+    pub lighting: Lighting,
 }
 
 impl StageOptions {
     pub fn from_config(config: &Config) -> StageOptions {
         let assets = hiwar_core::assets::assets_dir();
-        let avatar = if config.stage.avatar.is_empty() { assets.join("avatar").join("hiwar-avatar.glb") } else { PathBuf::from(&config.stage.avatar) };
+        let bundled = avatar::Variant::parse(&config.stage.variant).unwrap_or(avatar::Variant::Hair).file_name();
+        let avatar = if config.stage.avatar.is_empty() { assets.join("avatar").join(bundled) } else { PathBuf::from(&config.stage.avatar) };
         let (w, h) = (config.stage.width, config.stage.height);
         let (width, height) = match config.stage.orientation.as_str() {
             "portrait" if w > h => (h, w),
             "landscape" if h > w => (h, w),
             _ => (w, h),
         };
-        StageOptions { width, height, avatar, msaa: config.stage.msaa, seed: config.stage.seed, assets, caption_marks: config.stage.caption_marks }
+        let lighting = match config.stage.lighting.as_str() {
+            "three-point" => Lighting::ThreePoint,
+            "key" => Lighting::Key,
+            _ => Lighting::Auto,
+        };
+        StageOptions { width, height, avatar, msaa: config.stage.msaa, seed: config.stage.seed, assets, caption_marks: config.stage.caption_marks, lighting }
     }
 
     /// Checks what the stage needs before bevy starts, so a missing file is a clear message.
     pub fn check(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.avatar.is_file(),
-            "the avatar {} is missing: set stage.avatar to a .glb/.vrm file, or restore the bundled one with `hiwar avatar --out {}`",
-            self.avatar.display(),
+            "the avatar {} is missing: set stage.avatar to a .glb/.vrm file, or restore the bundled ones with `hiwar avatar` (in the repository)",
             self.avatar.display()
         );
         let font = self.assets.join(captions::FONT);
@@ -278,6 +284,33 @@ pub fn reframe(mut cameras: Query<(&Camera, &mut StageCamera, &mut Transform, &m
     }
 }
 
+fn light(lux: f32, colour: Color) -> DirectionalLight {
+    DirectionalLight { illuminance: lux, color: colour, shadow_maps_enabled: false, ..default() }
+}
+
+/// How the avatar is lit (`stage.lighting`).
+#[derive(Resource, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Lighting {
+    /// Three-point on a hardware GPU, the key light alone on a software renderer.
+    Auto,
+    ThreePoint,
+    Key,
+}
+
+/// Three-point lighting, as a portrait is lit: besides the key, a cool, weaker fill from the
+/// right and a rim from behind above that separates head and shoulders from the background,
+/// with a dimmer ambient. Each directional light is paid per pixel, which a software renderer
+/// feels (lavapipe: 2.6× → 3.7× the one-sphere scene), so there it stays off unless asked for.
+pub fn three_point_lights(mut commands: Commands, lighting: Res<Lighting>, adapter: Option<Res<bevy::render::renderer::RenderAdapterInfo>>) {
+    let software = adapter.is_some_and(|a| a.device_type == wgpu::DeviceType::Cpu);
+    if *lighting == Lighting::Key || (*lighting == Lighting::Auto && software) {
+        return;
+    }
+    commands.spawn((light(1_100.0, Color::srgb(0.85, 0.9, 1.0)), Transform::from_xyz(-1.0, 0.2, 0.8).looking_at(Vec3::ZERO, Vec3::Y)));
+    commands.spawn((light(2_600.0, Color::srgb(1.0, 0.98, 0.95)), Transform::from_xyz(-0.3, 0.8, -1.0).looking_at(Vec3::ZERO, Vec3::Y)));
+    commands.insert_resource(GlobalAmbientLight { brightness: 260.0, color: Color::srgb(0.92, 0.95, 1.0), ..default() });
+}
+
 /// Spawns camera, lights and the avatar. `target` is the camera's render target (None: the
 /// primary window).
 pub fn spawn_scene(commands: &mut Commands, assets: &AssetServer, options: &StageOptions, target: Option<bevy::camera::RenderTarget>) -> Entity {
@@ -286,13 +319,10 @@ pub fn spawn_scene(commands: &mut Commands, assets: &AssetServer, options: &Stag
         camera.insert(target);
     }
     let camera = camera.id();
-    // One key light from the upper left front and a bright ambient fill: no shadows, no
-    // second light (each light is paid per pixel; a kiosk's GPU budget, software rendering
-    // here).
-    commands.spawn((
-        DirectionalLight { illuminance: 3_600.0, shadow_maps_enabled: false, ..default() },
-        Transform::from_xyz(0.5, 1.0, 1.2).looking_at(Vec3::ZERO, Vec3::Y),
-    ));
+    // A warm key light from the upper left front and an ambient fill; on a GPU a fill and a
+    // rim light join it ([`three_point_lights`]). No shadows (each shadow map is paid per
+    // pixel; a kiosk's GPU budget, software rendering here).
+    commands.spawn((light(3_400.0, Color::srgb(1.0, 0.96, 0.9)), Transform::from_xyz(0.5, 1.0, 1.2).looking_at(Vec3::ZERO, Vec3::Y)));
     commands.insert_resource(GlobalAmbientLight { brightness: 420.0, color: Color::srgb(0.92, 0.95, 1.0), ..default() });
     let path = bevy::asset::AssetPath::from_path_buf(loadable(&options.avatar));
     commands.spawn((WorldAssetRoot(assets.load(GltfAssetLabel::Scene(0).from_asset(path))), AvatarRoot));
@@ -474,6 +504,8 @@ pub fn add_stage(app: &mut App, options: &StageOptions, clock: StageClock, idle_
         .insert_resource(Performance::new(rate, options.seed, idle_on_clock))
         .insert_resource(StageState::default())
         .insert_resource(AvatarParts { tables: avatar_tables(&options.avatar), ..Default::default() })
+        .insert_resource(options.lighting)
+        .add_systems(PostStartup, three_point_lights)
         .insert_resource(captions::Captions { marks: options.caption_marks, aspect: options.width as f32 / options.height.max(1) as f32, ..Default::default() })
         .add_systems(Update, (bind_avatar, animate_face.after(bind_avatar), reframe, captions::update_captions.after(reframe), captions::update_status));
 }
@@ -499,13 +531,22 @@ pub fn asset_plugin(options: &StageOptions) -> AssetPlugin {
     }
 }
 
-/// Writes the bundled avatar (`hiwar avatar --out FILE`).
-pub fn write_avatar(out: &Path) -> anyhow::Result<()> {
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+/// Writes the bundled avatars (`hiwar avatar`: every variant into `dir`), or one variant to
+/// a file of your choosing (`--variant V --out FILE`).
+pub fn write_avatar(dir: &Path, variant: Option<&str>, out: Option<&Path>) -> anyhow::Result<()> {
+    let variants = match variant {
+        Some(name) => vec![avatar::Variant::parse(name).ok_or_else(|| anyhow::anyhow!("unknown avatar variant {name:?}: hair, ghutra or hijab"))?],
+        None => avatar::Variant::ALL.to_vec(),
+    };
+    anyhow::ensure!(out.is_none() || variants.len() == 1, "--out writes one avatar: name it with --variant hair, ghutra or hijab");
+    for v in variants {
+        let path = out.map_or_else(|| dir.join(v.file_name()), Path::to_path_buf);
+        if let Some(parent) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let bytes = avatar::glb_of(v);
+        std::fs::write(&path, &bytes).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        println!("wrote {} ({v:?}, {} bytes, {} morph targets)", path.display(), bytes.len(), avatar::TARGETS.len());
     }
-    let bytes = avatar::glb();
-    std::fs::write(out, &bytes).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
-    println!("wrote {} ({} bytes, {} morph targets)", out.display(), bytes.len(), avatar::TARGETS.len());
     Ok(())
 }
