@@ -12,22 +12,40 @@ let pendingAudio = null; // the `audio` header waiting for its binary frame
 const OPEN = { sil: 0, PP: 0, FF: 0.15, TH: 0.2, DD: 0.3, kk: 0.35, CH: 0.3, SS: 0.2, nn: 0.25, RR: 0.35, aa: 1, E: 0.7, I: 0.45, O: 0.8, U: 0.5 };
 const WIDE = { E: 1.1, I: 1.15, O: 0.75, U: 0.65, PP: 0.95, FF: 1.0 };
 
+let shapeNames = [];      // the blendshape stream's 52 names, from `ready`
+let avatar3d = null;     // the 3D avatar (avatar3d.js) once it has loaded; the SVG face until then or without WebGL
+
+// The kiosk's avatar in 3D where the browser has WebGL; the SVG face stays where it has not.
+(async () => {
+  const canvas = $("face3d");
+  if (!canvas.getContext("webgl2") && !canvas.getContext("webgl")) { document.body.dataset.avatar = "svg"; return; }
+  try {
+    avatar3d = await (await import("./avatar3d.js")).start(canvas);
+    canvas.hidden = false; $("face").style.display = "none";
+    document.body.dataset.avatar = "3d";
+  } catch (e) {
+    document.body.dataset.avatar = "svg";
+    console.warn("3D avatar unavailable, SVG face instead:", e);
+  }
+})();
+
 const isRtl = (t) => { for (const c of t) { if (/[\u0600-\u06FF]/.test(c)) return true; if (/[A-Za-z]/.test(c)) return false; } return false; };
 function setCaption(el, text) { el.dir = isRtl(text) ? "rtl" : "ltr"; el.textContent = text; }
 
 const ws = new WebSocket(wsUrl);
 ws.binaryType = "arraybuffer";
-ws.onopen = () => ws.send(JSON.stringify({ type: "hello", v: 1, lang: "auto", want: { audio: true, visemes: true, words: true } }));
+ws.onopen = () => ws.send(JSON.stringify({ type: "hello", v: 1, lang: "auto", want: { audio: true, visemes: true, words: true, blendshapes: true, fps: 30 } }));
 ws.onclose = (e) => { $("state").textContent = `closed ${e.code}`; if (e.reason) $("error").textContent = e.reason; };
 ws.onmessage = (e) => {
   if (typeof e.data !== "string") return playChunk(e.data);
   const m = JSON.parse(e.data);
   switch (m.type) {
-    case "ready": $("state").textContent = "جاهز · ready"; break;
+    case "ready": $("state").textContent = "جاهز · ready"; shapeNames = m.blendshapes?.names || []; break;
     case "state": $("state").textContent = { idle: "جاهز · ready", listening: "أستمع · listening", thinking: "أفكّر · thinking", speaking: "أتحدّث · speaking" }[m.state] || m.state; break;
     case "transcript": setCaption($("person"), m.text); startTurn(m.turn); break;
     case "audio": pendingAudio = m; break;
     case "visemes": if (turn && turn.id === m.turn) turn.visemes.push(...m.frames); break;
+    case "blendshapes": if (turn && turn.id === m.turn) { turn.fps = m.fps; m.frames.forEach((f, i) => { turn.shapes[m.first + i] = f; }); } break;
     case "words": if (turn && turn.id === m.turn) { turn.words.push(...m.words); renderWords(); } break;
     case "end_of_turn": if (turn && turn.id === m.turn) turn.ended = m.samples; break;
     case "error": $("error").textContent = `${m.message_ar} · ${m.message}`; break;
@@ -36,7 +54,7 @@ ws.onmessage = (e) => {
 
 function startTurn(id) {
   stopAudio();
-  turn = { id, rate: 22050, startAt: null, visemes: [], words: [], sources: [], ended: null };
+  turn = { id, rate: 22050, startAt: null, visemes: [], words: [], sources: [], ended: null, fps: 30, shapes: [] };
   $("avatar").textContent = "";
 }
 
@@ -101,9 +119,24 @@ function frame(t) {
   // A blink every few seconds.
   const b = (t % 4200) < 130 ? 22 : 0;
   $("lids").setAttribute("height", b);
+  if (avatar3d) drawAvatar(pos, b > 0);
   requestAnimationFrame(frame);
 }
 requestAnimationFrame(frame);
+
+// The 3D face: the blendshape frame for the audio clock's position (frame k is at sample
+// k × rate / fps of the turn), eased towards rest between answers; blinks of its own then.
+let weights = {};
+function drawAvatar(pos, blink) {
+  const k = turn && pos >= 0 ? Math.floor((pos * turn.fps) / turn.rate) : -1;
+  const f = k >= 0 ? turn.shapes[k] : undefined;
+  const next = {};
+  shapeNames.forEach((n, i) => { next[n] = f ? f[i] : (weights[n] || 0) * 0.8; });
+  if (!f) { next.eyeBlinkLeft = blink ? 1 : 0; next.eyeBlinkRight = blink ? 1 : 0; }
+  weights = next;
+  document.body.dataset.jaw = (weights.jawOpen || 0).toFixed(3);
+  avatar3d.draw(weights);
+}
 
 $("ask").onsubmit = (e) => {
   e.preventDefault();

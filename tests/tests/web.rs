@@ -126,8 +126,10 @@ fn open_page(extra: &[String]) -> (Kill, Kill, tempfile::TempDir, Page) {
 
 #[test]
 fn the_reference_page_answers_a_typed_arabic_question_with_a_moving_mouth_and_rtl_captions() {
-    let (_server, _chromium, profile, mut page) = open_page(&[]);
+    // Without WebGL: the SVG face, the page's fallback (the 3D avatar has its own test).
+    let (_server, _chromium, profile, mut page) = open_page(&["--disable-webgl".to_string()]);
     page.wait_for("(document.getElementById('state')?.textContent || '').includes('ready')", Duration::from_secs(20));
+    page.wait_for("document.body.dataset.avatar === 'svg'", Duration::from_secs(20));
     page.eval("document.getElementById('question').value = 'متى يفتح المركز يوم الجمعة؟'; document.getElementById('ask').requestSubmit(); true");
     page.wait_for("(document.getElementById('state')?.textContent || '').includes('speaking')", Duration::from_secs(20));
     // The mouth over 3 s of the answer, sampled every 50 ms.
@@ -150,6 +152,69 @@ fn the_reference_page_answers_a_typed_arabic_question_with_a_moving_mouth_and_rt
     let out = std::env::var_os("HIWAR_TEST_SCREENSHOTS").map_or_else(|| profile.path().join("page.png"), |d| Path::new(&d).join("web-page.png"));
     std::fs::write(&out, &png).expect("write screenshot");
     assert!(png.len() > 10_000, "a blank page? {} bytes", png.len());
+}
+
+#[test]
+fn the_reference_page_shows_the_kiosks_avatar_in_3d_its_mouth_driven_by_the_blendshape_stream() {
+    // Headless chromium's software WebGL (SwiftShader).
+    let (_server, _chromium, profile, mut page) = open_page(&["--enable-unsafe-swiftshader".to_string()]);
+    page.wait_for("document.body.dataset.avatar === '3d'", Duration::from_secs(60));
+    page.wait_for("(document.getElementById('state')?.textContent || '').includes('ready')", Duration::from_secs(20));
+    page.eval("document.getElementById('question').value = 'أهلاً، متى يفتح المركز يوم الجمعة؟'; document.getElementById('ask').requestSubmit(); true");
+    page.wait_for("(document.getElementById('state')?.textContent || '').includes('speaking')", Duration::from_secs(20));
+    // jawOpen as the page set it on the avatar's morph targets, over 3 s, every 50 ms; a
+    // screenshot of the avatar when its mouth is open.
+    let (mut jaw, mut shot) = (Vec::new(), None);
+    for _ in 0..60 {
+        let j = page.eval("parseFloat(document.body.dataset.jaw || '0')").as_f64().unwrap_or(0.0);
+        if j > 0.35 && shot.is_none() {
+            shot = Some(page.call("Page.captureScreenshot", json!({"format": "png"})));
+        }
+        jaw.push(j);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let open = jaw.iter().filter(|j| **j > 0.3).count();
+    let closed = jaw.iter().filter(|j| **j < 0.1).count();
+    assert!(open >= 5 && closed >= 3, "the avatar's jaw did not follow the speech: {jaw:?}");
+    // The morph targets really are the avatar's: the page found them on the loaded .glb.
+    let targets = page.eval("document.getElementById('face3d').hidden === false && getComputedStyle(document.getElementById('face')).display === 'none'");
+    assert_eq!(targets, json!(true), "the 3D canvas is not the face shown");
+    let shot = shot.expect("a frame with the mouth open");
+    let png = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, shot["data"].as_str().expect("png data")).expect("base64");
+    let out = std::env::var_os("HIWAR_TEST_SCREENSHOTS").map_or_else(|| profile.path().join("page-3d.png"), |d| Path::new(&d).join("web-page-3d.png"));
+    std::fs::write(&out, &png).expect("write screenshot");
+    // Not a blank canvas: the avatar's skin (warm: red over blue) covers a good part of the
+    // canvas's middle.
+    let rect = page.eval("(() => { const r = document.getElementById('face3d').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()");
+    let r: Vec<f64> = rect.as_array().expect("rect").iter().filter_map(Value::as_f64).collect();
+    let decoded = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-f", "png_pipe", "-i", "-", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            c.stdin.take().expect("stdin").write_all(&png)?;
+            c.wait_with_output()
+        })
+        .expect("ffmpeg");
+    let px = decoded.stdout;
+    let width = 800usize;
+    let (x0, y0, w, h) = (r[0] as usize, r[1] as usize, r[2] as usize, r[3] as usize);
+    let mut skin = 0;
+    let mut n = 0;
+    for y in (y0 + h / 6..y0 + h / 2).step_by(2) {
+        for x in (x0 + w / 3..x0 + 2 * w / 3).step_by(2) {
+            let i = (y * width + x) * 3;
+            if let Some(p) = px.get(i..i + 3) {
+                n += 1;
+                if p[0] > 120 && i32::from(p[0]) - i32::from(p[2]) > 25 {
+                    skin += 1;
+                }
+            }
+        }
+    }
+    assert!(n > 0 && skin * 5 > n, "the avatar's face is not on the canvas: {skin} of {n} pixels skin-coloured");
 }
 
 #[test]

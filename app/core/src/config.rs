@@ -333,6 +333,21 @@ pub struct Stage {
     pub caption_marks: bool,
 }
 
+impl Stage {
+    /// The avatar file: `avatar` if set, else the bundled one of `variant` in `assets`.
+    pub fn avatar_path(&self, assets: &Path) -> PathBuf {
+        if !self.avatar.is_empty() {
+            return PathBuf::from(&self.avatar);
+        }
+        let file = match self.variant.as_str() {
+            "ghutra" => "hiwar-avatar-ghutra.glb",
+            "hijab" => "hiwar-avatar-hijab.glb",
+            _ => "hiwar-avatar.glb",
+        };
+        assets.join("avatar").join(file)
+    }
+}
+
 impl Default for Stage {
     fn default() -> Self {
         Stage {

@@ -143,6 +143,8 @@ pub struct Settings {
     pub send_queue: usize,
     pub max_audio_streams: usize,
     pub web_dir: PathBuf,
+    /// The kiosk's avatar, served to the page as /avatar.glb.
+    pub avatar: PathBuf,
 }
 
 struct Shared {
@@ -192,6 +194,7 @@ pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
         send_queue: s.send_queue.max(8),
         max_audio_streams: s.max_audio_streams,
         web_dir: hiwar_core::assets::assets_dir().join("web"),
+        avatar: config.stage.avatar_path(&hiwar_core::assets::assets_dir()),
     };
     let mind = Mind::from_config(config)?;
     let synth = VoicePool::start(config, s.voice_threads)?;
@@ -431,6 +434,12 @@ async fn connection<S: Conn>(shared: Arc<Shared>, mut stream: S) {
     match path {
         "/healthz" => respond(stream, "200 OK", "text/plain", b"ok\n", "").await,
         "/metrics" => respond(stream, "200 OK", prometheus::TEXT_FORMAT, shared.metrics.render().as_bytes(), "").await,
+        // The kiosk's own avatar for the page's 3D view (the operator's file, never a path
+        // from the request).
+        "/avatar.glb" => match std::fs::read(&shared.settings.avatar) {
+            Ok(body) => respond(stream, "200 OK", "model/gltf-binary", &body, "X-Content-Type-Options: nosniff\r\n").await,
+            Err(_) => respond(stream, "404 Not Found", "text/plain", b"no avatar\n", "").await,
+        },
         "/ws" => respond(stream, "426 Upgrade Required", "text/plain", b"WebSocket only\n", "Upgrade: websocket\r\n").await,
         _ => static_file(shared, stream, path).await,
     }

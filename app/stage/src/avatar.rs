@@ -520,7 +520,8 @@ impl Variant {
         })
     }
 
-    /// The bundled file for this variant, in assets/avatar/.
+    /// The bundled file for this variant, in assets/avatar/ (`config::Stage::avatar_path`
+    /// names the same files; a test keeps the two in step).
     pub fn file_name(self) -> &'static str {
         match self {
             Variant::Hair => "hiwar-avatar.glb",
@@ -865,6 +866,14 @@ mod tests {
         for (t, name) in TARGETS.iter().enumerate() {
             let moved = parts.iter().flat_map(|p| &p.targets[t]).map(|d| (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt()).fold(0.0_f32, f32::max);
             assert!(moved > 0.001 && moved < 0.04, "{name} moves {moved}");
+        }
+    }
+
+    #[test]
+    fn the_config_names_each_variants_file() {
+        for v in Variant::ALL {
+            let stage = hiwar_core::config::Stage { variant: format!("{v:?}").to_lowercase(), ..Default::default() };
+            assert_eq!(stage.avatar_path(std::path::Path::new("a")), std::path::Path::new("a/avatar").join(v.file_name()));
         }
     }
 

@@ -48,8 +48,7 @@ pub struct StageOptions {
 impl StageOptions {
     pub fn from_config(config: &Config) -> StageOptions {
         let assets = hiwar_core::assets::assets_dir();
-        let bundled = avatar::Variant::parse(&config.stage.variant).unwrap_or(avatar::Variant::Hair).file_name();
-        let avatar = if config.stage.avatar.is_empty() { assets.join("avatar").join(bundled) } else { PathBuf::from(&config.stage.avatar) };
+        let avatar = config.stage.avatar_path(&assets);
         let (w, h) = (config.stage.width, config.stage.height);
         let (width, height) = match config.stage.orientation.as_str() {
             "portrait" if w > h => (h, w),
