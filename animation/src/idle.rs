@@ -29,7 +29,7 @@ pub struct IdleFrame {
     pub brow_inner_up: f32,
     pub brow_down: f32,
     pub smile: f32,
-    /// The mouth's corners down (concern, from [`crate::expression`]).
+    /// The mouth's corners down (concern, from the expression layer).
     pub frown: f32,
 }
 

@@ -33,9 +33,16 @@ export async function start(canvas) {
   gltf.scene.traverse((o) => { if (o.isMesh && o.morphTargetDictionary && o.morphTargetInfluences) faces.push(o); });
   if (faces.length === 0) throw new Error("the avatar has no morph targets");
 
+  // Drawn only when the face or the canvas changed: a still face costs nothing (a software
+  // WebGL renderer would otherwise take a core from the microphone's capture).
+  let drawn = null;
+  const changed = (weights) => drawn === null || Object.keys(weights).some((k) => Math.abs((weights[k] || 0) - (drawn[k] || 0)) > 0.004)
+    || Object.keys(drawn).some((k) => !(k in weights) && drawn[k] > 0.004);
+
   function frame() {
     const w = canvas.clientWidth, h = canvas.clientHeight;
     if (canvas.width !== Math.round(w * renderer.getPixelRatio()) || canvas.height !== Math.round(h * renderer.getPixelRatio())) {
+      drawn = null;
       renderer.setSize(w, h, false);
       const aspect = w / Math.max(h, 1);
       camera.aspect = aspect;
@@ -49,6 +56,8 @@ export async function start(canvas) {
     // `weights`: name → 0–1 (ARKit names); targets the frame does not name rest at 0.
     draw(weights) {
       frame();
+      if (!changed(weights)) return;
+      drawn = { ...weights };
       for (const mesh of faces) {
         for (const [name, i] of Object.entries(mesh.morphTargetDictionary)) mesh.morphTargetInfluences[i] = weights[name] || 0;
       }

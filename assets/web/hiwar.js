@@ -131,7 +131,7 @@ function drawAvatar(pos, blink) {
   const k = turn && pos >= 0 ? Math.floor((pos * turn.fps) / turn.rate) : -1;
   const f = k >= 0 ? turn.shapes[k] : undefined;
   const next = {};
-  shapeNames.forEach((n, i) => { next[n] = f ? f[i] : (weights[n] || 0) * 0.8; });
+  shapeNames.forEach((n, i) => { const rest = (weights[n] || 0) * 0.8; next[n] = f ? f[i] : rest < 0.01 ? 0 : rest; });
   if (!f) { next.eyeBlinkLeft = blink ? 1 : 0; next.eyeBlinkRight = blink ? 1 : 0; }
   weights = next;
   document.body.dataset.jaw = (weights.jawOpen || 0).toFixed(3);
