@@ -28,6 +28,12 @@ struct Page {
 }
 
 impl Page {
+    /// The page as PNG bytes.
+    fn screenshot(&mut self) -> Vec<u8> {
+        let shot = self.call("Page.captureScreenshot", json!({"format": "png"}));
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, shot["data"].as_str().expect("png data")).expect("base64")
+    }
+
     fn call(&mut self, method: &str, params: Value) -> Value {
         self.id += 1;
         let id = self.id;
@@ -59,6 +65,13 @@ impl Page {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// Writes a screenshot where it can be looked at: `$HIWAR_TEST_SCREENSHOTS`, else beside the
+/// browser profile.
+fn keep_screenshot(png: &[u8], profile: &Path, name: &str) {
+    let out = std::env::var_os("HIWAR_TEST_SCREENSHOTS").map_or_else(|| profile.join(name), |d| Path::new(&d).join(name));
+    std::fs::write(&out, png).expect("write screenshot");
 }
 
 /// `hiwar serve`, and chromium (headless, with `extra` flags) on its page: the processes (kept
@@ -129,7 +142,7 @@ fn the_reference_page_answers_a_typed_arabic_question_with_a_moving_mouth_and_rt
     // Without WebGL: the SVG face, the page's fallback (the 3D avatar has its own test).
     let (_server, _chromium, profile, mut page) = open_page(&["--disable-webgl".to_string()]);
     page.wait_for("(document.getElementById('state')?.textContent || '').includes('ready')", Duration::from_secs(20));
-    page.wait_for("document.body.dataset.avatar === 'svg'", Duration::from_secs(20));
+    page.wait_for("document.body?.dataset.avatar === 'svg'", Duration::from_secs(20));
     page.eval("document.getElementById('question').value = 'متى يفتح المركز يوم الجمعة؟'; document.getElementById('ask').requestSubmit(); true");
     page.wait_for("(document.getElementById('state')?.textContent || '').includes('speaking')", Duration::from_secs(20));
     // The mouth over 3 s of the answer, sampled every 50 ms.
@@ -147,10 +160,8 @@ fn the_reference_page_answers_a_typed_arabic_question_with_a_moving_mouth_and_rt
     assert_eq!(caption["dir"], "rtl", "{caption}");
     assert_eq!(caption["direction"], "rtl", "{caption}");
     assert!(caption["text"].as_str().is_some_and(|t| t.contains("الجمعة")), "{caption}");
-    let shot = page.call("Page.captureScreenshot", json!({"format": "png"}));
-    let png = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, shot["data"].as_str().expect("png data")).expect("base64");
-    let out = std::env::var_os("HIWAR_TEST_SCREENSHOTS").map_or_else(|| profile.path().join("page.png"), |d| Path::new(&d).join("web-page.png"));
-    std::fs::write(&out, &png).expect("write screenshot");
+    let png = page.screenshot();
+    keep_screenshot(&png, profile.path(), "web-page.png");
     assert!(png.len() > 10_000, "a blank page? {} bytes", png.len());
 }
 
@@ -158,7 +169,7 @@ fn the_reference_page_answers_a_typed_arabic_question_with_a_moving_mouth_and_rt
 fn the_reference_page_shows_the_kiosks_avatar_in_3d_its_mouth_driven_by_the_blendshape_stream() {
     // Headless chromium's software WebGL (SwiftShader).
     let (_server, _chromium, profile, mut page) = open_page(&["--enable-unsafe-swiftshader".to_string()]);
-    page.wait_for("document.body.dataset.avatar === '3d'", Duration::from_secs(60));
+    page.wait_for("document.body?.dataset.avatar === '3d'", Duration::from_secs(60));
     page.wait_for("(document.getElementById('state')?.textContent || '').includes('ready')", Duration::from_secs(20));
     page.eval("document.getElementById('question').value = 'أهلاً، متى يفتح المركز يوم الجمعة؟'; document.getElementById('ask').requestSubmit(); true");
     page.wait_for("(document.getElementById('state')?.textContent || '').includes('speaking')", Duration::from_secs(20));
@@ -168,7 +179,7 @@ fn the_reference_page_shows_the_kiosks_avatar_in_3d_its_mouth_driven_by_the_blen
     for _ in 0..60 {
         let j = page.eval("parseFloat(document.body.dataset.jaw || '0')").as_f64().unwrap_or(0.0);
         if j > 0.35 && shot.is_none() {
-            shot = Some(page.call("Page.captureScreenshot", json!({"format": "png"})));
+            shot = Some(page.screenshot());
         }
         jaw.push(j);
         std::thread::sleep(Duration::from_millis(50));
@@ -179,10 +190,8 @@ fn the_reference_page_shows_the_kiosks_avatar_in_3d_its_mouth_driven_by_the_blen
     // The morph targets really are the avatar's: the page found them on the loaded .glb.
     let targets = page.eval("document.getElementById('face3d').hidden === false && getComputedStyle(document.getElementById('face')).display === 'none'");
     assert_eq!(targets, json!(true), "the 3D canvas is not the face shown");
-    let shot = shot.expect("a frame with the mouth open");
-    let png = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, shot["data"].as_str().expect("png data")).expect("base64");
-    let out = std::env::var_os("HIWAR_TEST_SCREENSHOTS").map_or_else(|| profile.path().join("page-3d.png"), |d| Path::new(&d).join("web-page-3d.png"));
-    std::fs::write(&out, &png).expect("write screenshot");
+    let png = shot.expect("a frame with the mouth open");
+    keep_screenshot(&png, profile.path(), "web-page-3d.png");
     // Not a blank canvas: the avatar's skin (warm: red over blue) covers a good part of the
     // canvas's middle.
     let rect = page.eval("(() => { const r = document.getElementById('face3d').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()");
