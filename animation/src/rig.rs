@@ -296,6 +296,11 @@ fn vrm_of(canon: &str) -> Option<Vrm> {
     })
 }
 
+/// Whether ARKit shape `i` belongs to the mouth (what one convention alone should drive).
+fn is_mouth_arkit(i: usize) -> bool {
+    ARKIT[i].starts_with("mouth") || ARKIT[i].starts_with("jaw") || ARKIT[i] == "tongueOut"
+}
+
 impl Rig {
     /// Binds an avatar's morph targets by name. The warning, if any, says what the avatar
     /// lacks (for the log).
@@ -320,7 +325,6 @@ impl Rig {
         } else {
             RigKind::Static
         };
-        let is_mouth_arkit = |i: usize| ARKIT[i].starts_with("mouth") || ARKIT[i].starts_with("jaw") || ARKIT[i] == "tongueOut";
         let channels = (0..names.len())
             .map(|i| match kind {
                 // The mouth from one convention only, so it is not driven twice; the rest of
@@ -363,7 +367,7 @@ impl Rig {
                 t.push((preset, weight.min(1.0)));
             }
         }
-        if !binds.iter().any(|(p, t, w)| p.is_mouth() && *t < names.len() && *w > 0.0) {
+        if !table.iter().flatten().any(|(p, _)| p.is_mouth()) {
             // The table has no mouth for this mesh: it is eyes or brows only, or nothing.
             if table.iter().all(Vec::is_empty) {
                 return (rig, warning);
@@ -374,7 +378,7 @@ impl Rig {
         rig.kind = RigKind::Vrm;
         for (ch, t) in rig.channels.iter_mut().zip(&table) {
             let mouth_by_name = match ch {
-                Some(Channel::Arkit(i)) => ARKIT[*i].starts_with("mouth") || ARKIT[*i].starts_with("jaw"),
+                Some(Channel::Arkit(i)) => is_mouth_arkit(*i),
                 Some(Channel::Viseme(_) | Channel::Jaw) => true,
                 Some(Channel::Vrm(v)) => v.is_mouth(),
                 None => false,

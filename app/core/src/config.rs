@@ -339,12 +339,16 @@ impl Stage {
         if !self.avatar.is_empty() {
             return PathBuf::from(&self.avatar);
         }
-        let file = match self.variant.as_str() {
-            "ghutra" => "hiwar-avatar-ghutra.glb",
-            "hijab" => "hiwar-avatar-hijab.glb",
-            _ => "hiwar-avatar.glb",
-        };
-        assets.join("avatar").join(file)
+        assets.join("avatar").join(bundled_avatar(&self.variant))
+    }
+}
+
+/// The file in assets/avatar/ of a bundled variant (`stage.variant`): hair, ghutra, hijab.
+pub fn bundled_avatar(variant: &str) -> &'static str {
+    match variant {
+        "ghutra" => "hiwar-avatar-ghutra.glb",
+        "hijab" => "hiwar-avatar-hijab.glb",
+        _ => "hiwar-avatar.glb",
     }
 }
 

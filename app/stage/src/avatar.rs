@@ -337,6 +337,18 @@ pub fn eye_centres() -> [[f32; 3]; 2] {
     [[x, y, z], [-x, y, z]]
 }
 
+/// Where an upper lid's edge is for eye centre `c`: over the iris's top when open, below
+/// the eye when shut (the lid and its lashes follow the same edge).
+fn upper_lid_edge(c: [f32; 3], s: &Shape, side: &str) -> f32 {
+    c[1] + EYE_RADIUS * 0.5 - EYE_RADIUS * 1.6 * s.w(&format!("eyeBlink{side}"))
+}
+
+/// Where a lower lid's edge is: under the iris, rising a little in a blink and more when the
+/// cheeks squint (the lid and its lash line follow the same edge).
+fn lower_lid_edge(c: [f32; 3], s: &Shape, side: &str) -> f32 {
+    c[1] - EYE_RADIUS * 0.62 + EYE_RADIUS * (0.25 * s.w(&format!("eyeBlink{side}")) + 0.3 * s.w(&format!("cheekSquint{side}")))
+}
+
 /// A lid's depth: on the eyeball's cylinder where `w` is 1, just behind the skin where it is 0.
 /// Never inside the eyeball (centre `c`, with the highlight on it): a closed lid covers it.
 fn lid_z(x: f32, y: f32, round: f32, w: f32, c: [f32; 3]) -> f32 {
@@ -427,7 +439,7 @@ pub fn face_parts() -> Vec<Part> {
             let v = r as f32 / 5.0;
             let phi = (col as f32 / 16.0 - 0.5) * 2.0 * 1.25 * (0.45 + 0.55 * v.sqrt());
             let top = c[1] + radius;
-            let edge = c[1] + EYE_RADIUS * 0.5 - EYE_RADIUS * 1.6 * s.w(&format!("eyeBlink{side}"));
+            let edge = upper_lid_edge(c, s, side);
             let y = top + (edge - top) * v;
             let x = c[0] + radius * phi.sin();
             // Into the skin at its border (just behind it, so the skin hides the seam), round
@@ -446,7 +458,7 @@ pub fn face_parts() -> Vec<Part> {
                 let v = r as f32 / 3.0;
                 let phi = (col as f32 / 16.0 - 0.5) * 2.0 * 1.2 * (0.5 + 0.5 * v.sqrt());
                 let bottom = c[1] - radius;
-                let edge = c[1] - EYE_RADIUS * 0.62 + EYE_RADIUS * (0.25 * s.w(&format!("eyeBlink{side}")) + 0.3 * s.w(&format!("cheekSquint{side}")));
+                let edge = lower_lid_edge(c, s, side);
                 let y = bottom + (edge - bottom) * v;
                 let x = c[0] + radius * phi.sin();
                 let w = smoothstep(0.0, 1.0, v) * (1.0 - smoothstep(0.25, 1.0, phi.abs() / 1.2));
@@ -463,7 +475,7 @@ pub fn face_parts() -> Vec<Part> {
             let radius = EYE_RADIUS * 1.09;
             let t = col as f32 / 16.0;
             let phi = (t - 0.5) * 2.0 * 1.2;
-            let edge = c[1] + EYE_RADIUS * 0.5 - EYE_RADIUS * 1.6 * s.w(&format!("eyeBlink{side}"));
+            let edge = upper_lid_edge(c, s, side);
             // Outer corner: towards the avatar's side (+X for the left eye).
             let outer = smoothstep(-1.0, 1.0, sign * phi.sin() / 1.0);
             let len = 0.0016 + 0.0014 * outer;
@@ -477,7 +489,7 @@ pub fn face_parts() -> Vec<Part> {
             grid(name, LASHES, 2, 17, false, true, move |r, col, s| {
                 let radius = EYE_RADIUS * 1.075;
                 let phi = (col as f32 / 16.0 - 0.5) * 2.0 * 1.1;
-                let edge = c[1] - EYE_RADIUS * 0.62 + EYE_RADIUS * (0.25 * s.w(&format!("eyeBlink{side}")) + 0.3 * s.w(&format!("cheekSquint{side}")));
+                let edge = lower_lid_edge(c, s, side);
                 [c[0] + radius * phi.sin(), edge - 0.0007 * r as f32, c[2] + (radius + 0.0002) * phi.cos()]
             })
             .flipped(),
@@ -512,22 +524,21 @@ impl Variant {
     pub const ALL: [Variant; 3] = [Variant::Hair, Variant::Ghutra, Variant::Hijab];
 
     pub fn parse(name: &str) -> Option<Variant> {
-        Some(match name {
-            "hair" => Variant::Hair,
-            "ghutra" => Variant::Ghutra,
-            "hijab" => Variant::Hijab,
-            _ => return None,
-        })
+        Variant::ALL.into_iter().find(|v| v.name() == name)
     }
 
-    /// The bundled file for this variant, in assets/avatar/ (`config::Stage::avatar_path`
-    /// names the same files; a test keeps the two in step).
-    pub fn file_name(self) -> &'static str {
+    /// Its name in `stage.variant`.
+    pub fn name(self) -> &'static str {
         match self {
-            Variant::Hair => "hiwar-avatar.glb",
-            Variant::Ghutra => "hiwar-avatar-ghutra.glb",
-            Variant::Hijab => "hiwar-avatar-hijab.glb",
+            Variant::Hair => "hair",
+            Variant::Ghutra => "ghutra",
+            Variant::Hijab => "hijab",
         }
+    }
+
+    /// The bundled file for this variant, in assets/avatar/ (named where the config finds it).
+    pub fn file_name(self) -> &'static str {
+        hiwar_core::config::bundled_avatar(self.name())
     }
 }
 
@@ -872,7 +883,7 @@ mod tests {
     #[test]
     fn the_config_names_each_variants_file() {
         for v in Variant::ALL {
-            let stage = hiwar_core::config::Stage { variant: format!("{v:?}").to_lowercase(), ..Default::default() };
+            let stage = hiwar_core::config::Stage { variant: v.name().to_string(), ..Default::default() };
             assert_eq!(stage.avatar_path(std::path::Path::new("a")), std::path::Path::new("a/avatar").join(v.file_name()));
         }
     }

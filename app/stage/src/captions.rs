@@ -75,6 +75,15 @@ pub fn pages(words: &[&str], budget: usize) -> Vec<std::ops::Range<usize>> {
     out
 }
 
+/// The avatar's caption as shown (tashkeel as configured), cut into pages when the captions
+/// change, and the page on screen.
+#[derive(Default)]
+pub struct Paged {
+    texts: Vec<String>,
+    pages: Vec<std::ops::Range<usize>>,
+    shown: Option<std::ops::Range<usize>>,
+}
+
 /// The end of a long transcript, so the person's line stays one line or two.
 fn tail(text: &str, budget: usize) -> String {
     let n = text.chars().count();
@@ -245,28 +254,32 @@ pub fn update_captions(
     mut person: PersonQuery,
     mut avatar: AvatarQuery,
     mut words: Query<(&AvatarWord, &mut TextColor)>,
-    mut page: Local<Option<std::ops::Range<usize>>>,
+    mut paged: Local<Paged>,
 ) {
     let Some(caption_font) = caption_font else { return };
     let budget = page_budget(captions.aspect);
-    let shown = |t: &str| if captions.marks { t.to_string() } else { t.chars().filter(|c| !hiwar_speech::voice::is_tashkeel(*c)).collect() };
+    if captions.is_changed() {
+        // The words as shown and their pages, once per change (not every frame).
+        let shown = |t: &str| if captions.marks { t.to_string() } else { t.chars().filter(|c| !hiwar_speech::voice::is_tashkeel(*c)).collect() };
+        paged.texts = captions.avatar.iter().map(|w| shown(&w.text)).collect();
+        let refs: Vec<&str> = paged.texts.iter().map(String::as_str).collect();
+        paged.pages = pages(&refs, budget);
+        paged.shown = None;
+        if let Ok((mut text, mut layout)) = person.single_mut() {
+            text.0 = tail(&captions.person, budget * 3 / 4);
+            layout.justify = justify_for(&captions.person);
+        }
+    }
     let pos = clock.position();
-    let texts: Vec<String> = captions.avatar.iter().map(|w| shown(&w.text)).collect();
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     // The page of the word being heard, or of the last one heard (the first before any).
     let heard = captions.avatar.iter().rposition(|w| w.start <= pos).unwrap_or(0);
-    let current = pages(&refs, budget).into_iter().find(|p| p.contains(&heard)).unwrap_or(0..0);
-    if captions.is_changed()
-        && let Ok((mut text, mut layout)) = person.single_mut()
-    {
-        text.0 = tail(&captions.person, budget * 3 / 4);
-        layout.justify = justify_for(&captions.person);
-    }
-    if captions.is_changed() || page.as_ref() != Some(&current) {
+    let current = paged.pages.iter().find(|p| p.contains(&heard)).cloned().unwrap_or(0..0);
+    if paged.shown.as_ref() != Some(&current) {
         if let Ok((line, mut layout)) = avatar.single_mut() {
-            layout.justify = justify_for(&refs.join(" "));
+            layout.justify = justify_for(&paged.texts.join(" "));
             commands.entity(line).despawn_related::<Children>();
             let last = current.end;
+            let texts = &paged.texts;
             commands.entity(line).with_children(|l| {
                 for i in current.clone() {
                     let text = if i + 1 < last { format!("{} ", texts[i]) } else { texts[i].clone() };
@@ -274,7 +287,7 @@ pub fn update_captions(
                 }
             });
         }
-        *page = Some(current);
+        paged.shown = Some(current);
         return;
     }
     for (word, mut color) in &mut words {
