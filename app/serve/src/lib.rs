@@ -498,15 +498,19 @@ async fn websocket<S: Conn>(shared: Arc<Shared>, stream: Prefixed<S>, head: &str
     cfg.max_frame_size = Some(s.max_message_bytes);
     cfg.write_buffer_size = 64 * 1024;
     cfg.max_write_buffer_size = 4 * 1024 * 1024;
+    // The session's place is taken before the upgrade is answered, so a client whose upgrade
+    // succeeded holds its place before the next client is judged (counted after the
+    // handshake, two clients finishing together could each take the other's place).
+    let slot = Slot::take(&shared);
+    let full = slot.open > s.max_sessions;
+    let slot = (!full).then_some(slot); // a refused client gives its place back at once
     let ws = match tokio::time::timeout(s.handshake_timeout, tokio_tungstenite::accept_async_with_config(stream, Some(cfg))).await {
         Ok(Ok(ws)) => ws,
         _ => return,
     };
     let (mut sink, mut incoming) = ws.split();
     // Over the limit: a clear close code (1013, try again later) instead of a silent refusal.
-    let open = shared.metrics.sessions.fetch_add(1, Ordering::AcqRel) + 1;
-    if open > s.max_sessions {
-        shared.metrics.sessions.fetch_sub(1, Ordering::AcqRel);
+    if full {
         shared.metrics.refused("full");
         let reason = format!("server full: {} sessions at most", s.max_sessions);
         let _ = sink.send(Message::Close(Some(CloseFrame { code: CloseCode::Again, reason: reason.into() }))).await;
@@ -596,7 +600,28 @@ async fn websocket<S: Conn>(shared: Arc<Shared>, stream: Prefixed<S>, head: &str
     drop(out);
     drop(session);
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
-    shared.metrics.sessions.fetch_sub(1, Ordering::AcqRel);
+    drop(slot);
+}
+
+/// A session's place among `serve.max_sessions`, given back when dropped (however the
+/// session or its handshake ends).
+struct Slot {
+    shared: Arc<Shared>,
+    /// Places taken, this one included.
+    open: usize,
+}
+
+impl Slot {
+    fn take(shared: &Arc<Shared>) -> Slot {
+        let open = shared.metrics.sessions.fetch_add(1, Ordering::AcqRel) + 1;
+        Slot { shared: Arc::clone(shared), open }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shared.metrics.sessions.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 fn percent_decode(s: &str) -> String {
