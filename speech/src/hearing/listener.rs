@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::segmenter::{Boundary, Segmenter, SegmenterConfig};
-use super::turn::SmartTurn;
+use super::turn::{SmartTurn, TURN_SAMPLES};
 use super::vad::{SileroVad, WINDOW};
 use crate::Result;
 
@@ -31,6 +31,14 @@ pub struct Listener {
     audio: Vec<f32>,
     base: u64,
     keep_before: u64,
+    /// Where the turn the current utterance continues began: an utterance that starts soon
+    /// after the last one ended (within the semantic end of turn's long wait) is judged with
+    /// that one's audio in front — see [`Listener::judge`].
+    turn_start: u64,
+    /// The last utterance: where its turn began and its last voiced sample.
+    last: Option<(u64, u64)>,
+    /// How soon after the last utterance speech continues its turn, in samples.
+    continues_within: u64,
 }
 
 impl Listener {
@@ -53,6 +61,9 @@ impl Listener {
             audio: Vec::new(),
             base: 0,
             keep_before: u64::from(config.pre_roll_ms) * 16 + WINDOW as u64 * 2,
+            turn_start: 0,
+            last: None,
+            continues_within: config.turn.map_or(0, |t| u64::from(t.incomplete_ms) * 16),
         }
     }
 
@@ -88,15 +99,16 @@ impl Listener {
             let p = self.vad.probability(&self.partial)?;
             self.audio.extend_from_slice(&self.partial);
             self.partial.clear();
-            match self.segmenter.push(p) {
-                Some(Boundary::Probe { start, .. }) => {
-                    let judged = self.judge(start);
-                    if let Some(boundary) = self.segmenter.verdict(judged) {
-                        on(self, boundary);
-                    }
+            let boundary = match self.segmenter.push(p) {
+                Some(Boundary::Probe { .. }) => {
+                    let judged = self.judge();
+                    self.segmenter.verdict(judged)
                 }
-                Some(boundary) => on(self, boundary),
-                None => {}
+                other => other,
+            };
+            if let Some(boundary) = boundary {
+                self.follow(boundary);
+                on(self, boundary);
             }
             if !self.segmenter.in_speech() {
                 self.trim();
@@ -112,15 +124,34 @@ impl Listener {
             self.push(&pad, &mut on)?;
         }
         if let Some(boundary) = self.segmenter.finish() {
+            self.follow(boundary);
             on(self, boundary);
         }
         Ok(())
     }
 
-    /// Asks the semantic end of turn about the utterance from `start` to now.
-    fn judge(&mut self, start: u64) -> Option<f32> {
+    /// Keeps track of where turns begin and end.
+    fn follow(&mut self, boundary: Boundary) {
+        match boundary {
+            Boundary::Started { start } => {
+                self.turn_start = match self.last {
+                    Some((turn_start, last_voiced)) if start.saturating_sub(last_voiced) <= self.continues_within => turn_start,
+                    _ => start,
+                };
+            }
+            Boundary::Ended { last_voiced, .. } => self.last = Some((self.turn_start, last_voiced)),
+            _ => {}
+        }
+    }
+
+    /// Asks the semantic end of turn about the turn so far: the current utterance, and in
+    /// front of it those it continues. A person who stopped, was judged finished, and went
+    /// on within the long wait was still talking: judged on "what your country can do for
+    /// you" alone, JFK's sentence is finished (p ≈ 0.2, and over 0.5 live at times); judged
+    /// with "ask not" and the pause before it, it is not (0.04). The model hears the last 8 s.
+    fn judge(&mut self) -> Option<f32> {
         let begun = Instant::now();
-        let from = start.saturating_sub(self.base).min(self.audio.len() as u64) as usize;
+        let from = self.turn_start.saturating_sub(self.base).min(self.audio.len() as u64) as usize;
         let complete = match self.turn.as_mut().map(|t| t.probability(&self.audio[from..])) {
             Some(Ok(p)) => Some(p),
             Some(Err(e)) => {
@@ -157,6 +188,7 @@ impl Listener {
             return;
         }
         self.base += self.audio.len() as u64;
+        self.last = None;
         self.audio.fill(0.0);
         self.audio.clear();
         self.audio.shrink_to_fit();
@@ -168,9 +200,11 @@ impl Listener {
         (self.vad, self.turn)
     }
 
-    /// Drops audio older than the pre-roll (only between utterances).
+    /// Drops audio older than the pre-roll (only between utterances), or while the next
+    /// utterance could still continue the last one's turn, older than that turn's last 8 s.
     fn trim(&mut self) {
-        let keep = self.keep_before as usize;
+        let continuing = self.last.is_some_and(|(_, last_voiced)| self.position().saturating_sub(last_voiced) <= self.continues_within);
+        let keep = if continuing { self.keep_before as usize + TURN_SAMPLES } else { self.keep_before as usize };
         if self.audio.len() > keep * 4 {
             let drop = self.audio.len() - keep;
             self.audio.drain(..drop);
