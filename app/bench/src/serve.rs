@@ -129,7 +129,7 @@ pub fn run(config: &Config, idle: usize, reps: usize) -> anyhow::Result<ExitCode
         println!("arrives before it is due (playback starting at the first chunk, 20 ms of slack). {} synthesis thread(s).\n", config.serve.voice_threads);
         println!("| concurrent sessions | turns | real time | first audio p50 | p95 |");
         println!("|---|---|---|---|---|");
-        for n in [1usize, 2, 4, 8] {
+        for n in [1usize, 2, 4, 8, 12, 16, 24] {
             let mut clients = Vec::new();
             for _ in 0..n {
                 clients.push(open(&addr).await?);

@@ -1,9 +1,10 @@
 //! `hiwar serve`: the WebSocket protocol (v1, `protocol.rs`, docs/protocol.md), the reference
 //! web page, `/healthz` and Prometheus `/metrics`, on one port.
 //!
-//! Each connection (TLS first, if configured) is read up to the end of its request head within the handshake
-//! timeout; then it is either a plain HTTP GET (page, health, metrics) or a WebSocket upgrade on
-//! `/ws`, checked for its token (constant-time) and Origin before tungstenite completes it.
+//! Each connection (TLS first, if configured: tokio-rustls) is served by hyper, its request head
+//! read within the handshake timeout, and routed by axum: the page's files (tower-http), health,
+//! metrics, or a WebSocket upgrade on `/ws` (axum's, over tokio-tungstenite), checked for its
+//! token (constant-time) and Origin before it is answered.
 //! A session's outgoing messages go through a bounded queue: a client that stops reading is
 //! dropped rather than buffered without end. The mind is shared (each session has its own
 //! conversation memory); the voice is a small pool of synthesis threads.
@@ -17,13 +18,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use axum::extract::ws::{CloseFrame, Message, close_code};
 use futures_util::{SinkExt as _, StreamExt as _};
-use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
 
 use hiwar_core::bus::{Bus, EventKind, Lang, Said};
@@ -225,6 +223,7 @@ pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
         let notifier = Arc::new(hiwar_core::notify::Notifier::from_env());
         service(&shared, &notifier, config.clone());
         notifier.ready(&format!("serving on {at}"));
+        let app = router(Arc::clone(&shared));
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
@@ -232,18 +231,18 @@ pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
             };
             let Ok((stream, _)) = accepted else { continue };
             let _ = stream.set_nodelay(true);
-            let shared = Arc::clone(&shared);
+            let (shared, app) = (Arc::clone(&shared), app.clone());
             match tls.clone() {
                 Some(acceptor) => {
                     tokio::spawn(async move {
                         // The TLS handshake counts against the handshake timeout too.
                         if let Ok(Ok(stream)) = tokio::time::timeout(shared.settings.handshake_timeout, acceptor.accept(stream)).await {
-                            connection(shared, stream).await;
+                            connection(shared, app, stream).await;
                         }
                     });
                 }
                 None => {
-                    tokio::spawn(async move { connection(shared, stream).await });
+                    tokio::spawn(async move { connection(shared, app, stream).await });
                 }
             }
         }
@@ -342,178 +341,144 @@ fn tls_acceptor(cert: &str, key: &str) -> anyhow::Result<Option<tokio_rustls::Tl
 pub trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Conn for T {}
 
-/// Reads the request head (up to 8 KiB) within the handshake timeout: the head as text, and
-/// every byte read (the WebSocket handshake reads them again).
-async fn read_head<S: Conn>(stream: &mut S, timeout: Duration) -> Option<(String, Vec<u8>)> {
-    use tokio::io::AsyncReadExt as _;
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            return Some((String::from_utf8_lossy(&buf[..end]).into_owned(), buf));
+/// Largest request head (request line and headers) hyper reads before it refuses the request.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Longest a plain HTTP request (not a WebSocket session) may take to be answered.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The HTTP side, on axum: `/ws` (the protocol), `/healthz`, `/metrics`, `/avatar.glb`, and the
+/// reference page's files from assets/web (tower-http's `ServeDir`: no directory traversal,
+/// types from the file names); every answer is `no-store` and `nosniff`, timed out after
+/// [`REQUEST_TIMEOUT`], and traced.
+fn router(shared: Arc<Shared>) -> axum::Router {
+    use axum::http::{HeaderValue, StatusCode, header};
+    use axum::routing::get;
+    use tower_http::set_header::SetResponseHeaderLayer;
+    let page = tower_http::services::ServeDir::new(&shared.settings.web_dir);
+    axum::Router::new()
+        .route("/ws", get(websocket))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/avatar.glb", get(avatar))
+        .fallback_service(page)
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(shared)
+}
+
+/// One connection, served by hyper (HTTP/1.1, upgrades allowed): a request head not read
+/// within the handshake timeout, or over [`MAX_HEAD_BYTES`], ends the connection.
+async fn connection<S: Conn>(shared: Arc<Shared>, app: axum::Router, stream: S) {
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(shared.settings.handshake_timeout).max_buf_size(MAX_HEAD_BYTES).keep_alive(true);
+    let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service).with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        done = conn.as_mut() => {
+            if let Err(e) = done {
+                tracing::debug!("connection ended: {e}");
+            }
         }
-        if buf.len() > 8192 {
-            return None;
+        () = shared.shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
         }
-        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await.ok()?.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
     }
 }
 
-/// A stream that first gives back bytes already read from it.
-struct Prefixed<S> {
-    prefix: Vec<u8>,
-    at: usize,
-    inner: S,
+async fn metrics(axum::extract::State(shared): axum::extract::State<Arc<Shared>>) -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], shared.metrics.render())
 }
 
-impl<S: Conn> tokio::io::AsyncRead for Prefixed<S> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        if self.at < self.prefix.len() {
-            let n = buf.remaining().min(self.prefix.len() - self.at);
-            let at = self.at;
-            buf.put_slice(&self.prefix[at..at + n]);
-            self.at += n;
-            return std::task::Poll::Ready(Ok(()));
-        }
-        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+/// The kiosk's own avatar for the page's 3D view (the operator's file, never a path from the
+/// request).
+async fn avatar(axum::extract::State(shared): axum::extract::State<Arc<Shared>>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match tokio::fs::read(&shared.settings.avatar).await {
+        Ok(body) => ([(axum::http::header::CONTENT_TYPE, "model/gltf-binary")], body).into_response(),
+        Err(_) => (axum::http::StatusCode::NOT_FOUND, "no avatar\n").into_response(),
     }
 }
 
-impl<S: Conn> tokio::io::AsyncWrite for Prefixed<S> {
-    fn poll_write(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
+/// The token a request carries: `Authorization: Bearer …`, or `?token=` (a browser's
+/// WebSocket cannot set headers).
+fn given_token(headers: &axum::http::HeaderMap, query: Option<&str>) -> Option<String> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|a| a.to_str().ok())
+        .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")))
+        .map(str::to_string);
+    bearer.or_else(|| form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == "token").map(|(_, v)| v.into_owned()))
 }
 
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().skip(1).find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
-}
-
-async fn respond<S: Conn>(mut stream: S, status: &str, content_type: &str, body: &[u8], extra: &str) {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n{extra}\r\n",
-        body.len()
-    );
-    let _ = stream.write_all(head.as_bytes()).await;
-    let _ = stream.write_all(body).await;
-    let _ = stream.shutdown().await;
-}
-
-async fn connection<S: Conn>(shared: Arc<Shared>, mut stream: S) {
-    let Some((head, read)) = read_head(&mut stream, shared.settings.handshake_timeout).await else {
-        // Slow or broken handshakes are dropped without a word.
-        return;
-    };
-    let mut first = head.lines().next().unwrap_or("").split_whitespace();
-    let (method, target) = (first.next().unwrap_or(""), first.next().unwrap_or("/"));
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    if method != "GET" {
-        return respond(stream, "405 Method Not Allowed", "text/plain", b"GET only\n", "Allow: GET\r\n").await;
-    }
-    let upgrade = header(&head, "upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
-    if path == "/ws" && upgrade {
-        return websocket(shared, Prefixed { prefix: read, at: 0, inner: stream }, &head, query).await;
-    }
-    match path {
-        "/healthz" => respond(stream, "200 OK", "text/plain", b"ok\n", "").await,
-        "/metrics" => respond(stream, "200 OK", prometheus::TEXT_FORMAT, shared.metrics.render().as_bytes(), "").await,
-        // The kiosk's own avatar for the page's 3D view (the operator's file, never a path
-        // from the request).
-        "/avatar.glb" => match std::fs::read(&shared.settings.avatar) {
-            Ok(body) => respond(stream, "200 OK", "model/gltf-binary", &body, "X-Content-Type-Options: nosniff\r\n").await,
-            Err(_) => respond(stream, "404 Not Found", "text/plain", b"no avatar\n", "").await,
-        },
-        "/ws" => respond(stream, "426 Upgrade Required", "text/plain", b"WebSocket only\n", "Upgrade: websocket\r\n").await,
-        _ => static_file(shared, stream, path).await,
-    }
-}
-
-/// The reference page's files, from assets/web (no directory traversal, a fixed set of types).
-async fn static_file<S: Conn>(shared: Arc<Shared>, stream: S, path: &str) {
-    let name = if path == "/" { "index.html" } else { path.trim_start_matches('/') };
-    let ok = !name.is_empty()
-        && name.split('/').all(|p| !p.is_empty() && p != ".." && !p.starts_with('.'))
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
-    let kind = match name.rsplit('.').next() {
-        Some("html") => "text/html; charset=utf-8",
-        Some("js") => "text/javascript; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("svg") => "image/svg+xml",
-        Some("ttf") => "font/ttf",
-        Some("json") => "application/json",
-        _ => "",
-    };
-    let file = shared.settings.web_dir.join(name);
-    match (ok && !kind.is_empty()).then(|| std::fs::read(&file).ok()).flatten() {
-        Some(body) => respond(stream, "200 OK", kind, &body, "X-Content-Type-Options: nosniff\r\n").await,
-        None => respond(stream, "404 Not Found", "text/plain", b"not found\n", "").await,
-    }
-}
-
-async fn websocket<S: Conn>(shared: Arc<Shared>, stream: Prefixed<S>, head: &str, query: &str) {
+/// `/ws`: the token (constant time) and the Origin are checked before the upgrade is
+/// answered, and the session's place among `serve.max_sessions` is taken then too.
+async fn websocket(
+    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    upgrade: Result<axum::extract::ws::WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse as _;
     let s = &shared.settings;
-    if let Some(token) = &s.token {
-        let given = header(head, "authorization")
-            .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")))
-            .map(str::to_string)
-            .or_else(|| query.split('&').find_map(|kv| kv.strip_prefix("token=")).map(percent_decode));
-        if !given.is_some_and(|g| same_secret(g.trim().as_bytes(), token.as_bytes())) {
-            shared.metrics.refused("auth");
-            return respond(
-                stream,
-                "401 Unauthorized",
-                "text/plain",
-                b"a valid token is required (Authorization: Bearer TOKEN, or ?token=)\n",
-                "WWW-Authenticate: Bearer\r\n",
-            )
-            .await;
-        }
+    let Ok(upgrade) = upgrade else {
+        return (StatusCode::UPGRADE_REQUIRED, [(header::UPGRADE, "websocket")], "WebSocket only\n").into_response();
+    };
+    if let Some(token) = &s.token
+        && !given_token(&headers, query.as_deref()).is_some_and(|g| same_secret(g.trim().as_bytes(), token.as_bytes()))
+    {
+        shared.metrics.refused("auth");
+        let why = "a valid token is required (Authorization: Bearer TOKEN, or ?token=)\n";
+        return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], why).into_response();
     }
-    if let Some(origin) = header(head, "origin")
+    if let Some(origin) = headers.get(header::ORIGIN).map(|o| o.to_str().unwrap_or("\u{0}"))
         && !s.origins.is_empty()
         && !s.origins.iter().any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
     {
         shared.metrics.refused("origin");
-        return respond(stream, "403 Forbidden", "text/plain", b"this origin is not allowed (serve.allowed_origins)\n", "").await;
+        return (StatusCode::FORBIDDEN, "this origin is not allowed (serve.allowed_origins)\n").into_response();
     }
-    let mut cfg = WebSocketConfig::default();
-    cfg.max_message_size = Some(s.max_message_bytes);
-    cfg.max_frame_size = Some(s.max_message_bytes);
-    cfg.write_buffer_size = 64 * 1024;
-    cfg.max_write_buffer_size = 4 * 1024 * 1024;
     // The session's place is taken before the upgrade is answered, so a client whose upgrade
     // succeeded holds its place before the next client is judged (counted after the
     // handshake, two clients finishing together could each take the other's place).
     let slot = Slot::take(&shared);
     let full = slot.open > s.max_sessions;
     let slot = (!full).then_some(slot); // a refused client gives its place back at once
-    let ws = match tokio::time::timeout(s.handshake_timeout, tokio_tungstenite::accept_async_with_config(stream, Some(cfg))).await {
-        Ok(Ok(ws)) => ws,
-        _ => return,
+    upgrade
+        .max_message_size(s.max_message_bytes)
+        .max_frame_size(s.max_message_bytes)
+        .write_buffer_size(64 * 1024)
+        .max_write_buffer_size(4 * 1024 * 1024)
+        .on_upgrade(move |socket| session(shared, socket, slot))
+}
+
+/// The close code for an error reading the client's messages.
+fn close_code_for(e: axum::Error) -> (u16, String) {
+    use tokio_tungstenite::tungstenite::Error;
+    let text = e.to_string();
+    let code = match e.into_inner().downcast::<Error>().map(|e| *e) {
+        Ok(Error::Capacity(_)) => close_code::SIZE,
+        // A text frame that is not UTF-8: "inconsistent data" (RFC 6455, 1007).
+        Ok(Error::Utf8(_)) => close_code::INVALID,
+        _ => close_code::PROTOCOL,
     };
-    let (mut sink, mut incoming) = ws.split();
-    // Over the limit: a clear close code (1013, try again later) instead of a silent refusal.
-    if full {
+    (code, text)
+}
+
+/// One WebSocket session, from the upgrade to the close; `slot` is `None` when the server was
+/// full: the client is told so (1013, try again later) instead of being refused silently.
+async fn session(shared: Arc<Shared>, socket: axum::extract::ws::WebSocket, slot: Option<Slot>) {
+    let s = &shared.settings;
+    let (mut sink, mut incoming) = socket.split();
+    if slot.is_none() {
         shared.metrics.refused("full");
         let reason = format!("server full: {} sessions at most", s.max_sessions);
-        let _ = sink.send(Message::Close(Some(CloseFrame { code: CloseCode::Again, reason: reason.into() }))).await;
+        let _ = sink.send(Message::Close(Some(CloseFrame { code: close_code::AGAIN, reason: reason.into() }))).await;
         return;
     }
     shared.metrics.sessions_total.inc();
@@ -558,20 +523,12 @@ async fn websocket<S: Conn>(shared: Arc<Shared>, stream: Prefixed<S>, head: &str
             }
             m = tokio::time::timeout(s.idle_timeout, incoming.next()) => m,
             () = session_end.cancelled() => break None,
-            () = shared.shutdown.cancelled() => break Some((CloseCode::Away, "server shutting down".to_string())),
+            () = shared.shutdown.cancelled() => break Some((close_code::AWAY, "server shutting down".to_string())),
         };
         let msg = match next {
-            Err(_) => break Some((CloseCode::Normal, format!("idle for {:?}", s.idle_timeout))),
+            Err(_) => break Some((close_code::NORMAL, format!("idle for {:?}", s.idle_timeout))),
             Ok(None) => break None,
-            Ok(Some(Err(e))) => {
-                let code = match e {
-                    tokio_tungstenite::tungstenite::Error::Capacity(_) => CloseCode::Size,
-                    // A text frame that is not UTF-8: "inconsistent data" (RFC 6455, 1007).
-                    tokio_tungstenite::tungstenite::Error::Utf8(_) => CloseCode::Invalid,
-                    _ => CloseCode::Protocol,
-                };
-                break Some((code, e.to_string()));
-            }
+            Ok(Some(Err(e))) => break Some(close_code_for(e)),
             Ok(Some(Ok(m))) => m,
         };
         // A token bucket: a burst of twice the rate, refilled continuously.
@@ -579,7 +536,7 @@ async fn websocket<S: Conn>(shared: Arc<Shared>, stream: Prefixed<S>, head: &str
         *tokens = (*tokens + at.elapsed().as_secs_f64() * s.messages_per_second).min(s.messages_per_second * 2.0);
         *at = Instant::now();
         if *tokens < 1.0 {
-            break Some((CloseCode::Policy, format!("over {} messages a second", s.messages_per_second)));
+            break Some((close_code::POLICY, format!("over {} messages a second", s.messages_per_second)));
         }
         *tokens -= 1.0;
         match msg {
@@ -622,25 +579,6 @@ impl Drop for Slot {
     fn drop(&mut self) {
         self.shared.metrics.sessions.fetch_sub(1, Ordering::AcqRel);
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or(""), 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What the session's speech task is asked to do, in order.
@@ -759,7 +697,7 @@ impl Session {
     }
 
     /// Returns a close (code, reason) when the session must end.
-    async fn on_text(&mut self, text: &str) -> Option<(CloseCode, String)> {
+    async fn on_text(&mut self, text: &str) -> Option<(u16, String)> {
         let msg = match protocol::decode(text) {
             Ok(m) => m,
             Err(r) => {
@@ -802,7 +740,7 @@ impl Session {
                 // The end of the stream closes what was being said; hearing then finishes.
                 self.audio = None;
             }
-            ClientMsg::Bye { .. } => return Some((CloseCode::Normal, "bye".into())),
+            ClientMsg::Bye { .. } => return Some((close_code::NORMAL, "bye".into())),
         }
         None
     }
@@ -1103,9 +1041,13 @@ mod tests {
         assert!(!same_secret(b"s3cret", b"s3cre"));
         assert!(!same_secret(b"s3cret", b"s3cres"));
         assert!(!same_secret(b"", b"x"));
-        assert_eq!(percent_decode("a%20b+c%2B"), "a b c+");
-        assert_eq!(percent_decode("%"), "%");
-        assert_eq!(percent_decode("%zz"), "%zz");
+        let headers = axum::http::HeaderMap::new();
+        assert_eq!(given_token(&headers, Some("lang=ar&token=a%20b+c%2B")).as_deref(), Some("a b c+"));
+        assert_eq!(given_token(&headers, Some("token=%zz")).as_deref(), Some("%zz"));
+        assert_eq!(given_token(&headers, None), None);
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("authorization", axum::http::HeaderValue::from_static("Bearer s3cret"));
+        assert_eq!(given_token(&headers, Some("token=other")).as_deref(), Some("s3cret"));
     }
 
     #[test]
