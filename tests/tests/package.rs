@@ -192,3 +192,49 @@ fn the_deb_installs_and_starts_in_a_clean_debian_12() {
     let purged = chroot.run(&["apt-get", "purge", "-y", "-q", "hiwar"]);
     assert!(!chroot.root.path().join("usr/bin/hiwar").exists(), "{purged}");
 }
+
+/// kubernetes-validate's verdict on a manifest file: (passed, what it printed).
+fn kubernetes_validate(manifest: &Path) -> (bool, String) {
+    // Installed, pinned, by `./bootstrap test` (PyPI's kubernetes-validate 1.37.0: Kubernetes'
+    // own OpenAPI schemas, offline). Strict: a field Kubernetes does not know is an error.
+    let tool = model_cache().join("tools/bin/kubernetes-validate");
+    let out = Command::new(&tool)
+        .args(["--strict", "--kubernetes-version", "1.31.0"])
+        .arg(manifest)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (./bootstrap test installs it)", tool.display()));
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn the_fleet_manifests_are_valid_kubernetes_and_agree_with_the_image() {
+    let manifest = repo_root().join("packaging/k8s/hiwar-serve.yaml");
+    let (passed, said) = kubernetes_validate(&manifest);
+    assert!(passed && !said.contains("ERROR"), "{said}");
+    for resource in ["deployment/hiwar-serve", "service/hiwar-serve", "horizontalpodautoscaler/hiwar-serve"] {
+        assert!(said.contains(&format!("passed for resource {resource}")), "{resource} not checked:\n{said}");
+    }
+    // The check is not a formality: one misspelt field fails it.
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    let bad = tempfile::tempdir().expect("dir");
+    std::fs::write(bad.path().join("bad.yaml"), text.replace("averageUtilization", "averageUtilisation")).expect("write");
+    let (passed, said) = kubernetes_validate(&bad.path().join("bad.yaml"));
+    assert!(!passed && said.contains("averageUtilisation"), "{said}");
+
+    // The image (packaging/Containerfile) and the manifests agree: the user, the port, the
+    // entry point, and the subcommands the pods run exist in the binary.
+    let image = std::fs::read_to_string(repo_root().join("packaging/Containerfile")).expect("Containerfile");
+    assert!(image.lines().any(|l| l.starts_with("FROM ") && l.contains("debian:12")), "{image}");
+    assert!(image.contains("USER 10001:10001") && text.contains("runAsUser: 10001") && text.contains("runAsNonRoot: true"));
+    assert!(image.contains("EXPOSE 8787") && text.contains("containerPort: 8787") && text.contains("\"0.0.0.0:8787\""));
+    assert!(image.contains(r#"ENTRYPOINT ["/usr/bin/hiwar", "--config", "/etc/hiwar/hiwar.toml"]"#), "{image}");
+    assert!(text.contains("path: /healthz") && text.contains("name: hiwar_sessions"));
+    for args in [&["serve", "--help"][..], &["models", "fetch", "--help"]] {
+        let out = Command::new(hiwar_bin()).args(args).output().expect("hiwar");
+        assert!(out.status.success(), "hiwar {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // The pods' session limit is the admission limit the HPA scales out before.
+    let limit = text.split("name: HIWAR_SERVE_MAX_SESSIONS").nth(1).and_then(|r| r.split('"').nth(1)).and_then(|v| v.parse::<f64>().ok());
+    let target = text.split("averageValue: \"").nth(1).and_then(|r| r.split('"').next()).and_then(|v| v.parse::<f64>().ok());
+    assert!(matches!((limit, target), (Some(l), Some(t)) if t < l), "{limit:?} {target:?}");
+}

@@ -427,7 +427,7 @@ impl Default for Serve {
             bind: "127.0.0.1:8787".into(),
             token: String::new(),
             allowed_origins: Vec::new(),
-            max_sessions: 16,
+            max_sessions: 8,
             max_message_bytes: 256 * 1024,
             messages_per_second: 100.0,
             idle_timeout_secs: 300,
