@@ -1,6 +1,8 @@
 //! Whisper speech recognition through whisper-rs (whisper.cpp): one call per utterance.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::SystemTime;
 
 use std::cell::RefCell;
 
@@ -182,9 +184,12 @@ impl Transcript {
 }
 
 /// A loaded whisper model; keep it and reuse it (loading costs far more than a short decode).
-/// One model serves one thread at a time (it is `Send`, not `Sync`).
+/// One model serves one thread at a time (it is `Send`, not `Sync`); the weights under it are
+/// shared by every model loaded from the same file while any of them (or a [`Preloaded`])
+/// lives — whisper.cpp keeps a decode's own memory in its state, so each model decodes on
+/// its own states over the one set of weights.
 pub struct WhisperModel {
-    ctx: WhisperContext,
+    ctx: Arc<WhisperContext>,
     /// The decoding state, reused across calls, and the encoder width it was last run with.
     state: RefCell<Option<(WhisperState, i32)>>,
     /// Language detection's own state (made on first use), with its encoder width. Detection
@@ -200,22 +205,60 @@ impl std::fmt::Debug for WhisperModel {
     }
 }
 
+/// The weights of the model at `path`, loaded once while anyone holds them: the same file
+/// (path, size and modification time) gives the same weights; a file replaced on disk loads
+/// anew.
+fn shared_weights(path: &Path) -> Result<Arc<WhisperContext>> {
+    type Loaded = Vec<((PathBuf, u64, Option<SystemTime>), Weak<WhisperContext>)>;
+    static LOADED: Mutex<Loaded> = Mutex::new(Vec::new());
+    static HOOKS: std::sync::Once = std::sync::Once::new();
+    // whisper.cpp and ggml log to stderr by default; route them through `tracing` (whisper's
+    // own through hiwar's hook, which knows an abandoned decode is not an error).
+    HOOKS.call_once(|| {
+        whisper_rs::install_logging_hooks();
+        install_whisper_log();
+    });
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Err(Error::ModelMissing { name: "whisper".into(), path: path.to_path_buf(), fix: "hiwar models fetch whisper-base".into() });
+    };
+    let key = (path.to_path_buf(), meta.len(), meta.modified().ok());
+    // Held while loading, so two threads asking at once load it once.
+    let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    loaded.retain(|(_, w)| w.strong_count() > 0);
+    if let Some(ctx) = loaded.iter().find(|(k, _)| *k == key).and_then(|(_, w)| w.upgrade()) {
+        return Ok(ctx);
+    }
+    let path_str = path.to_str().ok_or_else(|| Error::Whisper(format!("{} is not UTF-8", path.display())))?;
+    let ctx = Arc::new(
+        WhisperContext::new_with_params(path_str, WhisperContextParameters::default())
+            .map_err(|e| Error::Whisper(format!("cannot load {}: {e}", path.display())))?,
+    );
+    loaded.push((key, Arc::downgrade(&ctx)));
+    Ok(ctx)
+}
+
+/// A whisper model's weights kept loaded while this lives (a server keeps them between its
+/// audio sessions, so a session neither loads them again nor leaves the allocator a
+/// model-sized hole when it ends).
+#[derive(Clone)]
+pub struct Preloaded {
+    _weights: Arc<WhisperContext>,
+}
+
+impl std::fmt::Debug for Preloaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Preloaded").finish_non_exhaustive()
+    }
+}
+
+/// Loads the model at `path` (or finds it loaded) and keeps it loaded while the result lives.
+pub fn preload(path: &Path) -> Result<Preloaded> {
+    shared_weights(path).map(|w| Preloaded { _weights: w })
+}
+
 impl WhisperModel {
     pub fn load(path: &Path) -> Result<WhisperModel> {
-        static HOOKS: std::sync::Once = std::sync::Once::new();
-        // whisper.cpp and ggml log to stderr by default; route them through `tracing` (whisper's
-        // own through hiwar's hook, which knows an abandoned decode is not an error).
-        HOOKS.call_once(|| {
-            whisper_rs::install_logging_hooks();
-            install_whisper_log();
-        });
-        if !path.exists() {
-            return Err(Error::ModelMissing { name: "whisper".into(), path: path.to_path_buf(), fix: "hiwar models fetch whisper-base".into() });
-        }
-        let path_str = path.to_str().ok_or_else(|| Error::Whisper(format!("{} is not UTF-8", path.display())))?;
-        let ctx = WhisperContext::new_with_params(path_str, WhisperContextParameters::default())
-            .map_err(|e| Error::Whisper(format!("cannot load {}: {e}", path.display())))?;
-        Ok(WhisperModel { ctx, state: RefCell::new(None), detector: RefCell::new(None) })
+        Ok(WhisperModel { ctx: shared_weights(path)?, state: RefCell::new(None), detector: RefCell::new(None) })
     }
 
     /// Whisper's tokens for `text` (none when it cannot tokenize it).

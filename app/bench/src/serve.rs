@@ -74,6 +74,33 @@ async fn turn(ws: &mut Ws, question: &str) -> anyhow::Result<(f64, f64, bool)> {
     Ok((first_ms, samples as f64 / rate, on_time))
 }
 
+/// One spoken turn in a session of its own: a recorded question streamed as microphone audio
+/// (16 kHz PCM16 in 100 ms frames, then a second of silence), `audio_end`, and everything up to
+/// the answer's `end_of_turn`: whether a final transcript came.
+async fn spoken_turn(addr: &str, samples: &[f32]) -> anyhow::Result<bool> {
+    let mut ws = open(addr).await?;
+    ws.send(Message::Text(r#"{"type":"audio_start","v":1,"rate":16000}"#.into())).await?;
+    let pcm: Vec<u8> = samples.iter().chain(std::iter::repeat_n(&0.0, 16_000)).flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()).collect();
+    for frame in pcm.chunks(3_200) {
+        ws.send(Message::Binary(frame.to_vec().into())).await?;
+    }
+    ws.send(Message::Text(r#"{"type":"audio_end","v":1}"#.into())).await?;
+    let mut heard = false;
+    while let Some(m) = tokio::time::timeout(Duration::from_secs(60), ws.next()).await?.transpose()? {
+        let Message::Text(t) = m else { continue };
+        let v: serde_json::Value = serde_json::from_str(&t)?;
+        heard |= v["type"] == "transcript" && v["final"] == true;
+        if v["type"] == "error" {
+            eprintln!("audio session: {t}");
+        }
+        if v["type"] == "end_of_turn" || (v["type"] == "error" && !heard) {
+            break;
+        }
+    }
+    let _ = ws.close(None).await;
+    Ok(heard)
+}
+
 const QUESTIONS: [&str; 4] = ["متى يفتح المركز يوم الجمعة؟", "How much is a passport renewal?", "أبغى أجدد الـ Emirates ID", "Where can I park?"];
 
 pub fn run(config: &Config, idle: usize, reps: usize) -> anyhow::Result<ExitCode> {
@@ -157,6 +184,36 @@ pub fn run(config: &Config, idle: usize, reps: usize) -> anyhow::Result<ExitCode
         }
 
         // 3. The server path against the same turn in-process.
+        // 3. Memory after microphone sessions and typed turns (each audio session runs its own
+        // VAD and whisper on the server).
+        let clips: Vec<Vec<f32>> = ["en-office.wav", "ar-friday-hours.wav", "mixed-emirates-id.wav", "en-traffic-fine.wav", "ar-passport-fee.wav"]
+            .iter()
+            .map(|c| hiwar_speech::hearing::read_16k(&hiwar_core::assets::assets_dir().join("clips").join(c)))
+            .collect::<Result<_, _>>()?;
+        println!("\n### Memory after microphone sessions and typed turns\n");
+        println!("Audio sessions one after another, each a recorded question (five clips: English, Arabic, mixed) streamed as");
+        println!("microphone audio and answered; then typed turns on one session. Server RSS after each step.\n");
+        println!("| after | server RSS | answers heard |");
+        println!("|---|---|---|");
+        println!("| the idle sessions closed | {:.0} MiB | — |", rss_mib(pid));
+        let mut heard = 0;
+        for (i, step) in [5usize, 10, 15].iter().enumerate() {
+            for k in 0..5 {
+                heard += usize::from(spoken_turn(&addr, &clips[(i * 5 + k) % clips.len()]).await?);
+            }
+            println!("| {step} audio sessions | {:.0} MiB | {heard} of {step} |", rss_mib(pid));
+        }
+        for k in 0..100 {
+            turn(&mut warm, QUESTIONS[k % QUESTIONS.len()]).await?;
+            if (k + 1) % 50 == 0 {
+                println!("| 15 audio sessions and {} typed turns | {:.0} MiB | — |", k + 1, rss_mib(pid));
+            }
+        }
+        for k in 0..5 {
+            heard += usize::from(spoken_turn(&addr, &clips[k % clips.len()]).await?);
+        }
+        println!("| 20 audio sessions and 100 typed turns | {:.0} MiB | {heard} of 20 |\n", rss_mib(pid));
+
         println!("\n### Added latency of the server path\n");
         let mind = Mind::from_config(config)?;
         let voices = hiwar_core::build::voices(config, true)?;

@@ -19,6 +19,7 @@ pub mod build;
 pub mod bus;
 pub mod config;
 pub mod log;
+pub mod memory;
 pub mod models;
 pub mod notify;
 pub mod runtime;

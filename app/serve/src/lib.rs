@@ -149,6 +149,8 @@ struct Shared {
     settings: Settings,
     /// Hearing for microphone audio over the socket (None: its models are missing).
     hearing: Option<hiwar_speech::hearing::HearingConfig>,
+    /// Whisper's weights, loaded once and kept: every audio session decodes over them.
+    _whisper: Option<hiwar_speech::whisper::Preloaded>,
     audio_streams: AtomicUsize,
     /// What new sessions start from; a reload (SIGHUP) replaces it, open sessions keep theirs.
     mind: std::sync::RwLock<Mind>,
@@ -173,6 +175,8 @@ fn is_loopback(addr: &std::net::SocketAddr) -> bool {
 
 /// `hiwar serve`.
 pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
+    // Before any thread starts: sessions' threads come and go for weeks (hiwar_core::memory).
+    hiwar_core::memory::limit_arenas(2);
     let s = &config.serve;
     let bind = bind.unwrap_or_else(|| s.bind.clone());
     let addr: std::net::SocketAddr = bind.parse().with_context(|| format!("--bind {bind}: expected ADDRESS:PORT, e.g. 127.0.0.1:8787"))?;
@@ -203,6 +207,9 @@ pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
             None
         }
     };
+    let whisper = hearing
+        .as_ref()
+        .and_then(|h| hiwar_speech::whisper::preload(&h.whisper_model).map_err(|e| tracing::warn!("microphone audio over the socket will fail: {e}")).ok());
     let tls = tls_acceptor(&s.tls_cert, &s.tls_key)?;
     let scheme = if tls.is_some() { ("https", "wss") } else { ("http", "ws") };
     let rt = hiwar_core::runtime::runtime()?;
@@ -213,6 +220,7 @@ pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
         let shared = Arc::new(Shared {
             settings,
             hearing,
+            _whisper: whisper,
             audio_streams: AtomicUsize::new(0),
             mind: std::sync::RwLock::new(mind),
             synth,
@@ -806,6 +814,8 @@ impl Session {
                     break;
                 }
             }
+            drop(hearing);
+            hiwar_core::memory::give_back();
             shared.audio_streams.fetch_sub(1, Ordering::AcqRel);
         });
         self.audio = Some(tx);
