@@ -192,27 +192,32 @@ pub fn run(config: &Config, idle: usize, reps: usize) -> anyhow::Result<ExitCode
             .collect::<Result<_, _>>()?;
         println!("\n### Memory after microphone sessions and typed turns\n");
         println!("Audio sessions one after another, each a recorded question (five clips: English, Arabic, mixed) streamed as");
-        println!("microphone audio and answered; then typed turns on one session. Server RSS after each step.\n");
-        println!("| after | server RSS | answers heard |");
-        println!("|---|---|---|");
-        println!("| the idle sessions closed | {:.0} MiB | — |", rss_mib(pid));
+        println!("microphone audio and answered; then typed turns on one session. Server RSS right after each step, and");
+        println!("at rest (the server gives its free memory back after 5 s without activity; read 11 s later).\n");
+        println!("| after | server RSS | at rest | answers heard |");
+        println!("|---|---|---|---|");
+        let rested = || async {
+            tokio::time::sleep(Duration::from_secs(11)).await;
+            rss_mib(pid)
+        };
+        println!("| the idle sessions closed | {:.0} MiB | {:.0} MiB | — |", rss_mib(pid), rested().await);
         let mut heard = 0;
         for (i, step) in [5usize, 10, 15].iter().enumerate() {
             for k in 0..5 {
                 heard += usize::from(spoken_turn(&addr, &clips[(i * 5 + k) % clips.len()]).await?);
             }
-            println!("| {step} audio sessions | {:.0} MiB | {heard} of {step} |", rss_mib(pid));
+            println!("| {step} audio sessions | {:.0} MiB | {:.0} MiB | {heard} of {step} |", rss_mib(pid), rested().await);
         }
         for k in 0..100 {
             turn(&mut warm, QUESTIONS[k % QUESTIONS.len()]).await?;
             if (k + 1) % 50 == 0 {
-                println!("| 15 audio sessions and {} typed turns | {:.0} MiB | — |", k + 1, rss_mib(pid));
+                println!("| 15 audio sessions and {} typed turns | {:.0} MiB | {:.0} MiB | — |", k + 1, rss_mib(pid), rested().await);
             }
         }
         for k in 0..5 {
             heard += usize::from(spoken_turn(&addr, &clips[k % clips.len()]).await?);
         }
-        println!("| 20 audio sessions and 100 typed turns | {:.0} MiB | {heard} of 20 |\n", rss_mib(pid));
+        println!("| 20 audio sessions and 100 typed turns | {:.0} MiB | {:.0} MiB | {heard} of 20 |\n", rss_mib(pid), rested().await);
 
         println!("\n### Added latency of the server path\n");
         let mind = Mind::from_config(config)?;

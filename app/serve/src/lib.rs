@@ -230,6 +230,7 @@ pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
         });
         let notifier = Arc::new(hiwar_core::notify::Notifier::from_env());
         service(&shared, &notifier, config.clone());
+        give_back_at_rest(&shared);
         notifier.ready(&format!("serving on {at}"));
         let app = router(Arc::clone(&shared));
         loop {
@@ -263,6 +264,39 @@ pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long nothing must happen before the server gives its free memory back.
+const REST: Duration = Duration::from_secs(5);
+
+/// Gives the allocator's free memory back once the server has been at rest for [`REST`]
+/// after anything happened (a session opened or closed, a turn, a synthesis, a microphone
+/// stream): the heap keeps a synthesis's tensors for the next one while sessions are busy
+/// (`hiwar_core::memory::keep_freed`), and returns them when they are not — ~170 MiB after
+/// typed turns (docs/benchmarks.md). The first synthesis after a rest faults them in again.
+fn give_back_at_rest(shared: &Arc<Shared>) {
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let activity = |s: &Shared| {
+            let m = &s.metrics;
+            let synth = m.stages.with_label_values(&["synthesis"]).get_sample_count();
+            (m.sessions_total.get(), m.sessions.load(Ordering::Relaxed), m.turns_total.get(), synth, s.audio_streams.load(Ordering::Relaxed))
+        };
+        let mut tick = tokio::time::interval(REST);
+        let (mut last, mut trimmed) = (activity(&shared), activity(&shared));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shared.shutdown.cancelled() => return,
+            }
+            let now = activity(&shared);
+            if now == last && now != trimmed {
+                let _ = tokio::task::spawn_blocking(hiwar_core::memory::give_back).await;
+                trimmed = now;
+            }
+            last = now;
+        }
+    });
 }
 
 /// `hiwar serve` as a systemd service: the watchdog's heartbeat from the runtime that serves
