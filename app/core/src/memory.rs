@@ -26,11 +26,12 @@ pub fn limit_arenas(arenas: i32) {
 
 /// Keeps what is freed in the heap for the next allocation (call first thing in `main`, before
 /// any thread starts): blocks under 32 MiB come from the heap, and its free top is given back to
-/// the kernel past 256 MiB rather than 128 KiB. glibc's defaults map every block above a
+/// the kernel past 128 MiB rather than 128 KiB. glibc's defaults map every block above a
 /// moving threshold afresh and give the heap's top back at once: without ONNX Runtime's arena,
-/// each synthesis then faulted its ~100 MB of tensors in again (4× the system time, RTF 0.046
-/// → 0.053, docs/benchmarks.md). What stays free is returned by [`give_back`]. An operator's
-/// `MALLOC_MMAP_THRESHOLD_` or `MALLOC_TRIM_THRESHOLD_` wins.
+/// each synthesis then faulted its tensors in again (4× the system time, RTF 0.046 → 0.053).
+/// 128 MiB is the smallest that keeps them (64: twice the system time; docs/benchmarks.md).
+/// What stays free is returned by [`give_back`]. An operator's `MALLOC_MMAP_THRESHOLD_` or
+/// `MALLOC_TRIM_THRESHOLD_` wins.
 #[allow(unsafe_code, reason = "FFI edge: glibc's mallopt has no safe wrapper")]
 pub fn keep_freed() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -38,7 +39,7 @@ pub fn keep_freed() {
         // SAFETY: mallopt only sets allocator parameters; both take any size in bytes.
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
         }
     }
 }
