@@ -66,6 +66,16 @@ pub fn set_device(device: Device) {
     }
 }
 
+static ARENA: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Whether later sessions allocate from ONNX Runtime's CPU memory arena (the default: the
+/// fastest runs; the arena keeps every run's peak). Off, tensors come from the process's
+/// allocator and go back after each run: for a server, whose allocator must then keep freed
+/// blocks for the next run (`hiwar_core::memory::keep_freed`) or each run faults them in again.
+pub fn use_arena(on: bool) {
+    ARENA.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn builder(loaded: &Loaded, threads: usize, origin: &Path) -> Result<ort::session::builder::SessionBuilder> {
     let onnx = |e: String| Error::Onnx(format!("{}: {e}", origin.display()));
     let builder = ort::session::Session::builder(&loaded.env)
@@ -74,18 +84,19 @@ fn builder(loaded: &Loaded, threads: usize, origin: &Path) -> Result<ort::sessio
         .map_err(|e| onnx(e.to_string()))?
         .with_intra_threads(threads)
         .map_err(|e| onnx(e.to_string()))?;
-    // No memory arena on the CPU: each tensor comes from the process's allocator and goes back
-    // to it after the run. ONNX Runtime's arena keeps the peak of every run for the session's
-    // life, growing by powers of two (one voice sentence took it to 134 MB): `hiwar serve` held
-    // 600–635 MiB after its audio sessions with it, ~420 MiB without (the allocator keeps
-    // freed blocks for the next run, `hiwar_core::memory::keep_freed`, so synthesis is as fast;
-    // docs/benchmarks.md). The memory pattern (one block per run, planned from the first run's
-    // shapes) goes too: the voices' inputs change shape with every sentence.
-    let builder = builder
-        .with_memory_pattern(false)
-        .map_err(|e| onnx(e.to_string()))?
-        .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
-        .map_err(|e| onnx(e.to_string()))?;
+    // ONNX Runtime's CPU memory arena keeps the peak of every run for the session's life,
+    // growing by powers of two (one voice sentence took it to 134 MB). A process that holds
+    // memory for weeks across many sessions turns it off (`hiwar serve`: 600–635 MiB with it,
+    // ~420 without; docs/benchmarks.md), and the memory pattern planned from it with it.
+    let builder = if ARENA.load(std::sync::atomic::Ordering::Relaxed) {
+        builder
+    } else {
+        builder
+            .with_memory_pattern(false)
+            .map_err(|e| onnx(e.to_string()))?
+            .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
+            .map_err(|e| onnx(e.to_string()))?
+    };
     let device = DEVICE.get().copied().unwrap_or(Device::Cpu);
     #[cfg(feature = "cuda")]
     if device != Device::Cpu {

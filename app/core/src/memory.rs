@@ -8,9 +8,10 @@
 //! still rising) although nothing leaked. With two arenas it stays flat after the first few,
 //! and returning the free memory at each session's end lowers the plateau (docs/benchmarks.md).
 //!
-//! ONNX Runtime runs without its own memory arena (`hiwar_speech::onnx`), so a synthesis's
-//! tensors come from here and go back here: [`keep_freed`] keeps them in the heap for the next
-//! one instead of glibc's default of handing them to the kernel and faulting them in again.
+//! `hiwar serve` runs ONNX Runtime without its own memory arena (`hiwar_speech::onnx::use_arena`),
+//! so a synthesis's tensors come from here and go back here: [`keep_freed`] keeps them in the
+//! heap for the next one instead of glibc's default of handing them to the kernel and faulting
+//! them in again.
 
 /// Caps glibc's arenas at `arenas` (call before the threads start). No effect elsewhere.
 #[allow(unsafe_code, reason = "FFI edge: glibc's mallopt has no safe wrapper")]
@@ -24,8 +25,7 @@ pub fn limit_arenas(arenas: i32) {
     let _ = arenas;
 }
 
-/// Keeps what is freed in the heap for the next allocation (call first thing in `main`, before
-/// any thread starts): blocks under 32 MiB come from the heap, and its free top is given back to
+/// Keeps what is freed in the heap for the next allocation (call before the threads start): blocks under 32 MiB come from the heap, and its free top is given back to
 /// the kernel past 128 MiB rather than 128 KiB. glibc's defaults map every block above a
 /// moving threshold afresh and give the heap's top back at once: without ONNX Runtime's arena,
 /// each synthesis then faulted its tensors in again (4× the system time, RTF 0.046 → 0.053).

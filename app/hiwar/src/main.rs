@@ -15,7 +15,6 @@ use crate::cli::{BenchCommand, Cli, Command, ModelsCommand};
 
 fn main() -> ExitCode {
     process_settings();
-    hiwar_core::memory::keep_freed();
     let cli = Cli::parse();
     let config = match hiwar_core::config::Config::load(cli.config.as_deref()).and_then(|c| {
         hiwar_core::log::init(&c.log, cli.verbose)?;

@@ -177,6 +177,10 @@ fn is_loopback(addr: &std::net::SocketAddr) -> bool {
 pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
     // Before any thread starts: sessions' threads come and go for weeks (hiwar_core::memory).
     hiwar_core::memory::limit_arenas(2);
+    // Memory that comes back: no ONNX Runtime arena, freed blocks kept for the next synthesis
+    // and given back at rest (give_back_at_rest; docs/benchmarks.md).
+    hiwar_core::memory::keep_freed();
+    hiwar_speech::onnx::use_arena(false);
     let s = &config.serve;
     let bind = bind.unwrap_or_else(|| s.bind.clone());
     let addr: std::net::SocketAddr = bind.parse().with_context(|| format!("--bind {bind}: expected ADDRESS:PORT, e.g. 127.0.0.1:8787"))?;
