@@ -183,7 +183,6 @@ pub fn run(config: &Config, idle: usize, reps: usize) -> anyhow::Result<ExitCode
             println!("| {n} | {} | {on_time} of {} | {:.0} ms | {:.0} ms |", results.len(), results.len(), percentile(&firsts, 0.5), percentile(&firsts, 0.95));
         }
 
-        // 3. The server path against the same turn in-process.
         // 3. Memory after microphone sessions and typed turns (each audio session runs its own
         // VAD and whisper on the server).
         let clips: Vec<Vec<f32>> = ["en-office.wav", "ar-friday-hours.wav", "mixed-emirates-id.wav", "en-traffic-fine.wav", "ar-passport-fee.wav"]
@@ -219,6 +218,7 @@ pub fn run(config: &Config, idle: usize, reps: usize) -> anyhow::Result<ExitCode
         }
         println!("| 20 audio sessions and 100 typed turns | {:.0} MiB | {:.0} MiB | {heard} of 20 |\n", rss_mib(pid), rested().await);
 
+        // 4. The server path against the same turn in-process.
         println!("\n### Added latency of the server path\n");
         let mind = Mind::from_config(config)?;
         let voices = hiwar_core::build::voices(config, true)?;

@@ -25,8 +25,9 @@ pub fn limit_arenas(arenas: i32) {
     let _ = arenas;
 }
 
-/// Keeps what is freed in the heap for the next allocation (call before the threads start): blocks under 32 MiB come from the heap, and its free top is given back to
-/// the kernel past 128 MiB rather than 128 KiB. glibc's defaults map every block above a
+/// Keeps what is freed in the heap for the next allocation (call before the threads start):
+/// blocks under 32 MiB come from the heap, and its free top is given back to the kernel past
+/// 128 MiB rather than 128 KiB. glibc's defaults map every block above a
 /// moving threshold afresh and give the heap's top back at once: without ONNX Runtime's arena,
 /// each synthesis then faulted its tensors in again (4× the system time, RTF 0.046 → 0.053).
 /// 128 MiB is the smallest that keeps them (64: twice the system time; docs/benchmarks.md).

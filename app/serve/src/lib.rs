@@ -276,8 +276,8 @@ const REST: Duration = Duration::from_secs(5);
 /// Gives the allocator's free memory back once the server has been at rest for [`REST`]
 /// after anything happened (a session opened or closed, a turn, a synthesis, a microphone
 /// stream): the heap keeps a synthesis's tensors for the next one while sessions are busy
-/// (`hiwar_core::memory::keep_freed`), and returns them when they are not — ~170 MiB after
-/// typed turns (docs/benchmarks.md). The first synthesis after a rest faults them in again.
+/// (`hiwar_core::memory::keep_freed`), and returns them when they are not — ~210 MiB after
+/// 100 typed turns (docs/benchmarks.md). The first synthesis after a rest faults them in again.
 fn give_back_at_rest(shared: &Arc<Shared>) {
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
