@@ -228,7 +228,7 @@ fn the_fleet_manifests_are_valid_kubernetes_and_agree_with_the_image() {
     assert!(image.contains("USER 10001:10001") && text.contains("runAsUser: 10001") && text.contains("runAsNonRoot: true"));
     assert!(image.contains("EXPOSE 8787") && text.contains("containerPort: 8787") && text.contains("\"0.0.0.0:8787\""));
     assert!(image.contains(r#"ENTRYPOINT ["/usr/bin/hiwar", "--config", "/etc/hiwar/hiwar.toml"]"#), "{image}");
-    assert!(text.contains("path: /healthz") && text.contains("name: hiwar_sessions"));
+    assert!(text.contains("path: /healthz") && text.contains("path: /readyz") && text.contains("name: hiwar_sessions"));
     for args in [&["serve", "--help"][..], &["models", "fetch", "--help"]] {
         let out = Command::new(hiwar_bin()).args(args).output().expect("hiwar");
         assert!(out.status.success(), "hiwar {args:?}: {}", String::from_utf8_lossy(&out.stderr));

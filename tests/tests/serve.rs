@@ -383,6 +383,67 @@ fn limits_close_clearly_and_slow_handshakes_are_dropped() {
     assert_eq!(server.get("/ws").0, 426);
 }
 
+/// The close a refused client gets: its code and reason.
+fn refusal(ws: &mut Ws) -> (Option<CloseCode>, String) {
+    loop {
+        match ws.0.read() {
+            Ok(Message::Close(f)) => return (f.as_ref().map(|f| f.code), f.map(|f| f.reason.to_string()).unwrap_or_default()),
+            Ok(_) => {}
+            Err(e) => return (None, e.to_string()),
+        }
+    }
+}
+
+#[test]
+fn answers_past_the_voices_capacity_wait_their_turn_and_new_sessions_are_refused_as_busy_meanwhile() {
+    // One answer speaks at a time. Qwen (the stand-in) answers the first question without end.
+    let standin = Standin::start(&["endless", "answer"]);
+    let mut cmd = hiwar(&model_cache());
+    standin.apply(&mut cmd);
+    cmd.env("HIWAR_LLM_MAX_TOKENS", "400").env("HIWAR_SERVE_TURNS_PER_VOICE_THREAD", "1");
+    let env: Vec<(String, String)> = cmd.get_envs().filter_map(|(k, v)| Some((k.to_str()?.to_string(), v?.to_str()?.to_string()))).collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = Server::start(&env);
+    let mut a = server.connect(None, None).expect("a");
+    a.hello();
+    a.send(json!({"type": "text", "v": 1, "text": "When do you open?"}));
+    a.until("audio");
+    // The second answer waits for the voice: its text streams, its audio does not.
+    let mut b = server.connect(None, None).expect("b");
+    b.hello();
+    b.send(json!({"type": "text", "v": 1, "text": "Do you accept cash?"}));
+    let started = Instant::now();
+    while metric(&server, "hiwar_turns_waiting ") != 1.0 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the second answer never waited: {}", server.get("/metrics").1);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(metric(&server, "hiwar_turns_speaking "), 1.0);
+    // Meanwhile a new client is told the server is busy, with a reason, before any session.
+    let mut c = server.connect(None, None).expect("c gets the upgrade");
+    let (code, reason) = refusal(&mut c);
+    assert_eq!(code, Some(CloseCode::Again), "1013 try again later: {reason}");
+    assert!(reason.contains("busy"), "{reason}");
+    assert_eq!(metric(&server, "hiwar_refused_total{reason=\"busy\"} "), 1.0);
+    assert_eq!(metric(&server, "hiwar_sessions "), 2.0, "the refused client holds no place");
+    // A load balancer's readiness check says the same; liveness stays up.
+    let (status, why) = server.get("/readyz");
+    assert!(status == 503 && why.contains("busy"), "{status} {why}");
+    assert_eq!(server.get("/healthz").0, 200);
+    // The first answer is cut: the second speaks at once, whole and on its clock.
+    a.send(json!({"type": "interrupt", "v": 1}));
+    let got = b.until("end_of_turn");
+    let audio = got.iter().filter(|m| matches!(m, In::Json(v) if v["type"] == "audio")).count();
+    let Some(In::Json(end)) = got.last() else { panic!("{got:?}") };
+    assert!(audio >= 1 && end["interrupted"] == false && end["source"] == "llm", "{end} after {audio} chunks");
+    assert_eq!(metric(&server, "hiwar_turns_waiting "), 0.0);
+    assert!(metric(&server, "hiwar_stage_ms_count{stage=\"voice_wait\"} ") >= 1.0);
+    // Once the load has eased (3 s without a wait), new sessions are admitted again.
+    std::thread::sleep(Duration::from_millis(3_200));
+    assert_eq!(server.get("/readyz"), (200, "ready\n".to_string()));
+    let mut d = server.connect(None, None).expect("d");
+    assert_eq!(d.hello()["type"], "ready");
+}
+
 #[test]
 fn a_text_frame_that_is_not_utf8_closes_with_1007() {
     let server = Server::start(&[]);

@@ -411,6 +411,9 @@ pub struct Serve {
     pub handshake_timeout_ms: u64,
     /// Synthesis threads shared by the sessions (each holds the voices, ~150 MB).
     pub voice_threads: usize,
+    /// Answers one synthesis thread speaks at once; more wait their turn (their first audio
+    /// comes later), and while any waits new sessions are refused as busy.
+    pub turns_per_voice_thread: usize,
     /// Messages queued for a client before it counts as not reading and is dropped.
     pub send_queue: usize,
     /// Clients streaming microphone audio at once (each runs VAD + whisper, ~200 MB).
@@ -433,6 +436,7 @@ impl Default for Serve {
             idle_timeout_secs: 300,
             handshake_timeout_ms: 5_000,
             voice_threads: 1,
+            turns_per_voice_thread: 6,
             send_queue: 512,
             max_audio_streams: 2,
             tls_cert: String::new(),
@@ -626,7 +630,10 @@ impl Config {
             sv.messages_per_second.is_finite() && sv.messages_per_second > 0.0,
             format!("serve.messages_per_second = {}: a positive number", sv.messages_per_second),
         );
-        check(sv.max_sessions >= 1 && sv.voice_threads >= 1, "serve.max_sessions and serve.voice_threads must be at least 1".into());
+        check(
+            sv.max_sessions >= 1 && sv.voice_threads >= 1 && sv.turns_per_voice_thread >= 1,
+            "serve.max_sessions, serve.voice_threads and serve.turns_per_voice_thread must be at least 1".into(),
+        );
         let log = self.log.validate();
         check(log.is_ok(), log.err().map(|e| e.to_string()).unwrap_or_default());
         anyhow::ensure!(problems.is_empty(), "{}", problems.join("; "));

@@ -31,6 +31,9 @@ struct Piece {
     text: String,
     /// Already tried once by a synthesis thread that hung on it.
     retried: bool,
+    /// When whoever asked needs it (a [`VoicePool`]'s caller: when its listener's playback
+    /// runs out). Pieces with one are taken earliest first; `None` keeps the order asked.
+    due: Option<Instant>,
 }
 
 /// Where a piece's speech goes once synthesised.
@@ -124,12 +127,26 @@ impl Queue {
         self.ready.notify_all();
     }
 
-    /// The next command; `None` once closed and drained, or when `abandoned`.
+    /// The next command; `None` once closed and drained, or when `abandoned`. When the first
+    /// waiting command is a piece with a due time, the piece due earliest goes first (earliest
+    /// deadline first: a listener whose playback runs out soonest is served first, one with
+    /// seconds of speech buffered waits); otherwise the first asked.
     fn pop(&self, abandoned: &AtomicBool) -> Option<VoiceCmd> {
         let mut q = self.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         loop {
             if abandoned.load(Ordering::Acquire) {
                 return None;
+            }
+            let due = |c: &VoiceCmd| match c {
+                VoiceCmd::Say(p, _) => p.due,
+                _ => None,
+            };
+            if q.0.front().and_then(due).is_some() {
+                // min_by_key keeps the first of equals: pieces due together go in order asked.
+                let first = q.0.iter().enumerate().filter_map(|(i, c)| Some((i, due(c)?))).min_by_key(|&(_, d)| d).map(|(i, _)| i);
+                if let Some(cmd) = first.and_then(|i| q.0.remove(i)) {
+                    return Some(cmd);
+                }
             }
             if let Some(cmd) = q.0.pop_front() {
                 return Some(cmd);
@@ -239,7 +256,7 @@ impl VoiceOut {
     /// Says `text` for `turn` after everything asked before it.
     pub fn say(&self, turn: u64, what: Said, text: &str) {
         if !text.trim().is_empty() {
-            self.shared.queue.push(VoiceCmd::Say(Piece { turn, what, text: text.to_string(), retried: false }, Reply::Output), false);
+            self.shared.queue.push(VoiceCmd::Say(Piece { turn, what, text: text.to_string(), retried: false, due: None }, Reply::Output), false);
         }
     }
 
@@ -356,10 +373,12 @@ impl VoicePool {
         self.rate
     }
 
-    /// Synthesises `text` on the first free thread.
-    pub async fn speak(&self, text: String) -> Result<Speech, String> {
+    /// Synthesises `text` on the first free thread; of the pieces waiting, the one `due`
+    /// earliest is taken first (when its listener's playback would run out; now, for a turn's
+    /// first piece).
+    pub async fn speak(&self, text: String, due: Instant) -> Result<Speech, String> {
         let (reply, rx) = oneshot::channel();
-        self.shared.queue.push(VoiceCmd::Say(Piece { turn: u64::MAX, what: Said::Answer, text, retried: false }, Reply::Once(reply)), false);
+        self.shared.queue.push(VoiceCmd::Say(Piece { turn: u64::MAX, what: Said::Answer, text, retried: false, due: Some(due) }, Reply::Once(reply)), false);
         rx.await.map_err(|_| "the voice threads stopped".to_string())?
     }
 }
@@ -520,5 +539,42 @@ fn output_loop(mut output: Output, rx: &std::sync::mpsc::Receiver<OutCmd>, cance
             Vec::new()
         }
         Output::Null { .. } | Output::Wall { .. } => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn piece(text: &str, due: Option<Instant>) -> VoiceCmd {
+        VoiceCmd::Say(Piece { turn: 1, what: Said::Answer, text: text.into(), retried: false, due }, Reply::Output)
+    }
+
+    fn popped(q: &Queue) -> String {
+        match q.pop(&AtomicBool::new(false)) {
+            Some(VoiceCmd::Say(p, _)) => p.text,
+            Some(VoiceCmd::End { turn }) => format!("end {turn}"),
+            Some(VoiceCmd::Replace(_)) => "replace".into(),
+            None => "none".into(),
+        }
+    }
+
+    #[test]
+    fn pieces_with_due_times_go_earliest_first_and_others_in_order() {
+        let now = Instant::now();
+        let q = Queue::default();
+        q.push(piece("b in 2 s", Some(now + Duration::from_secs(2))), false);
+        q.push(piece("a now", Some(now)), false);
+        q.push(piece("c in 2 s, asked later", Some(now + Duration::from_secs(2))), false);
+        q.push(piece("d in 1 s", Some(now + Duration::from_secs(1))), false);
+        let order: Vec<String> = (0..4).map(|_| popped(&q)).collect();
+        assert_eq!(order, ["a now", "d in 1 s", "b in 2 s", "c in 2 s, asked later"]);
+        // A speaker's worker (no due times): strictly the order asked, commands included.
+        q.push(piece("one", None), false);
+        q.push(VoiceCmd::End { turn: 1 }, false);
+        q.push(piece("two", None), false);
+        q.close();
+        let order: Vec<String> = (0..4).map(|_| popped(&q)).collect();
+        assert_eq!(order, ["one", "end 1", "two", "none"]);
     }
 }

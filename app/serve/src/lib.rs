@@ -66,6 +66,13 @@ pub struct Metrics {
     refused: prometheus::IntCounterVec,
     turns_total: prometheus::IntCounter,
     errors_total: prometheus::IntCounter,
+    /// Answers speaking now, and waiting for a voice (set when rendered, from [`Speaking`]).
+    speaking: prometheus::IntGauge,
+    waiting: prometheus::IntGauge,
+    /// Audio chunks sent, and those sent after the client's playback (from the turn's first
+    /// chunk) would have run out: the voice fell behind real time.
+    chunks_total: prometheus::IntCounter,
+    chunks_late: prometheus::IntCounter,
     /// Per-stage latency: the question → first audio sent, retrieval, the LLM's first token,
     /// one chunk's synthesis.
     stages: prometheus::HistogramVec,
@@ -78,8 +85,8 @@ impl std::fmt::Debug for Metrics {
 }
 
 const BUCKETS_MS: [f64; 10] = [1.0, 5.0, 25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1_600.0, 6_400.0];
-const STAGES: [&str; 4] = ["first_audio", "retrieval", "llm_first_token", "synthesis"];
-const REFUSALS: [&str; 4] = ["auth", "origin", "full", "slow_client"];
+const STAGES: [&str; 5] = ["first_audio", "retrieval", "llm_first_token", "synthesis", "voice_wait"];
+const REFUSALS: [&str; 5] = ["auth", "origin", "full", "busy", "slow_client"];
 
 impl Metrics {
     pub fn new() -> prometheus::Result<Metrics> {
@@ -90,10 +97,14 @@ impl Metrics {
         let refused = IntCounterVec::new(Opts::new("hiwar_refused_total", "Connections refused, by reason."), &["reason"])?;
         let turns_total = IntCounter::new("hiwar_turns_total", "Turns answered.")?;
         let errors_total = IntCounter::new("hiwar_errors_total", "Error messages sent to clients.")?;
+        let speaking = IntGauge::new("hiwar_turns_speaking", "Answers being synthesised and streamed now.")?;
+        let waiting = IntGauge::new("hiwar_turns_waiting", "Answers waiting for a voice (the voice is at capacity).")?;
+        let chunks_total = IntCounter::new("hiwar_chunks_total", "Audio chunks sent.")?;
+        let chunks_late = IntCounter::new("hiwar_chunks_late_total", "Audio chunks sent after the client's playback would have run out.")?;
         let stages = prometheus::HistogramVec::new(
             HistogramOpts::new(
                 "hiwar_stage_ms",
-                "Latency by stage, milliseconds: question → first audio sent, retrieval, LLM first token, one chunk's synthesis.",
+                "Latency by stage, milliseconds: question → first audio sent, retrieval, LLM first token, one chunk's synthesis, an answer's wait for a voice.",
             )
             .buckets(BUCKETS_MS.to_vec()),
             &["stage"],
@@ -110,8 +121,25 @@ impl Metrics {
         registry.register(Box::new(refused.clone()))?;
         registry.register(Box::new(turns_total.clone()))?;
         registry.register(Box::new(errors_total.clone()))?;
+        registry.register(Box::new(speaking.clone()))?;
+        registry.register(Box::new(waiting.clone()))?;
+        registry.register(Box::new(chunks_total.clone()))?;
+        registry.register(Box::new(chunks_late.clone()))?;
         registry.register(Box::new(stages.clone()))?;
-        Ok(Metrics { sessions: AtomicUsize::new(0), registry, open, sessions_total, refused, turns_total, errors_total, stages })
+        Ok(Metrics {
+            sessions: AtomicUsize::new(0),
+            registry,
+            open,
+            sessions_total,
+            refused,
+            turns_total,
+            errors_total,
+            speaking,
+            waiting,
+            chunks_total,
+            chunks_late,
+            stages,
+        })
     }
 
     fn refused(&self, reason: &str) {
@@ -122,9 +150,76 @@ impl Metrics {
         self.stages.with_label_values(&[stage]).observe(ms);
     }
 
-    fn render(&self) -> String {
+    fn render(&self, voice: &Speaking) -> String {
         self.open.set(self.sessions.load(Ordering::Relaxed) as i64);
+        let waiting = voice.waiting.load(Ordering::Relaxed);
+        self.waiting.set(waiting as i64);
+        self.speaking.set((voice.size - voice.slots.available_permits()) as i64);
         prometheus::TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_else(|e| format!("# metrics could not be encoded: {e}\n"))
+    }
+}
+
+/// How long after an answer waited for a voice, or a chunk went out late, new sessions are
+/// still refused as busy: the load must have eased for a moment, not just between two turns.
+const BUSY_HOLD: Duration = Duration::from_secs(3);
+
+/// The answers the voice speaks at once (`serve.turns_per_voice_thread` per synthesis thread),
+/// and the measured load new sessions are admitted on. An answer takes a place before its first
+/// chunk is synthesised and gives it back after its last (or when cut): answers past the limit
+/// wait their turn (their first audio comes later) instead of every answer falling behind real
+/// time; while any waits, or did, or a chunk went out late, in the last [`BUSY_HOLD`], a new
+/// session is refused as busy (1013).
+struct Speaking {
+    slots: Arc<tokio::sync::Semaphore>,
+    size: usize,
+    waiting: AtomicUsize,
+    /// Milliseconds after `epoch` (+1) when the voice was last seen at capacity; 0: never.
+    strained_at: AtomicU64,
+    epoch: Instant,
+}
+
+impl Speaking {
+    fn new(size: usize) -> Speaking {
+        let size = size.max(1);
+        Speaking {
+            slots: Arc::new(tokio::sync::Semaphore::new(size)),
+            size,
+            waiting: AtomicUsize::new(0),
+            strained_at: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn strained(&self) {
+        self.strained_at.store(self.epoch.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
+    }
+
+    /// Whether the voice is at capacity now (see the type's documentation).
+    fn busy(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) > 0
+            || match self.strained_at.load(Ordering::Relaxed) {
+                0 => false,
+                at => self.epoch.elapsed() < Duration::from_millis(at - 1) + BUSY_HOLD,
+            }
+    }
+
+    /// A place to speak, waiting in line (first come, first served) if all are taken; `None`
+    /// when `cancel` comes first.
+    async fn take(&self, cancel: &CancellationToken, metrics: &Metrics) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        if let Ok(place) = Arc::clone(&self.slots).try_acquire_owned() {
+            return Some(place);
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        self.strained();
+        let started = Instant::now();
+        let place = tokio::select! {
+            p = Arc::clone(&self.slots).acquire_owned() => p.ok(),
+            () = cancel.cancelled() => None,
+        };
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.strained();
+        metrics.observe("voice_wait", started.elapsed().as_secs_f64() * 1e3);
+        place
     }
 }
 
@@ -155,6 +250,7 @@ struct Shared {
     /// What new sessions start from; a reload (SIGHUP) replaces it, open sessions keep theirs.
     mind: std::sync::RwLock<Mind>,
     synth: VoicePool,
+    voice: Speaking,
     metrics: Metrics,
     next_session: AtomicU64,
     shutdown: CancellationToken,
@@ -228,6 +324,7 @@ pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
             audio_streams: AtomicUsize::new(0),
             mind: std::sync::RwLock::new(mind),
             synth,
+            voice: Speaking::new(s.turns_per_voice_thread.saturating_mul(s.voice_threads.max(1))),
             metrics: Metrics::new().context("the server's metrics")?,
             next_session: AtomicU64::new(1),
             shutdown: CancellationToken::new(),
@@ -405,6 +502,7 @@ fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()
         .route("/ws", get(websocket))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readiness))
         .route("/metrics", get(metrics))
         .route("/avatar.glb", get(avatar))
         .fallback_service(page)
@@ -413,6 +511,31 @@ fn router(shared: Arc<Shared>) -> axum::Router {
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(shared)
+}
+
+/// Why a new session would be refused with `open` places taken (its own included): the
+/// metric's reason and the close's; `None`: admitted.
+fn refusal(shared: &Shared, open: usize) -> Option<(&'static str, String)> {
+    let max = shared.settings.max_sessions;
+    if open > max {
+        Some(("full", format!("server full: {max} sessions at most")))
+    } else if shared.voice.busy() {
+        Some(("busy", "server busy: its voice is at capacity and answers are waiting; try again shortly".to_string()))
+    } else {
+        None
+    }
+}
+
+/// `/readyz`: 200 while a new session would be admitted, 503 with the reason while the server
+/// is full or its voice busy: a load balancer's readiness check sends new clients elsewhere
+/// (open sessions carry on). `/healthz` stays 200 as long as the server serves (liveness).
+async fn readiness(axum::extract::State(shared): axum::extract::State<Arc<Shared>>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let open = shared.metrics.sessions.load(Ordering::Acquire);
+    match refusal(&shared, open + 1) {
+        None => "ready\n".into_response(),
+        Some((_, why)) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+    }
 }
 
 /// One connection, served by hyper (HTTP/1.1, upgrades allowed): a request head not read
@@ -437,7 +560,7 @@ async fn connection<S: Conn>(shared: Arc<Shared>, app: axum::Router, stream: S) 
 }
 
 async fn metrics(axum::extract::State(shared): axum::extract::State<Arc<Shared>>) -> impl axum::response::IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], shared.metrics.render())
+    ([(axum::http::header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], shared.metrics.render(&shared.voice))
 }
 
 /// The kiosk's own avatar for the page's 3D view (the operator's file, never a path from the
@@ -493,14 +616,18 @@ async fn websocket(
     // succeeded holds its place before the next client is judged (counted after the
     // handshake, two clients finishing together could each take the other's place).
     let slot = Slot::take(&shared);
-    let full = slot.open > s.max_sessions;
-    let slot = (!full).then_some(slot); // a refused client gives its place back at once
+    let refusal = refusal(&shared, slot.open);
+    // A refused client gives its place back at once.
+    let admitted = match refusal {
+        None => Ok(slot),
+        Some(r) => Err(r),
+    };
     upgrade
         .max_message_size(s.max_message_bytes)
         .max_frame_size(s.max_message_bytes)
         .write_buffer_size(64 * 1024)
         .max_write_buffer_size(4 * 1024 * 1024)
-        .on_upgrade(move |socket| session(shared, socket, slot))
+        .on_upgrade(move |socket| session(shared, socket, admitted))
 }
 
 /// The close code for an error reading the client's messages.
@@ -516,17 +643,20 @@ fn close_code_for(e: axum::Error) -> (u16, String) {
     (code, text)
 }
 
-/// One WebSocket session, from the upgrade to the close; `slot` is `None` when the server was
-/// full: the client is told so (1013, try again later) instead of being refused silently.
-async fn session(shared: Arc<Shared>, socket: axum::extract::ws::WebSocket, slot: Option<Slot>) {
+/// One WebSocket session, from the upgrade to the close; `admitted` is the refusal (the
+/// metric's reason and the close's) when the server was full or its voice busy: the client is
+/// told so (1013, try again later) instead of being refused silently.
+async fn session(shared: Arc<Shared>, socket: axum::extract::ws::WebSocket, admitted: Result<Slot, (&'static str, String)>) {
     let s = &shared.settings;
     let (mut sink, mut incoming) = socket.split();
-    if slot.is_none() {
-        shared.metrics.refused("full");
-        let reason = format!("server full: {} sessions at most", s.max_sessions);
-        let _ = sink.send(Message::Close(Some(CloseFrame { code: close_code::AGAIN, reason: reason.into() }))).await;
-        return;
-    }
+    let slot = match admitted {
+        Ok(slot) => slot,
+        Err((why, reason)) => {
+            shared.metrics.refused(why);
+            let _ = sink.send(Message::Close(Some(CloseFrame { code: close_code::AGAIN, reason: reason.into() }))).await;
+            return;
+        }
+    };
     shared.metrics.sessions_total.inc();
     let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
     // Outgoing: a bounded queue to a writer task. Full means the client stopped reading.
@@ -633,6 +763,11 @@ enum SpeechJob {
         turn: u64,
         what: Said,
         text: String,
+    },
+    /// A new turn: its cancel token (a turn waiting for a voice stops waiting when it is cut).
+    Begin {
+        turn: u64,
+        cancel: CancellationToken,
     },
     /// Everything of the turn has been queued: its end goes out after its last chunk.
     Finish {
@@ -922,6 +1057,7 @@ impl Session {
         self.next_turn += 1;
         let cancel = CancellationToken::new();
         self.turn = Some((turn, cancel.clone()));
+        let _ = self.voice.jobs.send(SpeechJob::Begin { turn, cancel: cancel.clone() });
         self.shared.metrics.turns_total.inc();
         if let Ok(mut a) = self.asked_at.lock() {
             *a = Some(Instant::now());
@@ -995,17 +1131,52 @@ async fn speech_task(task: SpeechTask, mut jobs: mpsc::UnboundedReceiver<SpeechJ
     let SpeechTask { shared, out, end, cancelled, finished, progress, asked_at, wanted, session } = task;
     let live = |turn: u64| cancelled.load(Ordering::Acquire) < turn;
     let mut face = protocol::FaceStream::new(session);
-    while let Some(job) = jobs.recv().await {
+    // The turn asked last and its cancel token; the turn speaking and its place among the
+    // answers the voice speaks at once (given back at its end, when it is cut, or at the next).
+    let mut current: Option<(u64, CancellationToken)> = None;
+    let mut place: Option<(u64, tokio::sync::OwnedSemaphorePermit)> = None;
+    loop {
+        let job = match (&current, &place) {
+            (Some((_, cancel)), Some(_)) => tokio::select! {
+                j = jobs.recv() => j,
+                () = cancel.cancelled() => {
+                    place = None;
+                    continue;
+                }
+            },
+            _ => jobs.recv().await,
+        };
+        let Some(job) = job else { return };
         if end.is_cancelled() {
             return;
         }
         match job {
+            SpeechJob::Begin { turn, cancel } => {
+                place = None;
+                current = Some((turn, cancel));
+            }
             SpeechJob::Say { turn, what, text } => {
                 if !live(turn) {
                     continue;
                 }
+                if place.as_ref().is_none_or(|(t, _)| *t != turn) {
+                    place = None;
+                    let cancel = current.as_ref().filter(|(t, _)| *t == turn).map_or_else(CancellationToken::new, |(_, c)| c.clone());
+                    match shared.voice.take(&cancel, &shared.metrics).await {
+                        Some(p) => place = Some((turn, p)),
+                        None => continue,
+                    }
+                }
+                // When this piece is needed: now for the turn's first (someone is waiting), else
+                // when the client's playback of what was sent runs out.
+                let due = match progress.lock() {
+                    Ok(p) if p.turn == turn => {
+                        p.first_at.map_or_else(Instant::now, |at| at + Duration::from_secs_f64(p.samples as f64 / f64::from(shared.synth.rate())))
+                    }
+                    _ => Instant::now(),
+                };
                 let synth_started = Instant::now();
-                let spoken = shared.synth.speak(text).await;
+                let spoken = shared.synth.speak(text, due).await;
                 shared.metrics.observe("synthesis", synth_started.elapsed().as_secs_f64() * 1e3);
                 let speech = match spoken {
                     Ok(s) => s,
@@ -1021,7 +1192,7 @@ async fn speech_task(task: SpeechTask, mut jobs: mpsc::UnboundedReceiver<SpeechJ
                     continue;
                 }
                 if turn != p.turn {
-                    *p = Progress { turn, samples: 0, chunks: 0 };
+                    *p = Progress { turn, samples: 0, chunks: 0, first_at: Some(Instant::now()) };
                     send(&out, &end, &shared, json(&ServerMsg::State { v: VERSION, state: "speaking", turn: Some(turn) }));
                     if let Some(at) = asked_at.lock().ok().and_then(|mut a| a.take()) {
                         shared.metrics.observe("first_audio", at.elapsed().as_secs_f64() * 1e3);
@@ -1054,10 +1225,22 @@ async fn speech_task(task: SpeechTask, mut jobs: mpsc::UnboundedReceiver<SpeechJ
                     let (first, frames) = face.frames(turn, &speech.phonemes, speech.sample_rate, clock, n, want.fps);
                     send(&out, &end, &shared, json(&ServerMsg::Blendshapes { v: VERSION, turn, fps: want.fps, first, frames }));
                 }
+                // Behind real time: sent after the client's playback (from the turn's first chunk)
+                // ran out, 20 ms of slack. New sessions are refused while this happens.
+                shared.metrics.chunks_total.inc();
+                if let Some(first) = p.first_at
+                    && Instant::now() > first + Duration::from_secs_f64(clock as f64 / f64::from(speech.sample_rate.max(1))) + Duration::from_millis(20)
+                {
+                    shared.metrics.chunks_late.inc();
+                    shared.voice.strained();
+                }
                 p.samples += n;
                 p.chunks += 1;
             }
             SpeechJob::Finish { turn, source } => {
+                if place.as_ref().is_some_and(|(t, _)| *t == turn) {
+                    place = None;
+                }
                 let Ok(p) = progress.lock() else { return };
                 if finished.fetch_max(turn, Ordering::AcqRel) >= turn {
                     continue; // already ended by an interrupt
@@ -1077,6 +1260,8 @@ struct Progress {
     turn: u64,
     samples: u64,
     chunks: u64,
+    /// When its first chunk went out: its playback (at the client) is counted from there.
+    first_at: Option<Instant>,
 }
 
 #[cfg(test)]
@@ -1114,7 +1299,7 @@ mod tests {
         m.observe("first_audio", 120.0);
         m.observe("first_audio", 9_000.0);
         m.refused("auth");
-        let text = m.render();
+        let text = m.render(&Speaking::new(2));
         assert!(text.contains("hiwar_stage_ms_bucket{stage=\"first_audio\",le=\"200\"} 1"), "{text}");
         assert!(text.contains("hiwar_stage_ms_bucket{stage=\"first_audio\",le=\"+Inf\"} 2"), "{text}");
         assert!(text.contains("hiwar_stage_ms_count{stage=\"synthesis\"} 0"), "{text}");
