@@ -24,6 +24,16 @@ impl Server {
         Server::start_with(&[], env)
     }
 
+    /// With Qwen being `standin` (its settings as the tests' commands get them), and `env`.
+    fn with_llm(standin: &Standin, env: &[(&str, &str)]) -> Server {
+        let mut cmd = hiwar(&model_cache());
+        standin.apply(&mut cmd);
+        cmd.envs(env.iter().copied());
+        let env: Vec<(String, String)> = cmd.get_envs().filter_map(|(k, v)| Some((k.to_str()?.to_string(), v?.to_str()?.to_string()))).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Server::start(&env)
+    }
+
     /// With `global` options before `serve` (`--config FILE`).
     fn start_with(global: &[&str], env: &[(&str, &str)]) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
@@ -235,12 +245,7 @@ fn a_typed_question_streams_audio_visemes_and_words_on_one_clock() {
 fn interrupt_stops_the_answer_mid_stream_and_drops_the_llm_stream() {
     // Qwen (the stand-in) streams an answer that never ends; the client interrupts it.
     let standin = Standin::start(&["endless", "answer"]);
-    let mut cmd = hiwar(&model_cache());
-    standin.apply(&mut cmd);
-    cmd.env("HIWAR_LLM_MAX_TOKENS", "400");
-    let env: Vec<(String, String)> = cmd.get_envs().filter_map(|(k, v)| Some((k.to_str()?.to_string(), v?.to_str()?.to_string()))).collect();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let server = Server::start(&env);
+    let server = Server::with_llm(&standin, &[("HIWAR_LLM_MAX_TOKENS", "400")]);
     let mut ws = server.connect(None, None).expect("connect");
     ws.hello();
     ws.send(json!({"type": "text", "v": 1, "text": "When do you open?"}));
@@ -398,12 +403,7 @@ fn refusal(ws: &mut Ws) -> (Option<CloseCode>, String) {
 fn answers_past_the_voices_capacity_wait_their_turn_and_new_sessions_are_refused_as_busy_meanwhile() {
     // One answer speaks at a time. Qwen (the stand-in) answers the first question without end.
     let standin = Standin::start(&["endless", "answer"]);
-    let mut cmd = hiwar(&model_cache());
-    standin.apply(&mut cmd);
-    cmd.env("HIWAR_LLM_MAX_TOKENS", "400").env("HIWAR_SERVE_TURNS_PER_VOICE_THREAD", "1");
-    let env: Vec<(String, String)> = cmd.get_envs().filter_map(|(k, v)| Some((k.to_str()?.to_string(), v?.to_str()?.to_string()))).collect();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let server = Server::start(&env);
+    let server = Server::with_llm(&standin, &[("HIWAR_LLM_MAX_TOKENS", "400"), ("HIWAR_SERVE_TURNS_PER_VOICE_THREAD", "1")]);
     let mut a = server.connect(None, None).expect("a");
     a.hello();
     a.send(json!({"type": "text", "v": 1, "text": "When do you open?"}));

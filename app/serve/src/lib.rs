@@ -154,7 +154,7 @@ impl Metrics {
         self.open.set(self.sessions.load(Ordering::Relaxed) as i64);
         let waiting = voice.waiting.load(Ordering::Relaxed);
         self.waiting.set(waiting as i64);
-        self.speaking.set((voice.size - voice.slots.available_permits()) as i64);
+        self.speaking.set(voice.speaking() as i64);
         prometheus::TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_else(|e| format!("# metrics could not be encoded: {e}\n"))
     }
 }
@@ -167,8 +167,8 @@ const BUSY_HOLD: Duration = Duration::from_secs(3);
 /// and the measured load new sessions are admitted on. An answer takes a place before its first
 /// chunk is synthesised and gives it back after its last (or when cut): answers past the limit
 /// wait their turn (their first audio comes later) instead of every answer falling behind real
-/// time; while any waits, or did, or a chunk went out late, in the last [`BUSY_HOLD`], a new
-/// session is refused as busy (1013).
+/// time; while any waits, or did, or a chunk went out late while answers shared the voice, in
+/// the last [`BUSY_HOLD`], a new session is refused as busy (1013).
 struct Speaking {
     slots: Arc<tokio::sync::Semaphore>,
     size: usize,
@@ -188,6 +188,11 @@ impl Speaking {
             strained_at: AtomicU64::new(0),
             epoch: Instant::now(),
         }
+    }
+
+    /// Answers holding a place now.
+    fn speaking(&self) -> usize {
+        self.size - self.slots.available_permits()
     }
 
     fn strained(&self) {
@@ -1226,13 +1231,17 @@ async fn speech_task(task: SpeechTask, mut jobs: mpsc::UnboundedReceiver<SpeechJ
                     send(&out, &end, &shared, json(&ServerMsg::Blendshapes { v: VERSION, turn, fps: want.fps, first, frames }));
                 }
                 // Behind real time: sent after the client's playback (from the turn's first chunk)
-                // ran out, 20 ms of slack. New sessions are refused while this happens.
+                // ran out, 20 ms of slack. While the voice is shared (another answer speaking),
+                // that is load, and new sessions are refused for a while; alone, it is not (a
+                // cold first synthesis), and another session would not be the cause.
                 shared.metrics.chunks_total.inc();
                 if let Some(first) = p.first_at
                     && Instant::now() > first + Duration::from_secs_f64(clock as f64 / f64::from(speech.sample_rate.max(1))) + Duration::from_millis(20)
                 {
                     shared.metrics.chunks_late.inc();
-                    shared.voice.strained();
+                    if shared.voice.speaking() > 1 {
+                        shared.voice.strained();
+                    }
                 }
                 p.samples += n;
                 p.chunks += 1;
