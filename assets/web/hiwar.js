@@ -32,15 +32,34 @@ let avatar3d = null;     // the 3D avatar (avatar3d.js) once it has loaded; the 
 const isRtl = (t) => { for (const c of t) { if (/[\u0600-\u06FF]/.test(c)) return true; if (/[A-Za-z]/.test(c)) return false; } return false; };
 function setCaption(el, text) { el.dir = isRtl(text) ? "rtl" : "ltr"; el.textContent = text; }
 
-const ws = new WebSocket(wsUrl);
-ws.binaryType = "arraybuffer";
-ws.onopen = () => ws.send(JSON.stringify({ type: "hello", v: 1, lang: "auto", want: { audio: true, visemes: true, words: true, blendshapes: true, fps: 30 } }));
-ws.onclose = (e) => { $("state").textContent = `closed ${e.code}`; if (e.reason) $("error").textContent = e.reason; };
-ws.onmessage = (e) => {
+// 1013 (the server is full, or its voice is at capacity) is "try again later": say so in both
+// languages and reconnect, waiting twice as long each time (2 s, then 4, 8, … 30 s at most).
+let ws = null;
+let retryMs = 2000;
+function connect() {
+  ws = new WebSocket(wsUrl);
+  ws.binaryType = "arraybuffer";
+  ws.onopen = () => ws.send(JSON.stringify({ type: "hello", v: 1, lang: "auto", want: { audio: true, visemes: true, words: true, blendshapes: true, fps: 30 } }));
+  ws.onclose = (e) => {
+    if (e.code === 1013) {
+      $("state").textContent = "مشغول · busy";
+      $("error").textContent = `الخدمة مشغولة الآن، نعيد المحاولة بعد قليل · Busy right now; trying again in ${Math.round(retryMs / 1000)} s`;
+      setTimeout(connect, retryMs);
+      retryMs = Math.min(retryMs * 2, 30000);
+      return;
+    }
+    $("state").textContent = `closed ${e.code}`;
+    if (e.reason) $("error").textContent = e.reason;
+  };
+  ws.onmessage = onMessage;
+}
+connect();
+
+function onMessage(e) {
   if (typeof e.data !== "string") return playChunk(e.data);
   const m = JSON.parse(e.data);
   switch (m.type) {
-    case "ready": $("state").textContent = "جاهز · ready"; shapeNames = m.blendshapes?.names || []; break;
+    case "ready": $("state").textContent = "جاهز · ready"; $("error").textContent = ""; retryMs = 2000; shapeNames = m.blendshapes?.names || []; break;
     case "state": $("state").textContent = { idle: "جاهز · ready", listening: "أستمع · listening", thinking: "أفكّر · thinking", speaking: "أتحدّث · speaking" }[m.state] || m.state; break;
     case "transcript": setCaption($("person"), m.text); startTurn(m.turn); break;
     case "audio": pendingAudio = m; break;
@@ -50,7 +69,7 @@ ws.onmessage = (e) => {
     case "end_of_turn": if (turn && turn.id === m.turn) turn.ended = m.samples; break;
     case "error": $("error").textContent = `${m.message_ar} · ${m.message}`; break;
   }
-};
+}
 
 function startTurn(id) {
   stopAudio();

@@ -77,14 +77,26 @@ fn keep_screenshot(png: &[u8], profile: &Path, name: &str) {
 /// `hiwar serve`, and chromium (headless, with `extra` flags) on its page: the processes (kept
 /// alive by the returned guards) and a DevTools session on the page.
 fn open_page(extra: &[String]) -> (Kill, Kill, tempfile::TempDir, Page) {
+    let (server, addr) = start_server(&[]);
+    let (chromium, profile, page) = open_browser(&addr, extra);
+    (server, chromium, profile, page)
+}
+
+/// `hiwar serve` with `env`, up: the process and its address.
+fn start_server(env: &[(&str, &str)]) -> (Kill, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let addr = format!("127.0.0.1:{port}");
-    let server = Kill(hiwar(&model_cache()).args(["serve", "--bind", &addr]).stdout(Stdio::null()).spawn().expect("hiwar serve"));
+    let server = Kill(hiwar(&model_cache()).args(["serve", "--bind", &addr]).envs(env.iter().copied()).stdout(Stdio::null()).spawn().expect("hiwar serve"));
     let started = Instant::now();
     while http_get(&addr, "/healthz").is_none_or(|(_, b)| b.trim() != "ok") {
         assert!(started.elapsed() < Duration::from_secs(60), "hiwar serve did not come up");
         std::thread::sleep(Duration::from_millis(100));
     }
+    (server, addr)
+}
+
+/// Chromium (headless, with `extra` flags) on the page at `addr`.
+fn open_browser(addr: &str, extra: &[String]) -> (Kill, tempfile::TempDir, Page) {
     let profile = tempfile::tempdir().expect("profile");
     let chromium = Kill(
         Command::new("chromium")
@@ -125,7 +137,7 @@ fn open_page(extra: &[String]) -> (Kill, Kill, tempfile::TempDir, Page) {
             .as_array()
             .into_iter()
             .flatten()
-            .find(|t| t["type"] == "page" && t["url"].as_str().is_some_and(|u| u.contains(&addr)))
+            .find(|t| t["type"] == "page" && t["url"].as_str().is_some_and(|u| u.contains(addr)))
             .and_then(|t| t["webSocketDebuggerUrl"].as_str())
         {
             break url.to_string();
@@ -134,7 +146,23 @@ fn open_page(extra: &[String]) -> (Kill, Kill, tempfile::TempDir, Page) {
         std::thread::sleep(Duration::from_millis(100));
     };
     let (ws, _) = tungstenite::connect(page_ws).expect("devtools websocket");
-    (server, chromium, profile, Page { ws, id: 0 })
+    (chromium, profile, Page { ws, id: 0 })
+}
+
+#[test]
+fn a_busy_server_is_said_in_both_languages_and_the_page_connects_when_a_place_frees() {
+    // One place, taken by another client before the page loads: the page is refused (1013).
+    let (_server, addr) = start_server(&[("HIWAR_SERVE_MAX_SESSIONS", "1")]);
+    let (held, _) = tungstenite::connect(format!("ws://{addr}/ws")).expect("the client holding the only place");
+    let (_chromium, _profile, mut page) = open_browser(&addr, &[]);
+    let state = r#"document.getElementById("state")?.textContent"#;
+    page.wait_for(&format!("{state} === \"مشغول · busy\""), Duration::from_secs(30));
+    let said = page.eval(r#"document.getElementById("error").textContent"#);
+    assert!(said.as_str().is_some_and(|t| t.contains("الخدمة مشغولة") && t.contains("Busy right now")), "{said}");
+    // The place frees: the page, trying again by itself, connects.
+    drop(held);
+    page.wait_for(&format!("{state} === \"جاهز · ready\""), Duration::from_secs(40));
+    assert_eq!(page.eval(r#"document.getElementById("error").textContent"#), "", "the busy notice is cleared");
 }
 
 #[test]
