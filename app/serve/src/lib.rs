@@ -152,8 +152,7 @@ impl Metrics {
 
     fn render(&self, voice: &Speaking) -> String {
         self.open.set(self.sessions.load(Ordering::Relaxed) as i64);
-        let waiting = voice.waiting.load(Ordering::Relaxed);
-        self.waiting.set(waiting as i64);
+        self.waiting.set(voice.waiting.load(Ordering::Relaxed) as i64);
         self.speaking.set(voice.speaking() as i64);
         prometheus::TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_else(|e| format!("# metrics could not be encoded: {e}\n"))
     }
@@ -621,12 +620,8 @@ async fn websocket(
     // succeeded holds its place before the next client is judged (counted after the
     // handshake, two clients finishing together could each take the other's place).
     let slot = Slot::take(&shared);
-    let refusal = refusal(&shared, slot.open);
     // A refused client gives its place back at once.
-    let admitted = match refusal {
-        None => Ok(slot),
-        Some(r) => Err(r),
-    };
+    let admitted = refusal(&shared, slot.open).map_or(Ok(slot), Err);
     upgrade
         .max_message_size(s.max_message_bytes)
         .max_frame_size(s.max_message_bytes)
@@ -1175,11 +1170,10 @@ async fn speech_task(task: SpeechTask, mut jobs: mpsc::UnboundedReceiver<SpeechJ
                 // When this piece is needed: now for the turn's first (someone is waiting), else
                 // when the client's playback of what was sent runs out.
                 let due = match progress.lock() {
-                    Ok(p) if p.turn == turn => {
-                        p.first_at.map_or_else(Instant::now, |at| at + Duration::from_secs_f64(p.samples as f64 / f64::from(shared.synth.rate())))
-                    }
-                    _ => Instant::now(),
-                };
+                    Ok(p) if p.turn == turn => p.runs_out(shared.synth.rate()),
+                    _ => None,
+                }
+                .unwrap_or_else(Instant::now);
                 let synth_started = Instant::now();
                 let spoken = shared.synth.speak(text, due).await;
                 shared.metrics.observe("synthesis", synth_started.elapsed().as_secs_f64() * 1e3);
@@ -1235,9 +1229,7 @@ async fn speech_task(task: SpeechTask, mut jobs: mpsc::UnboundedReceiver<SpeechJ
                 // that is load, and new sessions are refused for a while; alone, it is not (a
                 // cold first synthesis), and another session would not be the cause.
                 shared.metrics.chunks_total.inc();
-                if let Some(first) = p.first_at
-                    && Instant::now() > first + Duration::from_secs_f64(clock as f64 / f64::from(speech.sample_rate.max(1))) + Duration::from_millis(20)
-                {
+                if p.runs_out(speech.sample_rate).is_some_and(|at| Instant::now() > at + Duration::from_millis(20)) {
                     shared.metrics.chunks_late.inc();
                     if shared.voice.speaking() > 1 {
                         shared.voice.strained();
@@ -1271,6 +1263,14 @@ struct Progress {
     chunks: u64,
     /// When its first chunk went out: its playback (at the client) is counted from there.
     first_at: Option<Instant>,
+}
+
+impl Progress {
+    /// When the client's playback of what was sent of the turn runs out (samples at `rate`,
+    /// playing from its first chunk); `None` before its first chunk.
+    fn runs_out(&self, rate: u32) -> Option<Instant> {
+        self.first_at.map(|at| at + Duration::from_secs_f64(self.samples as f64 / f64::from(rate.max(1))))
+    }
 }
 
 #[cfg(test)]
