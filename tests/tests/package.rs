@@ -1,7 +1,9 @@
 //! The Debian package: built from the binary under test by `packaging/build-deb`, installed
 //! with apt into a clean Debian 12 (a debootstrap minbase root, made once and kept as a
 //! tarball under the cache), where systemd does not run — the post-install says so — and then
-//! started as its own `hiwar` user with the installed config and assets.
+//! started as its own `hiwar` user with the installed config and assets. The OCI image is
+//! built from that package by `packaging/Containerfile` with buildah and run with podman as the
+//! Kubernetes Deployment runs it; the fleet's manifests are checked against Kubernetes' schemas.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -24,9 +26,11 @@ fn debian12() -> PathBuf {
     if !tarball.exists() {
         let root = tempfile::tempdir_in(&cache).expect("root");
         sh(Command::new("debootstrap").args(["--variant=minbase", "bookworm"]).arg(root.path()).arg("http://deb.debian.org/debian"));
-        let partial = cache.join("debian12-minbase.tar.partial");
-        sh(Command::new("tar").arg("-C").arg(root.path()).arg("-cf").arg(&partial).arg("."));
-        std::fs::rename(&partial, &tarball).expect("rename");
+        // Two tests may make it at once on a fresh machine: each writes its own file, the
+        // rename is atomic.
+        let partial = tempfile::NamedTempFile::new_in(&cache).expect("partial");
+        sh(Command::new("tar").arg("-C").arg(root.path()).arg("-cf").arg(partial.path()).arg("."));
+        partial.persist(&tarball).expect("rename");
     }
     tarball
 }
@@ -81,12 +85,18 @@ impl Drop for Chroot {
     }
 }
 
+/// The package, built from the binary under test into `out`: its path.
+fn build_deb(out: &Path) -> PathBuf {
+    let built = sh(Command::new(repo_root().join("packaging/build-deb")).arg("--binary").arg(hiwar_bin()).arg("--out").arg(out));
+    let deb = PathBuf::from(built.lines().last().expect("deb path").trim());
+    assert!(deb.is_file(), "{built}");
+    deb
+}
+
 #[test]
 fn the_deb_installs_and_starts_in_a_clean_debian_12() {
     let out = tempfile::tempdir().expect("out");
-    let built = sh(Command::new(repo_root().join("packaging/build-deb")).arg("--binary").arg(hiwar_bin()).arg("--out").arg(out.path()));
-    let deb = PathBuf::from(built.lines().last().expect("deb path").trim());
-    assert!(deb.is_file(), "{built}");
+    let deb = build_deb(out.path());
     let info = sh(Command::new("dpkg-deb").arg("--info").arg(&deb));
     assert!(info.contains("Depends:") && info.contains("libasound2") && info.contains("espeak-ng"), "{info}");
     let files = sh(Command::new("dpkg-deb").arg("--contents").arg(&deb));
@@ -224,7 +234,7 @@ fn the_fleet_manifests_are_valid_kubernetes_and_agree_with_the_image() {
     // The image (packaging/Containerfile) and the manifests agree: the user, the port, the
     // entry point, and the subcommands the pods run exist in the binary.
     let image = std::fs::read_to_string(repo_root().join("packaging/Containerfile")).expect("Containerfile");
-    assert!(image.lines().any(|l| l.starts_with("FROM ") && l.contains("debian:12")), "{image}");
+    assert!(image.contains("ARG BASE=docker.io/library/debian:12-slim\nFROM ${BASE}\n"), "{image}");
     assert!(image.contains("USER 10001:10001") && text.contains("runAsUser: 10001") && text.contains("runAsNonRoot: true"));
     assert!(image.contains("EXPOSE 8787") && text.contains("containerPort: 8787") && text.contains("\"0.0.0.0:8787\""));
     assert!(image.contains(r#"ENTRYPOINT ["/usr/bin/hiwar", "--config", "/etc/hiwar/hiwar.toml"]"#), "{image}");
@@ -237,4 +247,133 @@ fn the_fleet_manifests_are_valid_kubernetes_and_agree_with_the_image() {
     let limit = text.split("name: HIWAR_SERVE_MAX_SESSIONS").nth(1).and_then(|r| r.split('"').nth(1)).and_then(|v| v.parse::<f64>().ok());
     let target = text.split("averageValue: \"").nth(1).and_then(|r| r.split('"').next()).and_then(|v| v.parse::<f64>().ok());
     assert!(matches!((limit, target), (Some(l), Some(t)) if t < l), "{limit:?} {target:?}");
+}
+
+/// buildah and podman (Debian's packages) with a store of their own: the vfs driver (no overlay
+/// mounts), runc on cgroupfs (crun refuses this machine's hybrid cgroup hierarchy). The
+/// containers it ran are removed when it is dropped.
+struct Containers {
+    store: tempfile::TempDir,
+    names: Vec<String>,
+}
+
+impl Containers {
+    fn tool(&self, name: &str) -> Command {
+        let mut cmd = Command::new(name);
+        cmd.arg("--root").arg(self.store.path().join("root")).arg("--runroot").arg(self.store.path().join("run")).args(["--storage-driver", "vfs"]);
+        if name == "podman" {
+            cmd.args(["--cgroup-manager", "cgroupfs", "--runtime", "runc"]);
+        }
+        cmd
+    }
+
+    /// The last line a tool printed (a name, an ID, a mount point).
+    fn said(&self, name: &str, args: &[&str]) -> String {
+        sh(self.tool(name).args(args)).lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default().trim().to_string()
+    }
+}
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        for n in &self.names {
+            let _ = self.tool("podman").args(["rm", "-f", "-t", "0", n]).output();
+        }
+    }
+}
+
+/// A typed question over the WebSocket as the page asks it: (reply text, audio bytes).
+fn ask_over_the_socket(addr: &str, token: &str, question: &str) -> (String, usize) {
+    use tungstenite::Message;
+    use tungstenite::client::IntoClientRequest as _;
+    let mut req = format!("ws://{addr}/ws").into_client_request().expect("request");
+    req.headers_mut().insert("Authorization", format!("Bearer {token}").parse().expect("header"));
+    let (mut ws, _) = tungstenite::connect(req).expect("the image's server upgrades a client with the token");
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    }
+    for m in [serde_json::json!({"type": "hello", "v": 1, "lang": "auto"}), serde_json::json!({"type": "text", "v": 1, "text": question})] {
+        ws.send(Message::Text(m.to_string().into())).expect("send");
+    }
+    let (mut reply, mut audio) = (String::new(), 0);
+    loop {
+        match ws.read().expect("the answer") {
+            Message::Text(t) => {
+                let v: serde_json::Value = serde_json::from_str(&t).expect("server JSON");
+                match v["type"].as_str() {
+                    Some("reply") => reply.push_str(v["delta"].as_str().unwrap_or_default()),
+                    Some("end_of_turn") => return (reply, audio),
+                    Some("error") => panic!("the server said: {v}"),
+                    _ => {}
+                }
+            }
+            Message::Binary(b) => audio += b.len(),
+            Message::Close(f) => panic!("closed before the end of the turn: {f:?}"),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn the_oci_image_builds_from_the_deb_and_serves_as_the_deployment_runs_it() {
+    let ctx = tempfile::tempdir().expect("context");
+    let deb = build_deb(ctx.path());
+    let mut c = Containers { store: tempfile::tempdir().expect("store"), names: Vec::new() };
+    // The base: Debian 12 minbase (what debian:12-slim is made from), imported from the
+    // debootstrap root the package test uses; docker.io is not reachable here.
+    let base = c.said("buildah", &["from", "scratch"]);
+    let root = c.said("buildah", &["mount", &base]);
+    sh(Command::new("tar").arg("-C").arg(&root).arg("-xf").arg(debian12()));
+    c.said("buildah", &["umount", &base]);
+    c.said("buildah", &["commit", "-q", &base, "localhost/debian:12-minbase"]);
+    // The image, exactly as packaging/Containerfile says, from the package under test.
+    let deb_name = deb.file_name().and_then(|n| n.to_str()).expect("deb name");
+    let containerfile = repo_root().join("packaging/Containerfile");
+    let built = sh(c
+        .tool("buildah")
+        .args(["build", "--isolation", "chroot", "--pull=never", "--build-arg", "BASE=localhost/debian:12-minbase", "--build-arg"])
+        .arg(format!("DEB={deb_name}"))
+        .arg("-f")
+        .arg(&containerfile)
+        .args(["-t", "localhost/hiwar:test"])
+        .arg(ctx.path()));
+    assert!(built.contains("Successfully tagged localhost/hiwar:test"), "{built}");
+    // Its configuration is what the Deployment expects (user, entry point, command, port).
+    let format = "{{.Config.User}} {{json .Config.Entrypoint}} {{json .Config.Cmd}} {{json .Config.ExposedPorts}}";
+    let config = c.said("podman", &["image", "inspect", "localhost/hiwar:test", "--format", format]);
+    assert_eq!(config, r#"10001:10001 ["/usr/bin/hiwar","--config","/etc/hiwar/hiwar.toml"] ["serve","--bind","0.0.0.0:8787"] {"8787/tcp":{}}"#);
+
+    // Run as packaging/k8s/hiwar-serve.yaml runs it: its own user, a read-only root with /tmp
+    // in memory, no capabilities, no privilege escalation, the token from the environment,
+    // listening beyond loopback, the models (the init container's work) mounted at
+    // HIWAR_HOME. Host networking: this sandbox has no bridge. The limits are set to what this
+    // sandbox allows (podman's defaults are above its hard limits, which it may not raise).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let (addr, token, name) = (format!("127.0.0.1:{port}"), "image-test-token", format!("hiwar-test-{port}"));
+    let models = format!("{}:/var/lib/hiwar:ro", model_cache().display());
+    c.names.push(name.clone());
+    #[rustfmt::skip]
+    let run_args = [
+        "run", "-d", "--name", &name, "--network", "host", "--read-only", "--tmpfs", "/tmp",
+        "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+        "--ulimit", "nofile=16384:16384", "--ulimit", "nproc=4096:4096",
+        "-e", &format!("HIWAR_SERVE_TOKEN={token}"), "-v", &models,
+        "localhost/hiwar:test", "serve", "--bind", &format!("0.0.0.0:{port}"),
+    ];
+    c.said("podman", &run_args);
+    let logs = |c: &Containers| String::from_utf8_lossy(&c.tool("podman").args(["logs", &name]).output().expect("logs").stderr).into_owned();
+    let started = Instant::now();
+    while http_get(&addr, "/healthz").map(|(s, _)| s) != Some(200) {
+        assert!(started.elapsed() < Duration::from_secs(60), "the image's server did not come up:\n{}", logs(&c));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(http_get(&addr, "/readyz").map(|(s, _)| s), Some(200), "{}", logs(&c));
+    // A client without the token is refused; one with it is answered, in Arabic, with audio
+    // (the voices and ONNX Runtime load from the mounted models inside the image).
+    assert!(tungstenite::connect(format!("ws://{addr}/ws")).is_err(), "upgraded without the token");
+    let (reply, audio) = ask_over_the_socket(&addr, token, "متى يفتح المركز يوم الجمعة؟");
+    assert!(reply.contains("الجمعة") && audio > 22_050 * 2 * 2, "reply {reply:?}, {audio} bytes of audio\n{}", logs(&c));
+    // Stopped as Kubernetes stops a pod (SIGTERM): a clean exit, well within the grace period.
+    c.said("podman", &["stop", "-t", "20", &name]);
+    let code = c.said("podman", &["inspect", &name, "--format", "{{.State.ExitCode}}"]);
+    assert_eq!(code, "0", "{}", logs(&c));
 }
