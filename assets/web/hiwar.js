@@ -23,6 +23,7 @@ let avatar3d = null;     // the 3D avatar (avatar3d.js) once it has loaded; the 
     avatar3d = await (await import("./avatar3d.js")).start(canvas);
     canvas.hidden = false; $("face").style.display = "none";
     document.body.dataset.avatar = "3d";
+    document.body.dataset.rig = avatar3d.rig;
   } catch (e) {
     document.body.dataset.avatar = "svg";
     console.warn("3D avatar unavailable, SVG face instead:", e);
@@ -64,7 +65,7 @@ function onMessage(e) {
     case "transcript": setCaption($("person"), m.text); startTurn(m.turn); break;
     case "audio": pendingAudio = m; break;
     case "visemes": if (turn && turn.id === m.turn) turn.visemes.push(...m.frames); break;
-    case "blendshapes": if (turn && turn.id === m.turn) { turn.fps = m.fps; m.frames.forEach((f, i) => { turn.shapes[m.first + i] = f; }); } break;
+    case "blendshapes": if (turn && turn.id === m.turn) { turn.fps = m.fps; m.frames.forEach((f, i) => { turn.shapes[m.first + i] = f; turn.pose[m.first + i] = m.pose?.[i]; }); } break;
     case "words": if (turn && turn.id === m.turn) { turn.words.push(...m.words); renderWords(); } break;
     case "end_of_turn": if (turn && turn.id === m.turn) turn.ended = m.samples; break;
     case "error": $("error").textContent = `${m.message_ar} · ${m.message}`; break;
@@ -73,7 +74,7 @@ function onMessage(e) {
 
 function startTurn(id) {
   stopAudio();
-  turn = { id, rate: 22050, startAt: null, visemes: [], words: [], sources: [], ended: null, fps: 30, shapes: [] };
+  turn = { id, rate: 22050, startAt: null, visemes: [], words: [], sources: [], ended: null, fps: 30, shapes: [], pose: [] };
   $("avatar").textContent = "";
 }
 
@@ -143,9 +144,10 @@ function frame(t) {
 }
 requestAnimationFrame(frame);
 
-// The 3D face: the blendshape frame for the audio clock's position (frame k is at sample
-// k × rate / fps of the turn), eased towards rest between answers; blinks of its own then.
-let weights = {};
+// The 3D face: the blendshape frame and pose for the audio clock's position (frame k is at
+// sample k × rate / fps of the turn), eased towards rest between answers; blinks and breaths
+// of its own then (the kiosk's rhythm: about fourteen breaths a minute).
+let weights = {}, pose = [0, 0, 0, 0, 0, 0];
 function drawAvatar(pos, blink) {
   const k = turn && pos >= 0 ? Math.floor((pos * turn.fps) / turn.rate) : -1;
   const f = k >= 0 ? turn.shapes[k] : undefined;
@@ -153,8 +155,11 @@ function drawAvatar(pos, blink) {
   shapeNames.forEach((n, i) => { const rest = (weights[n] || 0) * 0.8; next[n] = f ? f[i] : rest < 0.01 ? 0 : rest; });
   if (!f) { next.eyeBlinkLeft = blink ? 1 : 0; next.eyeBlinkRight = blink ? 1 : 0; }
   weights = next;
+  const p = f ? turn.pose[k] : undefined;
+  const breath = 0.5 - 0.5 * Math.cos((2 * Math.PI * performance.now()) / 4300);
+  pose = p || pose.map((x, i) => (i === 5 ? breath : Math.abs(x * 0.8) < 1e-4 ? 0 : x * 0.8));
   document.body.dataset.jaw = (weights.jawOpen || 0).toFixed(3);
-  avatar3d.draw(weights);
+  avatar3d.draw(weights, pose);
 }
 
 $("ask").onsubmit = (e) => {

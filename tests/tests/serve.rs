@@ -672,9 +672,13 @@ fn blendshape_frames_cover_the_answer_on_its_clock() {
             continue;
         }
         assert_eq!((v["first"].as_u64(), v["fps"].as_u64()), (Some(next), Some(60)), "frames continue where the last chunk's ended");
-        for f in v["frames"].as_array().expect("frames") {
+        let (frames, pose) = (v["frames"].as_array().expect("frames"), v["pose"].as_array().expect("pose"));
+        assert_eq!(frames.len(), pose.len(), "a pose for every frame");
+        for (f, p) in frames.iter().zip(pose) {
             let w: Vec<f64> = f.as_array().expect("frame").iter().filter_map(Value::as_f64).collect();
             assert!(w.len() == 52 && w.iter().all(|x| (0.0..=1.0).contains(x)), "{f}");
+            let p: Vec<f64> = p.as_array().expect("pose").iter().filter_map(Value::as_f64).collect();
+            assert!(p.len() == 6 && p[..5].iter().all(|r| r.abs() < 0.35) && (0.0..=1.0).contains(&p[5]), "{p:?}");
             open = open.max(w[jaw]);
             next += 1;
         }

@@ -1221,8 +1221,13 @@ async fn speech_task(task: SpeechTask, mut jobs: mpsc::UnboundedReceiver<SpeechJ
                 }
                 if want.blendshapes {
                     face.express(turn, &speech.written_words(true), speech.sample_rate, clock, what == Said::Fallback);
-                    let (first, frames) = face.frames(turn, &speech.phonemes, speech.sample_rate, clock, n, want.fps);
-                    send(&out, &end, &shared, json(&ServerMsg::Blendshapes { v: VERSION, turn, fps: want.fps, first, frames }));
+                    let f = face.frames(turn, &speech.phonemes, speech.sample_rate, clock, n, want.fps);
+                    send(
+                        &out,
+                        &end,
+                        &shared,
+                        json(&ServerMsg::Blendshapes { v: VERSION, turn, fps: want.fps, first: f.first, frames: f.weights, pose: f.pose }),
+                    );
                 }
                 // Behind real time: sent after the client's playback (from the turn's first chunk)
                 // ran out, 20 ms of slack. While the voice is shared (another answer speaking),

@@ -136,9 +136,8 @@ impl FaceStream {
     }
 
     /// The frames that fall on one chunk (`clock` its first sample on the turn's clock, `n`
-    /// samples at `rate`): the index of the first (frame k is at sample k × rate / fps) and
-    /// the frames, 52 weights each rounded to 3 decimals.
-    pub fn frames(&mut self, turn: u64, phonemes: &[hiwar_speech::voice::TimedPhoneme], rate: u32, clock: u64, n: u64, fps: u32) -> (u64, Vec<Vec<f32>>) {
+    /// samples at `rate`): frame k is at sample k × rate / fps.
+    pub fn frames(&mut self, turn: u64, phonemes: &[hiwar_speech::voice::TimedPhoneme], rate: u32, clock: u64, n: u64, fps: u32) -> Faces {
         let (rate64, fps64) = (u64::from(rate.max(1)), u64::from(fps.max(1)));
         self.enter(turn, rate);
         self.reached = self.reached.max(clock + n);
@@ -149,7 +148,7 @@ impl FaceStream {
         };
         let lipsync = hiwar_animation::LipSync::from_timeline(&timeline);
         let first = (clock * fps64).div_ceil(rate64);
-        let mut out = Vec::new();
+        let mut out = Faces { first, weights: Vec::new(), pose: Vec::new() };
         let mut k = first;
         while k * rate64 / fps64 < clock + n {
             let pos = k * rate64 / fps64;
@@ -157,11 +156,35 @@ impl FaceStream {
             let mut life = self.idle.sample((self.before + pos) as f64 / rate64 as f64);
             self.expression.sample(self.before + pos).apply(&mut life);
             let face = self.composer.compose(&mouth, &life);
-            out.push(face.arkit.iter().map(|w| (w.clamp(0.0, 1.0) * 1000.0).round() / 1000.0).collect());
+            out.weights.push(face.arkit.iter().map(|w| (w.clamp(0.0, 1.0) * 1000.0).round() / 1000.0).collect());
+            let [pitch, yaw, roll] = face.head;
+            let radians = |x: f32| (x * 10_000.0).round() / 10_000.0;
+            out.pose.push([
+                radians(pitch),
+                radians(yaw),
+                radians(roll),
+                radians(face.gaze[0]),
+                radians(face.gaze[1]),
+                (face.breath.clamp(0.0, 1.0) * 1000.0).round() / 1000.0,
+            ]);
             k += 1;
         }
-        (first, out)
+        out
     }
+}
+
+/// One chunk's faces for the blendshape stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Faces {
+    /// The index of the first frame on the turn's grid.
+    pub first: u64,
+    /// 52 ARKit weights a frame, rounded to 3 decimals.
+    pub weights: Vec<Vec<f32>>,
+    /// What a rig moves besides its morph targets, a frame each: the head's pitch (positive
+    /// up), yaw (positive to the avatar's left) and roll, the eyes' yaw and pitch (the same
+    /// signs), radians to 4 decimals; and the chest's rise, 0–1 — as the kiosk window turns its
+    /// avatar's head and eye nodes.
+    pub pose: Vec<[f32; 6]>,
 }
 
 /// One mouth shape over a span of the turn's audio.
@@ -242,13 +265,15 @@ pub enum ServerMsg {
         words: Vec<WordSpan>,
     },
     /// ARKit-52 weights (names and order in `ready.blendshapes.names`), `fps` frames a second
-    /// of the turn's clock: frame `first + i` is at sample (first + i) × audio_rate / fps.
+    /// of the turn's clock: frame `first + i` is at sample (first + i) × audio_rate / fps; with
+    /// each frame's head, eyes and breath in `pose` ([`Faces::pose`]).
     Blendshapes {
         v: u32,
         turn: u64,
         fps: u32,
         first: u64,
         frames: Vec<Vec<f32>>,
+        pose: Vec<[f32; 6]>,
     },
     Error {
         v: u32,
@@ -445,16 +470,25 @@ mod tests {
         let mut face = FaceStream::new(1);
         // One second: silence, then "ma" (a long open vowel from 0.3 s to 0.8 s).
         let chunk = [ph("_", 0, 4_410), ph("m", 4_410, 6_615), ph("aː", 6_615, 17_640), ph("_", 17_640, 22_050)];
-        let (first, frames) = face.frames(1, &chunk, rate, 0, 22_050, 30);
-        assert_eq!((first, frames.len()), (0, 30));
+        let Faces { first, weights: frames, pose } = face.frames(1, &chunk, rate, 0, 22_050, 30);
+        assert_eq!((first, frames.len(), pose.len()), (0, 30, 30));
         assert!(frames.iter().all(|f| f.len() == 52 && f.iter().all(|w| (0.0..=1.0).contains(w))));
         let jaw = hiwar_animation::rig::arkit_index("jawOpen").expect("jawOpen");
         assert!(frames[3][jaw] < 0.05 && frames[18][jaw] > 0.2, "closed in the silence, open on the vowel: {} / {}", frames[3][jaw], frames[18][jaw]);
         // The next chunk of the turn starts at sample 22050 and a half-second: frames 30..44.
-        let (first, frames) = face.frames(1, &chunk[..2], rate, 22_050, 11_025, 30);
+        // The head, eyes and breath of each frame: within a person's range, and alive — over
+        // four seconds of speaking the eyes move and the chest rises and falls.
+        let long = [ph("_", 0, 4 * 22_050)];
+        let alive = FaceStream::new(7).frames(1, &long, rate, 0, 4 * 22_050, 30).pose;
+        assert_eq!(alive.len(), 120);
+        let span = |i: usize| alive.iter().map(|p| p[i]).fold(f32::MAX, f32::min)..=alive.iter().map(|p| p[i]).fold(f32::MIN, f32::max);
+        assert!(alive.iter().all(|p| p[..5].iter().all(|r| r.abs() < 0.35) && (0.0..=1.0).contains(&p[5])), "{alive:?}");
+        let moved = |i: usize| span(i).end() - span(i).start();
+        assert!(moved(1) > 0.01 && moved(3) + moved(4) > 0.01 && moved(5) > 0.2, "head {:?}, gaze {:?} {:?}, breath {:?}", span(1), span(3), span(4), span(5));
+        let Faces { first, weights: frames, .. } = face.frames(1, &chunk[..2], rate, 22_050, 11_025, 30);
         assert_eq!((first, frames.len()), (30, 15));
         // 60 a second on a new turn: twice as many, from 0 again.
-        let (first, frames) = face.frames(2, &chunk, rate, 0, 22_050, 60);
+        let Faces { first, weights: frames, .. } = face.frames(2, &chunk, rate, 0, 22_050, 60);
         assert_eq!((first, frames.len()), (0, 60));
         // What is said shows: a greeting smiles, a fallback does not and lifts the inner brows.
         let smile = hiwar_animation::rig::arkit_index("mouthSmileLeft").expect("smile");
@@ -462,10 +496,10 @@ mod tests {
         let word = |text: &str| hiwar_speech::voice::WrittenWord { text: text.into(), start: 0, end: 22_050 };
         let mut warm = FaceStream::new(1);
         warm.express(1, &[word("Hello!")], rate, 0, false);
-        let (_, frames) = warm.frames(1, &chunk, rate, 0, 22_050, 30);
+        let frames = warm.frames(1, &chunk, rate, 0, 22_050, 30).weights;
         let mut sorry = FaceStream::new(1);
         sorry.express(1, &[word("Hello!")], rate, 0, true);
-        let (_, concerned) = sorry.frames(1, &chunk, rate, 0, 22_050, 30);
+        let concerned = sorry.frames(1, &chunk, rate, 0, 22_050, 30).weights;
         assert!(frames[15][smile] > 0.5 && concerned[15][smile] < 0.05, "{} / {}", frames[15][smile], concerned[15][smile]);
         assert!(concerned[15][brows] > frames[15][brows] + 0.2);
         assert!(decode(r#"{"type":"hello","v":1,"want":{"blendshapes":true,"fps":25}}"#).is_err_and(|r| r.code == "bad_message"));
