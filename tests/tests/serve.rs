@@ -145,14 +145,21 @@ impl Ws {
 
     /// Asks `text` in a typed turn: the answer's `reply` text.
     fn ask(&mut self, text: &str) -> String {
+        self.ask_aloud(text).0
+    }
+
+    /// Asks `text` in a typed turn: the answer's `reply` text and the bytes of its audio.
+    fn ask_aloud(&mut self, text: &str) -> (String, usize) {
         self.send(json!({"type": "text", "v": 1, "text": text}));
-        self.until("end_of_turn")
+        let got = self.until("end_of_turn");
+        let reply = got
             .iter()
             .filter_map(|m| match m {
                 In::Json(v) if v["type"] == "reply" => v["delta"].as_str().map(str::to_string),
                 _ => None,
             })
-            .collect()
+            .collect();
+        (reply, got.iter().map(|m| if let In::Binary(n) = m { *n } else { 0 }).sum())
     }
 
     fn hello(&mut self) -> Value {
@@ -688,8 +695,9 @@ fn blendshape_frames_cover_the_answer_on_its_clock() {
 }
 
 /// `hiwar serve` as a systemd service (packaging/deb/hiwar-serve.service): READY=1 naming itself
-/// once it listens, heartbeats, SIGHUP reloads the config for sessions that start after it (a
-/// broken one is refused and the running one stays), SIGTERM says STOPPING=1 and exits cleanly.
+/// once it listens, heartbeats, SIGHUP reloads the config — knowledge and voices — for sessions
+/// that start after it (a broken one, or one whose voice does not load, is refused and the
+/// running one stays), SIGTERM says STOPPING=1 and exits cleanly.
 #[test]
 fn as_a_service_it_tells_systemd_reloads_on_sighup_and_stops_on_sigterm() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -735,6 +743,29 @@ fn as_a_service_it_tells_systemd_reloads_on_sighup_and_stops_on_sigterm() {
     let mut after = server.connect(None, None).expect("connect");
     after.hello();
     assert!(after.ask(FEE).contains("999"), "a session after the reload uses the new knowledge base");
+
+    // The operator changes how the voice says Arabic and reloads: sessions that start after it
+    // speak with the new voices; one opened before keeps its own to the end.
+    const FRIDAY: &str = "متى يفتح المركز يوم الجمعة؟";
+    let (said, plain) = after.ask_aloud(FRIDAY);
+    let mut kept = server.connect(None, None).expect("connect");
+    kept.hello();
+    let kb_line = format!("[knowledge]\ndir = {:?}\n", kb.to_str().expect("utf-8"));
+    std::fs::write(&config, format!("{kb_line}[voice]\nenglish_accent = \"measured\"\n")).expect("config");
+    kill("-HUP");
+    heard(&|m| m.iter().any(|m| m.starts_with("READY=1")), "READY=1 after the voice's reload");
+    let mut accented = server.connect(None, None).expect("connect");
+    accented.hello();
+    let (said_again, changed) = accented.ask_aloud(FRIDAY);
+    assert!(said_again == said && plain > 0 && changed > 0 && changed != plain, "the same answer in the new voice: {plain} then {changed} bytes ({said:?})");
+    assert_eq!(kept.ask_aloud(FRIDAY), (said.clone(), plain), "a session opened before the reload keeps its voice");
+    // A voice that does not load refuses the whole reload.
+    std::fs::write(&config, format!("{kb_line}[voice]\nenglish_voice = \"/nonexistent/voice.onnx\"\n")).expect("config");
+    kill("-HUP");
+    heard(&|m| m.iter().any(|m| m.starts_with("READY=1")), "READY=1 after the refused voice");
+    let mut still = server.connect(None, None).expect("connect");
+    still.hello();
+    assert_eq!(still.ask_aloud(FRIDAY), (said, changed), "the running voices stay");
 
     // A broken config is refused; the running one stays.
     std::fs::write(&config, "[knowledge\ndir = 3\n").expect("config");

@@ -373,6 +373,11 @@ impl VoicePool {
         self.rate
     }
 
+    /// How many synthesis threads it runs.
+    pub fn threads(&self) -> usize {
+        self.threads.len()
+    }
+
     /// Synthesises `text` on the first free thread; of the pieces waiting, the one `due`
     /// earliest is taken first (when its listener's playback would run out; now, for a turn's
     /// first piece).

@@ -253,7 +253,9 @@ struct Shared {
     audio_streams: AtomicUsize,
     /// What new sessions start from; a reload (SIGHUP) replaces it, open sessions keep theirs.
     mind: std::sync::RwLock<Mind>,
-    synth: VoicePool,
+    /// The voices new sessions speak with; a reload that changes `[voice]` replaces them, and
+    /// open sessions finish with theirs (the old pool stops when the last of them ends).
+    synth: std::sync::RwLock<Arc<VoicePool>>,
     voice: Speaking,
     metrics: Metrics,
     next_session: AtomicU64,
@@ -327,7 +329,7 @@ pub fn run(config: &Config, bind: Option<String>) -> anyhow::Result<ExitCode> {
             _whisper: whisper,
             audio_streams: AtomicUsize::new(0),
             mind: std::sync::RwLock::new(mind),
-            synth,
+            synth: std::sync::RwLock::new(Arc::new(synth)),
             voice: Speaking::new(s.turns_per_voice_thread.saturating_mul(s.voice_threads.max(1))),
             metrics: Metrics::new().context("the server's metrics")?,
             next_session: AtomicU64::new(1),
@@ -406,9 +408,10 @@ fn give_back_at_rest(shared: &Arc<Shared>) {
 
 /// `hiwar serve` as a systemd service: the watchdog's heartbeat from the runtime that serves
 /// (a stalled runtime stops it, and systemd restarts the server); SIGTERM and Ctrl-C close the
-/// sessions and stop; SIGHUP reloads the config — the knowledge base, persona and LLM settings
-/// for sessions that start after it (open ones keep theirs; voices and `[serve]` take a
-/// restart); a config that does not load is refused and the running one stays.
+/// sessions and stop; SIGHUP reloads the config — the knowledge base, persona, LLM settings
+/// and voices for sessions that start after it (open ones keep theirs; `[serve]` takes a
+/// restart); a config that does not load, or whose voices do not, is refused and the running
+/// one stays.
 fn service(shared: &Arc<Shared>, notifier: &Arc<hiwar_core::notify::Notifier>, config: Config) {
     use tokio::signal::unix::{SignalKind, signal};
     if let Some(every) = notifier.watchdog_interval() {
@@ -435,18 +438,25 @@ fn service(shared: &Arc<Shared>, notifier: &Arc<hiwar_core::notify::Notifier>, c
                     n.reloading();
                     tracing::warn!(target: "hiwar::ops", "SIGHUP: reloading the config");
                     let old = config.clone();
-                    let loaded = tokio::task::spawn_blocking(move || -> anyhow::Result<(Config, Mind)> {
+                    let threads = shared.synth.read().unwrap_or_else(|e| e.into_inner()).threads();
+                    let loaded = tokio::task::spawn_blocking(move || -> anyhow::Result<(Config, Mind, Option<VoicePool>)> {
                         let new = Config::load(old.source.as_deref())?;
                         let mind = Mind::from_config(&new)?;
-                        if new.serve != old.serve || new.voice != old.voice {
-                            tracing::warn!(target: "hiwar::ops", "config: changes to [serve] and [voice] take effect at the next restart");
+                        // New voices are loaded (and have spoken a word) before anything is swapped.
+                        let voices = if new.voice == old.voice { None } else { Some(VoicePool::start(&new, threads).context("the new [voice]")?) };
+                        if new.serve != old.serve {
+                            tracing::warn!(target: "hiwar::ops", "config: changes to [serve] take effect at the next restart");
                         }
-                        Ok((new, mind))
+                        Ok((new, mind, voices))
                     })
                     .await;
                     match loaded {
-                        Ok(Ok((new, mind))) => {
+                        Ok(Ok((new, mind, voices))) => {
                             *shared.mind.write().unwrap_or_else(|e| e.into_inner()) = mind;
+                            if let Some(v) = voices {
+                                *shared.synth.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(v);
+                                tracing::warn!(target: "hiwar::ops", "voices reloaded: sessions that start now speak with them");
+                            }
                             tracing::warn!(target: "hiwar::ops", "config reloaded: sessions that start now use it");
                             config = new;
                         }
@@ -795,6 +805,8 @@ struct Session {
     out: mpsc::Sender<Message>,
     end: CancellationToken,
     mind: Arc<Mind>,
+    /// The rate of the voices the session speaks with.
+    audio_rate: u32,
     voice: Arc<SessionVoice>,
     /// The turn in progress and its cancel token; turns cancelled up to this one.
     turn: Option<(u64, CancellationToken)>,
@@ -829,14 +841,17 @@ fn json(msg: &ServerMsg) -> Message {
 impl Session {
     fn new(shared: Arc<Shared>, id: u64, out: mpsc::Sender<Message>, end: CancellationToken) -> Session {
         let mind = Arc::new(shared.mind.read().unwrap_or_else(|e| e.into_inner()).session());
+        let synth = Arc::clone(&shared.synth.read().unwrap_or_else(|e| e.into_inner()));
         let (jobs, rx) = mpsc::unbounded_channel();
         let cancelled = Arc::new(AtomicU64::new(0));
         let asked_at = Arc::new(std::sync::Mutex::new(None));
         let finished = Arc::new(AtomicU64::new(0));
         let progress = Arc::new(std::sync::Mutex::new(Progress::default()));
         let wanted = Arc::new(std::sync::Mutex::new(protocol::Want::default()));
+        let audio_rate = synth.rate();
         let task = SpeechTask {
             shared: Arc::clone(&shared),
+            synth,
             out: out.clone(),
             end: end.clone(),
             cancelled: Arc::clone(&cancelled),
@@ -853,6 +868,7 @@ impl Session {
             out,
             end,
             mind,
+            audio_rate,
             voice: Arc::new(SessionVoice { jobs }),
             turn: None,
             cancelled,
@@ -906,7 +922,7 @@ impl Session {
                 self.send(&ServerMsg::Ready {
                     v: VERSION,
                     session: format!("s{}", self.id),
-                    audio_rate: self.shared.synth.rate(),
+                    audio_rate: self.audio_rate,
                     audio_format: "pcm16le",
                     languages: vec!["ar", "en"],
                     streams: want.streams(),
@@ -1115,6 +1131,8 @@ impl Session {
 /// A session's speech task and what it shares with the session.
 struct SpeechTask {
     shared: Arc<Shared>,
+    /// The voices of the server's config when the session started.
+    synth: Arc<VoicePool>,
     out: mpsc::Sender<Message>,
     end: CancellationToken,
     cancelled: Arc<AtomicU64>,
@@ -1128,7 +1146,7 @@ struct SpeechTask {
 }
 
 async fn speech_task(task: SpeechTask, mut jobs: mpsc::UnboundedReceiver<SpeechJob>) {
-    let SpeechTask { shared, out, end, cancelled, finished, progress, asked_at, wanted, session } = task;
+    let SpeechTask { shared, synth, out, end, cancelled, finished, progress, asked_at, wanted, session } = task;
     let live = |turn: u64| cancelled.load(Ordering::Acquire) < turn;
     let mut face = protocol::FaceStream::new(session);
     // The turn asked last and its cancel token; the turn speaking and its place among the
@@ -1170,12 +1188,12 @@ async fn speech_task(task: SpeechTask, mut jobs: mpsc::UnboundedReceiver<SpeechJ
                 // When this piece is needed: now for the turn's first (someone is waiting), else
                 // when the client's playback of what was sent runs out.
                 let due = match progress.lock() {
-                    Ok(p) if p.turn == turn => p.runs_out(shared.synth.rate()),
+                    Ok(p) if p.turn == turn => p.runs_out(synth.rate()),
                     _ => None,
                 }
                 .unwrap_or_else(Instant::now);
                 let synth_started = Instant::now();
-                let spoken = shared.synth.speak(text, due).await;
+                let spoken = synth.speak(text, due).await;
                 shared.metrics.observe("synthesis", synth_started.elapsed().as_secs_f64() * 1e3);
                 let speech = match spoken {
                     Ok(s) => s,
