@@ -64,9 +64,11 @@ pub fn through(x: &[f32], ir: &[f32]) -> Vec<f32> {
     y
 }
 
-/// One room's figures.
+/// One room's figures with one canceller's tuning.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Row {
+    /// Which tuning: WebRTC's defaults, or hiwar's.
+    pub tuning: &'static str,
     pub delay_ms: usize,
     pub gain_db: f32,
     /// Echo return loss enhancement where only the echo plays (after the first 2 s), dB.
@@ -136,7 +138,55 @@ fn energy(v: &[f32]) -> f64 {
     v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>() + 1e-12
 }
 
-pub fn measure(config: &Config) -> anyhow::Result<Vec<Row>> {
+/// The suppressor tunings `--sweep` measures beside WebRTC's defaults and hiwar's: each a
+/// change to WebRTC's defaults. The dominant near-end detector switches the suppressor to its
+/// gentler near-end masks while the microphone's low band holds `enr` times more near-end than
+/// residual echo (WebRTC: 0.25) for `trigger` blocks of 4 ms (12), and keeps them `hold`
+/// blocks (50).
+fn candidates() -> Vec<(&'static str, hearing::Aec3Config)> {
+    let with = |f: &dyn Fn(&mut hearing::Aec3Config)| {
+        let mut c = hearing::Aec3Config::default();
+        f(&mut c);
+        c
+    };
+    let masks = |c: &mut hearing::Aec3Config, k: f32| {
+        let t = &mut c.suppressor.nearend_tuning;
+        t.mask_lf.enr_transparent *= k;
+        t.mask_lf.enr_suppress *= k;
+        t.mask_hf.enr_transparent *= k;
+        t.mask_hf.enr_suppress *= k;
+    };
+    vec![
+        ("near-end ENR 1", with(&|c| c.suppressor.dominant_nearend_detection.enr_threshold = 1.0)),
+        ("near-end ENR 4", with(&|c| c.suppressor.dominant_nearend_detection.enr_threshold = 4.0)),
+        (
+            "near-end ENR 4, trigger 6, hold 100",
+            with(&|c| {
+                let d = &mut c.suppressor.dominant_nearend_detection;
+                (d.enr_threshold, d.trigger_threshold, d.hold_duration) = (4.0, 6, 100);
+            }),
+        ),
+        ("near-end masks ×3", with(&|c| masks(c, 3.0))),
+        (
+            "near-end ENR 4, masks ×3",
+            with(&|c| {
+                c.suppressor.dominant_nearend_detection.enr_threshold = 4.0;
+                masks(c, 3.0);
+            }),
+        ),
+        ("subband near-end detection", with(&|c| c.suppressor.use_subband_nearend_detection = true)),
+        (
+            "near-end ENR 1, masks ×3",
+            with(&|c| {
+                c.suppressor.dominant_nearend_detection.enr_threshold = 1.0;
+                masks(c, 3.0);
+            }),
+        ),
+        ("near-end masks ×5", with(&|c| masks(c, 5.0))),
+    ]
+}
+
+pub fn measure(config: &Config, sweep: bool) -> anyhow::Result<Vec<Row>> {
     let hc = hiwar_core::build::hearing_config(config, None)?;
     let dir = hiwar_core::assets::assets_dir().join("clips");
     let mut names: Vec<_> = std::fs::read_dir(&dir).with_context(|| format!("{}", dir.display()))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -156,70 +206,79 @@ pub fn measure(config: &Config) -> anyhow::Result<Vec<Row>> {
     let seg = SegmenterConfig { turn: None, ..hc.segmenter };
     let mut vad = Some(SileroVad::load(&hc.vad_model)?);
     let mut rows = Vec::new();
-    for &(delay_ms, gain_db) in &[(20, -6.0), (50, 0.0), (80, 6.0), (20, 0.0), (80, 0.0)] {
-        let ir = room_response(delay_ms, gain_db);
-        let echo = through(&s.far, &ir);
-        // And the room's own noise floor (−60 dBFS), as every microphone has.
-        let mut seed = 777u32;
-        let mic: Vec<f32> = echo.iter().zip(&s.near).map(|(e, n)| (e + n + noise(&mut seed) * 0.001 * 3f32.sqrt()).clamp(-1.0, 1.0)).collect();
-        let mut canceller = Canceller::new();
-        let mut out = Vec::with_capacity(mic.len());
-        let started = Instant::now();
-        for (far, near) in s.far.chunks(FRAME_10MS).zip(mic.chunks(FRAME_10MS)) {
-            canceller.render(far);
-            out.extend_from_slice(canceller.process(near)?);
-        }
-        let us_per_frame = started.elapsed().as_secs_f64() * 1e6 / (mic.len() / FRAME_10MS) as f64;
-        // ERLE where only the echo plays: answers without a person, after 2 s to converge.
-        let echo_only: Vec<(usize, usize)> = s
-            .answers
-            .iter()
-            .copied()
-            .filter(|&(a, b)| a > 2 * SR && !s.onsets.iter().any(|&o| o >= a && o < b + SR / 2))
-            .map(|(a, b)| (a, b.min(out.len())))
-            .collect();
-        let (num, den) = echo_only.iter().fold((0.0, 0.0), |(n, d), &(a, b)| (n + energy(&mic[a..b]), d + energy(&out[a..b])));
-        let erle_db = 10.0 * (num / den).log10();
-        let alone = |found: &[(u64, u64)]| {
-            found.iter().filter(|(start, _)| !s.onsets.iter().any(|&o| (*start as usize) + SR / 2 >= o && (*start as usize) < o + 4 * SR)).count()
-        };
-        let raw = starts(&mut vad, seg, &mic)?;
-        let cancelled = starts(&mut vad, seg, &out)?;
-        let mut found_after_ms = Vec::new();
-        for &o in &s.onsets {
-            if let Some(&(_, at)) = cancelled.iter().find(|(_, at)| (*at as usize) >= o && (*at as usize) < o + SR) {
-                found_after_ms.push((at as usize - o) as f64 * 1e3 / SR as f64);
+    let mut tunings = vec![("WebRTC's defaults", hearing::Aec3Config::default()), ("hiwar's", hearing::aec3_config())];
+    if sweep {
+        tunings.extend(candidates());
+    }
+    for (tuning, aec) in &tunings {
+        for &(delay_ms, gain_db) in &[(20, -6.0), (50, 0.0), (80, 6.0), (20, 0.0), (80, 0.0)] {
+            let ir = room_response(delay_ms, gain_db);
+            let echo = through(&s.far, &ir);
+            // And the room's own noise floor (−60 dBFS), as every microphone has.
+            let mut seed = 777u32;
+            let mic: Vec<f32> = echo.iter().zip(&s.near).map(|(e, n)| (e + n + noise(&mut seed) * 0.001 * 3f32.sqrt()).clamp(-1.0, 1.0)).collect();
+            let mut canceller = Canceller::with_config(aec);
+            let mut out = Vec::with_capacity(mic.len());
+            let started = Instant::now();
+            for (far, near) in s.far.chunks(FRAME_10MS).zip(mic.chunks(FRAME_10MS)) {
+                canceller.render(far);
+                out.extend_from_slice(canceller.process(near)?);
             }
+            let us_per_frame = started.elapsed().as_secs_f64() * 1e6 / (mic.len() / FRAME_10MS) as f64;
+            // ERLE where only the echo plays: answers without a person, after 2 s to converge.
+            let echo_only: Vec<(usize, usize)> = s
+                .answers
+                .iter()
+                .copied()
+                .filter(|&(a, b)| a > 2 * SR && !s.onsets.iter().any(|&o| o >= a && o < b + SR / 2))
+                .map(|(a, b)| (a, b.min(out.len())))
+                .collect();
+            let (num, den) = echo_only.iter().fold((0.0, 0.0), |(n, d), &(a, b)| (n + energy(&mic[a..b]), d + energy(&out[a..b])));
+            let erle_db = 10.0 * (num / den).log10();
+            let alone = |found: &[(u64, u64)]| {
+                found.iter().filter(|(start, _)| !s.onsets.iter().any(|&o| (*start as usize) + SR / 2 >= o && (*start as usize) < o + 4 * SR)).count()
+            };
+            let raw = starts(&mut vad, seg, &mic)?;
+            let cancelled = starts(&mut vad, seg, &out)?;
+            let mut found_after_ms = Vec::new();
+            for &o in &s.onsets {
+                if let Some(&(_, at)) = cancelled.iter().find(|(_, at)| (*at as usize) >= o && (*at as usize) < o + SR) {
+                    found_after_ms.push((at as usize - o) as f64 * 1e3 / SR as f64);
+                }
+            }
+            rows.push(Row {
+                tuning,
+                delay_ms,
+                gain_db,
+                erle_db,
+                self_starts_raw: alone(&raw),
+                self_starts_cancelled: alone(&cancelled),
+                barge_ins: s.onsets.len(),
+                found: found_after_ms.len(),
+                found_after_ms,
+                us_per_frame,
+            });
         }
-        rows.push(Row {
-            delay_ms,
-            gain_db,
-            erle_db,
-            self_starts_raw: alone(&raw),
-            self_starts_cancelled: alone(&cancelled),
-            barge_ins: s.onsets.len(),
-            found: found_after_ms.len(),
-            found_after_ms,
-            us_per_frame,
-        });
     }
     Ok(rows)
 }
 
-pub fn run(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
-    let rows = measure(config)?;
+pub fn run(config: &Config, json: bool, sweep: bool) -> anyhow::Result<ExitCode> {
+    let rows = measure(config, sweep)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!("echo cancellation (WebRTC AEC3, sonora) in a simulated room: {ANSWERS} answers, a person over every {BARGE_EVERY}th");
-    println!("| room | ERLE | VAD starts on the echo alone: raw → cancelled | person found over the answer | onset → found p50 / p95 | CPU per 10 ms frame |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| tuning | room | ERLE | VAD starts on the echo alone: raw → cancelled | person found over the answer | onset → found p50 / p95 | CPU per 10 ms frame |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for r in &rows {
         let (p50, p95) = p50_p95(&r.found_after_ms);
         println!(
-            "| {} ms, {:+} dB | {:.1} dB | {} → {} | {} of {} | {:.0} / {:.0} ms | {:.0} µs |",
-            r.delay_ms, r.gain_db, r.erle_db, r.self_starts_raw, r.self_starts_cancelled, r.found, r.barge_ins, p50, p95, r.us_per_frame
+            "| {} | {} ms, {:+} dB | {:.1} dB | {} → {} | {} of {} | {:.0} / {:.0} ms | {:.0} µs |",
+            r.tuning, r.delay_ms, r.gain_db, r.erle_db, r.self_starts_raw, r.self_starts_cancelled, r.found, r.barge_ins, p50, p95, r.us_per_frame
         );
     }
     Ok(ExitCode::SUCCESS)

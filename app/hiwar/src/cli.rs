@@ -233,6 +233,10 @@ pub enum BenchCommand {
         /// Print the rows as JSON.
         #[arg(long)]
         json: bool,
+        /// Also measure the candidate tunings of AEC3's suppressor that hiwar's was chosen
+        /// from (docs/benchmarks.md).
+        #[arg(long)]
+        sweep: bool,
     },
     /// When a turn is judged over — Smart Turn against silence alone — on the end-of-turn clip
     /// set (assets/turns): pauses mid-sentence cut off, the delay after a real end, Smart

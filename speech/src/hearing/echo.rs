@@ -7,15 +7,23 @@
 //! as handed over: ducked, faded, silence when nothing plays. The hearing thread resamples it
 //! to 16 kHz and feeds it to the canceller before each 10 ms capture frame; AEC3's own delay
 //! estimator finds the output → room → input delay (device buffers included).
+//!
+//! AEC3 runs from sonora-aec3's own parts (its block processor, framing and config), as
+//! sonora's `AudioProcessing` runs them at 16 kHz mono, because `AudioProcessing` only takes
+//! AEC3's default tuning and hiwar tunes the suppressor's near-end detection ([`aec3_config`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use sonora::config::EchoCanceller as Aec3;
-use sonora::{AudioProcessing, Config, StreamConfig};
+use sonora::high_pass_filter::HighPassFilter;
+use sonora_aec3::block::Block;
+use sonora_aec3::block_framer::BlockFramer;
+use sonora_aec3::block_processor::BlockProcessor;
+use sonora_aec3::config::EchoCanceller3Config;
+use sonora_aec3::frame_blocker::FrameBlocker;
 
 use super::resample::Resampler;
-use crate::{Error, Result};
+use crate::Result;
 
 /// Samples per 10 ms frame at 16 kHz, AEC3's unit.
 pub const FRAME: usize = 160;
@@ -95,9 +103,105 @@ pub struct EchoStats {
     pub delay_ms: Option<i32>,
 }
 
+/// AEC3's configuration: WebRTC's defaults, with the suppressor three times as transparent
+/// while it judges the near end dominant (its near-end masks' echo-to-near-end thresholds ×3),
+/// so more of a person talking over the answer comes through. Chosen by `hiwar bench echo
+/// --sweep` (docs/benchmarks.md): the same ERLE and no start on the echo alone, the person
+/// found sooner at 0 dB; detecting the near end more readily found more people but started
+/// on the echo in the loudest room.
+pub fn aec3_config() -> EchoCanceller3Config {
+    let mut c = EchoCanceller3Config::default();
+    let t = &mut c.suppressor.nearend_tuning;
+    for m in [&mut t.mask_lf, &mut t.mask_hf] {
+        m.enr_transparent *= NEAREND_TRANSPARENCY;
+        m.enr_suppress *= NEAREND_TRANSPARENCY;
+    }
+    c.validate();
+    c
+}
+
+/// How much more transparent than WebRTC's the suppressor is in its near-end state.
+pub const NEAREND_TRANSPARENCY: f32 = 3.0;
+
+/// Half a 10 ms frame: AEC3 takes its frames as two sub-frames, and works in 64-sample blocks.
+const SUB_FRAME: usize = FRAME / 2;
+/// Float samples in AEC3's scale (16-bit PCM's), as sonora's AudioProcessing hands them over.
+const S16: f32 = 32_768.0;
+
+/// WebRTC's AEC3 at 16 kHz mono (one band): the block processor with the framing around it,
+/// and the high-pass filter sonora applies to the microphone before it.
+struct Aec3 {
+    processor: BlockProcessor,
+    high_pass: HighPassFilter,
+    render_blocker: FrameBlocker,
+    capture_blocker: FrameBlocker,
+    framer: BlockFramer,
+    render_block: Block,
+    capture_block: Block,
+    /// One sub-frame out of the framer: [band][channel][sample].
+    sub: Vec<Vec<Vec<f32>>>,
+    /// The capture frame in AEC3's scale.
+    capture: Vec<Vec<f32>>,
+}
+
+impl Aec3 {
+    fn new(config: &EchoCanceller3Config) -> Aec3 {
+        Aec3 {
+            processor: BlockProcessor::new(config, super::TARGET_RATE as usize, 1, 1),
+            high_pass: HighPassFilter::new(super::TARGET_RATE as i32, 1),
+            render_blocker: FrameBlocker::new(1, 1),
+            capture_blocker: FrameBlocker::new(1, 1),
+            framer: BlockFramer::new(1, 1),
+            render_block: Block::new(1, 1),
+            capture_block: Block::new(1, 1),
+            sub: vec![vec![vec![0.0; SUB_FRAME]]],
+            capture: vec![vec![0.0; FRAME]],
+        }
+    }
+
+    /// What the speaker played: one 10 ms frame, [-1, 1].
+    fn render(&mut self, frame: &[f32]) {
+        let mut scaled = [0.0f32; FRAME];
+        for (o, s) in scaled.iter_mut().zip(frame) {
+            *o = s.clamp(-1.0, 1.0) * S16;
+        }
+        for half in scaled.chunks_exact(SUB_FRAME) {
+            self.render_blocker.insert_sub_frame_and_extract_block(&[vec![half]], &mut self.render_block);
+            self.processor.buffer_render(&self.render_block);
+        }
+        if self.render_blocker.is_block_available() {
+            self.render_blocker.extract_block(&mut self.render_block);
+            self.processor.buffer_render(&self.render_block);
+        }
+    }
+
+    /// One 10 ms microphone frame, [-1, 1], cancelled in place.
+    fn capture(&mut self, frame: &mut [f32]) {
+        for (o, s) in self.capture[0].iter_mut().zip(frame.iter()) {
+            *o = s.clamp(-1.0, 1.0) * S16;
+        }
+        self.high_pass.process_channels(&mut self.capture);
+        let saturated = self.capture[0].iter().any(|v| v.abs() >= 32_700.0);
+        for half in 0..2 {
+            let range = half * SUB_FRAME..(half + 1) * SUB_FRAME;
+            self.capture_blocker.insert_sub_frame_and_extract_block(&[vec![&self.capture[0][range.clone()]]], &mut self.capture_block);
+            self.processor.process_capture(false, saturated, None, &mut self.capture_block);
+            self.framer.insert_block_and_extract_sub_frame(&self.capture_block, &mut self.sub);
+            for (o, s) in frame[range].iter_mut().zip(&self.sub[0][0]) {
+                *o = (s / S16).clamp(-1.0, 1.0);
+            }
+        }
+        if self.capture_blocker.is_block_available() {
+            self.capture_blocker.extract_block(&mut self.capture_block);
+            self.processor.process_capture(false, saturated, None, &mut self.capture_block);
+            self.framer.insert_block(&self.capture_block);
+        }
+    }
+}
+
 /// The canceller on the hearing thread: 16 kHz in, 16 kHz out, 10 ms frames.
 pub struct Canceller {
-    apm: AudioProcessing,
+    aec: Aec3,
     reference: Option<EchoReference>,
     /// The reference at the device rate → 16 kHz.
     resampler: Option<Resampler>,
@@ -129,10 +233,21 @@ impl Canceller {
 
     /// A canceller fed by hand with [`Canceller::render`] (benchmarks, tests).
     pub fn new() -> Canceller {
-        let stream = StreamConfig::new(super::TARGET_RATE, 1);
-        let config = Config { echo_canceller: Some(Aec3::default()), ..Default::default() };
-        let apm = AudioProcessing::builder().config(config).capture_config(stream).render_config(stream).build();
-        Canceller { apm, reference: None, resampler: None, raw: Vec::new(), far: Vec::new(), near: Vec::new(), frame: vec![0.0; FRAME], out: Vec::new() }
+        Canceller::with_config(&aec3_config())
+    }
+
+    /// The same with an AEC3 configuration of its own (benchmarks).
+    pub fn with_config(config: &EchoCanceller3Config) -> Canceller {
+        Canceller {
+            aec: Aec3::new(config),
+            reference: None,
+            resampler: None,
+            raw: Vec::new(),
+            far: Vec::new(),
+            near: Vec::new(),
+            frame: vec![0.0; FRAME],
+            out: Vec::new(),
+        }
     }
 
     /// Adds far-end samples at 16 kHz (what the speaker played), for a canceller fed by hand.
@@ -157,16 +272,17 @@ impl Canceller {
         for k in 0..frames {
             // Everything played so far goes in before the capture frame that may hold its echo.
             while self.far.len() - used >= FRAME {
-                let far = &self.far[used..used + FRAME];
-                let mut scratch = [0.0f32; FRAME];
-                self.apm.process_render_f32(&[far], &mut [&mut scratch]).map_err(|e| Error::Audio(format!("echo canceller (render): {e:?}")))?;
+                let mut far = [0.0f32; FRAME];
+                for (o, s) in far.iter_mut().zip(&self.far[used..used + FRAME]) {
+                    *o = if s.is_finite() { *s } else { 0.0 };
+                }
+                self.aec.render(&far);
                 used += FRAME;
             }
-            let mut input = [0.0f32; FRAME];
-            for (i, s) in input.iter_mut().zip(&self.near[k * FRAME..(k + 1) * FRAME]) {
-                *i = if s.is_finite() { s.clamp(-1.0, 1.0) } else { 0.0 };
+            for (i, s) in self.frame.iter_mut().zip(&self.near[k * FRAME..(k + 1) * FRAME]) {
+                *i = if s.is_finite() { *s } else { 0.0 };
             }
-            self.apm.process_capture_f32(&[&input], &mut [&mut self.frame]).map_err(|e| Error::Audio(format!("echo canceller (capture): {e:?}")))?;
+            self.aec.capture(&mut self.frame);
             self.out.extend_from_slice(&self.frame);
         }
         self.far.drain(..used);
@@ -175,8 +291,8 @@ impl Canceller {
     }
 
     pub fn stats(&self) -> EchoStats {
-        let s = self.apm.statistics();
-        EchoStats { erle_db: s.echo_return_loss_enhancement, delay_ms: s.delay_ms }
+        let m = self.aec.processor.get_metrics();
+        EchoStats { erle_db: Some(m.echo_return_loss_enhancement), delay_ms: Some(m.delay_ms) }
     }
 }
 

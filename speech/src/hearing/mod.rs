@@ -21,13 +21,15 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 pub use capture::{Capture, CaptureStats};
-pub use echo::{Canceller, EchoReference, EchoStats, EchoTap, FRAME as FRAME_10MS, echo_link};
+pub use echo::{Canceller, EchoReference, EchoStats, EchoTap, FRAME as FRAME_10MS, aec3_config, echo_link};
 pub use file::{DecodedAudio, FileSource, open_audio_file, read_16k};
 pub use listener::{Listener, TurnJudgement};
 pub use live::{Hearing, InputLevel, Liveness, PacedSource, Source, level_db};
 pub use resample::{Resampler, TARGET_RATE};
 pub use route::{Route, RouteWatch, default_source_hears_default_sink};
 pub use segmenter::{Boundary, Segmenter, SegmenterConfig, TurnWaits};
+/// AEC3's configuration (sonora-aec3's), for a canceller tuned by hand.
+pub use sonora_aec3::config::EchoCanceller3Config as Aec3Config;
 pub use transcriber::{
     Decide, LanguageChoice, LanguageScore, SURE_DETECTION, TIE_MARGIN, Transcriber, Vocabulary, is_phantom, script_share, transcribe_file, transcribe_samples,
 };
