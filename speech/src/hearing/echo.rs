@@ -10,7 +10,8 @@
 //!
 //! AEC3 runs from sonora-aec3's own parts (its block processor, framing and config), as
 //! sonora's `AudioProcessing` runs them at 16 kHz mono, because `AudioProcessing` only takes
-//! AEC3's default tuning and hiwar tunes the suppressor's near-end detection ([`aec3_config`]).
+//! AEC3's default tuning and hiwar tunes how its suppressor treats a dominant near end
+//! ([`aec3_config`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
