@@ -149,13 +149,7 @@ fn candidates() -> Vec<(&'static str, hearing::Aec3Config)> {
         f(&mut c);
         c
     };
-    let masks = |c: &mut hearing::Aec3Config, k: f32| {
-        let t = &mut c.suppressor.nearend_tuning;
-        t.mask_lf.enr_transparent *= k;
-        t.mask_lf.enr_suppress *= k;
-        t.mask_hf.enr_transparent *= k;
-        t.mask_hf.enr_suppress *= k;
-    };
+    let masks = hearing::nearend_transparency;
     vec![
         ("near-end ENR 1", with(&|c| c.suppressor.dominant_nearend_detection.enr_threshold = 1.0)),
         ("near-end ENR 4", with(&|c| c.suppressor.dominant_nearend_detection.enr_threshold = 4.0)),

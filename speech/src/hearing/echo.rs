@@ -112,17 +112,23 @@ pub struct EchoStats {
 /// on the echo in the loudest room.
 pub fn aec3_config() -> EchoCanceller3Config {
     let mut c = EchoCanceller3Config::default();
-    let t = &mut c.suppressor.nearend_tuning;
-    for m in [&mut t.mask_lf, &mut t.mask_hf] {
-        m.enr_transparent *= NEAREND_TRANSPARENCY;
-        m.enr_suppress *= NEAREND_TRANSPARENCY;
-    }
+    nearend_transparency(&mut c, NEAREND_TRANSPARENCY);
     c.validate();
     c
 }
 
 /// How much more transparent than WebRTC's the suppressor is in its near-end state.
 pub const NEAREND_TRANSPARENCY: f32 = 3.0;
+
+/// Scales the suppressor's near-end masks (the echo-to-near-end ratios under which it lets the
+/// signal through and over which it suppresses, low and high bands) by `k`.
+pub fn nearend_transparency(c: &mut EchoCanceller3Config, k: f32) {
+    let t = &mut c.suppressor.nearend_tuning;
+    for m in [&mut t.mask_lf, &mut t.mask_hf] {
+        m.enr_transparent *= k;
+        m.enr_suppress *= k;
+    }
+}
 
 /// Half a 10 ms frame: AEC3 takes its frames as two sub-frames, and works in 64-sample blocks.
 const SUB_FRAME: usize = FRAME / 2;
