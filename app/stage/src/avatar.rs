@@ -80,14 +80,29 @@ const RX: f32 = 0.08;
 const RY: f32 = 0.1;
 const RZ: f32 = 0.092;
 
+/// A smooth bump: 1 at 0, falling to 0 (with no slope) at ±1.
+fn bell(q: f32) -> f32 {
+    if q.abs() < 1.0 { (1.0 - q * q).powi(2) } else { 0.0 }
+}
+
+/// How wide the head is at height `y`, as a share of `RX`: the lower half narrows towards
+/// the chin, held out a little at the angle of the jaw.
 fn taper(y: f32) -> f32 {
-    if y < 0.0 { 1.0 - 0.24 * (-y / RY).powf(1.5) } else { 1.0 }
+    if y < 0.0 { (1.0 - 0.24 * (-y / RY).powf(1.5)) * (1.0 + 0.08 * bell((y + 0.074) / 0.04)) } else { 1.0 }
+}
+
+/// What stands out of the ellipsoid in front at (x, y): a chin and the cheekbones.
+fn relief(x: f32, y: f32) -> f32 {
+    let chin = 0.01 * smoothstep(-0.06, -0.086, y) * bell(x / 0.036);
+    let cheek = |cx: f32| 0.0035 * bell((((x - cx) / 0.022).powi(2) + ((y + 0.014) / 0.018).powi(2)).sqrt());
+    chin + cheek(0.05) + cheek(-0.05)
 }
 
 /// The front of the head's surface at (x, y).
 fn surface_z(x: f32, y: f32) -> f32 {
     let rx = RX * taper(y);
-    RZ * (1.0 - (x / rx).powi(2) - (y / RY).powi(2)).max(0.0).sqrt()
+    let z = RZ * (1.0 - (x / rx).powi(2) - (y / RY).powi(2)).max(0.0).sqrt();
+    z + relief(x, y) * smoothstep(0.0, 0.04, z)
 }
 
 // The mouth.
@@ -287,7 +302,7 @@ fn tube(name: &'static str, material: usize, along: usize, around: usize, centre
 /// material; one material serves all today).
 pub const MATERIALS: [(&str, [f32; 3], f32); 18] = [
     ("skin", [0.80, 0.58, 0.45], 0.65),
-    ("lips", [0.66, 0.33, 0.33], 0.5),
+    ("lips", [0.64, 0.38, 0.35], 0.5),
     ("mouth", [0.02, 0.003, 0.005], 1.0),
     ("teeth", [0.93, 0.92, 0.88], 0.35),
     ("tongue", [0.72, 0.30, 0.33], 0.6),
@@ -337,10 +352,11 @@ pub fn eye_centres() -> [[f32; 3]; 2] {
     [[x, y, z], [-x, y, z]]
 }
 
-/// Where an upper lid's edge is for eye centre `c`: over the iris's top when open, below
-/// the eye when shut (the lid and its lashes follow the same edge).
+/// Where an upper lid's edge is for eye centre `c`: just over the iris's top when open (a
+/// relaxed eye, not a stare), below the eye when shut (the lid and its lashes follow the
+/// same edge).
 fn upper_lid_edge(c: [f32; 3], s: &Shape, side: &str) -> f32 {
-    c[1] + EYE_RADIUS * 0.5 - EYE_RADIUS * 1.6 * s.w(&format!("eyeBlink{side}"))
+    c[1] + EYE_RADIUS * 0.4 - EYE_RADIUS * 1.5 * s.w(&format!("eyeBlink{side}"))
 }
 
 /// Where a lower lid's edge is: under the iris, rising a little in a blink and more when the
@@ -369,6 +385,7 @@ pub fn face_parts() -> Vec<Part> {
         let y = RY * theta.cos();
         let mut p = [RX * taper(y) * theta.sin() * phi.sin(), y, RZ * theta.sin() * phi.cos()];
         let front = smoothstep(0.0, 0.04, p[2]);
+        p[2] += relief(p[0], p[1]) * front;
         let jaw = s.w("jawOpen") * front * (1.0 - smoothstep(0.022, 0.07, p[0].abs())) * smoothstep(MOUTH_Y + 0.004, MOUTH_Y - 0.012, p[1]);
         p[1] -= 0.03 * jaw;
         p[2] -= 0.006 * jaw;
@@ -453,7 +470,7 @@ pub fn face_parts() -> Vec<Part> {
     for (i, (name, side)) in [("lid-lower-left", "Left"), ("lid-lower-right", "Right")].into_iter().enumerate() {
         let c = eye_centres()[i];
         parts.push(
-            grid(name, LID, 4, 17, false, true, move |r, col, s| {
+            grid(name, SKIN, 4, 17, false, true, move |r, col, s| {
                 let radius = EYE_RADIUS * 1.07;
                 let v = r as f32 / 3.0;
                 let phi = (col as f32 / 16.0 - 0.5) * 2.0 * 1.2 * (0.5 + 0.5 * v.sqrt());
@@ -573,33 +590,78 @@ fn drape(name: &'static str, material: usize, lift: f32, flare: f32, open: impl 
     })
 }
 
+/// How far the nose stands out of the head's surface at (x, y): a bridge from between the
+/// eyes that widens and rises to a rounded tip, an underside falling back to the lip, and
+/// the two wings (alae) either side of the tip, joined smoothly.
+fn nose_height(x: f32, y: f32) -> f32 {
+    const ROOT: f32 = 0.025;
+    const TIP: f32 = -0.014;
+    const BASE: f32 = -0.027;
+    let ridge = if !(BASE..=ROOT).contains(&y) {
+        0.0
+    } else if y >= TIP {
+        let s = (ROOT - y) / (ROOT - TIP);
+        let width = 0.0085 + 0.0035 * s * s;
+        0.0185 * s.powf(1.4) * bell(x / width)
+    } else {
+        let s = (TIP - y) / (TIP - BASE);
+        0.0185 * (1.0 - s * s) * bell(x / (0.012 - 0.003 * s))
+    };
+    let wing = |cx: f32| {
+        let d = (((x - cx) / 0.0062).powi(2) + ((y + 0.021) / 0.006).powi(2)).sqrt();
+        0.0072 * bell(d)
+    };
+    let wings = wing(0.0088).max(wing(-0.0088));
+    (ridge.powi(4) + wings.powi(4)).powf(0.25)
+}
+
+/// The nose: a patch of skin over the head's surface raised by [`nose_height`], sinking just
+/// under the skin at its border so that the seam never shows.
+fn nose() -> Part {
+    const ROWS: usize = 20;
+    const COLS: usize = 17;
+    grid("nose", SKIN, ROWS, COLS, false, false, |r, c, _| {
+        let y = 0.028 - 0.058 * r as f32 / (ROWS - 1) as f32;
+        let x = -0.021 + 0.042 * c as f32 / (COLS - 1) as f32;
+        [x, y, surface_z(x, y) + nose_height(x, y) - 0.0004]
+    })
+}
+
 /// The parts that never deform, by the node that carries them.
 pub fn head_parts(variant: Variant) -> Vec<Part> {
-    let nose_z = surface_z(0.0, -0.012);
     let mut parts = vec![
-        ellipsoid("nose", SKIN, [0.0, -0.014, nose_z - 0.002], [0.0105, 0.016, 0.012], 10, 14, |p| p),
+        nose(),
         ellipsoid("ear-left", SKIN, [0.079, 0.002, -0.006], [0.009, 0.022, 0.012], 8, 12, |p| p),
         ellipsoid("ear-right", SKIN, [-0.079, 0.002, -0.006], [0.009, 0.022, 0.012], 8, 12, |p| p),
     ];
     // Where the shoulders meet the cloth, in head space.
-    let shoulders = 0.04 - HEAD_ABOVE_BODY;
+    let shoulders = 0.012 - HEAD_ABOVE_BODY;
     match variant {
         Variant::Hair => {
             // Hair with volume: thicker at the crown and the back, close over the ears, from
             // a hairline high on the forehead, lower at the temples, to the nape.
-            parts.push(grid("hair", HAIR, 16, 48, true, false, |r, c, _| {
-                let phi = TAU * c as f32 / 48.0;
+            parts.push(grid("hair", HAIR, 14, 56, true, false, |r, c, _| {
+                let phi = TAU * c as f32 / 56.0;
                 let back = 0.5 - 0.5 * phi.cos();
-                let hairline = (0.98 + 0.95 * back.powf(1.2)).min(2.05);
-                let v = r as f32 / 15.0;
+                // The hairline: receding a little at the temples, down in front of the ears
+                // (sideburns), lowest at the nape.
+                let temple = 0.1 * bell((phi.abs() - 0.6) / 0.32);
+                let sideburn = 0.26 * bell((phi.abs() - 1.3) / 0.16);
+                let hairline = (0.8 + 1.15 * back.powf(1.2) - temple + sideburn).min(2.05);
+                let v = r as f32 / 13.0;
                 let theta = hairline * v;
                 let side = phi.sin().abs();
                 let crown = 1.0 - v * v;
                 // Nothing that depends on the azimuth at the crown itself (one point there).
                 let around = smoothstep(0.0, 0.35, v);
-                let lift = 1.045 + 0.055 * crown + 0.02 * side * around * (1.0 - v) + 0.03 * back * around * (1.0 - v);
+                // Thinning to the skin at the hairline, not a helmet's rim; fuller over the
+                // forehead, swept back; combed strands as shallow ridges.
+                let edge = smoothstep(1.0, 0.72, v);
+                let front = bell(phi / 0.9) * bell((v - 0.5) / 0.45);
+                let strands = 0.004 * (phi * 23.0 + 6.0 * v).sin() * around * edge;
+                let lift = 1.012 + edge * (0.04 + 0.06 * crown + 0.02 * side * around * (1.0 - v) + 0.03 * back * around * (1.0 - v) + 0.035 * front) + strands;
                 let p = head_shell(theta, phi, lift);
-                [p[0], p[1] + 0.004, p[2] - 0.004]
+                [p[0], p[1] + 0.004 * edge, p[2] - 0.004 * edge]
             }));
         }
         Variant::Ghutra => {
@@ -634,7 +696,7 @@ pub fn head_parts(variant: Variant) -> Vec<Part> {
             parts.push(grid("hijab-neck", HIJAB, 10, 40, true, false, move |r, c, _| {
                 let phi = TAU * c as f32 / 40.0;
                 let v = r as f32 / 9.0;
-                let y = -0.072 + (shoulders - 0.02 + 0.072) * v;
+                let y = -0.072 + (0.02 - HEAD_ABOVE_BODY + 0.072) * v;
                 let rx = 0.058 + 0.07 * v * v;
                 let rz = 0.062 + 0.04 * v * v;
                 [rx * phi.sin(), y, rz * phi.cos() - 0.012 - 0.01 * v]
@@ -666,6 +728,57 @@ pub fn eye_parts() -> Vec<Part> {
     ]
 }
 
+/// One horizontal ring of the torso at `t` (0 at the neck, 1 at the bottom): a superellipse
+/// of half-width `w`, half-depth `d` and exponent `n` (2 round, more squarer) at height `y`,
+/// lower in front by `dip`, its front pushed out by `chest`, its centre at depth `z`.
+struct TorsoRing {
+    w: f32,
+    d: f32,
+    n: f32,
+    y: f32,
+    dip: f32,
+    chest: f32,
+    z: f32,
+}
+
+const TORSO_ROWS: usize = 16;
+
+/// The torso's profile: from the base of the neck along the trapezius's slope to the
+/// shoulders, round their caps, and straight down the arms and chest.
+fn torso_ring(t: f32) -> TorsoRing {
+    // (t, half-width, half-depth, height), interpolated smoothly between.
+    const KEYS: [(f32, f32, f32, f32); 8] = [
+        (0.0, 0.058, 0.052, 0.048),
+        (0.1, 0.098, 0.062, 0.036),
+        (0.22, 0.142, 0.074, 0.02),
+        (0.34, 0.17, 0.086, 0.002),
+        (0.46, 0.186, 0.095, -0.026),
+        (0.58, 0.19, 0.1, -0.06),
+        (0.76, 0.186, 0.102, -0.13),
+        (1.0, 0.178, 0.1, -0.27),
+    ];
+    let i = KEYS.iter().rposition(|k| k.0 <= t).unwrap_or(0).min(KEYS.len() - 2);
+    let u = ((t - KEYS[i].0) / (KEYS[i + 1].0 - KEYS[i].0)).clamp(0.0, 1.0);
+    // A Catmull-Rom curve through the keys: smooth, with no flat step at a key.
+    let key = |j: isize| KEYS[j.clamp(0, KEYS.len() as isize - 1) as usize];
+    let i = i as isize;
+    let spline = |f: fn(&(f32, f32, f32, f32)) -> f32| {
+        let (p0, p1, p2, p3) = (f(&key(i - 1)), f(&key(i)), f(&key(i + 1)), f(&key(i + 2)));
+        let (u2, u3) = (u * u, u * u * u);
+        0.5 * (2.0 * p1 + (p2 - p0) * u + (2.0 * p0 - 5.0 * p1 + 4.0 * p2 - p3) * u2 + (3.0 * p1 - p0 - 3.0 * p2 + p3) * u3)
+    };
+    let up = 1.0 - smoothstep(0.0, 0.4, t);
+    TorsoRing {
+        w: spline(|k| k.1),
+        d: spline(|k| k.2),
+        n: 2.0 + 0.9 * smoothstep(0.05, 0.45, t),
+        y: spline(|k| k.3),
+        dip: 0.014 * up,
+        chest: 0.1 * smoothstep(0.3, 0.6, t),
+        z: -0.02 + 0.004 * smoothstep(0.3, 0.7, t),
+    }
+}
+
 /// Neck, shoulders and a collar, in the "Body" node's space (the head's centre is at
 /// (0, 0.17, 0) above it).
 pub fn body_parts(variant: Variant) -> Vec<Part> {
@@ -675,22 +788,41 @@ pub fn body_parts(variant: Variant) -> Vec<Part> {
         Variant::Ghutra => (GHUTRA, GHUTRA),
         Variant::Hijab => (ABAYA, ABAYA),
     };
-    let neck = grid("neck", SKIN, 6, 28, true, false, |r, c, _| {
-        let y = 0.115 - 0.09 * r as f32 / 5.0;
-        let phi = TAU * c as f32 / 28.0;
-        [0.036 * phi.sin(), y, 0.034 * phi.cos() - 0.008]
+    // The neck: wider than a cylinder of old, leaning a little forward into the head, widening
+    // where it meets the shoulders.
+    let neck = grid("neck", SKIN, 8, 32, true, false, |r, c, _| {
+        let v = r as f32 / 7.0;
+        let y = 0.125 - 0.105 * v;
+        let phi = TAU * c as f32 / 32.0;
+        let wide = 1.0 + 0.12 * v * v;
+        [0.049 * wide * phi.sin(), y, 0.046 * wide * phi.cos() - 0.012 - 0.01 * v]
     });
-    let torso = ellipsoid("torso", clothes, [0.0, -0.06, -0.014], [0.175, 0.1, 0.085], 20, 40, |p| {
-        // Shoulders sloping from the neck, rounded at the arms; a chest in front.
-        let ax = (p[0].abs() / 0.175).min(1.0);
-        let y = if p[1] > 0.0 { p[1] * (0.95 - 0.55 * ax.powf(1.5)) + 0.006 * (1.0 - ax) } else { p[1] * 1.7 };
-        let chest = if p[2] > 0.0 { 1.0 + 0.12 * (1.0 - ax * ax) * (1.0 - (p[1] / 0.1).abs()) } else { 1.0 };
-        [p[0], y, p[2] * chest]
+    let torso = grid("torso", clothes, TORSO_ROWS + 1, 36, true, false, |r, c, _| {
+        let phi = TAU * c as f32 / 36.0;
+        if r == TORSO_ROWS {
+            // Closed underneath (never seen, but a shell has no holes).
+            return [0.0, torso_ring(1.0).y, -0.02];
+        }
+        // Rows closer together over the shoulders, where the profile turns.
+        let ring = torso_ring((r as f32 / (TORSO_ROWS - 1) as f32).powf(1.5));
+        let (sx, cz) = (phi.sin(), phi.cos());
+        let e = 2.0 / ring.n;
+        let x = ring.w * sx.signum() * sx.abs().powf(e);
+        let z = ring.d * cz.signum() * cz.abs().powf(e);
+        // The neckline dips in front and rises behind; the chest stands out a little.
+        let front = cz.max(0.0);
+        let y = ring.y - ring.dip * cz;
+        [x, y, z * (1.0 + ring.chest * front * front) + ring.z]
     });
-    let collar = grid("collar", collar_colour, 3, 28, true, false, |r, c, _| {
-        let phi = TAU * c as f32 / 28.0;
-        let rad = 0.041 + 0.006 * r as f32 / 2.0;
-        [rad * phi.sin(), 0.034 - 0.01 * r as f32 / 2.0 + 0.006 * (1.0 - phi.cos().max(0.0)), rad * phi.cos() - 0.008]
+    // A standing collar round the neck, open at the throat, its points turned out a little.
+    let collar = grid("collar", collar_colour, 3, 33, false, false, |r, c, _| {
+        let phi = -PI + 0.16 + (TAU - 0.32) * c as f32 / 32.0;
+        let k = r as f32 / 2.0;
+        let front = smoothstep(1.2, 0.0, phi.abs());
+        // From the neck (k = 0) out and down over the shirt (k = 1), lower in front.
+        let (rx, rz) = (0.056 + 0.02 * k, 0.053 + 0.02 * k);
+        let y = 0.058 - 0.018 * k - 0.02 * front;
+        [rx * phi.sin(), y, rz * phi.cos() - 0.02]
     });
     vec![neck, torso, collar]
 }
