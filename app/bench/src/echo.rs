@@ -67,8 +67,9 @@ pub fn through(x: &[f32], ir: &[f32]) -> Vec<f32> {
 /// One room's figures with one canceller's tuning.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Row {
-    /// Which tuning: WebRTC's defaults, or hiwar's.
-    pub tuning: &'static str,
+    /// Which tuning: WebRTC's defaults, hiwar's, or a candidate (with the VAD's settings
+    /// where they are not the configured ones).
+    pub tuning: String,
     pub delay_ms: usize,
     pub gain_db: f32,
     /// Echo return loss enhancement where only the echo plays (after the first 2 s), dB.
@@ -117,8 +118,9 @@ fn stream(clips: &[Vec<f32>], person: &[Vec<f32>]) -> Stream {
     Stream { far, near, answers, onsets }
 }
 
-/// Where the VAD started utterances in `audio` (the decision's sample position).
-fn starts(vad: &mut Option<SileroVad>, seg: SegmenterConfig, audio: &[f32]) -> anyhow::Result<Vec<(u64, u64)>> {
+/// Where the VAD started utterances in `audio` (the decision's sample position); `playing`,
+/// per 10 ms frame, tells the listener when the answer plays, as the live one is told.
+fn starts(vad: &mut Option<SileroVad>, seg: SegmenterConfig, audio: &[f32], playing: Option<&[bool]>) -> anyhow::Result<Vec<(u64, u64)>> {
     let mut listener = Listener::with_turn(vad.take().context("vad")?, None, seg);
     let mut found = Vec::new();
     let mut record = |l: &Listener, b: Boundary| {
@@ -126,7 +128,8 @@ fn starts(vad: &mut Option<SileroVad>, seg: SegmenterConfig, audio: &[f32]) -> a
             found.push((start, l.position()));
         }
     };
-    for block in audio.chunks(320) {
+    for (i, block) in audio.chunks(FRAME_10MS).enumerate() {
+        listener.set_playing(playing.is_some_and(|p| p.get(i).copied().unwrap_or(false)));
         listener.push(block, &mut record)?;
     }
     listener.finish(&mut record)?;
@@ -180,7 +183,25 @@ fn candidates() -> Vec<(&'static str, hearing::Aec3Config)> {
     ]
 }
 
-pub fn measure(config: &Config, sweep: bool) -> anyhow::Result<Vec<Row>> {
+/// The sweep's row whose VAD hears AEC3's linear output (its ERLE is the linear filter's).
+const LINEAR: &str = "hiwar's, the VAD on the linear output";
+
+/// What `--sweep` measures beside hiwar's choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sweep {
+    /// AEC3's suppressor tunings, and the VAD on its linear output.
+    Aec,
+    /// The VAD's start threshold and minimum speech on hiwar's cancelled signal.
+    Vad,
+    All,
+}
+
+/// The VAD settings `--sweep vad` tries on hiwar's cancelled signal, playing or not: (start
+/// threshold, minimum speech ms). hiwar's own row is its configuration: a start at 0.5 and
+/// 250 ms, 150 ms while the answer plays.
+const VAD_CANDIDATES: [(f32, u32); 6] = [(0.5, 250), (0.35, 250), (0.25, 250), (0.5, 150), (0.35, 150), (0.25, 100)];
+
+pub fn measure(config: &Config, sweep: Option<Sweep>) -> anyhow::Result<Vec<Row>> {
     let hc = hiwar_core::build::hearing_config(config, None)?;
     let dir = hiwar_core::assets::assets_dir().join("clips");
     let mut names: Vec<_> = std::fs::read_dir(&dir).with_context(|| format!("{}", dir.display()))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -201,10 +222,24 @@ pub fn measure(config: &Config, sweep: bool) -> anyhow::Result<Vec<Row>> {
     let mut vad = Some(SileroVad::load(&hc.vad_model)?);
     let mut rows = Vec::new();
     let mut tunings = vec![("WebRTC's defaults", hearing::Aec3Config::default()), ("hiwar's", hearing::aec3_config())];
-    if sweep {
+    if matches!(sweep, Some(Sweep::Aec | Sweep::All)) {
         tunings.extend(candidates());
+        // The VAD hearing the linear filter's output (the microphone less the modelled echo,
+        // before the suppressor takes the rest, and with it much of a voice over the echo).
+        let mut linear = hearing::aec3_config();
+        linear.filter.export_linear_aec_output = true;
+        tunings.push((LINEAR, linear));
+    }
+    if sweep == Some(Sweep::Vad) {
+        tunings.truncate(2);
     }
     for (tuning, aec) in &tunings {
+        let use_linear = *tuning == LINEAR;
+        let vads: Vec<Option<(f32, u32)>> = if *tuning == "hiwar's" && matches!(sweep, Some(Sweep::Vad | Sweep::All)) {
+            std::iter::once(None).chain(VAD_CANDIDATES.iter().copied().map(Some)).collect()
+        } else {
+            vec![None]
+        };
         for &(delay_ms, gain_db) in &[(20, -6.0), (50, 0.0), (80, 6.0), (20, 0.0), (80, 0.0)] {
             let ir = room_response(delay_ms, gain_db);
             let echo = through(&s.far, &ir);
@@ -213,10 +248,18 @@ pub fn measure(config: &Config, sweep: bool) -> anyhow::Result<Vec<Row>> {
             let mic: Vec<f32> = echo.iter().zip(&s.near).map(|(e, n)| (e + n + noise(&mut seed) * 0.001 * 3f32.sqrt()).clamp(-1.0, 1.0)).collect();
             let mut canceller = Canceller::with_config(aec);
             let mut out = Vec::with_capacity(mic.len());
+            // Whether the answer was playing at each 10 ms frame, as the live listener is told.
+            let mut playing = Vec::with_capacity(mic.len() / FRAME_10MS + 1);
             let started = Instant::now();
             for (far, near) in s.far.chunks(FRAME_10MS).zip(mic.chunks(FRAME_10MS)) {
                 canceller.render(far);
-                out.extend_from_slice(canceller.process(near)?);
+                let suppressed = canceller.process(near)?;
+                if use_linear {
+                    out.extend_from_slice(canceller.linear());
+                } else {
+                    out.extend_from_slice(suppressed);
+                }
+                playing.push(canceller.playing());
             }
             let us_per_frame = started.elapsed().as_secs_f64() * 1e6 / (mic.len() / FRAME_10MS) as f64;
             // ERLE where only the echo plays: answers without a person, after 2 s to converge.
@@ -232,32 +275,42 @@ pub fn measure(config: &Config, sweep: bool) -> anyhow::Result<Vec<Row>> {
             let alone = |found: &[(u64, u64)]| {
                 found.iter().filter(|(start, _)| !s.onsets.iter().any(|&o| (*start as usize) + SR / 2 >= o && (*start as usize) < o + 4 * SR)).count()
             };
-            let raw = starts(&mut vad, seg, &mic)?;
-            let cancelled = starts(&mut vad, seg, &out)?;
-            let mut found_after_ms = Vec::new();
-            for &o in &s.onsets {
-                if let Some(&(_, at)) = cancelled.iter().find(|(_, at)| (*at as usize) >= o && (*at as usize) < o + SR) {
-                    found_after_ms.push((at as usize - o) as f64 * 1e3 / SR as f64);
+            let raw = starts(&mut vad, seg, &mic, None)?;
+            for v in &vads {
+                let seg = match *v {
+                    None => seg,
+                    Some((start_threshold, ms)) => SegmenterConfig { start_threshold, min_speech_ms: ms, min_speech_playing_ms: ms, ..seg },
+                };
+                let cancelled = starts(&mut vad, seg, &out, Some(&playing))?;
+                let mut found_after_ms = Vec::new();
+                for &o in &s.onsets {
+                    if let Some(&(_, at)) = cancelled.iter().find(|(_, at)| (*at as usize) >= o && (*at as usize) < o + SR) {
+                        found_after_ms.push((at as usize - o) as f64 * 1e3 / SR as f64);
+                    }
                 }
+                let tuning = match v {
+                    None => tuning.to_string(),
+                    Some((start, ms)) => format!("{tuning}, VAD start {start}, {ms} ms playing or not"),
+                };
+                rows.push(Row {
+                    tuning,
+                    delay_ms,
+                    gain_db,
+                    erle_db,
+                    self_starts_raw: alone(&raw),
+                    self_starts_cancelled: alone(&cancelled),
+                    barge_ins: s.onsets.len(),
+                    found: found_after_ms.len(),
+                    found_after_ms,
+                    us_per_frame,
+                });
             }
-            rows.push(Row {
-                tuning,
-                delay_ms,
-                gain_db,
-                erle_db,
-                self_starts_raw: alone(&raw),
-                self_starts_cancelled: alone(&cancelled),
-                barge_ins: s.onsets.len(),
-                found: found_after_ms.len(),
-                found_after_ms,
-                us_per_frame,
-            });
         }
     }
     Ok(rows)
 }
 
-pub fn run(config: &Config, json: bool, sweep: bool) -> anyhow::Result<ExitCode> {
+pub fn run(config: &Config, json: bool, sweep: Option<Sweep>) -> anyhow::Result<ExitCode> {
     let rows = measure(config, sweep)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

@@ -45,6 +45,7 @@ pub fn hearing_config(config: &Config, lang: Option<&str>) -> anyhow::Result<Hea
         start_threshold: h.vad_start_threshold,
         end_threshold: h.vad_end_threshold.min(h.vad_start_threshold),
         min_speech_ms: h.min_speech_ms,
+        min_speech_playing_ms: h.min_speech_playing_ms,
         end_silence_ms: h.end_silence_ms,
         turn: (h.end_of_turn == "smart").then_some(turn_waits(h)),
         ..SegmenterConfig::default()

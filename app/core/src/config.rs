@@ -215,6 +215,10 @@ pub struct Hearing {
     pub end_silence_ms: u32,
     /// Voiced time needed before speech counts (coughs and clicks are shorter).
     pub min_speech_ms: u32,
+    /// The same while the answer plays (with echo cancellation): a person talking over it
+    /// comes through the canceller in fragments; 150 ms found more of them, sooner, with no
+    /// start on the echo alone (`hiwar bench echo --sweep vad`, docs/benchmarks.md).
+    pub min_speech_playing_ms: u32,
     /// VAD probability that starts speech, and the lower one that keeps it going.
     pub vad_start_threshold: f32,
     pub vad_end_threshold: f32,
@@ -257,6 +261,7 @@ impl Default for Hearing {
             turn_threshold: 0.5,
             end_silence_ms: 500,
             min_speech_ms: 250,
+            min_speech_playing_ms: 150,
             vad_start_threshold: 0.5,
             vad_end_threshold: 0.35,
             partial_interval_ms: 500,
@@ -590,6 +595,7 @@ impl Config {
             format!("hearing.turn_threshold = {}: a probability between 0 and 1", h.turn_threshold),
         );
         check(h.min_speech_ms <= 5_000, format!("hearing.min_speech_ms = {}: at most 5000", h.min_speech_ms));
+        check(h.min_speech_playing_ms <= 5_000, format!("hearing.min_speech_playing_ms = {}: at most 5000", h.min_speech_playing_ms));
         check(h.threads <= 64, format!("hearing.threads = {}: at most 64 (0 chooses for this machine)", h.threads));
         check((1..=8).contains(&h.beam_size), format!("hearing.beam_size = {}: between 1 (greedy) and 8", h.beam_size));
         let l = &self.llm;

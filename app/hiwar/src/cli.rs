@@ -233,10 +233,11 @@ pub enum BenchCommand {
         /// Print the rows as JSON.
         #[arg(long)]
         json: bool,
-        /// Also measure the candidate tunings of AEC3's suppressor that hiwar's was chosen
-        /// from (docs/benchmarks.md).
-        #[arg(long)]
-        sweep: bool,
+        /// Also measure candidates beside hiwar's choice (docs/benchmarks.md): `aec`, the
+        /// tunings of AEC3's suppressor (and the VAD on its linear output); `vad`, the VAD's
+        /// start threshold and minimum speech while an answer plays; `all`, both.
+        #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "all")]
+        sweep: Option<EchoSweep>,
     },
     /// When a turn is judged over — Smart Turn against silence alone — on the end-of-turn clip
     /// set (assets/turns): pauses mid-sentence cut off, the delay after a real end, Smart
@@ -361,4 +362,22 @@ pub enum ModelsCommand {
         /// Models to verify (default: every required model, and optional ones present).
         names: Vec<String>,
     },
+}
+
+/// What `hiwar bench echo --sweep` measures beside hiwar's choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EchoSweep {
+    Aec,
+    Vad,
+    All,
+}
+
+impl From<EchoSweep> for hiwar_bench::echo::Sweep {
+    fn from(s: EchoSweep) -> Self {
+        match s {
+            EchoSweep::Aec => Self::Aec,
+            EchoSweep::Vad => Self::Vad,
+            EchoSweep::All => Self::All,
+        }
+    }
 }

@@ -130,6 +130,12 @@ pub fn nearend_transparency(c: &mut EchoCanceller3Config, k: f32) {
     }
 }
 
+/// A reference above this (−70 dBFS) is the speaker playing.
+const PLAYING_LEVEL: f32 = 3e-4;
+/// How long after the reference falls silent its echo may still be heard: 300 ms at 16 kHz
+/// (a room's reverberant tail).
+const PLAYING_TAIL: usize = 4_800;
+
 /// Half a 10 ms frame: AEC3 takes its frames as two sub-frames, and works in 64-sample blocks.
 const SUB_FRAME: usize = FRAME / 2;
 /// Float samples in AEC3's scale (16-bit PCM's), as sonora's AudioProcessing hands them over.
@@ -145,11 +151,17 @@ struct Aec3 {
     framer: BlockFramer,
     render_block: Block,
     capture_block: Block,
-    /// One sub-frame out of the framer: [band][channel][sample].
-    sub: Vec<Vec<Vec<f32>>>,
+    /// One sub-frame out of the framer.
+    sub: SubFrame,
     /// The capture frame in AEC3's scale.
     capture: Vec<Vec<f32>>,
+    /// The linear filter's output (the microphone less the modelled echo, before the
+    /// suppressor), framed like the capture, when the config exports it.
+    linear: Option<(Block, BlockFramer, SubFrame)>,
 }
+
+/// One sub-frame out of a framer: [band][channel][sample].
+type SubFrame = Vec<Vec<Vec<f32>>>;
 
 impl Aec3 {
     fn new(config: &EchoCanceller3Config) -> Aec3 {
@@ -163,6 +175,7 @@ impl Aec3 {
             capture_block: Block::new(1, 1),
             sub: vec![vec![vec![0.0; SUB_FRAME]]],
             capture: vec![vec![0.0; FRAME]],
+            linear: config.filter.export_linear_aec_output.then(|| (Block::new(1, 1), BlockFramer::new(1, 1), vec![vec![vec![0.0; SUB_FRAME]]])),
         }
     }
 
@@ -182,8 +195,21 @@ impl Aec3 {
         }
     }
 
-    /// One 10 ms microphone frame, [-1, 1], cancelled in place.
-    fn capture(&mut self, frame: &mut [f32]) {
+    /// One capture block through AEC3; the linear output, where exported, starts as the
+    /// microphone itself (AEC3 leaves it untouched until the far end has started).
+    fn process_block(&mut self, saturated: bool) {
+        match &mut self.linear {
+            Some((block, _, _)) => {
+                block.view_mut(0, 0).copy_from_slice(self.capture_block.view(0, 0));
+                self.processor.process_capture(false, saturated, Some(block), &mut self.capture_block);
+            }
+            None => self.processor.process_capture(false, saturated, None, &mut self.capture_block),
+        }
+    }
+
+    /// One 10 ms microphone frame, [-1, 1], cancelled in place; the linear filter's output
+    /// into `linear` where it is exported.
+    fn capture(&mut self, frame: &mut [f32], linear: &mut Vec<f32>) {
         for (o, s) in self.capture[0].iter_mut().zip(frame.iter()) {
             *o = s.clamp(-1.0, 1.0) * S16;
         }
@@ -192,16 +218,23 @@ impl Aec3 {
         for half in 0..2 {
             let range = half * SUB_FRAME..(half + 1) * SUB_FRAME;
             self.capture_blocker.insert_sub_frame_and_extract_block(&[vec![&self.capture[0][range.clone()]]], &mut self.capture_block);
-            self.processor.process_capture(false, saturated, None, &mut self.capture_block);
+            self.process_block(saturated);
             self.framer.insert_block_and_extract_sub_frame(&self.capture_block, &mut self.sub);
             for (o, s) in frame[range].iter_mut().zip(&self.sub[0][0]) {
                 *o = (s / S16).clamp(-1.0, 1.0);
             }
+            if let Some((block, framer, sub)) = &mut self.linear {
+                framer.insert_block_and_extract_sub_frame(block, sub);
+                linear.extend(sub[0][0].iter().map(|s| (s / S16).clamp(-1.0, 1.0)));
+            }
         }
         if self.capture_blocker.is_block_available() {
             self.capture_blocker.extract_block(&mut self.capture_block);
-            self.processor.process_capture(false, saturated, None, &mut self.capture_block);
+            self.process_block(saturated);
             self.framer.insert_block(&self.capture_block);
+            if let Some((block, framer, _)) = &mut self.linear {
+                framer.insert_block(block);
+            }
         }
     }
 }
@@ -219,6 +252,10 @@ pub struct Canceller {
     near: Vec<f32>,
     frame: Vec<f32>,
     out: Vec<f32>,
+    /// The linear filter's output for the same samples as `out`, where exported.
+    linear: Vec<f32>,
+    /// Samples since the reference last carried sound (see [`Canceller::playing`]).
+    since_far: usize,
 }
 
 impl std::fmt::Debug for Canceller {
@@ -254,6 +291,8 @@ impl Canceller {
             near: Vec::new(),
             frame: vec![0.0; FRAME],
             out: Vec::new(),
+            linear: Vec::new(),
+            since_far: usize::MAX,
         }
     }
 
@@ -274,6 +313,7 @@ impl Canceller {
         }
         self.near.extend_from_slice(near);
         self.out.clear();
+        self.linear.clear();
         let frames = self.near.len() / FRAME;
         let mut used = 0;
         for k in 0..frames {
@@ -283,18 +323,32 @@ impl Canceller {
                 for (o, s) in far.iter_mut().zip(&self.far[used..used + FRAME]) {
                     *o = if s.is_finite() { *s } else { 0.0 };
                 }
+                self.since_far = if far.iter().any(|s| s.abs() > PLAYING_LEVEL) { 0 } else { self.since_far.saturating_add(FRAME) };
                 self.aec.render(&far);
                 used += FRAME;
             }
             for (i, s) in self.frame.iter_mut().zip(&self.near[k * FRAME..(k + 1) * FRAME]) {
                 *i = if s.is_finite() { *s } else { 0.0 };
             }
-            self.aec.capture(&mut self.frame);
+            self.aec.capture(&mut self.frame, &mut self.linear);
             self.out.extend_from_slice(&self.frame);
         }
         self.far.drain(..used);
         self.near.drain(..frames * FRAME);
         Ok(&self.out)
+    }
+
+    /// Whether the speaker is playing, or was within the room's echo tail (300 ms): while it
+    /// is, what the microphone hears may hold the answer's echo.
+    pub fn playing(&self) -> bool {
+        self.since_far < PLAYING_TAIL
+    }
+
+    /// The linear filter's output for the samples the last [`Canceller::process`] returned
+    /// (the microphone less AEC3's model of the echo, before its suppressor): empty unless the
+    /// configuration exports it (`filter.export_linear_aec_output`).
+    pub fn linear(&self) -> &[f32] {
+        &self.linear
     }
 
     pub fn stats(&self) -> EchoStats {
@@ -360,6 +414,29 @@ mod tests {
         assert!(erle > 20.0, "ERLE {erle:.1} dB");
         let kept = 10.0 * (energy(&out[at..out.len()]) / energy(&voice[at..out.len()])).log10();
         assert!(kept > -10.0, "the voice over the echo came through at {kept:.1} dB");
+    }
+
+    #[test]
+    fn the_canceller_knows_while_the_answer_and_its_tail_play() {
+        // The reference comes with the microphone, 10 ms at a time, as it does live.
+        let mut c = Canceller::new();
+        assert!(!c.playing(), "nothing played yet");
+        let mic = vec![0.0; FRAME];
+        for frame in noise(16_000, 5).chunks(FRAME) {
+            c.render(frame);
+            c.process(&mic).expect("process");
+        }
+        assert!(c.playing(), "a second of sound played");
+        // Silence: still playing for the room's tail (300 ms), then not.
+        let mut flags = Vec::new();
+        for _ in 0..100 {
+            c.render(&mic);
+            c.process(&mic).expect("process");
+            flags.push(c.playing());
+        }
+        let stopped = flags.iter().position(|p| !p).expect("stopped playing");
+        assert!((28..=31).contains(&stopped), "stopped {stopped} frames into the silence");
+        assert!(flags[stopped..].iter().all(|p| !p));
     }
 
     #[test]

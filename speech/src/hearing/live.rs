@@ -375,6 +375,8 @@ impl Ear {
                     Some(c) => c.process(resampled)?.to_vec(),
                     None => resampled.to_vec(),
                 };
+                // While the answer plays, a voice over it comes through the canceller in pieces.
+                listener.set_playing(canceller.as_ref().is_some_and(Canceller::playing));
                 self.feed(&mut listener, &heard)?;
                 warn_non_finite(&resampler, &mut self.reported_non_finite);
                 if let Some(c) = canceller.as_ref().filter(|_| stats_at.elapsed() >= Duration::from_secs(30)) {

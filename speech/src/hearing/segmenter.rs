@@ -17,6 +17,9 @@ pub struct SegmenterConfig {
     pub end_threshold: f32,
     /// Voiced time needed before speech is declared (shorter blips are ignored).
     pub min_speech_ms: u32,
+    /// The same while the answer plays (see [`Segmenter::set_playing`]): a voice over the
+    /// echo canceller's output comes through in fragments, so a shorter run of it is enough.
+    pub min_speech_playing_ms: u32,
     /// Silence after the last voiced sample that ends an utterance.
     pub end_silence_ms: u32,
     /// Audio kept before the detected onset (VAD onsets are late by a window or two).
@@ -52,6 +55,7 @@ impl Default for SegmenterConfig {
             start_threshold: 0.5,
             end_threshold: 0.35,
             min_speech_ms: 250,
+            min_speech_playing_ms: 150,
             end_silence_ms: 500,
             pre_roll_ms: 200,
             max_utterance_ms: 28_000,
@@ -111,6 +115,8 @@ pub struct Segmenter {
     state: State,
     /// Samples processed so far.
     pos: u64,
+    /// The answer is playing (see [`Segmenter::set_playing`]).
+    playing: bool,
 }
 
 fn ms(ms: u32) -> u64 {
@@ -119,7 +125,13 @@ fn ms(ms: u32) -> u64 {
 
 impl Segmenter {
     pub fn new(config: SegmenterConfig) -> Segmenter {
-        Segmenter { config, state: State::Silence, pos: 0 }
+        Segmenter { config, state: State::Silence, pos: 0, playing: false }
+    }
+
+    /// Whether the answer is playing (the echo canceller's reference carries sound): speech
+    /// then needs `min_speech_playing_ms`, not `min_speech_ms`.
+    pub fn set_playing(&mut self, playing: bool) {
+        self.playing = playing;
     }
 
     pub fn position(&self) -> u64 {
@@ -235,7 +247,8 @@ impl Segmenter {
 
     fn confirm(&mut self) -> Option<Boundary> {
         let State::Onset { onset, voiced } = self.state else { return None };
-        if voiced < ms(self.config.min_speech_ms) {
+        let needed = if self.playing { self.config.min_speech_playing_ms } else { self.config.min_speech_ms };
+        if voiced < ms(needed) {
             return None;
         }
         let start = onset.saturating_sub(ms(self.config.pre_roll_ms));
@@ -281,6 +294,23 @@ mod tests {
         probs.extend(vec![0.95; windows(250) - 1]);
         probs.extend(vec![0.0; 40]);
         assert_eq!(run(&probs), vec![]);
+    }
+
+    #[test]
+    fn while_the_answer_plays_a_shorter_run_of_voice_is_speech() {
+        let mut probs = vec![0.0; 10];
+        probs.extend(vec![0.95; windows(150)]);
+        probs.extend(vec![0.0; 40]);
+        assert_eq!(run(&probs), vec![], "150 ms is a blip when nothing plays");
+        let mut s = Segmenter::new(SegmenterConfig::default());
+        s.set_playing(true);
+        let started: Vec<_> = probs.iter().enumerate().filter_map(|(i, p)| s.push(*p).map(|b| (i, b))).collect();
+        let confirm = 10 + windows(150) - 1;
+        assert!(matches!(started.first(), Some((i, Boundary::Started { .. })) if *i == confirm), "{started:?}");
+        // Once it has stopped, the usual minimum again.
+        s.set_playing(false);
+        let quiet: Vec<_> = [vec![0.95; windows(150)], vec![0.0; 40]].concat().into_iter().filter_map(|p| s.push(p)).collect();
+        assert!(!quiet.iter().any(|b| matches!(b, Boundary::Started { .. })), "{quiet:?}");
     }
 
     #[test]
