@@ -361,6 +361,8 @@ struct Setup {
     decide: Decide<'static>,
     /// The languages whose knowledge-base words are whisper's prompt.
     vocabulary: &'static [&'static str],
+    /// At most this many of each language's terms (the most useful come first).
+    terms: usize,
     beam: usize,
 }
 
@@ -375,44 +377,89 @@ fn costs(t: &mut Transcriber, hc: &HearingConfig, clips: &[Loaded], words: &Word
     println!("| setup | ms per utterance p50 | p95 | {TALLY_HEAD} |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let setups = [
-        Setup { name: "greedy, detection only (before)", fallback: false, logprob: -1.0, decide: Decide::Detect, vocabulary: &[], beam: 1 },
+        Setup { name: "greedy, detection only (before)", fallback: false, logprob: -1.0, decide: Decide::Detect, vocabulary: &[], terms: usize::MAX, beam: 1 },
         Setup {
             name: "+ temperature fallback (whisper's tests: loops and log-probability under −1.0)",
             fallback: true,
             logprob: -1.0,
             decide: Decide::Detect,
             vocabulary: &[],
+            terms: usize::MAX,
             beam: 1,
         },
-        Setup { name: "+ language decided by decoding both when unsure", fallback: true, logprob: -1.0, decide: Decide::Full, vocabulary: &[], beam: 1 },
+        Setup {
+            name: "+ language decided by decoding both when unsure",
+            fallback: true,
+            logprob: -1.0,
+            decide: Decide::Full,
+            vocabulary: &[],
+            terms: usize::MAX,
+            beam: 1,
+        },
         Setup {
             name: "the same, fallback on loops only (the default)",
             fallback: true,
             logprob: f32::NEG_INFINITY,
             decide: Decide::Full,
             vocabulary: &[],
+            terms: usize::MAX,
             beam: 1,
         },
-        Setup { name: "+ beam 5", fallback: true, logprob: f32::NEG_INFINITY, decide: Decide::Full, vocabulary: &[], beam: 5 },
+        Setup { name: "+ beam 5", fallback: true, logprob: f32::NEG_INFINITY, decide: Decide::Full, vocabulary: &[], terms: usize::MAX, beam: 5 },
         Setup {
             name: "+ knowledge base prompt in both languages, beam 1",
             fallback: true,
             logprob: f32::NEG_INFINITY,
             decide: Decide::Full,
             vocabulary: &["ar", "en"],
+            terms: usize::MAX,
             beam: 1,
         },
-        Setup { name: "the same, prompt in English only", fallback: true, logprob: f32::NEG_INFINITY, decide: Decide::Full, vocabulary: &["en"], beam: 1 },
+        Setup {
+            name: "the same, prompt in English only",
+            fallback: true,
+            logprob: f32::NEG_INFINITY,
+            decide: Decide::Full,
+            vocabulary: &["en"],
+            terms: usize::MAX,
+            beam: 1,
+        },
+        Setup {
+            name: "the same, the English prompt's first 12 terms",
+            fallback: true,
+            logprob: f32::NEG_INFINITY,
+            decide: Decide::Full,
+            vocabulary: &["en"],
+            terms: 12,
+            beam: 1,
+        },
+        Setup {
+            name: "the same, the English prompt's first 6 terms",
+            fallback: true,
+            logprob: f32::NEG_INFINITY,
+            decide: Decide::Full,
+            vocabulary: &["en"],
+            terms: 6,
+            beam: 1,
+        },
     ];
     let saved = hc.vocabulary.read().map(|v| v.clone()).unwrap_or_default();
     t.set_forced_language(None);
     let mut faults = Vec::new();
+    let mut prompts = Vec::new();
     for s in setups {
         t.set_temperature_fallback(s.fallback);
         t.set_fallback_logprob(s.logprob);
         t.set_beam_size(s.beam);
         if let Ok(mut v) = hc.vocabulary.write() {
-            *v = words.iter().filter(|(lang, _)| s.vocabulary.contains(&lang.as_str())).map(|(l, w)| (l.clone(), w.clone())).collect();
+            *v = words
+                .iter()
+                .filter(|(lang, _)| s.vocabulary.contains(&lang.as_str()))
+                .map(|(l, w)| (l.clone(), w.iter().take(s.terms).cloned().collect()))
+                .collect();
+        }
+        if s.terms != usize::MAX {
+            prompts.push(format!("- {}: \"{}\"", s.name, t.prompt_for("en")));
         }
         let mut tally = Tally::default();
         let mut times = Vec::new();
@@ -428,6 +475,9 @@ fn costs(t: &mut Transcriber, hc: &HearingConfig, clips: &[Loaded], words: &Word
     }
     if !faults.is_empty() {
         println!("\nEmpty or runaway:\n\n{}", faults.join("\n"));
+    }
+    if !prompts.is_empty() {
+        println!("\nThe shortened prompts:\n\n{}", prompts.join("\n"));
     }
     if let Ok(mut v) = hc.vocabulary.write() {
         *v = saved;
