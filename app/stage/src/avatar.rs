@@ -638,8 +638,8 @@ pub fn head_parts(variant: Variant) -> Vec<Part> {
     let shoulders = 0.012 - HEAD_ABOVE_BODY;
     match variant {
         Variant::Hair => {
-            // Hair with volume: thicker at the crown and the back, close over the ears, from
-            // a hairline high on the forehead, lower at the temples, to the nape.
+            // Hair with volume: thicker at the crown and the back, close over the ears, down
+            // to the nape.
             parts.push(grid("hair", HAIR, 14, 56, true, false, |r, c, _| {
                 let phi = TAU * c as f32 / 56.0;
                 let back = 0.5 - 0.5 * phi.cos();
@@ -729,7 +729,7 @@ pub fn eye_parts() -> Vec<Part> {
 }
 
 /// One horizontal ring of the torso at `t` (0 at the neck, 1 at the bottom): a superellipse
-/// of half-width `w`, half-depth `d` and exponent `n` (2 round, more squarer) at height `y`,
+/// of half-width `w`, half-depth `d` and exponent `n` (2 round, higher squarer) at height `y`,
 /// lower in front by `dip`, its front pushed out by `chest`, its centre at depth `z`.
 struct TorsoRing {
     w: f32,
@@ -779,8 +779,8 @@ fn torso_ring(t: f32) -> TorsoRing {
     }
 }
 
-/// Neck, shoulders and a collar, in the "Body" node's space (the head's centre is at
-/// (0, 0.17, 0) above it).
+/// Neck, shoulders and a collar, in the "Body" node's space (the head's centre is
+/// [`HEAD_ABOVE_BODY`] above its origin).
 pub fn body_parts(variant: Variant) -> Vec<Part> {
     // A shirt with a white collar; a white thobe under the ghutra; a dark abaya with the hijab.
     let (clothes, collar_colour) = match variant {
@@ -814,7 +814,8 @@ pub fn body_parts(variant: Variant) -> Vec<Part> {
         let y = ring.y - ring.dip * cz;
         [x, y, z * (1.0 + ring.chest * front * front) + ring.z]
     });
-    // A standing collar round the neck, open at the throat, its points turned out a little.
+    // A turned-down collar round the neck, lying out and down over the shirt, lower in front
+    // (its two ends meet behind the neck, out of sight).
     let collar = grid("collar", collar_colour, 3, 33, false, false, |r, c, _| {
         let phi = -PI + 0.16 + (TAU - 0.32) * c as f32 / 32.0;
         let k = r as f32 / 2.0;
