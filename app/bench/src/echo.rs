@@ -230,9 +230,6 @@ pub fn measure(config: &Config, sweep: Option<Sweep>) -> anyhow::Result<Vec<Row>
         linear.filter.export_linear_aec_output = true;
         tunings.push((LINEAR, linear));
     }
-    if sweep == Some(Sweep::Vad) {
-        tunings.truncate(2);
-    }
     for (tuning, aec) in &tunings {
         let use_linear = *tuning == LINEAR;
         let vads: Vec<Option<(f32, u32)>> = if *tuning == "hiwar's" && matches!(sweep, Some(Sweep::Vad | Sweep::All)) {

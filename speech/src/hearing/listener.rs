@@ -67,13 +67,13 @@ impl Listener {
         }
     }
 
-    /// Samples heard so far (the stream position).
     /// Whether the answer is playing now: a voice over it needs less voiced time to count
     /// (`SegmenterConfig::min_speech_playing_ms`).
     pub fn set_playing(&mut self, playing: bool) {
         self.segmenter.set_playing(playing);
     }
 
+    /// Samples heard so far (the stream position).
     pub fn position(&self) -> u64 {
         self.base + self.audio.len() as u64
     }
