@@ -118,9 +118,17 @@ fn stream(clips: &[Vec<f32>], person: &[Vec<f32>]) -> Stream {
     Stream { far, near, answers, onsets }
 }
 
-/// Where the VAD started utterances in `audio` (the decision's sample position); `playing`,
-/// per 10 ms frame, tells the listener when the answer plays, as the live one is told.
-fn starts(vad: &mut Option<SileroVad>, seg: SegmenterConfig, audio: &[f32], playing: Option<&[bool]>) -> anyhow::Result<Vec<(u64, u64)>> {
+/// Whether the answer plays and whether the canceller is still learning the room, per 10 ms
+/// frame, as the live listener is told.
+#[derive(Debug, Clone, Copy, Default)]
+struct Told {
+    playing: bool,
+    settling: bool,
+}
+
+/// Where the VAD started utterances in `audio` (the decision's sample position); `told`, per
+/// 10 ms frame, is what the live listener is told of the answer.
+fn starts(vad: &mut Option<SileroVad>, seg: SegmenterConfig, audio: &[f32], told: Option<&[Told]>) -> anyhow::Result<Vec<(u64, u64)>> {
     let mut listener = Listener::with_turn(vad.take().context("vad")?, None, seg);
     let mut found = Vec::new();
     let mut record = |l: &Listener, b: Boundary| {
@@ -129,7 +137,9 @@ fn starts(vad: &mut Option<SileroVad>, seg: SegmenterConfig, audio: &[f32], play
         }
     };
     for (i, block) in audio.chunks(FRAME_10MS).enumerate() {
-        listener.set_playing(playing.is_some_and(|p| p.get(i).copied().unwrap_or(false)));
+        let t = told.and_then(|t| t.get(i).copied()).unwrap_or_default();
+        listener.set_playing(t.playing);
+        listener.set_settling(t.settling);
         listener.push(block, &mut record)?;
     }
     listener.finish(&mut record)?;
@@ -201,14 +211,20 @@ pub enum Sweep {
 /// 250 ms, 150 ms while the answer plays.
 const VAD_CANDIDATES: [(f32, u32); 6] = [(0.5, 250), (0.35, 250), (0.25, 250), (0.5, 150), (0.35, 150), (0.25, 100)];
 
-pub fn measure(config: &Config, sweep: Option<Sweep>) -> anyhow::Result<Vec<Row>> {
-    let hc = hiwar_core::build::hearing_config(config, None)?;
+/// The rooms: (delay ms, echo gain dB).
+const ROOMS: [(usize, f32); 5] = [(20, -6.0), (50, 0.0), (80, 6.0), (20, 0.0), (80, 0.0)];
+
+/// One recording, 16 kHz.
+type Audio = Vec<f32>;
+
+/// The clip set's recordings: the answers the speaker plays, and the English questions people
+/// say over them.
+fn clips() -> anyhow::Result<(Vec<Audio>, Vec<Audio>)> {
     let dir = hiwar_core::assets::assets_dir().join("clips");
     let mut names: Vec<_> = std::fs::read_dir(&dir).with_context(|| format!("{}", dir.display()))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
     names.retain(|p| p.extension().is_some_and(|e| e == "wav"));
     names.sort();
-    let mut answers = Vec::new();
-    let mut people = Vec::new();
+    let (mut answers, mut people) = (Vec::new(), Vec::new());
     for p in &names {
         let audio = hearing::read_16k(p)?;
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -216,6 +232,12 @@ pub fn measure(config: &Config, sweep: Option<Sweep>) -> anyhow::Result<Vec<Row>
         if name.starts_with("en-") { people.push(audio) } else { answers.push(audio) }
     }
     anyhow::ensure!(!answers.is_empty() && !people.is_empty(), "no clips in {}", dir.display());
+    Ok((answers, people))
+}
+
+pub fn measure(config: &Config, sweep: Option<Sweep>) -> anyhow::Result<Vec<Row>> {
+    let hc = hiwar_core::build::hearing_config(config, None)?;
+    let (answers, people) = clips()?;
     let s = stream(&answers, &people);
     // Silence-only segmentation: what matters here is whether speech starts at all.
     let seg = SegmenterConfig { turn: None, ..hc.segmenter };
@@ -237,7 +259,7 @@ pub fn measure(config: &Config, sweep: Option<Sweep>) -> anyhow::Result<Vec<Row>
         } else {
             vec![None]
         };
-        for &(delay_ms, gain_db) in &[(20, -6.0), (50, 0.0), (80, 6.0), (20, 0.0), (80, 0.0)] {
+        for &(delay_ms, gain_db) in &ROOMS {
             let ir = room_response(delay_ms, gain_db);
             let echo = through(&s.far, &ir);
             // And the room's own noise floor (−60 dBFS), as every microphone has.
@@ -256,7 +278,7 @@ pub fn measure(config: &Config, sweep: Option<Sweep>) -> anyhow::Result<Vec<Row>
                 } else {
                     out.extend_from_slice(suppressed);
                 }
-                playing.push(canceller.playing());
+                playing.push(Told { playing: canceller.playing(), settling: canceller.settling() });
             }
             let us_per_frame = started.elapsed().as_secs_f64() * 1e6 / (mic.len() / FRAME_10MS) as f64;
             // ERLE where only the echo plays: answers without a person, after 2 s to converge.
@@ -307,10 +329,86 @@ pub fn measure(config: &Config, sweep: Option<Sweep>) -> anyhow::Result<Vec<Row>
     Ok(rows)
 }
 
+/// One tuning and room of [`cold`]: of `answers`, how many the VAD started on under each of
+/// [`COLD_RULES`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ColdRow {
+    pub tuning: &'static str,
+    pub delay_ms: usize,
+    pub gain_db: f32,
+    pub answers: usize,
+    pub started: Vec<usize>,
+}
+
+/// What [`cold`] tries: the minimum voice while the answer plays, and how much sound a new
+/// canceller plays before speech may start (16 kHz samples; hiwar's: [`hearing::SETTLE`]).
+const COLD_RULES: [(&str, u32, usize); 8] = [
+    ("50 ms", 50, 0),
+    ("100 ms", 100, 0),
+    ("150 ms", 150, 0),
+    ("250 ms", 250, 0),
+    ("150 ms, none in the first 1 s", 150, 16_000),
+    ("150 ms, none in the first 2 s", 150, 32_000),
+    ("150 ms, none in the first 3 s", 150, 48_000),
+    ("150 ms, none in the first 4 s (hiwar's)", 150, hearing::SETTLE),
+];
+
+/// The canceller's first answer: each answer clip alone, after half a second of silence, in
+/// each room, through a fresh canceller — as a kiosk's first answer after a start, or after
+/// the microphone came back, is heard. Returns, per tuning and room, how many of the answers
+/// the VAD started on under each of [`COLD_RULES`], and the latest such start with the 150 ms
+/// rule alone (ms into the answer).
+pub fn cold(config: &Config) -> anyhow::Result<(Vec<ColdRow>, f64)> {
+    let hc = hiwar_core::build::hearing_config(config, None)?;
+    let (answers, _) = clips()?;
+    let mut vad = Some(SileroVad::load(&hc.vad_model)?);
+    let mut rows = Vec::new();
+    let mut latest = f64::NEG_INFINITY;
+    let mut conservative = hearing::aec3_config();
+    conservative.filter.conservative_initial_phase = true;
+    let mut initial5 = hearing::aec3_config();
+    initial5.filter.initial_state_seconds = 5.0;
+    let tunings = [("hiwar's", hearing::aec3_config()), ("conservative initial phase", conservative), ("initial state 5 s", initial5)];
+    for (tuning, aec) in &tunings {
+        for &(delay_ms, gain_db) in &ROOMS {
+            let ir = room_response(delay_ms, gain_db);
+            let mut started = vec![0; COLD_RULES.len()];
+            for a in &answers {
+                let mut far = vec![0.0; SR / 2];
+                far.extend_from_slice(a);
+                far.extend(std::iter::repeat_n(0.0, SR / 2));
+                let mut seed = 777u32;
+                let mic: Vec<f32> = through(&far, &ir).iter().map(|e| (e + noise(&mut seed) * 0.001 * 3f32.sqrt()).clamp(-1.0, 1.0)).collect();
+                let mut canceller = Canceller::with_config(aec);
+                let (mut out, mut playing, mut sounding) = (Vec::new(), Vec::new(), Vec::new());
+                for (f, n) in far.chunks(FRAME_10MS).zip(mic.chunks(FRAME_10MS)) {
+                    canceller.render(f);
+                    out.extend_from_slice(canceller.process(n)?);
+                    playing.push(canceller.playing());
+                    sounding.push(canceller.sounding());
+                }
+                for (count, &(_, ms, settle)) in started.iter_mut().zip(&COLD_RULES) {
+                    let seg = SegmenterConfig { turn: None, min_speech_playing_ms: ms, ..hc.segmenter };
+                    let told: Vec<Told> = playing.iter().zip(&sounding).map(|(&p, &s)| Told { playing: p, settling: p && s < settle }).collect();
+                    let found = starts(&mut vad, seg, &out, Some(&told))?;
+                    if settle == 0 && ms == 150 {
+                        latest = found.iter().map(|(_, at)| (*at as f64 - (SR / 2) as f64) * 1e3 / SR as f64).fold(latest, f64::max);
+                    }
+                    *count += usize::from(!found.is_empty());
+                }
+            }
+            rows.push(ColdRow { tuning, delay_ms, gain_db, answers: answers.len(), started });
+        }
+    }
+    Ok((rows, latest))
+}
+
 pub fn run(config: &Config, json: bool, sweep: Option<Sweep>) -> anyhow::Result<ExitCode> {
     let rows = measure(config, sweep)?;
+    let (cold, latest) = cold(config)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        let first = serde_json::json!({"rules": COLD_RULES.map(|r| r.0), "rows": cold, "latest_start_ms": latest});
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"rows": rows, "first_answer": first}))?);
         return Ok(ExitCode::SUCCESS);
     }
     println!("echo cancellation (WebRTC AEC3, sonora) in a simulated room: {ANSWERS} answers, a person over every {BARGE_EVERY}th");
@@ -325,5 +423,16 @@ pub fn run(config: &Config, json: bool, sweep: Option<Sweep>) -> anyhow::Result<
             r.tuning, r.delay_ms, r.gain_db, r.erle_db, r.self_starts_raw, r.self_starts_cancelled, r.found, r.barge_ins, p50, p95, r.us_per_frame
         );
     }
+    println!(
+        "\nThe canceller's first answer (a fresh canceller, each answer alone): answers the VAD started on, by the minimum voice while the answer plays \
+         and the sound a new canceller plays before speech may start (hiwar's: 150 ms, {} s of sound)",
+        hearing::SETTLE as f64 / SR as f64
+    );
+    println!("| tuning | room | answers | {} |", COLD_RULES.map(|r| r.0).join(" | "));
+    println!("|---|---|---|{}", "---|".repeat(COLD_RULES.len()));
+    for ColdRow { tuning, delay_ms, gain_db, answers, started } in &cold {
+        println!("| {tuning} | {delay_ms} ms, {gain_db:+} dB | {answers} | {} |", started.iter().map(ToString::to_string).collect::<Vec<_>>().join(" | "));
+    }
+    println!("\nThe latest start on a first answer's echo with 150 ms alone: {latest:.0} ms into the answer.");
     Ok(ExitCode::SUCCESS)
 }

@@ -217,7 +217,8 @@ pub struct Hearing {
     pub min_speech_ms: u32,
     /// The same while the answer plays (with echo cancellation): a person talking over it
     /// comes through the canceller in fragments; 150 ms found more of them, sooner, with no
-    /// start on the echo alone (`hiwar bench echo --sweep vad`, docs/benchmarks.md).
+    /// start on the echo of a canceller that has learnt the room (`hiwar bench echo --sweep
+    /// vad`, docs/benchmarks.md). A new canceller's first 4 s of sound start nothing.
     pub min_speech_playing_ms: u32,
     /// VAD probability that starts speech, and the lower one that keeps it going.
     pub vad_start_threshold: f32,

@@ -198,7 +198,11 @@ pub async fn live_loop(
         let speaking = active.as_ref().and_then(|a| a.speaking_since);
         match input {
             None => {
-                if let Some(since) = speaking {
+                // The echo estimate leaves out what a canceller still learning the room let
+                // through (no speech starts then; once learnt, its residual is the echo).
+                if let Some(since) = speaking
+                    && !level.settling()
+                {
                     levels.push_back((Instant::now(), level.db()));
                     while levels.front().is_some_and(|(t, _)| *t < since) {
                         levels.pop_front();

@@ -73,6 +73,12 @@ impl Listener {
         self.segmenter.set_playing(playing);
     }
 
+    /// Whether the answer plays through an echo canceller still learning the room: no speech
+    /// starts (`Segmenter::set_settling`).
+    pub fn set_settling(&mut self, settling: bool) {
+        self.segmenter.set_settling(settling);
+    }
+
     /// Samples heard so far (the stream position).
     pub fn position(&self) -> u64 {
         self.base + self.audio.len() as u64

@@ -43,10 +43,10 @@ pub struct PacedSource {
 }
 
 /// The input's loudness now: RMS of the last block delivered, in dBFS (−100 for silence),
-/// as f32 bits; and how long the voice in progress has gone on, in 16 kHz samples.
-/// Written by the hearing thread, read by anyone (the dialogue's echo estimate, barge-in).
+/// as f32 bits; how long the voice in progress has gone on, in 16 kHz samples; and whether
+/// the echo canceller is still learning the room while the answer plays. Written by the hearing thread, read by anyone (the dialogue's echo estimate, barge-in).
 #[derive(Debug, Default)]
-pub struct InputLevel(std::sync::atomic::AtomicU32, AtomicU64);
+pub struct InputLevel(std::sync::atomic::AtomicU32, AtomicU64, AtomicBool);
 
 impl InputLevel {
     pub fn db(&self) -> f32 {
@@ -57,6 +57,13 @@ impl InputLevel {
     /// (0 when no one speaks).
     pub fn voiced_for(&self) -> Duration {
         Duration::from_micros(self.1.load(Ordering::Relaxed) * 1_000_000 / 16_000)
+    }
+
+    /// Whether the echo canceller is still learning the room while the answer plays
+    /// (`Canceller::settling`): the level then holds echo it will soon take out, and is no
+    /// measure of the echo a voice must rise above.
+    pub fn settling(&self) -> bool {
+        self.2.load(Ordering::Relaxed)
     }
 
     fn set(&self, db: f32) {
@@ -377,6 +384,10 @@ impl Ear {
                 };
                 // While the answer plays, a voice over it comes through the canceller in pieces.
                 listener.set_playing(canceller.as_ref().is_some_and(Canceller::playing));
+                // Until the canceller has learnt the room, the answer's echo comes through it.
+                let settling = canceller.as_ref().is_some_and(Canceller::settling);
+                listener.set_settling(settling);
+                self.level.2.store(settling, Ordering::Relaxed);
                 self.feed(&mut listener, &heard)?;
                 warn_non_finite(&resampler, &mut self.reported_non_finite);
                 if let Some(c) = canceller.as_ref().filter(|_| stats_at.elapsed() >= Duration::from_secs(30)) {

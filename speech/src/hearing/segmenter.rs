@@ -117,6 +117,8 @@ pub struct Segmenter {
     pos: u64,
     /// The answer is playing (see [`Segmenter::set_playing`]).
     playing: bool,
+    /// The echo canceller is still learning the room (see [`Segmenter::set_settling`]).
+    settling: bool,
 }
 
 fn ms(ms: u32) -> u64 {
@@ -125,13 +127,20 @@ fn ms(ms: u32) -> u64 {
 
 impl Segmenter {
     pub fn new(config: SegmenterConfig) -> Segmenter {
-        Segmenter { config, state: State::Silence, pos: 0, playing: false }
+        Segmenter { config, state: State::Silence, pos: 0, playing: false, settling: false }
     }
 
     /// Whether the answer is playing (the echo canceller's reference carries sound): speech
     /// then needs `min_speech_playing_ms`, not `min_speech_ms`.
     pub fn set_playing(&mut self, playing: bool) {
         self.playing = playing;
+    }
+
+    /// Whether the answer plays through an echo canceller that has not yet learnt the room:
+    /// its echo then comes through, so no speech starts (a person who talks on is heard once
+    /// it has learnt it).
+    pub fn set_settling(&mut self, settling: bool) {
+        self.settling = settling;
     }
 
     pub fn position(&self) -> u64 {
@@ -165,14 +174,14 @@ impl Segmenter {
         let c = self.config;
         match self.state {
             State::Silence => {
-                if p >= c.start_threshold {
+                if p >= c.start_threshold && !self.settling {
                     self.state = State::Onset { onset: begin, voiced: WINDOW as u64 };
                     return self.confirm();
                 }
                 None
             }
             State::Onset { onset, voiced } => {
-                if p >= c.end_threshold {
+                if p >= c.end_threshold && !self.settling {
                     self.state = State::Onset { onset, voiced: voiced + WINDOW as u64 };
                     self.confirm()
                 } else {
@@ -311,6 +320,20 @@ mod tests {
         s.set_playing(false);
         let quiet: Vec<_> = [vec![0.95; windows(150)], vec![0.0; 40]].concat().into_iter().filter_map(|p| s.push(p)).collect();
         assert!(!quiet.iter().any(|b| matches!(b, Boundary::Started { .. })), "{quiet:?}");
+    }
+
+    #[test]
+    fn nothing_starts_while_the_canceller_learns_the_room_and_a_voice_that_goes_on_starts_after() {
+        let mut s = Segmenter::new(SegmenterConfig::default());
+        s.set_playing(true);
+        s.set_settling(true);
+        // A second of voice (the echo, or a person) while it learns: nothing.
+        let during: Vec<_> = (0..windows(1000)).filter_map(|_| s.push(0.95)).collect();
+        assert_eq!(during, vec![]);
+        // Learnt: the voice that goes on needs its own 150 ms from now, not the second before.
+        s.set_settling(false);
+        let after: Vec<_> = (0..windows(400)).filter_map(|i| s.push(0.95).map(|b| (i, b))).collect();
+        assert!(matches!(after.first(), Some((i, Boundary::Started { .. })) if *i == windows(150) - 1), "{after:?}");
     }
 
     #[test]
