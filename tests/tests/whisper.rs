@@ -154,3 +154,22 @@ fn arabic_speech_is_heard_in_arabic_whatever_detection_guesses() {
     // token) went Arabic, and Arabic is what a tie must favour here: they may, no more.
     assert!(english_in_english.len() >= 7, "English clips heard in English: {english_in_english:?} of {english_total}");
 }
+
+#[test]
+fn the_prompt_keeps_the_first_terms_that_fit_its_tokens_and_the_operators_words_whole() {
+    let mut config = HearingConfig::new(model_cache().join("whisper/ggml-base.bin"), std::path::PathBuf::from("unused-here"));
+    let terms = ["Opening hours and times", "Renewing an Emirates ID", "Appointments and queue tickets", "Traffic fines", "Al Nahda Park"];
+    config.vocabulary.write().expect("vocabulary").insert("en".into(), terms.iter().map(|t| t.to_string()).collect());
+    config.initial_prompt = "Hiwar centre.".into();
+    let full = Transcriber::load(&config).expect("load").prompt_for("en");
+    assert_eq!(full, format!("{}. Hiwar centre.", terms.join(", ")));
+    // A budget that holds the operator's words and the first two terms only.
+    let probe = Transcriber::load(&config).expect("load");
+    let two = format!("{}, {}.", terms[0], terms[1]);
+    config.prompt_tokens = probe.token_count("Hiwar centre.") + probe.token_count(&format!("{}, {}", terms[0], terms[1]));
+    let cut = Transcriber::load(&config).expect("load").prompt_for("en");
+    assert_eq!(cut, format!("{two} Hiwar centre."));
+    // No room for any term: the operator's words stay.
+    config.prompt_tokens = 1;
+    assert_eq!(Transcriber::load(&config).expect("load").prompt_for("en"), "Hiwar centre.");
+}

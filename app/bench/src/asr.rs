@@ -70,6 +70,10 @@ pub fn asr(config: &Config, model: Option<PathBuf>, reps: usize, rounds: usize, 
     let before = rss_mib();
     let mut transcriber = Transcriber::load(&hc)?;
     let loaded = rss_mib();
+    for lang in &config.hearing.knowledge_prompt {
+        let prompt = transcriber.prompt_for(lang);
+        println!("The prompt in {lang} ({} of at most {} tokens): \"{prompt}\"\n", transcriber.token_count(&prompt), hc.prompt_tokens);
+    }
 
     if part("accuracy") || part("accuracy-hiwar") {
         accuracy(&hc, &mut transcriber, &clips, if part("accuracy") { reference.as_deref() } else { None })?;

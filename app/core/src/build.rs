@@ -63,6 +63,7 @@ pub fn hearing_config(config: &Config, lang: Option<&str>) -> anyhow::Result<Hea
         Some(l) => Some(l.to_string()),
     };
     out.initial_prompt = h.initial_prompt.clone();
+    out.prompt_tokens = h.prompt_tokens;
     out.no_speech_threshold = h.no_speech_threshold;
     out.short_window = h.short_window;
     out.temperature_fallback = h.temperature_fallback;

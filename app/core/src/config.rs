@@ -196,6 +196,10 @@ pub struct Hearing {
     /// every language, `false` none.
     #[serde(deserialize_with = "languages_or_bool")]
     pub knowledge_prompt: Vec<String>,
+    /// Tokens of whisper's prompt that the knowledge base's terms (most important first) and
+    /// `initial_prompt` may fill together; `initial_prompt` is always kept whole. Each token
+    /// costs decode time on every final: a shorter prompt keeps the titles and the first names.
+    pub prompt_tokens: usize,
     /// How a turn's end is decided: "smart" (Smart Turn v3.2 judges each pause from its sound:
     /// a finished sentence ends the turn after `turn_probe_ms` of silence, a pause mid-sentence
     /// waits `turn_incomplete_ms`) or "silence" (every pause of `end_silence_ms` ends it).
@@ -255,6 +259,7 @@ impl Default for Hearing {
             language: String::new(),
             initial_prompt: String::new(),
             knowledge_prompt: Vec::new(),
+            prompt_tokens: 100,
             end_of_turn: "smart".into(),
             turn_probe_ms: 200,
             turn_reprobe_ms: 0,
@@ -596,6 +601,7 @@ impl Config {
             format!("hearing.turn_threshold = {}: a probability between 0 and 1", h.turn_threshold),
         );
         check(h.min_speech_ms <= 5_000, format!("hearing.min_speech_ms = {}: at most 5000", h.min_speech_ms));
+        check(h.prompt_tokens <= 223, format!("hearing.prompt_tokens = {}: at most 223 (whisper keeps no more of a prompt)", h.prompt_tokens));
         check(h.min_speech_playing_ms <= 5_000, format!("hearing.min_speech_playing_ms = {}: at most 5000", h.min_speech_playing_ms));
         check(h.threads <= 64, format!("hearing.threads = {}: at most 64 (0 chooses for this machine)", h.threads));
         check((1..=8).contains(&h.beam_size), format!("hearing.beam_size = {}: between 1 (greedy) and 8", h.beam_size));
@@ -731,6 +737,7 @@ mod tests {
         assert_eq!(config.hearing.languages, vec!["ar", "en"]);
         assert!(!config.privacy.record_audio && !config.privacy.record_transcripts, "privacy by default");
         assert_eq!(config.hearing.knowledge_prompt, Config::default().hearing.knowledge_prompt);
+        assert_eq!(config.hearing.prompt_tokens, Config::default().hearing.prompt_tokens);
     }
 
     #[test]
@@ -803,6 +810,7 @@ mod tests {
         refused("[llm]\ntemperature = nan\n", "llm.temperature");
         refused("[llm]\ntemperature = 7.0\n", "llm.temperature");
         refused("[hearing]\nvad_start_threshold = 1.5\n", "hearing.vad_start_threshold");
+        refused("[hearing]\nprompt_tokens = 224\n", "hearing.prompt_tokens");
         refused("[voice]\ndevice = \"gpu\"\n", "voice.device");
         refused("[llm]\npreset = \"openai\"\n", "llm.preset");
         refused("[serve]\nmessages_per_second = inf\n", "serve.messages_per_second");

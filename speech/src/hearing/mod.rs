@@ -53,6 +53,8 @@ pub struct HearingConfig {
     /// Whisper's prompt per language from the organisation's knowledge; the app fills it and
     /// rebuilds it on reload (see [`transcriber::Vocabulary`]).
     pub vocabulary: Vocabulary,
+    /// Tokens of whisper's prompt the vocabulary and `initial_prompt` may fill together.
+    pub prompt_tokens: usize,
     pub no_speech_threshold: f32,
     /// Encode only the frames an utterance needs (much faster on short utterances).
     pub short_window: bool,
@@ -83,6 +85,7 @@ impl HearingConfig {
             forced_language: None,
             initial_prompt: String::new(),
             vocabulary: Vocabulary::default(),
+            prompt_tokens: transcriber::PROMPT_TOKENS,
             no_speech_threshold: 0.6,
             short_window: true,
             temperature_fallback: true,

@@ -194,8 +194,9 @@ pub fn script_share(text: &str, lang: &str) -> f32 {
 /// operator's `initial_prompt`. Shared with whoever rebuilds it on reload.
 pub type Vocabulary = std::sync::Arc<std::sync::RwLock<std::collections::BTreeMap<String, Vec<String>>>>;
 
-/// Tokens of whisper's prompt the vocabulary and `initial_prompt` may fill together (whisper
-/// itself keeps at most 223; a longer prompt costs decode time and invites whisper to copy it).
+/// Tokens of whisper's prompt the vocabulary and `initial_prompt` may fill together, unless
+/// configured (whisper itself keeps at most 223; a longer prompt costs decode time on every
+/// final and invites whisper to copy it).
 pub const PROMPT_TOKENS: usize = 100;
 
 /// How one decode runs: with the temperature fallback or greedy only, and whether it may be
@@ -218,6 +219,7 @@ pub struct Transcriber {
     forced: Option<String>,
     prompt: String,
     vocabulary: Vocabulary,
+    prompt_tokens: usize,
     no_speech_threshold: f32,
     short_window: bool,
     temperature_fallback: bool,
@@ -241,6 +243,7 @@ impl Transcriber {
             forced: config.forced_language.clone(),
             prompt: config.initial_prompt.clone(),
             vocabulary: config.vocabulary.clone(),
+            prompt_tokens: config.prompt_tokens,
             no_speech_threshold: config.no_speech_threshold,
             short_window: config.short_window,
             temperature_fallback: config.temperature_fallback,
@@ -275,11 +278,12 @@ impl Transcriber {
     }
 
     /// The prompt whisper gets when decoding in `lang`: as many of that language's vocabulary
-    /// terms as fit in [`PROMPT_TOKENS`] beside the operator's own prompt, which is always kept.
+    /// terms as fit in the prompt's tokens (`HearingConfig::prompt_tokens`) beside the
+    /// operator's own prompt, which is always kept.
     pub fn prompt_for(&self, lang: &str) -> String {
         let terms = self.vocabulary.read().map(|v| v.get(lang).cloned().unwrap_or_default()).unwrap_or_default();
         let own = self.prompt.trim();
-        let budget = PROMPT_TOKENS.saturating_sub(self.model.token_count(own));
+        let budget = self.prompt_tokens.saturating_sub(self.model.token_count(own));
         let separator = if lang == "ar" { "، " } else { ", " };
         let mut words = String::new();
         for term in terms.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
@@ -293,6 +297,11 @@ impl Transcriber {
             words.push('.');
         }
         [words.as_str(), own].iter().filter(|p| !p.is_empty()).copied().collect::<Vec<_>>().join(" ")
+    }
+
+    /// How many of whisper's tokens `text` makes.
+    pub fn token_count(&self, text: &str) -> usize {
+        self.model.token_count(text)
     }
 
     /// The primary language: the first configured.
