@@ -95,8 +95,30 @@ pub fn replace_non_finite(samples: &mut [f32]) -> usize {
     replaced
 }
 
+/// The active level of speech: the RMS (linear, full scale 1.0) over its 20 ms frames that lie
+/// within 30 dB of the loudest, so pauses and a quiet tail do not pull it down; 0 for silence.
+pub fn active_level(samples: &[f32], sample_rate: u32) -> f64 {
+    let n = (sample_rate as usize / 50).max(1);
+    let frames: Vec<f64> = samples.chunks(n).map(|f| f.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / f.len() as f64).collect();
+    let loudest = frames.iter().copied().fold(0.0, f64::max);
+    let active: Vec<f64> = frames.into_iter().filter(|&e| e > loudest * 1e-3).collect();
+    (active.iter().sum::<f64>() / active.len().max(1) as f64).sqrt()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_active_level_leaves_the_pauses_out() {
+        let tone: Vec<f32> = (0..16_000).map(|i| (i as f32 * 0.3).sin() * 0.5).collect();
+        let level = super::active_level(&tone, 16_000);
+        assert!((level - 0.5 / 2f64.sqrt()).abs() < 0.01, "{level}");
+        let mut paused = tone.clone();
+        paused.extend(vec![0.0; 32_000]);
+        assert!((super::active_level(&paused, 16_000) - level).abs() < 1e-4, "two seconds of silence do not lower it");
+        assert_eq!(super::active_level(&[0.0; 640], 16_000), 0.0);
+        assert_eq!(super::active_level(&[], 16_000), 0.0);
+    }
+
     #[test]
     fn non_finite_samples_become_silence_or_full_scale() {
         let mut s = [0.5, f32::NAN, f32::INFINITY, -0.25, f32::NEG_INFINITY];

@@ -751,12 +751,12 @@ fn as_a_service_it_tells_systemd_reloads_on_sighup_and_stops_on_sigterm() {
     let mut kept = server.connect(None, None).expect("connect");
     kept.hello();
     let kb_line = format!("[knowledge]\ndir = {:?}\n", kb.to_str().expect("utf-8"));
-    std::fs::write(&config, format!("{kb_line}[voice]\nenglish_accent = \"measured\"\n")).expect("config");
+    std::fs::write(&config, format!("{kb_line}[voice]\nenglish_accent = \"none\"\n")).expect("config");
     kill("-HUP");
     heard(&|m| m.iter().any(|m| m.starts_with("READY=1")), "READY=1 after the voice's reload");
-    let mut accented = server.connect(None, None).expect("connect");
-    accented.hello();
-    let (said_again, changed) = accented.ask_aloud(FRIDAY);
+    let mut reloaded = server.connect(None, None).expect("connect");
+    reloaded.hello();
+    let (said_again, changed) = reloaded.ask_aloud(FRIDAY);
     assert!(said_again == said && plain > 0 && changed > 0 && changed != plain, "the same answer in the new voice: {plain} then {changed} bytes ({said:?})");
     assert_eq!(kept.ask_aloud(FRIDAY), (said.clone(), plain), "a session opened before the reload keeps its voice");
     // A voice that does not load refuses the whole reload.

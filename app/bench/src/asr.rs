@@ -130,10 +130,7 @@ fn english_kept(clip: &Clip, heard: &str) -> f64 {
 /// Pink noise (Paul Kellet's filter over seeded white noise) added at `snr_db` below the
 /// speech's active level (the RMS of its 20 ms frames within 30 dB of the loudest).
 pub fn with_noise(samples: &[f32], snr_db: f32, seed: u64) -> Vec<f32> {
-    let frames: Vec<f64> = samples.chunks(320).map(|f| f.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / f.len() as f64).collect();
-    let loudest = frames.iter().copied().fold(0.0, f64::max);
-    let active: Vec<f64> = frames.iter().copied().filter(|&e| e > loudest * 1e-3).collect();
-    let level = (active.iter().sum::<f64>() / active.len().max(1) as f64).sqrt();
+    let level = hiwar_speech::audio::active_level(samples, 16_000);
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut white = move || {
         state ^= state << 13;

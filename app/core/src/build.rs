@@ -101,7 +101,7 @@ pub fn english_voice(config: &Config) -> anyhow::Result<PiperVoice> {
         voice.config.noise_w = 0.0;
     }
     voice.accent = match config.voice.english_accent.as_str() {
-        "" => None,
+        "" | "none" => None,
         "measured" => Some(hiwar_speech::voice::Accent::english()),
         spec => Some(hiwar_speech::voice::Accent::parse(spec).map_err(|e| anyhow::anyhow!("voice.english_accent: {e}"))?),
     };

@@ -291,10 +291,10 @@ pub struct Voice {
     pub english_voice: String,
     /// Where the voice models run: auto, cpu or cuda (cuda needs the `cuda` build feature).
     pub device: String,
-    /// How the English voice says Arabic when no Arabic voice is set: empty says hiwar's IPA as
-    /// it is; "measured" the accent chosen by round trip (more intelligible to whisper, 0.56
-    /// against 0.60 CER, but quieter and with a larger lip-sync offset, so not yet the default:
-    /// docs/benchmarks.md); or a spec such as "+stress,a=ɐ,r=ɹ".
+    /// How the English voice says Arabic when no Arabic voice is set: "measured" (the default)
+    /// the accent chosen by round trip, more intelligible to whisper than hiwar's IPA as it is
+    /// (docs/benchmarks.md, "Arabic voice"); "none" (or empty) the IPA as it is; or a spec such
+    /// as "+stress,a=ɐ,r=ɹ".
     pub english_accent: String,
     /// Synthesise without the voice's random variation (same text, same audio): for tests
     /// and reproducible measurements.
@@ -303,7 +303,7 @@ pub struct Voice {
 
 impl Default for Voice {
     fn default() -> Self {
-        Voice { arabic_voice: String::new(), english_voice: String::new(), device: "auto".into(), english_accent: String::new(), deterministic: false }
+        Voice { arabic_voice: String::new(), english_voice: String::new(), device: "auto".into(), english_accent: "measured".into(), deterministic: false }
     }
 }
 

@@ -4,8 +4,8 @@
 //! trained with stress marks; without them every syllable is flat). ħ, ʕ and the emphatics
 //! stay: the voice's untrained renderings of them were heard better than any substitute.
 //!
-//! Opt-in (`voice.english_accent = "measured"`): more intelligible to whisper, but its reduced ɐ
-//! makes the speech quieter and the lip-sync offset larger (docs/benchmarks.md).
+//! The default (`voice.english_accent = "measured"`; "none" says the IPA as it is). Its reduced
+//! ɐ makes some sentences 2–3 dB quieter; the voice raises quiet chunks to its level.
 //!
 //! The substitutions were chosen one phoneme class at a time by round trip — synthesise,
 //! transcribe with whisper, Arabic forced, character error rate — on sentences that are not the

@@ -219,6 +219,7 @@ impl PiperVoice {
         let normalized = super::normalize(text);
         let mut speech = self.speak_normalized(&normalized.text, diacritizer)?;
         attach_written(&mut speech.words, &normalized);
+        raise_quiet(&mut speech.samples, speech.sample_rate);
         Ok(speech)
     }
 
@@ -350,12 +351,30 @@ fn is_pause(p: &str) -> bool {
     p.chars().all(|c| c == '_' || c == ' ' || c.is_ascii_punctuation() || matches!(c, '،' | '؛' | '؟' | '…' | '—' | '–'))
 }
 
-/// Moves the edges of each pause to where the audio really falls silent and starts again.
-///
-/// The model's durations put a phrase-final vowel's fading tail, and sometimes a little
-/// silence, inside the vowel: the face would keep the mouth open after the sound has stopped.
-/// An edge moves only through quiet audio (30 dB under the chunk's peak, in 5 ms steps) and
-/// never past the middle of its neighbour, so sounds keep their order and a length.
+/// The active level a chunk is raised to when it is quieter (dBFS; see
+/// [`crate::audio::active_level`]): en_US-joe's own level on English sentences.
+const LEVEL_DBFS: f64 = -24.0;
+/// The most a chunk is raised (dB), and the peak it may not pass (dBFS).
+const MAX_RAISE_DB: f64 = 6.0;
+const PEAK_DBFS: f64 = -1.0;
+
+/// Brings a quiet chunk up to [`LEVEL_DBFS`], so one answer does not fall and rise in loudness
+/// from chunk to chunk: the English voice saying Arabic through the accent, whose reduced
+/// vowels make some sentences 2–3 dB quieter than its English, is heard as loud. Never
+/// lowers, raises by at most [`MAX_RAISE_DB`], never past a [`PEAK_DBFS`] peak.
+fn raise_quiet(samples: &mut [f32], sample_rate: u32) {
+    let level = crate::audio::active_level(samples, sample_rate);
+    let peak = samples.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+    if level <= 0.0 || peak <= 0.0 {
+        return;
+    }
+    let db = |x: f64| 10f64.powf(x / 20.0);
+    let gain = (db(LEVEL_DBFS) / level).min(db(MAX_RAISE_DB)).min(db(PEAK_DBFS) / f64::from(peak));
+    if gain > 1.0 {
+        samples.iter_mut().for_each(|s| *s *= gain as f32);
+    }
+}
+
 /// Why synthesised audio is not speech, if it is not: numbers that are not finite, or much of
 /// it at full scale (a Piper voice's speech peaks well below it; 4 KB flipped inside
 /// en_US-joe-medium.onnx made 58 % of the samples clip).
@@ -369,6 +388,14 @@ pub fn noise(samples: &[f32]) -> Option<String> {
     (samples.len() >= 1_000 && share > 0.02).then(|| format!("{:.0} % of the samples at full scale", share * 100.0))
 }
 
+/// Moves the edges of each pause to where the audio really falls silent and starts again.
+///
+/// The model's durations put a phrase-final vowel's fading tail, and sometimes a little
+/// silence, inside the vowel: the face would keep the mouth open after the sound has stopped.
+/// An edge moves only through quiet audio (33 dB under the chunk's peak, in 5 ms steps: at
+/// 30 dB the mouth closed up to 45 ms before the tail of a phrase had faded, measured from the
+/// rendered video) and never past the middle of its neighbour, so sounds keep their order and
+/// a length.
 fn snap_pauses(phonemes: &mut [TimedPhoneme], samples: &[f32], rate: u32) {
     let hop = (rate as usize / 200).max(1);
     let energy: Vec<f32> = samples.chunks(hop).map(|c| c.iter().map(|s| s * s).sum::<f32>() / c.len() as f32).collect();
@@ -376,7 +403,7 @@ fn snap_pauses(phonemes: &mut [TimedPhoneme], samples: &[f32], rate: u32) {
     if peak <= 0.0 {
         return;
     }
-    let quiet = |f: usize| energy.get(f).is_none_or(|e| *e < peak * 10f32.powf(-3.0));
+    let quiet = |f: usize| energy.get(f).is_none_or(|e| *e < peak * 10f32.powf(-3.3));
     let frame = |s: u64| (s as usize / hop).min(energy.len());
     let at = |f: usize| (f * hop) as u64;
     for k in 0..phonemes.len() {
@@ -581,6 +608,35 @@ mod tests {
         ];
         assert_eq!(got, expected);
         assert!(split_clauses("  ...  ").is_empty());
+    }
+
+    #[test]
+    fn a_quiet_chunk_is_raised_to_the_voices_level_and_a_loud_one_left_alone() {
+        let level_db = |s: &[f32]| 20.0 * crate::audio::active_level(s, 22_050).log10();
+        let tone = |amp: f32| -> Vec<f32> { (0..22_050).map(|i| (i as f32 * 0.2).sin() * amp).collect() };
+        // 4 dB under the level: raised to it.
+        let mut quiet = tone(10f32.powf(-28.0 / 20.0) * 2f32.sqrt());
+        raise_quiet(&mut quiet, 22_050);
+        assert!((level_db(&quiet) - LEVEL_DBFS).abs() < 0.1, "{}", level_db(&quiet));
+        // Louder than the level: untouched.
+        let loud = tone(0.3);
+        let mut same = loud.clone();
+        raise_quiet(&mut same, 22_050);
+        assert_eq!(same, loud);
+        // Far too quiet: raised by 6 dB at most.
+        let mut faint = tone(0.001);
+        raise_quiet(&mut faint, 22_050);
+        assert!((faint.iter().fold(0.0f32, |m, s| m.max(s.abs())) - 0.001 * 2.0).abs() < 1e-4);
+        // A quiet level under a loud click: the peak stays under −1 dBFS.
+        let mut clicked = tone(0.02);
+        clicked[100] = 0.85;
+        raise_quiet(&mut clicked, 22_050);
+        assert!(clicked.iter().all(|s| s.abs() <= 10f32.powf(-1.0 / 20.0) + 1e-6));
+        assert!(clicked[100] > 0.85, "raised up to the peak's limit");
+        // Silence stays silence.
+        let mut silent = vec![0.0f32; 1000];
+        raise_quiet(&mut silent, 22_050);
+        assert!(silent.iter().all(|s| *s == 0.0));
     }
 
     #[test]
