@@ -98,7 +98,7 @@ fn latency(config: &Config, rt: &tokio::runtime::Runtime, rounds: usize, ttfts: 
     let mut summary = Vec::new();
     let h = &config.hearing;
     let end_of_turn = if h.end_of_turn == "smart" {
-        format!("Smart Turn at {} ms of silence, {} ms when judged incomplete", h.turn_probe_ms, h.turn_incomplete_ms)
+        format!("Smart Turn at {} ms of silence (asked {} ms before), {} ms when judged incomplete", h.turn_probe_ms, h.turn_early_ms, h.turn_incomplete_ms)
     } else {
         format!("{} ms of silence", h.end_silence_ms)
     };

@@ -122,11 +122,18 @@ fn last_voiced(audio: &[f32]) -> u64 {
     audio.chunks(160).rposition(voiced).map_or(0, |i| ((i + 1) * 160) as u64)
 }
 
+/// ", asked at N ms" when Smart Turn is asked before the probe.
+fn asked(w: TurnWaits) -> String {
+    if w.early_ms == 0 { String::new() } else { format!(", asked at {} ms", w.probe_ms.saturating_sub(w.early_ms)) }
+}
+
 /// Runs `clips` through a listener ending turns `waits`' way (`None`: silence alone).
 pub fn judge(config: &hearing::HearingConfig, clips: &[TurnClip], lang: &str, waits: Option<TurnWaits>, whisper: &Transcriber) -> anyhow::Result<Outcome> {
     let mode = match waits {
-        Some(w) if w.reprobe_ms == 0 => format!("Smart Turn (at {} ms; {} ms if unfinished; p ≥ {})", w.probe_ms, w.incomplete_ms, w.threshold),
-        Some(w) => format!("Smart Turn (at {} ms, again every {} ms; {} ms at most; p ≥ {})", w.probe_ms, w.reprobe_ms, w.incomplete_ms, w.threshold),
+        Some(w) if w.reprobe_ms == 0 => format!("Smart Turn (at {} ms{}; {} ms if unfinished; p ≥ {})", w.probe_ms, asked(w), w.incomplete_ms, w.threshold),
+        Some(w) => {
+            format!("Smart Turn (at {} ms{}, again every {} ms; {} ms at most; p ≥ {})", w.probe_ms, asked(w), w.reprobe_ms, w.incomplete_ms, w.threshold)
+        }
         None => format!("silence alone ({} ms)", config.segmenter.end_silence_ms),
     };
     let mut out = Outcome { mode, lang: lang.into(), ..Outcome::default() };

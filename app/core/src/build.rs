@@ -16,7 +16,13 @@ pub const SMART_TURN: (&str, &str) = ("smart-turn", "smart-turn-v3.2-cpu.onnx");
 
 /// The semantic end of turn's waits as the config sets them.
 pub fn turn_waits(h: &crate::config::Hearing) -> TurnWaits {
-    TurnWaits { probe_ms: h.turn_probe_ms, reprobe_ms: h.turn_reprobe_ms, incomplete_ms: h.turn_incomplete_ms, threshold: h.turn_threshold }
+    TurnWaits {
+        probe_ms: h.turn_probe_ms,
+        early_ms: h.turn_early_ms,
+        reprobe_ms: h.turn_reprobe_ms,
+        incomplete_ms: h.turn_incomplete_ms,
+        threshold: h.turn_threshold,
+    }
 }
 
 /// Builds hearing's settings from the config, with every model found and ONNX Runtime loaded.

@@ -206,6 +206,11 @@ pub struct Hearing {
     pub end_of_turn: String,
     /// Silence after which Smart Turn is asked whether the turn is complete.
     pub turn_probe_ms: u32,
+    /// Smart Turn is asked this long before `turn_probe_ms`, so that its answer (tens of ms of
+    /// inference) is ready when the silence reaches it; dropped if the voice comes back first.
+    /// 0 asks at `turn_probe_ms` and waits for the answer. 50 by default: asked at 150 ms,
+    /// Smart Turn cut off no more pauses and decided the ends as at 200 ms (docs/benchmarks.md).
+    pub turn_early_ms: u32,
     /// After an "incomplete", Smart Turn is asked again every this much further silence; 0
     /// never (the default: asked again on a shorter context it hears more pauses as ends —
     /// docs/benchmarks.md).
@@ -262,6 +267,7 @@ impl Default for Hearing {
             prompt_tokens: 100,
             end_of_turn: "smart".into(),
             turn_probe_ms: 200,
+            turn_early_ms: 50,
             turn_reprobe_ms: 0,
             turn_incomplete_ms: 1500,
             turn_threshold: 0.5,
@@ -589,6 +595,13 @@ impl Config {
         );
         check((64..=2_000).contains(&h.turn_probe_ms), format!("hearing.turn_probe_ms = {}: between 64 and 2000", h.turn_probe_ms));
         check(
+            h.turn_early_ms.saturating_add(64) <= h.turn_probe_ms.max(64),
+            format!(
+                "hearing.turn_early_ms = {}: at most turn_probe_ms ({}) less 64 (Smart Turn needs some silence to judge)",
+                h.turn_early_ms, h.turn_probe_ms
+            ),
+        );
+        check(
             h.turn_reprobe_ms == 0 || (100..=5_000).contains(&h.turn_reprobe_ms),
             format!("hearing.turn_reprobe_ms = {}: 0 (never) or between 100 and 5000", h.turn_reprobe_ms),
         );
@@ -811,6 +824,7 @@ mod tests {
         refused("[llm]\ntemperature = 7.0\n", "llm.temperature");
         refused("[hearing]\nvad_start_threshold = 1.5\n", "hearing.vad_start_threshold");
         refused("[hearing]\nprompt_tokens = 224\n", "hearing.prompt_tokens");
+        refused("[hearing]\nturn_early_ms = 150\n", "hearing.turn_early_ms");
         refused("[voice]\ndevice = \"gpu\"\n", "voice.device");
         refused("[llm]\npreset = \"openai\"\n", "llm.preset");
         refused("[serve]\nmessages_per_second = inf\n", "serve.messages_per_second");

@@ -34,9 +34,14 @@ pub struct SegmenterConfig {
 /// the turn is complete; "complete" ends it at once, "incomplete" waits until `incomplete_ms`
 /// of silence — asking again every `reprobe_ms` of further silence if that is not 0. Were no
 /// answer to come (the model failed), `end_silence_ms` ends it as before.
+///
+/// The model takes tens of milliseconds, so it is asked `early_ms` before `probe_ms`: its
+/// answer is ready when the silence reaches `probe_ms`, and is dropped if the voice comes back
+/// before then. 0 asks at `probe_ms` and decides when the model has answered.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TurnWaits {
     pub probe_ms: u32,
+    pub early_ms: u32,
     pub reprobe_ms: u32,
     pub incomplete_ms: u32,
     /// Probability of "complete" at or above which the turn ends.
@@ -45,7 +50,7 @@ pub struct TurnWaits {
 
 impl Default for TurnWaits {
     fn default() -> Self {
-        TurnWaits { probe_ms: 200, reprobe_ms: 0, incomplete_ms: 1500, threshold: 0.5 }
+        TurnWaits { probe_ms: 200, early_ms: 0, reprobe_ms: 0, incomplete_ms: 1500, threshold: 0.5 }
     }
 }
 
@@ -88,6 +93,8 @@ enum Judged {
     No,
     /// Asked, no answer (the model failed): the silence alone decides.
     Asked,
+    /// Asked early (see [`TurnWaits::early_ms`]): the answer, applied at `probe_ms`.
+    Early { p: f32 },
     /// Judged incomplete with this probability of "complete": wait the long silence, asking
     /// again once the silence reaches `again` samples.
     Incomplete { p: f32, again: u64 },
@@ -201,10 +208,11 @@ impl Segmenter {
                 let silence = end - last_voiced;
                 let ended = |turn| Some(Boundary::Ended { start, last_voiced, decided_at: end, turn });
                 match (c.turn, judged) {
-                    (Some(t), Judged::No) if silence >= ms(t.probe_ms) => {
+                    (Some(t), Judged::No) if silence >= ms(t.probe_ms.saturating_sub(t.early_ms)) => {
                         self.state = State::Speech { start, last_voiced, paused: true, judged: Judged::Asked };
                         return Some(Boundary::Probe { start, last_voiced });
                     }
+                    (Some(t), Judged::Early { p }) if silence >= ms(t.probe_ms) => return self.decide(start, last_voiced, p),
                     (Some(t), Judged::Incomplete { p, .. }) if silence >= ms(t.incomplete_ms) => {
                         self.state = State::Silence;
                         return ended(Some(p));
@@ -213,7 +221,7 @@ impl Segmenter {
                         self.state = State::Speech { start, last_voiced, paused: true, judged: Judged::Asked };
                         return Some(Boundary::Probe { start, last_voiced });
                     }
-                    (Some(_), Judged::Incomplete { .. } | Judged::No) => {}
+                    (Some(_), Judged::Incomplete { .. } | Judged::Early { .. } | Judged::No) => {}
                     (None, _) | (Some(_), Judged::Asked) => {
                         if silence >= ms(c.end_silence_ms) {
                             self.state = State::Silence;
@@ -236,12 +244,23 @@ impl Segmenter {
         let (State::Speech { start, last_voiced, paused, judged: Judged::Asked }, Some(t), Some(p)) = (self.state, self.config.turn, complete) else {
             return None;
         };
+        if self.pos - last_voiced < ms(t.probe_ms) {
+            self.state = State::Speech { start, last_voiced, paused, judged: Judged::Early { p } };
+            return None;
+        }
+        self.decide(start, last_voiced, p)
+    }
+
+    /// Applies a judgement once the silence has reached `probe_ms`: ends the utterance when
+    /// complete, else waits the long silence.
+    fn decide(&mut self, start: u64, last_voiced: u64, p: f32) -> Option<Boundary> {
+        let t = self.config.turn?;
         if p >= t.threshold {
             self.state = State::Silence;
             return Some(Boundary::Ended { start, last_voiced, decided_at: self.pos, turn: Some(p) });
         }
         let again = if t.reprobe_ms == 0 { u64::MAX } else { self.pos - last_voiced + ms(t.reprobe_ms) };
-        self.state = State::Speech { start, last_voiced, paused, judged: Judged::Incomplete { p, again } };
+        self.state = State::Speech { start, last_voiced, paused: true, judged: Judged::Incomplete { p, again } };
         None
     }
 
@@ -370,8 +389,11 @@ mod tests {
 
     /// Feeds `probs`, answering every probe with the next of `verdicts` (asking again every
     /// 400 ms after an "incomplete").
-    fn judged(probs: &[f32], mut verdicts: Vec<Option<f32>>) -> Vec<(usize, Boundary)> {
-        let turn = TurnWaits { reprobe_ms: 400, ..TurnWaits::default() };
+    fn judged(probs: &[f32], verdicts: Vec<Option<f32>>) -> Vec<(usize, Boundary)> {
+        judged_with(TurnWaits { reprobe_ms: 400, ..TurnWaits::default() }, probs, verdicts)
+    }
+
+    fn judged_with(turn: TurnWaits, probs: &[f32], mut verdicts: Vec<Option<f32>>) -> Vec<(usize, Boundary)> {
         let mut s = Segmenter::new(SegmenterConfig { turn: Some(turn), ..SegmenterConfig::default() });
         verdicts.reverse();
         let mut out = Vec::new();
@@ -448,6 +470,38 @@ mod tests {
         assert_eq!(ends.len(), 1, "{b:?}");
         assert!(b.iter().any(|(_, b)| matches!(b, Boundary::Resumed)), "{b:?}");
         assert!(matches!(ends[0].1, Boundary::Ended { start, turn: Some(_), .. } if start == 0), "{b:?}");
+    }
+
+    const EARLY: TurnWaits = TurnWaits { probe_ms: 200, early_ms: 100, reprobe_ms: 0, incomplete_ms: 1500, threshold: 0.5 };
+
+    #[test]
+    fn asked_early_the_answer_ends_the_turn_when_the_silence_reaches_the_probe() {
+        let b = judged_with(EARLY, &speech_then_silence(3000), vec![Some(0.8)]);
+        let asked = 40 + windows(100) - 1;
+        let probe = 40 + windows(200) - 1;
+        assert!(matches!(b[2], (i, Boundary::Probe { .. }) if i == asked), "{b:?}");
+        assert!(
+            matches!(b[3], (i, Boundary::Ended { turn: Some(p), decided_at, .. }) if i == probe && p == 0.8 && decided_at == (probe as u64 + 1) * WINDOW as u64),
+            "decided at the same sample as when asked at the probe: {b:?}"
+        );
+        assert_eq!(b.len(), 4, "{b:?}");
+        // Judged unfinished early: the long wait, as before.
+        let b = judged_with(EARLY, &speech_then_silence(3000), vec![Some(0.2)]);
+        assert!(matches!(b.last(), Some((i, Boundary::Ended { turn: Some(p), .. })) if *i == 40 + windows(1500) - 1 && *p == 0.2), "{b:?}");
+    }
+
+    #[test]
+    fn an_early_answer_is_dropped_when_the_voice_comes_back_before_the_probe() {
+        // 150 ms of silence (asked at 100 ms: "complete"), then more speech: the turn goes on.
+        let mut probs = vec![0.9; 40];
+        probs.extend(vec![0.0; windows(150)]);
+        probs.extend(vec![0.9; 20]);
+        probs.extend(vec![0.0; windows(1000)]);
+        let b = judged_with(EARLY, &probs, vec![Some(0.9), Some(0.1)]);
+        let ends: Vec<_> = b.iter().filter(|(_, b)| matches!(b, Boundary::Ended { .. })).collect();
+        assert_eq!(ends.len(), 0, "the second pause, judged unfinished, has not lasted 1.5 s: {b:?}");
+        assert!(b.iter().any(|(_, b)| matches!(b, Boundary::Resumed)), "{b:?}");
+        assert_eq!(b.iter().filter(|(_, b)| matches!(b, Boundary::Probe { .. })).count(), 2, "{b:?}");
     }
 
     #[test]
