@@ -313,7 +313,7 @@ fn half_duplex_does_not_listen_while_speaking() {
     let (rate, first) = read_wav(&clip("en-passport.wav").0);
     let (_, second) = read_wav(&clip("en-office.wav").0);
     // The second question comes 6 s after the first, over its ~8 s answer. With 3 s, a core
-    // busy beside the test delayed the answer's start past it in 4 of 8 runs (holding phrase,
+    // busy beside the test delayed the answer's start past it in 5 of 14 runs (holding phrase,
     // then a slow first clause): speech before the answer plays rightly supersedes it.
     let input: Vec<f32> = [first, vec![0.0; rate as usize * 6], second, vec![0.0; rate as usize]].concat();
     let path = dir.path().join("conversation.wav");
