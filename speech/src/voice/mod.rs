@@ -105,6 +105,8 @@ impl Voices {
             }
         }
         attach_written(&mut all.words, &normalized);
+        // One level for the whole chunk, as the English voice's own `speak` gives it.
+        piper::raise_quiet(&mut all.samples, rate);
         Ok(all)
     }
 }

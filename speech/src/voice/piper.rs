@@ -362,7 +362,7 @@ const PEAK_DBFS: f64 = -1.0;
 /// from chunk to chunk: the English voice saying Arabic through the accent, whose reduced
 /// vowels make some sentences 2–3 dB quieter than its English, is heard as loud. Never
 /// lowers, raises by at most [`MAX_RAISE_DB`], never past a [`PEAK_DBFS`] peak.
-fn raise_quiet(samples: &mut [f32], sample_rate: u32) {
+pub(crate) fn raise_quiet(samples: &mut [f32], sample_rate: u32) {
     let level = crate::audio::active_level(samples, sample_rate);
     let peak = samples.iter().fold(0.0f32, |m, s| m.max(s.abs()));
     if level <= 0.0 || peak <= 0.0 {
