@@ -172,36 +172,83 @@ $("ask").onsubmit = (e) => {
 };
 $("interrupt").onclick = () => { stopAudio(); if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "interrupt", v: 1 })); };
 
-// The microphone: an AudioWorklet hands 128-frame blocks to the page, which downsamples them
-// to 16 kHz PCM16 and streams them (audio_start … binary frames … audio_end). The browser's
-// own echo cancellation keeps the answer out of the microphone, so speaking over it interrupts.
+// The microphone: an AudioWorklet hands 128-frame blocks to the page, which low-pass filters
+// and resamples them to 16 kHz PCM16 and streams them (audio_start … binary frames …
+// audio_end). The browser's own echo cancellation keeps the answer out of the microphone, so
+// speaking over it interrupts.
 const WORKLET = `class Tap extends AudioWorkletProcessor { process(inputs) { const c = inputs[0][0]; if (c) this.port.postMessage(c.slice(0)); return true; } }
 registerProcessor("hiwar-tap", Tap);`;
-let mic = null;
+
+// Any rate to 16 kHz through a windowed-sinc low-pass (cut-off 7.2 kHz, Blackman window,
+// 2·HALF taps at the input rate). Taking every third sample of 48 kHz, as the page once did,
+// folds 8–24 kHz (the hiss of s and sh, fans, the room) down into the band whisper hears.
+export function downsampler(rateIn, rateOut = 16000) {
+  const HALF = 48, STEPS = 256;
+  const ratio = rateIn / rateOut, fc = (0.45 * rateOut) / rateIn;
+  // h(d) for d in [-HALF, HALF] input samples, tabulated every 1/STEPS of a sample.
+  const table = new Float32Array(2 * HALF * STEPS + 2);
+  for (let j = 0; j < table.length; j++) {
+    const d = j / STEPS - HALF;
+    const sinc = d === 0 ? 1 : Math.sin(2 * Math.PI * fc * d) / (Math.PI * d * 2 * fc);
+    const w = 0.42 + 0.5 * Math.cos((Math.PI * d) / HALF) + 0.08 * Math.cos((2 * Math.PI * d) / HALF);
+    table[j] = Math.abs(d) >= HALF ? 0 : 2 * fc * sinc * w;
+  }
+  // buf starts with HALF samples of silence, so the first output is centred on the first input.
+  let buf = new Float32Array(HALF), t = HALF; // t: the next output's position in buf
+  return {
+    latency: HALF / rateIn,
+    push(x) {
+      const joined = new Float32Array(buf.length + x.length);
+      joined.set(buf); joined.set(x, buf.length);
+      buf = joined;
+      const out = [];
+      for (; Math.floor(t) + HALF < buf.length; t += ratio) {
+        const i0 = Math.floor(t) - HALF + 1;
+        let acc = 0;
+        for (let i = i0; i <= Math.floor(t) + HALF; i++) {
+          const u = (t - i + HALF) * STEPS, k = Math.floor(u), a = u - k;
+          acc += buf[i] * (table[k] + a * (table[k + 1] - table[k]));
+        }
+        out.push(acc);
+      }
+      const drop = Math.max(0, Math.floor(t) - HALF);
+      buf = buf.slice(drop); t -= drop;
+      return out;
+    },
+  };
+}
+window.hiwarDownsampler = downsampler;
+let mic = null, tapModule = null;
 async function startMic() {
+  const clicked = performance.now();
   ctx = ctx || new AudioContext();
   await ctx.resume();
-  const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true, channelCount: 1 } });
-  await ctx.audioWorklet.addModule(URL.createObjectURL(new Blob([WORKLET], { type: "text/javascript" })));
-  const source = ctx.createMediaStreamSource(stream);
+  // Everything that can be ready before the microphone opens is made ready first: the device
+  // starts capturing when getUserMedia resolves, and whatever it captures before the tap is
+  // connected is lost (the first words of a person who speaks as soon as they press).
+  tapModule = tapModule || ctx.audioWorklet.addModule(URL.createObjectURL(new Blob([WORKLET], { type: "text/javascript" })));
+  await tapModule;
   const tap = new AudioWorkletNode(ctx, "hiwar-tap");
-  const ratio = ctx.sampleRate / 16000;
-  let pending = [], phase = 0;
+  const down = downsampler(ctx.sampleRate);
+  let pending = [], first = true;
   tap.port.onmessage = (e) => {
-    const x = e.data;
-    for (; phase < x.length; phase += ratio) pending.push(x[Math.floor(phase)]);
-    phase -= x.length;
+    if (first) { first = false; window.hiwarMic = { ...(window.hiwarMic || {}), firstBlockMs: Math.round(performance.now() - clicked) }; }
+    for (const v of down.push(e.data)) pending.push(v);
     if (pending.length >= 1600 && ws.readyState === WebSocket.OPEN) {
       const pcm = new Int16Array(pending.length);
       pending.forEach((s, i) => { pcm[i] = Math.max(-1, Math.min(1, s)) * 32767; });
       ws.send(pcm.buffer);
       // For tests and the curious: what the microphone has sent.
-      window.hiwarMic = { frames: (window.hiwarMic?.frames || 0) + 1, peak: Math.max(window.hiwarMic?.peak || 0, ...pending.map(Math.abs)) };
+      const m = window.hiwarMic || {};
+      window.hiwarMic = { ...m, frames: (m.frames || 0) + 1, peak: Math.max(m.peak || 0, ...pending.map(Math.abs)) };
       pending = [];
     }
   };
-  source.connect(tap);
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true, channelCount: 1 } });
   ws.send(JSON.stringify({ type: "audio_start", v: 1, rate: 16000 }));
+  const source = ctx.createMediaStreamSource(stream);
+  source.connect(tap);
+  window.hiwarMic = { ...(window.hiwarMic || {}), openMs: Math.round(performance.now() - clicked) };
   mic = { stream, source, tap };
   $("mic").classList.add("on");
   $("mic-label").textContent = "أوقف الميكروفون · Mic off";
