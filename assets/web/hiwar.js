@@ -42,6 +42,7 @@ function connect() {
   ws.binaryType = "arraybuffer";
   ws.onopen = () => ws.send(JSON.stringify({ type: "hello", v: 1, lang: "auto", want: { audio: true, visemes: true, words: true, blendshapes: true, fps: 30 } }));
   ws.onclose = (e) => {
+    serverState = null;
     if (e.code === 1013) {
       $("state").textContent = "مشغول · busy";
       $("error").textContent = `الخدمة مشغولة الآن، نعيد المحاولة بعد قليل · Busy right now; trying again in ${Math.round(retryMs / 1000)} s`;
@@ -60,8 +61,8 @@ function onMessage(e) {
   if (typeof e.data !== "string") return playChunk(e.data);
   const m = JSON.parse(e.data);
   switch (m.type) {
-    case "ready": $("state").textContent = "جاهز · ready"; $("error").textContent = ""; retryMs = 2000; shapeNames = m.blendshapes?.names || []; break;
-    case "state": $("state").textContent = { idle: "جاهز · ready", listening: "أستمع · listening", thinking: "أفكّر · thinking", speaking: "أتحدّث · speaking" }[m.state] || m.state; break;
+    case "ready": serverState = "idle"; showState(); $("error").textContent = ""; retryMs = 2000; shapeNames = m.blendshapes?.names || []; break;
+    case "state": serverState = m.state; showState(); break;
     case "transcript": setCaption($("person"), m.text); startTurn(m.turn); break;
     case "audio": pendingAudio = m; break;
     case "visemes": if (turn && turn.id === m.turn) turn.visemes.push(...m.frames); break;
@@ -70,6 +71,23 @@ function onMessage(e) {
     case "end_of_turn": if (turn && turn.id === m.turn) turn.ended = m.samples; break;
     case "error": $("error").textContent = `${m.message_ar} · ${m.message}`; break;
   }
+}
+
+// What the page shows of the conversation's state. The server is done with an answer once it
+// has sent it, which is well before the person has heard it (the voice runs faster than real
+// time): while the page still plays the answer, it is speaking, not ready.
+const STATE_TEXT = { idle: "جاهز · ready", listening: "أستمع · listening", thinking: "أفكّر · thinking", speaking: "أتحدّث · speaking" };
+let serverState = null; // null while not connected (the element then says why)
+function playing() {
+  const pos = position();
+  return !!turn && !turn.stopped && pos >= 0 && (turn.ended === null || pos < turn.ended);
+}
+window.hiwarPlaying = playing; // for tests and the curious
+function showState() {
+  if (serverState === null) return;
+  const s = serverState === "idle" && playing() ? "speaking" : serverState;
+  const text = STATE_TEXT[s] || s;
+  if ($("state").textContent !== text) $("state").textContent = text;
 }
 
 function startTurn(id) {
@@ -95,7 +113,11 @@ function playChunk(buffer) {
   turn.sources.push(src);
 }
 
-function stopAudio() { if (turn) for (const s of turn.sources) { try { s.stop(); } catch (_) {} } }
+function stopAudio() {
+  if (!turn) return;
+  turn.stopped = true;
+  for (const s of turn.sources) { try { s.stop(); } catch (_) {} }
+}
 
 function position() { return turn && turn.startAt !== null && ctx ? (ctx.currentTime - turn.startAt) * turn.rate : -1; }
 
@@ -136,6 +158,8 @@ function frame(t) {
   $("mouth-open").setAttribute("rx", (22 * wide).toFixed(2));
   $("lips").setAttribute("d", `M${-24 * wide} 0 Q0 ${-6 - open * 10} ${24 * wide} 0 Q0 ${6 + open * 12} ${-24 * wide} 0Z`);
   document.body.dataset.mouth = open.toFixed(3);
+  document.body.dataset.playing = playing() ? "1" : "0";
+  showState();
   // A blink every few seconds.
   const b = (t % 4200) < 130 ? 22 : 0;
   $("lids").setAttribute("height", b);

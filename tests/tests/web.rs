@@ -191,6 +191,10 @@ fn the_reference_page_answers_a_typed_arabic_question_with_a_moving_mouth_and_rt
     let png = page.screenshot();
     keep_screenshot(&png, profile.path(), "web-page.png");
     assert!(png.len() > 10_000, "a blank page? {} bytes", png.len());
+    // The server has sent the whole answer long before it has been heard: the page says
+    // "speaking" until its own clock has played the answer's last sample, then "ready".
+    page.wait_for("(document.getElementById('state')?.textContent || '').includes('ready')", Duration::from_secs(60));
+    assert_eq!(page.eval("window.hiwarPlaying()"), json!(false), "the page said ready while the answer still played");
 }
 
 #[test]
