@@ -18,9 +18,14 @@ pub fn hiwar_bin() -> PathBuf {
     bin
 }
 
-/// The repository root (for assets).
+/// The repository root (for assets): the checkout whose tests are running. cargo and nextest
+/// name it when they run a test (CARGO_MANIFEST_DIR in the environment); the path compiled in
+/// is only a fallback, because two checkouts that share one build cache (a fresh clone beside
+/// the working one, as the README's test command is run) share compiled test binaries, and
+/// cargo does not rebuild one for being run from another checkout.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    let tests = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    tests.join("..")
 }
 
 /// A `hiwar` command with no inherited `HIWAR_*` settings and the given cache directory.
@@ -37,7 +42,10 @@ pub fn hiwar(home: &Path) -> Command {
     // hearing without the temperature fallback's sampling, so transcripts are (a decode the
     // fallback resamples differs run to run: "m rate ID" one run, "m 8 i D" the next). The
     // fallback's effect is measured by `hiwar bench asr` (runaways over the clip set in noise).
+    // The assets of the checkout under test, not of whichever checkout last built the binary
+    // (the same shared-cache reason as `repo_root`).
     cmd.env("HIWAR_HOME", home)
+        .env("BEVY_ASSET_ROOT", repo_root())
         .env("HIWAR_VOICE_DETERMINISTIC", "true")
         .env("HIWAR_HEARING_TEMPERATURE_FALLBACK", "false")
         .env("NO_COLOR", "1")

@@ -1024,7 +1024,9 @@ mod tests {
     #[test]
     fn the_bundled_avatars_are_this_generator_output() {
         for v in Variant::ALL {
-            let path = format!("{}/../../assets/avatar/{}", env!("CARGO_MANIFEST_DIR"), v.file_name());
+            // The checkout under test (cargo names it at run time; see tests/src/lib.rs).
+            let crate_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+            let path = format!("{crate_dir}/../../assets/avatar/{}", v.file_name());
             let bundled = std::fs::read(&path).unwrap_or_default();
             assert!(bundled == glb_of(v), "{path} is not what the generator writes: run `hiwar avatar` and commit the result");
         }
