@@ -158,7 +158,6 @@ function frame(t) {
   $("mouth-open").setAttribute("rx", (22 * wide).toFixed(2));
   $("lips").setAttribute("d", `M${-24 * wide} 0 Q0 ${-6 - open * 10} ${24 * wide} 0 Q0 ${6 + open * 12} ${-24 * wide} 0Z`);
   document.body.dataset.mouth = open.toFixed(3);
-  document.body.dataset.playing = playing() ? "1" : "0";
   showState();
   // A blink every few seconds.
   const b = (t % 4200) < 130 ? 22 : 0;
@@ -226,10 +225,9 @@ export function downsampler(rateIn, rateOut = 16000) {
       joined.set(buf); joined.set(x, buf.length);
       buf = joined;
       const out = [];
-      for (; Math.floor(t) + HALF < buf.length; t += ratio) {
-        const i0 = Math.floor(t) - HALF + 1;
+      for (let base = Math.floor(t); base + HALF < buf.length; t += ratio, base = Math.floor(t)) {
         let acc = 0;
-        for (let i = i0; i <= Math.floor(t) + HALF; i++) {
+        for (let i = base - HALF + 1; i <= base + HALF; i++) {
           const u = (t - i + HALF) * STEPS, k = Math.floor(u), a = u - k;
           acc += buf[i] * (table[k] + a * (table[k + 1] - table[k]));
         }
