@@ -221,6 +221,11 @@ fn espeak_clip(dir: &std::path::Path, text: &str) -> Vec<f32> {
     read_wav(&wav).1
 }
 
+/// An answer of ~11 s whose first clause is short: a question put 4–6 s after the first one
+/// lands inside it whether the machine is idle (the answer starts ~1 s after the question) or
+/// busy (up to ~4 s).
+const LONG_ANSWER: &str = "say:Yes, of course. The office opens at half past seven in the morning and closes at three in the afternoon on weekdays, and on Friday it closes at noon, so please come early.";
+
 /// A question, and `over` (espeak-ng) said 4 s after it, into its ~10 s answer — whose short
 /// first clause ("Yes, of course.") is voiced within ~1.5 s even beside a busy core, where a long
 /// first clause took long enough that `over` fell between the holding phrase and the answer —
@@ -229,8 +234,7 @@ fn espeak_clip(dir: &std::path::Path, text: &str) -> Vec<f32> {
 /// run alone, see .config/nextest.toml.)
 fn said_over_the_answer(over: &str) -> (Vec<Value>, String, Standin) {
     let pulse = Pulse::start(&["speaker"]);
-    let answer = "say:Yes, of course. The office opens at half past seven in the morning and closes at three in the afternoon on weekdays, and on Friday it closes at noon, so please come early.";
-    let standin = Standin::start(&[answer, "answer"]);
+    let standin = Standin::start(&[LONG_ANSWER, "answer"]);
     let dir = tempfile::tempdir().expect("dir");
     let (rate, question) = read_wav(&clip("en-office.wav").0);
     let over = espeak_clip(dir.path(), over);
@@ -308,13 +312,17 @@ fn speech_over_the_answer_stops_it_within_a_fade_and_a_buffer_and_drops_the_llm_
 #[test]
 fn half_duplex_does_not_listen_while_speaking() {
     let pulse = Pulse::start(&["speaker"]);
-    let standin = Standin::start(&["answer"]);
+    let standin = Standin::start(&[LONG_ANSWER, "answer"]);
     let dir = tempfile::tempdir().expect("dir");
     let (rate, first) = read_wav(&clip("en-passport.wav").0);
     let (_, second) = read_wav(&clip("en-office.wav").0);
-    // The second question comes 6 s after the first, over its ~8 s answer. With 3 s, a core
+    // The second question comes 6 s after the first, inside its ~11 s answer. With 3 s, a core
     // busy beside the test delayed the answer's start past it in 5 of 14 runs (holding phrase,
-    // then a slow first clause): speech before the answer plays rightly supersedes it.
+    // then a slow first clause): speech before the answer plays rightly supersedes it. Over
+    // the stand-in's ~6 s default answer, a machine that answered at once had finished
+    // speaking before the second question began (CI, 1 run): it was heard and answered. With
+    // this answer (measured, 6 runs): it plays from 2.2–2.6 s to 12.1–13.9 s of the player's
+    // clock alone, 5.0–5.5 s to 16.2–16.6 s beside a busy core; the second question at ~9.8 s.
     let input: Vec<f32> = [first, vec![0.0; rate as usize * 6], second, vec![0.0; rate as usize]].concat();
     let path = dir.path().join("conversation.wav");
     write_wav(&path, rate, 1, &input);
