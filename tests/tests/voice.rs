@@ -188,9 +188,10 @@ fn an_arabic_voice_named_in_the_config_speaks_the_arabic_spans() {
     assert!(doctor.stderr.contains("voice.arabic_voice") && doctor.stderr.contains("/nonexistent/ar.onnx"), "{}", doctor.stderr);
 }
 
-/// DER on the whole golden set, measured 3.1 % (docs/benchmarks.md); deterministic, so the
-/// bound only leaves room for the golden set's own corrections.
-const DER_BOUND: f64 = 0.035;
+/// DER on the whole golden set, measured 2.94 % (docs/benchmarks.md, stop 38; 3.15 % before the
+/// clause rules); deterministic, so the bound only leaves room for the golden set's own
+/// corrections.
+const DER_BOUND: f64 = 0.032;
 
 #[test]
 fn diacritisation_on_the_golden_set_stays_within_its_measured_error() {

@@ -278,6 +278,9 @@ impl Diacritizer {
 
     /// Fully diacritises `text`, keeping its letters and any marks it already has.
     pub fn diacritize(&mut self, text: &str) -> Result<String> {
+        // Words the caller marked itself (an LLM's full diacritics, a knowledge base's form):
+        // the clause rules leave them as they came.
+        let given: Vec<bool> = text.split(' ').map(|w| w.chars().any(is_tashkeel)).collect();
         let text = self.lexicon.apply(text);
         // Base characters with the combining marks that followed each in the input. rawi reads
         // NFD (hamza split from its seat), the BiLSTM NFC.
@@ -317,7 +320,7 @@ impl Diacritizer {
             }
         }
         let out: String = out.nfc().collect();
-        Ok(if self.rules { agree_after_numbers(&connected_speech(&out)) } else { out })
+        Ok(if self.rules { agree_after_numbers(&connected_speech(&clause_rules(&out, &given))) } else { out })
     }
 
     /// One mark class per input position.
@@ -454,6 +457,109 @@ fn connected_speech(text: &str) -> String {
 }
 
 const SUKUN: char = '\u{0652}';
+const FATHA: &str = "\u{064E}";
+const DAMMA: &str = "\u{064F}";
+const KASRA: &str = "\u{0650}";
+
+/// Rules of the clause that a character model, which sees letters but not syntax, gets wrong
+/// in a service centre's sentences (each applied only to a word the caller left bare):
+/// - a verb from a wasl alef at the head of a clause (or after فَ، ثُمَّ) is an imperative, not
+///   a past verb: اِسْتَخْدِمْ، اِنْعَطِفْ، اِحْتَفِظْ (forms VII, VIII, X: the stem's last vowel
+///   kasra), اِطْبَعْ، اِصْعَدْ (form I: only its ending); a form V verb there too (تَوَجَّهْ،
+///   تَأَكَّدْ) ends in sukun;
+/// - a sentence's first word, a noun in ة, is its subject (مُدَّةُ الصَّلَاحِيَةِ، السَّاعَةُ الْآنَ):
+///   damma, not the fatha of an adverb;
+/// - بَعْدُ and قَبْلُ that end a sentence ("not yet") are built on damma;
+/// - the noun after إِنَّ، أَنَّ، لَكِنَّ، لَعَلَّ is accusative (إِنَّ بِطَاقَةَ الْهُوِيَّةِ، لَعَلَّ بِطَاقَتَكَ).
+fn clause_rules(text: &str, given: &[bool]) -> String {
+    let mut words: Vec<Vec<(char, String)>> = text.split(' ').map(split_marks).collect();
+    let bare_of = |w: &[(char, String)]| -> String { w.iter().map(|(c, _)| *c).filter(|c| is_arabic_letter(*c)).collect() };
+    let ends_clause = |w: &[(char, String)]| w.last().is_some_and(|(c, _)| matches!(c, '.' | '،' | ',' | '؛' | ':' | '؟' | '?' | '!'));
+    let ends_sentence = |w: &[(char, String)]| w.last().is_some_and(|(c, _)| matches!(c, '.' | '؟' | '?' | '!'));
+    let n = words.len();
+    for i in 0..n {
+        if given.get(i).copied().unwrap_or(false) {
+            continue;
+        }
+        let sentence_head = i == 0 || ends_sentence(&words[i - 1]);
+        let clause_head = i == 0 || ends_clause(&words[i - 1]) || bare_of(&words[i - 1]) == "ثم";
+        let last_word = i + 1 == n || ends_sentence(&words[i]);
+        // The letters, and where they are in `words[i]`.
+        let at: Vec<usize> = (0..words[i].len()).filter(|&k| is_arabic_letter(words[i][k].0)).collect();
+        let letters: Vec<char> = at.iter().map(|&k| words[i][k].0).collect();
+        // A subject after the verb (اسْتَقْبَلَ الْمَرْكَزُ): a past verb, not an imperative.
+        let subject_next = words.get(i + 1).is_some_and(|next| {
+            let ends: Vec<&String> = next.iter().filter(|(c, _)| is_arabic_letter(*c)).map(|(_, m)| m).collect();
+            bare_of(next).starts_with("ال") && ends.last().is_some_and(|m| m.as_str() == DAMMA || m.contains('\u{064C}'))
+        });
+        let w = &mut words[i];
+        // فَ (then) before an imperative.
+        let fa = letters.len() > 4 && letters[0] == 'ف' && w[at[0]].1 == FATHA && letters[1] == 'ا';
+        let skip = usize::from(fa);
+        let stem = &letters[skip..];
+        let m = stem.len();
+        let mark = |w: &Vec<(char, String)>, k: usize| w[at[skip + k]].1.clone();
+        if (clause_head || fa) && m >= 4 && !subject_next {
+            let no_shadda = !w.iter().any(|(_, ms)| ms.contains(SHADDA));
+            let weak_end = matches!(stem[m - 1], 'ا' | 'ى' | 'ي' | 'و' | 'ة' | 'ء');
+            let long_inside = stem[1..m - 1].iter().any(|c| matches!(c, 'ا' | 'و' | 'ي'));
+            let past = mark(w, m - 2) == FATHA && matches!(mark(w, m - 1).as_str(), FATHA | DAMMA);
+            if stem[0] == 'ا' && no_shadda && !weak_end && !long_inside && stem[m - 1] != stem[m - 2] && past {
+                let derived =
+                    (m == 5 && stem[1] != 'ل' && (stem[1] == 'ن' || matches!(stem[2], 'ت' | 'ط' | 'د'))) || (m == 6 && stem[1] == 'س' && stem[2] == 'ت');
+                if derived && mark(w, 1) == SUKUN.to_string() {
+                    w[at[skip + m - 2]].1 = KASRA.into();
+                    w[at[skip + m - 1]].1 = SUKUN.to_string();
+                } else if m == 4 && stem[1] != 'ل' && mark(w, 1) == SUKUN.to_string() {
+                    w[at[skip + m - 1]].1 = SUKUN.to_string();
+                }
+            }
+            // Form V: تَفَعَّلَ.
+            if m == 4 && stem[0] == 'ت' && mark(w, 0) == FATHA && mark(w, 2).contains(SHADDA) && mark(w, m - 1) == FATHA && !weak_end {
+                w[at[skip + m - 1]].1 = SUKUN.to_string();
+            }
+        }
+        if sentence_head && !fa && letters.len() >= 3 && letters[letters.len() - 1] == 'ة' && w[at[letters.len() - 1]].1 == FATHA {
+            w[at[letters.len() - 1]].1 = DAMMA.into();
+        }
+        if last_word && matches!(letters.iter().collect::<String>().as_str(), "بعد" | "قبل") && i > 0 {
+            w[at[2]].1 = DAMMA.into();
+        }
+    }
+    // The noun after إِنَّ and her sisters.
+    for i in 0..n.saturating_sub(1) {
+        let sister = matches!(bare_of(&words[i]).as_str(), "إن" | "أن" | "لكن" | "لعل" | "فإن" | "وإن" | "ولكن")
+            && words[i].last().is_some_and(|(c, m)| is_arabic_letter(*c) && m.contains(SHADDA));
+        if !sister || given.get(i + 1).copied().unwrap_or(false) {
+            continue;
+        }
+        let w = &mut words[i + 1];
+        let at: Vec<usize> = (0..w.len()).filter(|&k| is_arabic_letter(w[k].0)).collect();
+        let letters: String = at.iter().map(|&k| w[k].0).collect();
+        if at.len() < 3 || is_particle(&letters) || matches!(letters.as_str(), "هذا" | "هذه" | "هناك" | "هنا" | "لدينا" | "لديك" | "لدي" | "عندنا")
+        {
+            continue;
+        }
+        // A verb (a present prefix with its vowel, or a past in -تُ) is not her noun.
+        if letters.ends_with("ت") && w[at[at.len() - 1]].1 == DAMMA {
+            continue;
+        }
+        // The ending sits before a pronoun suffix: ـكَ ـكِ ـهُ; ـهَا ـهُمْ ـكُمْ ـنَا.
+        let k = at.len();
+        let carrier = if letters.ends_with("ها") || letters.ends_with("هم") || letters.ends_with("كم") || letters.ends_with("نا") {
+            k - 3
+        } else if letters.ends_with('ك') || letters.ends_with('ه') {
+            k - 2
+        } else {
+            k - 1
+        };
+        let c = &mut w[at[carrier]].1;
+        if c == DAMMA || c == KASRA {
+            *c = FATHA.into();
+        }
+    }
+    words.iter().map(|w| w.iter().flat_map(|(c, m)| std::iter::once(*c).chain(m.chars())).collect::<String>()).collect::<Vec<_>>().join(" ")
+}
 
 /// A word's characters with the tashkeel after each.
 fn split_marks(word: &str) -> Vec<(char, String)> {
@@ -698,6 +804,32 @@ mod tests {
         for (input, expected) in cases {
             assert_eq!(connected_speech(input), expected, "{input}");
         }
+    }
+
+    #[test]
+    fn clause_rules_mend_what_a_character_model_cannot_see() {
+        let cases = [
+            ("ثُمَّ احْتَفَظَ بِالْإِيصَالِ.", "ثُمَّ احْتَفِظْ بِالْإِيصَالِ."),
+            ("اسْتَخْدَمَ الْمَدْخَلَ الثَّانِيَ.", "اسْتَخْدِمْ الْمَدْخَلَ الثَّانِيَ."),
+            ("إِذَا لَمْ تَجِدْ مَوْقِفًا فَاسْتَخْدَمَ الْمِتْرُو.", "إِذَا لَمْ تَجِدْ مَوْقِفًا فَاسْتَخْدِمْ الْمِتْرُو."),
+            ("اطْبَعَ سِتَّ نُسَخٍ.", "اطْبَعْ سِتَّ نُسَخٍ."),
+            ("تَوَجَّهَ إِلَى الشُّبَّاكِ.", "تَوَجَّهْ إِلَى الشُّبَّاكِ."),
+            ("اسْتَقْبَلَ الْمَرْكَزُ أَلْفَ مُتَعَامِلٍ.", "اسْتَقْبَلَ الْمَرْكَزُ أَلْفَ مُتَعَامِلٍ."),
+            ("انْتَظَرْتُ سَاعَةً.", "انْتَظَرْتُ سَاعَةً."),
+            ("مُدَّةَ الصَّلَاحِيَةِ عَشْرُ سَنَوَاتٍ.", "مُدَّةُ الصَّلَاحِيَةِ عَشْرُ سَنَوَاتٍ."),
+            ("لَمْ تَصِلْنِي بِطَاقَتِي بَعْدَ.", "لَمْ تَصِلْنِي بِطَاقَتِي بَعْدُ."),
+            ("جِئْتُ بَعْدَ الظُّهْرِ.", "جِئْتُ بَعْدَ الظُّهْرِ."),
+            ("لَعَلَّ بِطَاقَتِكَ الْجَدِيدَةَ جَاهِزَةٌ.", "لَعَلَّ بِطَاقَتَكَ الْجَدِيدَةَ جَاهِزَةٌ."),
+            ("إِنَّ بِطَاقَةِ الْهُوِيَّةِ جَاهِزَةٌ.", "إِنَّ بِطَاقَةَ الْهُوِيَّةِ جَاهِزَةٌ."),
+            ("إِنَّ فِي الْمَرْكَزِ مَوَاقِفَ.", "إِنَّ فِي الْمَرْكَزِ مَوَاقِفَ."),
+        ];
+        for (input, expected) in cases {
+            let given = vec![false; input.split(' ').count()];
+            assert_eq!(clause_rules(input, &given), expected, "{input}");
+        }
+        // A word the caller marked itself is left as it came.
+        let input = "احْتَفَظَ بِالْإِيصَالِ.";
+        assert_eq!(clause_rules(input, &[true, false]), input);
     }
 
     #[test]
