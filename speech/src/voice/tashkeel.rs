@@ -501,7 +501,8 @@ fn clause_rules(text: &str, given: &[bool]) -> String {
         let mark = |w: &Vec<(char, String)>, k: usize| w[at[skip + k]].1.clone();
         if (clause_head || fa) && m >= 4 && !subject_next {
             let no_shadda = !w.iter().any(|(_, ms)| ms.contains(SHADDA));
-            let weak_end = matches!(stem[m - 1], 'ا' | 'ى' | 'ي' | 'و' | 'ة' | 'ء');
+            // Not a weak verb, and not a noun with a pronoun suffix (ابْنَكَ، اسْمَهُ).
+            let weak_end = matches!(stem[m - 1], 'ا' | 'ى' | 'ي' | 'و' | 'ة' | 'ء' | 'ك' | 'ه');
             let long_inside = stem[1..m - 1].iter().any(|c| matches!(c, 'ا' | 'و' | 'ي'));
             let past = mark(w, m - 2) == FATHA && matches!(mark(w, m - 1).as_str(), FATHA | DAMMA);
             if stem[0] == 'ا' && no_shadda && !weak_end && !long_inside && stem[m - 1] != stem[m - 2] && past {
@@ -515,7 +516,13 @@ fn clause_rules(text: &str, given: &[bool]) -> String {
                 }
             }
             // Form V: تَفَعَّلَ.
-            if m == 4 && stem[0] == 'ت' && mark(w, 0) == FATHA && mark(w, 2).contains(SHADDA) && mark(w, m - 1) == FATHA && !weak_end {
+            if m == 4
+                && stem[0] == 'ت'
+                && mark(w, 0) == FATHA
+                && mark(w, 2).contains(SHADDA)
+                && mark(w, m - 1) == FATHA
+                && !matches!(stem[m - 1], 'ا' | 'ى' | 'ي' | 'و' | 'ة' | 'ء')
+            {
                 w[at[skip + m - 1]].1 = SUKUN.to_string();
             }
         }
@@ -813,6 +820,7 @@ mod tests {
             ("اسْتَخْدَمَ الْمَدْخَلَ الثَّانِيَ.", "اسْتَخْدِمْ الْمَدْخَلَ الثَّانِيَ."),
             ("إِذَا لَمْ تَجِدْ مَوْقِفًا فَاسْتَخْدَمَ الْمِتْرُو.", "إِذَا لَمْ تَجِدْ مَوْقِفًا فَاسْتَخْدِمْ الْمِتْرُو."),
             ("اطْبَعَ سِتَّ نُسَخٍ.", "اطْبَعْ سِتَّ نُسَخٍ."),
+            ("ابْنَكَ فِي الْمَرْكَزِ.", "ابْنَكَ فِي الْمَرْكَزِ."),
             ("تَوَجَّهَ إِلَى الشُّبَّاكِ.", "تَوَجَّهْ إِلَى الشُّبَّاكِ."),
             ("اسْتَقْبَلَ الْمَرْكَزُ أَلْفَ مُتَعَامِلٍ.", "اسْتَقْبَلَ الْمَرْكَزُ أَلْفَ مُتَعَامِلٍ."),
             ("انْتَظَرْتُ سَاعَةً.", "انْتَظَرْتُ سَاعَةً."),
