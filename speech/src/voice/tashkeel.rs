@@ -487,14 +487,15 @@ fn clause_rules(text: &str, given: &[bool]) -> String {
         // The letters, and where they are in `words[i]`.
         let at: Vec<usize> = (0..words[i].len()).filter(|&k| is_arabic_letter(words[i][k].0)).collect();
         let letters: Vec<char> = at.iter().map(|&k| words[i][k].0).collect();
-        // A subject after the verb (اسْتَقْبَلَ الْمَرْكَزُ): a past verb, not an imperative.
-        let subject_next = words.get(i + 1).is_some_and(|next| {
-            let ends: Vec<&String> = next.iter().filter(|(c, _)| is_arabic_letter(*c)).map(|(_, m)| m).collect();
-            bare_of(next).starts_with("ال") && ends.last().is_some_and(|m| m.as_str() == DAMMA || m.contains('\u{064C}'))
+        // A subject after the verb (اسْتَقْبَلَ الْمَرْكَزُ، انْتَقَلَ طَلَبُكَ، تَعَذَّرَ إِتْمَامُ): a past
+        // verb, not an imperative, which is hardly ever followed by a nominative.
+        let subject_next = words.get(i + 1).is_some_and(|next| nominative(next));
+        let (next_bare, next_ending) = words.get(i + 1).map_or((String::new(), String::new()), |next| {
+            (bare_of(next), next.iter().rev().find(|(c, _)| is_arabic_letter(*c)).map(|(_, m)| m.clone()).unwrap_or_default())
         });
         let w = &mut words[i];
         // فَ (then) before an imperative.
-        let fa = letters.len() > 4 && letters[0] == 'ف' && w[at[0]].1 == FATHA && letters[1] == 'ا';
+        let fa = letters.len() > 4 && letters[0] == 'ف' && w[at[0]].1 == FATHA && matches!(letters[1], 'ا' | 'ت');
         let skip = usize::from(fa);
         let stem = &letters[skip..];
         let m = stem.len();
@@ -505,7 +506,10 @@ fn clause_rules(text: &str, given: &[bool]) -> String {
             let weak_end = matches!(stem[m - 1], 'ا' | 'ى' | 'ي' | 'و' | 'ة' | 'ء' | 'ك' | 'ه');
             let long_inside = stem[1..m - 1].iter().any(|c| matches!(c, 'ا' | 'و' | 'ي'));
             let past = mark(w, m - 2) == FATHA && matches!(mark(w, m - 1).as_str(), FATHA | DAMMA);
-            if stem[0] == 'ا' && no_shadda && !weak_end && !long_inside && stem[m - 1] != stem[m - 2] && past {
+            // An elative whose hamza was written bare (افضل وقتٍ، اقرب فرعٍ) is followed by an
+            // indefinite genitive; an imperative is not.
+            let wasl = stem[0] == 'ا' && !next_ending.contains('\u{064D}');
+            if wasl && no_shadda && !weak_end && !long_inside && stem[m - 1] != stem[m - 2] && past {
                 let derived =
                     (m == 5 && stem[1] != 'ل' && (stem[1] == 'ن' || matches!(stem[2], 'ت' | 'ط' | 'د'))) || (m == 6 && stem[1] == 'س' && stem[2] == 'ت');
                 if derived && mark(w, 1) == SUKUN.to_string() {
@@ -526,16 +530,21 @@ fn clause_rules(text: &str, given: &[bool]) -> String {
                 w[at[skip + m - 1]].1 = SUKUN.to_string();
             }
         }
-        if sentence_head && !fa && letters.len() >= 3 && letters[letters.len() - 1] == 'ة' && w[at[letters.len() - 1]].1 == FATHA {
+        // Not ثَمَّةَ (built on fatha), nor an adverb of time with its adjective (السَّاعَةَ
+        // الثَّامِنَةَ صَبَاحًا).
+        let adverb = next_bare.starts_with("ال") && next_bare != "الآن" && next_ending.contains(FATHA);
+        let word: String = letters.iter().collect();
+        if sentence_head && word != "ثمة" && !adverb && letters.len() >= 3 && letters[letters.len() - 1] == 'ة' && w[at[letters.len() - 1]].1 == FATHA {
             w[at[letters.len() - 1]].1 = DAMMA.into();
         }
-        if last_word && matches!(letters.iter().collect::<String>().as_str(), "بعد" | "قبل") && i > 0 {
+        // بَعْدُ with its sukun (not the verb قُبِلَ).
+        if last_word && matches!(word.as_str(), "بعد" | "قبل") && i > 0 && w[at[1]].1 == SUKUN.to_string() {
             w[at[2]].1 = DAMMA.into();
         }
     }
     // The noun after إِنَّ and her sisters.
     for i in 0..n.saturating_sub(1) {
-        let sister = matches!(bare_of(&words[i]).as_str(), "إن" | "أن" | "لكن" | "لعل" | "فإن" | "وإن" | "ولكن")
+        let sister = matches!(bare_of(&words[i]).as_str(), "إن" | "أن" | "لكن" | "لعل" | "فإن" | "وإن" | "ولكن" | "بأن" | "لأن" | "كأن")
             && words[i].last().is_some_and(|(c, m)| is_arabic_letter(*c) && m.contains(SHADDA));
         if !sister || given.get(i + 1).copied().unwrap_or(false) {
             continue;
@@ -547,25 +556,49 @@ fn clause_rules(text: &str, given: &[bool]) -> String {
         {
             continue;
         }
-        // A verb (a present prefix with its vowel, or a past in -تُ) is not her noun.
+        // A verb (a past in -تُ) is not her noun; a preposition's phrase before it (إِنَّ لِلْمَرْكَزِ
+        // فُرُوعًا، أَنَّ بِالطَّابَقِ مَكْتَبًا، إِنَّ بِإِمْكَانِكَ) keeps its genitive (بِطَاقَة is a noun).
         if letters.ends_with("ت") && w[at[at.len() - 1]].1 == DAMMA {
             continue;
         }
-        // The ending sits before a pronoun suffix: ـكَ ـكِ ـهُ; ـهَا ـهُمْ ـكُمْ ـنَا.
+        let preposition = matches!(w[at[0]].0, 'ب' | 'ل') && w[at[0]].1 == KASRA && matches!(w[at[1]].0, 'ا' | 'إ' | 'أ');
+        if preposition || letters.starts_with("لل") || letters.starts_with("كال") {
+            continue;
+        }
         let k = at.len();
-        let carrier = if letters.ends_with("ها") || letters.ends_with("هم") || letters.ends_with("كم") || letters.ends_with("نا") {
-            k - 3
-        } else if letters.ends_with('ك') || letters.ends_with('ه') {
-            k - 2
-        } else {
-            k - 1
-        };
+        let carrier = case_carrier(&letters, k);
         let c = &mut w[at[carrier]].1;
         if c == DAMMA || c == KASRA {
             *c = FATHA.into();
         }
     }
     words.iter().map(|w| w.iter().flat_map(|(c, m)| std::iter::once(*c).chain(m.chars())).collect::<String>()).collect::<Vec<_>>().join(" ")
+}
+
+/// Which letter of a word (of `k` letters) carries its case: the last, or the one before a
+/// pronoun suffix (ـكَ ـهُ; ـهَا ـهُمْ ـكُمْ ـنَا). A definite word takes no suffix (الْمَالِكَ، الْحُكْمَ).
+fn case_carrier(letters: &str, k: usize) -> usize {
+    if letters.starts_with("ال") || k < 4 {
+        k - 1
+    } else if letters.ends_with("ها") || letters.ends_with("هم") || letters.ends_with("كم") || letters.ends_with("نا") {
+        k - 3
+    } else if letters.ends_with('ك') || letters.ends_with('ه') {
+        k - 2
+    } else {
+        k - 1
+    }
+}
+
+/// Whether a word is in the nominative by the model's marks: damma or dammatan on the letter
+/// that carries its case.
+fn nominative(word: &[(char, String)]) -> bool {
+    let at: Vec<usize> = (0..word.len()).filter(|&k| is_arabic_letter(word[k].0)).collect();
+    if at.len() < 2 {
+        return false;
+    }
+    let letters: String = at.iter().map(|&k| word[k].0).collect();
+    let case = &word[at[case_carrier(&letters, at.len())]].1;
+    case.contains(DAMMA) || case.contains('\u{064C}')
 }
 
 /// A word's characters with the tashkeel after each.
@@ -830,6 +863,19 @@ mod tests {
             ("لَعَلَّ بِطَاقَتِكَ الْجَدِيدَةَ جَاهِزَةٌ.", "لَعَلَّ بِطَاقَتَكَ الْجَدِيدَةَ جَاهِزَةٌ."),
             ("إِنَّ بِطَاقَةِ الْهُوِيَّةِ جَاهِزَةٌ.", "إِنَّ بِطَاقَةَ الْهُوِيَّةِ جَاهِزَةٌ."),
             ("إِنَّ فِي الْمَرْكَزِ مَوَاقِفَ.", "إِنَّ فِي الْمَرْكَزِ مَوَاقِفَ."),
+            ("انْتَقَلَ طَلَبُكَ إِلَى مَرْحَلَةِ الدَّفْعِ.", "انْتَقَلَ طَلَبُكَ إِلَى مَرْحَلَةِ الدَّفْعِ."),
+            ("تَعَذَّرَ إِتْمَامُ الْعَمَلِيَّةِ.", "تَعَذَّرَ إِتْمَامُ الْعَمَلِيَّةِ."),
+            ("اكْتَمَلَ الْمَلَفُّ.", "اكْتَمَلَ الْمَلَفُّ."),
+            ("اَفْضَلَ وَقْتٍ لِلزِّيَارَةِ الصَّبَاحُ.", "اَفْضَلَ وَقْتٍ لِلزِّيَارَةِ الصَّبَاحُ."),
+            ("فَتَوَجَّهَ إِلَى الشُّبَّاكِ.", "فَتَوَجَّهْ إِلَى الشُّبَّاكِ."),
+            ("ثَمَّةَ رُسُومٌ إِضَافِيَّةٌ.", "ثَمَّةَ رُسُومٌ إِضَافِيَّةٌ."),
+            ("السَّاعَةَ الثَّامِنَةَ صَبَاحًا.", "السَّاعَةَ الثَّامِنَةَ صَبَاحًا."),
+            ("السَّاعَةَ الْآنَ الْعَاشِرَةُ.", "السَّاعَةُ الْآنَ الْعَاشِرَةُ."),
+            ("فَاتُورَةَ الرُّسُومِ جَاهِزَةٌ.", "فَاتُورَةُ الرُّسُومِ جَاهِزَةٌ."),
+            ("طَلَبُكَ قُبِلَ.", "طَلَبُكَ قُبِلَ."),
+            ("إِنَّ لِلْمَرْكَزِ فُرُوعًا.", "إِنَّ لِلْمَرْكَزِ فُرُوعًا."),
+            ("تَأَكَّدْ مِنْ أَنَّ الْمَالِكِ الْجَدِيدَ حَاضِرٌ.", "تَأَكَّدْ مِنْ أَنَّ الْمَالِكَ الْجَدِيدَ حَاضِرٌ."),
+            ("لِأَنَّ الْحُكْمُ نِهَائِيٌّ.", "لِأَنَّ الْحُكْمَ نِهَائِيٌّ."),
         ];
         for (input, expected) in cases {
             let given = vec![false; input.split(' ').count()];
