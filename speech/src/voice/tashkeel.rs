@@ -464,7 +464,8 @@ const KASRA: &str = "\u{0650}";
 /// Rules of the clause that a character model, which sees letters but not syntax, gets wrong
 /// in a service centre's sentences (each applied only to a word the caller left bare):
 /// - a verb from a wasl alef at the head of a clause (or after فَ، ثُمَّ) is an imperative, not
-///   a past verb: اِسْتَخْدِمْ، اِنْعَطِفْ، اِحْتَفِظْ (forms VII, VIII, X: the stem's last vowel
+///   a past verb (so is one joined by وَ to an imperative of the same sentence):
+///   اِسْتَخْدِمْ، اِنْعَطِفْ، اِحْتَفِظْ (forms VII, VIII, X: the stem's last vowel
 ///   kasra), اِطْبَعْ، اِصْعَدْ (form I: only its ending); a form V verb there too (تَوَجَّهْ،
 ///   تَأَكَّدْ) ends in sukun;
 /// - a sentence's first word, a noun in ة, is its subject (مُدَّةُ الصَّلَاحِيَةِ، السَّاعَةُ الْآنَ):
@@ -477,11 +478,17 @@ fn clause_rules(text: &str, given: &[bool]) -> String {
     let ends_clause = |w: &[(char, String)]| w.last().is_some_and(|(c, _)| matches!(c, '.' | '،' | ',' | '؛' | ':' | '؟' | '?' | '!'));
     let ends_sentence = |w: &[(char, String)]| w.last().is_some_and(|(c, _)| matches!(c, '.' | '؟' | '?' | '!'));
     let n = words.len();
+    // An imperative said in this sentence: one joined to it by وَ is one too (ادْفَعِ الرُّسُومَ
+    // وَاحْتَفِظْ بِالْإِيصَالِ).
+    let mut ordering = false;
     for i in 0..n {
+        let sentence_head = i == 0 || ends_sentence(&words[i - 1]);
+        if sentence_head {
+            ordering = false;
+        }
         if given.get(i).copied().unwrap_or(false) {
             continue;
         }
-        let sentence_head = i == 0 || ends_sentence(&words[i - 1]);
         let clause_head = i == 0 || ends_clause(&words[i - 1]) || bare_of(&words[i - 1]) == "ثم";
         let last_word = i + 1 == n || ends_sentence(&words[i]);
         // The letters, and where they are in `words[i]`.
@@ -494,8 +501,8 @@ fn clause_rules(text: &str, given: &[bool]) -> String {
             (bare_of(next), next.iter().rev().find(|(c, _)| is_arabic_letter(*c)).map(|(_, m)| m.clone()).unwrap_or_default())
         });
         let w = &mut words[i];
-        // فَ (then) before an imperative.
-        let fa = letters.len() > 4 && letters[0] == 'ف' && w[at[0]].1 == FATHA && matches!(letters[1], 'ا' | 'ت');
+        // فَ (then) before an imperative; وَ after one.
+        let fa = letters.len() > 4 && (letters[0] == 'ف' || (letters[0] == 'و' && ordering)) && w[at[0]].1 == FATHA && matches!(letters[1], 'ا' | 'ت');
         let skip = usize::from(fa);
         let stem = &letters[skip..];
         let m = stem.len();
@@ -528,6 +535,9 @@ fn clause_rules(text: &str, given: &[bool]) -> String {
                 && !matches!(stem[m - 1], 'ا' | 'ى' | 'ي' | 'و' | 'ة' | 'ء')
             {
                 w[at[skip + m - 1]].1 = SUKUN.to_string();
+            }
+            if matches!(stem[0], 'ا' | 'ت') && w[at[skip + m - 1]].1 == SUKUN.to_string() && !weak_end {
+                ordering = true;
             }
         }
         // Not ثَمَّةَ (built on fatha), nor an adverb of time with its adjective (السَّاعَةَ
@@ -876,6 +886,8 @@ mod tests {
             ("إِنَّ لِلْمَرْكَزِ فُرُوعًا.", "إِنَّ لِلْمَرْكَزِ فُرُوعًا."),
             ("تَأَكَّدْ مِنْ أَنَّ الْمَالِكِ الْجَدِيدَ حَاضِرٌ.", "تَأَكَّدْ مِنْ أَنَّ الْمَالِكَ الْجَدِيدَ حَاضِرٌ."),
             ("لِأَنَّ الْحُكْمُ نِهَائِيٌّ.", "لِأَنَّ الْحُكْمَ نِهَائِيٌّ."),
+            ("ادْفَعَ الرُّسُومَ وَاحْتَفَظَ بِالْإِيصَالِ.", "ادْفَعْ الرُّسُومَ وَاحْتَفِظْ بِالْإِيصَالِ."),
+            ("وَصَلَ الْمُوَظَّفُ وَاسْتَقْبَلَ الزُّوَّارَ.", "وَصَلَ الْمُوَظَّفُ وَاسْتَقْبَلَ الزُّوَّارَ."),
         ];
         for (input, expected) in cases {
             let given = vec![false; input.split(' ').count()];
