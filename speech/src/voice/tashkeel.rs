@@ -408,7 +408,7 @@ fn connected_speech(text: &str) -> String {
     }
     for w in &mut words {
         // A feminine dual in -tayni (ساعتين، سنتين، نسختين): ـتَيْنِ, not a plural's -tiːna.
-        let letters: Vec<usize> = (0..w.len()).filter(|&k| is_arabic_letter(w[k].0)).collect();
+        let letters = letter_positions(w);
         let n = letters.len();
         if n >= 5 {
             let tail: String = letters[n - 3..].iter().map(|&k| w[k].0).collect();
@@ -453,7 +453,7 @@ fn connected_speech(text: &str) -> String {
             l.1 = mood.to_string();
         }
     }
-    words.iter().map(|w| w.iter().flat_map(|(c, m)| std::iter::once(*c).chain(m.chars())).collect::<String>()).collect::<Vec<_>>().join(" ")
+    join_words(&words)
 }
 
 const SUKUN: char = '\u{0652}';
@@ -492,7 +492,7 @@ fn clause_rules(text: &str, given: &[bool]) -> String {
         let clause_head = i == 0 || ends_clause(&words[i - 1]) || bare_of(&words[i - 1]) == "ثم";
         let last_word = i + 1 == n || ends_sentence(&words[i]);
         // The letters, and where they are in `words[i]`.
-        let at: Vec<usize> = (0..words[i].len()).filter(|&k| is_arabic_letter(words[i][k].0)).collect();
+        let at = letter_positions(&words[i]);
         let letters: Vec<char> = at.iter().map(|&k| words[i][k].0).collect();
         // A subject after the verb (اسْتَقْبَلَ الْمَرْكَزُ، انْتَقَلَ طَلَبُكَ، تَعَذَّرَ إِتْمَامُ): a past
         // verb, not an imperative, which is hardly ever followed by a nominative.
@@ -510,7 +510,7 @@ fn clause_rules(text: &str, given: &[bool]) -> String {
         if (clause_head || fa) && m >= 4 && !subject_next {
             let no_shadda = !w.iter().any(|(_, ms)| ms.contains(SHADDA));
             // Not a weak verb, and not a noun with a pronoun suffix (ابْنَكَ، اسْمَهُ).
-            let weak_end = matches!(stem[m - 1], 'ا' | 'ى' | 'ي' | 'و' | 'ة' | 'ء' | 'ك' | 'ه');
+            let weak_end = weak(stem[m - 1]) || matches!(stem[m - 1], 'ك' | 'ه');
             let long_inside = stem[1..m - 1].iter().any(|c| matches!(c, 'ا' | 'و' | 'ي'));
             let past = mark(w, m - 2) == FATHA && matches!(mark(w, m - 1).as_str(), FATHA | DAMMA);
             // An elative whose hamza was written bare (افضل وقتٍ، اقرب فرعٍ) is followed by an
@@ -527,13 +527,7 @@ fn clause_rules(text: &str, given: &[bool]) -> String {
                 }
             }
             // Form V: تَفَعَّلَ.
-            if m == 4
-                && stem[0] == 'ت'
-                && mark(w, 0) == FATHA
-                && mark(w, 2).contains(SHADDA)
-                && mark(w, m - 1) == FATHA
-                && !matches!(stem[m - 1], 'ا' | 'ى' | 'ي' | 'و' | 'ة' | 'ء')
-            {
+            if m == 4 && stem[0] == 'ت' && mark(w, 0) == FATHA && mark(w, 2).contains(SHADDA) && mark(w, m - 1) == FATHA && !weak(stem[m - 1]) {
                 w[at[skip + m - 1]].1 = SUKUN.to_string();
             }
             if matches!(stem[0], 'ا' | 'ت') && w[at[skip + m - 1]].1 == SUKUN.to_string() && !weak_end {
@@ -560,7 +554,7 @@ fn clause_rules(text: &str, given: &[bool]) -> String {
             continue;
         }
         let w = &mut words[i + 1];
-        let at: Vec<usize> = (0..w.len()).filter(|&k| is_arabic_letter(w[k].0)).collect();
+        let at = letter_positions(w);
         let letters: String = at.iter().map(|&k| w[k].0).collect();
         if at.len() < 3 || is_particle(&letters) || matches!(letters.as_str(), "هذا" | "هذه" | "هناك" | "هنا" | "لدينا" | "لديك" | "لدي" | "عندنا")
         {
@@ -575,19 +569,18 @@ fn clause_rules(text: &str, given: &[bool]) -> String {
         if preposition || letters.starts_with("لل") || letters.starts_with("كال") {
             continue;
         }
-        let k = at.len();
-        let carrier = case_carrier(&letters, k);
-        let c = &mut w[at[carrier]].1;
+        let c = &mut w[at[case_carrier(&letters)]].1;
         if c == DAMMA || c == KASRA {
             *c = FATHA.into();
         }
     }
-    words.iter().map(|w| w.iter().flat_map(|(c, m)| std::iter::once(*c).chain(m.chars())).collect::<String>()).collect::<Vec<_>>().join(" ")
+    join_words(&words)
 }
 
-/// Which letter of a word (of `k` letters) carries its case: the last, or the one before a
+/// Which letter of a word (`letters`, its letters alone) carries its case: the last, or the one before a
 /// pronoun suffix (ـكَ ـهُ; ـهَا ـهُمْ ـكُمْ ـنَا). A definite word takes no suffix (الْمَالِكَ، الْحُكْمَ).
-fn case_carrier(letters: &str, k: usize) -> usize {
+fn case_carrier(letters: &str) -> usize {
+    let k = letters.chars().count();
     if letters.starts_with("ال") || k < 4 {
         k - 1
     } else if letters.ends_with("ها") || letters.ends_with("هم") || letters.ends_with("كم") || letters.ends_with("نا") {
@@ -602,13 +595,28 @@ fn case_carrier(letters: &str, k: usize) -> usize {
 /// Whether a word is in the nominative by the model's marks: damma or dammatan on the letter
 /// that carries its case.
 fn nominative(word: &[(char, String)]) -> bool {
-    let at: Vec<usize> = (0..word.len()).filter(|&k| is_arabic_letter(word[k].0)).collect();
+    let at = letter_positions(word);
     if at.len() < 2 {
         return false;
     }
     let letters: String = at.iter().map(|&k| word[k].0).collect();
-    let case = &word[at[case_carrier(&letters, at.len())]].1;
+    let case = &word[at[case_carrier(&letters)]].1;
     case.contains(DAMMA) || case.contains('\u{064C}')
+}
+
+/// A letter a verb's sound imperative cannot end in: a long vowel, a weak letter, ة or hamza.
+fn weak(c: char) -> bool {
+    matches!(c, 'ا' | 'ى' | 'ي' | 'و' | 'ة' | 'ء')
+}
+
+/// Where the letters are in a word split by [`split_marks`] (not its punctuation).
+fn letter_positions(word: &[(char, String)]) -> Vec<usize> {
+    (0..word.len()).filter(|&k| is_arabic_letter(word[k].0)).collect()
+}
+
+/// Words split by [`split_marks`], joined again.
+fn join_words(words: &[Vec<(char, String)>]) -> String {
+    words.iter().map(|w| w.iter().flat_map(|(c, m)| std::iter::once(*c).chain(m.chars())).collect::<String>()).collect::<Vec<_>>().join(" ")
 }
 
 /// A word's characters with the tashkeel after each.
