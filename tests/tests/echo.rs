@@ -50,7 +50,8 @@ impl Run {
         let mut cmd = hiwar(&model_cache());
         pulse.apply(&mut cmd);
         standin.apply(&mut cmd);
-        cmd.env_remove("DISPLAY").env("RUST_LOG", "warn,hiwar=info").envs(env.iter().copied());
+        // An answer of ~12 s, whole (the stand-in applies a 20-token cap for its fault tests).
+        cmd.env_remove("DISPLAY").env("RUST_LOG", "warn,hiwar=info").env("HIWAR_LLM_MAX_TOKENS", "300").envs(env.iter().copied());
         let mut child = cmd.args(["run", "--no-window", "--events"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn hiwar");
         let (out, err) = (lines_of(child.stdout.take().expect("stdout")), lines_of(child.stderr.take().expect("stderr")));
         reaped.0.push(child);

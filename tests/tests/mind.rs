@@ -233,13 +233,19 @@ const LONG_ANSWER: &str = "say:Yes, of course. The office opens at half past sev
 /// with two other live pipelines beside it, hearing falls seconds behind its input; these tests
 /// run alone, see .config/nextest.toml.)
 fn said_over_the_answer(over: &str) -> (Vec<Value>, String, Standin) {
+    said_over_the_answer_in_parts(&[over], 0.0)
+}
+
+/// As [`said_over_the_answer`], `over` in parts with `pause` seconds between them.
+fn said_over_the_answer_in_parts(over: &[&str], pause: f32) -> (Vec<Value>, String, Standin) {
     let pulse = Pulse::start(&["speaker"]);
     let standin = Standin::start(&[LONG_ANSWER, "answer"]);
     let dir = tempfile::tempdir().expect("dir");
     let (rate, question) = read_wav(&clip("en-office.wav").0);
-    let over = espeak_clip(dir.path(), over);
     let silence = |s: f32| vec![0.0f32; (s * rate as f32) as usize];
-    let input: Vec<f32> = [question, silence(4.0), over, silence(10.0)].concat();
+    let mut over: Vec<Vec<f32>> = over.iter().flat_map(|t| [espeak_clip(dir.path(), t), silence(pause)]).collect();
+    over.pop();
+    let input: Vec<f32> = [vec![question, silence(4.0)], over, vec![silence(10.0)]].concat().concat();
     let path = dir.path().join("conversation.wav");
     write_wav(&path, rate, 1, &input);
     let (ev, stderr) = run_live(&pulse, &standin, &path, &[]);
@@ -270,6 +276,21 @@ fn a_backchannel_over_the_answer_does_not_stop_it() {
     let speaking = position(&ev, |e| e["event"] == "state" && e["state"] == "speaking").expect("the answer was spoken");
     let done = ev.iter().rposition(|e| e["event"] == "state" && e["state"] == "idle").expect("idle at the end");
     assert!(started.len() == 2 && started[1] > speaking && started[1] < done, "{started:?}, speaking at {speaking}, idle at {done}: {ev:#?}");
+}
+
+#[test]
+fn a_backchannel_then_a_question_over_the_answer_stops_it() {
+    // "Okay.", and 2.5 s later a question: the pause is longer than a turn's (1.5 s after an
+    // unfinished one), so "okay" is judged alone, a backchannel, and the answer goes on. The
+    // question is not measured against the person's own "okay" as if it were echo: it stops it.
+    let (ev, stderr, standin) = said_over_the_answer_in_parts(&["Okay.", "And what time do you close on Friday?"], 2.5);
+    assert!(position(&ev, is("barge_in")).is_some(), "the question after \"okay\" did not stop the answer: {ev:#?}\n{stderr}");
+    assert!(!stderr.contains("speech while speaking ignored"), "{stderr}");
+    let second = wait_for(&standin.lines, Duration::from_secs(20), "the second LLM request", |l| l.starts_with("{\"body\"") && l.contains("\"request\":2"));
+    let second: Value = serde_json::from_str(&second).expect("request json");
+    let asked =
+        second["body"]["messages"].as_array().and_then(|m| m.iter().rev().find(|m| m["role"] == "user")).map(|m| m["content"].to_string().to_lowercase());
+    assert!(asked.as_ref().is_some_and(|q| q.contains("friday")), "{asked:?}");
 }
 
 #[test]

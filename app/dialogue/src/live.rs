@@ -95,11 +95,17 @@ fn words_heard(played: &[(u64, u32, Arc<hiwar_speech::voice::Speech>)], cut: u64
     out.join(" ")
 }
 
+/// How long before the VAD reports a voice it began: its onset is not echo.
+const ONSET: Duration = Duration::from_millis(700);
+
 /// The echo of our own voice as the microphone hears it: the loudest input level while we
-/// spoke (from `since`), up to 700 ms before `at` — the interrupting voice itself began about
-/// that long before the VAD reported it, and must not count as echo.
-pub fn echo_level(levels: &VecDeque<(Instant, f32)>, since: Instant, at: Instant) -> f32 {
-    levels.iter().filter(|(t, _)| *t >= since && *t + Duration::from_millis(700) <= at).map(|(_, l)| *l).fold(-100.0f32, f32::max)
+/// spoke (from `since`), up to [`ONSET`] before `at` — the interrupting voice itself began about
+/// that long before the VAD reported it, and must not count as echo. Nor do the `voices`
+/// already heard over the answer (from their onset to their end, or on if not ended): a
+/// person's voice split in two by a pause is not the echo the second half must beat.
+pub fn echo_level(levels: &VecDeque<(Instant, f32)>, since: Instant, at: Instant, voices: &[(Instant, Option<Instant>)]) -> f32 {
+    let a_voice = |t: Instant| voices.iter().any(|(start, end)| t + ONSET >= *start && end.is_none_or(|e| t <= e));
+    levels.iter().filter(|(t, _)| *t >= since && *t + ONSET <= at && !a_voice(*t)).map(|(_, l)| *l).fold(-100.0f32, f32::max)
 }
 
 /// A question ready to answer.
@@ -139,6 +145,12 @@ pub async fn live_loop(
     // A voice over the answer being judged (the answer ducked meanwhile): its utterance, and
     // when it has lasted long enough to be an interruption whatever it says.
     let mut tentative: Option<u64> = None;
+    // The voices over the answer not yet judged (a pause can split one in several utterances),
+    // with the words of those transcribed so far: judged together when the last is in.
+    let mut over: HashSet<u64> = HashSet::new();
+    let mut over_words: Option<(u64, Question)> = None;
+    // When each voice over the answer was heard (its onset, its end): not echo.
+    let mut voices: Vec<(Instant, Option<Instant>)> = Vec::new();
     // An utterance that has ended and whose transcript is not in yet: the visitor is waiting.
     let mut transcribing: Option<u64> = None;
     let mut levels: VecDeque<(Instant, f32)> = VecDeque::new();
@@ -216,6 +228,7 @@ pub async fn live_loop(
                     publish(a.id, EventKind::State(State::Idle));
                     active = None;
                     levels.clear();
+                    voices.clear();
                     if let Some(c) = &voice.clock {
                         c.duck(false);
                     }
@@ -233,6 +246,12 @@ pub async fn live_loop(
                     tentative = None;
                     tracing::info!("barge-in: the voice over the answer went on");
                     interrupt(&voice, &bus, &mind, &mut active, &loop_tx);
+                    // What it said before a pause is the start of the question now.
+                    over.clear();
+                    if let Some((id, q)) = over_words.take() {
+                        publish(id, EventKind::Transcript { text: q.text.clone(), lang: q.lang, is_final: true, confidence: None });
+                        pending = Some(q);
+                    }
                 }
                 // The rest of an unfinished question did not come: answer what was said.
                 if pending_until.is_some_and(|t| Instant::now() >= t) && in_progress.is_none() && transcribing.is_none() {
@@ -243,16 +262,18 @@ pub async fn live_loop(
                     }
                 }
                 watch_voice(&voice, &bus, &settings, &mut voice_restarts, &mut spoke_since_restart);
-                if active.is_some() || in_progress.is_some() || pending.is_some() || transcribing.is_some() {
+                if active.is_some() || in_progress.is_some() || pending.is_some() || transcribing.is_some() || over_words.is_some() {
                     last_activity = Instant::now();
                 } else if let Some(n) = session.filter(|_| last_activity.elapsed() >= settings.session_ends_after) {
                     // The visitor has gone: nothing of theirs may reach the next one.
                     session = None;
                     mind.forget();
                     settings.wipe_audio.store(true, Ordering::Relaxed);
-                    (ended_at, decision) = (None, None);
+                    (ended_at, decision, tentative, over_words) = (None, None, None, None);
                     ignored.clear();
+                    over.clear();
                     levels.clear();
+                    voices.clear();
                     times.clear();
                     for r in &mut outcome.turns {
                         hiwar_core::runtime::wipe(&mut r.question);
@@ -309,7 +330,9 @@ pub async fn live_loop(
             Some(LoopInput::HearingRestarted) => {
                 // The new hearing numbers its utterances from the start.
                 (in_progress, pending, pending_until, ended_at, decision, transcribing) = (None, None, None, None, None, None);
+                (tentative, over_words) = (None, None);
                 ignored.clear();
+                over.clear();
             }
             Some(LoopInput::Hearing(event)) => match event {
                 H::SpeechStarted { utterance, at, level_db, .. } => {
@@ -319,8 +342,9 @@ pub async fn live_loop(
                     if let Some(since) = speaking {
                         // The echo: the loudest the microphone heard while we spoke, before
                         // this voice could have begun.
-                        let echo = echo_level(&levels, since, at);
+                        let echo = echo_level(&levels, since, at, &voices);
                         if settings.barge_in && level_db - echo >= settings.margin_db {
+                            voices.push((at, None));
                             if settings.interruption.is_zero() {
                                 interrupt(&voice, &bus, &mind, &mut active, &loop_tx);
                             } else {
@@ -329,6 +353,7 @@ pub async fn live_loop(
                                     c.duck(true);
                                 }
                                 tentative = Some(utterance);
+                                over.insert(utterance);
                             }
                             tracing::info!("a voice over the answer: speech {level_db:.0} dBFS, echo {echo:.0} dBFS");
                         } else {
@@ -362,6 +387,9 @@ pub async fn live_loop(
                     if ignored.contains(&utterance) {
                         continue;
                     }
+                    if let Some(v) = voices.last_mut().filter(|v| v.1.is_none()) {
+                        v.1 = Some(Instant::now());
+                    }
                     let back = Duration::from_secs_f64(decided_at.saturating_sub(last_voiced) as f64 / 16_000.0);
                     ended_at = Some((utterance, decided.checked_sub(back).unwrap_or(decided)));
                     decision = Some((utterance, decided));
@@ -370,9 +398,22 @@ pub async fn live_loop(
                 }
                 H::Final { utterance: Some(u), id, ready, .. } if !ignored.contains(&id) => {
                     transcribing = transcribing.filter(|t| *t != id);
-                    if tentative == Some(id) {
+                    let speech_end = ended_at.filter(|(i, _)| *i == id).map_or_else(Instant::now, |(_, t)| t);
+                    let decided = decision.filter(|(i, _)| *i == id).map(|(_, t)| t);
+                    // A voice over the answer is judged on all it said, across its pauses.
+                    let text = match over_words.take() {
+                        Some((_, before)) => format!("{} {}", before.text, u.text),
+                        None => u.text.clone(),
+                    };
+                    if over.remove(&id) {
+                        if over.iter().any(|o| *o > id) {
+                            // It went on after a pause: judged when its last part is in.
+                            let lang = reply_lang(&u.lang, &text);
+                            over_words = Some((id, Question { text, lang, speech_end, decided, ready }));
+                            continue;
+                        }
                         tentative = None;
-                        if !hiwar_speech::text::takes_the_turn(&u.text) {
+                        if !hiwar_speech::text::takes_the_turn(&text) {
                             // "mm", «ايوه», a word or two: the person is listening; the answer
                             // goes on.
                             tracing::info!("a backchannel over the answer: it goes on");
@@ -385,24 +426,22 @@ pub async fn live_loop(
                         interrupt(&voice, &bus, &mind, &mut active, &loop_tx);
                     }
                     tracing::info!(target: "hiwar::hearing", "utterance {id}: language {}", u.language.summary(&u.lang));
-                    let lang = reply_lang(&u.lang, &u.text);
+                    let lang = reply_lang(&u.lang, &text);
                     bus.publish(Event {
                         turn: TurnId(id),
                         clock: None,
-                        kind: EventKind::Transcript { text: u.text.clone(), lang, is_final: true, confidence: Some(u.confidence) },
+                        kind: EventKind::Transcript { text: text.clone(), lang, is_final: true, confidence: Some(u.confidence) },
                     });
-                    let speech_end = ended_at.filter(|(i, _)| *i == id).map_or_else(Instant::now, |(_, t)| t);
-                    let decided = decision.filter(|(i, _)| *i == id).map(|(_, t)| t);
                     // A pause split the sentence: the two halves are one question.
                     let question = match pending.take() {
                         Some(p) => Question {
-                            text: format!("{} {}", p.text, u.text),
-                            lang: reply_lang(&u.lang, &format!("{} {}", p.text, u.text)),
+                            text: format!("{} {text}", p.text),
+                            lang: reply_lang(&u.lang, &format!("{} {text}", p.text)),
                             speech_end,
                             decided,
                             ready,
                         },
-                        None => Question { text: u.text.clone(), lang, speech_end, decided, ready },
+                        None => Question { text, lang, speech_end, decided, ready },
                     };
                     pending_until = None;
                     if in_progress.is_some_and(|i| i > id) {
@@ -425,11 +464,22 @@ pub async fn live_loop(
                 H::Final { id, .. } => {
                     transcribing = transcribing.filter(|t| *t != id);
                     ignored.remove(&id);
-                    if tentative == Some(id) {
-                        // A cough or a noise over the answer: it goes on at full level.
+                    if over.remove(&id) && !over.iter().any(|o| *o > id) {
                         tentative = None;
-                        if let Some(c) = &voice.clock {
-                            c.duck(false);
+                        match over_words.take() {
+                            // Words before a pause, then a noise: judged on the words.
+                            Some((first, q)) if hiwar_speech::text::takes_the_turn(&q.text) => {
+                                tracing::info!("barge-in: the words over the answer take the turn (a question, a command, or three words or more)");
+                                interrupt(&voice, &bus, &mind, &mut active, &loop_tx);
+                                publish(first, EventKind::Transcript { text: q.text.clone(), lang: q.lang, is_final: true, confidence: None });
+                                pending = Some(q);
+                            }
+                            // A cough or a noise over the answer: it goes on at full level.
+                            _ => {
+                                if let Some(c) = &voice.clock {
+                                    c.duck(false);
+                                }
+                            }
                         }
                     }
                     match pending.take() {
@@ -613,12 +663,26 @@ mod tests {
         // Our voice comes back at about −30 dBFS; someone starts talking at 2.0 s (−12 dBFS),
         // and the VAD reports it at 2.4 s.
         let levels: VecDeque<(Instant, f32)> = (0..60u64).map(|i| (at(i * 50), if i >= 40 { -12.0 } else { -30.0 - (i % 3) as f32 })).collect();
-        let echo = echo_level(&levels, at(0), at(2_400));
+        let echo = echo_level(&levels, at(0), at(2_400), &[]);
         assert_eq!(echo, -30.0, "the voice's own onset is not echo");
         assert!(-12.0 - echo >= 10.0, "a voice 18 dB over the echo interrupts");
         // The echo alone, reported as speech, does not.
         assert!(-29.0 - echo < 10.0);
         // Nothing heard yet while speaking (or a separate microphone): anything interrupts.
-        assert_eq!(echo_level(&VecDeque::new(), at(0), at(500)), -100.0);
+        assert_eq!(echo_level(&VecDeque::new(), at(0), at(500), &[]), -100.0);
+    }
+
+    #[test]
+    fn a_voice_already_heard_over_the_answer_is_not_echo_for_the_next() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // The echo at −60 dBFS (a canceller); a person at −20 dBFS from 2.0 s to 2.6 s (reported
+        // at 2.3 s, ended at 2.8 s), a pause, and on again from 3.0 s (reported at 3.3 s).
+        let level = |ms: u64| if (2_000..2_600).contains(&ms) || ms >= 3_000 { -20.0 } else { -60.0 };
+        let levels: VecDeque<(Instant, f32)> = (0..80u64).map(|i| (at(i * 50), level(i * 50))).collect();
+        assert_eq!(echo_level(&levels, at(0), at(3_300), &[]), -20.0, "without the first voice's span, the person is their own echo");
+        assert_eq!(echo_level(&levels, at(0), at(3_300), &[(at(2_300), Some(at(2_800)))]), -60.0);
+        // A voice not ended yet is left out to the end.
+        assert_eq!(echo_level(&levels, at(0), at(3_900), &[(at(2_300), None)]), -60.0);
     }
 }
