@@ -108,7 +108,68 @@ pub fn echo_level(levels: &VecDeque<(Instant, f32)>, since: Instant, at: Instant
     levels.iter().filter(|(t, _)| *t >= since && *t + ONSET <= at && !a_voice(*t)).map(|(_, l)| *l).fold(-100.0f32, f32::max)
 }
 
+/// The voices over the answer not yet judged. A pause can split one voice into several
+/// utterances ("Where is the | nearest office?"): each is held until the last is in, then all
+/// they said is judged together.
+#[derive(Default)]
+struct OverAnswer {
+    open: HashSet<u64>,
+    /// What the transcribed ones said so far (the first one's utterance, and the words).
+    said: Option<(u64, Question)>,
+}
+
+/// What a final over the answer decides.
+#[derive(Debug)]
+enum Verdict {
+    /// Not a voice over the answer.
+    NotOver,
+    /// A later part is still to come.
+    Wait,
+    /// "mm", «ايوه», a cough: the answer goes on.
+    Backchannel,
+    /// A question, a command, three words or more: the words (with the utterance they began in).
+    TakesTurn(u64, Question),
+}
+
+impl OverAnswer {
+    fn heard(&mut self, utterance: u64) {
+        self.open.insert(utterance);
+    }
+
+    /// The final of utterance `id`: its words (`None`: nothing but noise).
+    fn judge(&mut self, id: u64, words: Option<Question>) -> Verdict {
+        if !self.open.remove(&id) {
+            return Verdict::NotOver;
+        }
+        let said = match (self.said.take(), words) {
+            (Some((first, before)), Some(q)) => Some((first, Question { text: format!("{} {}", before.text, q.text), ..q })),
+            (None, Some(q)) => Some((id, q)),
+            (before, None) => before,
+        };
+        if self.open.iter().any(|o| *o > id) {
+            self.said = said;
+            return Verdict::Wait;
+        }
+        match said {
+            Some((first, q)) if hiwar_speech::text::takes_the_turn(&q.text) => Verdict::TakesTurn(first, q),
+            _ => Verdict::Backchannel,
+        }
+    }
+
+    /// The voice went on long enough to interrupt whatever it says: nothing more to judge;
+    /// what it said before a pause is the start of the question.
+    fn interrupted(&mut self) -> Option<(u64, Question)> {
+        self.open.clear();
+        self.said.take()
+    }
+
+    fn waiting(&self) -> bool {
+        self.said.is_some()
+    }
+}
+
 /// A question ready to answer.
+#[derive(Debug)]
 struct Question {
     text: String,
     lang: Lang,
@@ -145,10 +206,7 @@ pub async fn live_loop(
     // A voice over the answer being judged (the answer ducked meanwhile): its utterance, and
     // when it has lasted long enough to be an interruption whatever it says.
     let mut tentative: Option<u64> = None;
-    // The voices over the answer not yet judged (a pause can split one in several utterances),
-    // with the words of those transcribed so far: judged together when the last is in.
-    let mut over: HashSet<u64> = HashSet::new();
-    let mut over_words: Option<(u64, Question)> = None;
+    let mut over = OverAnswer::default();
     // When each voice over the answer was heard (its onset, its end): not echo.
     let mut voices: Vec<(Instant, Option<Instant>)> = Vec::new();
     // An utterance that has ended and whose transcript is not in yet: the visitor is waiting.
@@ -246,9 +304,7 @@ pub async fn live_loop(
                     tentative = None;
                     tracing::info!("barge-in: the voice over the answer went on");
                     interrupt(&voice, &bus, &mind, &mut active, &loop_tx);
-                    // What it said before a pause is the start of the question now.
-                    over.clear();
-                    if let Some((id, q)) = over_words.take() {
+                    if let Some((id, q)) = over.interrupted() {
                         publish(id, EventKind::Transcript { text: q.text.clone(), lang: q.lang, is_final: true, confidence: None });
                         pending = Some(q);
                     }
@@ -262,16 +318,15 @@ pub async fn live_loop(
                     }
                 }
                 watch_voice(&voice, &bus, &settings, &mut voice_restarts, &mut spoke_since_restart);
-                if active.is_some() || in_progress.is_some() || pending.is_some() || transcribing.is_some() || over_words.is_some() {
+                if active.is_some() || in_progress.is_some() || pending.is_some() || transcribing.is_some() || over.waiting() {
                     last_activity = Instant::now();
                 } else if let Some(n) = session.filter(|_| last_activity.elapsed() >= settings.session_ends_after) {
                     // The visitor has gone: nothing of theirs may reach the next one.
                     session = None;
                     mind.forget();
                     settings.wipe_audio.store(true, Ordering::Relaxed);
-                    (ended_at, decision, tentative, over_words) = (None, None, None, None);
+                    (ended_at, decision, tentative, over) = (None, None, None, OverAnswer::default());
                     ignored.clear();
-                    over.clear();
                     levels.clear();
                     voices.clear();
                     times.clear();
@@ -330,9 +385,8 @@ pub async fn live_loop(
             Some(LoopInput::HearingRestarted) => {
                 // The new hearing numbers its utterances from the start.
                 (in_progress, pending, pending_until, ended_at, decision, transcribing) = (None, None, None, None, None, None);
-                (tentative, over_words) = (None, None);
+                (tentative, over) = (None, OverAnswer::default());
                 ignored.clear();
-                over.clear();
             }
             Some(LoopInput::Hearing(event)) => match event {
                 H::SpeechStarted { utterance, at, level_db, .. } => {
@@ -353,7 +407,7 @@ pub async fn live_loop(
                                     c.duck(true);
                                 }
                                 tentative = Some(utterance);
-                                over.insert(utterance);
+                                over.heard(utterance);
                             }
                             tracing::info!("a voice over the answer: speech {level_db:.0} dBFS, echo {echo:.0} dBFS");
                         } else {
@@ -401,30 +455,25 @@ pub async fn live_loop(
                     let speech_end = ended_at.filter(|(i, _)| *i == id).map_or_else(Instant::now, |(_, t)| t);
                     let decided = decision.filter(|(i, _)| *i == id).map(|(_, t)| t);
                     // A voice over the answer is judged on all it said, across its pauses.
-                    let text = match over_words.take() {
-                        Some((_, before)) => format!("{} {}", before.text, u.text),
-                        None => u.text.clone(),
-                    };
-                    if over.remove(&id) {
-                        if over.iter().any(|o| *o > id) {
-                            // It went on after a pause: judged when its last part is in.
-                            let lang = reply_lang(&u.lang, &text);
-                            over_words = Some((id, Question { text, lang, speech_end, decided, ready }));
-                            continue;
-                        }
-                        tentative = None;
-                        if !hiwar_speech::text::takes_the_turn(&text) {
-                            // "mm", «ايوه», a word or two: the person is listening; the answer
-                            // goes on.
+                    let q = Question { lang: reply_lang(&u.lang, &u.text), text: u.text.clone(), speech_end, decided, ready };
+                    let text = match over.judge(id, Some(q)) {
+                        Verdict::NotOver => u.text.clone(),
+                        Verdict::Wait => continue,
+                        Verdict::Backchannel => {
+                            tentative = None;
                             tracing::info!("a backchannel over the answer: it goes on");
                             if let Some(c) = &voice.clock {
                                 c.duck(false);
                             }
                             continue;
                         }
-                        tracing::info!("barge-in: the words over the answer take the turn (a question, a command, or three words or more)");
-                        interrupt(&voice, &bus, &mind, &mut active, &loop_tx);
-                    }
+                        Verdict::TakesTurn(_, q) => {
+                            tentative = None;
+                            tracing::info!("barge-in: the words over the answer take the turn (a question, a command, or three words or more)");
+                            interrupt(&voice, &bus, &mind, &mut active, &loop_tx);
+                            q.text
+                        }
+                    };
                     tracing::info!(target: "hiwar::hearing", "utterance {id}: language {}", u.language.summary(&u.lang));
                     let lang = reply_lang(&u.lang, &text);
                     bus.publish(Event {
@@ -464,22 +513,22 @@ pub async fn live_loop(
                 H::Final { id, .. } => {
                     transcribing = transcribing.filter(|t| *t != id);
                     ignored.remove(&id);
-                    if over.remove(&id) && !over.iter().any(|o| *o > id) {
-                        tentative = None;
-                        match over_words.take() {
-                            // Words before a pause, then a noise: judged on the words.
-                            Some((first, q)) if hiwar_speech::text::takes_the_turn(&q.text) => {
-                                tracing::info!("barge-in: the words over the answer take the turn (a question, a command, or three words or more)");
-                                interrupt(&voice, &bus, &mind, &mut active, &loop_tx);
-                                publish(first, EventKind::Transcript { text: q.text.clone(), lang: q.lang, is_final: true, confidence: None });
-                                pending = Some(q);
+                    match over.judge(id, None) {
+                        Verdict::NotOver | Verdict::Wait => {}
+                        // A cough or a noise over the answer: it goes on at full level.
+                        Verdict::Backchannel => {
+                            tentative = None;
+                            if let Some(c) = &voice.clock {
+                                c.duck(false);
                             }
-                            // A cough or a noise over the answer: it goes on at full level.
-                            _ => {
-                                if let Some(c) = &voice.clock {
-                                    c.duck(false);
-                                }
-                            }
+                        }
+                        // Words before a pause, then a noise: judged on the words.
+                        Verdict::TakesTurn(first, q) => {
+                            tentative = None;
+                            tracing::info!("barge-in: the words over the answer take the turn (a question, a command, or three words or more)");
+                            interrupt(&voice, &bus, &mind, &mut active, &loop_tx);
+                            publish(first, EventKind::Transcript { text: q.text.clone(), lang: q.lang, is_final: true, confidence: None });
+                            pending = Some(q);
                         }
                     }
                     match pending.take() {
@@ -670,6 +719,56 @@ mod tests {
         assert!(-29.0 - echo < 10.0);
         // Nothing heard yet while speaking (or a separate microphone): anything interrupts.
         assert_eq!(echo_level(&VecDeque::new(), at(0), at(500), &[]), -100.0);
+    }
+
+    fn said(text: &str) -> Option<Question> {
+        let now = Instant::now();
+        Some(Question { text: text.into(), lang: Lang::En, speech_end: now, decided: None, ready: now })
+    }
+
+    fn verdict(v: Verdict) -> String {
+        match v {
+            Verdict::NotOver => "not over".into(),
+            Verdict::Wait => "wait".into(),
+            Verdict::Backchannel => "backchannel".into(),
+            Verdict::TakesTurn(first, q) => format!("turn {first}: {}", q.text),
+        }
+    }
+
+    #[test]
+    fn a_voice_over_the_answer_is_judged_on_all_it_said_across_its_pauses() {
+        // One voice alone.
+        let mut over = OverAnswer::default();
+        over.heard(3);
+        assert_eq!(verdict(over.judge(3, said("Okay."))), "backchannel");
+        over.heard(4);
+        assert_eq!(verdict(over.judge(4, said("Stop."))), "turn 4: Stop.");
+        // Split by a pause into two short parts, neither a turn alone.
+        let mut over = OverAnswer::default();
+        over.heard(1);
+        over.heard(2);
+        assert_eq!(verdict(over.judge(1, said("Where is"))), "wait");
+        assert!(over.waiting());
+        assert_eq!(verdict(over.judge(2, said("the office"))), "turn 1: Where is the office");
+        assert!(!over.waiting());
+        // Words, then a noise with no words: judged on the words.
+        let mut over = OverAnswer::default();
+        over.heard(5);
+        over.heard(6);
+        assert_eq!(verdict(over.judge(5, said("When do you close"))), "wait");
+        assert_eq!(verdict(over.judge(6, None)), "turn 5: When do you close");
+        // "mm", then a cough: a backchannel; an utterance not over the answer is not judged.
+        over.heard(7);
+        over.heard(8);
+        assert_eq!(verdict(over.judge(7, said("Mm."))), "wait");
+        assert_eq!(verdict(over.judge(8, None)), "backchannel");
+        assert_eq!(verdict(over.judge(9, said("Hello, where is the office?"))), "not over");
+        // Interrupted by its length while a part was held: the held words start the question.
+        over.heard(10);
+        over.heard(11);
+        assert_eq!(verdict(over.judge(10, said("Excuse me"))), "wait");
+        assert_eq!(over.interrupted().map(|(first, q)| (first, q.text)), Some((10, "Excuse me".to_string())));
+        assert_eq!(verdict(over.judge(11, said("when do you open?"))), "not over");
     }
 
     #[test]
