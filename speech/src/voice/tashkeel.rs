@@ -475,15 +475,20 @@ const KASRA: &str = "\u{0650}";
 fn clause_rules(text: &str, given: &[bool]) -> String {
     let mut words: Vec<Vec<(char, String)>> = text.split(' ').map(split_marks).collect();
     let bare_of = |w: &[(char, String)]| -> String { w.iter().map(|(c, _)| *c).filter(|c| is_arabic_letter(*c)).collect() };
-    let ends_clause = |w: &[(char, String)]| w.last().is_some_and(|(c, _)| matches!(c, '.' | '،' | ',' | '؛' | ':' | '؟' | '?' | '!'));
-    let ends_sentence = |w: &[(char, String)]| w.last().is_some_and(|(c, _)| matches!(c, '.' | '؟' | '?' | '!'));
+    // The word's last mark of punctuation, through closing quotes and brackets («… بَعْدُ.)»).
+    let closing = |c: char| matches!(c, ')' | ']' | '»' | '"' | '\'' | '”' | '’');
+    let last_mark = |w: &[(char, String)]| w.iter().rev().map(|(c, _)| *c).find(|c| !closing(*c));
+    let ends_clause = |w: &[(char, String)]| last_mark(w).is_some_and(|c| matches!(c, '.' | '،' | ',' | '؛' | ':' | '؟' | '?' | '!'));
+    let ends_sentence = |w: &[(char, String)]| last_mark(w).is_some_and(|c| matches!(c, '.' | '؟' | '?' | '!'));
     let n = words.len();
     // An imperative said in this sentence: one joined to it by وَ is one too (ادْفَعِ الرُّسُومَ
     // وَاحْتَفِظْ بِالْإِيصَالِ).
     let mut ordering = false;
     for i in 0..n {
         let sentence_head = i == 0 || ends_sentence(&words[i - 1]);
-        if sentence_head {
+        // A sentence that opens with وَ goes on from the one before (ادْفَعِ الرُّسُومَ.
+        // وَاحْتَفِظْ بِالْإِيصَالِ.).
+        if sentence_head && words[i].first().is_none_or(|(c, _)| *c != 'و') {
             ordering = false;
         }
         if given.get(i).copied().unwrap_or(false) {
@@ -896,6 +901,10 @@ mod tests {
             ("لِأَنَّ الْحُكْمُ نِهَائِيٌّ.", "لِأَنَّ الْحُكْمَ نِهَائِيٌّ."),
             ("ادْفَعَ الرُّسُومَ وَاحْتَفَظَ بِالْإِيصَالِ.", "ادْفَعْ الرُّسُومَ وَاحْتَفِظْ بِالْإِيصَالِ."),
             ("وَصَلَ الْمُوَظَّفُ وَاسْتَقْبَلَ الزُّوَّارَ.", "وَصَلَ الْمُوَظَّفُ وَاسْتَقْبَلَ الزُّوَّارَ."),
+            ("ادْفَعَ الرُّسُومَ. وَاحْتَفَظَ بِالْإِيصَالِ.", "ادْفَعْ الرُّسُومَ. وَاحْتَفِظْ بِالْإِيصَالِ."),
+            ("وَصَلَ الْمُوَظَّفُ. وَاسْتَقْبَلَ الزُّوَّارَ.", "وَصَلَ الْمُوَظَّفُ. وَاسْتَقْبَلَ الزُّوَّارَ."),
+            ("(لَمْ تَصِلْنِي بِطَاقَتِي بَعْدَ.) اسْتَخْدَمَ الْمَدْخَلَ الثَّانِيَ.", "(لَمْ تَصِلْنِي بِطَاقَتِي بَعْدُ.) اسْتَخْدِمْ الْمَدْخَلَ الثَّانِيَ."),
+            ("«مُدَّةَ الصَّلَاحِيَةِ عَشْرُ سَنَوَاتٍ.» ثُمَّ احْتَفَظَ بِالْإِيصَالِ.", "«مُدَّةُ الصَّلَاحِيَةِ عَشْرُ سَنَوَاتٍ.» ثُمَّ احْتَفِظْ بِالْإِيصَالِ."),
         ];
         for (input, expected) in cases {
             let given = vec![false; input.split(' ').count()];
