@@ -102,6 +102,23 @@ fn arabic_is_diacritised_phonemised_by_rule_and_spoken_with_one_timeline() {
     assert!(mean <= 0.75, "mean CER {mean:.2}");
 }
 
+/// The phonemes `hiwar say` spoke for the written word `word` of `text`.
+fn phonemes_of(text: &str, word: &str) -> String {
+    let t = say_any(text);
+    let w = t["words"].as_array().expect("words").iter().find(|w| w["word"] == word).unwrap_or_else(|| panic!("{word} in {t}"));
+    let (start, end) = (w["start"].as_u64().expect("start"), w["end"].as_u64().expect("end"));
+    let inside = |p: &&Value| p["start"].as_u64().is_some_and(|s| s >= start) && p["end"].as_u64().is_some_and(|e| e <= end);
+    t["phonemes"].as_array().expect("phonemes").iter().filter(inside).filter_map(|p| p["ph"].as_str()).collect()
+}
+
+#[test]
+fn a_woman_addressed_in_one_chunk_is_addressed_so_in_the_next() {
+    // «تفضلي،» is the answer's first chunk, spoken alone (speech starts early); «رقمك» in the next
+    // is hers: raqmuki, not raqmuka. Addressing a man, the model's reading stays.
+    assert!(phonemes_of("تفضلي، رقمك على الشاشة.", "رقمك").ends_with("ki"), "{}", phonemes_of("تفضلي، رقمك على الشاشة.", "رقمك"));
+    assert!(!phonemes_of("تفضل، رقمك على الشاشة.", "رقمك").ends_with("ki"));
+}
+
 /// `hiwar say TEXT` (language detected per span) and its timeline.
 fn say_any(text: &str) -> Value {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -188,10 +205,10 @@ fn an_arabic_voice_named_in_the_config_speaks_the_arabic_spans() {
     assert!(doctor.stderr.contains("voice.arabic_voice") && doctor.stderr.contains("/nonexistent/ar.onnx"), "{}", doctor.stderr);
 }
 
-/// DER on the whole golden set, measured 2.94 % (docs/benchmarks.md, stop 38; 3.15 % before the
-/// clause rules); deterministic, so the bound only leaves room for the golden set's own
-/// corrections.
-const DER_BOUND: f64 = 0.032;
+/// DER on the whole golden set, measured 2.86 % (docs/benchmarks.md, stop 39: a woman addressed;
+/// 2.94 % before, 3.15 % before the clause rules); deterministic, so the bound only leaves room
+/// for the golden set's own corrections.
+const DER_BOUND: f64 = 0.031;
 
 #[test]
 fn diacritisation_on_the_golden_set_stays_within_its_measured_error() {

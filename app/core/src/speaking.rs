@@ -446,6 +446,9 @@ fn spawn_synth(voices: Result<Voices, LoadVoices>, shared: Shared, name: &str) -
                 }
                 since.store(shared.epoch.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
                 let started = Instant::now();
+                // The live loop's answers come in order, one visitor's at a time: whom an
+                // earlier chunk addressed carries to the next; a pool's pieces start afresh.
+                voices.within(matches!(reply, Reply::Output).then_some(piece.turn));
                 let result = voices.speak(&piece.text);
                 since.store(0, Ordering::Relaxed);
                 if let Ok(mut c) = current.lock() {

@@ -317,6 +317,26 @@ pub fn span_to_ipa(span: &str, diacritizer: Option<&mut super::Diacritizer>, sta
     Ok(clause_to_ipa(&marked, starts_speech))
 }
 
+/// Each clause's script spans (Arabic or not, and the text).
+pub type ClauseSpans = Vec<Vec<(bool, String)>>;
+
+/// The spans of each clause of `text` (as `split_clauses` and `script_spans` cut them),
+/// diacritised together: the diacritiser reads the whole chunk, as the golden set measures it,
+/// where a clause alone would hide what its sentence says (her verb before a comma, إِنَّ before
+/// its noun, the sentence's head). `None` without a diacritiser or Arabic, or when the marked
+/// text does not cut the same way (then each span is diacritised alone, as before).
+pub fn marked_spans(text: &str, diacritizer: Option<&mut super::Diacritizer>) -> crate::Result<Option<ClauseSpans>> {
+    let Some(d) = diacritizer else { return Ok(None) };
+    if !text.chars().any(crate::text::is_arabic) {
+        return Ok(None);
+    }
+    let marked = d.diacritize(text)?;
+    let cut = |t: &str| -> ClauseSpans { super::split_clauses(t).into_iter().map(|(c, _)| super::piper::script_spans(&c)).collect() };
+    let (plain, marked) = (cut(text), cut(&marked));
+    let same = plain.len() == marked.len() && plain.iter().zip(&marked).all(|(a, b)| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.0 == y.0));
+    Ok(same.then_some(marked))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,6 +81,14 @@ impl Voices {
         std::iter::once(&self.english).chain(self.arabic.as_ref()).map(PiperVoice::helper).collect()
     }
 
+    /// The chunks spoken next belong to `answer` (see [`Diacritizer::within`]); `None` when
+    /// they are not one visitor's answer read in order (a server's pool of voices).
+    pub fn within(&mut self, answer: Option<u64>) {
+        if let Some(d) = self.diacritizer.as_mut() {
+            d.within(answer);
+        }
+    }
+
     /// Speaks mixed text: Arabic spans with the Arabic voice when there is one.
     pub fn speak(&mut self, text: &str) -> crate::Result<Speech> {
         let Some(arabic_voice) = self.arabic.as_mut() else {
@@ -89,13 +97,17 @@ impl Voices {
         let rate = self.english.config.sample_rate;
         let mut all = Speech { sample_rate: rate, ..Speech::default() };
         let normalized = normalize(text);
+        let marked = arabic::marked_spans(&normalized.text, self.diacritizer.as_mut())?;
         for (k, (clause, punct)) in split_clauses(&normalized.text).into_iter().enumerate() {
             let spans = piper::script_spans(&clause);
             let n = spans.len();
             for (j, (arabic, span)) in spans.into_iter().enumerate() {
                 let end = if j + 1 == n { punct } else { None };
                 let speech = if arabic {
-                    let ipa = arabic::span_to_ipa(&span, self.diacritizer.as_mut(), k == 0 && j == 0)?;
+                    let ipa = match marked.as_ref().map(|m| m[k][j].1.as_str()) {
+                        Some(marked) => arabic::span_to_ipa(marked, None, k == 0 && j == 0)?,
+                        None => arabic::span_to_ipa(&span, self.diacritizer.as_mut(), k == 0 && j == 0)?,
+                    };
                     arabic_voice.synthesize(&span, &ipa, end)?
                 } else {
                     let ipa = self.english.phonemize(&span)?;

@@ -226,13 +226,17 @@ impl PiperVoice {
     fn speak_normalized(&mut self, text: &str, mut diacritizer: Option<&mut super::Diacritizer>) -> Result<Speech> {
         let (mut all_text, mut all_ipa) = (Vec::new(), String::new());
         let mut has_arabic = false;
+        let marked = super::arabic::marked_spans(text, diacritizer.as_deref_mut())?;
         for (k, (clause, punct)) in split_clauses(text).into_iter().enumerate() {
             let mut parts = Vec::new();
-            for (arabic, span) in script_spans(&clause) {
+            for (j, (arabic, span)) in script_spans(&clause).into_iter().enumerate() {
                 if arabic {
                     has_arabic = true;
                     let starts = k == 0 && parts.is_empty();
-                    let ipa = super::arabic::span_to_ipa(&span, diacritizer.as_deref_mut(), starts)?;
+                    let ipa = match marked.as_ref().map(|m| m[k][j].1.as_str()) {
+                        Some(marked) => super::arabic::span_to_ipa(marked, None, starts)?,
+                        None => super::arabic::span_to_ipa(&span, diacritizer.as_deref_mut(), starts)?,
+                    };
                     parts.push(match &self.accent {
                         Some(accent) => accent.render(&ipa),
                         None => ipa,

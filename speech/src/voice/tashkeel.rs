@@ -219,6 +219,10 @@ pub struct Diacritizer {
     marks: HashMap<i64, String>,
     lexicon: Lexicon,
     rules: bool,
+    /// The answer whose chunks are being read (see [`Diacritizer::within`]), and whether an
+    /// earlier chunk of it addressed a woman.
+    answer: Option<u64>,
+    woman: bool,
 }
 
 impl std::fmt::Debug for Diacritizer {
@@ -257,7 +261,7 @@ impl Diacritizer {
             (_, None) => return Err(Error::bad(path, "tashkeel model", format!("{} needs its vocabulary", model.name()))),
         };
         let session = crate::onnx::session(path, 1, "tashkeel")?;
-        Ok(Diacritizer { session, model, chars, unknown, marks, lexicon: Lexicon::builtin(), rules: true })
+        Ok(Diacritizer { session, model, chars, unknown, marks, lexicon: Lexicon::builtin(), rules: true, answer: None, woman: false })
     }
 
     pub fn model(&self) -> TashkeelModel {
@@ -277,6 +281,16 @@ impl Diacritizer {
     }
 
     /// Fully diacritises `text`, keeping its letters and any marks it already has.
+    /// The chunks that follow belong to `answer` (one visitor's, read in order): whom an earlier
+    /// chunk addressed carries to the later ones («تَفَضَّلِي،» then «رَقْمُكِ عَلَى الشَّاشَةِ.»).
+    /// `None`, or another answer, starts afresh: nothing of one answer reaches the next.
+    pub fn within(&mut self, answer: Option<u64>) {
+        if answer.is_none() || answer != self.answer {
+            self.woman = false;
+        }
+        self.answer = answer;
+    }
+
     pub fn diacritize(&mut self, text: &str) -> Result<String> {
         // Words the caller marked itself (an LLM's full diacritics, a knowledge base's form):
         // the clause rules leave them as they came.
@@ -320,7 +334,12 @@ impl Diacritizer {
             }
         }
         let out: String = out.nfc().collect();
-        Ok(if self.rules { agree_after_numbers(&connected_speech(&clause_rules(&out, &given))) } else { out })
+        if !self.rules {
+            return Ok(out);
+        }
+        let (out, woman) = addressed_as_a_woman(&clause_rules(&out, &given), &given, self.woman);
+        self.woman = woman && self.answer.is_some();
+        Ok(agree_after_numbers(&connected_speech(&out)))
     }
 
     /// One mark class per input position.
@@ -581,6 +600,87 @@ fn clause_rules(text: &str, given: &[bool]) -> String {
     }
     join_words(&words)
 }
+
+/// A woman addressed: when the text speaks to her in words whose letters say so (تَفَضَّلِي،
+/// انْتَظِرِي، أَنْ تُعِيدِي، تَجِدِينَ، خُذِي), the words it left bare that address someone take her
+/// form: ـكَ → ـكِ (مَوْعِدُكِ، يُمْكِنُكِ، لَكِ), and a past verb's ـتَ after إِذَا، هَلْ، إِنْ، لَوْ، قَدْ
+/// → ـتِ (إِذَا احْتَجْتِ). A character model cannot see this: the suffix's letters are the same,
+/// and it reads most of them as a man's. Nothing changes when the text addresses a man in
+/// marks of its own (a ـكَ the caller wrote).
+/// `known`: an earlier chunk of the same answer said so. Returns the text and whether it
+/// addresses her.
+fn addressed_as_a_woman(text: &str, given: &[bool], known: bool) -> (String, bool) {
+    let mut words: Vec<Vec<(char, String)>> = text.split(' ').map(split_marks).collect();
+    let letters_of = |w: &[(char, String)]| -> Vec<(usize, char)> { letter_positions(w).into_iter().map(|k| (k, w[k].0)).collect() };
+    let bare = |w: &[(char, String)]| -> String { letters_of(w).into_iter().map(|(_, c)| c).collect() };
+    let mark = |w: &[(char, String)], k: usize| -> String { w[k].1.chars().filter(|c| *c != SHADDA).collect() };
+    let n = words.len();
+    let mut woman = known;
+    for i in 0..n {
+        let w = &words[i];
+        let at = letters_of(w);
+        let given_here = given.get(i).copied().unwrap_or(false);
+        // A man addressed in the caller's own marks: leave every suffix as the model read it.
+        if given_here && at.len() >= 2 {
+            let (k, c) = at[at.len() - 1];
+            if c == 'ك' && mark(w, k) == FATHA && !bare(w).starts_with("ال") && !DEMONSTRATIVES.contains(&bare(w).as_str()) {
+                return (text.to_string(), false);
+            }
+        }
+        let b = bare(w);
+        let prev = if i > 0 { bare(&words[i - 1]) } else { String::new() };
+        // The clitic فَ or وَ before the verb.
+        let stem: String = if b.chars().count() > 4 && (b.starts_with('ف') || b.starts_with('و')) && at.first().is_some_and(|(k, _)| mark(w, *k) == FATHA) {
+            b.chars().skip(1).collect()
+        } else {
+            b.clone()
+        };
+        let m = stem.chars().count();
+        let inner_alef = stem.chars().skip(1).take(m.saturating_sub(2)).any(|c| c == 'ا');
+        let shadda = w.iter().any(|(_, ms)| ms.contains(SHADDA));
+        // انْتَظِرِي، احْضُرِي، اسْتَخْدِمِي (not اسْمِي، اقْتِرَاحِي: a noun of four letters, or with a long ا inside).
+        let imperative = m >= 5 && stem.starts_with('ا') && !stem.starts_with("ال") && stem.ends_with('ي') && !inner_alef;
+        // تَفَضَّلِي، تَوَجَّهِي (form V; not the noun تَوَقُّعِي).
+        let form_v = m == 5 && stem.starts_with('ت') && stem.ends_with('ي') && shadda && at.get(2).is_some_and(|(k, _)| mark(w, *k) == FATHA);
+        // تَجِدِينَ، تَحْتَاجِينَ; أَنْ تُعِيدِي، لَا تَقْلَقِي.
+        let present = m >= 4
+            && stem.starts_with('ت')
+            && (stem.ends_with("ين") || (stem.ends_with('ي') && matches!(prev.as_str(), "أن" | "لن" | "لم" | "لا" | "كي" | "لكي" | "حتى")));
+        if imperative || form_v || present || matches!(stem.as_str(), "خذي" | "كلي" | "قولي" | "كوني" | "ضعي" | "تعالي" | "هاتي") {
+            woman = true;
+        }
+    }
+    if !woman {
+        return (text.to_string(), false);
+    }
+    for i in 0..n {
+        if given.get(i).copied().unwrap_or(false) {
+            continue;
+        }
+        let prev = if i > 0 { bare(&words[i - 1]) } else { String::new() };
+        let w = &mut words[i];
+        let at = letters_of(w);
+        let b: String = at.iter().map(|(_, c)| *c).collect();
+        let Some(&(k, last)) = at.last() else { continue };
+        if at.len() < 2 || b.starts_with("ال") || w[k].1 != FATHA {
+            continue;
+        }
+        let suffix = last == 'ك' && !DEMONSTRATIVES.contains(&b.as_str()) && !ROOT_KAF.contains(&b.as_str());
+        // A past verb's ـتَ (a sukun before it) after a word that asks or supposes.
+        let past = last == 'ت'
+            && at.len() >= 4
+            && w[at[at.len() - 2].0].1 == SUKUN.to_string()
+            && matches!(prev.as_str(), "إذا" | "اذا" | "إن" | "لو" | "هل" | "قد" | "لقد" | "كلما" | "عندما" | "لما" | "متى");
+        if suffix || past {
+            w[k].1 = KASRA.into();
+        }
+    }
+    (join_words(&words), true)
+}
+
+/// Words in ـك whose ك is not a pronoun.
+const DEMONSTRATIVES: [&str; 9] = ["ذلك", "لذلك", "كذلك", "بذلك", "هناك", "هنالك", "تلك", "أولئك", "ذاك"];
+const ROOT_KAF: [&str; 8] = ["شباك", "بنك", "اشتراك", "مشترك", "مبارك", "شريك", "ملك", "سمك"];
 
 /// Which letter of a word (`letters`, its letters alone) carries its case: the last, or the one before a
 /// pronoun suffix (ـكَ ـهُ; ـهَا ـهُمْ ـكُمْ ـنَا). A definite word takes no suffix (الْمَالِكَ، الْحُكْمَ).
@@ -913,6 +1013,37 @@ mod tests {
         // A word the caller marked itself is left as it came.
         let input = "احْتَفَظَ بِالْإِيصَالِ.";
         assert_eq!(clause_rules(input, &[true, false]), input);
+    }
+
+    #[test]
+    fn a_woman_addressed_in_letters_is_addressed_so_in_every_bare_suffix() {
+        let cases = [
+            ("مَسَاءُ النُّورِ، تَفَضَّلِي، كَيْفَ أَسْتَطِيعُ أَنْ أَخْدُمَكَ؟", "مَسَاءُ النُّورِ، تَفَضَّلِي، كَيْفَ أَسْتَطِيعُ أَنْ أَخْدُمَكِ؟"),
+            ("انْتَظِرِي حَتَّى يَظْهَرَ رَقْمُكَ.", "انْتَظِرِي حَتَّى يَظْهَرَ رَقْمُكِ."),
+            ("هَلْ يُمْكِنُكَ أَنْ تُعِيدِي سُؤَالَكَ؟", "هَلْ يُمْكِنُكِ أَنْ تُعِيدِي سُؤَالَكِ؟"),
+            ("تَجِدِينَ مَوَاعِيدَكَ فِي الصَّفْحَةِ.", "تَجِدِينَ مَوَاعِيدَكِ فِي الصَّفْحَةِ."),
+            ("إِذَا احْتَجْتَ شَيْئًا فَتَوَجَّهِي إِلَى الشُّبَّاكِ.", "إِذَا احْتَجْتِ شَيْئًا فَتَوَجَّهِي إِلَى الشُّبَّاكِ."),
+            ("تَفَضَّلِي، ذَلِكَ مَكْتَبُكَ.", "تَفَضَّلِي، ذَلِكَ مَكْتَبُكِ."),
+            // No word says who is addressed: as the model read it.
+            ("يُمْكِنُكَ حَجْزُ مَوْعِدٍ.", "يُمْكِنُكَ حَجْزُ مَوْعِدٍ."),
+            // Nouns with "my" look like her verbs, and are not (اسْمِي، اقْتِرَاحِي، تَوَقُّعِي).
+            ("اسْمِي أَحْمَدُ، كَيْفَ حَالُكَ؟", "اسْمِي أَحْمَدُ، كَيْفَ حَالُكَ؟"),
+            ("اقْتِرَاحِي لَكَ أَنْ تَحْضُرَ مُبَكِّرًا.", "اقْتِرَاحِي لَكَ أَنْ تَحْضُرَ مُبَكِّرًا."),
+            ("تَوَقُّعِي أَنَّ طَلَبَكَ جَاهِزٌ.", "تَوَقُّعِي أَنَّ طَلَبَكَ جَاهِزٌ."),
+            // The first person's past stays (هَلْ وَصَلْتُ).
+            ("خُذِي رَقْمًا، هَلْ وَصَلْتُ مُتَأَخِّرًا؟", "خُذِي رَقْمًا، هَلْ وَصَلْتُ مُتَأَخِّرًا؟"),
+        ];
+        for (input, expected) in cases {
+            let given = vec![false; input.split(' ').count()];
+            assert_eq!(addressed_as_a_woman(input, &given, false).0, expected, "{input}");
+        }
+        // The caller addressed a man in its own marks: nothing is changed.
+        let input = "تَفَضَّلِي، هَذَا لَكَ وَهَذَا مَوْعِدُكَ.";
+        assert_eq!(addressed_as_a_woman(input, &[false, false, true, false, false], false), (input.to_string(), false));
+        // A later chunk of an answer that addressed her: her form with no word of hers in it.
+        let (out, woman) = addressed_as_a_woman("رَقْمُكَ عَلَى الشَّاشَةِ.", &[false, false, false], true);
+        assert_eq!((out.as_str(), woman), ("رَقْمُكِ عَلَى الشَّاشَةِ.", true));
+        assert!(!addressed_as_a_woman("رَقْمُكَ عَلَى الشَّاشَةِ.", &[false, false, false], false).1);
     }
 
     #[test]
