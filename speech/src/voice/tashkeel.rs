@@ -642,10 +642,12 @@ fn addressed_as_a_woman(text: &str, given: &[bool], known: bool) -> (String, boo
         let imperative = m >= 5 && stem.starts_with('ا') && !stem.starts_with("ال") && stem.ends_with('ي') && !inner_alef;
         // تَفَضَّلِي، تَوَجَّهِي (form V; not the noun تَوَقُّعِي).
         let form_v = m == 5 && stem.starts_with('ت') && stem.ends_with('ي') && shadda && at.get(2).is_some_and(|(k, _)| mark(w, *k) == FATHA);
-        // تَجِدِينَ، تَحْتَاجِينَ; أَنْ تُعِيدِي، لَا تَقْلَقِي.
+        // تَجِدِينَ، تَحْتَاجِينَ; أَنْ تُعِيدِي، لَا تَقْلَقِي (not a weak verb's own ي with its
+        // fatha: أَنْ تَأْتِيَ is a man, or a woman spoken of).
+        let own_ya = at.last().is_some_and(|(k, c)| *c == 'ي' && mark(w, *k) == FATHA);
         let present = m >= 4
             && stem.starts_with('ت')
-            && (stem.ends_with("ين") || (stem.ends_with('ي') && matches!(prev.as_str(), "أن" | "لن" | "لم" | "لا" | "كي" | "لكي" | "حتى")));
+            && (stem.ends_with("ين") || (stem.ends_with('ي') && !own_ya && matches!(prev.as_str(), "أن" | "لن" | "لم" | "لا" | "كي" | "لكي" | "حتى")));
         if imperative || form_v || present || matches!(stem.as_str(), "خذي" | "كلي" | "قولي" | "كوني" | "ضعي" | "تعالي" | "هاتي") {
             woman = true;
         }
@@ -1030,6 +1032,8 @@ mod tests {
             ("اسْمِي أَحْمَدُ، كَيْفَ حَالُكَ؟", "اسْمِي أَحْمَدُ، كَيْفَ حَالُكَ؟"),
             ("اقْتِرَاحِي لَكَ أَنْ تَحْضُرَ مُبَكِّرًا.", "اقْتِرَاحِي لَكَ أَنْ تَحْضُرَ مُبَكِّرًا."),
             ("تَوَقُّعِي أَنَّ طَلَبَكَ جَاهِزٌ.", "تَوَقُّعِي أَنَّ طَلَبَكَ جَاهِزٌ."),
+            // A weak verb's own ي (أَنْ تَأْتِيَ: you, a man, or she) says nothing.
+            ("يَجِبُ أَنْ تَأْتِيَ وَمَعَكَ جَوَازُكَ.", "يَجِبُ أَنْ تَأْتِيَ وَمَعَكَ جَوَازُكَ."),
             // The first person's past stays (هَلْ وَصَلْتُ).
             ("خُذِي رَقْمًا، هَلْ وَصَلْتُ مُتَأَخِّرًا؟", "خُذِي رَقْمًا، هَلْ وَصَلْتُ مُتَأَخِّرًا؟"),
         ];
