@@ -337,6 +337,21 @@ pub fn marked_spans(text: &str, diacritizer: Option<&mut super::Diacritizer>) ->
     Ok(same.then_some(marked))
 }
 
+/// Phonemes of span `j` of clause `k` (`span`, as written): from the chunk's [`marked_spans`]
+/// when there are any, else diacritised alone.
+pub fn clause_span_to_ipa(
+    marked: Option<&ClauseSpans>,
+    (k, j): (usize, usize),
+    span: &str,
+    diacritizer: Option<&mut super::Diacritizer>,
+    starts_speech: bool,
+) -> crate::Result<String> {
+    match marked {
+        Some(m) => span_to_ipa(&m[k][j].1, None, starts_speech),
+        None => span_to_ipa(span, diacritizer, starts_speech),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -104,10 +104,7 @@ impl Voices {
             for (j, (arabic, span)) in spans.into_iter().enumerate() {
                 let end = if j + 1 == n { punct } else { None };
                 let speech = if arabic {
-                    let ipa = match marked.as_ref().map(|m| m[k][j].1.as_str()) {
-                        Some(marked) => arabic::span_to_ipa(marked, None, k == 0 && j == 0)?,
-                        None => arabic::span_to_ipa(&span, self.diacritizer.as_mut(), k == 0 && j == 0)?,
-                    };
+                    let ipa = arabic::clause_span_to_ipa(marked.as_ref(), (k, j), &span, self.diacritizer.as_mut(), k == 0 && j == 0)?;
                     arabic_voice.synthesize(&span, &ipa, end)?
                 } else {
                     let ipa = self.english.phonemize(&span)?;

@@ -233,10 +233,7 @@ impl PiperVoice {
                 if arabic {
                     has_arabic = true;
                     let starts = k == 0 && parts.is_empty();
-                    let ipa = match marked.as_ref().map(|m| m[k][j].1.as_str()) {
-                        Some(marked) => super::arabic::span_to_ipa(marked, None, starts)?,
-                        None => super::arabic::span_to_ipa(&span, diacritizer.as_deref_mut(), starts)?,
-                    };
+                    let ipa = super::arabic::clause_span_to_ipa(marked.as_ref(), (k, j), &span, diacritizer.as_deref_mut(), starts)?;
                     parts.push(match &self.accent {
                         Some(accent) => accent.render(&ipa),
                         None => ipa,

@@ -280,7 +280,6 @@ impl Diacritizer {
         self
     }
 
-    /// Fully diacritises `text`, keeping its letters and any marks it already has.
     /// The chunks that follow belong to `answer` (one visitor's, read in order): whom an earlier
     /// chunk addressed carries to the later ones («تَفَضَّلِي،» then «رَقْمُكِ عَلَى الشَّاشَةِ.»).
     /// `None`, or another answer, starts afresh: nothing of one answer reaches the next.
@@ -291,6 +290,7 @@ impl Diacritizer {
         self.answer = answer;
     }
 
+    /// Fully diacritises `text`, keeping its letters and any marks it already has.
     pub fn diacritize(&mut self, text: &str) -> Result<String> {
         // Words the caller marked itself (an LLM's full diacritics, a knowledge base's form):
         // the clause rules leave them as they came.
@@ -493,7 +493,6 @@ const KASRA: &str = "\u{0650}";
 /// - the noun after إِنَّ، أَنَّ، لَكِنَّ، لَعَلَّ is accusative (إِنَّ بِطَاقَةَ الْهُوِيَّةِ، لَعَلَّ بِطَاقَتَكَ).
 fn clause_rules(text: &str, given: &[bool]) -> String {
     let mut words: Vec<Vec<(char, String)>> = text.split(' ').map(split_marks).collect();
-    let bare_of = |w: &[(char, String)]| -> String { w.iter().map(|(c, _)| *c).filter(|c| is_arabic_letter(*c)).collect() };
     // The word's last mark of punctuation, through closing quotes and brackets («… بَعْدُ.)»).
     let closing = |c: char| matches!(c, ')' | ']' | '»' | '"' | '\'' | '”' | '’');
     let last_mark = |w: &[(char, String)]| w.iter().rev().map(|(c, _)| *c).find(|c| !closing(*c));
@@ -513,7 +512,7 @@ fn clause_rules(text: &str, given: &[bool]) -> String {
         if given.get(i).copied().unwrap_or(false) {
             continue;
         }
-        let clause_head = i == 0 || ends_clause(&words[i - 1]) || bare_of(&words[i - 1]) == "ثم";
+        let clause_head = i == 0 || ends_clause(&words[i - 1]) || bare_letters(&words[i - 1]) == "ثم";
         let last_word = i + 1 == n || ends_sentence(&words[i]);
         // The letters, and where they are in `words[i]`.
         let at = letter_positions(&words[i]);
@@ -522,7 +521,7 @@ fn clause_rules(text: &str, given: &[bool]) -> String {
         // verb, not an imperative, which is hardly ever followed by a nominative.
         let subject_next = words.get(i + 1).is_some_and(|next| nominative(next));
         let (next_bare, next_ending) = words.get(i + 1).map_or((String::new(), String::new()), |next| {
-            (bare_of(next), next.iter().rev().find(|(c, _)| is_arabic_letter(*c)).map(|(_, m)| m.clone()).unwrap_or_default())
+            (bare_letters(next), next.iter().rev().find(|(c, _)| is_arabic_letter(*c)).map(|(_, m)| m.clone()).unwrap_or_default())
         });
         let w = &mut words[i];
         // فَ (then) before an imperative; وَ after one.
@@ -572,14 +571,14 @@ fn clause_rules(text: &str, given: &[bool]) -> String {
     }
     // The noun after إِنَّ and her sisters.
     for i in 0..n.saturating_sub(1) {
-        let sister = matches!(bare_of(&words[i]).as_str(), "إن" | "أن" | "لكن" | "لعل" | "فإن" | "وإن" | "ولكن" | "بأن" | "لأن" | "كأن")
+        let sister = matches!(bare_letters(&words[i]).as_str(), "إن" | "أن" | "لكن" | "لعل" | "فإن" | "وإن" | "ولكن" | "بأن" | "لأن" | "كأن")
             && words[i].last().is_some_and(|(c, m)| is_arabic_letter(*c) && m.contains(SHADDA));
         if !sister || given.get(i + 1).copied().unwrap_or(false) {
             continue;
         }
         let w = &mut words[i + 1];
         let at = letter_positions(w);
-        let letters: String = at.iter().map(|&k| w[k].0).collect();
+        let letters = bare_letters(w);
         if at.len() < 3 || is_particle(&letters) || matches!(letters.as_str(), "هذا" | "هذه" | "هناك" | "هنا" | "لدينا" | "لديك" | "لدي" | "عندنا")
         {
             continue;
@@ -612,23 +611,23 @@ fn clause_rules(text: &str, given: &[bool]) -> String {
 fn addressed_as_a_woman(text: &str, given: &[bool], known: bool) -> (String, bool) {
     let mut words: Vec<Vec<(char, String)>> = text.split(' ').map(split_marks).collect();
     let letters_of = |w: &[(char, String)]| -> Vec<(usize, char)> { letter_positions(w).into_iter().map(|k| (k, w[k].0)).collect() };
-    let bare = |w: &[(char, String)]| -> String { letters_of(w).into_iter().map(|(_, c)| c).collect() };
+    // Each word's letters (the second pass changes marks only).
+    let bares: Vec<String> = words.iter().map(|w| bare_letters(w)).collect();
+    let prev_of = |i: usize| if i > 0 { bares[i - 1].as_str() } else { "" };
     let mark = |w: &[(char, String)], k: usize| -> String { w[k].1.chars().filter(|c| *c != SHADDA).collect() };
     let n = words.len();
     let mut woman = known;
     for i in 0..n {
         let w = &words[i];
         let at = letters_of(w);
-        let given_here = given.get(i).copied().unwrap_or(false);
+        let (b, prev) = (&bares[i], prev_of(i));
         // A man addressed in the caller's own marks: leave every suffix as the model read it.
-        if given_here && at.len() >= 2 {
+        if given.get(i).copied().unwrap_or(false) && at.len() >= 2 {
             let (k, c) = at[at.len() - 1];
-            if c == 'ك' && mark(w, k) == FATHA && !bare(w).starts_with("ال") && !DEMONSTRATIVES.contains(&bare(w).as_str()) {
+            if c == 'ك' && mark(w, k) == FATHA && !b.starts_with("ال") && !DEMONSTRATIVES.contains(&b.as_str()) {
                 return (text.to_string(), false);
             }
         }
-        let b = bare(w);
-        let prev = if i > 0 { bare(&words[i - 1]) } else { String::new() };
         // The clitic فَ or وَ before the verb.
         let stem: String = if b.chars().count() > 4 && (b.starts_with('ف') || b.starts_with('و')) && at.first().is_some_and(|(k, _)| mark(w, *k) == FATHA) {
             b.chars().skip(1).collect()
@@ -647,7 +646,7 @@ fn addressed_as_a_woman(text: &str, given: &[bool], known: bool) -> (String, boo
         let own_ya = at.last().is_some_and(|(k, c)| *c == 'ي' && mark(w, *k) == FATHA);
         let present = m >= 4
             && stem.starts_with('ت')
-            && (stem.ends_with("ين") || (stem.ends_with('ي') && !own_ya && matches!(prev.as_str(), "أن" | "لن" | "لم" | "لا" | "كي" | "لكي" | "حتى")));
+            && (stem.ends_with("ين") || (stem.ends_with('ي') && !own_ya && matches!(prev, "أن" | "لن" | "لم" | "لا" | "كي" | "لكي" | "حتى")));
         if imperative || form_v || present || matches!(stem.as_str(), "خذي" | "كلي" | "قولي" | "كوني" | "ضعي" | "تعالي" | "هاتي") {
             woman = true;
         }
@@ -659,10 +658,9 @@ fn addressed_as_a_woman(text: &str, given: &[bool], known: bool) -> (String, boo
         if given.get(i).copied().unwrap_or(false) {
             continue;
         }
-        let prev = if i > 0 { bare(&words[i - 1]) } else { String::new() };
+        let (b, prev) = (&bares[i], prev_of(i));
         let w = &mut words[i];
         let at = letters_of(w);
-        let b: String = at.iter().map(|(_, c)| *c).collect();
         let Some(&(k, last)) = at.last() else { continue };
         if at.len() < 2 || b.starts_with("ال") || w[k].1 != FATHA {
             continue;
@@ -672,7 +670,7 @@ fn addressed_as_a_woman(text: &str, given: &[bool], known: bool) -> (String, boo
         let past = last == 'ت'
             && at.len() >= 4
             && w[at[at.len() - 2].0].1 == SUKUN.to_string()
-            && matches!(prev.as_str(), "إذا" | "اذا" | "إن" | "لو" | "هل" | "قد" | "لقد" | "كلما" | "عندما" | "لما" | "متى");
+            && matches!(prev, "إذا" | "اذا" | "إن" | "لو" | "هل" | "قد" | "لقد" | "كلما" | "عندما" | "لما" | "متى");
         if suffix || past {
             w[k].1 = KASRA.into();
         }
@@ -706,8 +704,7 @@ fn nominative(word: &[(char, String)]) -> bool {
     if at.len() < 2 {
         return false;
     }
-    let letters: String = at.iter().map(|&k| word[k].0).collect();
-    let case = &word[at[case_carrier(&letters)]].1;
+    let case = &word[at[case_carrier(&bare_letters(word))]].1;
     case.contains(DAMMA) || case.contains('\u{064C}')
 }
 
@@ -719,6 +716,11 @@ fn weak(c: char) -> bool {
 /// Where the letters are in a word split by [`split_marks`] (not its punctuation).
 fn letter_positions(word: &[(char, String)]) -> Vec<usize> {
     (0..word.len()).filter(|&k| is_arabic_letter(word[k].0)).collect()
+}
+
+/// A word's letters alone, without marks or punctuation.
+fn bare_letters(word: &[(char, String)]) -> String {
+    word.iter().map(|(c, _)| *c).filter(|c| is_arabic_letter(*c)).collect()
 }
 
 /// Words split by [`split_marks`], joined again.
