@@ -163,6 +163,11 @@ impl OverAnswer {
         self.said.take()
     }
 
+    /// The latest voice over the answer still being judged.
+    fn latest(&self) -> Option<u64> {
+        self.open.iter().max().copied()
+    }
+
     fn waiting(&self) -> bool {
         self.said.is_some()
     }
@@ -203,9 +208,8 @@ pub async fn live_loop(
     // A pending question whose words stop mid-sentence is answered at this time if no more
     // speech has come.
     let mut pending_until: Option<Instant> = None;
-    // A voice over the answer being judged (the answer ducked meanwhile): its utterance, and
-    // when it has lasted long enough to be an interruption whatever it says.
-    let mut tentative: Option<u64> = None;
+    // The voices over the answer being judged (the answer ducked meanwhile); the latest is
+    // an interruption, whatever it says, once it has lasted long enough.
     let mut over = OverAnswer::default();
     // When each voice over the answer was heard (its onset, its end): not echo.
     let mut voices: Vec<(Instant, Option<Instant>)> = Vec::new();
@@ -297,11 +301,10 @@ pub async fn live_loop(
                 // The voice over the answer went on: an interruption.
                 // Counted on the input's sample clock, from the voice's onset: a 0.5 s "okay"
                 // never reaches it, however late the loop sees its report.
-                if let Some(u) = tentative
+                if let Some(u) = over.latest()
                     && in_progress == Some(u)
                     && level.voiced_for() >= settings.interruption
                 {
-                    tentative = None;
                     tracing::info!("barge-in: the voice over the answer went on");
                     interrupt(&voice, &bus, &mind, &mut active, &loop_tx);
                     if let Some((id, q)) = over.interrupted() {
@@ -325,7 +328,7 @@ pub async fn live_loop(
                     session = None;
                     mind.forget();
                     settings.wipe_audio.store(true, Ordering::Relaxed);
-                    (ended_at, decision, tentative, over) = (None, None, None, OverAnswer::default());
+                    (ended_at, decision, over) = (None, None, OverAnswer::default());
                     ignored.clear();
                     levels.clear();
                     voices.clear();
@@ -385,7 +388,7 @@ pub async fn live_loop(
             Some(LoopInput::HearingRestarted) => {
                 // The new hearing numbers its utterances from the start.
                 (in_progress, pending, pending_until, ended_at, decision, transcribing) = (None, None, None, None, None, None);
-                (tentative, over) = (None, OverAnswer::default());
+                over = OverAnswer::default();
                 ignored.clear();
             }
             Some(LoopInput::Hearing(event)) => match event {
@@ -406,7 +409,6 @@ pub async fn live_loop(
                                 if let Some(c) = &voice.clock {
                                     c.duck(true);
                                 }
-                                tentative = Some(utterance);
                                 over.heard(utterance);
                             }
                             tracing::info!("a voice over the answer: speech {level_db:.0} dBFS, echo {echo:.0} dBFS");
@@ -460,7 +462,6 @@ pub async fn live_loop(
                         Verdict::NotOver => u.text.clone(),
                         Verdict::Wait => continue,
                         Verdict::Backchannel => {
-                            tentative = None;
                             tracing::info!("a backchannel over the answer: it goes on");
                             if let Some(c) = &voice.clock {
                                 c.duck(false);
@@ -468,7 +469,6 @@ pub async fn live_loop(
                             continue;
                         }
                         Verdict::TakesTurn(_, q) => {
-                            tentative = None;
                             tracing::info!("barge-in: the words over the answer take the turn (a question, a command, or three words or more)");
                             interrupt(&voice, &bus, &mind, &mut active, &loop_tx);
                             q.text
@@ -517,14 +517,12 @@ pub async fn live_loop(
                         Verdict::NotOver | Verdict::Wait => {}
                         // A cough or a noise over the answer: it goes on at full level.
                         Verdict::Backchannel => {
-                            tentative = None;
                             if let Some(c) = &voice.clock {
                                 c.duck(false);
                             }
                         }
                         // Words before a pause, then a noise: judged on the words.
                         Verdict::TakesTurn(first, q) => {
-                            tentative = None;
                             tracing::info!("barge-in: the words over the answer take the turn (a question, a command, or three words or more)");
                             interrupt(&voice, &bus, &mind, &mut active, &loop_tx);
                             publish(first, EventKind::Transcript { text: q.text.clone(), lang: q.lang, is_final: true, confidence: None });
@@ -747,10 +745,13 @@ mod tests {
         let mut over = OverAnswer::default();
         over.heard(1);
         over.heard(2);
+        assert_eq!(over.latest(), Some(2));
         assert_eq!(verdict(over.judge(1, said("Where is"))), "wait");
         assert!(over.waiting());
+        assert_eq!(over.latest(), Some(2), "the part still going is the one that can interrupt by its length");
         assert_eq!(verdict(over.judge(2, said("the office"))), "turn 1: Where is the office");
         assert!(!over.waiting());
+        assert_eq!(over.latest(), None);
         // Words, then a noise with no words: judged on the words.
         let mut over = OverAnswer::default();
         over.heard(5);
@@ -768,6 +769,7 @@ mod tests {
         over.heard(11);
         assert_eq!(verdict(over.judge(10, said("Excuse me"))), "wait");
         assert_eq!(over.interrupted().map(|(first, q)| (first, q.text)), Some((10, "Excuse me".to_string())));
+        assert_eq!(over.latest(), None);
         assert_eq!(verdict(over.judge(11, said("when do you open?"))), "not over");
     }
 
