@@ -95,6 +95,41 @@ pub fn replace_non_finite(samples: &mut [f32]) -> usize {
     replaced
 }
 
+/// Pink noise (Paul Kellet's filter over seeded white noise) added at `snr_db` below the
+/// speech's active level ([`active_level`]; 16 kHz): the benchmark's noisy conditions, and
+/// the tests that pin what it found in them.
+pub fn with_noise(samples: &[f32], snr_db: f32, seed: u64) -> Vec<f32> {
+    let level = active_level(samples, 16_000);
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut white = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    };
+    let mut b = [0.0f64; 7];
+    let mut pink: Vec<f64> = (0..samples.len())
+        .map(|_| {
+            let w = white();
+            b[0] = 0.99886 * b[0] + w * 0.0555179;
+            b[1] = 0.99332 * b[1] + w * 0.0750759;
+            b[2] = 0.96900 * b[2] + w * 0.1538520;
+            b[3] = 0.86650 * b[3] + w * 0.3104856;
+            b[4] = 0.55000 * b[4] + w * 0.5329522;
+            b[5] = -0.7616 * b[5] - w * 0.0168980;
+            let out = b.iter().sum::<f64>() + w * 0.5362;
+            b[6] = w * 0.115926;
+            out
+        })
+        .collect();
+    let rms = (pink.iter().map(|x| x * x).sum::<f64>() / pink.len().max(1) as f64).sqrt().max(1e-12);
+    let gain = level / 10f64.powf(f64::from(snr_db) / 20.0) / rms;
+    for p in &mut pink {
+        *p *= gain;
+    }
+    samples.iter().zip(&pink).map(|(&s, &n)| (f64::from(s) + n).clamp(-1.0, 1.0) as f32).collect()
+}
+
 /// The active level of speech: the RMS (linear, full scale 1.0) over its 20 ms frames that lie
 /// within 30 dB of the loudest, so pauses and a quiet tail do not pull it down; 0 for silence.
 pub fn active_level(samples: &[f32], sample_rate: u32) -> f64 {

@@ -59,7 +59,8 @@ pub struct LanguageChoice {
     /// "detected" (detection alone: sure, or a partial too short to decide on), "decoded" (the
     /// better-scoring decode), "continued" (too close to call, or no words either way: the
     /// language of the conversation, the final before within 10 s), "primary" (the same,
-    /// with no conversation: the primary language).
+    /// with no conversation: the primary language; or the other language's decode won but
+    /// whisper itself would reject it, see [`choose`]).
     pub how: &'static str,
     /// Whether the choice was clear (false: a tie broken by the conversation's or the primary
     /// language, or detection alone that was not sure).
@@ -154,6 +155,37 @@ pub fn decode_score(lang: &str, avg_logprob: f32, script: f32, tokens_per_word: 
     avg_logprob + SCRIPT_WEIGHT * (script - 1.0)
         - LEXICAL_WEIGHT * (tokens_per_word - typical_tokens_per_word(lang)).max(0.0)
         - if looped { LOOP_PENALTY } else { 0.0 }
+}
+
+/// A decode whose mean token log-probability is under this is one whisper itself rejects (the
+/// reference's test for a failed decode, the fallback's −1.0).
+pub const FAILED_DECODE: f32 = -1.0;
+
+/// Which of two decodes (the two likeliest languages) wins, and how it was decided: the
+/// better score by [`TIE_MARGIN`] or more ("decoded"); else the favoured language (the
+/// conversation's: "continued", or the primary: "primary").
+///
+/// A language other than the primary does not win on a decode whisper itself rejects
+/// ([`FAILED_DECODE`]) while the primary's decode has words, mostly in its own script, and did
+/// not run away: the better of two failed decodes is no evidence that the person did not speak
+/// the primary language (whisper base, forced into English on noisy Arabic, invents fluent
+/// English at −1.3: "I know that the moon will look at the sea"). Evidence against the primary
+/// still counts: forced into Arabic, whisper writing Latin letters ("m rate ID") or looping.
+pub fn choose(decoded: &[LanguageScore], favoured: &str, primary: &str, continued: bool) -> (usize, &'static str) {
+    let (a, b) = (&decoded[0], &decoded[1]);
+    let position = |lang: &str| decoded.iter().position(|d| d.lang == lang);
+    if (a.score.is_finite() || b.score.is_finite()) && (a.score - b.score).abs() >= TIE_MARGIN {
+        let winner = usize::from(b.score > a.score);
+        let failed = decoded[winner].lang != primary && decoded[winner].avg_logprob < FAILED_DECODE;
+        // The primary's own decode, unless it says something against the primary.
+        let standing = position(primary).filter(|&p| decoded[p].score.is_finite() && decoded[p].script >= 0.5 && !decoded[p].looped);
+        match standing {
+            Some(p) if failed => (p, "primary"),
+            _ => (winner, "decoded"),
+        }
+    } else {
+        (position(favoured).unwrap_or(0), if continued { "continued" } else { "primary" })
+    }
 }
 
 /// Whether `text` repeats the prompt rather than the speech: it holds two or more of the
@@ -470,16 +502,9 @@ impl Transcriber {
             choice.decoded.push(LanguageScore { lang: lang.clone(), avg_logprob: t.avg_logprob, script, tokens_per_word, looped: t.looped, score });
             decodes.push(t);
         }
-        let (a, b) = (&choice.decoded[0], &choice.decoded[1]);
-        let tie_to = if ongoing.is_some() { "continued" } else { "primary" };
-        let winner = if (a.score.is_finite() || b.score.is_finite()) && (a.score - b.score).abs() >= TIE_MARGIN {
-            choice.how = "decoded";
-            choice.sure = true;
-            usize::from(b.score > a.score)
-        } else {
-            choice.how = tie_to;
-            choice.decoded.iter().position(|d| d.lang == favoured).unwrap_or(0)
-        };
+        let (winner, how) = choose(&choice.decoded, &favoured, self.primary(), ongoing.is_some());
+        choice.how = how;
+        choice.sure = how == "decoded";
         tracing::debug!(target: "hiwar::hearing", "{:.1} s of audio at {:.1} s: {}", samples.len() as f32 / 16_000.0, start as f32 / 16_000.0, choice.summary(&choice.decoded[winner].lang));
         let mut transcript = decodes.swap_remove(winner);
         // The winner again with its language's prompt, if it has one (the decision ran without),
@@ -606,6 +631,41 @@ mod tests {
         // Noisy Arabic, forced into English: an invented clause three times over, at a better
         // log-probability than the Arabic decode (ar-emirates-id-renewal at 20 dB SNR).
         assert!(decode_score("ar", -0.95, 1.0, 3.0, false) > decode_score("en", -0.45, 1.0, 1.1, true));
+    }
+
+    #[test]
+    fn another_language_does_not_win_on_a_decode_whisper_rejects() {
+        use super::{LanguageScore, choose, decode_score};
+        let scored = |lang: &str, avg_logprob: f32, script: f32, tokens_per_word: f32, looped: bool| LanguageScore {
+            lang: lang.into(),
+            avg_logprob,
+            script,
+            tokens_per_word,
+            looped,
+            score: decode_score(lang, avg_logprob, script, tokens_per_word, looped),
+        };
+        // Recorded from whisper base on the clip set. ar-traffic-fine at 20 dB SNR: the English
+        // decode ("I know that the moon will look at the sea…") scored better, at −1.32.
+        let invented = [scored("en", -1.32, 1.0, 1.0, false), scored("ar", -1.44, 1.0, 3.7, false)];
+        assert_eq!(choose(&invented, "ar", "ar", false), (1, "primary"));
+        // …also within an English conversation: the primary is Arabic.
+        assert_eq!(choose(&invented, "en", "ar", true), (1, "primary"));
+        // en-traffic-fine at 20 dB: English heard plainly wins as before.
+        let english = [scored("en", -0.46, 1.0, 1.0, false), scored("ar", -1.50, 1.0, 3.2, false)];
+        assert_eq!(choose(&english, "ar", "ar", false), (0, "decoded"));
+        // mixed-emirates-id's English tail: forced into Arabic, whisper wrote Latin letters.
+        let latin = [scored("en", -1.31, 1.0, 1.0, false), scored("ar", -1.56, 0.0, 1.0, false)];
+        assert_eq!(choose(&latin, "ar", "ar", false), (0, "decoded"));
+        // mixed-apple-pay at 20 dB: the Arabic decode looped.
+        let looped = [scored("en", -1.17, 1.0, 1.0, false), scored("ar", -0.38, 1.0, 2.7, true)];
+        assert_eq!(choose(&looped, "ar", "ar", false), (0, "decoded"));
+        // An Arabic win on a failed decode stands (the rule protects the primary only).
+        let arabic = [scored("en", -1.68, 1.0, 2.2, false), scored("ar", -1.34, 1.0, 4.2, false)];
+        assert_eq!(choose(&arabic, "en", "ar", true), (1, "decoded"));
+        // Too close to call: the conversation's language, else the primary.
+        let close = [scored("en", -0.70, 1.0, 1.0, false), scored("ar", -0.75, 1.0, 3.0, false)];
+        assert_eq!(choose(&close, "en", "ar", true), (0, "continued"));
+        assert_eq!(choose(&close, "ar", "ar", false), (1, "primary"));
     }
 
     #[test]
