@@ -524,6 +524,24 @@ fn wait_for_device(device: &str, stop: &AtomicBool) {
 /// languages when detection is not sure); later decodes of the utterance keep its choice.
 const LANG_EVIDENCE: usize = 16_000 * 3 / 2;
 
+/// One whisper job's time on the whisper thread, logged when it ends however it ends
+/// (`hiwar::hearing` at debug; no words): what a final waited behind (docs/benchmarks.md, "Why
+/// the final is late").
+struct JobTiming {
+    kind: &'static str,
+    id: u64,
+    seconds: f32,
+    began: Instant,
+    outcome: &'static str,
+}
+
+impl Drop for JobTiming {
+    fn drop(&mut self) {
+        let ms = self.began.elapsed().as_millis();
+        tracing::debug!(target: "hiwar::hearing", "whisper: {} of utterance {}, {:.2} s of audio: {} in {ms} ms", self.kind, self.id, self.seconds, self.outcome);
+    }
+}
+
 /// The hearing thread's pause counts, which the whisper thread compares with those a job was
 /// sent with.
 #[derive(Debug, Default)]
@@ -550,6 +568,11 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
             Job::Finalize { .. } => "final",
         };
         liveness.decoding(true);
+        let mut timing = match &job {
+            Job::Partial { id, audio, .. } | Job::Speculative { id, audio, .. } | Job::Finalize { id, audio, .. } => {
+                JobTiming { kind, id: *id, seconds: audio.len() as f32 / 16_000.0, began: Instant::now(), outcome: "decoded" }
+            }
+        };
         // A speculative final that more speech overtook is what was heard so far: a partial.
         let overtaken = match &job {
             Job::Partial { id, .. } | Job::Speculative { id, .. } => speculative.as_ref().is_some_and(|(s, _, _)| s == id),
@@ -577,6 +600,7 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
                 let r = t.transcribe_partial(id, &audio, start, upto, decide, interrupt);
                 busy.store(false, Ordering::Relaxed);
                 if matches!(r, Err(Error::Interrupted)) {
+                    timing.outcome = "abandoned for the final";
                     continue;
                 }
                 r.map(|u| {
@@ -592,7 +616,8 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
             }
             Job::Speculative { id, start, last_voiced, resumed, audio } => {
                 if resumed != pauses_now.resumed.load(Ordering::Relaxed) {
-                    continue; // speech resumed since: this guess is stale
+                    timing.outcome = "stale: the speech went on";
+                    continue;
                 }
                 // A partial that already heard the whole utterance, tail included, is the final (the
                 // same audio a final decode would get).
@@ -601,6 +626,7 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
                 let decided = |u: &Option<Utterance>| u.as_ref().is_some_and(|u| u.language.sure || u.language.how != "detected");
                 if let Some((_, _, u)) = last_partial.take().filter(|(p, upto, u)| *p == id && *upto >= last_voiced + TAIL_SAMPLES && decided(u)) {
                     speculative = Some((id, last_voiced, u.map(|u| Utterance { end: last_voiced, ..u })));
+                    timing.outcome = "the last partial kept";
                     continue;
                 }
                 let settled = detected.as_ref().filter(|(d, _)| *d == id).map(|(_, l)| l.clone());
@@ -619,7 +645,10 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
             Job::Finalize { id, start, last_voiced, audio } => {
                 let hint = detected.take().filter(|(d, _)| *d == id).map(|(_, l)| l);
                 let (utterance, from_guess) = match speculative.take() {
-                    Some((sid, sv, u)) if sid == id && sv == last_voiced => (Ok(u), true),
+                    Some((sid, sv, u)) if sid == id && sv == last_voiced => {
+                        timing.outcome = "the speculative decode kept";
+                        (Ok(u), true)
+                    }
                     _ => (t.transcribe_with(id, &audio, start, last_voiced, hint.as_deref().map_or(Decide::Full, Decide::Settled)), false),
                 };
                 utterance.map(|utterance| {
@@ -631,6 +660,7 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
             }
         };
         if let Err(e) = result {
+            timing.outcome = "failed";
             let _ = events.send(HearingEvent::Failed { reason: format!("{kind}: {e}") });
         }
     }
