@@ -152,6 +152,18 @@ enum Job {
     },
 }
 
+impl Job {
+    /// What it is, for its time on the whisper thread ([`JobTiming`]), from now.
+    fn timing(&self) -> JobTiming {
+        let (kind, id, audio) = match self {
+            Job::Partial { id, audio, .. } => ("partial", id, audio),
+            Job::Speculative { id, audio, .. } => ("speculative", id, audio),
+            Job::Finalize { id, audio, .. } => ("final", id, audio),
+        };
+        JobTiming { kind, id: *id, seconds: audio.len() as f32 / 16_000.0, began: Instant::now(), outcome: "decoded" }
+    }
+}
+
 impl Hearing {
     /// Loads the models (errors surface here, before any thread starts) and starts listening.
     pub fn start(config: HearingConfig, source: Source) -> Result<Hearing> {
@@ -562,22 +574,11 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
     loop {
         liveness.decoding(false);
         let Ok(job) = jobs.recv() else { break };
-        let kind = match &job {
-            Job::Partial { .. } => "partial",
-            Job::Speculative { .. } => "speculative",
-            Job::Finalize { .. } => "final",
-        };
         liveness.decoding(true);
-        let mut timing = match &job {
-            Job::Partial { id, audio, .. } | Job::Speculative { id, audio, .. } | Job::Finalize { id, audio, .. } => {
-                JobTiming { kind, id: *id, seconds: audio.len() as f32 / 16_000.0, began: Instant::now(), outcome: "decoded" }
-            }
-        };
+        let mut timing = job.timing();
+        let kind = timing.kind;
         // A speculative final that more speech overtook is what was heard so far: a partial.
-        let overtaken = match &job {
-            Job::Partial { id, .. } | Job::Speculative { id, .. } => speculative.as_ref().is_some_and(|(s, _, _)| s == id),
-            Job::Finalize { .. } => false,
-        };
+        let overtaken = kind != "final" && speculative.as_ref().is_some_and(|(s, _, _)| *s == timing.id);
         if overtaken && let Some((id, upto, Some(u))) = speculative.take() {
             let (text, lang) = (u.text.clone(), u.lang.clone());
             let _ = events.send(HearingEvent::Partial { utterance: id, text, lang, upto, at: Instant::now() });
