@@ -173,3 +173,56 @@ fn the_prompt_keeps_the_first_terms_that_fit_its_tokens_and_the_operators_words_
     config.prompt_tokens = 1;
     assert_eq!(Transcriber::load(&config).expect("load").prompt_for("en"), "Hiwar centre.");
 }
+
+#[test]
+fn a_decode_on_the_shared_encoding_is_whisper_fulls_decode() {
+    // Detection and the decision's decodes share one encoding (decode_encoded, hiwar's own
+    // run of whisper.cpp's greedy decoder) instead of whisper_full encoding again each time.
+    // It must hear exactly what whisper_full hears: the same words, the same confidence,
+    // in both languages, with and without a prompt, as the language decision uses it.
+    let model = WhisperModel::load(&model_cache().join("whisper/ggml-base.bin")).expect("load");
+    let only: Option<String> = std::env::var("HIWAR_TEST_SHARED_CLIPS").ok();
+    let mut compared = 0;
+    for (name, samples) in
+        clips().into_iter().filter(|(n, _)| only.as_deref().map_or(ORIGINAL_CLIPS.contains(&n.as_str()), |o| o == "all" || o.split(',').any(|c| c == n)))
+    {
+        for (lang, prompt) in [("ar", None), ("en", None), ("ar", Some("الهوية الإماراتية، تجديد جواز السفر.")), ("en", Some("Emirates ID, passport renewal."))]
+        {
+            let options = DecodeOptions { language: Language::Fixed(lang), initial_prompt: prompt, temperature_fallback: false, ..DecodeOptions::default() };
+            let full = model.decode(&samples, &options).expect("whisper_full");
+            let shared = model.decode_encoded(&samples, &options).expect("shared encoding");
+            let what = format!("{name} as {lang}{}", if prompt.is_some() { " with a prompt" } else { "" });
+            assert_eq!(shared.text(), full.text(), "{what}");
+            assert!((shared.avg_logprob - full.avg_logprob).abs() < 0.01, "{what}: mean log-probability {} against {}", shared.avg_logprob, full.avg_logprob);
+            assert_eq!((shared.tokens, shared.looped), (full.tokens, full.looped), "{what}");
+            let no_speech = |t: &hiwar_speech::whisper::Transcript| t.segments.first().map(|s| s.no_speech_probability);
+            assert!(no_speech(&shared).zip(no_speech(&full)).is_none_or(|(a, b)| (a - b).abs() < 0.01), "{what}: {shared:?} against {full:?}");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 24, "only {compared} decodes compared");
+}
+
+#[test]
+fn detection_and_every_decode_of_an_utterance_share_one_encoding() {
+    let model = WhisperModel::load(&model_cache().join("whisper/ggml-base.bin")).expect("load");
+    let samples = read_clip("ar-welcome.wav");
+    let width = hiwar_speech::whisper::audio_ctx_for(samples.len());
+    let options =
+        |lang, prompt| DecodeOptions { language: Language::Fixed(lang), initial_prompt: prompt, temperature_fallback: false, ..DecodeOptions::default() };
+    let before = model.encodings();
+    model.detect(&samples, &["ar", "en"], width, 2).expect("detect");
+    let arabic = model.decode_encoded(&samples, &options("ar", None)).expect("ar");
+    model.decode_encoded(&samples, &options("en", None)).expect("en");
+    model.decode_encoded(&samples, &options("ar", Some("مركز الخدمة الحكومية."))).expect("ar with a prompt");
+    assert_eq!(model.encodings() - before, 1, "detection and three decodes of one utterance");
+    assert!(script_share(&arabic.text(), "ar") > 0.9, "{}", arabic.text());
+    // Other audio is encoded anew, not decoded on the last one's encoding.
+    let english = read_clip("en-welcome.wav");
+    let heard = model.decode_encoded(&english, &options("en", None)).expect("en");
+    assert_eq!(model.encodings() - before, 2);
+    assert!(normalise(&heard.text()).contains("help you today"), "{}", heard.text());
+    // Whisper_full's own decode counts one.
+    model.decode(&english, &options("en", None)).expect("en");
+    assert_eq!(model.encodings() - before, 3);
+}

@@ -6,7 +6,9 @@
 //! forced and with its own detection; `accuracy-hiwar`: hiwar's rows only, for a change to
 //! hiwar alone: the peer's take most of the part's half hour and do not change), `costs` (each decoding addition's cost and effect),
 //! `biasing` (the knowledge base's words as the prompt, on the clips that hold them), `speed`
-//! (hiwar's whisper call against whisper.cpp's, same settings), `latency` (end of speech →
+//! (hiwar's whisper call against whisper.cpp's, same settings), `decision` (a language
+//! decision's detection and two decodes on one shared encoding against whisper_full's
+//! encoding for each), `latency` (end of speech →
 //! final on a real-time paced stream; `BENCH_ASR_DEBUG=1` prints each clip's live finals), `memory`.
 
 use std::path::{Path, PathBuf};
@@ -89,6 +91,9 @@ pub fn asr(config: &Config, model: Option<PathBuf>, reps: usize, rounds: usize, 
     }
     if part("speed") {
         speed(&hc, &clips, reps, threads, reference.as_deref())?;
+    }
+    if part("decision") {
+        decision(&hc, &clips, reps, threads)?;
     }
     drop(transcriber);
     if part("latency") {
@@ -560,6 +565,50 @@ fn speed(hc: &HearingConfig, clips: &[Loaded], reps: usize, threads: usize, refe
         println!("\nWhere the transcripts differ (the fallback samples, so a clip it fires on may differ run to run):\n\n{}", differences.join("\n"));
     }
     println!();
+    Ok(())
+}
+
+/// A language decision as hearing makes it when detection is not sure (detection, then a
+/// greedy decode as each language), each decode on its own encoding (`whisper_full`, as
+/// before) and on detection's (`decode_encoded`), alternating in the same run.
+fn decision(hc: &HearingConfig, clips: &[Loaded], reps: usize, threads: usize) -> anyhow::Result<()> {
+    println!("### A language decision: one shared encoding against an encoding per decode\n");
+    println!(
+        "Detection, then a greedy decode as Arabic and as English (the decision hearing makes when detection is not a sure Arabic), \
+         median of {reps}, {threads} threads, the two ways alternating: each decode by `whisper_full` (three encodings in all), \
+         and both on detection's encoding (`decode_encoded`, one).\n"
+    );
+    let model = WhisperModel::load(&hc.whisper_model)?;
+    println!("| clip | audio | encoding per decode | one encoding | ratio | same words |");
+    println!("|---|---|---|---|---|---|");
+    let (mut own_total, mut shared_total, mut same_count) = (0.0, 0.0, 0);
+    for c in clips {
+        let width = audio_ctx_for(c.samples.len());
+        let options = |lang| DecodeOptions { language: Language::Fixed(lang), threads, temperature_fallback: false, ..DecodeOptions::default() };
+        let (mut own, mut shared) = (Vec::with_capacity(reps), Vec::with_capacity(reps));
+        let (mut own_text, mut shared_text) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let started = Instant::now();
+            model.detect(&c.samples, &["ar", "en"], width, threads)?;
+            own_text = ["ar", "en"].iter().map(|l| model.decode(&c.samples, &options(l)).map(|t| t.text())).collect::<Result<_, _>>()?;
+            own.push(started.elapsed().as_secs_f64() * 1e3);
+            let started = Instant::now();
+            model.detect(&c.samples, &["ar", "en"], width, threads)?;
+            shared_text = ["ar", "en"].iter().map(|l| model.decode_encoded(&c.samples, &options(l)).map(|t| t.text())).collect::<Result<_, _>>()?;
+            shared.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        let (o, s) = (percentile(&mut own, 50.0), percentile(&mut shared, 50.0));
+        own_total += o;
+        shared_total += s;
+        let same = own_text == shared_text;
+        same_count += usize::from(same);
+        println!("| {} | {:.1} s | {o:.0} ms | {s:.0} ms | {:.2} | {} |", c.name, c.samples.len() as f64 / 16_000.0, s / o, if same { "yes" } else { "no" });
+    }
+    println!(
+        "| **all** | | **{own_total:.0} ms** | **{shared_total:.0} ms** | **{:.2}** | {same_count} of {} |\n",
+        shared_total / own_total.max(1e-9),
+        clips.len()
+    );
     Ok(())
 }
 

@@ -198,7 +198,7 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2)]
         rounds: usize,
         /// Run only these parts (default: all).
-        #[arg(long, value_delimiter = ',', value_parser = ["accuracy", "accuracy-hiwar", "costs", "biasing", "speed", "latency", "memory"])]
+        #[arg(long, value_delimiter = ',', value_parser = ["accuracy", "accuracy-hiwar", "costs", "biasing", "speed", "decision", "latency", "memory"])]
         only: Vec<String>,
     },
     /// Speech synthesis: time to first audio and real-time factor against Python Piper

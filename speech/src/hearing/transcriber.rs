@@ -241,6 +241,9 @@ struct Pass<'a> {
     /// whisper's decode in that language fluent whatever was said.
     prompt: bool,
     interrupt: Option<Interrupt<'a>>,
+    /// Detection has encoded this audio: decode on that encoding
+    /// ([`WhisperModel::decode_encoded`]) instead of encoding it again.
+    encoded: bool,
 }
 
 /// A whisper model with the hearing settings applied.
@@ -350,7 +353,7 @@ impl Transcriber {
     /// As [`Transcriber::transcribe`], with the language decided as `decide` says (a forced
     /// language always wins).
     pub fn transcribe_with(&self, id: u64, samples: &[f32], start: u64, end: u64, decide: Decide<'_>) -> Result<Option<Utterance>> {
-        self.transcribe_inner(id, samples, start, end, decide, Pass { fallback: self.temperature_fallback, prompt: true, interrupt: None })
+        self.transcribe_inner(id, samples, start, end, decide, Pass { fallback: self.temperature_fallback, prompt: true, interrupt: None, encoded: false })
     }
 
     /// As [`Transcriber::transcribe_with`], greedy and without the prompt: for partials, which
@@ -367,7 +370,7 @@ impl Transcriber {
         decide: Decide<'_>,
         interrupt: Option<Interrupt<'_>>,
     ) -> Result<Option<Utterance>> {
-        self.transcribe_inner(id, samples, start, end, decide, Pass { fallback: false, prompt: false, interrupt })
+        self.transcribe_inner(id, samples, start, end, decide, Pass { fallback: false, prompt: false, interrupt, encoded: false })
     }
 
     fn transcribe_inner(&self, id: u64, samples: &[f32], start: u64, end: u64, decide: Decide<'_>, pass: Pass<'_>) -> Result<Option<Utterance>> {
@@ -416,12 +419,13 @@ impl Transcriber {
             threads: self.threads,
             interrupt: pass.interrupt,
         };
-        let t = self.model.decode(samples, &options)?;
+        let decode = |options: &DecodeOptions<'_>| if pass.encoded { self.model.decode_encoded(samples, options) } else { self.model.decode(samples, options) };
+        let t = decode(&options)?;
         if prompt.is_empty() || !echoes_prompt(&t.text(), prompt) {
             return Ok(t);
         }
         tracing::debug!(target: "hiwar::hearing", "the {lang} decode echoed its prompt: decoded again without it");
-        self.model.decode(samples, &DecodeOptions { initial_prompt: None, ..options })
+        decode(&DecodeOptions { initial_prompt: None, ..options })
     }
 
     /// Forgets the conversation's language (a new stream or file, a new visitor).
@@ -462,6 +466,8 @@ impl Transcriber {
         let allowed: Vec<&str> = self.languages.iter().map(String::as_str).collect();
         let width = if self.short_window && samples.len() < 29 * 16_000 { crate::whisper::audio_ctx_for(samples.len()) } else { 0 };
         let raw = self.model.detect(samples, &allowed, width, self.threads)?;
+        // Every decode below reuses detection's encoding of this audio.
+        let pass = Pass { encoded: true, ..pass };
         let total: f32 = raw.iter().map(|(_, p)| p).sum();
         let mut detected: Vec<(String, f32)> = raw.iter().map(|(l, p)| (l.to_string(), if total > 0.0 { p / total } else { 0.0 })).collect();
         detected.sort_by(|a, b| b.1.total_cmp(&a.1));

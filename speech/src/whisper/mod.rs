@@ -10,6 +10,8 @@ use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextPar
 
 use crate::{Error, Result};
 
+mod greedy;
+
 /// Sample rate whisper expects.
 pub const SAMPLE_RATE: u32 = 16_000;
 
@@ -192,11 +194,13 @@ pub struct WhisperModel {
     ctx: Arc<WhisperContext>,
     /// The decoding state, reused across calls, and the encoder width it was last run with.
     state: RefCell<Option<(WhisperState, i32)>>,
-    /// Language detection's own state (made on first use), with its encoder width. Detection
-    /// on the decoding state left it unable to decode: the next `full` produced no segment at
-    /// all, so an utterance whose language was detected came out empty (5 of 10 Arabic and 2
-    /// of 5 English held-out clips).
-    detector: RefCell<Option<(WhisperState, i32)>>,
+    /// The state language detection and shared decodes run on (made on first use). Detection
+    /// on the decoding state left it unable to `full`: the next produced no segment at all, so
+    /// an utterance whose language was detected came out empty (5 of 10 Arabic and 2 of 5
+    /// English held-out clips).
+    encoder: RefCell<Option<Encoder>>,
+    /// Times this model has encoded audio (see [`WhisperModel::encodings`]).
+    encodings: std::cell::Cell<u64>,
 }
 
 impl std::fmt::Debug for WhisperModel {
@@ -258,7 +262,7 @@ pub fn preload(path: &Path) -> Result<Preloaded> {
 
 impl WhisperModel {
     pub fn load(path: &Path) -> Result<WhisperModel> {
-        Ok(WhisperModel { ctx: shared_weights(path)?, state: RefCell::new(None), detector: RefCell::new(None) })
+        Ok(WhisperModel { ctx: shared_weights(path)?, state: RefCell::new(None), encoder: RefCell::new(None), encodings: std::cell::Cell::new(0) })
     }
 
     /// Whisper's tokens for `text` (none when it cannot tokenize it).
@@ -272,6 +276,17 @@ impl WhisperModel {
     /// How many tokens whisper's tokenizer makes of `text` (0 when it cannot).
     pub fn token_count(&self, text: &str) -> usize {
         self.tokenize(text).len()
+    }
+
+    /// How many times this model has run the encoder on audio (each `whisper_full` call counts
+    /// one; the temperature fallback's resamples within it, and the encoding state's priming
+    /// at a new width, are not counted): what a shared encoding saves.
+    pub fn encodings(&self) -> u64 {
+        self.encodings.get()
+    }
+
+    fn count_encoding(&self) {
+        self.encodings.set(self.encodings.get() + 1);
     }
 
     /// Tokens of `text` that hold a letter or a digit (as [`Transcript::tokens`] counts them).
@@ -366,6 +381,7 @@ impl WhisperModel {
             }
         }
         ABANDONABLE.set(options.interrupt.is_some());
+        self.count_encoding();
         let done = state.full(params, samples);
         ABANDONABLE.set(false);
         *state_ctx = audio_ctx;
@@ -375,39 +391,59 @@ impl WhisperModel {
         done.map_err(werr)?;
 
         let eot = self.ctx.token_eot();
-        let mut segments = Vec::new();
-        let (mut logprob_sum, mut logprob_n, mut word_tokens) = (0.0f64, 0usize, 0usize);
-        let mut looped = false;
+        let mut raw = Vec::new();
         for segment in state.as_iter() {
-            let text = segment.to_str_lossy().map_err(werr)?.into_owned();
-            let mut segment_word_tokens = 0;
-            let mut words: Vec<Word> = Vec::new();
+            let mut tokens = Vec::new();
             for i in 0..segment.n_tokens() {
                 let Some(token) = segment.get_token(i) else { continue };
                 if token.token_id() >= eot {
                     continue; // timestamps and other special tokens
                 }
                 let data = token.token_data();
-                logprob_sum += f64::from(data.plog);
-                logprob_n += 1;
                 let piece = String::from_utf8_lossy(token.to_bytes().map_err(werr)?).into_owned();
+                tokens.push(RawToken { piece, plog: data.plog, p: data.p, t0: data.t0 as f32 / 100.0, t1: data.t1 as f32 / 100.0 });
+            }
+            raw.push(RawSegment {
+                text: segment.to_str_lossy().map_err(werr)?.into_owned(),
+                start: segment.start_timestamp() as f32 / 100.0,
+                end: segment.end_timestamp() as f32 / 100.0,
+                no_speech: segment.no_speech_probability(),
+                tokens,
+            });
+        }
+        Ok(self.transcript_from(raw, lang, lang_probability, seconds, options))
+    }
+
+    /// A transcript of decoded segments: words from the tokens, repetition loops collapsed,
+    /// segments without speech dropped, and the decode's figures for the language decision.
+    fn transcript_from(&self, raw: Vec<RawSegment>, lang: String, lang_probability: f32, seconds: f32, options: &DecodeOptions<'_>) -> Transcript {
+        let mut segments = Vec::new();
+        let (mut logprob_sum, mut logprob_n, mut word_tokens) = (0.0f64, 0usize, 0usize);
+        let mut looped = false;
+        for segment in raw {
+            let mut segment_word_tokens = 0;
+            let mut words: Vec<Word> = Vec::new();
+            for token in segment.tokens {
+                logprob_sum += f64::from(token.plog);
+                logprob_n += 1;
+                let piece = token.piece;
                 segment_word_tokens += usize::from(piece.chars().any(char::is_alphanumeric));
-                let (t0, t1) = ((data.t0 as f32 / 100.0).min(seconds), (data.t1 as f32 / 100.0).min(seconds));
+                let (t0, t1) = (token.t0.min(seconds), token.t1.min(seconds));
                 match words.last_mut() {
                     // A piece that does not start with a space continues the word (BPE).
                     Some(last) if !piece.starts_with(' ') => {
                         last.text.push_str(&piece);
                         last.end = t1.max(last.end);
-                        last.probability = last.probability.min(data.p);
+                        last.probability = last.probability.min(token.p);
                     }
-                    _ => words.push(Word { text: piece.trim_start().to_string(), start: t0, end: t1, probability: data.p }),
+                    _ => words.push(Word { text: piece.trim_start().to_string(), start: t0, end: t1, probability: token.p }),
                 }
             }
             words.retain(|w| !w.text.trim().is_empty());
             for w in &mut words {
                 w.text = collapse_inside_word(&w.text);
             }
-            let text = text.trim();
+            let text = segment.text.trim();
             let collapsed = collapse_repeats(text);
             if collapsed.split_whitespace().count() < text.split_whitespace().count() || collapsed.chars().count() < text.chars().count() {
                 looped = true;
@@ -419,11 +455,11 @@ impl WhisperModel {
             // Keep the word timings in step with a collapsed text.
             words.truncate(text.split_whitespace().count().max(1).min(words.len()));
             segments.push(Segment {
-                start: (segment.start_timestamp() as f32 / 100.0).min(seconds),
+                start: segment.start.min(seconds),
                 // A single-segment decode ends at the window's end: clamp to the audio's.
-                end: (segment.end_timestamp() as f32 / 100.0).min(seconds),
+                end: segment.end.min(seconds),
                 text,
-                no_speech_probability: segment.no_speech_probability(),
+                no_speech_probability: segment.no_speech,
                 words,
             });
         }
@@ -432,39 +468,183 @@ impl WhisperModel {
         let budget = if seconds <= 30.0 { max_tokens_for(seconds) as usize } else { usize::MAX };
         let looped = looped || logprob_n + 1 >= budget;
         let degenerate = avg_logprob < options.fallback_logprob || looped;
-        Ok(Transcript { lang, lang_probability, segments, avg_logprob, tokens: word_tokens, degenerate, looped })
+        Transcript { lang, lang_probability, segments, avg_logprob, tokens: word_tokens, degenerate, looped }
     }
+}
+
+/// One decoded text token: its text, probabilities and time (seconds from the audio's start).
+struct RawToken {
+    piece: String,
+    plog: f32,
+    p: f32,
+    t0: f32,
+    t1: f32,
+}
+
+/// One decoded segment as whisper gave it (times in seconds from the audio's start).
+struct RawSegment {
+    text: String,
+    start: f32,
+    end: f32,
+    no_speech: f32,
+    tokens: Vec<RawToken>,
 }
 
 impl WhisperModel {
     /// The probabilities whisper gives each of `allowed` for `samples` (first 30 s; not
     /// normalised over `allowed`), at encoder width `audio_ctx` (see [`audio_ctx_for`]), on the
-    /// detection state. Detection encodes at the width that state last ran with: it is primed
-    /// with 0.2 s of silence at this utterance's width so that it does not pay for the full
-    /// 30 s window.
+    /// encoding state, which then holds this audio's encoding for [`WhisperModel::decode_encoded`].
     pub fn detect<'l>(&self, samples: &[f32], allowed: &[&'l str], audio_ctx: i32, threads: usize) -> Result<Vec<(&'l str, f32)>> {
         let werr = |e: whisper_rs::WhisperError| Error::Whisper(e.to_string());
-        let mut slot = self.detector.borrow_mut();
+        let mut slot = self.encoder.borrow_mut();
+        let encoder = self.encoder_at(&mut slot, audio_ctx, allowed.first().copied().unwrap_or("en"), threads)?;
+        encoder.encoded = None;
+        encoder.state.pcm_to_mel(samples, threads).map_err(werr)?;
+        // Detection encodes the audio, then reads the language from the first decoder step.
+        self.count_encoding();
+        let (_, probs) = encoder.state.lang_detect(0, threads).map_err(werr)?;
+        encoder.encoded = Some(fingerprint(samples, audio_ctx));
+        Ok(allowed.iter().filter_map(|l| Some((*l, *probs.get(usize::try_from(whisper_rs::get_lang_id(l)?).ok()?)?))).collect())
+    }
+
+    /// The encoding state, made on first use and set to encoder width `audio_ctx`: whisper.cpp
+    /// encodes at the width its state last decoded with, so a state at another width is primed
+    /// with 0.2 s of silence at this one (`language`: any whisper language, for the primer).
+    fn encoder_at<'s>(&self, slot: &'s mut Option<Encoder>, audio_ctx: i32, language: &str, threads: usize) -> Result<&'s mut Encoder> {
+        let werr = |e: whisper_rs::WhisperError| Error::Whisper(e.to_string());
         if slot.is_none() {
-            *slot = Some((self.ctx.create_state().map_err(werr)?, 0));
+            *slot = Some(Encoder { state: self.ctx.create_state().map_err(werr)?, width: 0, encoded: None, vocabulary: greedy::Vocabulary::new(&self.ctx) });
         }
-        let Some((state, state_ctx)) = slot.as_mut() else { return Err(Error::Whisper("no detection state".into())) };
-        if *state_ctx != audio_ctx {
+        let Some(encoder) = slot.as_mut() else { return Err(Error::Whisper("no encoding state".into())) };
+        if encoder.width != audio_ctx {
+            encoder.encoded = None;
             let mut primer = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-            primer.set_language(Some(allowed.first().copied().unwrap_or("en")));
+            primer.set_language(Some(language));
             primer.set_audio_ctx(audio_ctx);
             primer.set_max_tokens(1);
             primer.set_single_segment(true);
             primer.set_no_timestamps(true);
             primer.set_n_threads(threads as i32);
             quiet(&mut primer);
-            state.full(primer, &[0.0; 3200]).map_err(werr)?;
-            *state_ctx = audio_ctx;
+            encoder.state.full(primer, &[0.0; 3200]).map_err(werr)?;
+            encoder.width = audio_ctx;
         }
-        state.pcm_to_mel(samples, threads).map_err(werr)?;
-        let (_, probs) = state.lang_detect(0, threads).map_err(werr)?;
-        Ok(allowed.iter().filter_map(|l| Some((*l, *probs.get(usize::try_from(whisper_rs::get_lang_id(l)?).ok()?)?))).collect())
+        Ok(encoder)
     }
+
+    /// As [`WhisperModel::decode`], on one encoding of `samples` shared by every decode of them
+    /// (and their detection, [`WhisperModel::detect`]): the audio is encoded only if the
+    /// encoding state does not already hold it. A greedy decode of one window in a fixed
+    /// language runs whisper.cpp's greedy decoder step for step (see [`greedy`]), to the same
+    /// tokens; when whisper.cpp would fall back to sampling (and `temperature_fallback` is
+    /// on), the decode is run again by `whisper_full` with the fallback, as are beam search,
+    /// detection inside the call and audio over one window.
+    pub fn decode_encoded(&self, samples: &[f32], options: &DecodeOptions<'_>) -> Result<Transcript> {
+        let werr = |e: whisper_rs::WhisperError| Error::Whisper(e.to_string());
+        let seconds = samples.len() as f32 / SAMPLE_RATE as f32;
+        let Language::Fixed(lang) = options.language else { return self.decode(samples, options) };
+        if samples.is_empty() || options.beam_size > 1 || seconds > 29.0 {
+            return self.decode(samples, options);
+        }
+        let lang_id = whisper_rs::get_lang_id(lang).ok_or_else(|| Error::Whisper(format!("`{lang}` is not a whisper language")))?;
+        let threads = options.threads.max(1);
+        let audio_ctx = if options.short_window { audio_ctx_for(samples.len()) } else { 0 };
+        let prompt: Vec<whisper_rs::WhisperTokenId> = options.initial_prompt.filter(|p| !p.trim().is_empty()).map(|p| self.tokenize(p)).unwrap_or_default();
+        let decoded = {
+            let mut slot = self.encoder.borrow_mut();
+            let encoder = self.encoder_at(&mut slot, audio_ctx, lang, threads)?;
+            let key = fingerprint(samples, audio_ctx);
+            if encoder.encoded != Some(key) {
+                encoder.encoded = None;
+                encoder.state.pcm_to_mel(samples, threads).map_err(werr)?;
+                self.count_encoding();
+                encoder.state.encode(0, threads).map_err(werr)?;
+                encoder.encoded = Some(key);
+            }
+            let seek_end = encoder.state.n_len();
+            if seek_end < 10 {
+                // Under 100 ms: whisper_full decodes nothing either.
+                return Ok(Transcript { lang: lang.to_string(), lang_probability: 1.0, ..Transcript::empty() });
+            }
+            let vocabulary = &encoder.vocabulary;
+            let tokens = greedy::prompt_tokens(vocabulary, &prompt, self.ctx.token_lang(lang_id));
+            let rules = greedy::Rules {
+                seek_end,
+                max_tokens: max_tokens_for(seconds),
+                logprob: if options.fallback_logprob.is_finite() { options.fallback_logprob } else { f32::MIN },
+                no_speech: options.no_speech_threshold,
+            };
+            let ask: &dyn Fn() -> bool = match options.interrupt {
+                Some(Interrupt(ask)) => ask,
+                None => &|| false,
+            };
+            match greedy::decode(&mut encoder.state, vocabulary, &tokens, rules, threads, ask) {
+                Ok(d) => d,
+                Err(greedy::Stopped::Interrupted) => return Err(Error::Interrupted),
+                Err(greedy::Stopped::Failed(e)) => {
+                    encoder.encoded = None;
+                    return Err(Error::Whisper(e));
+                }
+            }
+        };
+        if decoded.fallback_wanted && options.temperature_fallback {
+            return self.decode(samples, options);
+        }
+        Ok(self.transcript_from(self.segments_of(&decoded, options), lang.to_string(), 1.0, seconds, options))
+    }
+
+    /// The one segment of a greedy decode, as whisper_full makes it: its text tokens, from the
+    /// first timestamp to the end of the window; none when whisper would take it for no
+    /// speech. Whisper's token-level times are not computed: each token's time is its share of
+    /// the segment (nothing in hiwar reads a heard word's time).
+    fn segments_of(&self, decoded: &greedy::Decoded, options: &DecodeOptions<'_>) -> Vec<RawSegment> {
+        let logprob_threshold = if options.fallback_logprob.is_finite() { options.fallback_logprob } else { f32::MIN };
+        let Some(first) = decoded.tokens.first() else { return Vec::new() };
+        if decoded.no_speech > options.no_speech_threshold && decoded.avg_logprob < logprob_threshold {
+            return Vec::new();
+        }
+        let eot = self.ctx.token_eot();
+        let beg = self.ctx.token_beg();
+        let start = 2.0 * (first.tid - beg) as f32 / 100.0;
+        let end = decoded.seek_delta as f32 / 100.0;
+        let text_tokens: Vec<&greedy::Token> = decoded.tokens.iter().filter(|t| t.id < eot).collect();
+        let mut bytes = Vec::new();
+        let mut tokens = Vec::new();
+        let share = (end - start).max(0.0) / text_tokens.len().max(1) as f32;
+        for (k, t) in text_tokens.iter().enumerate() {
+            let piece = self.ctx.token_to_bytes(t.id).unwrap_or_default();
+            bytes.extend_from_slice(piece);
+            let t0 = start + share * k as f32;
+            tokens.push(RawToken { piece: String::from_utf8_lossy(piece).into_owned(), plog: t.plog, p: t.p, t0, t1: t0 + share });
+        }
+        vec![RawSegment { text: String::from_utf8_lossy(&bytes).into_owned(), start, end, no_speech: decoded.no_speech, tokens }]
+    }
+}
+
+/// The state detection and shared decodes encode on, its encoder width, and which audio its
+/// encoding holds.
+struct Encoder {
+    state: WhisperState,
+    width: i32,
+    /// [`fingerprint`] of the audio and width encoded (`None`: nothing usable).
+    encoded: Option<u64>,
+    vocabulary: greedy::Vocabulary,
+}
+
+/// Identifies audio and an encoder width (FNV-1a over the samples' bits): the encoding state
+/// holds this audio's encoding only if its fingerprint matches.
+fn fingerprint(samples: &[f32], audio_ctx: i32) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |x: u64| {
+        h ^= x;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    };
+    eat(samples.len() as u64);
+    eat(audio_ctx as u64);
+    for s in samples {
+        eat(u64::from(s.to_bits()));
+    }
+    h
 }
 
 fn max_tokens_for(seconds: f32) -> i32 {
