@@ -255,7 +255,12 @@ pub(crate) fn decode(
     if raw.len() < n {
         return Err(Stopped::Failed("whisper gave fewer logits than its vocabulary".into()));
     }
-    // No speech: from the unfiltered logits of the first step.
+    // No speech: from the unfiltered logits of the first step. whisper_full reads a row of the
+    // prompt's logits its decode did not write (a stale one); both are near zero on speech and
+    // on silence alike, so hiwar's no-speech gate is the VAD's. The reference reads it at
+    // <|startoftranscript|> (0.92 on silence), but whisper base gives espeak-ng's Arabic a high
+    // one too: with the reference's test, 3 of 16 clean Arabic clips came out empty
+    // (docs/benchmarks.md, "One encoding per utterance").
     step.logits.copy_from_slice(&raw[..n]);
     log_softmax(&step.logits, &mut step.logprobs);
     let no_speech = usize::try_from(vocab.nosp).ok().and_then(|i| step.logprobs.get(i)).map_or(0.0, |l| l.exp());
