@@ -109,15 +109,19 @@ fn latency(config: &Config, rt: &tokio::runtime::Runtime, rounds: usize, ttfts: 
         let (outcome, t0) = live_run(config, rt, input, script)?;
         let mut rows: Vec<[f64; 7]> = Vec::new();
         let mut detail = String::from("| turn | heard | end of speech → heard |\n|---|---|---|\n");
+        // Each clip's turns: when a change alters how many turns a clip makes (a pause taken
+        // for an end), the p50 over all turns moves for that alone; compare clip by clip.
+        let mut per_clip: Vec<(&str, Vec<f64>)> = Vec::new();
         for r in outcome.turns.iter().filter(|r| !r.cancelled) {
             let t = &r.times;
             let (Some(hearing_end), Some(heard)) = (t.speech_end, t.answer_heard) else { continue };
             // The speech this turn answers: the stretch whose real end is nearest hearing's.
-            let Some(end) = placed
+            let Some((clip, end)) = placed
                 .iter()
-                .flat_map(|p| p.ends.iter())
-                .map(|e| t0 + Duration::from_secs_f64(*e as f64 / 16_000.0))
-                .min_by_key(|end| (if *end > hearing_end { *end - hearing_end } else { hearing_end - *end }).as_millis())
+                .enumerate()
+                .flat_map(|(i, p)| p.ends.iter().map(move |e| (i, *e)))
+                .map(|(i, e)| (i, t0 + Duration::from_secs_f64(e as f64 / 16_000.0)))
+                .min_by_key(|(_, end)| (if *end > hearing_end { *end - hearing_end } else { hearing_end - *end }).as_millis())
             else {
                 continue;
             };
@@ -125,6 +129,11 @@ fn latency(config: &Config, rt: &tokio::runtime::Runtime, rounds: usize, ttfts: 
             let sent = since(r.first_chunk_sent, end).unwrap_or(f64::NAN);
             let total = since(Some(heard), end).unwrap_or(f64::NAN);
             rows.push([decided, fin - decided, r.first_token_ms.unwrap_or(f64::NAN), sent - fin, t.first_synth_ms, t.first_device_ms, total]);
+            let name = clips[clip];
+            match per_clip.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, totals)) => totals.push(total),
+                None => per_clip.push((name, vec![total])),
+            }
             detail.push_str(&format!("| {} | {} | {total:.0} ms |\n", r.turn, r.question));
         }
         let col = |i: usize| -> Vec<f64> { rows.iter().map(|r| r[i]).collect() };
@@ -152,6 +161,12 @@ fn latency(config: &Config, rt: &tokio::runtime::Runtime, rounds: usize, ttfts: 
         }
         println!("| **end of speech → first audio heard** | **{p50:.0}** |\n");
         println!("{detail}");
+        println!("| clip ({} rounds) | turns answered | end of speech → heard, median |", rounds.max(1));
+        println!("|---|---|---|");
+        for (name, totals) in &per_clip {
+            println!("| {name} | {} | {:.0} ms |", totals.len(), percentiles(totals).0);
+        }
+        println!();
         summary.push((ttft, p50, p95, d50, d95));
     }
     println!("| TTFT | p50 | p95 | p50 from the decision | p95 from the decision | goal |");
