@@ -73,7 +73,7 @@ const NON_SPEECH: &[&str] = &[
 /// Mel frames (10 ms) of the 30 s window: a completed single segment's `seek_delta`.
 const WINDOW_FRAMES: i32 = 100 * 30;
 /// whisper.cpp stops a segment within 100 ms (10 frames) of the audio's end.
-const DELTA_MIN: i32 = 10;
+pub(crate) const DELTA_MIN: i32 = 10;
 /// The first timestamp may not be later than this (`max_initial_ts`, whisper.cpp's default).
 const MAX_INITIAL_TS: f32 = 1.0;
 
@@ -105,14 +105,14 @@ impl Vocabulary {
         let mut suppressed =
             vec![ctx.token_not(), ctx.token_sot(), ctx.token_nosp(), ctx.token_solm(), ctx.token_translate(), ctx.token_transcribe(), ctx.token_prev()];
         suppressed.extend((0..=whisper_rs::get_lang_max_id()).map(|l| ctx.token_lang(l)));
-        let mut symbols: Vec<Vec<u8>> = NON_SPEECH.iter().flat_map(|s| [s.as_bytes().to_vec(), format!(" {s}").into_bytes()]).collect();
-        symbols.push(b" -".to_vec());
-        symbols.push(b" '".to_vec());
+        let mut symbols: std::collections::HashSet<Vec<u8>> = NON_SPEECH.iter().flat_map(|s| [s.as_bytes().to_vec(), format!(" {s}").into_bytes()]).collect();
+        symbols.insert(b" -".to_vec());
+        symbols.insert(b" '".to_vec());
         let mut space = None;
         // Text tokens only: whisper.cpp looks the strings up by exact token text.
         for id in 0..eot {
             let Ok(bytes) = ctx.token_to_bytes(id) else { continue };
-            if symbols.iter().any(|s| s.as_slice() == bytes) {
+            if symbols.contains(bytes) {
                 suppressed.push(id);
             }
             if bytes == b" " && space.is_none() {

@@ -103,6 +103,14 @@ unsafe extern "C" fn ask_interrupt(data: *mut std::ffi::c_void) -> bool {
     ask()
 }
 
+impl DecodeOptions<'_> {
+    /// [`DecodeOptions::fallback_logprob`] as whisper.cpp's `logprob_thold`, which it compares
+    /// with `<`: the lowest float turns the test off.
+    fn logprob_threshold(&self) -> f32 {
+        if self.fallback_logprob.is_finite() { self.fallback_logprob } else { f32::MIN }
+    }
+}
+
 impl Default for DecodeOptions<'_> {
     fn default() -> Self {
         DecodeOptions {
@@ -305,7 +313,6 @@ impl WhisperModel {
     /// Transcribes 16 kHz mono samples (at most 30 s; longer audio is cut into windows by
     /// whisper.cpp itself).
     pub fn decode(&self, samples: &[f32], options: &DecodeOptions<'_>) -> Result<Transcript> {
-        let werr = |e: whisper_rs::WhisperError| Error::Whisper(e.to_string());
         if samples.is_empty() {
             return Ok(Transcript::empty());
         }
@@ -356,8 +363,7 @@ impl WhisperModel {
         params.set_audio_ctx(audio_ctx);
         params.set_temperature_inc(if options.temperature_fallback { 0.2 } else { 0.0 });
         params.set_entropy_thold(2.4);
-        // whisper.cpp compares with `<`: the lowest float turns the test off.
-        params.set_logprob_thold(if options.fallback_logprob.is_finite() { options.fallback_logprob } else { f32::MIN });
+        params.set_logprob_thold(options.logprob_threshold());
         if seconds <= 30.0 {
             // One utterance is one window: decode it once. Without this, a repetition loop
             // (whisper's classic failure on unclear audio) is re-run seek after seek.
@@ -495,7 +501,6 @@ impl WhisperModel {
     /// normalised over `allowed`), at encoder width `audio_ctx` (see [`audio_ctx_for`]), on the
     /// encoding state, which then holds this audio's encoding for [`WhisperModel::decode_encoded`].
     pub fn detect<'l>(&self, samples: &[f32], allowed: &[&'l str], audio_ctx: i32, threads: usize) -> Result<Vec<(&'l str, f32)>> {
-        let werr = |e: whisper_rs::WhisperError| Error::Whisper(e.to_string());
         let mut slot = self.encoder.borrow_mut();
         let encoder = self.encoder_at(&mut slot, audio_ctx, allowed.first().copied().unwrap_or("en"), threads)?;
         encoder.encoded = None;
@@ -511,7 +516,6 @@ impl WhisperModel {
     /// encodes at the width its state last decoded with, so a state at another width is primed
     /// with 0.2 s of silence at this one (`language`: any whisper language, for the primer).
     fn encoder_at<'s>(&self, slot: &'s mut Option<Encoder>, audio_ctx: i32, language: &str, threads: usize) -> Result<&'s mut Encoder> {
-        let werr = |e: whisper_rs::WhisperError| Error::Whisper(e.to_string());
         if slot.is_none() {
             *slot = Some(Encoder { state: self.ctx.create_state().map_err(werr)?, width: 0, encoded: None, vocabulary: greedy::Vocabulary::new(&self.ctx) });
         }
@@ -540,7 +544,6 @@ impl WhisperModel {
     /// on), the decode is run again by `whisper_full` with the fallback, as are beam search,
     /// detection inside the call and audio over one window.
     pub fn decode_encoded(&self, samples: &[f32], options: &DecodeOptions<'_>) -> Result<Transcript> {
-        let werr = |e: whisper_rs::WhisperError| Error::Whisper(e.to_string());
         let seconds = samples.len() as f32 / SAMPLE_RATE as f32;
         let Language::Fixed(lang) = options.language else { return self.decode(samples, options) };
         if samples.is_empty() || options.beam_size > 1 || seconds > 29.0 {
@@ -562,18 +565,14 @@ impl WhisperModel {
                 encoder.encoded = Some(key);
             }
             let seek_end = encoder.state.n_len();
-            if seek_end < 10 {
+            if seek_end < greedy::DELTA_MIN {
                 // Under 100 ms: whisper_full decodes nothing either.
                 return Ok(Transcript { lang: lang.to_string(), lang_probability: 1.0, ..Transcript::empty() });
             }
             let vocabulary = &encoder.vocabulary;
             let tokens = greedy::prompt_tokens(vocabulary, &prompt, self.ctx.token_lang(lang_id));
-            let rules = greedy::Rules {
-                seek_end,
-                max_tokens: max_tokens_for(seconds),
-                logprob: if options.fallback_logprob.is_finite() { options.fallback_logprob } else { f32::MIN },
-                no_speech: options.no_speech_threshold,
-            };
+            let rules =
+                greedy::Rules { seek_end, max_tokens: max_tokens_for(seconds), logprob: options.logprob_threshold(), no_speech: options.no_speech_threshold };
             let ask: &dyn Fn() -> bool = match options.interrupt {
                 Some(Interrupt(ask)) => ask,
                 None => &|| false,
@@ -598,9 +597,8 @@ impl WhisperModel {
     /// speech. Whisper's token-level times are not computed: each token's time is its share of
     /// the segment (nothing in hiwar reads a heard word's time).
     fn segments_of(&self, decoded: &greedy::Decoded, options: &DecodeOptions<'_>) -> Vec<RawSegment> {
-        let logprob_threshold = if options.fallback_logprob.is_finite() { options.fallback_logprob } else { f32::MIN };
         let Some(first) = decoded.tokens.first() else { return Vec::new() };
-        if decoded.no_speech > options.no_speech_threshold && decoded.avg_logprob < logprob_threshold {
+        if decoded.no_speech > options.no_speech_threshold && decoded.avg_logprob < options.logprob_threshold() {
             return Vec::new();
         }
         let eot = self.ctx.token_eot();
@@ -645,6 +643,11 @@ fn fingerprint(samples: &[f32], audio_ctx: i32) -> u64 {
         eat(u64::from(s.to_bits()));
     }
     h
+}
+
+/// whisper-rs's error as hiwar's.
+fn werr(e: whisper_rs::WhisperError) -> Error {
+    Error::Whisper(e.to_string())
 }
 
 fn max_tokens_for(seconds: f32) -> i32 {
