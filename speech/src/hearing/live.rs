@@ -533,7 +533,9 @@ fn wait_for_device(device: &str, stop: &AtomicBool) {
 }
 
 /// Audio a partial must cover before it makes the full language decision (decoding both
-/// languages when detection is not sure); later decodes of the utterance keep its choice.
+/// languages when detection is not sure); later decodes of the utterance keep its choice,
+/// unless both decodes ran away ([`super::LanguageChoice::settles`]): then the next decode decides
+/// again on more audio.
 const LANG_EVIDENCE: usize = 16_000 * 3 / 2;
 
 /// One whisper job's time on the whisper thread, logged when it ends however it ends
@@ -606,7 +608,7 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
                 }
                 r.map(|u| {
                     if let Some(u) = &u {
-                        if audio.len() >= LANG_EVIDENCE {
+                        if audio.len() >= LANG_EVIDENCE && u.language.settles() {
                             detected = Some((id, u.lang.clone()));
                         }
                         let (text, lang) = (u.text.clone(), u.lang.clone());
@@ -624,7 +626,7 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
                 // same audio a final decode would get).
                 // Only a partial whose language was decided: one from detection alone (under
                 // 1.5 s of audio) gets the full decision here.
-                let decided = |u: &Option<Utterance>| u.as_ref().is_some_and(|u| u.language.sure || u.language.how != "detected");
+                let decided = |u: &Option<Utterance>| u.as_ref().is_some_and(|u| (u.language.sure || u.language.how != "detected") && u.language.settles());
                 if let Some((_, _, u)) = last_partial.take().filter(|(p, upto, u)| *p == id && *upto >= last_voiced + TAIL_SAMPLES && decided(u)) {
                     speculative = Some((id, last_voiced, u.map(|u| Utterance { end: last_voiced, ..u })));
                     timing.outcome = "the last partial kept";
@@ -637,6 +639,7 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
                     if let Some(u) = &u
                         && audio.len() >= LANG_EVIDENCE
                         && settled.is_none()
+                        && u.language.settles()
                     {
                         detected = Some((id, u.lang.clone()));
                     }

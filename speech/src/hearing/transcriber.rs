@@ -65,6 +65,10 @@ pub struct LanguageChoice {
     /// Whether the choice was clear (false: a tie broken by the conversation's or the primary
     /// language, or detection alone that was not sure).
     pub sure: bool,
+    /// A language other than the primary, chosen on a decode whisper itself rejects
+    /// ([`LanguageScore::rejected`]) while the primary's decode is in the primary's script: see
+    /// [`LanguageChoice::settles`].
+    pub doubtful: bool,
 }
 
 impl LanguageChoice {
@@ -89,6 +93,17 @@ impl LanguageChoice {
         }
         out
     }
+
+    /// Whether the choice may stand for the rest of the utterance: not a language other than
+    /// the primary chosen on a decode whisper rejects while the primary's own decode came out
+    /// in its script (live, ar-passport's first 1.5 s after two English questions: both
+    /// decodes looped, English by the conversation's tie, and the whole question was then
+    /// heard in English). Such a choice is made again on more audio. When the primary's
+    /// decode is in the other's letters (en-office's first 2 s, forced into Arabic: Latin, and
+    /// looped), the other language stands.
+    pub fn settles(&self) -> bool {
+        !self.doubtful
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +117,14 @@ pub struct LanguageScore {
     /// The decode ran away (a loop collapsed, or the token budget reached).
     pub looped: bool,
     pub score: f32,
+}
+
+impl LanguageScore {
+    /// A decode whisper itself would reject: the reference fallback's two tests, a mean token
+    /// log-probability under [`FAILED_DECODE`], or a run-away (its compression-ratio test).
+    pub fn rejected(&self) -> bool {
+        self.looped || self.avg_logprob < FAILED_DECODE
+    }
 }
 
 /// How the language of one decode is to be chosen.
@@ -169,22 +192,26 @@ pub const FAILED_DECODE: f32 = -1.0;
 /// ([`FAILED_DECODE`]) while the primary's decode has words, mostly in its own script, and did
 /// not run away: the better of two failed decodes is no evidence that the person did not speak
 /// the primary language (whisper base, forced into English on noisy Arabic, invents fluent
-/// English at −1.3: "I know that the moon will look at the sea"). Evidence against the primary
-/// still counts: forced into Arabic, whisper writing Latin letters ("m rate ID") or looping.
+/// English at −1.3: "I know that the moon will look at the sea"), and neither is a tie the
+/// conversation's language would break (live, ar-passport after two English questions: English
+/// −1.29 against Arabic −1.38). Evidence against the primary still counts: forced into Arabic,
+/// whisper writing Latin letters ("m rate ID") or looping. A loop in the other language's
+/// decode does not hand the primary the choice (en-passport's first 1.5 s loops in English and
+/// is English); it keeps the choice from settling the utterance ([`LanguageChoice::settles`]).
 pub fn choose(decoded: &[LanguageScore], favoured: &str, primary: &str, continued: bool) -> (usize, &'static str) {
     let (a, b) = (&decoded[0], &decoded[1]);
     let position = |lang: &str| decoded.iter().position(|d| d.lang == lang);
-    if (a.score.is_finite() || b.score.is_finite()) && (a.score - b.score).abs() >= TIE_MARGIN {
-        let winner = usize::from(b.score > a.score);
-        let failed = decoded[winner].lang != primary && decoded[winner].avg_logprob < FAILED_DECODE;
-        // The primary's own decode, unless it says something against the primary.
-        let standing = position(primary).filter(|&p| decoded[p].score.is_finite() && decoded[p].script >= 0.5 && !decoded[p].looped);
-        match standing {
-            Some(p) if failed => (p, "primary"),
-            _ => (winner, "decoded"),
-        }
+    let (pick, how) = if (a.score.is_finite() || b.score.is_finite()) && (a.score - b.score).abs() >= TIE_MARGIN {
+        (usize::from(b.score > a.score), "decoded")
     } else {
         (position(favoured).unwrap_or(0), if continued { "continued" } else { "primary" })
+    };
+    let failed = decoded[pick].lang != primary && decoded[pick].avg_logprob < FAILED_DECODE;
+    // The primary's own decode, unless it says something against the primary.
+    let standing = position(primary).filter(|&p| decoded[p].score.is_finite() && decoded[p].script >= 0.5 && !decoded[p].looped);
+    match standing {
+        Some(p) if failed => (p, "primary"),
+        _ => (pick, how),
     }
 }
 
@@ -244,6 +271,9 @@ struct Pass<'a> {
     /// Detection has encoded this audio: decode on that encoding
     /// ([`WhisperModel::decode_encoded`]) instead of encoding it again.
     encoded: bool,
+    /// The utterance's whole audio (a final, or the speculative decode of one): no later decode
+    /// will make its language decision again.
+    whole: bool,
 }
 
 /// A whisper model with the hearing settings applied.
@@ -353,7 +383,14 @@ impl Transcriber {
     /// As [`Transcriber::transcribe`], with the language decided as `decide` says (a forced
     /// language always wins).
     pub fn transcribe_with(&self, id: u64, samples: &[f32], start: u64, end: u64, decide: Decide<'_>) -> Result<Option<Utterance>> {
-        self.transcribe_inner(id, samples, start, end, decide, Pass { fallback: self.temperature_fallback, prompt: true, interrupt: None, encoded: false })
+        self.transcribe_inner(
+            id,
+            samples,
+            start,
+            end,
+            decide,
+            Pass { fallback: self.temperature_fallback, prompt: true, interrupt: None, encoded: false, whole: true },
+        )
     }
 
     /// As [`Transcriber::transcribe_with`], greedy and without the prompt: for partials, which
@@ -370,7 +407,7 @@ impl Transcriber {
         decide: Decide<'_>,
         interrupt: Option<Interrupt<'_>>,
     ) -> Result<Option<Utterance>> {
-        self.transcribe_inner(id, samples, start, end, decide, Pass { fallback: false, prompt: false, interrupt, encoded: false })
+        self.transcribe_inner(id, samples, start, end, decide, Pass { fallback: false, prompt: false, interrupt, encoded: false, whole: false })
     }
 
     fn transcribe_inner(&self, id: u64, samples: &[f32], start: u64, end: u64, decide: Decide<'_>, pass: Pass<'_>) -> Result<Option<Utterance>> {
@@ -508,7 +545,18 @@ impl Transcriber {
             choice.decoded.push(LanguageScore { lang: lang.clone(), avg_logprob: t.avg_logprob, script, tokens_per_word, looped: t.looped, score });
             decodes.push(t);
         }
-        let (winner, how) = choose(&choice.decoded, &favoured, self.primary(), ongoing.is_some());
+        let (mut winner, mut how) = choose(&choice.decoded, &favoured, self.primary(), ongoing.is_some());
+        // Another language on a decode whisper rejects, while the primary's decode came out in
+        // the primary's script (one in the other's letters is evidence for the other): a partial
+        // leaves it to more audio; on the whole utterance the primary's decode, if it did not
+        // run away itself, is taken (live, ar-passport after two English questions: English
+        // looped, −0.38, tied with Arabic at −1.38 and was kept, then resampled for 3.8 s).
+        let primary = choice.decoded.iter().position(|d| d.lang == self.primary());
+        let primary_script = primary.is_some_and(|p| choice.decoded[p].script >= 0.5);
+        choice.doubtful = choice.decoded[winner].lang != self.primary() && choice.decoded[winner].rejected() && primary_script;
+        if let Some(p) = primary.filter(|&p| choice.doubtful && pass.whole && choice.decoded[p].score.is_finite() && !choice.decoded[p].looped) {
+            (winner, how, choice.doubtful) = (p, "primary", false);
+        }
         choice.how = how;
         choice.sure = how == "decoded";
         tracing::debug!(target: "hiwar::hearing", "{:.1} s of audio at {:.1} s: {}", samples.len() as f32 / 16_000.0, start as f32 / 16_000.0, choice.summary(&choice.decoded[winner].lang));
@@ -672,6 +720,36 @@ mod tests {
         let close = [scored("en", -0.70, 1.0, 1.0, false), scored("ar", -0.75, 1.0, 3.0, false)];
         assert_eq!(choose(&close, "en", "ar", true), (0, "continued"));
         assert_eq!(choose(&close, "ar", "ar", false), (1, "primary"));
+        // …unless the conversation's language decoded as whisper rejects: live, ar-passport after
+        // two English questions (English −1.29, Arabic −1.38) was answered in English.
+        let tied = [scored("en", -1.29, 1.0, 1.0, false), scored("ar", -1.38, 1.0, 3.2, false)];
+        assert_eq!(choose(&tied, "en", "ar", true), (1, "primary"));
+        // A tie the primary's decode cannot stand in (Latin letters) stays the conversation's.
+        let latin_tie = [scored("en", -1.29, 1.0, 1.0, false), scored("ar", -0.30, 0.0, 1.0, false)];
+        assert_eq!(choose(&latin_tie, "en", "ar", true), (0, "continued"));
+    }
+
+    #[test]
+    fn a_choice_of_another_language_on_a_rejected_decode_does_not_settle_the_utterance() {
+        use super::{LanguageChoice, LanguageScore, choose, decode_score};
+        let scored = |lang: &str, avg_logprob: f32, tokens_per_word: f32, looped: bool| LanguageScore {
+            lang: lang.into(),
+            avg_logprob,
+            script: 1.0,
+            tokens_per_word,
+            looped,
+            score: decode_score(lang, avg_logprob, 1.0, tokens_per_word, looped),
+        };
+        // Recorded from whisper base. A loop in English is not, alone, Arabic: en-passport's
+        // first 1.5 s loops in English, and it is English. ar-passport's first 1.8 s loops in
+        // English too ("I don't touch it, I don't want to"), and live, its first 1.5 s looped
+        // in both: English is chosen for that decode, but it must not settle the utterance.
+        let looped = [scored("en", -0.49, 1.0, true), scored("ar", -1.45, 5.0, false)];
+        assert_eq!(choose(&looped, "en", "ar", true), (0, "continued"));
+        let both = [scored("en", -0.38, 1.5, true), scored("ar", -0.45, 3.7, true)];
+        assert_eq!(choose(&both, "en", "ar", true), (0, "continued"));
+        assert!(both[0].rejected() && looped[0].rejected() && !looped[1].looped);
+        assert!(LanguageChoice::default().settles(), "detection alone, or a forced or settled language, stands");
     }
 
     #[test]
