@@ -240,12 +240,12 @@ fn a_partial_heard_in_english_on_a_rejected_decode_does_not_settle_an_arabic_que
     let all = clips();
     let get = |n: &str| all.iter().find(|(name, _)| name == n).unwrap_or_else(|| panic!("{n}")).1.clone();
     let english = get("en-office.wav");
+    let before = transcriber.transcribe(0, &english, 0, english.len() as u64).expect("decode").expect("words");
+    assert_eq!(before.lang, "en", "{}", before.language.summary(&before.lang));
+    // Each part comes 2 s after that English question, in its conversation.
+    let start = english.len() as u64 + 32_000;
     let in_english_conversation = |samples: &[f32]| {
-        transcriber.forget_conversation();
-        let u = transcriber.transcribe(0, &english, 0, english.len() as u64).expect("decode").expect("words");
-        assert_eq!(u.lang, "en", "{}", u.language.summary(&u.lang));
-        transcriber.remember(&u);
-        let start = english.len() as u64 + 32_000;
+        transcriber.remember(&before);
         transcriber.transcribe_partial(1, samples, start, start + samples.len() as u64, Decide::Full, None).expect("decode").expect("words")
     };
     let arabic = get("ar-passport.wav");
@@ -265,10 +265,7 @@ fn a_partial_heard_in_english_on_a_rejected_decode_does_not_settle_an_arabic_que
     assert_eq!(whole.lang, "ar", "{:?} ({})", whole.text, whole.language.summary(&whole.lang));
     // The same parts as a final (nothing more to come): Arabic, unless its own decode ran away.
     for tenths in 15..=21 {
-        transcriber.forget_conversation();
-        let u = transcriber.transcribe(0, &english, 0, english.len() as u64).expect("decode").expect("words");
-        transcriber.remember(&u);
-        let start = english.len() as u64 + 32_000;
+        transcriber.remember(&before);
         let part = &arabic[..tenths * 1_600];
         let f = transcriber.transcribe(1, part, start, start + part.len() as u64).expect("decode").expect("words");
         let why = f.language.summary(&f.lang);
