@@ -534,8 +534,8 @@ fn wait_for_device(device: &str, stop: &AtomicBool) {
 
 /// Audio a partial must cover before it makes the full language decision (decoding both
 /// languages when detection is not sure); later decodes of the utterance keep its choice,
-/// unless both decodes ran away ([`super::LanguageChoice::settles`]): then the next decode decides
-/// again on more audio.
+/// unless it chose a language other than the primary on a decode whisper rejects
+/// ([`super::LanguageChoice::settles`]): then the next decode decides again on more audio.
 const LANG_EVIDENCE: usize = 16_000 * 3 / 2;
 
 /// One whisper job's time on the whisper thread, logged when it ends however it ends

@@ -195,10 +195,13 @@ pub const FAILED_DECODE: f32 = -1.0;
 /// English at −1.3: "I know that the moon will look at the sea"), and neither is a tie the
 /// conversation's language would break (live, ar-passport after two English questions: English
 /// −1.29 against Arabic −1.38). Evidence against the primary still counts: forced into Arabic,
-/// whisper writing Latin letters ("m rate ID") or looping. A loop in the other language's
-/// decode does not hand the primary the choice (en-passport's first 1.5 s loops in English and
-/// is English); it keeps the choice from settling the utterance ([`LanguageChoice::settles`]).
-pub fn choose(decoded: &[LanguageScore], favoured: &str, primary: &str, continued: bool) -> (usize, &'static str) {
+/// whisper writing Latin letters ("m rate ID") or looping. On part of an utterance, a loop in
+/// the other language's decode does not hand the primary the choice (en-passport's first 1.5 s
+/// loops in English and is English); it keeps the choice from settling the utterance
+/// ([`LanguageChoice::settles`]). On the `whole` utterance, where no later decode will decide
+/// again, it does (live, ar-passport after two English questions: English looped at −0.38,
+/// tied with Arabic at −1.38, was kept, then resampled for 3.8 s).
+pub fn choose(decoded: &[LanguageScore], favoured: &str, primary: &str, continued: bool, whole: bool) -> (usize, &'static str) {
     let (a, b) = (&decoded[0], &decoded[1]);
     let position = |lang: &str| decoded.iter().position(|d| d.lang == lang);
     let (pick, how) = if (a.score.is_finite() || b.score.is_finite()) && (a.score - b.score).abs() >= TIE_MARGIN {
@@ -206,7 +209,8 @@ pub fn choose(decoded: &[LanguageScore], favoured: &str, primary: &str, continue
     } else {
         (position(favoured).unwrap_or(0), if continued { "continued" } else { "primary" })
     };
-    let failed = decoded[pick].lang != primary && decoded[pick].avg_logprob < FAILED_DECODE;
+    let other = &decoded[pick];
+    let failed = other.lang != primary && if whole { other.rejected() } else { other.avg_logprob < FAILED_DECODE };
     // The primary's own decode, unless it says something against the primary.
     let standing = position(primary).filter(|&p| decoded[p].score.is_finite() && decoded[p].script >= 0.5 && !decoded[p].looped);
     match standing {
@@ -545,18 +549,12 @@ impl Transcriber {
             choice.decoded.push(LanguageScore { lang: lang.clone(), avg_logprob: t.avg_logprob, script, tokens_per_word, looped: t.looped, score });
             decodes.push(t);
         }
-        let (mut winner, mut how) = choose(&choice.decoded, &favoured, self.primary(), ongoing.is_some());
+        let (winner, how) = choose(&choice.decoded, &favoured, self.primary(), ongoing.is_some(), pass.whole);
         // Another language on a decode whisper rejects, while the primary's decode came out in
-        // the primary's script (one in the other's letters is evidence for the other): a partial
-        // leaves it to more audio; on the whole utterance the primary's decode, if it did not
-        // run away itself, is taken (live, ar-passport after two English questions: English
-        // looped, −0.38, tied with Arabic at −1.38 and was kept, then resampled for 3.8 s).
-        let primary = choice.decoded.iter().position(|d| d.lang == self.primary());
-        let primary_script = primary.is_some_and(|p| choice.decoded[p].script >= 0.5);
+        // the primary's script (one in the other's letters is evidence for the other): a
+        // partial leaves the choice to more audio.
+        let primary_script = choice.decoded.iter().any(|d| d.lang == self.primary() && d.script >= 0.5);
         choice.doubtful = choice.decoded[winner].lang != self.primary() && choice.decoded[winner].rejected() && primary_script;
-        if let Some(p) = primary.filter(|&p| choice.doubtful && pass.whole && choice.decoded[p].score.is_finite() && !choice.decoded[p].looped) {
-            (winner, how, choice.doubtful) = (p, "primary", false);
-        }
         choice.how = how;
         choice.sure = how == "decoded";
         tracing::debug!(target: "hiwar::hearing", "{:.1} s of audio at {:.1} s: {}", samples.len() as f32 / 16_000.0, start as f32 / 16_000.0, choice.summary(&choice.decoded[winner].lang));
@@ -701,32 +699,32 @@ mod tests {
         // Recorded from whisper base on the clip set. ar-traffic-fine at 20 dB SNR: the English
         // decode ("I know that the moon will look at the sea…") scored better, at −1.32.
         let invented = [scored("en", -1.32, 1.0, 1.0, false), scored("ar", -1.44, 1.0, 3.7, false)];
-        assert_eq!(choose(&invented, "ar", "ar", false), (1, "primary"));
+        assert_eq!(choose(&invented, "ar", "ar", false, true), (1, "primary"));
         // …also within an English conversation: the primary is Arabic.
-        assert_eq!(choose(&invented, "en", "ar", true), (1, "primary"));
+        assert_eq!(choose(&invented, "en", "ar", true, true), (1, "primary"));
         // en-traffic-fine at 20 dB: English heard plainly wins as before.
         let english = [scored("en", -0.46, 1.0, 1.0, false), scored("ar", -1.50, 1.0, 3.2, false)];
-        assert_eq!(choose(&english, "ar", "ar", false), (0, "decoded"));
+        assert_eq!(choose(&english, "ar", "ar", false, true), (0, "decoded"));
         // mixed-emirates-id's English tail: forced into Arabic, whisper wrote Latin letters.
         let latin = [scored("en", -1.31, 1.0, 1.0, false), scored("ar", -1.56, 0.0, 1.0, false)];
-        assert_eq!(choose(&latin, "ar", "ar", false), (0, "decoded"));
+        assert_eq!(choose(&latin, "ar", "ar", false, true), (0, "decoded"));
         // mixed-apple-pay at 20 dB: the Arabic decode looped.
         let looped = [scored("en", -1.17, 1.0, 1.0, false), scored("ar", -0.38, 1.0, 2.7, true)];
-        assert_eq!(choose(&looped, "ar", "ar", false), (0, "decoded"));
+        assert_eq!(choose(&looped, "ar", "ar", false, true), (0, "decoded"));
         // An Arabic win on a failed decode stands (the rule protects the primary only).
         let arabic = [scored("en", -1.68, 1.0, 2.2, false), scored("ar", -1.34, 1.0, 4.2, false)];
-        assert_eq!(choose(&arabic, "en", "ar", true), (1, "decoded"));
+        assert_eq!(choose(&arabic, "en", "ar", true, true), (1, "decoded"));
         // Too close to call: the conversation's language, else the primary.
         let close = [scored("en", -0.70, 1.0, 1.0, false), scored("ar", -0.75, 1.0, 3.0, false)];
-        assert_eq!(choose(&close, "en", "ar", true), (0, "continued"));
-        assert_eq!(choose(&close, "ar", "ar", false), (1, "primary"));
+        assert_eq!(choose(&close, "en", "ar", true, true), (0, "continued"));
+        assert_eq!(choose(&close, "ar", "ar", false, true), (1, "primary"));
         // …unless the conversation's language decoded as whisper rejects: live, ar-passport after
         // two English questions (English −1.29, Arabic −1.38) was answered in English.
         let tied = [scored("en", -1.29, 1.0, 1.0, false), scored("ar", -1.38, 1.0, 3.2, false)];
-        assert_eq!(choose(&tied, "en", "ar", true), (1, "primary"));
+        assert_eq!(choose(&tied, "en", "ar", true, true), (1, "primary"));
         // A tie the primary's decode cannot stand in (Latin letters) stays the conversation's.
         let latin_tie = [scored("en", -1.29, 1.0, 1.0, false), scored("ar", -0.30, 0.0, 1.0, false)];
-        assert_eq!(choose(&latin_tie, "en", "ar", true), (0, "continued"));
+        assert_eq!(choose(&latin_tie, "en", "ar", true, true), (0, "continued"));
     }
 
     #[test]
@@ -745,10 +743,13 @@ mod tests {
         // English too ("I don't touch it, I don't want to"), and live, its first 1.5 s looped
         // in both: English is chosen for that decode, but it must not settle the utterance.
         let looped = [scored("en", -0.49, 1.0, true), scored("ar", -1.45, 5.0, false)];
-        assert_eq!(choose(&looped, "en", "ar", true), (0, "continued"));
+        assert_eq!(choose(&looped, "en", "ar", true, false), (0, "continued"));
         let both = [scored("en", -0.38, 1.5, true), scored("ar", -0.45, 3.7, true)];
-        assert_eq!(choose(&both, "en", "ar", true), (0, "continued"));
+        assert_eq!(choose(&both, "en", "ar", true, false), (0, "continued"));
         assert!(both[0].rejected() && looped[0].rejected() && !looped[1].looped);
+        // On the whole utterance, nothing decides after it: the standing primary is taken.
+        assert_eq!(choose(&looped, "en", "ar", true, true), (1, "primary"));
+        assert_eq!(choose(&both, "en", "ar", true, true), (0, "continued"), "the primary's decode looped too");
         assert!(LanguageChoice::default().settles(), "detection alone, or a forced or settled language, stands");
     }
 
