@@ -685,17 +685,15 @@ mod tests {
         assert!(decode_score("ar", -0.95, 1.0, 3.0, false) > decode_score("en", -0.45, 1.0, 1.1, true));
     }
 
+    /// A decode's scores as the decision records them.
+    fn scored(lang: &str, avg_logprob: f32, script: f32, tokens_per_word: f32, looped: bool) -> super::LanguageScore {
+        let score = super::decode_score(lang, avg_logprob, script, tokens_per_word, looped);
+        super::LanguageScore { lang: lang.into(), avg_logprob, script, tokens_per_word, looped, score }
+    }
+
     #[test]
     fn another_language_does_not_win_on_a_decode_whisper_rejects() {
-        use super::{LanguageScore, choose, decode_score};
-        let scored = |lang: &str, avg_logprob: f32, script: f32, tokens_per_word: f32, looped: bool| LanguageScore {
-            lang: lang.into(),
-            avg_logprob,
-            script,
-            tokens_per_word,
-            looped,
-            score: decode_score(lang, avg_logprob, script, tokens_per_word, looped),
-        };
+        use super::choose;
         // Recorded from whisper base on the clip set. ar-traffic-fine at 20 dB SNR: the English
         // decode ("I know that the moon will look at the sea…") scored better, at −1.32.
         let invented = [scored("en", -1.32, 1.0, 1.0, false), scored("ar", -1.44, 1.0, 3.7, false)];
@@ -729,22 +727,14 @@ mod tests {
 
     #[test]
     fn a_choice_of_another_language_on_a_rejected_decode_does_not_settle_the_utterance() {
-        use super::{LanguageChoice, LanguageScore, choose, decode_score};
-        let scored = |lang: &str, avg_logprob: f32, tokens_per_word: f32, looped: bool| LanguageScore {
-            lang: lang.into(),
-            avg_logprob,
-            script: 1.0,
-            tokens_per_word,
-            looped,
-            score: decode_score(lang, avg_logprob, 1.0, tokens_per_word, looped),
-        };
+        use super::{LanguageChoice, choose};
         // Recorded from whisper base. A loop in English is not, alone, Arabic: en-passport's
         // first 1.5 s loops in English, and it is English. ar-passport's first 1.8 s loops in
         // English too ("I don't touch it, I don't want to"), and live, its first 1.5 s looped
         // in both: English is chosen for that decode, but it must not settle the utterance.
-        let looped = [scored("en", -0.49, 1.0, true), scored("ar", -1.45, 5.0, false)];
+        let looped = [scored("en", -0.49, 1.0, 1.0, true), scored("ar", -1.45, 1.0, 5.0, false)];
         assert_eq!(choose(&looped, "en", "ar", true, false), (0, "continued"));
-        let both = [scored("en", -0.38, 1.5, true), scored("ar", -0.45, 3.7, true)];
+        let both = [scored("en", -0.38, 1.0, 1.5, true), scored("ar", -0.45, 1.0, 3.7, true)];
         assert_eq!(choose(&both, "en", "ar", true, false), (0, "continued"));
         assert!(both[0].rejected() && looped[0].rejected() && !looped[1].looped);
         // On the whole utterance, nothing decides after it: the standing primary is taken.
