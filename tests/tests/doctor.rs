@@ -32,6 +32,8 @@ fn without_audio_devices_doctor_says_which_and_how_to_fix_it() {
     assert!(row(&out.stdout, "model whisper-base").starts_with("ok"), "{}", out.stdout);
     assert!(row(&out.stdout, "ONNX Runtime").contains("CPUExecutionProvider"), "{}", out.stdout);
     assert!(row(&out.stdout, "whisper model").contains("whisper base"), "{}", out.stdout);
+    let build = row(&out.stdout, "whisper.cpp build");
+    assert!(build.starts_with("ok") && build.contains("LLAMAFILE") && build.contains("OPENMP"), "{}", out.stdout);
     assert!(out.stdout.contains("improves Arabic"), "{}", out.stdout);
 }
 

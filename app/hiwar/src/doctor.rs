@@ -51,6 +51,7 @@ pub fn collect(config: &Config) -> Vec<Check> {
             checks.push(cache_check(&store));
             checks.extend(model_checks(&store));
             checks.push(whisper_check(&store, config));
+            checks.push(whisper_build_check());
             checks.push(turn_check(&store, config));
             checks.push(echo_check(config));
             checks.push(onnx_check(&store));
@@ -190,6 +191,33 @@ fn whisper_check(store: &Store, config: &Config) -> Check {
     }
 }
 
+/// How whisper.cpp was compiled into this binary: for which CPU, and with llamafile's matrix
+/// kernels (docs/benchmarks.md, "whisper.cpp's matrix products").
+fn whisper_build_check() -> Check {
+    let built = hiwar_speech::whisper::build_features();
+    let detail = format!("built with {}", built.join(" "));
+    let missing = hiwar_speech::whisper::missing_cpu_features(&built);
+    if !missing.is_empty() {
+        return Check::new(
+            "whisper.cpp build",
+            true,
+            Level::Fail,
+            format!("built for {} this CPU lacks: the first decode would stop hiwar (illegal instruction); {detail}", missing.join(", ")),
+            "build hiwar on a machine with this CPU's instruction set (`./bootstrap`), or build the package for the kiosks' CPUs",
+        );
+    }
+    if !built.iter().any(|f| f == "LLAMAFILE") {
+        return Check::new(
+            "whisper.cpp build",
+            false,
+            Level::Warn,
+            format!("without llamafile's matrix kernels: decodes ~15 % slower; {detail}"),
+            "`./bootstrap` rebuilds it with GGML_LLAMAFILE",
+        );
+    }
+    Check::new("whisper.cpp build", true, Level::Ok, detail, "")
+}
+
 fn onnx_check(store: &Store) -> Check {
     let Some(path) = store.onnx_runtime_path() else {
         return Check::new("ONNX Runtime", true, Level::Fail, "not in the manifest", "");
@@ -207,7 +235,7 @@ fn arabic_voice_check(config: &Config) -> Check {
             "Arabic voice",
             false,
             Level::Warn,
-            "en_US-joe-medium speaking hiwar's Arabic phonemes: hard to understand (round-trip CER 0.58 with whisper base; espeak-ng's own Arabic voice measured worse, 1.05: docs/benchmarks.md)",
+            "en_US-joe-medium speaking hiwar's Arabic phonemes: hard to understand (round-trip CER 0.52 with whisper base judging: docs/benchmarks.md, \"Arabic voice\")",
             "for natural Arabic: `hiwar models fetch piper-ar-kareem-medium` (needs internet), then set voice.arabic_voice to its .onnx",
         );
     }

@@ -740,8 +740,65 @@ pub fn audio_ctx_for(samples: usize) -> i32 {
     (frames.div_ceil(64) * 64).min(1500) as i32
 }
 
+/// What whisper.cpp was built with, as its `whisper_print_system_info` says: the names set to 1
+/// ("AVX2", "AVX512", "LLAMAFILE", "OPENMP"…), without their section ("CPU : ").
+pub fn build_features() -> Vec<String> {
+    features_set(whisper_rs::print_system_info())
+}
+
+fn features_set(info: &str) -> Vec<String> {
+    info.split('|')
+        .filter_map(|item| {
+            let (name, value) = item.split_once('=')?;
+            let name = name.rsplit(':').next()?.trim();
+            (value.trim() == "1" && !name.is_empty()).then(|| name.to_string())
+        })
+        .collect()
+}
+
+/// The instruction-set extensions whisper.cpp was compiled for that this CPU lacks: its first
+/// decode would stop the process with an illegal instruction (a package built on a newer
+/// machine than the kiosk). Empty where the CPU has them all, or off x86-64.
+pub fn missing_cpu_features(built: &[String]) -> Vec<String> {
+    built.iter().filter(|f| cpu_has(f) == Some(false)).cloned().collect()
+}
+
+#[cfg(target_arch = "x86_64")]
+fn cpu_has(feature: &str) -> Option<bool> {
+    Some(match feature {
+        "SSE3" => std::arch::is_x86_feature_detected!("sse3"),
+        "SSSE3" => std::arch::is_x86_feature_detected!("ssse3"),
+        "AVX" => std::arch::is_x86_feature_detected!("avx"),
+        "AVX2" => std::arch::is_x86_feature_detected!("avx2"),
+        "F16C" => std::arch::is_x86_feature_detected!("f16c"),
+        "FMA" => std::arch::is_x86_feature_detected!("fma"),
+        "BMI2" => std::arch::is_x86_feature_detected!("bmi2"),
+        "AVX512" => std::arch::is_x86_feature_detected!("avx512f"),
+        "AVX512_VBMI" => std::arch::is_x86_feature_detected!("avx512vbmi"),
+        "AVX512_VNNI" => std::arch::is_x86_feature_detected!("avx512vnni"),
+        "AVX512_BF16" => std::arch::is_x86_feature_detected!("avx512bf16"),
+        "AVX_VNNI" => std::arch::is_x86_feature_detected!("avxvnni"),
+        _ => return None,
+    })
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn cpu_has(_feature: &str) -> Option<bool> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn build_features_are_the_names_set_to_one() {
+        let info = "WHISPER : COREML = 0 | OPENVINO = 0 | CPU : SSE3 = 1 | AVX2 = 1 | AVX512 = 0 | LLAMAFILE = 1 | OPENMP = 1 | ";
+        assert_eq!(super::features_set(info), ["SSE3", "AVX2", "LLAMAFILE", "OPENMP"]);
+        let built = super::build_features();
+        assert!(built.iter().any(|f| f == "LLAMAFILE"), "GGML_LLAMAFILE (.cargo/config.toml) is not in this build: {built:?}");
+        assert!(super::missing_cpu_features(&built).is_empty(), "built here, for here: {built:?}");
+        assert!(super::missing_cpu_features(&["LLAMAFILE".into(), "OPENMP".into()]).is_empty(), "options are not CPU features");
+    }
+
     #[test]
     fn the_short_window_covers_the_audio_with_a_margin() {
         assert_eq!(super::audio_ctx_for(16_000), 128); // 1 s: 50 frames + 64 → 128
