@@ -219,24 +219,34 @@ pub fn choose(decoded: &[LanguageScore], favoured: &str, primary: &str, continue
     }
 }
 
-/// Whether `text` repeats the prompt rather than the speech: it holds two or more of the
-/// prompt's terms (a term: what lies between its commas, of two words or more, or one word of
-/// five letters or more), or one term twice.
+/// Whether `text` repeats the prompt rather than the speech (a term: what lies between its
+/// commas, of two words or more, or one word of five letters or more): one term twice, or
+/// two terms the prompt lists one after the other said one after the other (at most one word
+/// between), as whisper copies a prompt. Terms a person named apart ("to Amman Street from
+/// Stadium") are what the prompt is for.
 pub fn echoes_prompt(text: &str, prompt: &str) -> bool {
     let text = normalize_for_matching(text);
     let said: Vec<&str> = text.split_whitespace().collect();
-    let mut found = 0;
-    for term in prompt.split([',', '،', '.', '؛', ';']).map(normalize_for_matching) {
+    let terms: Vec<String> = prompt
+        .split([',', '،', '.', '؛', ';'])
+        .map(normalize_for_matching)
+        .filter(|t| {
+            let n = t.split_whitespace().count();
+            n > 1 || (n == 1 && t.trim().chars().count() >= 5)
+        })
+        .collect();
+    // Where each term was said: (first word, past its last word, the term's place in the prompt).
+    let mut hits: Vec<(usize, usize, usize)> = Vec::new();
+    for (k, term) in terms.iter().enumerate() {
         let words: Vec<&str> = term.split_whitespace().collect();
-        if words.is_empty() || (words.len() == 1 && term.trim().chars().count() < 5) {
-            continue;
-        }
-        found += said.windows(words.len()).filter(|w| *w == words.as_slice()).count().min(2);
-        if found >= 2 {
+        let at: Vec<usize> = said.windows(words.len()).enumerate().filter(|(_, w)| *w == words.as_slice()).map(|(i, _)| i).collect();
+        if at.len() >= 2 {
             return true;
         }
+        hits.extend(at.into_iter().map(|i| (i, i + words.len(), k)));
     }
-    false
+    hits.sort_unstable();
+    hits.windows(2).any(|h| h[1].0 >= h[0].1 && h[1].0 - h[0].1 <= 1 && h[1].2 == h[0].2 + 1)
 }
 
 /// The share of `text`'s letters written in `lang`'s script (Arabic for `ar`, Latin
@@ -357,7 +367,8 @@ impl Transcriber {
         let mut words = String::new();
         for term in terms.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
             let longer = if words.is_empty() { term.to_string() } else { format!("{words}{separator}{term}") };
-            if self.model.token_count(&longer) > budget {
+            // With the full stop it will end with.
+            if self.model.token_count(&format!("{longer}.")) > budget {
                 break;
             }
             words = longer;
@@ -443,12 +454,17 @@ impl Transcriber {
     /// `pass.fallback`).
     fn decode_with(&self, samples: &[f32], lang: &str, pass: Pass<'_>) -> Result<Transcript> {
         let prompt = if pass.prompt { self.prompt_for(lang) } else { String::new() };
-        self.decode_prompted(samples, lang, &prompt, pass)
+        self.decode_prompted(samples, lang, &prompt, pass, None)
     }
 
-    /// Decodes in `lang` with `prompt`; a decode that echoes the prompt (two or more of its
-    /// terms, whisper's habit on unclear audio) is decoded again without it.
-    fn decode_prompted(&self, samples: &[f32], lang: &str, prompt: &str, pass: Pass<'_>) -> Result<Transcript> {
+    /// Decodes in `lang` with `prompt`. With a prompt the decode is greedy: a prompt invites
+    /// whisper to copy it or say the utterance again on short audio, and the fallback would
+    /// then resample five times with it (seconds, live). A repeat cut out of a prompted decode
+    /// leaves its words standing; one that echoes the prompt ([`echoes_prompt`]), reaches the
+    /// token budget or fails the fallback's log-probability test gives way to a decode without
+    /// it: `unprompted`, if that greedy decode was made already, else a new one, with the
+    /// fallback as `pass` says.
+    fn decode_prompted(&self, samples: &[f32], lang: &str, prompt: &str, pass: Pass<'_>, unprompted: Option<Transcript>) -> Result<Transcript> {
         let options = DecodeOptions {
             language: Language::Fixed(lang),
             initial_prompt: Some(prompt),
@@ -461,12 +477,17 @@ impl Transcriber {
             interrupt: pass.interrupt,
         };
         let decode = |options: &DecodeOptions<'_>| if pass.encoded { self.model.decode_encoded(samples, options) } else { self.model.decode(samples, options) };
-        let t = decode(&options)?;
-        if prompt.is_empty() || !echoes_prompt(&t.text(), prompt) {
-            return Ok(t);
+        if !prompt.is_empty() {
+            let t = decode(&DecodeOptions { temperature_fallback: false, ..options })?;
+            if !t.exhausted && t.avg_logprob.is_finite() && t.avg_logprob >= self.fallback_logprob && !echoes_prompt(&t.text(), prompt) {
+                return Ok(t);
+            }
+            tracing::debug!(target: "hiwar::hearing", "the {lang} decode with the prompt echoed it or ran away: taken without it");
         }
-        tracing::debug!(target: "hiwar::hearing", "the {lang} decode echoed its prompt: decoded again without it");
-        decode(&DecodeOptions { initial_prompt: None, ..options })
+        match unprompted {
+            Some(t) if !(t.degenerate && pass.fallback) => Ok(t),
+            _ => decode(&DecodeOptions { initial_prompt: None, ..options }),
+        }
     }
 
     /// Forgets the conversation's language (a new stream or file, a new visitor).
@@ -496,6 +517,8 @@ impl Transcriber {
         }
         let decide = match decide {
             Decide::Settled(lang) if self.languages.iter().any(|l| l == lang) => {
+                // On hiwar's decoder, which stops a decode that begins the utterance again.
+                let pass = Pass { encoded: true, ..pass };
                 return Ok((self.decode_with(samples, lang, pass)?, LanguageChoice { how: "settled", sure: true, ..LanguageChoice::default() }));
             }
             Decide::Settled(_) => Decide::Full,
@@ -565,7 +588,7 @@ impl Transcriber {
         let prompt = if pass.prompt { self.prompt_for(lang) } else { String::new() };
         if !prompt.is_empty() || (transcript.degenerate && pass.fallback) {
             let p = transcript.lang_probability;
-            transcript = self.decode_prompted(samples, lang, &prompt, pass)?;
+            transcript = self.decode_prompted(samples, lang, &prompt, pass, Some(transcript))?;
             transcript.lang_probability = p;
         }
         Ok((transcript, choice))
@@ -748,10 +771,9 @@ mod tests {
         let prompt = "Opening hours and times, Renewing an Emirates ID, Amman Street, Al Nahda Park, Stadium, Green Line.";
         assert!(echoes_prompt("Al Nahda Park, Stadium, Green Line,", prompt));
         assert!(echoes_prompt("Amman Street, Amman Street.", prompt), "one term twice");
-        assert!(
-            echoes_prompt("How do I get to Amman Street from Stadium metro station?", prompt),
-            "a real question naming two terms is decoded again without the prompt too: a cost, not a loss"
-        );
+        assert!(echoes_prompt("Opening hours and times and renewing an Emirates ID", prompt), "the prompt's next term, one word between");
+        assert!(!echoes_prompt("How do I get to Amman Street from Stadium metro station?", prompt), "a real question naming two terms");
+        assert!(!echoes_prompt("Stadium, Amman Street", prompt), "two terms, not in the prompt's order");
         assert!(!echoes_prompt("I want to renew my Emirates ID on Amman Street", prompt), "one term is what the prompt is for");
         let ar = "مواعيد العمل، تجديد بطاقة الهوية الإماراتية (Emirates ID)، تجديد جواز السفر.";
         assert!(echoes_prompt("تجديد جواز السفر، تجديد جواز السفر", ar));

@@ -160,6 +160,9 @@ pub(crate) struct Decoded {
     /// back in time, or never ended), its last 32 tokens have an entropy under 2.4 (a loop),
     /// or its mean log-probability is under the threshold while speech is likely.
     pub fallback_wanted: bool,
+    /// It began the utterance again from its first words (whisper's habit on short audio with
+    /// a prompt) and was stopped there, the repeat left out ([`Rules::stop_restart`]).
+    pub restarted: bool,
 }
 
 /// Where a decode stops, and the thresholds of whisper.cpp's fallback test.
@@ -172,6 +175,10 @@ pub(crate) struct Rules {
     /// A mean log-probability under this, while speech is likely, wants the fallback.
     pub logprob: f32,
     pub no_speech: f32,
+    /// Stop where the decode begins its utterance again ([`started_over`]), leaving the repeat
+    /// out: with a prompt, whisper often says a short utterance twice. Off for the decodes that
+    /// decide the language, whose loops count against it.
+    pub stop_restart: bool,
 }
 
 /// whisper.cpp's `entropy_thold`: the entropy of the last 32 tokens under which a decode is
@@ -266,7 +273,7 @@ pub(crate) fn decode(
     let no_speech = usize::try_from(vocab.nosp).ok().and_then(|i| step.logprobs.get(i)).map_or(0.0, |l| l.exp());
 
     let mut tokens: Vec<Token> = Vec::new();
-    let (mut seek_delta, mut has_ts, mut result_len, mut failed) = (WINDOW_FRAMES, false, 0usize, false);
+    let (mut seek_delta, mut has_ts, mut result_len, mut failed, mut restarted) = (WINDOW_FRAMES, false, 0usize, false, false);
     step.logits.copy_from_slice(&raw[..n]);
     process_logits(vocab, &tokens, has_ts, seek_delta, &mut step);
     let n_max = usize::try_from(vocab.n_text_ctx / 2 - 4).unwrap_or(0);
@@ -285,6 +292,15 @@ pub(crate) fn decode(
             has_ts = true;
         }
         let past_end = seek_delta + DELTA_MIN >= rules.seek_end;
+        if rules.stop_restart
+            && token.id < vocab.eot
+            && let Some(at) = started_over(&tokens, vocab.eot)
+        {
+            // The same segment's end as at the end of text, without the repeat.
+            tokens.truncate(at);
+            (result_len, seek_delta, restarted) = (at, WINDOW_FRAMES, true);
+            break;
+        }
         if token.id == vocab.eot || (rules.max_tokens > 0 && i >= rules.max_tokens as usize) || (has_ts && past_end) {
             if result_len == 0 && !past_end {
                 failed = true;
@@ -315,7 +331,23 @@ pub(crate) fn decode(
     };
     let looping = !failed && result_len > 32 && tail_entropy(&tokens) < ENTROPY_THRESHOLD;
     let fallback_wanted = failed || looping || (avg_logprob < rules.logprob && no_speech < rules.no_speech);
-    Ok(Decoded { tokens, no_speech, avg_logprob, seek_delta, fallback_wanted })
+    Ok(Decoded { tokens, no_speech, avg_logprob, seek_delta, fallback_wanted, restarted })
+}
+
+/// Tokens a repeat of the utterance's first words must span to be taken for a restart.
+const RESTART_TOKENS: usize = 5;
+
+/// Where the decode began its utterance again: the index at which `tokens` (a leading
+/// timestamp, then text) end with a repeat of their first [`RESTART_TOKENS`] or more text
+/// tokens, after them; `None` if they do not.
+fn started_over(tokens: &[Token], eot: WhisperTokenId) -> Option<usize> {
+    let first = usize::from(tokens.first().is_some_and(|t| t.id > eot));
+    let len = tokens.len();
+    (RESTART_TOKENS..=(len - first) / 2).find_map(|k| {
+        let at = len - k;
+        let (head, tail) = (&tokens[first..first + k], &tokens[at..]);
+        head.iter().zip(tail).all(|(a, b)| a.id == b.id && a.id < eot).then_some(at)
+    })
 }
 
 /// `whisper_compute_logprobs`: log-softmax over the finite logits.
@@ -476,6 +508,26 @@ mod tests {
         let mut s = step(&v, &[(50364 + 50, 30.0), (101, 10.0)]);
         process_logits(&v, &after_two, true, 80, &mut s);
         assert_eq!(sample(&v, &s).id, 101);
+    }
+
+    #[test]
+    fn a_decode_that_begins_its_utterance_again_is_cut_where_it_did() {
+        let v = vocabulary();
+        let ids = |ids: &[WhisperTokenId]| ids.iter().map(|&i| token(i)).collect::<Vec<_>>();
+        let sentence = [10, 11, 12, 13, 14, 15];
+        // <|0.00|>, the sentence, then its first five tokens again.
+        let mut again = vec![50364];
+        again.extend(sentence);
+        again.extend(&sentence[..5]);
+        assert_eq!(started_over(&ids(&again), v.eot), Some(7));
+        // A repeat shorter than five tokens, or none, is not a restart.
+        let mut short = vec![50364];
+        short.extend(sentence);
+        short.extend(&sentence[..4]);
+        assert_eq!(started_over(&ids(&short), v.eot), None);
+        assert_eq!(started_over(&ids(&[50364, 10, 11, 12, 13, 14, 20, 21, 22, 23, 24]), v.eot), None);
+        // Without a leading timestamp too.
+        assert_eq!(started_over(&ids(&[10, 11, 12, 13, 14, 10, 11, 12, 13, 14]), v.eot), Some(5));
     }
 
     #[test]

@@ -164,9 +164,11 @@ pub struct Transcript {
     /// [`DecodeOptions::fallback_logprob`], the token budget reached, or a repetition loop
     /// collapsed.
     pub degenerate: bool,
-    /// The decode ran away: it reached the token budget or a repetition loop was collapsed
-    /// out of it (evidence against the language it was decoded in).
+    /// The decode ran away: it reached the token budget or a repetition loop was collapsed out
+    /// of it (evidence against the language it was decoded in).
     pub looped: bool,
+    /// It reached the token budget: what it holds past the words said is invention.
+    pub exhausted: bool,
 }
 
 impl Transcript {
@@ -179,6 +181,7 @@ impl Transcript {
             tokens: 0,
             degenerate: false,
             looped: false,
+            exhausted: false,
         }
     }
 
@@ -472,9 +475,10 @@ impl WhisperModel {
         segments.retain(|s| !s.text.is_empty() && s.no_speech_probability <= options.no_speech_threshold);
         let avg_logprob = if logprob_n == 0 { f32::NEG_INFINITY } else { (logprob_sum / logprob_n as f64) as f32 };
         let budget = if seconds <= 30.0 { max_tokens_for(seconds) as usize } else { usize::MAX };
-        let looped = looped || logprob_n + 1 >= budget;
+        let exhausted = logprob_n + 1 >= budget;
+        let looped = looped || exhausted;
         let degenerate = avg_logprob < options.fallback_logprob || looped;
-        Transcript { lang, lang_probability, segments, avg_logprob, tokens: word_tokens, degenerate, looped }
+        Transcript { lang, lang_probability, segments, avg_logprob, tokens: word_tokens, degenerate, looped, exhausted }
     }
 }
 
@@ -571,8 +575,14 @@ impl WhisperModel {
             }
             let vocabulary = &encoder.vocabulary;
             let tokens = greedy::prompt_tokens(vocabulary, &prompt, self.ctx.token_lang(lang_id));
-            let rules =
-                greedy::Rules { seek_end, max_tokens: max_tokens_for(seconds), logprob: options.logprob_threshold(), no_speech: options.no_speech_threshold };
+            // A prompted decode that begins the utterance again is cut there (see greedy::Rules).
+            let rules = greedy::Rules {
+                seek_end,
+                max_tokens: max_tokens_for(seconds),
+                logprob: options.logprob_threshold(),
+                no_speech: options.no_speech_threshold,
+                stop_restart: !prompt.is_empty(),
+            };
             let ask: &dyn Fn() -> bool = match options.interrupt {
                 Some(Interrupt(ask)) => ask,
                 None => &|| false,
@@ -586,10 +596,14 @@ impl WhisperModel {
                 }
             }
         };
+        if decoded.restarted {
+            tracing::debug!(target: "hiwar::hearing", "the {lang} decode with its prompt began the utterance again: cut there");
+        }
         if decoded.fallback_wanted && options.temperature_fallback {
             return self.decode(samples, options);
         }
-        Ok(self.transcript_from(self.segments_of(&decoded, options), lang.to_string(), 1.0, seconds, options))
+        let t = self.transcript_from(self.segments_of(&decoded, options), lang.to_string(), 1.0, seconds, options);
+        Ok(t)
     }
 
     /// The one segment of a greedy decode, as whisper_full makes it: its text tokens, from the
