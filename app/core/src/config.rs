@@ -189,11 +189,11 @@ pub struct Hearing {
     /// the knowledge base's own.
     pub initial_prompt: String,
     /// The languages in which the knowledge base's titles and names become the recogniser's
-    /// prompt (rebuilt on reload), after the language is decided. None by default: in English
-    /// it takes the clip set's WER 0.114 → 0.074 decoding files, but live its hundred tokens
-    /// slow every final (decision → final p50 ~200 → ~370 ms on 2 cores) for no gain measured
-    /// there, and whisper base's Arabic gets worse with it (docs/benchmarks.md). `true` means
-    /// every language, `false` none.
+    /// prompt (rebuilt on reload), after the language is decided. English by default: it takes
+    /// the clip set's English WER 0.114 → 0.044 (files) and 0.11 → 0.04 live, with decision →
+    /// final no slower at the median; whisper base's Arabic gets worse with an Arabic prompt,
+    /// so Arabic is left out (docs/benchmarks.md, "The English prompt by default"). `true`
+    /// means every language, `false` none.
     #[serde(deserialize_with = "languages_or_bool")]
     pub knowledge_prompt: Vec<String>,
     /// Tokens of whisper's prompt that the knowledge base's terms (most important first) and
@@ -263,7 +263,7 @@ impl Default for Hearing {
             languages: vec!["ar".into(), "en".into()],
             language: String::new(),
             initial_prompt: String::new(),
-            knowledge_prompt: Vec::new(),
+            knowledge_prompt: vec!["en".into()],
             prompt_tokens: 100,
             end_of_turn: "smart".into(),
             turn_probe_ms: 200,
