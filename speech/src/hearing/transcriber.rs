@@ -517,8 +517,9 @@ impl Transcriber {
         }
         let decide = match decide {
             Decide::Settled(lang) if self.languages.iter().any(|l| l == lang) => {
-                // On hiwar's decoder, which stops a decode that begins the utterance again.
-                let pass = Pass { encoded: true, ..pass };
+                // With a prompt, on hiwar's decoder, which stops a decode that begins the
+                // utterance again; without, on whisper_full's (the same steps, in optimised C++).
+                let pass = Pass { encoded: pass.prompt && !self.prompt_for(lang).is_empty(), ..pass };
                 return Ok((self.decode_with(samples, lang, pass)?, LanguageChoice { how: "settled", sure: true, ..LanguageChoice::default() }));
             }
             Decide::Settled(_) => Decide::Full,
