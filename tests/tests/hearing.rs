@@ -38,15 +38,18 @@ fn english_clips_are_heard_word_for_word() {
 #[test]
 fn the_knowledge_bases_names_are_heard_through_the_english_prompt() {
     // "How do I get to Amman Street from Stadium Metro Station?": whisper base alone hears "the
-    // Man's Street". With the knowledge base's English titles and names as its prompt (the
-    // default), it hears the street the centre is on; a question that names two of the
-    // prompt's terms is what the prompt is for, not an echo of it.
+    // Man's Street". With the knowledge base's English titles and names as its prompt
+    // (`hearing.knowledge_prompt = ["en"]`), it hears the street the centre is on; a question
+    // that names two of the prompt's terms is what the prompt is for, not an echo of it.
     let (path, said) = clip("en-stadium-metro.wav");
-    let prompted = text(&transcribe_json(&[], &[&path])[0]);
+    let heard = |prompt: &str| {
+        let out = run(hiwar(&model_cache()).env("HIWAR_HEARING_KNOWLEDGE_PROMPT", prompt).args(["transcribe", "--json"]).arg(&path));
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        text(&serde_json::from_str(out.stdout.trim()).expect("json"))
+    };
+    let prompted = heard("en");
     assert!(prompted.contains("Amman Street"), "{prompted}");
-    let out = run(hiwar(&model_cache()).env("HIWAR_HEARING_KNOWLEDGE_PROMPT", "false").args(["transcribe", "--json"]).arg(&path));
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let plain = text(&serde_json::from_str(out.stdout.trim()).expect("json"));
+    let plain = heard("false");
     assert!(!plain.contains("Amman"), "whisper base now hears the name unaided: {plain}");
     assert!(word_error_rate(&said, &prompted) < word_error_rate(&said, &plain), "{prompted} / {plain}");
 }
