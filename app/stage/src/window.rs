@@ -361,7 +361,12 @@ fn launch_with(
             let camera = super::spawn_scene(&mut commands, &assets, &options, None);
             super::captions::spawn_ui(&mut commands, &assets, camera);
         })
-        .add_systems(Update, (apply_cues, take_speech, input, kiosk_attract, announce_ready));
+        // Cues land before the captions and the badge are laid out, so the frame drawn after a
+        // cue (and a screenshot asked for with it) shows it.
+        .add_systems(
+            Update,
+            ((apply_cues, take_speech, input, kiosk_attract).before(super::captions::update_status).before(super::captions::update_captions), announce_ready),
+        );
     if let Some(path) = frame_log {
         app.insert_resource(FrameLog { path, started: Instant::now(), rows: String::from("wall_s,pose,clock,rate\n") }).add_systems(Last, log_frame);
     }
