@@ -262,6 +262,25 @@ pub fn script_share(text: &str, lang: &str) -> f32 {
     ours as f32 / letters.len() as f32
 }
 
+/// `text` without the letters of scripts neither Arabic nor Latin, for a decode in Arabic or
+/// English (None when it has none, or the language is another): whisper base now and then
+/// puts a token of another script in an Arabic decode (a katakana "ラ" among the words),
+/// which nobody said and no caption or LLM should get. Both of our scripts stay, since people
+/// mix the two languages in one sentence.
+pub fn without_stray_script(text: &str, lang: &str) -> Option<String> {
+    if !text.chars().any(|c| is_stray_letter(c, lang)) {
+        return None;
+    }
+    let kept: String = text.chars().filter(|c| !is_stray_letter(*c, lang)).collect();
+    Some(kept.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// A letter of neither Arabic nor Latin script, in a decode in Arabic or English.
+fn is_stray_letter(c: char, lang: &str) -> bool {
+    let latin = c.is_ascii_alphabetic() || matches!(c, '\u{00C0}'..='\u{024F}' | '\u{1E00}'..='\u{1EFF}');
+    matches!(lang, "ar" | "en") && c.is_alphabetic() && !latin && !crate::text::is_arabic(c)
+}
+
 /// The organisation's own words per language (titles of its knowledge, names of its
 /// services and places), most important first: they become whisper's prompt, ahead of the
 /// operator's `initial_prompt`. Shared with whoever rebuilds it on reload.
@@ -429,10 +448,21 @@ impl Transcriber {
         let (transcript, choice) = self.decode_choosing(samples, decide, start, pass)?;
         let confidence = transcript.confidence();
         let offset = start as f32 / 16_000.0;
+        let lang = transcript.lang.clone();
         let segments: Vec<Segment> = transcript
             .segments
             .into_iter()
-            .filter(|s| !is_phantom(&s.text, confidence, s.no_speech_probability))
+            .map(|mut s| {
+                if let Some(kept) = without_stray_script(&s.text, &lang) {
+                    s.text = kept;
+                    for w in &mut s.words {
+                        w.text.retain(|c| !is_stray_letter(c, &lang));
+                    }
+                    s.words.retain(|w| !w.text.trim().is_empty());
+                }
+                s
+            })
+            .filter(|s| !s.text.trim().is_empty() && !is_phantom(&s.text, confidence, s.no_speech_probability))
             .map(|mut s| {
                 s.start += offset;
                 s.end += offset;
@@ -519,8 +549,10 @@ impl Transcriber {
             Decide::Settled(lang) if self.languages.iter().any(|l| l == lang) => {
                 // With a prompt, on hiwar's decoder, which stops a decode that begins the
                 // utterance again; without, on whisper_full's (the same steps, in optimised C++).
-                let pass = Pass { encoded: pass.prompt && !self.prompt_for(lang).is_empty(), ..pass };
-                return Ok((self.decode_with(samples, lang, pass)?, LanguageChoice { how: "settled", sure: true, ..LanguageChoice::default() }));
+                let prompt = if pass.prompt { self.prompt_for(lang) } else { String::new() };
+                let pass = Pass { encoded: !prompt.is_empty(), ..pass };
+                let t = self.decode_prompted(samples, lang, &prompt, pass, None)?;
+                return Ok((t, LanguageChoice { how: "settled", sure: true, ..LanguageChoice::default() }));
             }
             Decide::Settled(_) => Decide::Full,
             other => other,
@@ -779,6 +811,20 @@ mod tests {
         let ar = "مواعيد العمل، تجديد بطاقة الهوية الإماراتية (Emirates ID)، تجديد جواز السفر.";
         assert!(echoes_prompt("تجديد جواز السفر، تجديد جواز السفر", ar));
         assert!(!echoes_prompt("أريد تجديد جواز السفر", ar));
+    }
+
+    #[test]
+    fn letters_of_a_third_script_leave_an_arabic_or_english_decode() {
+        use super::without_stray_script;
+        assert_eq!(without_stray_script("أبغى أجدد ラ الجواز", "ar").as_deref(), Some("أبغى أجدد الجواز"));
+        assert_eq!(without_stray_script("مكتبラ البلدية", "ar").as_deref(), Some("مكتب البلدية"));
+        assert_eq!(without_stray_script("Где my passport", "en").as_deref(), Some("my passport"));
+        // Both of our scripts, digits, punctuation and vowel marks stay untouched.
+        assert_eq!(without_stray_script("أبغى أجدد الـ Emirates ID حقي، 0501234567؟", "ar"), None);
+        assert_eq!(without_stray_script("مَدْرَسَةٌ café", "ar"), None);
+        // Another configured language keeps its own script.
+        assert_eq!(without_stray_script("Где паспорт", "ru"), None);
+        assert_eq!(without_stray_script("ラ", "ar").as_deref(), Some(""));
     }
 
     #[test]
