@@ -268,6 +268,15 @@ fn bad_stage_input_gets_a_clear_error() {
     assert!(!video.exists(), "a failed render left a file behind");
 }
 
+/// The stage window's size in pixels.
+const STAGE_W: usize = 480;
+const STAGE_H: usize = 270;
+
+/// Pixels of the attract screen's teal.
+fn teal_pixels(shot: &[u8]) -> usize {
+    shot.chunks_exact(3).filter(|p| u16::from(p[1]) > u16::from(p[0]) + 12 && u16::from(p[2]) > u16::from(p[0]) + 20).count()
+}
+
 /// The stage in a window under Xvfb, speaking on a PulseAudio null sink.
 struct Stage {
     child: std::process::Child,
@@ -285,8 +294,8 @@ impl Stage {
         std::os::unix::process::CommandExt::process_group(&mut xvfb, 0);
         xvfb.envs(env.iter().copied())
             .env("WGPU_BACKEND", "vulkan")
-            .env("HIWAR_STAGE_WIDTH", "480")
-            .env("HIWAR_STAGE_HEIGHT", "270")
+            .env("HIWAR_STAGE_WIDTH", STAGE_W.to_string())
+            .env("HIWAR_STAGE_HEIGHT", STAGE_H.to_string())
             .env("HIWAR_STAGE_MSAA", "false")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -320,7 +329,7 @@ impl Stage {
     /// the frame; a screen that does not is kept in the temporary directory and said.
     fn screenshot_showing(&mut self, path: &Path, what: &str, check: impl Fn(&[u8]) -> Result<String, String>) -> Vec<u8> {
         let shot = self.screenshot(path);
-        assert_eq!(shot.len(), 480 * 270 * 3, "the window is not 480x270");
+        assert_eq!(shot.len(), STAGE_W * STAGE_H * 3, "the window is not {STAGE_W}x{STAGE_H}");
         match check(&shot) {
             Ok(seen) => eprintln!("{what}: {seen}"),
             Err(seen) => {
@@ -371,7 +380,7 @@ fn the_window_shows_state_notices_and_captions_and_speaks_on_the_speaker() {
     let log = dir.join("frames.csv");
     let log_arg = log.to_string_lossy().into_owned();
     let mut stage = Stage::start(&pulse, &["--frame-log", &log_arg], &[]);
-    let (w, h) = (480usize, 270usize);
+    let (w, h) = (STAGE_W, STAGE_H);
 
     stage.cue(serde_json::json!({"state": "listening"}));
     stage.cue(serde_json::json!({"heard": "أبغى أجدد الـ Emirates ID حقي لو سمحت", "final": true}));
@@ -434,7 +443,7 @@ fn a_screenshot_asked_for_with_a_cue_shows_that_cue() {
     let pulse = Pulse::start(&["spk"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut stage = Stage::start(&pulse, &[], &[]);
-    let w = 480;
+    let w = STAGE_W;
     for i in 0..6 {
         // The badge's dot: green while listening, amber while thinking.
         let state = if i % 2 == 0 { "listening" } else { "thinking" };
@@ -446,7 +455,7 @@ fn a_screenshot_asked_for_with_a_cue_shows_that_cue() {
         stage.stdin.as_mut().expect("stdin").write_all(both.as_bytes()).expect("cues");
         stage.expect("screenshot", 30);
         let shot = rgb(&path);
-        let dot = count(&shot, w, (0, 0, w / 8, 270 / 8), colour);
+        let dot = count(&shot, w, (0, 0, w / 8, STAGE_H / 8), colour);
         assert!(dot > 4, "the screenshot asked for with {state:?} does not show it ({dot} pixels of its colour)");
     }
 }
@@ -458,17 +467,16 @@ fn the_kiosk_shows_its_attract_screen_when_nobody_talks() {
     let mut stage = Stage::start(&pulse, &["--kiosk"], &[("HIWAR_STAGE_ATTRACT_AFTER_SECS", "1")]);
     // After the quiet second, the teal invitation covers the screen.
     std::thread::sleep(Duration::from_millis(1000));
-    let n = 480 * 270;
-    let is_teal = |p: &[u8]| u16::from(p[1]) > u16::from(p[0]) + 12 && u16::from(p[2]) > u16::from(p[0]) + 20;
+    let n = STAGE_W * STAGE_H;
     stage.screenshot_showing(&dir.path().join("attract.png"), "the attract screen", |shot| {
-        let teal = shot.chunks_exact(3).filter(|p| is_teal(p)).count();
+        let teal = teal_pixels(shot);
         let seen = format!("{teal} of {n} pixels teal");
         if teal * 2 > n { Ok(seen) } else { Err(seen) }
     });
     // Any cue (here: someone spoke) takes it away.
     stage.cue(serde_json::json!({"state": "listening"}));
     stage.screenshot_showing(&dir.path().join("after.png"), "the attract screen gone", |after| {
-        let teal = after.chunks_exact(3).filter(|p| is_teal(p)).count();
+        let teal = teal_pixels(after);
         let seen = format!("{teal} of {n} pixels teal");
         if teal * 5 < n { Ok(seen) } else { Err(seen) }
     });
@@ -517,7 +525,7 @@ fn out_of_service_covers_the_screen_until_service_is_back_and_a_finished_session
     let dir = tempfile::tempdir().expect("tempdir");
     let mut stage = Stage::start(&pulse, &["--kiosk"], &[]);
     stage.cue(serde_json::json!({"out_of_service": true}));
-    let n = 480 * 270;
+    let n = STAGE_W * STAGE_H;
     let dark_grey = |shot: &[u8]| shot.chunks_exact(3).filter(|p| p.iter().all(|c| (20..=50).contains(c))).count();
     // Dark grey over everything (the avatar's skin and the backdrop are gone) with light text.
     stage.screenshot_showing(&dir.path().join("out-of-service.png"), "the out-of-service screen", |shot| {
@@ -536,9 +544,8 @@ fn out_of_service_covers_the_screen_until_service_is_back_and_a_finished_session
     stage.cue(serde_json::json!({"state": "listening"}));
     stage.cue(serde_json::json!({"heard": "رقمي 0501234567", "final": true}));
     stage.cue(serde_json::json!({"session_ended": true}));
-    let is_teal = |p: &[u8]| u16::from(p[1]) > u16::from(p[0]) + 12 && u16::from(p[2]) > u16::from(p[0]) + 20;
     stage.screenshot_showing(&dir.path().join("next-visitor.png"), "the attract screen after the session ended", |next| {
-        let teal = next.chunks_exact(3).filter(|p| is_teal(p)).count();
+        let teal = teal_pixels(next);
         let seen = format!("{teal} of {n} pixels teal");
         if teal * 2 > n { Ok(seen) } else { Err(seen) }
     });

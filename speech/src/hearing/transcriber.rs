@@ -480,10 +480,15 @@ impl Transcriber {
         Ok(Some(Utterance { id, start, end, lang: transcript.lang, text, confidence, segments, language: choice }))
     }
 
+    /// `lang`'s prompt if `pass` decodes with one, else none.
+    fn prompt_of(&self, lang: &str, pass: Pass<'_>) -> String {
+        if pass.prompt { self.prompt_for(lang) } else { String::new() }
+    }
+
     /// Decodes in `lang`, with that language's prompt if `pass.prompt` (and the fallback if
     /// `pass.fallback`).
     fn decode_with(&self, samples: &[f32], lang: &str, pass: Pass<'_>) -> Result<Transcript> {
-        let prompt = if pass.prompt { self.prompt_for(lang) } else { String::new() };
+        let prompt = self.prompt_of(lang, pass);
         self.decode_prompted(samples, lang, &prompt, pass, None)
     }
 
@@ -549,7 +554,7 @@ impl Transcriber {
             Decide::Settled(lang) if self.languages.iter().any(|l| l == lang) => {
                 // With a prompt, on hiwar's decoder, which stops a decode that begins the
                 // utterance again; without, on whisper_full's (the same steps, in optimised C++).
-                let prompt = if pass.prompt { self.prompt_for(lang) } else { String::new() };
+                let prompt = self.prompt_of(lang, pass);
                 let pass = Pass { encoded: !prompt.is_empty(), ..pass };
                 let t = self.decode_prompted(samples, lang, &prompt, pass, None)?;
                 return Ok((t, LanguageChoice { how: "settled", sure: true, ..LanguageChoice::default() }));
@@ -618,7 +623,7 @@ impl Transcriber {
         // The winner again with its language's prompt, if it has one (the decision ran without),
         // or with the fallback if its greedy decode ran away.
         let lang = &choice.decoded[winner].lang;
-        let prompt = if pass.prompt { self.prompt_for(lang) } else { String::new() };
+        let prompt = self.prompt_of(lang, pass);
         if !prompt.is_empty() || (transcript.degenerate && pass.fallback) {
             let p = transcript.lang_probability;
             transcript = self.decode_prompted(samples, lang, &prompt, pass, Some(transcript))?;

@@ -602,8 +602,7 @@ impl WhisperModel {
         if decoded.fallback_wanted && options.temperature_fallback {
             return self.decode(samples, options);
         }
-        let t = self.transcript_from(self.segments_of(&decoded, options), lang.to_string(), 1.0, seconds, options);
-        Ok(t)
+        Ok(self.transcript_from(self.segments_of(&decoded, options), lang.to_string(), 1.0, seconds, options))
     }
 
     /// The one segment of a greedy decode, as whisper_full makes it: its text tokens, from the
