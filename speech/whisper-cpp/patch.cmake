@@ -1,0 +1,43 @@
+# hiwar's changes to whisper.cpp, applied to the copy of its source that whisper-rs-sys builds
+# (in its OUT_DIR, never the registry's): .cargo/config.toml names this file as CMake's
+# CMAKE_PROJECT_INCLUDE, which whisper-rs-sys passes on, so it runs after each project() of that
+# build, before anything is compiled. Each change is found by its exact text; if whisper.cpp
+# changed under it the build stops here and says which, rather than building without it.
+# ARCHITECTURE.md ("whisper.cpp, changed in one place") says why this is not a fork.
+
+set(_hiwar_file "${CMAKE_SOURCE_DIR}/src/whisper.cpp")
+file(READ "${_hiwar_file}" _hiwar_src)
+string(FIND "${_hiwar_src}" "hiwar: only the last row" _hiwar_done)
+if(_hiwar_done EQUAL -1)
+  # 1. A batch whose logits are wanted for its last token alone (a prompt, fed to one decoder)
+  #    projects only that row onto the 51,865-token vocabulary. whisper.cpp projects every row
+  #    and copies out the flagged ones: for a 98-token prompt, about half of the prompt's
+  #    multiply-adds go to rows no one reads. (The upstream source has this view commented
+  #    out, "might be useful in the future".) The worst-case graph, which sizes the buffers,
+  #    keeps every row.
+  set(_hiwar_old1 [=[    struct ggml_tensor * logits = ggml_mul_mat(ctx0, model.d_te, cur);
+]=])
+  set(_hiwar_new1 [=[    // hiwar: only the last row, when a batch wants its last token's logits alone
+    bool last_only = !worst_case && n_tokens > 1 && batch.logits[n_tokens - 1];
+    for (int i = 0; last_only && i < n_tokens - 1; ++i) {
+        last_only = batch.logits[i] == 0;
+    }
+    if (last_only) {
+        cur = ggml_view_2d(ctx0, cur, cur->ne[0], 1, cur->nb[1], (cur->ne[1] - 1)*cur->nb[1]);
+    }
+
+    struct ggml_tensor * logits = ggml_mul_mat(ctx0, model.d_te, cur);
+]=])
+  # 2. Reading the logits back: a graph of one row holds the last token's at its start.
+  set(_hiwar_old2 [=[        ggml_backend_tensor_get(logits, logits_out.data() + (n_vocab*i), sizeof(float)*(n_vocab*i), sizeof(float)*n_vocab);]=])
+  set(_hiwar_new2 [=[        ggml_backend_tensor_get(logits, logits_out.data() + (n_vocab*i), sizeof(float)*(n_vocab*(logits->ne[1] == 1 ? 0 : i)), sizeof(float)*n_vocab);]=])
+  foreach(_hiwar_i 1 2)
+    string(FIND "${_hiwar_src}" "${_hiwar_old${_hiwar_i}}" _hiwar_at)
+    if(_hiwar_at EQUAL -1)
+      message(FATAL_ERROR "hiwar: change ${_hiwar_i} of speech/whisper-cpp/patch.cmake no longer matches ${_hiwar_file}: whisper.cpp has changed; update the change or drop it")
+    endif()
+    string(REPLACE "${_hiwar_old${_hiwar_i}}" "${_hiwar_new${_hiwar_i}}" _hiwar_src "${_hiwar_src}")
+  endforeach()
+  file(WRITE "${_hiwar_file}" "${_hiwar_src}")
+  message(STATUS "hiwar: whisper.cpp patched (speech/whisper-cpp/patch.cmake)")
+endif()
