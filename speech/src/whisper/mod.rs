@@ -67,6 +67,16 @@ thread_local! {
     /// "failed to encode/decode" as an error, which it is not when the decode was abandoned (a
     /// real failure still returns its error to the caller).
     static ABANDONABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Set while this thread primes an encoding state's width ([`WhisperModel::encoder_at`]):
+    /// whisper.cpp reports the primer's planned stop as an error.
+    static PRIMING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// whisper.cpp's encoder-begin callback for a primer: stop before encoding (the encoder width
+/// is set by then).
+#[allow(unsafe_code, reason = "whisper.cpp's encoder-begin callback is a C function pointer")]
+unsafe extern "C" fn stop_before_encoding(_: *mut whisper_rs_sys::whisper_context, _: *mut whisper_rs_sys::whisper_state, _: *mut std::ffi::c_void) -> bool {
+    false
 }
 
 /// Routes whisper.cpp's log through `tracing` (target `whisper`), as whisper-rs's hook does,
@@ -81,6 +91,7 @@ fn install_whisper_log() {
         let text = unsafe { std::ffi::CStr::from_ptr(text) }.to_string_lossy();
         let text = text.trim();
         match level {
+            whisper_rs_sys::ggml_log_level_GGML_LOG_LEVEL_ERROR if PRIMING.get() => tracing::trace!(target: "whisper", "{text} (a primer)"),
             whisper_rs_sys::ggml_log_level_GGML_LOG_LEVEL_ERROR if !ABANDONABLE.get() => tracing::error!(target: "whisper", "{text}"),
             whisper_rs_sys::ggml_log_level_GGML_LOG_LEVEL_ERROR => tracing::debug!(target: "whisper", "{text} (an abandoned decode)"),
             whisper_rs_sys::ggml_log_level_GGML_LOG_LEVEL_WARN => tracing::warn!(target: "whisper", "{text}"),
@@ -517,8 +528,11 @@ impl WhisperModel {
     }
 
     /// The encoding state, made on first use and set to encoder width `audio_ctx`: whisper.cpp
-    /// encodes at the width its state last decoded with, so a state at another width is primed
-    /// with 0.2 s of silence at this one (`language`: any whisper language, for the primer).
+    /// encodes at the width its state last decoded with, and only `whisper_full` sets it, so a
+    /// state at another width is primed by a `whisper_full` on 0.2 s of silence at this one
+    /// (`language`: any whisper language) that stops where it would begin to encode: the width
+    /// is set just before. A primer that encoded cost an encoder pass (~150 ms for a few
+    /// seconds' width on 2 cores) each time an utterance's width differed from the last one's.
     fn encoder_at<'s>(&self, slot: &'s mut Option<Encoder>, audio_ctx: i32, language: &str, threads: usize) -> Result<&'s mut Encoder> {
         if slot.is_none() {
             *slot = Some(Encoder { state: self.ctx.create_state().map_err(werr)?, width: 0, encoded: None, vocabulary: greedy::Vocabulary::new(&self.ctx) });
@@ -534,7 +548,18 @@ impl WhisperModel {
             primer.set_no_timestamps(true);
             primer.set_n_threads(threads as i32);
             quiet(&mut primer);
-            encoder.state.full(primer, &[0.0; 3200]).map_err(werr)?;
+            // SAFETY: `stop_before_encoding` is a plain function that reads none of its
+            // arguments; whisper.cpp calls it only during `state.full`.
+            #[allow(unsafe_code, reason = "whisper.cpp's encoder-begin callback is a C function pointer")]
+            unsafe {
+                primer.set_start_encoder_callback(Some(stop_before_encoding));
+            }
+            // whisper.cpp reports the stop as an error ("encoder_begin_callback returned false"):
+            // here it is what was asked for.
+            PRIMING.set(true);
+            let primed = encoder.state.full(primer, &[0.0; 3200]);
+            PRIMING.set(false);
+            primed.map_err(werr)?;
             encoder.width = audio_ctx;
         }
         Ok(encoder)
