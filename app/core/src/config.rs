@@ -189,12 +189,11 @@ pub struct Hearing {
     /// the knowledge base's own.
     pub initial_prompt: String,
     /// The languages in which the knowledge base's titles and names become the recogniser's
-    /// prompt (rebuilt on reload), after the language is decided. None by default: in English
-    /// it takes the clip set's WER 0.114 → 0.044 (files) and 0.11 → 0.04 live, but its hundred
-    /// tokens cost each English final about a decode's time again (English answers ~0.6 s later
-    /// in `hiwar bench loop` on 2 cores), and whisper base's Arabic gets worse with an Arabic
-    /// prompt (docs/benchmarks.md, "The English prompt, made to work"). `true` means every
-    /// language, `false` none.
+    /// prompt (rebuilt on reload), after the language is decided. English by default: it takes
+    /// the clip set's English WER 0.114 → 0.044 (files) and 0.15 → 0.08 live, for ~95 ms more
+    /// per English answer in `hiwar bench loop` on 2 cores. Not Arabic: whisper base's Arabic
+    /// gets worse with an Arabic prompt (docs/benchmarks.md, "The encoder's width without an
+    /// encoder pass"). `true` means every language, `false` none.
     #[serde(deserialize_with = "languages_or_bool")]
     pub knowledge_prompt: Vec<String>,
     /// Tokens of whisper's prompt that the knowledge base's terms (most important first) and
@@ -264,7 +263,7 @@ impl Default for Hearing {
             languages: vec!["ar".into(), "en".into()],
             language: String::new(),
             initial_prompt: String::new(),
-            knowledge_prompt: Vec::new(),
+            knowledge_prompt: vec!["en".into()],
             prompt_tokens: 100,
             end_of_turn: "smart".into(),
             turn_probe_ms: 200,
