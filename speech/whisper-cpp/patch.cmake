@@ -5,9 +5,16 @@
 # changed under it the build stops here and says which, rather than building without it.
 # ARCHITECTURE.md ("whisper.cpp, changed in one place") says why this is not a fork.
 
+# The stamp names this set of changes: change it with them. `./bootstrap` rebuilds a whisper.cpp
+# whose source lacks it (whisper-rs-sys's build script does not rerun when this file changes).
+set(_hiwar_stamp "hiwar whisper.cpp changes 1")
 set(_hiwar_file "${CMAKE_SOURCE_DIR}/src/whisper.cpp")
 file(READ "${_hiwar_file}" _hiwar_src)
-string(FIND "${_hiwar_src}" "hiwar: only the last row" _hiwar_done)
+string(FIND "${_hiwar_src}" "// ${_hiwar_stamp}" _hiwar_done)
+string(FIND "${_hiwar_src}" "// hiwar" _hiwar_older)
+if(_hiwar_done EQUAL -1 AND NOT _hiwar_older EQUAL -1)
+  message(FATAL_ERROR "hiwar: ${_hiwar_file} carries an older set of hiwar's changes: `cargo clean -p whisper-rs-sys` (./bootstrap does it) and build again")
+endif()
 if(_hiwar_done EQUAL -1)
   # 1. A batch whose logits are wanted for its last token alone (a prompt, fed to one decoder)
   #    projects only that row onto the 51,865-token vocabulary. whisper.cpp projects every row
@@ -38,6 +45,6 @@ if(_hiwar_done EQUAL -1)
     endif()
     string(REPLACE "${_hiwar_old${_hiwar_i}}" "${_hiwar_new${_hiwar_i}}" _hiwar_src "${_hiwar_src}")
   endforeach()
-  file(WRITE "${_hiwar_file}" "${_hiwar_src}")
+  file(WRITE "${_hiwar_file}" "// ${_hiwar_stamp}\n${_hiwar_src}")
   message(STATUS "hiwar: whisper.cpp patched (speech/whisper-cpp/patch.cmake)")
 endif()
