@@ -190,7 +190,7 @@ pub struct Hearing {
     pub initial_prompt: String,
     /// The languages in which the knowledge base's titles and names become the recogniser's
     /// prompt (rebuilt on reload), after the language is decided. English by default: it takes
-    /// the clip set's English WER 0.114 → 0.044 (files) and 0.15 → 0.08 live, for ~95 ms more
+    /// the clip set's English WER 0.114 → 0.044 (files) and 0.11–0.15 → 0.08 live, for ~95 ms more
     /// per English answer in `hiwar bench loop` on 2 cores. Not Arabic: whisper base's Arabic
     /// gets worse with an Arabic prompt (docs/benchmarks.md, "The encoder's width without an
     /// encoder pass"). `true` means every language, `false` none.
