@@ -204,12 +204,15 @@ pub struct Hearing {
     /// a finished sentence ends the turn after `turn_probe_ms` of silence, a pause mid-sentence
     /// waits `turn_incomplete_ms`) or "silence" (every pause of `end_silence_ms` ends it).
     pub end_of_turn: String,
-    /// Silence after which Smart Turn is asked whether the turn is complete.
+    /// Silence after which Smart Turn's answer decides whether the turn is complete. The VAD
+    /// hears in 32 ms windows, so a silence is reached at the first window that covers it:
+    /// 180 ms is the sixth silent window (192 ms).
     pub turn_probe_ms: u32,
     /// Smart Turn is asked this long before `turn_probe_ms`, so that its answer (tens of ms of
     /// inference) is ready when the silence reaches it; dropped if the voice comes back first.
-    /// 0 asks at `turn_probe_ms` and waits for the answer. 50 by default: asked at 150 ms,
-    /// Smart Turn cut off no more pauses and decided the ends as at 200 ms (docs/benchmarks.md).
+    /// 0 asks at `turn_probe_ms` and waits for the answer. 30 by default: asked at 150 ms (the
+    /// fifth silent window, 160 ms), where Smart Turn cut off no more pauses and decided the
+    /// ends as at 200 ms; its answer (~45 ms) is ready by the sixth (docs/benchmarks.md).
     pub turn_early_ms: u32,
     /// After an "incomplete", Smart Turn is asked again every this much further silence; 0
     /// never (the default: asked again on a shorter context it hears more pauses as ends —
@@ -266,8 +269,8 @@ impl Default for Hearing {
             knowledge_prompt: vec!["en".into()],
             prompt_tokens: 100,
             end_of_turn: "smart".into(),
-            turn_probe_ms: 200,
-            turn_early_ms: 50,
+            turn_probe_ms: 180,
+            turn_early_ms: 30,
             turn_reprobe_ms: 0,
             turn_incomplete_ms: 1500,
             turn_threshold: 0.5,
