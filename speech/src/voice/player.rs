@@ -39,6 +39,9 @@ pub struct PlayClock {
     buffer: AtomicU64,
     /// Playback ducked (see [`DUCK_GAIN`]).
     ducked: AtomicBool,
+    /// Stops that dropped what was queued (the callback counts them; the player then queues
+    /// from the device's position, not after the audio that was dropped).
+    dropped: AtomicU64,
 }
 
 impl PlayClock {
@@ -100,6 +103,8 @@ pub struct Player {
     clock: Arc<PlayClock>,
     /// Frames queued in all (at the device rate).
     queued: u64,
+    /// The clock's count of dropped queues when `queued` was last brought up to date.
+    drops_seen: u64,
     stopping: Arc<AtomicBool>,
     rate: u32,
     device: String,
@@ -152,7 +157,7 @@ impl Player {
             .map_err(|e| Error::Audio(format!("cannot start the player thread: {e}")))?;
         let thread = StreamThread { stop: Some(stop_tx), handle: Some(handle) };
         let (ring, rate, device, echo) = ready_rx.recv().map_err(|_| Error::Audio("the player thread died".into()))??;
-        Ok(Player { ring, clock, queued: 0, stopping, rate, device, echo, _thread: thread })
+        Ok(Player { ring, clock, queued: 0, drops_seen: 0, stopping, rate, device, echo, _thread: thread })
     }
 
     pub fn clock(&self) -> Arc<PlayClock> {
@@ -171,6 +176,19 @@ impl Player {
     /// Frames queued in all, at the device rate (where the queued audio ends on the clock).
     pub fn queued_until(&self) -> u64 {
         self.queued
+    }
+
+    /// Where audio queued now starts on the clock: after what is still queued, or where the
+    /// device is when the queue ran dry or a stop dropped it. (Counting on from the dropped
+    /// audio's end put the next answer's clock — its lips, its "heard" time, the words an
+    /// interruption keeps — as far in the future as the audio a barge-in had dropped.)
+    fn next_start(&mut self) -> u64 {
+        let drops = self.clock.dropped.load(Ordering::Acquire);
+        if drops != self.drops_seen {
+            self.drops_seen = drops;
+            self.queued = 0;
+        }
+        self.queued.max(self.clock.handed.load(Ordering::Acquire))
     }
 
     pub fn sample_rate(&self) -> u32 {
@@ -193,7 +211,7 @@ impl Player {
         let mut resampler = Resampler::between(rate, self.rate)?;
         let mut converted = resampler.push(samples)?.to_vec();
         converted.extend_from_slice(resampler.finish()?);
-        let start = self.queued.max(self.clock.handed.load(Ordering::Acquire));
+        let start = self.next_start();
         self.stopping.store(false, Ordering::Release);
         let mut rest = converted.as_slice();
         while !rest.is_empty() {
@@ -288,6 +306,7 @@ fn render<T: SizedSample + FromSample<f32>>(
                 if let Ok(chunk) = ring.read_chunk(n) {
                     chunk.commit_all();
                 }
+                clock.dropped.fetch_add(1, Ordering::Release);
             }
         }
         tap.push(s);
@@ -380,6 +399,39 @@ mod tests {
         assert_eq!(echo.drain(&mut reference), 960);
         assert!(reference[..480].iter().all(|s| (*s - 0.5).abs() < 1e-6));
         assert_eq!(&reference[480..], &left[..], "the reference is the faded output");
+    }
+
+    #[test]
+    fn audio_queued_after_a_stop_starts_where_the_device_is_not_after_what_was_dropped() {
+        let (ring, mut consumer) = rtrb::RingBuffer::<f32>::new(96_000);
+        let (clock, stopping) = (Arc::new(PlayClock::default()), Arc::new(AtomicBool::new(false)));
+        let (mut tap, echo) = echo_link(48_000);
+        let thread = StreamThread { stop: None, handle: None };
+        let mut player = Player {
+            ring,
+            clock: Arc::clone(&clock),
+            queued: 0,
+            drops_seen: 0,
+            stopping: Arc::clone(&stopping),
+            rate: 48_000,
+            device: "test".into(),
+            echo,
+            _thread: thread,
+        };
+        let (mut fade, mut buffer) = (Fade::new(48_000), vec![0.0f32; 480]);
+        let mut play = |player: &Player| render(&mut buffer, 1, &mut consumer, &mut fade, &player.stopping, &clock, &mut tap);
+        // A second of an answer; 10 ms of it played, then a barge-in stops it.
+        assert_eq!(player.queue(&vec![0.5; 48_000], 48_000).expect("queue"), 0);
+        play(&player);
+        player.stopper().stop();
+        play(&player);
+        assert_eq!(player.clock.dropped.load(Ordering::Acquire), 1);
+        // The next answer starts now (frame 960), not after the dropped second (48 000).
+        assert_eq!(player.queue(&vec![0.5; 4_800], 48_000).expect("queue"), 960);
+        assert_eq!(player.queued_until(), 960 + 4_800);
+        // Without a stop, audio is queued after what is still to play.
+        play(&player);
+        assert_eq!(player.queue(&vec![0.5; 480], 48_000).expect("queue"), 960 + 4_800);
     }
 
     #[test]
