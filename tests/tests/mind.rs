@@ -6,7 +6,7 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use hiwar_tests::{Pulse, Standin, clip, hiwar, model_cache, read_wav, run, wait_for, write_wav};
+use hiwar_tests::{Pulse, Standin, clip, hiwar, model_cache, read_wav, repo_root, run, wait_for, write_wav};
 use serde_json::Value;
 
 fn events(stdout: &str) -> Vec<Value> {
@@ -209,6 +209,40 @@ fn a_recorded_question_is_heard_answered_and_played_on_the_speaker() {
     assert!(loud as f64 * 0.02 > 3.0, "only {:.1} s of the answer was played", loud as f64 * 0.02);
     let request = wait_for(&standin.lines, Duration::from_secs(2), "the LLM request", |l| l.starts_with("{\"body\""));
     assert!(request.contains("office"), "{request}");
+}
+
+/// The last thing the person asked in an LLM request.
+fn asked_in(request: &Value) -> String {
+    let messages = request["body"]["messages"].as_array();
+    messages.and_then(|m| m.iter().rev().find(|m| m["role"] == "user")).and_then(|m| m["content"].as_str()).unwrap_or("").to_lowercase()
+}
+
+#[test]
+fn a_sentence_taken_for_finished_at_a_pause_is_asked_whole_with_the_rest() {
+    // jfk.wav: "And so, my fellow Americans, [1.06 s] ask not [0.99 s] what your country can do
+    // for you, [0.54 s] ask what you can do for your country." Smart Turn hears the first pause
+    // as an end (p 0.92), so the first words are a question of their own and their answer
+    // begins; the rest starts within the long wait (1.5 s) of them and goes on with that
+    // question: the answer begun for the fragment stops, and the LLM is asked the whole
+    // sentence (before, it was asked the rest alone and the first words were lost).
+    let pulse = Pulse::start(&["speaker"]);
+    let standin = Standin::start(&["answer"]);
+    let dir = tempfile::tempdir().expect("dir");
+    let (rate, jfk) = read_wav(&repo_root().join("assets/turns/jfk.wav"));
+    let input = [jfk, vec![0.0; rate as usize * 4]].concat();
+    let path = dir.path().join("jfk.wav");
+    write_wav(&path, rate, 1, &input);
+    let (ev, stderr) = run_live(&pulse, &standin, &path, &[]);
+    let requests: Vec<Value> = std::iter::from_fn(|| standin.lines.recv_timeout(Duration::from_millis(300)).ok())
+        .filter(|l| l.starts_with("{\"body\""))
+        .filter_map(|l| serde_json::from_str(&l).ok())
+        .collect();
+    let asked: Vec<String> = requests.iter().map(asked_in).collect();
+    let last = asked.last().cloned().unwrap_or_default();
+    assert!(last.contains("americans") && last.contains("your country"), "the questions asked: {asked:?}\n{stderr}");
+    // Never the rest without its beginning; and the whole sentence's answer was spoken.
+    assert!(asked.iter().all(|q| q.contains("americans")), "{asked:?}");
+    assert!(position(&ev, said("answer")).is_some(), "{ev:#?}");
 }
 
 /// A short clip of espeak-ng saying `text` (en-us), at 16 kHz like the repo's clips.

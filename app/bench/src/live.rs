@@ -108,7 +108,8 @@ fn latency(config: &Config, rt: &tokio::runtime::Runtime, rounds: usize, ttfts: 
         let script = vec![Behaviour::Answer { text: None, ttft: Duration::from_millis(ttft), gap: Duration::from_millis(15) }];
         let (outcome, t0) = live_run(config, rt, input, script)?;
         let mut rows: Vec<[f64; 7]> = Vec::new();
-        let mut detail = String::from("| turn | heard | end of speech → heard |\n|---|---|---|\n");
+        let mut detail =
+            String::from("| turn | heard | → decision | → final | → sent | synthesis | device | end of speech → heard |\n|---|---|---|---|---|---|---|---|\n");
         // Each clip's turns: when a change alters how many turns a clip makes (a pause taken
         // for an end), the p50 over all turns moves for that alone; compare clip by clip.
         let mut per_clip: Vec<(&str, Vec<f64>)> = Vec::new();
@@ -134,7 +135,8 @@ fn latency(config: &Config, rt: &tokio::runtime::Runtime, rounds: usize, ttfts: 
                 Some((_, totals)) => totals.push(total),
                 None => per_clip.push((name, vec![total])),
             }
-            detail.push_str(&format!("| {} | {} | {total:.0} ms |\n", r.turn, r.question));
+            let fields = [decided, fin - decided, sent - fin, t.first_synth_ms, t.first_device_ms].map(|v| format!("{v:.0}")).join(" | ");
+            detail.push_str(&format!("| {} | {} | {fields} | {total:.0} ms |\n", r.turn, r.question));
         }
         let col = |i: usize| -> Vec<f64> { rows.iter().map(|r| r[i]).collect() };
         let (p50, p95) = percentiles(&col(6));

@@ -80,7 +80,7 @@ struct Active {
     /// The question it answers, and each part of the answer queued so far: where it starts on
     /// the output clock (at the clock's rate) and its timed words. An interruption keeps in the
     /// conversation only the words played before it.
-    question: String,
+    asked: Question,
     played: Vec<(u64, u32, Arc<hiwar_speech::voice::Speech>)>,
 }
 
@@ -174,13 +174,23 @@ impl OverAnswer {
 }
 
 /// A question ready to answer.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Question {
     text: String,
     lang: Lang,
     speech_end: Instant,
     decided: Option<Instant>,
     ready: Instant,
+    /// Its last voiced sample on the input's sample clock (a typed question has none).
+    last_voiced: Option<u64>,
+}
+
+/// `asked`, after the question still waiting before it (if any): one question.
+fn after_pending(pending: Option<Question>, asked: Question) -> Question {
+    match pending {
+        Some(p) => Question { text: format!("{} {}", p.text, asked.text), ..asked },
+        None => asked,
+    }
 }
 
 /// Runs the live dialogue until `inputs` close (and the last answer is heard) or `stop` fires.
@@ -202,6 +212,10 @@ pub async fn live_loop(
     let mut ignored: HashSet<u64> = HashSet::new();
     // When each utterance ended (the last voiced sample), for the holding phrase's deadline.
     let mut ended_at: Option<(u64, Instant)> = None;
+    // The same on the input's sample clock (the last voiced sample), and how soon after it
+    // speech goes on with that question (hearing's long wait, as hearing judges a continuation).
+    let mut ended_sample: Option<(u64, u64)> = None;
+    let continues_within = |s: &LoopSettings| s.unfinished_wait.as_millis() as u64 * 16;
     // The utterance being spoken now, and a question waiting for the rest of the sentence.
     let mut in_progress: Option<u64> = None;
     let mut pending: Option<Question> = None;
@@ -256,7 +270,7 @@ pub async fn live_loop(
         *next_turn += 1;
         times.insert(turn, TurnTimes { speech_end: Some(q.speech_end), decided: q.decided, final_ready: Some(q.ready), ..TurnTimes::default() });
         let cancel = CancellationToken::new();
-        *active = Some(Active { id: turn, cancel: cancel.clone(), speaking_since: None, audio_end: None, question: q.text.clone(), played: Vec::new() });
+        *active = Some(Active { id: turn, cancel: cancel.clone(), speaking_since: None, audio_end: None, asked: q.clone(), played: Vec::new() });
         let (mind, voice, bus, tx, holding) = (Arc::clone(mind), Arc::clone(&voice), bus.clone(), loop_tx.clone(), holding);
         tokio::spawn(async move {
             let report = answer_turn(&mind, voice.as_ref(), &bus, turn, &q.text, q.lang, q.speech_end, holding, cancel).await;
@@ -328,7 +342,7 @@ pub async fn live_loop(
                     session = None;
                     mind.forget();
                     settings.wipe_audio.store(true, Ordering::Relaxed);
-                    (ended_at, decision, over) = (None, None, OverAnswer::default());
+                    (ended_at, ended_sample, decision, over) = (None, None, None, OverAnswer::default());
                     ignored.clear();
                     levels.clear();
                     voices.clear();
@@ -361,7 +375,7 @@ pub async fn live_loop(
                 pending = None;
                 pending_until = None;
                 start_turn(
-                    Question { text, lang, speech_end: now, decided: None, ready: now },
+                    Question { text, lang, speech_end: now, decided: None, ready: now, last_voiced: None },
                     &mind,
                     settings.holding_after,
                     &mut active,
@@ -388,11 +402,12 @@ pub async fn live_loop(
             Some(LoopInput::HearingRestarted) => {
                 // The new hearing numbers its utterances from the start.
                 (in_progress, pending, pending_until, ended_at, decision, transcribing) = (None, None, None, None, None, None);
+                ended_sample = None;
                 over = OverAnswer::default();
                 ignored.clear();
             }
             Some(LoopInput::Hearing(event)) => match event {
-                H::SpeechStarted { utterance, at, level_db, .. } => {
+                H::SpeechStarted { utterance, start, at, level_db } => {
                     in_progress = Some(utterance);
                     last_activity = Instant::now();
                     begin_session(&mut session, &mut sessions);
@@ -400,7 +415,20 @@ pub async fn live_loop(
                         // The echo: the loudest the microphone heard while we spoke, before
                         // this voice could have begun.
                         let echo = echo_level(&levels, since, at, &voices);
-                        if settings.barge_in && level_db - echo >= settings.margin_db {
+                        // Speech that starts within the long wait of the question's last word
+                        // goes on with that question (a pause mid-sentence taken for its end):
+                        // its answer had only begun. One question, as hearing judged one turn.
+                        let over_echo = settings.barge_in && level_db - echo >= settings.margin_db;
+                        let goes_on = active
+                            .as_ref()
+                            .filter(|a| over_echo && a.asked.last_voiced.is_some_and(|lv| start.saturating_sub(lv) <= continues_within(&settings)))
+                            .map(|a| a.asked.clone());
+                        if let Some(asked) = goes_on {
+                            tracing::info!("utterance {utterance} goes on with the question being answered: the answer stops, one question");
+                            interrupt(&voice, &bus, &mind, &mut active, &loop_tx);
+                            pending = Some(after_pending(pending.take(), asked));
+                            pending_until = None;
+                        } else if over_echo {
                             voices.push((at, None));
                             if settings.interruption.is_zero() {
                                 interrupt(&voice, &bus, &mind, &mut active, &loop_tx);
@@ -422,8 +450,15 @@ pub async fn live_loop(
                         }
                     } else if let Some(a) = active.take() {
                         // Still thinking: the person goes on talking, so the question changes.
+                        // What they said before is its beginning ("أبغى أجدد… الإقامة", cut at
+                        // the pause): answered with the rest, not dropped. Nothing of the answer
+                        // was heard, and the conversation remembers just that.
                         a.cancel.cancel();
                         voice.cancel(a.id);
+                        mind.heard_only(&a.asked.text, "");
+                        tracing::debug!(target: "hiwar::hearing", "utterance {utterance} goes on from the question being answered: one question");
+                        pending = Some(after_pending(pending.take(), a.asked));
+                        pending_until = None;
                     }
                     for e in hiwar_core::bus::from_hearing(&H::SpeechStarted { utterance, start: 0, at, level_db }) {
                         bus.publish(Event { clock: None, ..e });
@@ -448,6 +483,7 @@ pub async fn live_loop(
                     }
                     let back = Duration::from_secs_f64(decided_at.saturating_sub(last_voiced) as f64 / 16_000.0);
                     ended_at = Some((utterance, decided.checked_sub(back).unwrap_or(decided)));
+                    ended_sample = Some((utterance, last_voiced));
                     decision = Some((utterance, decided));
                     transcribing = Some(utterance);
                     publish(utterance, EventKind::SpeechEnded);
@@ -457,7 +493,8 @@ pub async fn live_loop(
                     let speech_end = ended_at.filter(|(i, _)| *i == id).map_or_else(Instant::now, |(_, t)| t);
                     let decided = decision.filter(|(i, _)| *i == id).map(|(_, t)| t);
                     // A voice over the answer is judged on all it said, across its pauses.
-                    let q = Question { lang: reply_lang(&u.lang, &u.text), text: u.text.clone(), speech_end, decided, ready };
+                    let last_voiced = ended_sample.filter(|(i, _)| *i == id).map(|(_, s)| s);
+                    let q = Question { lang: reply_lang(&u.lang, &u.text), text: u.text.clone(), speech_end, decided, ready, last_voiced };
                     let text = match over.judge(id, Some(q)) {
                         Verdict::NotOver => u.text.clone(),
                         Verdict::Wait => continue,
@@ -489,8 +526,9 @@ pub async fn live_loop(
                             speech_end,
                             decided,
                             ready,
+                            last_voiced,
                         },
-                        None => Question { text, lang, speech_end, decided, ready },
+                        None => Question { text, lang, speech_end, decided, ready, last_voiced },
                     };
                     pending_until = None;
                     if in_progress.is_some_and(|i| i > id) {
@@ -633,7 +671,7 @@ fn interrupt(voice: &Arc<VoiceOut>, bus: &Bus, mind: &Mind, active: &mut Option<
     let cut = voice.clock.as_ref().map(|c| c.position());
     barge_in(voice, bus, &a, loop_tx);
     if let Some(cut) = cut {
-        mind.heard_only(&a.question, &words_heard(&a.played, cut));
+        mind.heard_only(&a.asked.text, &words_heard(&a.played, cut));
     }
 }
 
@@ -721,7 +759,7 @@ mod tests {
 
     fn said(text: &str) -> Option<Question> {
         let now = Instant::now();
-        Some(Question { text: text.into(), lang: Lang::En, speech_end: now, decided: None, ready: now })
+        Some(Question { text: text.into(), lang: Lang::En, speech_end: now, decided: None, ready: now, last_voiced: None })
     }
 
     fn verdict(v: Verdict) -> String {
