@@ -209,7 +209,7 @@ pub enum Sweep {
 /// The VAD settings `--sweep vad` tries on hiwar's cancelled signal, playing or not: (start
 /// threshold, minimum speech ms). hiwar's own row is its configuration: a start at 0.5 and
 /// 250 ms, 150 ms while the answer plays.
-const VAD_CANDIDATES: [(f32, u32); 6] = [(0.5, 250), (0.35, 250), (0.25, 250), (0.5, 150), (0.35, 150), (0.25, 100)];
+const VAD_CANDIDATES: [(f32, u32); 8] = [(0.5, 250), (0.35, 250), (0.25, 250), (0.5, 150), (0.35, 150), (0.5, 100), (0.35, 100), (0.25, 100)];
 
 /// The rooms: (delay ms, echo gain dB).
 const ROOMS: [(usize, f32); 5] = [(20, -6.0), (50, 0.0), (80, 6.0), (20, 0.0), (80, 0.0)];
