@@ -142,7 +142,7 @@ impl OverAnswer {
             return Verdict::NotOver;
         }
         let said = match (self.said.take(), words) {
-            (Some((first, before)), Some(q)) => Some((first, Question { text: format!("{} {}", before.text, q.text), ..q })),
+            (Some((first, before)), Some(q)) => Some((first, after_pending(Some(before), q))),
             (None, Some(q)) => Some((id, q)),
             (before, None) => before,
         };
@@ -210,11 +210,10 @@ pub async fn live_loop(
     let publish = |turn: u64, kind| bus.publish(Event { turn: TurnId(turn), clock: None, kind });
     let mut active: Option<Active> = None;
     let mut ignored: HashSet<u64> = HashSet::new();
-    // When each utterance ended (the last voiced sample), for the holding phrase's deadline.
-    let mut ended_at: Option<(u64, Instant)> = None;
-    // The same on the input's sample clock (the last voiced sample), and how soon after it
-    // speech goes on with that question (hearing's long wait, as hearing judges a continuation).
-    let mut ended_sample: Option<(u64, u64)> = None;
+    // When the last utterance ended (its last voiced sample), on the wall clock for the holding
+    // phrase's deadline and on the input's sample clock; and how soon after it speech goes on
+    // with that question (hearing's long wait, as hearing judges a continuation).
+    let mut ended_at: Option<(u64, Instant, u64)> = None;
     let continues_within = |s: &LoopSettings| s.unfinished_wait.as_millis() as u64 * 16;
     // The utterance being spoken now, and a question waiting for the rest of the sentence.
     let mut in_progress: Option<u64> = None;
@@ -342,7 +341,7 @@ pub async fn live_loop(
                     session = None;
                     mind.forget();
                     settings.wipe_audio.store(true, Ordering::Relaxed);
-                    (ended_at, ended_sample, decision, over) = (None, None, None, OverAnswer::default());
+                    (ended_at, decision, over) = (None, None, OverAnswer::default());
                     ignored.clear();
                     levels.clear();
                     voices.clear();
@@ -402,7 +401,6 @@ pub async fn live_loop(
             Some(LoopInput::HearingRestarted) => {
                 // The new hearing numbers its utterances from the start.
                 (in_progress, pending, pending_until, ended_at, decision, transcribing) = (None, None, None, None, None, None);
-                ended_sample = None;
                 over = OverAnswer::default();
                 ignored.clear();
             }
@@ -482,18 +480,18 @@ pub async fn live_loop(
                         v.1 = Some(Instant::now());
                     }
                     let back = Duration::from_secs_f64(decided_at.saturating_sub(last_voiced) as f64 / 16_000.0);
-                    ended_at = Some((utterance, decided.checked_sub(back).unwrap_or(decided)));
-                    ended_sample = Some((utterance, last_voiced));
+                    ended_at = Some((utterance, decided.checked_sub(back).unwrap_or(decided), last_voiced));
                     decision = Some((utterance, decided));
                     transcribing = Some(utterance);
                     publish(utterance, EventKind::SpeechEnded);
                 }
                 H::Final { utterance: Some(u), id, ready, .. } if !ignored.contains(&id) => {
                     transcribing = transcribing.filter(|t| *t != id);
-                    let speech_end = ended_at.filter(|(i, _)| *i == id).map_or_else(Instant::now, |(_, t)| t);
+                    let ended = ended_at.filter(|(i, ..)| *i == id);
+                    let speech_end = ended.map_or_else(Instant::now, |(_, t, _)| t);
                     let decided = decision.filter(|(i, _)| *i == id).map(|(_, t)| t);
                     // A voice over the answer is judged on all it said, across its pauses.
-                    let last_voiced = ended_sample.filter(|(i, _)| *i == id).map(|(_, s)| s);
+                    let last_voiced = ended.map(|(.., s)| s);
                     let q = Question { lang: reply_lang(&u.lang, &u.text), text: u.text.clone(), speech_end, decided, ready, last_voiced };
                     let text = match over.judge(id, Some(q)) {
                         Verdict::NotOver => u.text.clone(),
@@ -519,17 +517,8 @@ pub async fn live_loop(
                         kind: EventKind::Transcript { text: text.clone(), lang, is_final: true, confidence: Some(u.confidence) },
                     });
                     // A pause split the sentence: the two halves are one question.
-                    let question = match pending.take() {
-                        Some(p) => Question {
-                            text: format!("{} {text}", p.text),
-                            lang: reply_lang(&u.lang, &format!("{} {text}", p.text)),
-                            speech_end,
-                            decided,
-                            ready,
-                            last_voiced,
-                        },
-                        None => Question { text, lang, speech_end, decided, ready, last_voiced },
-                    };
+                    let mut question = after_pending(pending.take(), Question { text, lang, speech_end, decided, ready, last_voiced });
+                    question.lang = reply_lang(&u.lang, &question.text);
                     pending_until = None;
                     if in_progress.is_some_and(|i| i > id) {
                         // The person is already saying more: wait for the rest.
