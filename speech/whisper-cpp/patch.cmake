@@ -7,7 +7,7 @@
 
 # The stamp names this set of changes: change it with them. `./bootstrap` rebuilds a whisper.cpp
 # whose source lacks it (whisper-rs-sys's build script does not rerun when this file changes).
-set(_hiwar_stamp "hiwar whisper.cpp changes 1")
+set(_hiwar_stamp "hiwar whisper.cpp changes 2")
 set(_hiwar_file "${CMAKE_SOURCE_DIR}/src/whisper.cpp")
 file(READ "${_hiwar_file}" _hiwar_src)
 string(FIND "${_hiwar_src}" "// ${_hiwar_stamp}" _hiwar_done)
@@ -38,7 +38,67 @@ if(_hiwar_done EQUAL -1)
   # 2. Reading the logits back: a graph of one row holds the last token's at its start.
   set(_hiwar_old2 [=[        ggml_backend_tensor_get(logits, logits_out.data() + (n_vocab*i), sizeof(float)*(n_vocab*i), sizeof(float)*n_vocab);]=])
   set(_hiwar_new2 [=[        ggml_backend_tensor_get(logits, logits_out.data() + (n_vocab*i), sizeof(float)*(n_vocab*(logits->ne[1] == 1 ? 0 : i)), sizeof(float)*n_vocab);]=])
-  foreach(_hiwar_i 1 2)
+  # 3. The encoder can be stopped between two of its operations. whisper.cpp asks its abort
+  #    callback only once the whole encoder has run (and `whisper_encode` takes none), so a
+  #    partial that a pause has made useless held the whisper thread for up to the encoder's
+  #    ~100 ms before the speculative final could begin. The graphs that
+  #    `whisper_encode_internal` computes now run with the CPU backend's abort callback set to
+  #    its own (or, where it has none, to the one hiwar sets for this thread with
+  #    `hiwar_whisper_encode_abort`); every other graph runs with none.
+  set(_hiwar_old3 [=[static bool ggml_graph_compute_helper(
+      ggml_backend_sched_t   sched,
+]=])
+  set(_hiwar_new3 [=[// hiwar: the abort callback of the encoder graphs being computed on this thread, and the one
+// hiwar sets for encodes that take none (`whisper_encode_with_state`, detection)
+static thread_local ggml_abort_callback hiwar_graph_abort = nullptr;
+static thread_local void * hiwar_graph_abort_data = nullptr;
+static thread_local ggml_abort_callback hiwar_encode_abort = nullptr;
+static thread_local void * hiwar_encode_abort_data = nullptr;
+
+extern "C" void hiwar_whisper_encode_abort(ggml_abort_callback abort_callback, void * abort_callback_data) {
+    hiwar_encode_abort = abort_callback;
+    hiwar_encode_abort_data = abort_callback_data;
+}
+
+static bool ggml_graph_compute_helper(
+      ggml_backend_sched_t   sched,
+]=])
+  set(_hiwar_old4 [=[        auto * fn_set_n_threads = (ggml_backend_set_n_threads_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads");
+        if (fn_set_n_threads) {
+            fn_set_n_threads(backend, n_threads);
+        }
+]=])
+  set(_hiwar_new4 [=[        auto * fn_set_n_threads = (ggml_backend_set_n_threads_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads");
+        if (fn_set_n_threads) {
+            fn_set_n_threads(backend, n_threads);
+        }
+        // hiwar: the encoder's abort callback while it runs, none otherwise
+        auto * fn_set_abort = (ggml_backend_set_abort_callback_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_abort_callback");
+        if (fn_set_abort) {
+            fn_set_abort(backend, hiwar_graph_abort, hiwar_graph_abort_data);
+        }
+]=])
+  set(_hiwar_old5 [=[                   void * abort_callback_data) {
+    const int64_t t_start_us = ggml_time_us();
+
+    // conv
+]=])
+  set(_hiwar_new5 [=[                   void * abort_callback_data) {
+    const int64_t t_start_us = ggml_time_us();
+
+    // hiwar: the encoder's graphs stop between two operations when the abort callback says so
+    if (!abort_callback) {
+        abort_callback = hiwar_encode_abort;
+        abort_callback_data = hiwar_encode_abort_data;
+    }
+    struct hiwar_abort_scope {
+        hiwar_abort_scope(ggml_abort_callback cb, void * data) { hiwar_graph_abort = cb; hiwar_graph_abort_data = data; }
+        ~hiwar_abort_scope() { hiwar_graph_abort = nullptr; hiwar_graph_abort_data = nullptr; }
+    } hiwar_scope(abort_callback, abort_callback_data);
+
+    // conv
+]=])
+  foreach(_hiwar_i 1 2 3 4 5)
     string(FIND "${_hiwar_src}" "${_hiwar_old${_hiwar_i}}" _hiwar_at)
     if(_hiwar_at EQUAL -1)
       message(FATAL_ERROR "hiwar: change ${_hiwar_i} of speech/whisper-cpp/patch.cmake no longer matches ${_hiwar_file}: whisper.cpp has changed; update the change or drop it")

@@ -58,7 +58,7 @@ fn a_decode_abandoned_midway_leaves_the_model_decoding_as_before() {
     let samples = read_clip("en-welcome.wav");
     let greedy = |interrupt| DecodeOptions { language: Language::Fixed("en"), temperature_fallback: false, interrupt, ..DecodeOptions::default() };
     let before = model.decode(&samples, &greedy(None)).expect("decode").text();
-    // Asked once after the encoder and once per decoder step: let it go three steps.
+    // Asked between the encoder's operations and once per decoder step: let it go three asks.
     let asked = std::cell::Cell::new(0);
     let after_a_few = || {
         asked.set(asked.get() + 1);
@@ -76,6 +76,52 @@ fn a_decode_abandoned_midway_leaves_the_model_decoding_as_before() {
     assert_eq!(again, before, "abandoning a decode changed the next one");
     // It stopped at once, not at the end: a whole decode asks once per step (12 words here).
     assert!(stopped_after <= 6 && whole.get() >= 12, "asked {stopped_after} times when abandoned, {} in a whole decode", whole.get());
+}
+
+#[test]
+fn an_encode_abandoned_midway_stops_inside_the_encoder_and_is_not_reused() {
+    // A partial in flight when the speech pauses gives the whisper thread to the final: its
+    // encoder stops between two of its operations (hiwar's change 3 to whisper.cpp), not
+    // after all of them, and the next decode of the same audio encodes it again rather than
+    // reading what the stopped encoder left. Both encodes outside whisper_full: the shared
+    // encoding of a fixed-language decode, and detection.
+    let model = WhisperModel::load(&model_cache().join("whisper/ggml-base.bin")).expect("load");
+    let samples = read_clip("en-welcome.wav");
+    let fixed =
+        |interrupt| DecodeOptions { language: Language::Fixed("en"), temperature_fallback: false, short_window: true, interrupt, ..DecodeOptions::default() };
+    let before = model.decode_encoded(&samples, &fixed(None)).expect("decode").text();
+    let asks = std::cell::Cell::new(0);
+    let never = || {
+        asks.set(asks.get() + 1);
+        false
+    };
+    let again = model.decode_encoded(&samples[..samples.len() - 1], &fixed(Some(Interrupt(&never)))).expect("decode").text();
+    let whole = asks.get();
+    // The encoder alone is hundreds of operations; the decode of 12 words, tens of steps.
+    assert!(whole > 150, "a whole encode and decode asked {whole} times: the encoder does not ask between its operations");
+    assert_eq!(normalise(&again), normalise(&before), "the interrupt's callback changed the decode");
+
+    let asked = std::cell::Cell::new(0);
+    let at_ten = || {
+        asked.set(asked.get() + 1);
+        asked.get() >= 10
+    };
+    let encodings = model.encodings();
+    let stopped = model.decode_encoded(&samples, &fixed(Some(Interrupt(&at_ten))));
+    assert!(matches!(stopped, Err(hiwar_speech::Error::Interrupted)), "{stopped:?}");
+    // The tenth ask stopped it; one more tells a stop from a failure.
+    assert_eq!(asked.get(), 11, "stopped at the tenth ask, inside the encoder");
+    let after = model.decode_encoded(&samples, &fixed(None)).expect("decode");
+    assert_eq!(after.text(), before, "the decode after a stopped encode read what it left");
+    assert_eq!(model.encodings(), encodings + 2, "the stopped encode and a new one: {}", model.encodings() - encodings);
+
+    asked.set(0);
+    let stopped = model.detect_interruptible(&samples, &["ar", "en"], 256, 2, Some(Interrupt(&at_ten)));
+    assert!(matches!(stopped, Err(hiwar_speech::Error::Interrupted)), "{stopped:?}");
+    assert_eq!(asked.get(), 11, "detection stopped inside the encoder");
+    let detected = model.detect(&samples, &["ar", "en"], 256, 2).expect("detect");
+    let en = detected.iter().find(|(l, _)| *l == "en").map_or(0.0, |(_, p)| *p);
+    assert!(en > 0.9, "detection after a stopped one: {detected:?}");
 }
 
 /// The clip set before issue 17 widened it (one espeak-ng voice per language).

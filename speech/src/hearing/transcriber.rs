@@ -567,7 +567,7 @@ impl Transcriber {
         }
         let allowed: Vec<&str> = self.languages.iter().map(String::as_str).collect();
         let width = if self.short_window && samples.len() < 29 * 16_000 { crate::whisper::audio_ctx_for(samples.len()) } else { 0 };
-        let raw = self.model.detect(samples, &allowed, width, self.threads)?;
+        let raw = self.model.detect_interruptible(samples, &allowed, width, self.threads, pass.interrupt)?;
         // Every decode below reuses detection's encoding of this audio.
         let pass = Pass { encoded: true, ..pass };
         let total: f32 = raw.iter().map(|(_, p)| p).sum();

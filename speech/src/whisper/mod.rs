@@ -108,10 +108,50 @@ fn install_whisper_log() {
 /// on the stack of the call that runs the decode.
 #[allow(unsafe_code, reason = "whisper.cpp's abort callback is a C function pointer with a user-data pointer")]
 unsafe extern "C" fn ask_interrupt(data: *mut std::ffi::c_void) -> bool {
-    // SAFETY: `decode` passes a pointer to a `&dyn Fn() -> bool` that outlives `state.full`,
-    // the only caller of this callback.
+    // SAFETY: `decode` and `encoding` pass a pointer to a `&dyn Fn() -> bool` that outlives
+    // the whisper.cpp calls that may call this callback (`state.full`, an encode).
     let ask = unsafe { &*(data as *const &dyn Fn() -> bool) };
     ask()
+}
+
+#[allow(unsafe_code, reason = "a function hiwar adds to whisper.cpp (speech/whisper-cpp/patch.cmake, change 3)")]
+unsafe extern "C" {
+    /// Sets the abort callback of this thread's encodes that take none (`whisper_encode_with_state`,
+    /// language detection); whisper.cpp then asks it between two of the encoder's operations.
+    fn hiwar_whisper_encode_abort(callback: whisper_rs_sys::ggml_abort_callback, data: *mut std::ffi::c_void);
+}
+
+/// Runs `encode`, a call that encodes outside `whisper_full`, so that `interrupt` stops it
+/// between two of the encoder's operations (`Error::Interrupted`) rather than after all of
+/// them: a partial that a pause made useless gives the whisper thread to the final at once.
+fn encoding<T>(interrupt: Option<Interrupt<'_>>, encode: impl FnOnce() -> Result<T>) -> Result<T> {
+    let Some(Interrupt(ask)) = interrupt else { return encode() };
+    /// Takes the callback away however `encode` ends: it points into this stack frame.
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            ABANDONABLE.set(false);
+            // SAFETY: sets no callback.
+            #[allow(unsafe_code, reason = "see hiwar_whisper_encode_abort")]
+            unsafe {
+                hiwar_whisper_encode_abort(None, std::ptr::null_mut())
+            };
+        }
+    }
+    // SAFETY: `ask` lives on this stack frame until `Clear` takes the callback away again, and
+    // whisper.cpp calls it only from this thread's encodes meanwhile.
+    #[allow(unsafe_code, reason = "see hiwar_whisper_encode_abort")]
+    unsafe {
+        hiwar_whisper_encode_abort(Some(ask_interrupt), &ask as *const &dyn Fn() -> bool as *mut std::ffi::c_void)
+    };
+    ABANDONABLE.set(true);
+    let clear = Clear;
+    let r = encode();
+    drop(clear);
+    match r {
+        Err(_) if ask() => Err(Error::Interrupted),
+        r => r,
+    }
 }
 
 impl DecodeOptions<'_> {
@@ -340,7 +380,7 @@ impl WhisperModel {
                 (lang.to_string(), 1.0)
             }
             Language::Among(allowed) => {
-                let scored = self.detect(samples, allowed, audio_ctx, threads)?;
+                let scored = self.detect_interruptible(samples, allowed, audio_ctx, threads, options.interrupt)?;
                 let total: f32 = scored.iter().map(|(_, p)| p).sum();
                 let (best, p) = scored
                     .into_iter()
@@ -516,13 +556,26 @@ impl WhisperModel {
     /// normalised over `allowed`), at encoder width `audio_ctx` (see [`audio_ctx_for`]), on the
     /// encoding state, which then holds this audio's encoding for [`WhisperModel::decode_encoded`].
     pub fn detect<'l>(&self, samples: &[f32], allowed: &[&'l str], audio_ctx: i32, threads: usize) -> Result<Vec<(&'l str, f32)>> {
+        self.detect_interruptible(samples, allowed, audio_ctx, threads, None)
+    }
+
+    /// [`WhisperModel::detect`], abandoned (`Error::Interrupted`) as soon as `interrupt` says
+    /// so, in the encoder too.
+    pub fn detect_interruptible<'l>(
+        &self,
+        samples: &[f32],
+        allowed: &[&'l str],
+        audio_ctx: i32,
+        threads: usize,
+        interrupt: Option<Interrupt<'_>>,
+    ) -> Result<Vec<(&'l str, f32)>> {
         let mut slot = self.encoder.borrow_mut();
         let encoder = self.encoder_at(&mut slot, audio_ctx, allowed.first().copied().unwrap_or("en"), threads)?;
         encoder.encoded = None;
         encoder.state.pcm_to_mel(samples, threads).map_err(werr)?;
         // Detection encodes the audio, then reads the language from the first decoder step.
         self.count_encoding();
-        let (_, probs) = encoder.state.lang_detect(0, threads).map_err(werr)?;
+        let (_, probs) = encoding(interrupt, || encoder.state.lang_detect(0, threads).map_err(werr))?;
         encoder.encoded = Some(fingerprint(samples, audio_ctx));
         Ok(allowed.iter().filter_map(|l| Some((*l, *probs.get(usize::try_from(whisper_rs::get_lang_id(l)?).ok()?)?))).collect())
     }
@@ -590,7 +643,7 @@ impl WhisperModel {
                 encoder.encoded = None;
                 encoder.state.pcm_to_mel(samples, threads).map_err(werr)?;
                 self.count_encoding();
-                encoder.state.encode(0, threads).map_err(werr)?;
+                encoding(options.interrupt, || encoder.state.encode(0, threads).map_err(werr))?;
                 encoder.encoded = Some(key);
             }
             let seek_end = encoder.state.n_len();
