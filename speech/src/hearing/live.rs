@@ -470,6 +470,9 @@ impl Ear {
             Boundary::Paused { last_voiced } => {
                 if let Some((id, start)) = self.current {
                     // The partial in flight, if any, gives way to the speculative final.
+                    if let Ok(mut at) = self.pauses.last_begun.lock() {
+                        *at = Some(Instant::now());
+                    }
                     self.pauses.begun.fetch_add(1, Ordering::Relaxed);
                     let resumed = self.pauses.resumed.load(Ordering::Relaxed);
                     let audio = l.audio(start, last_voiced + TAIL_SAMPLES).to_vec();
@@ -564,6 +567,8 @@ struct Pauses {
     begun: AtomicU64,
     /// Pauses that ended in more speech (a speculative final sent before is stale).
     resumed: AtomicU64,
+    /// When the last pause began (how long an abandoned partial held the final up is logged).
+    last_begun: std::sync::Mutex<Option<Instant>>,
 }
 
 fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEvent>, busy: &AtomicBool, pauses_now: &Pauses, liveness: &Liveness) {
@@ -604,6 +609,9 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
                 busy.store(false, Ordering::Relaxed);
                 if matches!(r, Err(Error::Interrupted)) {
                     timing.outcome = "abandoned for the final";
+                    if let Some(at) = pauses_now.last_begun.lock().ok().and_then(|at| *at) {
+                        tracing::debug!(target: "hiwar::hearing", "whisper: the partial gave way {} ms after the pause began", at.elapsed().as_millis());
+                    }
                     continue;
                 }
                 r.map(|u| {
