@@ -88,9 +88,10 @@ impl Run {
     }
 }
 
-/// One conversation in the room: a question, a long answer, and after three seconds of it a
-/// second question said over it. Returns the bus events with the index of the first one seen
-/// after the second question began, and hiwar's stderr.
+/// One conversation in the room: a question, a long answer, after three seconds of it a
+/// second question said over it, and the first seconds of the answer to that. Returns the bus
+/// events with the index of the first one seen after the second question began, and hiwar's
+/// stderr.
 fn converse(echo_cancellation: bool) -> (Vec<Value>, usize, String) {
     let pulse = Pulse::start(&["speaker", "room"]);
     pulse.pactl(&["set-default-source", "room.monitor"]);
@@ -107,7 +108,7 @@ fn converse(echo_cancellation: bool) -> (Vec<Value>, usize, String) {
     run.drain(Duration::from_secs(3));
     let before = run.events.len();
     pulse.play("room", &clip("en-office.wav").0);
-    run.drain(Duration::from_secs(6));
+    run.drain(Duration::from_secs(9));
     drop(reaped);
     run.drain(Duration::ZERO);
     while let Ok(l) = run.err.try_recv() {
@@ -117,17 +118,29 @@ fn converse(echo_cancellation: bool) -> (Vec<Value>, usize, String) {
     (run.events, before, run.stderr)
 }
 
-fn starts_while_speaking(events: &[Value], upto: usize) -> usize {
-    let speaking = events.iter().position(|e| e["event"] == "state" && e["state"] == "speaking").expect("speaking");
-    events[speaking..upto].iter().filter(|e| e["event"] == "speech_started").count()
+/// Speech starts from the first `speaking` state at or after `from`, up to `upto`.
+fn starts_while_speaking(events: &[Value], from: usize, upto: usize) -> usize {
+    let speaking = from + events[from..].iter().position(|e| e["event"] == "state" && e["state"] == "speaking").expect("speaking");
+    events[speaking..upto.max(speaking)].iter().filter(|e| e["event"] == "speech_started").count()
 }
 
 #[test]
 fn with_the_canceller_the_avatar_does_not_hear_itself_and_is_interrupted_at_full_volume() {
     let (events, before, stderr) = converse(true);
-    assert_eq!(starts_while_speaking(&events, before), 0, "the avatar heard its own voice as speech: {events:#?}\n{stderr}");
+    assert_eq!(starts_while_speaking(&events, 0, before), 0, "the avatar heard its own voice as speech: {events:#?}\n{stderr}");
     let barge = events[before..].iter().position(|e| e["event"] == "barge_in");
     assert!(barge.is_some(), "the person talking over the answer did not stop it: {:#?}\n{stderr}", &events[before..]);
+    // The person's voice over the answer moved the canceller's filter: the next answer's first
+    // syllables must not come through it (in 4 of 12 runs they did, and the avatar stopped itself, before it settled again after a barge-in).
+    let after = before + barge.unwrap_or(0);
+    let next = events[after..].iter().position(|e| e["event"] == "state" && e["state"] == "speaking");
+    assert!(next.is_some(), "no answer to the question said over the first: {:#?}\n{stderr}", &events[after..]);
+    assert_eq!(
+        starts_while_speaking(&events, after, events.len()),
+        0,
+        "the avatar heard its own voice in the answer after the barge-in: {:#?}\n{stderr}",
+        &events[after..]
+    );
     let heard: Vec<String> =
         events.iter().filter(|e| e["event"] == "transcript" && e["final"] == true).map(|e| e["text"].as_str().unwrap_or("").to_lowercase()).collect();
     assert!(heard.first().is_some_and(|t| t.contains("passport")), "{heard:?}");
@@ -136,7 +149,7 @@ fn with_the_canceller_the_avatar_does_not_hear_itself_and_is_interrupted_at_full
 #[test]
 fn without_the_canceller_the_avatar_hears_its_own_voice() {
     let (events, before, stderr) = converse(false);
-    assert!(starts_while_speaking(&events, before) > 0, "no echo reached the VAD: is the room wired? {events:#?}\n{stderr}");
+    assert!(starts_while_speaking(&events, 0, before) > 0, "no echo reached the VAD: is the room wired? {events:#?}\n{stderr}");
 }
 
 /// The microphone unplugged: PulseAudio moves hiwar's capture to the only source left, the

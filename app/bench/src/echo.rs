@@ -89,14 +89,15 @@ pub struct Row {
 struct Stream {
     far: Vec<f32>,
     near: Vec<f32>,
-    /// (start, end) of each answer, and the person's onsets.
+    /// (start, end) of each answer, and the person's onsets and ends.
     answers: Vec<(usize, usize)>,
     onsets: Vec<usize>,
+    ends: Vec<usize>,
 }
 
 fn stream(clips: &[Vec<f32>], person: &[Vec<f32>]) -> Stream {
     let (mut far, mut near) = (Vec::new(), Vec::new());
-    let (mut answers, mut onsets) = (Vec::new(), Vec::new());
+    let (mut answers, mut onsets, mut ends) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..ANSWERS {
         let a = &clips[i % clips.len()];
         let start = far.len();
@@ -112,10 +113,11 @@ fn stream(clips: &[Vec<f32>], person: &[Vec<f32>]) -> Stream {
             }
             near[at..at + p.len()].iter_mut().zip(p).for_each(|(n, s)| *n += s);
             onsets.push(at);
+            ends.push(at + p.len());
         }
         answers.push((start, start + a.len()));
     }
-    Stream { far, near, answers, onsets }
+    Stream { far, near, answers, onsets, ends }
 }
 
 /// Whether the answer plays and whether the canceller is still learning the room, per 10 ms
@@ -270,7 +272,13 @@ pub fn measure(config: &Config, sweep: Option<Sweep>) -> anyhow::Result<Vec<Row>
             // Whether the answer was playing at each 10 ms frame, as the live listener is told.
             let mut playing = Vec::with_capacity(mic.len() / FRAME_10MS + 1);
             let started = Instant::now();
-            for (far, near) in s.far.chunks(FRAME_10MS).zip(mic.chunks(FRAME_10MS)) {
+            for (i, (far, near)) in s.far.chunks(FRAME_10MS).zip(mic.chunks(FRAME_10MS)).enumerate() {
+                // The person's voice over the answer has ended after the answer did: the
+                // canceller settles again, as the live hearing thread tells it when such an
+                // utterance ends (here the answers play on, so only a voice that outlasts one).
+                if s.ends.iter().any(|&e| e / FRAME_10MS == i) && !canceller.playing() {
+                    canceller.doubt();
+                }
                 canceller.render(far);
                 let suppressed = canceller.process(near)?;
                 if use_linear {

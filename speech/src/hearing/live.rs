@@ -374,6 +374,8 @@ impl Ear {
             vad.reset();
             let mut listener = Listener::with_turn(vad, turn, self.config.segmenter);
             let mut on_speaker = None;
+            // Whether the utterance in progress was heard while the answer played.
+            let mut overheard = false;
             while !stop.load(Ordering::Relaxed) {
                 if let Some(w) = route.as_ref().filter(|w| w.hears_itself()) {
                     on_speaker = w.route().hears_itself().map(str::to_string);
@@ -401,6 +403,16 @@ impl Ear {
                 listener.set_settling(settling);
                 self.level.2.store(settling, Ordering::Relaxed);
                 self.feed(&mut listener, &heard)?;
+                // A voice heard over an answer that it stopped: the canceller settles again
+                // for the next answer. Not while the answer goes on (a backchannel, or the
+                // first words of a longer interruption): the rest of the voice must be heard.
+                if let Some(c) = canceller.as_mut() {
+                    if listener.in_speech() {
+                        overheard |= c.playing();
+                    } else if std::mem::take(&mut overheard) && !c.playing() {
+                        c.doubt();
+                    }
+                }
                 warn_non_finite(&resampler, &mut self.reported_non_finite);
                 if let Some(c) = canceller.as_ref().filter(|_| stats_at.elapsed() >= Duration::from_secs(30)) {
                     stats_at = Instant::now();
