@@ -411,36 +411,181 @@ pub fn cold(config: &Config) -> anyhow::Result<(Vec<ColdRow>, f64)> {
     Ok((rows, latest))
 }
 
-pub fn run(config: &Config, json: bool, sweep: Option<Sweep>) -> anyhow::Result<ExitCode> {
-    let rows = measure(config, sweep)?;
-    let (cold, latest) = cold(config)?;
+/// What [`after_barge_in`] tries: how much of the next answer's sound plays before speech may
+/// start again after a voice that stopped an answer (16 kHz samples; hiwar's:
+/// [`hearing::RESETTLE`]).
+const RESETTLE_RULES: [(&str, usize); 5] = [("none", 0), ("0.5 s", 8_000), ("1 s", 16_000), ("1.5 s (hiwar's)", hearing::RESETTLE), ("2 s", 32_000)];
+
+/// How long after a person's onset the answer they talk over goes quiet: the dialogue's 700 ms
+/// of voice going on (`dialogue.interruption_ms`) and the player's fade (`bench loop --only
+/// barge`: 726 ms to the decision, ~30 ms more to silence).
+const BARGE_STOP: usize = SR * 3 / 4;
+
+/// One room of [`after_barge_in`]: of `trials` answers played after an interrupted one, how
+/// many the VAD started on under each of [`RESETTLE_RULES`], and the latest such start with no
+/// rule (ms of the answer's sound).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AfterRow {
+    /// Whether a person's voice stopped the answer before (else it was stopped with no voice,
+    /// as a control).
+    pub voice: bool,
+    pub delay_ms: usize,
+    pub gain_db: f32,
+    pub trials: usize,
+    pub started: Vec<usize>,
+    pub latest_ms: f64,
+}
+
+/// The answer after a barge-in: through a canceller that has settled (two answers played),
+/// an answer plays, a person talks over it from 1 s in and it stops 750 ms later, the person
+/// finishes, and after 1 s the next answer plays whole. Counts the next answers the VAD
+/// started on (its echo alone: the person has finished), per room, with the voice and, as a
+/// control, with the answer stopped the same way and no voice.
+pub fn after_barge_in(config: &Config) -> anyhow::Result<Vec<AfterRow>> {
+    let hc = hiwar_core::build::hearing_config(config, None)?;
+    let (answers, people) = clips()?;
+    let mut vad = Some(SileroVad::load(&hc.vad_model)?);
+    let seg = SegmenterConfig { turn: None, ..hc.segmenter };
+    let trials = answers.len().min(12);
+    let mut rows = Vec::new();
+    for voice in [true, false] {
+        for &(delay_ms, gain_db) in &ROOMS {
+            let ir = room_response(delay_ms, gain_db);
+            let (mut started, mut latest) = (vec![0; RESETTLE_RULES.len()], f64::NEG_INFINITY);
+            for k in 0..trials {
+                let n = answers.len();
+                let (warm1, warm2, first, next) = (&answers[(k + 2) % n], &answers[(k + 3) % n], &answers[k], &answers[(k + 1) % n]);
+                let person = &people[k % people.len()];
+                let mut far = vec![0.0; SR / 2];
+                for w in [warm1, warm2] {
+                    far.extend_from_slice(w);
+                    far.extend(std::iter::repeat_n(0.0, SR / 2));
+                }
+                // The interrupted answer, cut (a 10 ms fade) where the barge-in stops it.
+                let onset = far.len() + SR;
+                let cut = (SR + BARGE_STOP).min(first.len());
+                far.extend_from_slice(&first[..cut]);
+                let fade = FRAME_10MS.min(cut);
+                let len = far.len();
+                for (j, v) in far[len - fade..].iter_mut().enumerate() {
+                    *v *= 1.0 - (j + 1) as f32 / fade as f32;
+                }
+                let person_end = onset + person.len();
+                let next_start = person_end.max(far.len()) + SR;
+                far.resize(next_start, 0.0);
+                far.extend_from_slice(next);
+                far.extend(std::iter::repeat_n(0.0, SR / 2));
+                let mut near = vec![0.0; far.len()];
+                if voice {
+                    near[onset..person_end].iter_mut().zip(person).for_each(|(n, s)| *n = *s);
+                }
+                let mut seed = 777u32;
+                let mic: Vec<f32> =
+                    through(&far, &ir).iter().zip(&near).map(|(e, n)| (e + n + noise(&mut seed) * 0.001 * 3f32.sqrt()).clamp(-1.0, 1.0)).collect();
+                let mut canceller = Canceller::new();
+                let (mut out, mut playing, mut sounding) = (Vec::new(), Vec::new(), Vec::new());
+                let mut at_end = None;
+                for (i, (f, m)) in far.chunks(FRAME_10MS).zip(mic.chunks(FRAME_10MS)).enumerate() {
+                    if i * FRAME_10MS >= person_end && at_end.is_none() {
+                        at_end = Some(canceller.sounding());
+                    }
+                    canceller.render(f);
+                    out.extend_from_slice(canceller.process(m)?);
+                    playing.push(canceller.playing());
+                    sounding.push(canceller.sounding());
+                }
+                let from = at_end.unwrap_or(usize::MAX);
+                for (count, &(_, resettle)) in started.iter_mut().zip(&RESETTLE_RULES) {
+                    let told: Vec<Told> = playing
+                        .iter()
+                        .zip(&sounding)
+                        .map(|(&p, &s)| Told { playing: p, settling: p && (s < hearing::SETTLE || (s >= from && s - from < resettle)) })
+                        .collect();
+                    let found = starts(&mut vad, seg, &out, Some(&told))?;
+                    // Starts once the person has finished: the next answer's echo alone.
+                    let on_echo: Vec<u64> = found.iter().map(|&(_, at)| at).filter(|&at| at as usize >= person_end + SR / 4).collect();
+                    if resettle == 0 {
+                        // How far into the next answer's sound: the sounding count at the start.
+                        for &at in &on_echo {
+                            let frame = (at as usize / FRAME_10MS).min(sounding.len() - 1);
+                            latest = latest.max((sounding[frame].saturating_sub(from)) as f64 * 1e3 / SR as f64);
+                        }
+                    }
+                    *count += usize::from(!on_echo.is_empty());
+                }
+            }
+            rows.push(AfterRow { voice, delay_ms, gain_db, trials, started, latest_ms: latest });
+        }
+    }
+    Ok(rows)
+}
+
+/// The parts of `hiwar bench echo`, each on its own with `--only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// 50 answers through one canceller, a person over every fifth.
+    Steady,
+    /// Each answer through a fresh canceller.
+    FirstAnswer,
+    /// The answer after one a person stopped.
+    AfterBargeIn,
+}
+
+pub fn run(config: &Config, json: bool, sweep: Option<Sweep>, only: Option<Part>) -> anyhow::Result<ExitCode> {
+    let wants = |p: Part| only.is_none_or(|o| o == p);
+    let rows = if wants(Part::Steady) { measure(config, sweep)? } else { Vec::new() };
+    let (cold, latest) = if wants(Part::FirstAnswer) { cold(config)? } else { (Vec::new(), f64::NAN) };
+    let after = if wants(Part::AfterBargeIn) { after_barge_in(config)? } else { Vec::new() };
     if json {
         let first = serde_json::json!({"rules": COLD_RULES.map(|r| r.0), "rows": cold, "latest_start_ms": latest});
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"rows": rows, "first_answer": first}))?);
+        let next = serde_json::json!({"rules": RESETTLE_RULES.map(|r| r.0), "rows": after});
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"rows": rows, "first_answer": first, "after_barge_in": next}))?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("echo cancellation (WebRTC AEC3, sonora) in a simulated room: {ANSWERS} answers, a person over every {BARGE_EVERY}th");
-    println!(
-        "| tuning | room | ERLE | VAD starts on the echo alone: raw → cancelled | person found over the answer | onset → found p50 / p95 | CPU per 10 ms frame |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    for r in &rows {
-        let (p50, p95) = p50_p95(&r.found_after_ms);
+    if wants(Part::Steady) {
+        println!("echo cancellation (WebRTC AEC3, sonora) in a simulated room: {ANSWERS} answers, a person over every {BARGE_EVERY}th");
         println!(
-            "| {} | {} ms, {:+} dB | {:.1} dB | {} → {} | {} of {} | {:.0} / {:.0} ms | {:.0} µs |",
-            r.tuning, r.delay_ms, r.gain_db, r.erle_db, r.self_starts_raw, r.self_starts_cancelled, r.found, r.barge_ins, p50, p95, r.us_per_frame
+            "| tuning | room | ERLE | VAD starts on the echo alone: raw → cancelled | person found over the answer | onset → found p50 / p95 | CPU per 10 ms frame |"
         );
+        println!("|---|---|---|---|---|---|---|");
+        for r in &rows {
+            let (p50, p95) = p50_p95(&r.found_after_ms);
+            println!(
+                "| {} | {} ms, {:+} dB | {:.1} dB | {} → {} | {} of {} | {:.0} / {:.0} ms | {:.0} µs |",
+                r.tuning, r.delay_ms, r.gain_db, r.erle_db, r.self_starts_raw, r.self_starts_cancelled, r.found, r.barge_ins, p50, p95, r.us_per_frame
+            );
+        }
     }
-    println!(
-        "\nThe canceller's first answer (a fresh canceller, each answer alone): answers the VAD started on, by the minimum voice while the answer plays \
-         and the sound a new canceller plays before speech may start (hiwar's: 150 ms, {} s of sound)",
-        hearing::SETTLE as f64 / SR as f64
-    );
-    println!("| tuning | room | answers | {} |", COLD_RULES.map(|r| r.0).join(" | "));
-    println!("|---|---|---|{}", "---|".repeat(COLD_RULES.len()));
-    for ColdRow { tuning, delay_ms, gain_db, answers, started } in &cold {
-        println!("| {tuning} | {delay_ms} ms, {gain_db:+} dB | {answers} | {} |", started.iter().map(ToString::to_string).collect::<Vec<_>>().join(" | "));
+    if wants(Part::FirstAnswer) {
+        println!(
+            "\nThe canceller's first answer (a fresh canceller, each answer alone): answers the VAD started on, by the minimum voice while the answer plays \
+             and the sound a new canceller plays before speech may start (hiwar's: 150 ms, {} s of sound)",
+            hearing::SETTLE as f64 / SR as f64
+        );
+        println!("| tuning | room | answers | {} |", COLD_RULES.map(|r| r.0).join(" | "));
+        println!("|---|---|---|{}", "---|".repeat(COLD_RULES.len()));
+        for ColdRow { tuning, delay_ms, gain_db, answers, started } in &cold {
+            println!("| {tuning} | {delay_ms} ms, {gain_db:+} dB | {answers} | {} |", started.iter().map(ToString::to_string).collect::<Vec<_>>().join(" | "));
+        }
+        println!("\nThe latest start on a first answer's echo with 150 ms alone: {latest:.0} ms into the answer.");
     }
-    println!("\nThe latest start on a first answer's echo with 150 ms alone: {latest:.0} ms into the answer.");
+    if wants(Part::AfterBargeIn) {
+        println!(
+            "\nThe answer after a barge-in (a settled canceller; an answer stopped {} ms after a person starts over it; the next answer 1 s after they finish): \
+             next answers the VAD started on, by the sound played before speech may start again (hiwar's: {} s)",
+            BARGE_STOP * 1000 / SR,
+            hearing::RESETTLE as f64 / SR as f64
+        );
+        println!("| stopped by | room | answers | {} | latest start, none (ms of its sound) |", RESETTLE_RULES.map(|r| r.0).join(" | "));
+        println!("|---|---|---|{}---|", "---|".repeat(RESETTLE_RULES.len()));
+        for AfterRow { voice, delay_ms, gain_db, trials, started, latest_ms } in &after {
+            let by = if *voice { "a voice" } else { "nothing (control)" };
+            let latest = if latest_ms.is_finite() { format!("{latest_ms:.0}") } else { "—".to_string() };
+            println!(
+                "| {by} | {delay_ms} ms, {gain_db:+} dB | {trials} | {} | {latest} |",
+                started.iter().map(ToString::to_string).collect::<Vec<_>>().join(" | ")
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -238,6 +238,11 @@ pub enum BenchCommand {
         /// start threshold and minimum speech while an answer plays; `all`, both.
         #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "all")]
         sweep: Option<EchoSweep>,
+        /// Measure one part only: `steady` (50 answers through one canceller), `first-answer`
+        /// (each through a fresh canceller), `after-barge-in` (the answer after one a person
+        /// stopped).
+        #[arg(long, value_enum)]
+        only: Option<EchoPart>,
     },
     /// When a turn is judged over — Smart Turn against silence alone — on the end-of-turn clip
     /// set (assets/turns): pauses mid-sentence cut off, the delay after a real end, Smart
@@ -362,6 +367,24 @@ pub enum ModelsCommand {
         /// Models to verify (default: every required model, and optional ones present).
         names: Vec<String>,
     },
+}
+
+/// One part of `hiwar bench echo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EchoPart {
+    Steady,
+    FirstAnswer,
+    AfterBargeIn,
+}
+
+impl From<EchoPart> for hiwar_bench::echo::Part {
+    fn from(p: EchoPart) -> Self {
+        match p {
+            EchoPart::Steady => Self::Steady,
+            EchoPart::FirstAnswer => Self::FirstAnswer,
+            EchoPart::AfterBargeIn => Self::AfterBargeIn,
+        }
+    }
 }
 
 /// What `hiwar bench echo --sweep` measures beside hiwar's choice.

@@ -104,7 +104,7 @@ fn run(cli: Cli, config: hiwar_core::config::Config) -> anyhow::Result<ExitCode>
         }
         Command::Bench { what: BenchCommand::Serve { idle, reps } } => hiwar_bench::serve::run(&config, idle, reps.max(1)),
         Command::Bench { what: BenchCommand::Turn { json } } => hiwar_bench::turn::run(&config, json),
-        Command::Bench { what: BenchCommand::Echo { json, sweep } } => hiwar_bench::echo::run(&config, json, sweep.map(Into::into)),
+        Command::Bench { what: BenchCommand::Echo { json, sweep, only } } => hiwar_bench::echo::run(&config, json, sweep.map(Into::into), only.map(Into::into)),
         Command::Bench { what: BenchCommand::Tashkeel { golden, only_hiwar, json, show } } => {
             hiwar_bench::tashkeel::run(&config, golden, only_hiwar, json, show)
         }
