@@ -120,6 +120,30 @@ fn stream(clips: &[Vec<f32>], person: &[Vec<f32>]) -> Stream {
     Stream { far, near, answers, onsets, ends }
 }
 
+/// What the microphone hears in the room: `far` through `ir`, the person's `near` (nothing past
+/// its end), and the room's own noise floor (−60 dBFS), as every microphone has.
+fn microphone(far: &[f32], ir: &[f32], near: &[f32]) -> Vec<f32> {
+    let mut seed = 777u32;
+    through(far, ir)
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e + near.get(i).copied().unwrap_or(0.0) + noise(&mut seed) * 0.001 * 3f32.sqrt()).clamp(-1.0, 1.0))
+        .collect()
+}
+
+/// `mic` through `canceller` with `far` as its reference: the cleaned samples, and per 10 ms
+/// frame whether the answer played and the sound played so far.
+fn cancelled(canceller: &mut Canceller, far: &[f32], mic: &[f32]) -> anyhow::Result<(Vec<f32>, Vec<bool>, Vec<usize>)> {
+    let (mut out, mut playing, mut sounding) = (Vec::new(), Vec::new(), Vec::new());
+    for (f, m) in far.chunks(FRAME_10MS).zip(mic.chunks(FRAME_10MS)) {
+        canceller.render(f);
+        out.extend_from_slice(canceller.process(m)?);
+        playing.push(canceller.playing());
+        sounding.push(canceller.sounding());
+    }
+    Ok((out, playing, sounding))
+}
+
 /// Whether the answer plays and whether the canceller is still learning the room, per 10 ms
 /// frame, as the live listener is told.
 #[derive(Debug, Clone, Copy, Default)]
@@ -263,10 +287,7 @@ pub fn measure(config: &Config, sweep: Option<Sweep>) -> anyhow::Result<Vec<Row>
         };
         for &(delay_ms, gain_db) in &ROOMS {
             let ir = room_response(delay_ms, gain_db);
-            let echo = through(&s.far, &ir);
-            // And the room's own noise floor (−60 dBFS), as every microphone has.
-            let mut seed = 777u32;
-            let mic: Vec<f32> = echo.iter().zip(&s.near).map(|(e, n)| (e + n + noise(&mut seed) * 0.001 * 3f32.sqrt()).clamp(-1.0, 1.0)).collect();
+            let mic = microphone(&s.far, &ir, &s.near);
             let mut canceller = Canceller::with_config(aec);
             let mut out = Vec::with_capacity(mic.len());
             // Whether the answer was playing at each 10 ms frame, as the live listener is told.
@@ -385,16 +406,8 @@ pub fn cold(config: &Config) -> anyhow::Result<(Vec<ColdRow>, f64)> {
                 let mut far = vec![0.0; SR / 2];
                 far.extend_from_slice(a);
                 far.extend(std::iter::repeat_n(0.0, SR / 2));
-                let mut seed = 777u32;
-                let mic: Vec<f32> = through(&far, &ir).iter().map(|e| (e + noise(&mut seed) * 0.001 * 3f32.sqrt()).clamp(-1.0, 1.0)).collect();
-                let mut canceller = Canceller::with_config(aec);
-                let (mut out, mut playing, mut sounding) = (Vec::new(), Vec::new(), Vec::new());
-                for (f, n) in far.chunks(FRAME_10MS).zip(mic.chunks(FRAME_10MS)) {
-                    canceller.render(f);
-                    out.extend_from_slice(canceller.process(n)?);
-                    playing.push(canceller.playing());
-                    sounding.push(canceller.sounding());
-                }
+                let mic = microphone(&far, &ir, &[]);
+                let (out, playing, sounding) = cancelled(&mut Canceller::with_config(aec), &far, &mic)?;
                 for (count, &(_, ms, settle)) in started.iter_mut().zip(&COLD_RULES) {
                     let seg = SegmenterConfig { turn: None, min_speech_playing_ms: ms, ..hc.segmenter };
                     let told: Vec<Told> = playing.iter().zip(&sounding).map(|(&p, &s)| Told { playing: p, settling: p && s < settle }).collect();
@@ -479,22 +492,14 @@ pub fn after_barge_in(config: &Config) -> anyhow::Result<Vec<AfterRow>> {
                 if voice {
                     near[onset..person_end].iter_mut().zip(person).for_each(|(n, s)| *n = *s);
                 }
-                let mut seed = 777u32;
-                let mic: Vec<f32> =
-                    through(&far, &ir).iter().zip(&near).map(|(e, n)| (e + n + noise(&mut seed) * 0.001 * 3f32.sqrt()).clamp(-1.0, 1.0)).collect();
-                let mut canceller = Canceller::new();
-                let (mut out, mut playing, mut sounding) = (Vec::new(), Vec::new(), Vec::new());
-                let mut at_end = None;
-                for (i, (f, m)) in far.chunks(FRAME_10MS).zip(mic.chunks(FRAME_10MS)).enumerate() {
-                    if i * FRAME_10MS >= person_end && at_end.is_none() {
-                        at_end = Some(canceller.sounding());
-                    }
-                    canceller.render(f);
-                    out.extend_from_slice(canceller.process(m)?);
-                    playing.push(canceller.playing());
-                    sounding.push(canceller.sounding());
-                }
-                let from = at_end.unwrap_or(usize::MAX);
+                let mic = microphone(&far, &ir, &near);
+                let (out, playing, sounding) = cancelled(&mut Canceller::new(), &far, &mic)?;
+                // The sound played when the person finished (before the first frame from there).
+                let from = match person_end.div_ceil(FRAME_10MS) {
+                    0 => 0,
+                    i if i < sounding.len() => sounding[i - 1],
+                    _ => usize::MAX,
+                };
                 for (count, &(_, resettle)) in started.iter_mut().zip(&RESETTLE_RULES) {
                     let told: Vec<Told> = playing
                         .iter()
