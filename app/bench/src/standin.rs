@@ -80,6 +80,8 @@ pub enum Seen {
 #[derive(Debug, Clone)]
 pub struct Standin {
     pub base_url: String,
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
     pub seen: Arc<Mutex<Vec<Seen>>>,
     /// Behaviour per request in turn; the last repeats.
     script: Arc<Mutex<(Vec<Behaviour>, usize)>>,
@@ -94,9 +96,10 @@ impl Standin {
     /// As [`Standin::start`], on `addr` (a server that comes back where it was).
     pub async fn start_on(addr: &str, script: Vec<Behaviour>) -> anyhow::Result<Standin> {
         let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-        let base_url = format!("http://{}/v1", listener.local_addr()?);
+        let addr = listener.local_addr()?;
         let s = Standin {
-            base_url,
+            base_url: format!("http://{addr}/v1"),
+            addr,
             seen: Arc::default(),
             script: Arc::new(Mutex::new((if script.is_empty() { vec![Behaviour::parse("answer")?] } else { script }, 0))),
         };
@@ -453,6 +456,26 @@ mod tests {
         assert_eq!(body["stream"], true);
         assert_eq!(body["stream_options"]["include_usage"], true);
         assert_eq!(body["messages"][0]["content"], "متى يفتح المركز؟");
+    }
+
+    /// What `bench soak` allows the LLM connections (two, each with two ends in the process):
+    /// a question asked while another answer streams gets a connection of its own, the pool
+    /// keeps both, and questions one at a time after that open none.
+    #[tokio::test]
+    async fn overlapping_questions_pool_two_connections_and_no_more() {
+        let s =
+            Standin::start(vec![Behaviour::Answer { text: None, ttft: Duration::from_millis(100), gap: Duration::from_millis(10) }]).await.expect("standin");
+        let c = client(&s.base_url, 3_000);
+        let ends = || crate::soak::sample(0, s.addr.port()).llm_sockets;
+        let _ = collect(&c, "one").await;
+        assert_eq!(ends(), 2, "one connection, its two ends");
+        let (a, b) = tokio::join!(collect(&c, "two"), collect(&c, "three"));
+        assert!(a.1.is_ok() && b.1.is_ok(), "{a:?} {b:?}");
+        assert_eq!(ends(), 4, "the second connection is pooled too");
+        for q in ["four", "five", "six"] {
+            let _ = collect(&c, q).await;
+        }
+        assert_eq!(ends(), 4, "one question at a time opens no more");
     }
 
     #[tokio::test]
