@@ -22,6 +22,7 @@ pub fn turn_waits(h: &crate::config::Hearing) -> TurnWaits {
         reprobe_ms: h.turn_reprobe_ms,
         incomplete_ms: h.turn_incomplete_ms,
         threshold: h.turn_threshold,
+        sure: h.turn_sure,
     }
 }
 

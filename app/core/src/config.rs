@@ -222,6 +222,11 @@ pub struct Hearing {
     pub turn_incomplete_ms: u32,
     /// Smart Turn's probability of "complete" at or above which the turn ends.
     pub turn_threshold: f32,
+    /// Smart Turn's probability of "complete" at or above which the turn ends at
+    /// `turn_probe_ms`. Between `turn_threshold` and this the model is not sure (its answers
+    /// near 0.5 are a coin toss): the turn ends after `end_silence_ms` of silence instead,
+    /// unless the voice comes back. Set it to `turn_threshold` to end every "complete" at once.
+    pub turn_sure: f32,
     /// Silence after the last voiced sample that ends an utterance ("silence" end of turn, and
     /// the fallback should Smart Turn fail).
     pub end_silence_ms: u32,
@@ -274,6 +279,7 @@ impl Default for Hearing {
             turn_reprobe_ms: 0,
             turn_incomplete_ms: 1500,
             turn_threshold: 0.5,
+            turn_sure: 0.7,
             end_silence_ms: 500,
             min_speech_ms: 250,
             min_speech_playing_ms: 150,
@@ -615,6 +621,10 @@ impl Config {
         check(
             h.turn_threshold.is_finite() && (0.0..=1.0).contains(&h.turn_threshold),
             format!("hearing.turn_threshold = {}: a probability between 0 and 1", h.turn_threshold),
+        );
+        check(
+            h.turn_sure.is_finite() && (h.turn_threshold..=1.0).contains(&h.turn_sure),
+            format!("hearing.turn_sure = {}: a probability between turn_threshold ({}) and 1", h.turn_sure, h.turn_threshold),
         );
         check(h.min_speech_ms <= 5_000, format!("hearing.min_speech_ms = {}: at most 5000", h.min_speech_ms));
         check(h.prompt_tokens <= 223, format!("hearing.prompt_tokens = {}: at most 223 (whisper keeps no more of a prompt)", h.prompt_tokens));
