@@ -23,6 +23,7 @@ pub fn turn_waits(h: &crate::config::Hearing) -> TurnWaits {
         incomplete_ms: h.turn_incomplete_ms,
         threshold: h.turn_threshold,
         sure: h.turn_sure,
+        unsure_ms: h.turn_unsure_ms,
     }
 }
 

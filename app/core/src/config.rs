@@ -224,9 +224,12 @@ pub struct Hearing {
     pub turn_threshold: f32,
     /// Smart Turn's probability of "complete" at or above which the turn ends at
     /// `turn_probe_ms`. Between `turn_threshold` and this the model is not sure (its answers
-    /// near 0.5 are a coin toss): the turn ends after `end_silence_ms` of silence instead,
+    /// near 0.5 are a coin toss): the turn ends after `turn_unsure_ms` of silence instead,
     /// unless the voice comes back. Set it to `turn_threshold` to end every "complete" at once.
     pub turn_sure: f32,
+    /// Silence that ends a turn Smart Turn judged complete but not surely (`turn_sure`): long
+    /// enough for a short hesitation or a stop's closure to be followed by more speech.
+    pub turn_unsure_ms: u32,
     /// Silence after the last voiced sample that ends an utterance ("silence" end of turn, and
     /// the fallback should Smart Turn fail).
     pub end_silence_ms: u32,
@@ -280,6 +283,7 @@ impl Default for Hearing {
             turn_incomplete_ms: 1500,
             turn_threshold: 0.5,
             turn_sure: 0.7,
+            turn_unsure_ms: 350,
             end_silence_ms: 500,
             min_speech_ms: 250,
             min_speech_playing_ms: 150,
@@ -625,6 +629,13 @@ impl Config {
         check(
             h.turn_sure.is_finite() && (h.turn_threshold..=1.0).contains(&h.turn_sure),
             format!("hearing.turn_sure = {}: a probability between turn_threshold ({}) and 1", h.turn_sure, h.turn_threshold),
+        );
+        check(
+            (h.turn_probe_ms..=h.turn_incomplete_ms).contains(&h.turn_unsure_ms),
+            format!(
+                "hearing.turn_unsure_ms = {}: between turn_probe_ms ({}) and turn_incomplete_ms ({})",
+                h.turn_unsure_ms, h.turn_probe_ms, h.turn_incomplete_ms
+            ),
         );
         check(h.min_speech_ms <= 5_000, format!("hearing.min_speech_ms = {}: at most 5000", h.min_speech_ms));
         check(h.prompt_tokens <= 223, format!("hearing.prompt_tokens = {}: at most 223 (whisper keeps no more of a prompt)", h.prompt_tokens));

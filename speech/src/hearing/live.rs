@@ -3,6 +3,7 @@
 //! decoded speculatively as soon as speech pauses, so it is usually ready when the
 //! end-pointing decision lands one silence window later.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -114,6 +115,28 @@ pub fn level_db(samples: &[f32]) -> f32 {
     }
     let mean = samples.iter().map(|s| s * s).sum::<f32>() / samples.len() as f32;
     (10.0 * mean.max(1e-10).log10()).max(-100.0)
+}
+
+/// The stretch before a voice's start over the answer that [`log_onset_over_answer`] weighs:
+/// 160 ms, about what the VAD needs to start while the answer plays.
+const ONSET_SAMPLES: usize = 2_560;
+
+/// Says, for the operator, how a voice that began over the answer stood against the
+/// canceller: the microphone's level before it, what it took away, and AEC3's own state. A
+/// person's voice is not in AEC3's model of the echo and passes it little changed; the
+/// answer's own echo leaking through has most of it taken (what tells the two apart, for the
+/// record: the echo test's start on a settled canceller's leak could not be reproduced here).
+fn log_onset_over_answer(c: &Canceller, microphone: &[f32], after: &[f32]) {
+    let (mic, out) = (level_db(microphone), level_db(after));
+    let s = c.stats();
+    tracing::info!(
+        target: "hiwar::hearing",
+        "speech began over the answer: microphone {mic:.0} dBFS, {:.0} dB of it taken by the canceller (last 160 ms); AEC3 ERLE {:.1} dB, delay {} ms, {:.1} s of sound played",
+        mic - out,
+        s.erle_db.unwrap_or(f64::NAN),
+        s.delay_ms.unwrap_or(-1),
+        c.sounding() as f64 / f64::from(super::TARGET_RATE),
+    );
 }
 
 /// A running hearing pipeline. Dropping it stops the threads.
@@ -376,6 +399,9 @@ impl Ear {
             let mut on_speaker = None;
             // Whether the utterance in progress was heard while the answer played.
             let mut overheard = false;
+            // The microphone's last samples before the canceller, for the line logged when a
+            // voice begins over the answer.
+            let mut before_canceller: VecDeque<f32> = VecDeque::with_capacity(ONSET_SAMPLES);
             while !stop.load(Ordering::Relaxed) {
                 if let Some(w) = route.as_ref().filter(|w| w.hears_itself()) {
                     on_speaker = w.route().hears_itself().map(str::to_string);
@@ -393,7 +419,12 @@ impl Ear {
                 }
                 let resampled = resampler.push(&buf)?;
                 let heard = match &mut canceller {
-                    Some(c) => c.process(resampled)?.to_vec(),
+                    Some(c) => {
+                        before_canceller.extend(resampled.iter().copied());
+                        let extra = before_canceller.len().saturating_sub(ONSET_SAMPLES);
+                        before_canceller.drain(..extra);
+                        c.process(resampled)?.to_vec()
+                    }
                     None => resampled.to_vec(),
                 };
                 // While the answer plays, a voice over it comes through the canceller in pieces.
@@ -402,7 +433,15 @@ impl Ear {
                 let settling = canceller.as_ref().is_some_and(Canceller::settling);
                 listener.set_settling(settling);
                 self.level.2.store(settling, Ordering::Relaxed);
+                let was_in_speech = listener.in_speech();
                 self.feed(&mut listener, &heard)?;
+                if let Some(c) = canceller.as_ref().filter(|c| c.playing() && !was_in_speech && listener.in_speech()) {
+                    log_onset_over_answer(
+                        c,
+                        before_canceller.make_contiguous(),
+                        listener.audio(listener.position().saturating_sub(ONSET_SAMPLES as u64), listener.position()),
+                    );
+                }
                 // A voice heard over an answer that it stopped: the canceller settles again
                 // for the next answer. Not while the answer goes on (a backchannel, or the
                 // first words of a longer interruption): the rest of the voice must be heard.

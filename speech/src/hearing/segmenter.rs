@@ -47,16 +47,18 @@ pub struct TurnWaits {
     /// Probability of "complete" at or above which the turn ends.
     pub threshold: f32,
     /// Probability of "complete" at or above which the turn ends at once. Between `threshold`
-    /// and this, Smart Turn is not sure: the turn ends once the silence reaches
-    /// `end_silence_ms` (as with silence alone), unless the voice comes back first. The int8
-    /// model's answers near 0.5 are a coin toss (±0.03 for inputs 1e-5 apart); live, "I would
-    /// like [a 150 ms closure] to book…" was judged 0.34 to 0.50 and cut there at 0.50.
+    /// and this, Smart Turn is not sure: the turn ends once the silence reaches `unsure_ms`,
+    /// unless the voice comes back first. The int8 model's answers near 0.5 are a coin toss
+    /// (±0.03 for inputs 1e-5 apart); live, "I would like [a 150 ms closure] to book…" was
+    /// judged 0.28 to 0.62 and cut there at 0.50.
     pub sure: f32,
+    /// Silence that ends a turn judged complete but not surely.
+    pub unsure_ms: u32,
 }
 
 impl Default for TurnWaits {
     fn default() -> Self {
-        TurnWaits { probe_ms: 200, early_ms: 0, reprobe_ms: 0, incomplete_ms: 1500, threshold: 0.5, sure: 0.7 }
+        TurnWaits { probe_ms: 200, early_ms: 0, reprobe_ms: 0, incomplete_ms: 1500, threshold: 0.5, sure: 0.7, unsure_ms: 350 }
     }
 }
 
@@ -104,7 +106,7 @@ enum Judged {
     /// Judged incomplete with this probability of "complete": wait the long silence, asking
     /// again once the silence reaches `again` samples.
     Incomplete { p: f32, again: u64 },
-    /// Judged complete, but not surely (see [`TurnWaits::sure`]): `end_silence_ms` decides.
+    /// Judged complete, but not surely (see [`TurnWaits::sure`]): ends at `unsure_ms`.
     Unsure { p: f32 },
 }
 
@@ -225,7 +227,7 @@ impl Segmenter {
                         self.state = State::Silence;
                         return ended(Some(p));
                     }
-                    (Some(_), Judged::Unsure { p }) if silence >= ms(c.end_silence_ms) => {
+                    (Some(t), Judged::Unsure { p }) if silence >= ms(t.unsure_ms) => {
                         self.state = State::Silence;
                         return ended(Some(p));
                     }
@@ -264,8 +266,8 @@ impl Segmenter {
     }
 
     /// Applies a judgement once the silence has reached `probe_ms`: ends the utterance when
-    /// surely complete, waits `end_silence_ms` when complete but not surely, else waits the
-    /// long silence.
+    /// surely complete, waits `unsure_ms` when complete but not surely, else waits the long
+    /// silence.
     fn decide(&mut self, start: u64, last_voiced: u64, p: f32) -> Option<Boundary> {
         let t = self.config.turn?;
         if p >= t.threshold.max(t.sure) {
@@ -445,21 +447,21 @@ mod tests {
     }
 
     #[test]
-    fn a_pause_judged_complete_but_not_surely_waits_the_silence_rule_and_the_voice_may_come_back() {
-        // 0.6: complete, not surely. Nothing at the probe; ended at end_silence_ms (500 ms).
+    fn a_pause_judged_complete_but_not_surely_waits_a_little_longer_and_the_voice_may_come_back() {
+        // 0.6: complete, not surely. Nothing at the probe; ended at unsure_ms (350 ms).
         let b = judged(&speech_then_silence(3000), vec![Some(0.6)]);
         let probe = 40 + windows(200) - 1;
         assert!(matches!(b[2], (i, Boundary::Probe { .. }) if i == probe), "{b:?}");
-        let end = 40 + windows(500) - 1;
+        let end = 40 + windows(350) - 1;
         assert!(matches!(b[3], (i, Boundary::Ended { turn: Some(p), .. }) if i == end && p == 0.6), "{b:?}");
         assert_eq!(b.len(), 4, "{b:?}");
-        // The voice back at 300 ms of silence: one utterance goes on, judged again at its end.
+        // The voice back at 250 ms of silence: one utterance goes on, judged again at its end.
         let mut probs = vec![0.9; 40];
-        probs.extend(vec![0.0; windows(300)]);
+        probs.extend(vec![0.0; windows(250)]);
         probs.extend(speech_then_silence(1000));
         let b = judged(&probs, vec![Some(0.6), Some(0.9)]);
         let ends: Vec<usize> = b.iter().filter(|(_, b)| matches!(b, Boundary::Ended { .. })).map(|(i, _)| *i).collect();
-        let second_probe = 40 + windows(300) + 40 + windows(200) - 1;
+        let second_probe = 40 + windows(250) + 40 + windows(200) - 1;
         assert_eq!(ends, vec![second_probe], "{b:?}");
         assert!(b.iter().any(|(_, b)| matches!(b, Boundary::Resumed)), "{b:?}");
         // Sure at 0.7 and over, as before.
@@ -512,7 +514,7 @@ mod tests {
         assert!(matches!(ends[0].1, Boundary::Ended { start, turn: Some(_), .. } if start == 0), "{b:?}");
     }
 
-    const EARLY: TurnWaits = TurnWaits { probe_ms: 200, early_ms: 100, reprobe_ms: 0, incomplete_ms: 1500, threshold: 0.5, sure: 0.7 };
+    const EARLY: TurnWaits = TurnWaits { probe_ms: 200, early_ms: 100, reprobe_ms: 0, incomplete_ms: 1500, threshold: 0.5, sure: 0.7, unsure_ms: 350 };
 
     #[test]
     fn asked_early_the_answer_ends_the_turn_when_the_silence_reaches_the_probe() {
