@@ -40,26 +40,6 @@ pub struct Sample {
     pub threads: usize,
 }
 
-/// The inodes of the TCP connections (not listeners) to or from `port`, from /proc/net.
-fn connections_on(port: u16) -> std::collections::HashSet<String> {
-    let mut inodes = std::collections::HashSet::new();
-    for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else { continue };
-        for line in text.lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let port_of = |address: &str| address.rsplit_once(':').and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
-            // Fields: sl, local address, remote address, state (0A: listening), …, inode (10th).
-            if let [_, local, remote, state, _, _, _, _, _, inode, ..] = fields[..]
-                && state != "0A"
-                && (port_of(local) == Some(port) || port_of(remote) == Some(port))
-            {
-                inodes.insert(format!("socket:[{inode}]"));
-            }
-        }
-    }
-    inodes
-}
-
 impl Sample {
     /// The descriptors besides the LLM connections' ends: what must not grow.
     pub fn own_fds(&self) -> usize {
@@ -90,13 +70,7 @@ fn fd_kinds() -> std::collections::BTreeMap<String, usize> {
 }
 
 pub fn sample(turn: usize, llm_port: u16) -> Sample {
-    let llm = connections_on(llm_port);
-    let llm_sockets = std::fs::read_dir("/proc/self/fd")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| llm.contains(t.to_string_lossy().as_ref())))
-        .count();
+    let llm_sockets = crate::stats::connection_ends(llm_port);
     Sample {
         llm_sockets,
         turn,

@@ -22,6 +22,38 @@ pub fn rss_mib(pid: u32) -> f64 {
         .map_or(f64::NAN, |k| k / 1024.0)
 }
 
+/// The inodes of the TCP connections (not listeners) to or from `port`, from /proc/net.
+fn connections_on(port: u16) -> std::collections::HashSet<String> {
+    let mut inodes = std::collections::HashSet::new();
+    for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let port_of = |address: &str| address.rsplit_once(':').and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+            // Fields: sl, local address, remote address, state (0A: listening), …, inode (10th).
+            if let [_, local, remote, state, _, _, _, _, _, inode, ..] = fields[..]
+                && state != "0A"
+                && (port_of(local) == Some(port) || port_of(remote) == Some(port))
+            {
+                inodes.insert(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    inodes
+}
+
+/// How many of this process's descriptors are ends of TCP connections to or from `port`
+/// (both ends count when the server is in this process too).
+pub fn connection_ends(port: u16) -> usize {
+    let inodes = connections_on(port);
+    std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| inodes.contains(t.to_string_lossy().as_ref())))
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
