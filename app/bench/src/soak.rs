@@ -47,22 +47,15 @@ impl Sample {
     }
 }
 
-/// The most LLM connections' ends any sample saw.
-fn report_llm_sockets(samples: &[Sample]) -> usize {
-    samples.iter().map(|s| s.llm_sockets).max().unwrap_or(0)
-}
-
-/// What each of this process's descriptors points at, by kind.
-fn fd_kinds() -> std::collections::BTreeMap<String, usize> {
+/// `targets` ([`crate::stats::fd_targets`]) by kind.
+fn fd_kinds(targets: &[String]) -> std::collections::BTreeMap<String, usize> {
     let mut kinds = std::collections::BTreeMap::new();
-    for entry in std::fs::read_dir("/proc/self/fd").into_iter().flatten().flatten() {
-        let Ok(target) = std::fs::read_link(entry.path()) else { continue };
-        let target = target.to_string_lossy();
+    for target in targets {
         // "socket:[123]" and "pipe:[456]" by kind; a file by its folder.
         let kind = match target.split_once(":[") {
-            Some(_) if target.starts_with("anon_inode:") => target.to_string(),
+            Some(_) if target.starts_with("anon_inode:") => target.clone(),
             Some((kind, _)) => kind.to_string(),
-            None => std::path::Path::new(target.as_ref()).parent().map_or_else(|| target.to_string(), |p| p.display().to_string()),
+            None => std::path::Path::new(target).parent().map_or_else(|| target.clone(), |p| p.display().to_string()),
         };
         *kinds.entry(kind).or_insert(0) += 1;
     }
@@ -70,13 +63,14 @@ fn fd_kinds() -> std::collections::BTreeMap<String, usize> {
 }
 
 pub fn sample(turn: usize, llm_port: u16) -> Sample {
-    let llm_sockets = crate::stats::connection_ends(llm_port);
+    // One reading of the descriptors for the count, the kinds and the LLM's share.
+    let targets = crate::stats::fd_targets();
     Sample {
-        llm_sockets,
         turn,
         rss_mib: crate::stats::rss_mib(std::process::id()),
-        fds: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()),
-        fd_kinds: fd_kinds(),
+        fds: targets.len(),
+        fd_kinds: fd_kinds(&targets),
+        llm_sockets: crate::stats::connection_ends(&targets, llm_port),
         // A directory entry per thread.
         threads: std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count()),
     }
@@ -222,7 +216,7 @@ pub fn run(config: &Config, turns: usize, every: usize, no_render: bool, size: (
     // connects anew, takes the old one when it comes back, and pools the new one too, idle
     // until it expires (50 s): two connections, each with two ends in this process (the
     // stand-in's is here too). More than that is a leak.
-    let llm_sockets_max = report_llm_sockets(&samples);
+    let llm_sockets_max = samples.iter().map(|s| s.llm_sockets).max().unwrap_or(0);
     let report = Report {
         turns,
         answered,

@@ -466,7 +466,7 @@ mod tests {
         let s =
             Standin::start(vec![Behaviour::Answer { text: None, ttft: Duration::from_millis(100), gap: Duration::from_millis(10) }]).await.expect("standin");
         let c = client(&s.base_url, 3_000);
-        let ends = || crate::stats::connection_ends(s.addr.port());
+        let ends = || crate::stats::connection_ends(&crate::stats::fd_targets(), s.addr.port());
         let _ = collect(&c, "one").await;
         assert_eq!(ends(), 2, "one connection, its two ends");
         let (a, b) = tokio::join!(collect(&c, "two"), collect(&c, "three"));

@@ -42,16 +42,22 @@ fn connections_on(port: u16) -> std::collections::HashSet<String> {
     inodes
 }
 
-/// How many of this process's descriptors are ends of TCP connections to or from `port`
-/// (both ends count when the server is in this process too).
-pub fn connection_ends(port: u16) -> usize {
-    let inodes = connections_on(port);
+/// What each of this process's descriptors points at ("socket:[123]", a path…), read once;
+/// "?" for one closed while it was read.
+pub fn fd_targets() -> Vec<String> {
     std::fs::read_dir("/proc/self/fd")
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| inodes.contains(t.to_string_lossy().as_ref())))
-        .count()
+        .map(|e| std::fs::read_link(e.path()).map_or_else(|_| "?".to_string(), |t| t.to_string_lossy().into_owned()))
+        .collect()
+}
+
+/// How many of `targets` ([`fd_targets`]) are ends of TCP connections to or from `port` (both
+/// ends count when the server is in this process too).
+pub fn connection_ends(targets: &[String], port: u16) -> usize {
+    let inodes = connections_on(port);
+    targets.iter().filter(|t| inodes.contains(t.as_str())).count()
 }
 
 #[cfg(test)]

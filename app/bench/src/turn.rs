@@ -127,13 +127,26 @@ fn asked(w: TurnWaits) -> String {
     if w.early_ms == 0 { String::new() } else { format!(", asked at {} ms", w.probe_ms.saturating_sub(w.early_ms)) }
 }
 
+/// ", at N ms under P" when a "complete" under `sure` waits longer.
+fn unsure(w: TurnWaits) -> String {
+    if w.sure > w.threshold { format!(", at {} ms under {}", w.unsure_ms, w.sure) } else { String::new() }
+}
+
 /// Runs `clips` through a listener ending turns `waits`' way (`None`: silence alone).
 pub fn judge(config: &hearing::HearingConfig, clips: &[TurnClip], lang: &str, waits: Option<TurnWaits>, whisper: &Transcriber) -> anyhow::Result<Outcome> {
     let mode = match waits {
-        Some(w) if w.reprobe_ms == 0 => format!("Smart Turn (at {} ms{}; {} ms if unfinished; p ≥ {})", w.probe_ms, asked(w), w.incomplete_ms, w.threshold),
-        Some(w) => {
-            format!("Smart Turn (at {} ms{}, again every {} ms; {} ms at most; p ≥ {})", w.probe_ms, asked(w), w.reprobe_ms, w.incomplete_ms, w.threshold)
+        Some(w) if w.reprobe_ms == 0 => {
+            format!("Smart Turn (at {} ms{}; {} ms if unfinished; p ≥ {}{})", w.probe_ms, asked(w), w.incomplete_ms, w.threshold, unsure(w))
         }
+        Some(w) => format!(
+            "Smart Turn (at {} ms{}, again every {} ms; {} ms at most; p ≥ {}{})",
+            w.probe_ms,
+            asked(w),
+            w.reprobe_ms,
+            w.incomplete_ms,
+            w.threshold,
+            unsure(w)
+        ),
         None => format!("silence alone ({} ms)", config.segmenter.end_silence_ms),
     };
     let mut out = Outcome { mode, lang: lang.into(), ..Outcome::default() };
