@@ -126,6 +126,37 @@ pub fn echo_level(levels: &VecDeque<(Instant, f32)>, since: Instant, at: Instant
 /// loudest tenth.
 const CANCELLED_ECHO_QUANTILE: f32 = 0.9;
 
+/// The bus events of the voices over the answer not yet judged (see `run_loop`'s `held`).
+#[derive(Default)]
+struct Held {
+    utterances: HashSet<u64>,
+    events: Vec<Event>,
+}
+
+impl Held {
+    /// Publishes `e`, or keeps it if its utterance is being judged.
+    fn publish(&mut self, bus: &Bus, e: Event) {
+        if self.utterances.contains(&e.turn.0) {
+            self.events.push(e);
+        } else {
+            bus.publish(e);
+        }
+    }
+
+    /// A voice took the turn: what was heard of it goes out, in order.
+    fn release(&mut self, bus: &Bus) {
+        self.utterances.clear();
+        for e in self.events.drain(..) {
+            bus.publish(e);
+        }
+    }
+
+    fn drop_all(&mut self) {
+        self.utterances.clear();
+        self.events.clear();
+    }
+}
+
 /// The voices over the answer not yet judged. A pause can split one voice into several
 /// utterances ("Where is the | nearest office?"): each is held until the last is in, then all
 /// they said is judged together.
@@ -244,6 +275,10 @@ pub async fn live_loop(
     let mut over = OverAnswer::default();
     // When each voice over the answer was heard (its onset, its end): not echo.
     let mut voices: Vec<(Instant, Option<Instant>)> = Vec::new();
+    // The bus events of the voices over the answer being judged: published when one takes the
+    // turn, dropped when they are a backchannel, a cough, or the answer's own echo leaking
+    // through the canceller (no words, or its own): the answer goes on, and so does `speaking`.
+    let mut held = Held::default();
     // An utterance that has ended and whose transcript is not in yet: the visitor is waiting.
     let mut transcribing: Option<u64> = None;
     let mut levels: VecDeque<(Instant, f32)> = VecDeque::new();
@@ -319,6 +354,8 @@ pub async fn live_loop(
                     && voice.clock.as_ref().is_none_or(|c| c.position() >= end)
                 {
                     publish(a.id, EventKind::State(State::Idle));
+                    // A voice still being judged is no longer over an answer: the person talks.
+                    held.release(&bus);
                     active = None;
                     levels.clear();
                     voices.clear();
@@ -338,6 +375,7 @@ pub async fn live_loop(
                 {
                     tracing::info!("barge-in: the voice over the answer went on");
                     interrupt(&voice, &bus, &mind, &mut active, &loop_tx);
+                    held.release(&bus);
                     if let Some((id, q)) = over.interrupted() {
                         publish(id, EventKind::Transcript { text: q.text.clone(), lang: q.lang, is_final: true, confidence: None });
                         pending = Some(q);
@@ -422,6 +460,7 @@ pub async fn live_loop(
                 // The new hearing numbers its utterances from the start.
                 (in_progress, pending, pending_until, ended_at, decision, transcribing) = (None, None, None, None, None, None);
                 over = OverAnswer::default();
+                held.drop_all();
                 ignored.clear();
             }
             Some(LoopInput::Hearing(event)) => match event {
@@ -462,6 +501,7 @@ pub async fn live_loop(
                                     c.duck(true);
                                 }
                                 over.heard(utterance);
+                                held.utterances.insert(utterance);
                             }
                             tracing::info!("a voice over the answer: speech {level_db:.0} dBFS, echo {echo:.0} dBFS{loudest}");
                         } else {
@@ -485,7 +525,7 @@ pub async fn live_loop(
                         pending_until = None;
                     }
                     for e in hiwar_core::bus::from_hearing(&H::SpeechStarted { utterance, start: 0, at, level_db }) {
-                        bus.publish(Event { clock: None, ..e });
+                        held.publish(&bus, Event { clock: None, ..e });
                     }
                 }
                 H::SpeechEnded { utterance, last_voiced, decided_at, decided, turn } => {
@@ -509,7 +549,7 @@ pub async fn live_loop(
                     ended_at = Some((utterance, decided.checked_sub(back).unwrap_or(decided), last_voiced));
                     decision = Some((utterance, decided));
                     transcribing = Some(utterance);
-                    publish(utterance, EventKind::SpeechEnded);
+                    held.publish(&bus, Event { turn: TurnId(utterance), clock: None, kind: EventKind::SpeechEnded });
                 }
                 H::Final { utterance: Some(u), id, ready, .. } if !ignored.contains(&id) => {
                     transcribing = transcribing.filter(|t| *t != id);
@@ -527,6 +567,7 @@ pub async fn live_loop(
                             if let Some(c) = &voice.clock {
                                 c.duck(false);
                             }
+                            held.drop_all();
                             continue;
                         }
                         Verdict::TakesTurn(_, q) => {
@@ -535,6 +576,7 @@ pub async fn live_loop(
                             q.text
                         }
                     };
+                    held.release(&bus);
                     tracing::info!(target: "hiwar::hearing", "utterance {id}: language {}", u.language.summary(&u.lang));
                     let lang = reply_lang(&u.lang, &text);
                     bus.publish(Event {
@@ -570,14 +612,17 @@ pub async fn live_loop(
                         Verdict::NotOver | Verdict::Wait => {}
                         // A cough or a noise over the answer: it goes on at full level.
                         Verdict::Backchannel => {
+                            tracing::info!("a noise with no words over the answer: it goes on");
                             if let Some(c) = &voice.clock {
                                 c.duck(false);
                             }
+                            held.drop_all();
                         }
                         // Words before a pause, then a noise: judged on the words.
                         Verdict::TakesTurn(first, q) => {
                             tracing::info!("barge-in: the words over the answer take the turn (a question, a command, or three words or more)");
                             interrupt(&voice, &bus, &mind, &mut active, &loop_tx);
+                            held.release(&bus);
                             publish(first, EventKind::Transcript { text: q.text.clone(), lang: q.lang, is_final: true, confidence: None });
                             pending = Some(q);
                         }
@@ -593,7 +638,7 @@ pub async fn live_loop(
                 }
                 other => {
                     for e in hiwar_core::bus::from_hearing(&other) {
-                        bus.publish(Event { clock: None, ..e });
+                        held.publish(&bus, Event { clock: None, ..e });
                     }
                 }
             },
