@@ -134,9 +134,12 @@ struct Held {
 }
 
 impl Held {
-    /// Publishes `e`, or keeps it if its utterance is being judged.
+    /// Publishes `e`, or keeps it if it tells of an utterance being judged (not the
+    /// microphone's or hearing's own state, whatever turn number they carry).
     fn publish(&mut self, bus: &Bus, e: Event) {
-        if self.utterances.contains(&e.turn.0) {
+        let of_the_voice =
+            matches!(e.kind, EventKind::State(State::Listening) | EventKind::SpeechStarted | EventKind::SpeechEnded | EventKind::Transcript { .. });
+        if of_the_voice && self.utterances.contains(&e.turn.0) {
             self.events.push(e);
         } else {
             bus.publish(e);
@@ -833,6 +836,36 @@ mod tests {
         let leaking = |ms: u64| if (1_000..2_000).contains(&ms) { -30.0 } else { -94.0 };
         let levels: VecDeque<(Instant, f32)> = (0..200u64).map(|i| (at(i * 20), leaking(i * 20))).collect();
         assert_eq!(echo_level(&levels, at(0), at(4_000), &[], CANCELLED_ECHO_QUANTILE), -30.0);
+    }
+
+    #[tokio::test]
+    async fn a_voice_judged_over_the_answer_reaches_the_bus_only_if_it_takes_the_turn() {
+        let bus = Bus::new(64);
+        let mut rx = bus.subscribe();
+        let ev = |turn: u64, kind| Event { turn: TurnId(turn), clock: None, kind };
+        let mut held = Held::default();
+        // Utterance 0 after hearing restarted: a voice over the answer, being judged.
+        held.utterances.insert(0);
+        held.publish(&bus, ev(0, EventKind::State(State::Listening)));
+        held.publish(&bus, ev(0, EventKind::SpeechStarted));
+        // The microphone's state goes out at once, though it carries turn 0.
+        held.publish(&bus, ev(0, EventKind::Microphone { ready: false, detail: "gone".into() }));
+        held.publish(&bus, ev(0, EventKind::SpeechEnded));
+        assert!(matches!(rx.try_recv().map(|e| e.kind), Ok(EventKind::Microphone { .. })), "the microphone's state waited");
+        assert!(rx.try_recv().is_err(), "the voice's events wait");
+        // A backchannel: dropped.
+        held.drop_all();
+        held.publish(&bus, ev(1, EventKind::SpeechStarted));
+        assert_eq!(rx.recv().await.expect("event").kind, EventKind::SpeechStarted, "a voice not judged goes out");
+        // A voice that takes the turn: all of it, in order.
+        held.utterances.insert(2);
+        held.publish(&bus, ev(2, EventKind::SpeechStarted));
+        held.publish(&bus, ev(2, EventKind::SpeechEnded));
+        assert!(rx.try_recv().is_err());
+        held.release(&bus);
+        assert_eq!(rx.recv().await.expect("event").kind, EventKind::SpeechStarted);
+        assert_eq!(rx.recv().await.expect("event").kind, EventKind::SpeechEnded);
+        assert!(rx.try_recv().is_err());
     }
 
     fn said(text: &str) -> Option<Question> {
