@@ -112,14 +112,16 @@ const ONSET: Duration = Duration::from_millis(700);
 /// canceller the echo is mostly gone (−90 dBFS and below here) but leaks in bursts of tens of
 /// milliseconds, up to −23 dBFS: the loudest of those is no measure of what a voice must beat,
 /// and a person at −27 dBFS was ignored for it (the echo test, 1 run in 6).
-pub fn echo_level(levels: &VecDeque<(Instant, f32)>, since: Instant, at: Instant, voices: &[(Instant, Option<Instant>)], quantile: f32) -> f32 {
+///
+/// Returns the level at `quantile` and the loudest (−100 dBFS when nothing was heard).
+pub fn echo_level(levels: &VecDeque<(Instant, f32)>, since: Instant, at: Instant, voices: &[(Instant, Option<Instant>)], quantile: f32) -> (f32, f32) {
     let a_voice = |t: Instant| voices.iter().any(|(start, end)| t + ONSET >= *start && end.is_none_or(|e| t <= e));
     let mut heard: Vec<f32> = levels.iter().filter(|(t, _)| *t >= since && *t + ONSET <= at && !a_voice(*t)).map(|(_, l)| *l).collect();
-    if heard.is_empty() {
-        return -100.0;
-    }
     heard.sort_by(f32::total_cmp);
-    heard[((heard.len() - 1) as f32 * quantile.clamp(0.0, 1.0)).round() as usize]
+    match heard.last() {
+        None => (-100.0, -100.0),
+        Some(&loudest) => (heard[((heard.len() - 1) as f32 * quantile.clamp(0.0, 1.0)).round() as usize], loudest),
+    }
 }
 
 /// Behind the echo canceller, the level [`echo_level`] takes for the echo: all but the
@@ -472,15 +474,12 @@ pub async fn live_loop(
                     last_activity = Instant::now();
                     begin_session(&mut session, &mut sessions);
                     if let Some(since) = speaking {
-                        // The echo: the loudest the microphone heard while we spoke, before
-                        // this voice could have begun.
+                        // The echo: what the microphone heard while we spoke, before this
+                        // voice could have begun (its loudest, or behind the canceller its
+                        // residual, with the loudest burst for the log).
                         let quantile = if settings.cancelled { CANCELLED_ECHO_QUANTILE } else { 1.0 };
-                        let echo = echo_level(&levels, since, at, &voices, quantile);
-                        // Behind the canceller, its loudest burst too, for the log.
-                        let loudest = match settings.cancelled {
-                            true => format!(" (its loudest {:.0} dBFS)", echo_level(&levels, since, at, &voices, 1.0)),
-                            false => String::new(),
-                        };
+                        let (echo, loudest) = echo_level(&levels, since, at, &voices, quantile);
+                        let loudest = if settings.cancelled { format!(" (its loudest {loudest:.0} dBFS)") } else { String::new() };
                         // Speech that starts within the long wait of the question's last word
                         // goes on with that question (a pause mid-sentence taken for its end):
                         // its answer had only begun. One question, as hearing judged one turn.
@@ -811,13 +810,13 @@ mod tests {
         // Our voice comes back at about −30 dBFS; someone starts talking at 2.0 s (−12 dBFS),
         // and the VAD reports it at 2.4 s.
         let levels: VecDeque<(Instant, f32)> = (0..60u64).map(|i| (at(i * 50), if i >= 40 { -12.0 } else { -30.0 - (i % 3) as f32 })).collect();
-        let echo = echo_level(&levels, at(0), at(2_400), &[], 1.0);
+        let echo = echo_level(&levels, at(0), at(2_400), &[], 1.0).0;
         assert_eq!(echo, -30.0, "the voice's own onset is not echo");
         assert!(-12.0 - echo >= 10.0, "a voice 18 dB over the echo interrupts");
         // The echo alone, reported as speech, does not.
         assert!(-29.0 - echo < 10.0);
         // Nothing heard yet while speaking (or a separate microphone): anything interrupts.
-        assert_eq!(echo_level(&VecDeque::new(), at(0), at(500), &[], 1.0), -100.0);
+        assert_eq!(echo_level(&VecDeque::new(), at(0), at(500), &[], 1.0).0, -100.0);
     }
 
     #[test]
@@ -828,14 +827,14 @@ mod tests {
         // 20 ms tick, but leaks for 60 ms at −23 dBFS; a person at −27 dBFS is reported at 4 s.
         let level = |ms: u64| if (1_500..1_560).contains(&ms) { -23.0 } else { -94.0 };
         let levels: VecDeque<(Instant, f32)> = (0..200u64).map(|i| (at(i * 20), level(i * 20))).collect();
-        assert_eq!(echo_level(&levels, at(0), at(4_000), &[], 1.0), -23.0, "the loudest burst: the person, 4 dB under it, was ignored");
-        let echo = echo_level(&levels, at(0), at(4_000), &[], CANCELLED_ECHO_QUANTILE);
-        assert_eq!(echo, -94.0);
+        assert_eq!(echo_level(&levels, at(0), at(4_000), &[], 1.0).0, -23.0, "the loudest burst: the person, 4 dB under it, was ignored");
+        let (echo, loudest) = echo_level(&levels, at(0), at(4_000), &[], CANCELLED_ECHO_QUANTILE);
+        assert_eq!((echo, loudest), (-94.0, -23.0), "the residual, and the burst for the log");
         assert!(-27.0 - echo >= 10.0);
         // A leak that goes on (the canceller lost the room) is the echo a voice must beat.
         let leaking = |ms: u64| if (1_000..2_000).contains(&ms) { -30.0 } else { -94.0 };
         let levels: VecDeque<(Instant, f32)> = (0..200u64).map(|i| (at(i * 20), leaking(i * 20))).collect();
-        assert_eq!(echo_level(&levels, at(0), at(4_000), &[], CANCELLED_ECHO_QUANTILE), -30.0);
+        assert_eq!(echo_level(&levels, at(0), at(4_000), &[], CANCELLED_ECHO_QUANTILE).0, -30.0);
     }
 
     #[tokio::test]
@@ -930,9 +929,9 @@ mod tests {
         // at 2.3 s, ended at 2.8 s), a pause, and on again from 3.0 s (reported at 3.3 s).
         let level = |ms: u64| if (2_000..2_600).contains(&ms) || ms >= 3_000 { -20.0 } else { -60.0 };
         let levels: VecDeque<(Instant, f32)> = (0..80u64).map(|i| (at(i * 50), level(i * 50))).collect();
-        assert_eq!(echo_level(&levels, at(0), at(3_300), &[], 1.0), -20.0, "without the first voice's span, the person is their own echo");
-        assert_eq!(echo_level(&levels, at(0), at(3_300), &[(at(2_300), Some(at(2_800)))], 1.0), -60.0);
+        assert_eq!(echo_level(&levels, at(0), at(3_300), &[], 1.0).0, -20.0, "without the first voice's span, the person is their own echo");
+        assert_eq!(echo_level(&levels, at(0), at(3_300), &[(at(2_300), Some(at(2_800)))], 1.0).0, -60.0);
         // A voice not ended yet is left out to the end.
-        assert_eq!(echo_level(&levels, at(0), at(3_900), &[(at(2_300), None)], 1.0), -60.0);
+        assert_eq!(echo_level(&levels, at(0), at(3_900), &[(at(2_300), None)], 1.0).0, -60.0);
     }
 }
