@@ -219,6 +219,21 @@ fn candidates() -> Vec<(&'static str, hearing::Aec3Config)> {
     ]
 }
 
+/// The linear filter's lengths `--sweep filter` tries beside hiwar's (WebRTC's 13), in AEC3's
+/// 4 ms blocks: the refined and coarse filters after AEC3's initial state (its first 2.5 s of
+/// sound keep WebRTC's 12).
+const FILTER_BLOCKS: [(&str, usize); 3] =
+    [("hiwar's, linear filter 26 blocks (104 ms)", 26), ("hiwar's, linear filter 40 blocks (160 ms)", 40), ("hiwar's, linear filter 64 blocks (256 ms)", 64)];
+
+/// hiwar's tuning with a linear filter (refined and coarse) of `blocks` 4 ms blocks.
+fn filter_length(blocks: usize) -> hearing::Aec3Config {
+    let mut c = hearing::aec3_config();
+    c.filter.refined.length_blocks = blocks;
+    c.filter.coarse.length_blocks = blocks;
+    c.validate();
+    c
+}
+
 /// The sweep's row whose VAD hears AEC3's linear output (its ERLE is the linear filter's).
 const LINEAR: &str = "hiwar's, the VAD on the linear output";
 
@@ -229,6 +244,8 @@ pub enum Sweep {
     Aec,
     /// The VAD's start threshold and minimum speech on hiwar's cancelled signal.
     Vad,
+    /// The length of AEC3's linear filter (hiwar's tuning otherwise).
+    Filter,
     All,
 }
 
@@ -277,6 +294,9 @@ pub fn measure(config: &Config, sweep: Option<Sweep>) -> anyhow::Result<Vec<Row>
         let mut linear = hearing::aec3_config();
         linear.filter.export_linear_aec_output = true;
         tunings.push((LINEAR, linear));
+    }
+    if matches!(sweep, Some(Sweep::Filter | Sweep::All)) {
+        tunings.extend(FILTER_BLOCKS.iter().map(|&(name, blocks)| (name, filter_length(blocks))));
     }
     for (tuning, aec) in &tunings {
         let use_linear = *tuning == LINEAR;

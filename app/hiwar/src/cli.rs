@@ -235,7 +235,8 @@ pub enum BenchCommand {
         json: bool,
         /// Also measure candidates beside hiwar's choice (docs/benchmarks.md): `aec`, the
         /// tunings of AEC3's suppressor (and the VAD on its linear output); `vad`, the VAD's
-        /// start threshold and minimum speech while an answer plays; `all`, both.
+        /// start threshold and minimum speech while an answer plays; `filter`, the length of
+        /// AEC3's linear filter; `all`, all three.
         #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "all")]
         sweep: Option<EchoSweep>,
         /// Measure one part only: `steady` (50 answers through one canceller), `first-answer`
@@ -392,6 +393,7 @@ impl From<EchoPart> for hiwar_bench::echo::Part {
 pub enum EchoSweep {
     Aec,
     Vad,
+    Filter,
     All,
 }
 
@@ -400,6 +402,7 @@ impl From<EchoSweep> for hiwar_bench::echo::Sweep {
         match s {
             EchoSweep::Aec => Self::Aec,
             EchoSweep::Vad => Self::Vad,
+            EchoSweep::Filter => Self::Filter,
             EchoSweep::All => Self::All,
         }
     }
