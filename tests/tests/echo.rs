@@ -105,9 +105,9 @@ fn converse(echo_cancellation: bool) -> (Vec<Value>, usize, String) {
     pulse.play("room", &clip("en-passport.wav").0);
     run.until(0, Duration::from_secs(30), "the answer", |e| e["event"] == "state" && e["state"] == "speaking");
     // Five seconds of the answer, its echo filling the room: the canceller has settled (4 s of
-    // sound) and the dialogue has its echo to weigh the voice against. After three, the voice
-    // came at 4.1 s of sound in some runs and 6.5 s in others; at 4.1 s the echo estimate is
-    // nearly empty, and its failure (a leak burst taken for the echo: 1 run in 6) was not tested.
+    // sound) and the dialogue has its echo to weigh the voice against. (The answer's first
+    // sentence, 5.4 s, used to be reported when the last of it was in the player's 2 s ring,
+    // 3.4 s into it, so "speaking" came late whenever no holding phrase went first.)
     run.drain(Duration::from_secs(5));
     let before = run.events.len();
     pulse.play("room", &clip("en-office.wav").0);

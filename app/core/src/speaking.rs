@@ -500,16 +500,23 @@ fn output_loop(mut output: Output, rx: &std::sync::mpsc::Receiver<OutCmd>, cance
                     Output::Speaker(p) => {
                         let clock_then = p.clock().position();
                         let queued_at = Instant::now();
-                        match p.queue_while(&speech.samples, speech.sample_rate, || live(cancelled, turn)) {
-                            Ok(start) => {
-                                if !live(cancelled, turn) {
-                                    // Cancelled while queueing: drop what got in.
-                                    p.stop();
-                                }
-                                Ok((start, p.queued_until(), p.sample_rate(), queued_at, clock_then))
+                        let rate = p.sample_rate();
+                        // Reported as soon as its place on the clock is known: a piece longer
+                        // than the player's ring starts playing while the rest of it waits.
+                        let speech = Arc::new(speech);
+                        let shown = Arc::clone(&speech);
+                        let announce = move |start: u64, end: u64| {
+                            let spoken = Spoken { turn, what, text, speech: shown, start, end, clock_rate: rate, queued_at, clock_then, synth_ms };
+                            let _ = events.send(VoiceEvent::Spoken(spoken));
+                        };
+                        match p.queue_announced(&speech.samples, speech.sample_rate, announce, || live(cancelled, turn)) {
+                            Ok(_) if !live(cancelled, turn) => p.stop(), // cancelled while queueing: drop what got in
+                            Ok(_) => {}
+                            Err(e) => {
+                                let _ = events.send(VoiceEvent::Failed { turn, message: e.to_string() });
                             }
-                            Err(e) => Err(e.to_string()),
                         }
+                        continue;
                     }
                     Output::Memory { samples } => {
                         let start = samples.len() as u64;

@@ -208,10 +208,20 @@ impl Player {
     /// Like [`Player::queue`], but gives up (returning what it has queued so far) as soon as
     /// `keep()` turns false while it waits for room: a cancelled answer stops being queued.
     pub fn queue_while(&mut self, samples: &[f32], rate: u32, keep: impl Fn() -> bool) -> Result<u64> {
+        self.queue_announced(samples, rate, |_, _| {}, keep)
+    }
+
+    /// Like [`Player::queue_while`], and tells `announce` where this audio will start and end
+    /// on the clock (device-rate frames) before it waits for room. The ring holds two seconds:
+    /// a longer piece is still being queued while its start plays, so whoever shows it (the
+    /// face's lips, captions, the "speaking" state) must hear of it first, not when the last
+    /// of it is in the ring (3.4 s into a 5.4 s sentence).
+    pub fn queue_announced(&mut self, samples: &[f32], rate: u32, announce: impl FnOnce(u64, u64), keep: impl Fn() -> bool) -> Result<u64> {
         let mut resampler = Resampler::between(rate, self.rate)?;
         let mut converted = resampler.push(samples)?.to_vec();
         converted.extend_from_slice(resampler.finish()?);
         let start = self.next_start();
+        announce(start, start + converted.len() as u64);
         self.stopping.store(false, Ordering::Release);
         let mut rest = converted.as_slice();
         while !rest.is_empty() {
@@ -399,6 +409,39 @@ mod tests {
         assert_eq!(echo.drain(&mut reference), 960);
         assert!(reference[..480].iter().all(|s| (*s - 0.5).abs() < 1e-6));
         assert_eq!(&reference[480..], &left[..], "the reference is the faded output");
+    }
+
+    #[test]
+    fn a_piece_longer_than_the_ring_is_announced_before_it_waits_for_room() {
+        // A ring of 0.1 s and a piece of 1 s: queueing it waits for the device to play.
+        let (ring, mut consumer) = rtrb::RingBuffer::<f32>::new(4_800);
+        let (clock, stopping) = (Arc::new(PlayClock::default()), Arc::new(AtomicBool::new(false)));
+        let (mut tap, echo) = echo_link(48_000);
+        let mut player = Player {
+            ring,
+            clock: Arc::clone(&clock),
+            queued: 0,
+            drops_seen: 0,
+            stopping: Arc::clone(&stopping),
+            rate: 48_000,
+            device: "test".into(),
+            echo,
+            _thread: StreamThread { stop: None, handle: None },
+        };
+        let (tx, rx) = mpsc::channel();
+        let queued = std::thread::spawn(move || {
+            let start = player.queue_announced(&vec![0.5; 48_000], 48_000, |start, end| tx.send((start, end)).expect("send"), || true);
+            (start.expect("queue"), player.queued_until())
+        });
+        // Announced while nothing has been played yet: the whole piece's place on the clock.
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)).expect("announced before the wait"), (0, 48_000));
+        assert_eq!(clock.handed.load(Ordering::Acquire), 0);
+        let (mut fade, mut buffer) = (Fade::new(48_000), vec![0.0f32; 480]);
+        while !queued.is_finished() {
+            render(&mut buffer, 1, &mut consumer, &mut fade, &stopping, &clock, &mut tap);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(queued.join().expect("join"), (0, 48_000));
     }
 
     #[test]
