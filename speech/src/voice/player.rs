@@ -411,23 +411,30 @@ mod tests {
         assert_eq!(&reference[480..], &left[..], "the reference is the faded output");
     }
 
-    #[test]
-    fn a_piece_longer_than_the_ring_is_announced_before_it_waits_for_room() {
-        // A ring of 0.1 s and a piece of 1 s: queueing it waits for the device to play.
-        let (ring, mut consumer) = rtrb::RingBuffer::<f32>::new(4_800);
-        let (clock, stopping) = (Arc::new(PlayClock::default()), Arc::new(AtomicBool::new(false)));
-        let (mut tap, echo) = echo_link(48_000);
-        let mut player = Player {
+    /// A player at 48 kHz with a ring of `frames` and no device: the test plays it by hand
+    /// through `render` with the consumer and the echo tap returned.
+    fn player_without_device(frames: usize) -> (Player, rtrb::Consumer<f32>, EchoTap) {
+        let (ring, consumer) = rtrb::RingBuffer::<f32>::new(frames);
+        let (tap, echo) = echo_link(48_000);
+        let player = Player {
             ring,
-            clock: Arc::clone(&clock),
+            clock: Arc::new(PlayClock::default()),
             queued: 0,
             drops_seen: 0,
-            stopping: Arc::clone(&stopping),
+            stopping: Arc::new(AtomicBool::new(false)),
             rate: 48_000,
             device: "test".into(),
             echo,
             _thread: StreamThread { stop: None, handle: None },
         };
+        (player, consumer, tap)
+    }
+
+    #[test]
+    fn a_piece_longer_than_the_ring_is_announced_before_it_waits_for_room() {
+        // A ring of 0.1 s and a piece of 1 s: queueing it waits for the device to play.
+        let (mut player, mut consumer, mut tap) = player_without_device(4_800);
+        let (clock, stopping) = (Arc::clone(&player.clock), Arc::clone(&player.stopping));
         let (tx, rx) = mpsc::channel();
         let queued = std::thread::spawn(move || {
             let start = player.queue_announced(&vec![0.5; 48_000], 48_000, |start, end| tx.send((start, end)).expect("send"), || true);
@@ -446,21 +453,8 @@ mod tests {
 
     #[test]
     fn audio_queued_after_a_stop_starts_where_the_device_is_not_after_what_was_dropped() {
-        let (ring, mut consumer) = rtrb::RingBuffer::<f32>::new(96_000);
-        let (clock, stopping) = (Arc::new(PlayClock::default()), Arc::new(AtomicBool::new(false)));
-        let (mut tap, echo) = echo_link(48_000);
-        let thread = StreamThread { stop: None, handle: None };
-        let mut player = Player {
-            ring,
-            clock: Arc::clone(&clock),
-            queued: 0,
-            drops_seen: 0,
-            stopping: Arc::clone(&stopping),
-            rate: 48_000,
-            device: "test".into(),
-            echo,
-            _thread: thread,
-        };
+        let (mut player, mut consumer, mut tap) = player_without_device(96_000);
+        let clock = Arc::clone(&player.clock);
         let (mut fade, mut buffer) = (Fade::new(48_000), vec![0.0f32; 480]);
         let mut play = |player: &Player| render(&mut buffer, 1, &mut consumer, &mut fade, &player.stopping, &clock, &mut tap);
         // A second of an answer; 10 ms of it played, then a barge-in stops it.
