@@ -29,7 +29,8 @@ fn email_domain(c: char) -> bool {
 }
 
 /// `line` with personal data replaced by `[phone]`, `[emirates-id]` and `[email]`. Numbers of
-/// nine digits or more count as phone numbers; fifteen starting 784 as an Emirates ID.
+/// nine digits or more count as phone numbers (not the decimals of a measurement, as in
+/// `took_ms=78.123456789`); fifteen starting 784 as an Emirates ID.
 pub fn redact(line: &str) -> std::borrow::Cow<'_, str> {
     let chars: Vec<char> = line.chars().collect();
     if !chars.iter().any(|c| digit(*c) || *c == '@') {
@@ -79,7 +80,10 @@ pub fn redact(line: &str) -> std::borrow::Cow<'_, str> {
             // Part of a word or a hash (a1b2…), not a number someone said.
             let letter = |c: Option<&char>| c.is_some_and(|c| c.is_alphanumeric() && !digit(*c));
             let glued_to_word = (i > 0 && letter(chars.get(i - 1))) || letter(chars.get(end));
-            if digits.len() >= 9 && !glued_to_word {
+            // The decimals of a measurement (0.981622934, took_ms=78.123456789), not a number
+            // someone said: '.' joins no phone number here, so digits after "7." are a fraction.
+            let fraction = i >= 2 && chars[i - 1] == '.' && digit(chars[i - 2]);
+            if digits.len() >= 9 && !glued_to_word && !fraction {
                 let id = digits.len() == 15 && digits[..3] == [7, 8, 4];
                 out.push_str(if id { "[emirates-id]" } else { "[phone]" });
                 i = end;
@@ -111,6 +115,15 @@ mod tests {
         ] {
             assert_eq!(redact(line), want, "{line}");
         }
+    }
+
+    #[test]
+    fn the_decimals_of_a_measurement_are_not_a_phone_number() {
+        for line in ["end of turn judged complete=Some(0.981622934) took_ms=78.123456789", "p 0.123456789, 12.3456789012 s"] {
+            assert_eq!(redact(line), line);
+        }
+        // A number said after a decimal is still hidden.
+        assert_eq!(redact("0.5 then 0501234567"), "0.5 then [phone]");
     }
 
     #[test]
