@@ -202,17 +202,13 @@ impl Player {
     /// Queues mono `samples` at `rate`, waiting for room in the ring as playback proceeds.
     /// Returns the device-rate frame at which this audio starts playing.
     pub fn queue(&mut self, samples: &[f32], rate: u32) -> Result<u64> {
-        self.queue_while(samples, rate, || true)
+        self.queue_announced(samples, rate, |_, _| {}, || true)
     }
 
-    /// Like [`Player::queue`], but gives up (returning what it has queued so far) as soon as
-    /// `keep()` turns false while it waits for room: a cancelled answer stops being queued.
-    pub fn queue_while(&mut self, samples: &[f32], rate: u32, keep: impl Fn() -> bool) -> Result<u64> {
-        self.queue_announced(samples, rate, |_, _| {}, keep)
-    }
-
-    /// Like [`Player::queue_while`], and tells `announce` where this audio will start and end
-    /// on the clock (device-rate frames) before it waits for room. The ring holds two seconds:
+    /// Like [`Player::queue`], but gives up (returning where it starts, having queued what it
+    /// could) as soon as `keep()` turns false while it waits for room: a cancelled answer
+    /// stops being queued. And it tells `announce` where this audio will start and end on the
+    /// clock (device-rate frames) before it waits for room. The ring holds two seconds:
     /// a longer piece is still being queued while its start plays, so whoever shows it (the
     /// face's lips, captions, the "speaking" state) must hear of it first, not when the last
     /// of it is in the ring (3.4 s into a 5.4 s sentence).
