@@ -109,10 +109,12 @@ pub struct EchoStats {
 /// so more of a person talking over the answer comes through. Chosen by `hiwar bench echo
 /// --sweep` (docs/benchmarks.md): the same ERLE and no start on the echo alone, the person
 /// found sooner at 0 dB; detecting the near end more readily found more people but started
-/// on the echo in the loudest room.
+/// on the echo in the loudest room. The linear filter's output is exported, for
+/// [`Canceller::linear_reduction`].
 pub fn aec3_config() -> EchoCanceller3Config {
     let mut c = EchoCanceller3Config::default();
     nearend_transparency(&mut c, NEAREND_TRANSPARENCY);
+    c.filter.export_linear_aec_output = true;
     c.validate();
     c
 }
@@ -147,6 +149,34 @@ pub const SETTLE: usize = 64_000;
 /// room, live: in 4 of 12 runs the answer after a barge-in started the VAD and stopped itself;
 /// leaks up to 0.88 s of sound into it, none later).
 pub const RESETTLE: usize = 24_000;
+
+/// 10 ms frames a [`LinearStage`] window gathers while the answer plays: 500 ms.
+const STAGE_FRAMES: usize = 50;
+/// A window whose microphone is under this (−60 dBFS) holds no echo to weigh.
+const STAGE_FLOOR: f64 = 1e-6 * (FRAME * STAGE_FRAMES) as f64;
+
+/// How much of the echo the linear filter takes while the answer plays: the high-passed
+/// microphone's energy over the linear output's, over windows of [`STAGE_FRAMES`] frames.
+#[derive(Debug, Default, Clone, Copy)]
+struct LinearStage {
+    heard: f64,
+    left: f64,
+    frames: usize,
+    /// The last whole window's reduction, dB; infinite where the microphone heard nothing.
+    last_db: Option<f64>,
+}
+
+impl LinearStage {
+    fn add(&mut self, heard: f64, left: f64) {
+        self.heard += heard;
+        self.left += left;
+        self.frames += 1;
+        if self.frames == STAGE_FRAMES {
+            let db = if self.heard < STAGE_FLOOR { f64::INFINITY } else { 10.0 * (self.heard / self.left.max(1e-12)).log10() };
+            *self = LinearStage { last_db: Some(db), ..LinearStage::default() };
+        }
+    }
+}
 
 /// Half a 10 ms frame: AEC3 takes its frames as two sub-frames, and works in 64-sample blocks.
 const SUB_FRAME: usize = FRAME / 2;
@@ -221,11 +251,13 @@ impl Aec3 {
 
     /// One 10 ms microphone frame, [-1, 1], cancelled in place; the linear filter's output
     /// into `linear` where it is exported.
-    fn capture(&mut self, frame: &mut [f32], linear: &mut Vec<f32>) {
+    /// Returns the high-passed microphone's energy in the frame ([-1, 1] scale).
+    fn capture(&mut self, frame: &mut [f32], linear: &mut Vec<f32>) -> f64 {
         for (o, s) in self.capture[0].iter_mut().zip(frame.iter()) {
             *o = s.clamp(-1.0, 1.0) * S16;
         }
         self.high_pass.process_channels(&mut self.capture);
+        let heard = self.capture[0].iter().map(|&v| f64::from(v / S16).powi(2)).sum();
         let saturated = self.capture[0].iter().any(|v| v.abs() >= 32_700.0);
         for half in 0..2 {
             let range = half * SUB_FRAME..(half + 1) * SUB_FRAME;
@@ -248,6 +280,7 @@ impl Aec3 {
                 framer.insert_block(block);
             }
         }
+        heard
     }
 }
 
@@ -274,6 +307,8 @@ pub struct Canceller {
     /// Sound still to play before the canceller is trusted again after a voice over the
     /// answer (see [`Canceller::doubt`]).
     doubt: usize,
+    /// How much of the echo the linear filter takes while the answer plays.
+    stage: LinearStage,
 }
 
 impl std::fmt::Debug for Canceller {
@@ -313,6 +348,7 @@ impl Canceller {
             since_far: usize::MAX,
             sounding: 0,
             doubt: 0,
+            stage: LinearStage::default(),
         }
     }
 
@@ -361,7 +397,12 @@ impl Canceller {
             for (i, s) in self.frame.iter_mut().zip(&self.near[k * FRAME..(k + 1) * FRAME]) {
                 *i = if s.is_finite() { *s } else { 0.0 };
             }
-            self.aec.capture(&mut self.frame, &mut self.linear);
+            let from = self.linear.len();
+            let heard = self.aec.capture(&mut self.frame, &mut self.linear);
+            // Weighed only where the configuration exports the linear output.
+            if self.playing() && self.linear.len() > from {
+                self.stage.add(heard, self.linear[from..].iter().map(|&v| f64::from(v).powi(2)).sum());
+            }
             self.out.extend_from_slice(&self.frame);
         }
         self.far.drain(..used);
@@ -399,6 +440,15 @@ impl Canceller {
     /// configuration exports it (`filter.export_linear_aec_output`).
     pub fn linear(&self) -> &[f32] {
         &self.linear
+    }
+
+    /// How much of the echo AEC3's linear filter took over the last 500 ms of the answer (the
+    /// high-passed microphone over the linear output, dB; infinite where the microphone heard
+    /// nothing; None before a whole window, or where the linear output is not exported). Live,
+    /// in the echo test's room, 10–23 dB once the filter has converged; 0–5 dB while a person
+    /// talks over the answer, and after a barge-in until the filter has learnt the echo again.
+    pub fn linear_reduction(&self) -> Option<f64> {
+        self.stage.last_db
     }
 
     pub fn stats(&self) -> EchoStats {
@@ -572,6 +622,32 @@ mod tests {
             }
         }
         assert_eq!(settled_after, Some(RESETTLE), "settles again after RESETTLE of sound");
+    }
+
+    #[test]
+    fn the_linear_reduction_tells_a_filter_that_has_the_echo_from_a_voice_over_it() {
+        let n = 16_000 * 12;
+        let far = noise(n, 7);
+        // The room: 30 ms late, −3 dB.
+        let echo: Vec<f32> = (0..n).map(|i| if i >= 480 { 0.7 * far[i - 480] } else { 0.0 }).collect();
+        let voice = noise(n, 99);
+        let at = n * 2 / 3;
+        let mut c = Canceller::new();
+        let mut taken = Vec::new();
+        for (k, (f, e)) in far.chunks(FRAME).zip(echo.chunks(FRAME)).enumerate() {
+            let i = k * FRAME;
+            let mic: Vec<f32> = e.iter().zip(&voice[i..i + FRAME]).map(|(e, v)| e + if i >= at { *v } else { 0.0 }).collect();
+            c.render(f);
+            c.process(&mic).expect("process");
+            taken.push((i, c.linear_reduction()));
+        }
+        let at_window = |t: usize| taken.iter().rev().find(|(i, _)| *i <= t).and_then(|(_, db)| *db).expect("a window");
+        let converged = at_window(at - 1);
+        let voiced = at_window(n - 1);
+        assert!(converged > 20.0, "the filter took {converged:.1} dB of the echo alone");
+        assert!(voiced < 3.0, "it took {voiced:.1} dB of the echo with a voice as loud over it");
+        // Nothing played: nothing weighed.
+        assert_eq!(Canceller::new().linear_reduction(), None);
     }
 
     #[test]

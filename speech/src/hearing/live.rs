@@ -131,8 +131,9 @@ fn log_onset_over_answer(c: &Canceller, microphone: &[f32], after: &[f32]) {
     let s = c.stats();
     tracing::info!(
         target: "hiwar::hearing",
-        "speech began over the answer: microphone {mic:.0} dBFS, {:.0} dB of it taken by the canceller (last 160 ms); AEC3 ERLE {:.1} dB, delay {} ms, {:.1} s of sound played",
+        "speech began over the answer: microphone {mic:.0} dBFS, {:.0} dB of it taken by the canceller (last 160 ms); its linear filter took {:.1} dB of the last 500 ms; AEC3 ERLE {:.1} dB, delay {} ms, {:.1} s of sound played",
         mic - out,
+        c.linear_reduction().unwrap_or(f64::NAN),
         s.erle_db.unwrap_or(f64::NAN),
         s.delay_ms.unwrap_or(-1),
         c.sounding() as f64 / f64::from(super::TARGET_RATE),
