@@ -152,9 +152,16 @@ fn with_the_canceller_the_avatar_does_not_hear_itself_and_is_interrupted_at_full
 #[test]
 fn without_the_canceller_the_avatar_hears_its_own_voice() {
     let (events, before, stderr) = converse(false);
-    // Each start on the echo, whether the dialogue took it for a voice over the answer or
-    // ignored it, is logged (the bus hears of it only if it takes the turn).
-    let starts = stderr.lines().filter(|l| l.contains("a voice over the answer: speech") || l.contains("speech while speaking ignored")).count();
+    // Each start on the echo, whether the dialogue took it for a voice over the answer, for
+    // the question going on (within the long wait of its last word: the answer's first words
+    // come that soon, sooner on a busy machine) or ignored it, is logged (the bus hears of it
+    // only if it takes the turn).
+    let starts = stderr
+        .lines()
+        .filter(|l| {
+            ["a voice over the answer: speech", "speech while speaking ignored", "goes on with the question being answered"].iter().any(|s| l.contains(s))
+        })
+        .count();
     assert!(starts > 0, "no echo reached the VAD: is the room wired? {:#?}\n{stderr}", &events[..before]);
 }
 
