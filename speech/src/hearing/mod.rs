@@ -21,7 +21,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 pub use capture::{Capture, CaptureStats};
-pub use echo::{Canceller, EchoReference, EchoStats, EchoTap, FRAME as FRAME_10MS, RESETTLE, SETTLE, aec3_config, echo_link, nearend_transparency};
+pub use echo::{
+    Canceller, EchoReference, EchoStats, EchoTap, FRAME as FRAME_10MS, PRE_ECHO_DETECTION, RESETTLE, SETTLE, aec3_config, echo_link, nearend_transparency,
+};
 pub use file::{DecodedAudio, FileSource, open_audio_file, read_16k};
 pub use listener::{Listener, TurnJudgement};
 pub use live::{Hearing, InputLevel, Liveness, PacedSource, Source, level_db};
