@@ -56,6 +56,9 @@ pub struct Outcome {
     /// Of those, the ones whose transcript stops mid-sentence, which the dialogue holds for
     /// the rest (`hiwar_speech::text::ends_unfinished`): not answered half-way.
     pub held: usize,
+    /// Turns ended inside the speech anywhere else (a stop's closure, a breath): cut off where
+    /// no pause was put.
+    pub elsewhere: usize,
     /// What was heard at each cut (the transcript the dialogue would see).
     pub heard_at_cuts: Vec<String>,
     /// Turns whose real end was decided (not ended early nor missed).
@@ -127,6 +130,11 @@ fn asked(w: TurnWaits) -> String {
     if w.early_ms == 0 { String::new() } else { format!(", asked at {} ms", w.probe_ms.saturating_sub(w.early_ms)) }
 }
 
+/// ", again at N ms if not sure" when a first answer under `sure` is checked.
+fn confirmed(w: TurnWaits) -> String {
+    if w.confirm_ms > w.probe_ms { format!(", again at {} ms if not sure", w.confirm_ms) } else { String::new() }
+}
+
 /// ", at N ms under P" when a "complete" under `sure` waits longer.
 fn unsure(w: TurnWaits) -> String {
     if w.sure > w.threshold { format!(", at {} ms under {}", w.unsure_ms, w.sure) } else { String::new() }
@@ -136,12 +144,13 @@ fn unsure(w: TurnWaits) -> String {
 pub fn judge(config: &hearing::HearingConfig, clips: &[TurnClip], lang: &str, waits: Option<TurnWaits>, whisper: &Transcriber) -> anyhow::Result<Outcome> {
     let mode = match waits {
         Some(w) if w.reprobe_ms == 0 => {
-            format!("Smart Turn (at {} ms{}; {} ms if unfinished; p ≥ {}{})", w.probe_ms, asked(w), w.incomplete_ms, w.threshold, unsure(w))
+            format!("Smart Turn (at {} ms{}{}; {} ms if unfinished; p ≥ {}{})", w.probe_ms, asked(w), confirmed(w), w.incomplete_ms, w.threshold, unsure(w))
         }
         Some(w) => format!(
-            "Smart Turn (at {} ms{}, again every {} ms; {} ms at most; p ≥ {}{})",
+            "Smart Turn (at {} ms{}{}, again every {} ms; {} ms at most; p ≥ {}{})",
             w.probe_ms,
             asked(w),
+            confirmed(w),
             w.reprobe_ms,
             w.incomplete_ms,
             w.threshold,
@@ -189,6 +198,8 @@ pub fn judge(config: &hearing::HearingConfig, clips: &[TurnClip], lang: &str, wa
                 out.heard_at_cuts.push(heard);
             }
         }
+        // Ended before the real end, outside every pause: cut at a closure or a breath.
+        out.elsewhere += ended.iter().filter(|(_, _, d, _)| *d <= clip.end && !clip.pauses.iter().any(|&(from, to)| *d > from && *d <= to + 512)).count();
         // The real end: the decision after it (within the 3 s of silence that follows).
         if let Some(&(_, _, decided, p)) = ended.iter().find(|(_, _, d, _)| *d > clip.end) {
             out.ends += 1;
@@ -238,17 +249,18 @@ pub fn run(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     );
     println!("hearing's listener (Silero VAD, segmenter, Smart Turn v3.2) off the clock. \"real\" is assets/turns/jfk.wav.\n");
     println!("\"cut off\": the turn ended in a pause mid-sentence; \"left cut off\": of those, the ones whose transcript does not stop");
-    println!("on a word no sentence ends on — the dialogue holds the others for the rest (up to hearing.turn_incomplete_ms).\n");
+    println!("on a word no sentence ends on — the dialogue holds the others for the rest (up to hearing.turn_incomplete_ms).");
+    println!("\"cut off elsewhere\": turns ended before the real end outside the inserted pauses (a stop's closure, a breath).\n");
     println!(
-        "| set | end of turn | pauses cut off | left cut off after the transcript check | real ends decided | end → decision p50 / p95 | Smart Turn p(complete) at pauses cut / at ends (median) |"
+        "| set | end of turn | pauses cut off | left cut off after the transcript check | cut off elsewhere | real ends decided | end → decision p50 / p95 | Smart Turn p(complete) at pauses cut / at ends (median) |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     let mut judge_ms = Vec::new();
     for r in &rows {
         let (d50, d95) = p50_p95(&r.end_delay_ms);
         let med = |v: &[f64]| if v.is_empty() { "—".to_string() } else { format!("{:.2}", p50_p95(v).0) };
         println!(
-            "| {} | {} | {} of {} ({:.0} %) | {} ({:.0} %) | {} | {d50:.0} / {d95:.0} ms | {} / {} |",
+            "| {} | {} | {} of {} ({:.0} %) | {} ({:.0} %) | {} | {} | {d50:.0} / {d95:.0} ms | {} / {} |",
             r.lang,
             r.mode,
             r.cut,
@@ -256,6 +268,7 @@ pub fn run(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
             pct(r.cut, r.pauses),
             r.cut - r.held,
             pct(r.cut - r.held, r.pauses),
+            r.elsewhere,
             r.ends,
             med(&r.p_pause),
             med(&r.p_end)

@@ -24,6 +24,7 @@ pub fn turn_waits(h: &crate::config::Hearing) -> TurnWaits {
         threshold: h.turn_threshold,
         sure: h.turn_sure,
         unsure_ms: h.turn_unsure_ms,
+        confirm_ms: h.turn_confirm_ms,
     }
 }
 

@@ -35,6 +35,11 @@ pub struct SegmenterConfig {
 /// of silence — asking again every `reprobe_ms` of further silence if that is not 0. Were no
 /// answer to come (the model failed), `end_silence_ms` ends it as before.
 ///
+/// An answer at `probe_ms` that is not sure (under `sure`) is checked: the model is asked again
+/// when the silence reaches `confirm_ms`, and that answer decides. So a turn the model is sure
+/// of ends after a short silence, and one it doubts is judged as it would be after the longer
+/// one. 0 (or not after `probe_ms`): the first answer decides.
+///
 /// The model takes tens of milliseconds, so it is asked `early_ms` before `probe_ms`: its
 /// answer is ready when the silence reaches `probe_ms`, and is dropped if the voice comes back
 /// before then. 0 asks at `probe_ms` and decides when the model has answered.
@@ -54,11 +59,20 @@ pub struct TurnWaits {
     pub sure: f32,
     /// Silence that ends a turn judged complete but not surely.
     pub unsure_ms: u32,
+    /// Silence at which a first answer that was not sure is asked again (see above).
+    pub confirm_ms: u32,
+}
+
+impl TurnWaits {
+    /// The silence at which an answer is applied: `probe_ms`, or `confirm_ms` for the second.
+    fn applied_at(&self, second: bool) -> u32 {
+        if second { self.confirm_ms } else { self.probe_ms }
+    }
 }
 
 impl Default for TurnWaits {
     fn default() -> Self {
-        TurnWaits { probe_ms: 200, early_ms: 0, reprobe_ms: 0, incomplete_ms: 1500, threshold: 0.5, sure: 0.7, unsure_ms: 350 }
+        TurnWaits { probe_ms: 200, early_ms: 0, reprobe_ms: 0, incomplete_ms: 1500, threshold: 0.5, sure: 0.7, unsure_ms: 350, confirm_ms: 0 }
     }
 }
 
@@ -99,10 +113,14 @@ pub enum Boundary {
 enum Judged {
     /// Not asked yet.
     No,
-    /// Asked, no answer (the model failed): the silence alone decides.
-    Asked,
-    /// Asked early (see [`TurnWaits::early_ms`]): the answer, applied at `probe_ms`.
-    Early { p: f32 },
+    /// Asked, no answer (the model failed): the silence alone decides. `second`: asked again
+    /// at `confirm_ms`.
+    Asked { second: bool },
+    /// Asked early (see [`TurnWaits::early_ms`]): the answer, applied at `probe_ms` (at
+    /// `confirm_ms` when `second`).
+    Early { p: f32, second: bool },
+    /// The first answer was not sure: ask again at `confirm_ms`.
+    Confirm,
     /// Judged incomplete with this probability of "complete": wait the long silence, asking
     /// again once the silence reaches `again` samples.
     Incomplete { p: f32, again: u64 },
@@ -219,10 +237,14 @@ impl Segmenter {
                 let ended = |turn| Some(Boundary::Ended { start, last_voiced, decided_at: end, turn });
                 match (c.turn, judged) {
                     (Some(t), Judged::No) if silence >= ms(t.probe_ms.saturating_sub(t.early_ms)) => {
-                        self.state = State::Speech { start, last_voiced, paused: true, judged: Judged::Asked };
+                        self.state = State::Speech { start, last_voiced, paused: true, judged: Judged::Asked { second: false } };
                         return Some(Boundary::Probe { start, last_voiced });
                     }
-                    (Some(t), Judged::Early { p }) if silence >= ms(t.probe_ms) => return self.decide(start, last_voiced, p),
+                    (Some(t), Judged::Confirm) if silence >= ms(t.confirm_ms.saturating_sub(t.early_ms)) => {
+                        self.state = State::Speech { start, last_voiced, paused: true, judged: Judged::Asked { second: true } };
+                        return Some(Boundary::Probe { start, last_voiced });
+                    }
+                    (Some(t), Judged::Early { p, second }) if silence >= ms(t.applied_at(second)) => return self.decide(start, last_voiced, p, second),
                     (Some(t), Judged::Incomplete { p, .. }) if silence >= ms(t.incomplete_ms) => {
                         self.state = State::Silence;
                         return ended(Some(p));
@@ -232,11 +254,11 @@ impl Segmenter {
                         return ended(Some(p));
                     }
                     (Some(_), Judged::Incomplete { again, .. }) if silence >= again => {
-                        self.state = State::Speech { start, last_voiced, paused: true, judged: Judged::Asked };
+                        self.state = State::Speech { start, last_voiced, paused: true, judged: Judged::Asked { second: true } };
                         return Some(Boundary::Probe { start, last_voiced });
                     }
-                    (Some(_), Judged::Incomplete { .. } | Judged::Unsure { .. } | Judged::Early { .. } | Judged::No) => {}
-                    (None, _) | (Some(_), Judged::Asked) => {
+                    (Some(_), Judged::Incomplete { .. } | Judged::Unsure { .. } | Judged::Early { .. } | Judged::Confirm | Judged::No) => {}
+                    (None, _) | (Some(_), Judged::Asked { .. }) => {
                         if silence >= ms(c.end_silence_ms) {
                             self.state = State::Silence;
                             return ended(None);
@@ -255,24 +277,30 @@ impl Segmenter {
     /// The semantic end of turn's answer to a [`Boundary::Probe`]: the probability that the
     /// turn is complete, or `None` when it could not say. Ends the utterance now when complete.
     pub fn verdict(&mut self, complete: Option<f32>) -> Option<Boundary> {
-        let (State::Speech { start, last_voiced, paused, judged: Judged::Asked }, Some(t), Some(p)) = (self.state, self.config.turn, complete) else {
+        let (State::Speech { start, last_voiced, paused, judged: Judged::Asked { second } }, Some(t), Some(p)) = (self.state, self.config.turn, complete)
+        else {
             return None;
         };
-        if self.pos - last_voiced < ms(t.probe_ms) {
-            self.state = State::Speech { start, last_voiced, paused, judged: Judged::Early { p } };
+        if self.pos - last_voiced < ms(t.applied_at(second)) {
+            self.state = State::Speech { start, last_voiced, paused, judged: Judged::Early { p, second } };
             return None;
         }
-        self.decide(start, last_voiced, p)
+        self.decide(start, last_voiced, p, second)
     }
 
-    /// Applies a judgement once the silence has reached `probe_ms`: ends the utterance when
-    /// surely complete, waits `unsure_ms` when complete but not surely, else waits the long
-    /// silence.
-    fn decide(&mut self, start: u64, last_voiced: u64, p: f32) -> Option<Boundary> {
+    /// Applies a judgement once the silence has reached `probe_ms` (`confirm_ms` for the
+    /// `second`): ends the utterance when surely complete; a first answer not sure is asked
+    /// again at `confirm_ms` where that is later; else waits `unsure_ms` when complete but not
+    /// surely, or the long silence.
+    fn decide(&mut self, start: u64, last_voiced: u64, p: f32, second: bool) -> Option<Boundary> {
         let t = self.config.turn?;
         if p >= t.threshold.max(t.sure) {
             self.state = State::Silence;
             return Some(Boundary::Ended { start, last_voiced, decided_at: self.pos, turn: Some(p) });
+        }
+        if !second && t.confirm_ms > t.probe_ms {
+            self.state = State::Speech { start, last_voiced, paused: true, judged: Judged::Confirm };
+            return None;
         }
         if p >= t.threshold {
             self.state = State::Speech { start, last_voiced, paused: true, judged: Judged::Unsure { p } };
@@ -514,7 +542,8 @@ mod tests {
         assert!(matches!(ends[0].1, Boundary::Ended { start, turn: Some(_), .. } if start == 0), "{b:?}");
     }
 
-    const EARLY: TurnWaits = TurnWaits { probe_ms: 200, early_ms: 100, reprobe_ms: 0, incomplete_ms: 1500, threshold: 0.5, sure: 0.7, unsure_ms: 350 };
+    const EARLY: TurnWaits =
+        TurnWaits { probe_ms: 200, early_ms: 100, reprobe_ms: 0, incomplete_ms: 1500, threshold: 0.5, sure: 0.7, unsure_ms: 350, confirm_ms: 0 };
 
     #[test]
     fn asked_early_the_answer_ends_the_turn_when_the_silence_reaches_the_probe() {
@@ -544,6 +573,44 @@ mod tests {
         assert_eq!(ends.len(), 0, "the second pause, judged unfinished, has not lasted 1.5 s: {b:?}");
         assert!(b.iter().any(|(_, b)| matches!(b, Boundary::Resumed)), "{b:?}");
         assert_eq!(b.iter().filter(|(_, b)| matches!(b, Boundary::Probe { .. })).count(), 2, "{b:?}");
+    }
+
+    #[test]
+    fn a_first_answer_not_sure_is_asked_again_at_confirm_ms_and_that_answer_decides() {
+        let waits = TurnWaits { probe_ms: 120, early_ms: 30, confirm_ms: 180, ..TurnWaits::default() };
+        let (first, second) = (40 + windows(90) - 1, 40 + windows(150) - 1);
+        let ended_at = |b: &[(usize, Boundary)]| {
+            b.iter().find_map(|(i, b)| match b {
+                Boundary::Ended { turn: Some(p), decided_at, .. } => Some((*i, *p, *decided_at)),
+                _ => None,
+            })
+        };
+        let at = |ms: u32| (40 + windows(ms) - 1, (40 + windows(ms)) as u64 * WINDOW as u64);
+        // Sure at the first: ends at probe_ms, asked once.
+        let b = judged_with(waits, &speech_then_silence(3000), vec![Some(0.8)]);
+        assert!(matches!(b[2], (i, Boundary::Probe { .. }) if i == first), "{b:?}");
+        assert_eq!(ended_at(&b), Some((at(120).0, 0.8, at(120).1)), "{b:?}");
+        assert_eq!(b.iter().filter(|(_, b)| matches!(b, Boundary::Probe { .. })).count(), 1, "{b:?}");
+        // Not sure, then sure: asked again 30 ms before confirm_ms, ends at confirm_ms.
+        let b = judged_with(waits, &speech_then_silence(3000), vec![Some(0.6), Some(0.9)]);
+        let probes: Vec<_> = b.iter().filter(|(_, b)| matches!(b, Boundary::Probe { .. })).map(|(i, _)| *i).collect();
+        assert_eq!(probes, vec![first, second], "{b:?}");
+        assert_eq!(ended_at(&b), Some((at(180).0, 0.9, at(180).1)), "{b:?}");
+        // Unfinished, then not sure: the second answer decides (unsure_ms).
+        let b = judged_with(waits, &speech_then_silence(3000), vec![Some(0.2), Some(0.6)]);
+        assert_eq!(ended_at(&b), Some((at(350).0, 0.6, at(350).1)), "{b:?}");
+        // Not sure, then unfinished: the long wait.
+        let b = judged_with(waits, &speech_then_silence(3000), vec![Some(0.6), Some(0.2)]);
+        assert_eq!(ended_at(&b), Some((at(1500).0, 0.2, at(1500).1)), "{b:?}");
+        // The voice comes back between the two: the turn goes on, and its next pause is asked
+        // from the start.
+        let mut probs = vec![0.9; 40];
+        probs.extend(vec![0.0; 4]); // 128 ms: answered (not sure), not yet asked again
+        probs.extend(vec![0.9; 20]);
+        probs.extend(vec![0.0; windows(1000)]);
+        let b = judged_with(waits, &probs, vec![Some(0.6), Some(0.9)]);
+        assert!(b.iter().any(|(_, b)| matches!(b, Boundary::Resumed)), "{b:?}");
+        assert!(matches!(ended_at(&b), Some((_, p, _)) if p == 0.9), "{b:?}");
     }
 
     #[test]
