@@ -204,16 +204,16 @@ pub struct Hearing {
     /// a finished sentence ends the turn after `turn_probe_ms` of silence, a pause mid-sentence
     /// waits `turn_incomplete_ms`) or "silence" (every pause of `end_silence_ms` ends it).
     pub end_of_turn: String,
-    /// Silence after which Smart Turn's answer ends the turn if it is surely complete
-    /// (`turn_sure`); any other answer is checked at `turn_confirm_ms`. The VAD hears in 32 ms
-    /// windows, so a silence is reached at the first window that covers it: 120 ms is the
-    /// fourth silent window (128 ms).
+    /// Silence after which Smart Turn's answer decides whether the turn is complete (with
+    /// `turn_confirm_ms`, only if it is surely complete). The VAD hears in 32 ms windows, so a
+    /// silence is reached at the first window that covers it: 180 ms is the sixth silent
+    /// window (192 ms).
     pub turn_probe_ms: u32,
     /// Smart Turn is asked this long before `turn_probe_ms`, so that its answer (tens of ms of
     /// inference) is ready when the silence reaches it; dropped if the voice comes back first.
-    /// 0 asks at `turn_probe_ms` and waits for the answer. 30 by default: asked at 90 ms (the
-    /// third silent window, 96 ms) and at 150 ms for the check; the answer (~45 ms) is ready
-    /// by the next window (docs/benchmarks.md).
+    /// 0 asks at `turn_probe_ms` and waits for the answer. 30 by default: asked at 150 ms (the
+    /// fifth silent window, 160 ms), where Smart Turn cut off no more pauses and decided the
+    /// ends as at 200 ms; its answer (~45 ms) is ready by the sixth (docs/benchmarks.md).
     pub turn_early_ms: u32,
     /// After an "incomplete", Smart Turn is asked again every this much further silence; 0
     /// never (the default: asked again on a shorter context it hears more pauses as ends —
@@ -233,9 +233,10 @@ pub struct Hearing {
     pub turn_unsure_ms: u32,
     /// Silence at which Smart Turn is asked again when its answer at `turn_probe_ms` was not
     /// sure (under `turn_sure`); that second answer decides, as at `turn_probe_ms` (asked
-    /// `turn_early_ms` before it). 0: the first answer decides. 180 by default: a turn Smart
-    /// Turn is sure of at 120 ms ends there, and every other pause is judged as it was when the
-    /// only answer came at 180 ms (the same pauses cut off, docs/benchmarks.md).
+    /// `turn_early_ms` before it). 0 (the default): the first answer decides. With
+    /// `turn_probe_ms` 120 and this 180, a turn Smart Turn is sure of ends 60 ms sooner and the
+    /// clip set's pauses are judged as before, but live a stop's closure ("like [to]") was cut
+    /// off (docs/benchmarks.md, stop 55).
     pub turn_confirm_ms: u32,
     /// Silence after the last voiced sample that ends an utterance ("silence" end of turn, and
     /// the fallback should Smart Turn fail).
@@ -284,14 +285,14 @@ impl Default for Hearing {
             knowledge_prompt: vec!["en".into()],
             prompt_tokens: 100,
             end_of_turn: "smart".into(),
-            turn_probe_ms: 120,
+            turn_probe_ms: 180,
             turn_early_ms: 30,
             turn_reprobe_ms: 0,
             turn_incomplete_ms: 1500,
             turn_threshold: 0.5,
             turn_sure: 0.7,
             turn_unsure_ms: 350,
-            turn_confirm_ms: 180,
+            turn_confirm_ms: 0,
             end_silence_ms: 500,
             min_speech_ms: 250,
             min_speech_playing_ms: 150,
