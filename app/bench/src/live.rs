@@ -98,7 +98,7 @@ fn latency(config: &Config, rt: &tokio::runtime::Runtime, rounds: usize, ttfts: 
     let mut summary = Vec::new();
     let h = &config.hearing;
     let end_of_turn = if h.end_of_turn == "smart" {
-        let check = if h.turn_confirm_ms > h.turn_probe_ms { format!(", again at {} ms if not sure", h.turn_confirm_ms) } else { String::new() };
+        let check = crate::turn::confirmed(hiwar_core::build::turn_waits(h));
         format!(
             "Smart Turn at {} ms of silence (asked {} ms before{check}), {} ms when judged incomplete",
             h.turn_probe_ms, h.turn_early_ms, h.turn_incomplete_ms

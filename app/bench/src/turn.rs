@@ -131,8 +131,8 @@ fn asked(w: TurnWaits) -> String {
 }
 
 /// ", again at N ms if not sure" when a first answer under `sure` is checked.
-fn confirmed(w: TurnWaits) -> String {
-    if w.confirm_ms > w.probe_ms { format!(", again at {} ms if not sure", w.confirm_ms) } else { String::new() }
+pub(crate) fn confirmed(w: TurnWaits) -> String {
+    if w.confirms() { format!(", again at {} ms if not sure", w.confirm_ms) } else { String::new() }
 }
 
 /// ", at N ms under P" when a "complete" under `sure` waits longer.

@@ -64,6 +64,11 @@ pub struct TurnWaits {
 }
 
 impl TurnWaits {
+    /// Whether a first answer that is not sure is asked again (`confirm_ms` after `probe_ms`).
+    pub fn confirms(&self) -> bool {
+        self.confirm_ms > self.probe_ms
+    }
+
     /// The silence at which an answer is applied: `probe_ms`, or `confirm_ms` for the second.
     fn applied_at(&self, second: bool) -> u32 {
         if second { self.confirm_ms } else { self.probe_ms }
@@ -298,7 +303,7 @@ impl Segmenter {
             self.state = State::Silence;
             return Some(Boundary::Ended { start, last_voiced, decided_at: self.pos, turn: Some(p) });
         }
-        if !second && t.confirm_ms > t.probe_ms {
+        if !second && t.confirms() {
             self.state = State::Speech { start, last_voiced, paused: true, judged: Judged::Confirm };
             return None;
         }
