@@ -1,6 +1,6 @@
 //! The whisper model hiwar converted from the registry's CTranslate2 weights, run for real.
 
-use hiwar_speech::hearing::{Decide, HearingConfig, Transcriber, script_share};
+use hiwar_speech::hearing::{Decide, HearingConfig, Transcriber, Utterance, script_share};
 use hiwar_speech::models::read_ggml_whisper_info;
 use hiwar_speech::text::character_error_rate;
 use hiwar_speech::whisper::{DecodeOptions, Interrupt, Language, WhisperModel};
@@ -199,6 +199,33 @@ fn arabic_speech_is_heard_in_arabic_whatever_detection_guesses() {
     // two hardest voices (en-us+f4 at 170 wpm, en-gb+f2: English decodes at −0.75 and −0.45 a
     // token) went Arabic, and Arabic is what a tie must favour here: they may, no more.
     assert!(english_in_english.len() >= 7, "English clips heard in English: {english_in_english:?} of {english_total}");
+}
+
+#[test]
+fn a_speculative_decode_abandoned_when_the_speech_goes_on_stops_at_once_and_leaves_the_next_whole() {
+    // Live hearing decodes each pause speculatively; when the speech goes on, that decode is
+    // stale and is abandoned so the partials and the final behind it do not wait for it. As
+    // hearing decodes a pause: the whole pass (with the prompt) with the language decided in
+    // full, on an Arabic clip (both languages decoded when detection is not sure).
+    let mut hc = HearingConfig::new(model_cache().join("whisper/ggml-base.bin"), std::path::PathBuf::from("unused-here"));
+    // Greedy, so that two whole decodes of the same audio must agree.
+    hc.temperature_fallback = false;
+    let transcriber = Transcriber::load(&hc).expect("whisper");
+    let (_, samples) = clips().into_iter().find(|(n, _)| n == "ar-passport.wav").expect("clip");
+    let end = samples.len() as u64;
+    let text = |u: Option<Utterance>| u.map(|u| (u.lang, u.text)).expect("words");
+    let before = text(transcriber.transcribe_with(0, &samples, 0, end, Decide::Full).expect("decode"));
+    let asked = std::cell::Cell::new(0);
+    let went_on = || {
+        asked.set(asked.get() + 1);
+        asked.get() > 3
+    };
+    let stale = transcriber.transcribe_speculative(1, &samples, 0, end, Decide::Full, Interrupt(&went_on));
+    assert!(matches!(stale, Err(hiwar_speech::Error::Interrupted)), "{stale:?}");
+    assert!(asked.get() <= 6, "asked {} times before it stopped", asked.get());
+    let never = || false;
+    let again = text(transcriber.transcribe_speculative(2, &samples, 0, end, Decide::Full, Interrupt(&never)).expect("decode"));
+    assert_eq!(again, before, "an abandoned speculative decode changed the next one");
 }
 
 #[test]

@@ -694,7 +694,15 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
                 }
                 let settled = detected.as_ref().filter(|(d, _)| *d == id).map(|(_, l)| l.clone());
                 let decide = settled.as_deref().map_or(Decide::Full, Decide::Settled);
-                t.transcribe_with(id, &audio, start, last_voiced, decide).map(|u| {
+                // The speech going on makes it stale: it is abandoned between two of whisper's
+                // steps, so the partials and the final after it do not wait for it.
+                let resumed_since = || pauses_now.resumed.load(Ordering::Relaxed) != resumed;
+                let r = t.transcribe_speculative(id, &audio, start, last_voiced, decide, Interrupt(&resumed_since));
+                if matches!(r, Err(Error::Interrupted)) {
+                    timing.outcome = "abandoned: the speech went on";
+                    continue;
+                }
+                r.map(|u| {
                     // Its language decision stands for the rest of the utterance, as a partial's.
                     if let Some(u) = &u
                         && audio.len() >= LANG_EVIDENCE

@@ -417,14 +417,27 @@ impl Transcriber {
     /// As [`Transcriber::transcribe`], with the language decided as `decide` says (a forced
     /// language always wins).
     pub fn transcribe_with(&self, id: u64, samples: &[f32], start: u64, end: u64, decide: Decide<'_>) -> Result<Option<Utterance>> {
-        self.transcribe_inner(
-            id,
-            samples,
-            start,
-            end,
-            decide,
-            Pass { fallback: self.temperature_fallback, prompt: true, interrupt: None, encoded: false, whole: true },
-        )
+        self.transcribe_inner(id, samples, start, end, decide, self.whole(None))
+    }
+
+    /// As [`Transcriber::transcribe_with`], abandoned ([`crate::Error::Interrupted`]) between
+    /// two of whisper's compute steps once `interrupt` says so: the speculative decode of a
+    /// pause, which the speech going on makes stale.
+    pub fn transcribe_speculative(
+        &self,
+        id: u64,
+        samples: &[f32],
+        start: u64,
+        end: u64,
+        decide: Decide<'_>,
+        interrupt: Interrupt<'_>,
+    ) -> Result<Option<Utterance>> {
+        self.transcribe_inner(id, samples, start, end, decide, self.whole(Some(interrupt)))
+    }
+
+    /// The pass of a decode of an utterance's whole audio: with the fallback and the prompt.
+    fn whole<'a>(&self, interrupt: Option<Interrupt<'a>>) -> Pass<'a> {
+        Pass { fallback: self.temperature_fallback, prompt: true, interrupt, encoded: false, whole: true }
     }
 
     /// As [`Transcriber::transcribe_with`], greedy and without the prompt: for partials, which
