@@ -184,10 +184,12 @@ pub fn judge(config: &hearing::HearingConfig, clips: &[TurnClip], lang: &str, wa
             let (v, t) = listener.into_models();
             (Some(v), t)
         };
-        for &(from, to) in &clip.pauses {
+        // A decision inside the pause (from, to), or in the VAD's window after it.
+        let within = |d: u64, (from, to): (u64, u64)| d > from && d <= to + 512;
+        for &pause in &clip.pauses {
             out.pauses += 1;
             // Ended during the pause: the person was cut off.
-            if let Some(&(start, last, _, p)) = ended.iter().find(|(_, _, d, _)| *d > from && *d <= to + 512) {
+            if let Some(&(start, last, _, p)) = ended.iter().find(|(_, _, d, _)| within(*d, pause)) {
                 out.cut += 1;
                 out.p_pause.extend(p.map(f64::from));
                 let audio = &input[start as usize..(last as usize + 3_200).min(input.len())];
@@ -199,7 +201,7 @@ pub fn judge(config: &hearing::HearingConfig, clips: &[TurnClip], lang: &str, wa
             }
         }
         // Ended before the real end, outside every pause: cut at a closure or a breath.
-        out.elsewhere += ended.iter().filter(|(_, _, d, _)| *d <= clip.end && !clip.pauses.iter().any(|&(from, to)| *d > from && *d <= to + 512)).count();
+        out.elsewhere += ended.iter().filter(|(_, _, d, _)| *d <= clip.end && !clip.pauses.iter().any(|&pause| within(*d, pause))).count();
         // The real end: the decision after it (within the 3 s of silence that follows).
         if let Some(&(_, _, decided, p)) = ended.iter().find(|(_, _, d, _)| *d > clip.end) {
             out.ends += 1;
