@@ -457,7 +457,14 @@ impl Ear {
                 if let Some(c) = canceller.as_ref().filter(|_| stats_at.elapsed() >= Duration::from_secs(30)) {
                     stats_at = Instant::now();
                     let s = c.stats();
-                    tracing::debug!(target: "hiwar::hearing", "echo canceller: ERLE {:?} dB, delay {:?} ms", s.erle_db, s.delay_ms);
+                    tracing::debug!(
+                        target: "hiwar::hearing",
+                        "echo canceller: ERLE {:?} dB, delay {:?} ms, {} microphone frames before their reference, {} reference frames dropped",
+                        s.erle_db,
+                        s.delay_ms,
+                        s.underruns,
+                        s.dropped
+                    );
                 }
                 let dropped = capture.stats().dropped.load(Ordering::Relaxed);
                 if dropped > reported_drops {
