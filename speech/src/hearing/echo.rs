@@ -118,12 +118,16 @@ pub struct EchoStats {
 /// [`Canceller::linear_reduction`].
 ///
 /// The delay is AEC3's strongest echo path, not its pre-echo detector's earliest one
-/// ([`PRE_ECHO_DETECTION`]).
+/// ([`PRE_ECHO_DETECTION`]), and AEC3 settles on its first only once it is sure of it
+/// ([`FIRST_DELAY_WHEN_SURE`]).
 pub fn aec3_config() -> EchoCanceller3Config {
     let mut c = EchoCanceller3Config::default();
     nearend_transparency(&mut c, NEAREND_TRANSPARENCY);
     c.filter.export_linear_aec_output = true;
     c.delay.detect_pre_echo = PRE_ECHO_DETECTION;
+    if FIRST_DELAY_WHEN_SURE {
+        c.delay.delay_selection_thresholds.initial = c.delay.delay_selection_thresholds.converged;
+    }
     c.validate();
     c
 }
@@ -137,6 +141,17 @@ pub fn aec3_config() -> EchoCanceller3Config {
 /// none. Live, in the echo test, such a reset just before a person spoke left the echo
 /// uncancelled and the person below its margin (the test's occasional failure).
 pub const PRE_ECHO_DETECTION: bool = false;
+
+/// Whether AEC3's first delay waits for the votes that make an estimate sure (20 of its last
+/// 250 lag estimates, WebRTC's "converged" threshold) instead of taking a coarse one after 5.
+/// The coarse estimate is replaced by the first sure one without hysteresis, and where the
+/// room's delay lies near the edge of one of AEC3's 4 ms blocks the two differ by a block:
+/// live, in the echo test's room, in 4 of 19 runs, one in the first answer, each time
+/// starting the linear filters over. Waiting for a sure estimate (and with [`HOLD_FRAMES`]):
+/// no move before the person spoke in 32 runs (6 during and after their voice over the
+/// answer, when the canceller settles again anyway), and the first delay ~0.2 s of sound later
+/// (docs/benchmarks.md, stop 57).
+pub const FIRST_DELAY_WHEN_SURE: bool = true;
 
 /// How much more transparent than WebRTC's the suppressor is in its near-end state.
 pub const NEAREND_TRANSPARENCY: f32 = 3.0;
