@@ -769,6 +769,35 @@ mod tests {
     }
 
     #[test]
+    fn a_reference_that_stops_is_not_waited_for_and_one_that_runs_ahead_is_dropped() {
+        let mic = noise(16_000 * 6, 3);
+        let far = noise(16_000 * 6, 7);
+        // The player stops after 1 s; the microphone goes on, 20 ms at a time.
+        let mut c = Canceller::new().holding();
+        let (mut out, mut late) = (0, 0);
+        for (k, m) in mic.chunks(2 * FRAME).enumerate() {
+            if k < 50 {
+                c.render(&far[k * 2 * FRAME..(k + 1) * 2 * FRAME]);
+            }
+            out += c.process(m).expect("process").len();
+            late = late.max(k * 2 * FRAME + m.len() - out);
+        }
+        assert!(late <= HOLD_FRAMES * FRAME + FRAME, "hearing waited {} ms on a dead player", late / 16);
+        assert_eq!(out, mic.len(), "every frame came out");
+        // The player's clock runs 10 % fast: the reference ahead is dropped, not kept.
+        let far = noise(16_000 * 7, 7);
+        let (mut c, mut kept) = (Canceller::new().holding(), 0);
+        for (k, m) in mic.chunks(2 * FRAME).enumerate() {
+            let from = k * 2 * FRAME * 11 / 10;
+            c.render(&far[from..from + 2 * FRAME * 11 / 10]);
+            c.process(m).expect("process");
+            kept = kept.max(c.far.len());
+        }
+        assert!(c.stats().dropped > 0, "nothing dropped");
+        assert!(kept < 16_000 / 4, "{} ms of reference kept", kept / 16);
+    }
+
+    #[test]
     fn the_canceller_knows_while_the_answer_and_its_tail_play() {
         // The reference comes with the microphone, 10 ms at a time, as it does live.
         let mut c = Canceller::new();
