@@ -603,6 +603,12 @@ impl Canceller {
         self.doubt = RESETTLE;
     }
 
+    /// Microphone samples handed to [`Canceller::process`] that have not come out yet: under a
+    /// frame, and frames waiting for their reference ([`HOLD_FRAMES`]).
+    pub fn pending(&self) -> usize {
+        self.near.len()
+    }
+
     /// Samples of sound played through the canceller since it started, 16 kHz.
     pub fn sounding(&self) -> usize {
         self.sounding
@@ -780,7 +786,8 @@ mod tests {
                 c.render(&far[k * 2 * FRAME..(k + 1) * 2 * FRAME]);
             }
             out += c.process(m).expect("process").len();
-            late = late.max(k * 2 * FRAME + m.len() - out);
+            assert_eq!(c.pending(), k * 2 * FRAME + m.len() - out);
+            late = late.max(c.pending());
         }
         assert!(late <= HOLD_FRAMES * FRAME + FRAME, "hearing waited {} ms on a dead player", late / 16);
         assert_eq!(out, mic.len(), "every frame came out");

@@ -437,11 +437,11 @@ impl Ear {
                 let was_in_speech = listener.in_speech();
                 self.feed(&mut listener, &heard)?;
                 if let Some(c) = canceller.as_ref().filter(|c| c.playing() && !was_in_speech && listener.in_speech()) {
-                    log_onset_over_answer(
-                        c,
-                        before_canceller.make_contiguous(),
-                        listener.audio(listener.position().saturating_sub(ONSET_SAMPLES as u64), listener.position()),
-                    );
+                    // The microphone's last samples that came out of the canceller, beside what
+                    // came out (a frame waiting for its reference has not yet).
+                    let raw = before_canceller.make_contiguous();
+                    let raw = &raw[..raw.len().saturating_sub(c.pending())];
+                    log_onset_over_answer(c, raw, listener.audio(listener.position().saturating_sub(raw.len() as u64), listener.position()));
                 }
                 // A voice heard over an answer that it stopped: the canceller settles again
                 // for the next answer. Not while the answer goes on (a backchannel, or the
