@@ -7,7 +7,7 @@
 
 # The stamp names this set of changes: change it with them. `./bootstrap` rebuilds a whisper.cpp
 # whose source lacks it (whisper-rs-sys's build script does not rerun when this file changes).
-set(_hiwar_stamp "hiwar whisper.cpp changes 2")
+set(_hiwar_stamp "hiwar whisper.cpp changes 3")
 set(_hiwar_file "${CMAKE_SOURCE_DIR}/src/whisper.cpp")
 file(READ "${_hiwar_file}" _hiwar_src)
 string(FIND "${_hiwar_src}" "// ${_hiwar_stamp}" _hiwar_done)
@@ -98,7 +98,56 @@ static bool ggml_graph_compute_helper(
 
     // conv
 ]=])
-  foreach(_hiwar_i 1 2 3 4 5)
+  # 6. A decode may ask for the logits of every token it feeds, not the last one's alone: a
+  #    draft (what the last decode of the same audio said) is then checked in one call, each
+  #    row against the token the greedy decoder picks (speech/src/whisper/greedy.rs).
+  #    `whisper_decode_with_state` flags only the last row; with `hiwar_whisper_all_rows(true)`
+  #    on this thread it flags every one, and `hiwar_whisper_rows_logits` gives the rows of this
+  #    thread's last decode.
+  set(_hiwar_old6 [=[int whisper_decode_with_state(struct whisper_context * ctx, struct whisper_state * state, const whisper_token * tokens, int n_tokens, int n_past, int n_threads) {
+    whisper_batch_prep_legacy(state->batch, tokens, n_tokens, n_past, 0);
+
+    whisper_kv_cache_seq_rm(state->kv_self, 0, n_past, -1);
+
+    if (!whisper_decode_internal(*ctx, *state, state->batch, n_threads, false, nullptr, nullptr)) {
+        WHISPER_LOG_ERROR("%s: failed to eval\n", __func__);
+        return 1;
+    }
+
+    return 0;
+}
+]=])
+  set(_hiwar_new6 [=[// hiwar: every row's logits for this thread's decodes while set, and the last decode's rows
+static thread_local bool hiwar_all_rows = false;
+static thread_local const float * hiwar_rows = nullptr;
+
+extern "C" void hiwar_whisper_all_rows(bool all) {
+    hiwar_all_rows = all;
+}
+
+extern "C" const float * hiwar_whisper_rows_logits(void) {
+    return hiwar_rows;
+}
+
+int whisper_decode_with_state(struct whisper_context * ctx, struct whisper_state * state, const whisper_token * tokens, int n_tokens, int n_past, int n_threads) {
+    whisper_batch_prep_legacy(state->batch, tokens, n_tokens, n_past, 0);
+    hiwar_rows = nullptr;
+    for (int i = 0; hiwar_all_rows && i < n_tokens; ++i) {
+        state->batch.logits[i] = 1;
+    }
+
+    whisper_kv_cache_seq_rm(state->kv_self, 0, n_past, -1);
+
+    if (!whisper_decode_internal(*ctx, *state, state->batch, n_threads, false, nullptr, nullptr)) {
+        WHISPER_LOG_ERROR("%s: failed to eval\n", __func__);
+        return 1;
+    }
+    hiwar_rows = state->logits.data();
+
+    return 0;
+}
+]=])
+  foreach(_hiwar_i 1 2 3 4 5 6)
     string(FIND "${_hiwar_src}" "${_hiwar_old${_hiwar_i}}" _hiwar_at)
     if(_hiwar_at EQUAL -1)
       message(FATAL_ERROR "hiwar: change ${_hiwar_i} of speech/whisper-cpp/patch.cmake no longer matches ${_hiwar_file}: whisper.cpp has changed; update the change or drop it")

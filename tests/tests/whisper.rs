@@ -312,6 +312,48 @@ fn detection_and_every_decode_of_an_utterance_share_one_encoding() {
 }
 
 #[test]
+fn a_final_checks_what_the_last_partial_said_as_a_draft_and_hears_the_same_words() {
+    // Each decode of an utterance checks the last one's tokens (a partial of its first
+    // seconds) as a draft, in one decoder call, and whisper still picks every token: the
+    // final's words are those of a decode without a draft, and most of its tokens came from
+    // the draft. Two models: one with drafts, one without, each fed the same partials.
+    let path = model_cache().join("whisper/ggml-base.bin");
+    let (with, without) = (WhisperModel::load(&path).expect("load"), WhisperModel::load(&path).expect("load"));
+    let clips: Vec<_> = clips()
+        .into_iter()
+        .filter(|(n, _)| ["en-office.wav", "en-passport.wav", "ar-office.wav", "ar-lost-id.wav", "mixed-emirates-id.wav"].contains(&n.as_str()))
+        .collect();
+    assert_eq!(clips.len(), 5);
+    let mut final_tokens = 0;
+    for (name, samples) in &clips {
+        let lang = if name.starts_with("en") { "en" } else { "ar" };
+        let prompt = (lang == "en").then_some("Emirates ID, Khalidiya branch, Apple Pay, people of determination, passport renewal, traffic fine.");
+        let options =
+            |draft| DecodeOptions { language: Language::Fixed(lang), initial_prompt: prompt, temperature_fallback: false, draft, ..DecodeOptions::default() };
+        let mut heard = Vec::new();
+        for (model, draft) in [(&with, true), (&without, false)] {
+            // Partials every half second from 1.5 s, as hearing makes them, then the final.
+            for upto in (24_000..samples.len().saturating_sub(4_000)).step_by(8_000) {
+                model.decode_encoded(&samples[..upto], &options(draft)).expect("partial");
+            }
+            let before = model.draft_tokens().1;
+            let t = model.decode_encoded(samples, &options(draft)).expect("final");
+            if draft {
+                assert!(model.draft_tokens().1 > before, "{name}: the final took nothing from its draft");
+                final_tokens += t.tokens;
+            }
+            heard.push(t.text());
+        }
+        assert!(!heard[0].trim().is_empty(), "{name}: nothing heard");
+        assert_eq!(heard[0], heard[1], "{name} as {lang}: with a draft, then without");
+    }
+    let (fed, taken) = with.draft_tokens();
+    assert_eq!(without.draft_tokens(), (0, 0));
+    assert!(taken * 2 >= fed, "{taken} of {fed} draft tokens fed were the decoder's own");
+    assert!(final_tokens > 20, "{final_tokens} tokens in the finals");
+}
+
+#[test]
 fn a_partial_heard_in_english_on_a_rejected_decode_does_not_settle_an_arabic_question() {
     // Live hearing decides an utterance's language on its first 1.5 s and keeps it. After two
     // English questions, an Arabic one (ar-passport, espeak-ng) was heard as English on that

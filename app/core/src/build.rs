@@ -76,6 +76,7 @@ pub fn hearing_config(config: &Config, lang: Option<&str>) -> anyhow::Result<Hea
     out.no_speech_threshold = h.no_speech_threshold;
     out.short_window = h.short_window;
     out.temperature_fallback = h.temperature_fallback;
+    out.draft = h.whisper_draft;
     out.fallback_logprob = if h.fallback_on_low_logprob { -1.0 } else { f32::NEG_INFINITY };
     out.beam_size = h.beam_size;
     out.partial_interval_ms = h.partial_interval_ms.max(100);

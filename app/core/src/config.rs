@@ -260,6 +260,9 @@ pub struct Hearing {
     /// Whisper's temperature fallback: a decode that loops or is improbable is decoded again
     /// by sampling at rising temperature (free on a clean decode).
     pub temperature_fallback: bool,
+    /// A decode checks the last decode of the same utterance as a draft, a decoder call for
+    /// the tokens they share instead of one each (the same words; faster finals).
+    pub whisper_draft: bool,
     /// Whether the fallback also resamples a decode whose mean token log-probability is under
     /// −1.0 (whisper's reference), not only one that loops (docs/benchmarks.md: it costs ~300 ms
     /// per Arabic final here for no gain).
@@ -302,6 +305,7 @@ impl Default for Hearing {
             no_speech_threshold: 0.6,
             short_window: true,
             temperature_fallback: true,
+            whisper_draft: true,
             fallback_on_low_logprob: false,
             beam_size: 1,
             threads: 0,

@@ -62,6 +62,9 @@ pub struct HearingConfig {
     pub short_window: bool,
     /// Whisper's temperature fallback: re-decode a degenerate result by sampling.
     pub temperature_fallback: bool,
+    /// A fixed-language decode checks the utterance's last decode as a draft (see
+    /// `whisper::DecodeOptions::draft`).
+    pub draft: bool,
     /// The fallback's log-probability test: a decode whose mean token log-probability is under
     /// this is sampled again (whisper's reference: −1.0); `f32::NEG_INFINITY` resamples loops only.
     pub fallback_logprob: f32,
@@ -91,6 +94,7 @@ impl HearingConfig {
             no_speech_threshold: 0.6,
             short_window: true,
             temperature_fallback: true,
+            draft: true,
             fallback_logprob: -1.0,
             beam_size: 1,
             partial_interval_ms: 500,

@@ -321,6 +321,7 @@ pub struct Transcriber {
     no_speech_threshold: f32,
     short_window: bool,
     temperature_fallback: bool,
+    draft: bool,
     fallback_logprob: f32,
     beam_size: usize,
     threads: usize,
@@ -345,6 +346,7 @@ impl Transcriber {
             no_speech_threshold: config.no_speech_threshold,
             short_window: config.short_window,
             temperature_fallback: config.temperature_fallback,
+            draft: config.draft,
             fallback_logprob: config.fallback_logprob,
             beam_size: config.beam_size,
             threads: config.threads,
@@ -523,6 +525,7 @@ impl Transcriber {
             beam_size: self.beam_size,
             threads: self.threads,
             interrupt: pass.interrupt,
+            draft: self.draft,
         };
         let decode = |options: &DecodeOptions<'_>| if pass.encoded { self.model.decode_encoded(samples, options) } else { self.model.decode(samples, options) };
         if !prompt.is_empty() {
@@ -565,10 +568,11 @@ impl Transcriber {
         }
         let decide = match decide {
             Decide::Settled(lang) if self.languages.iter().any(|l| l == lang) => {
-                // With a prompt, on hiwar's decoder, which stops a decode that begins the
-                // utterance again; without, on whisper_full's (the same steps, in optimised C++).
+                // On hiwar's decoder, which stops a prompted decode that begins the utterance
+                // again, and checks the utterance's last decode as a draft (whisper_full takes
+                // the same steps, but one decoder call per token).
                 let prompt = self.prompt_of(lang, pass);
-                let pass = Pass { encoded: !prompt.is_empty(), ..pass };
+                let pass = Pass { encoded: true, ..pass };
                 let t = self.decode_prompted(samples, lang, &prompt, pass, None)?;
                 return Ok((t, LanguageChoice { how: "settled", sure: true, ..LanguageChoice::default() }));
             }

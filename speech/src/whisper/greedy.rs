@@ -163,6 +163,9 @@ pub(crate) struct Decoded {
     /// It began the utterance again from its first words (whisper's habit on short audio with
     /// a prompt) and was stopped there, the repeat left out ([`Rules::stop_restart`]).
     pub restarted: bool,
+    /// Draft tokens fed, and of them the ones the decoder picked (see [`Feeder`]).
+    pub drafted: usize,
+    pub checked: usize,
 }
 
 /// Where a decode stops, and the thresholds of whisper.cpp's fallback test.
@@ -242,6 +245,7 @@ pub(crate) fn decode(
     vocab: &Vocabulary,
     prompt: &[WhisperTokenId],
     rules: Rules,
+    draft: &[WhisperTokenId],
     threads: usize,
     interrupt: &dyn Fn() -> bool,
 ) -> Result<Decoded, Stopped> {
@@ -251,17 +255,17 @@ pub(crate) fn decode(
         return Err(Stopped::Failed("an empty prompt or vocabulary".into()));
     }
     // The prompt in one call, as whisper_full does, but its last token alone: whisper-rs gives
-    // the logits of a call's first position, and only the last one's are wanted.
+    // the logits of a call's first position, and only the last one's are wanted. The last
+    // token goes with the draft's first tokens, if any.
     let (head, last) = prompt.split_at(prompt.len() - 1);
     if !head.is_empty() {
         state.decode(head, 0, threads).map_err(err)?;
     }
-    state.decode(last, head.len(), threads).map_err(err)?;
+    let n_ctx = usize::try_from(vocab.n_text_ctx).unwrap_or(0);
+    let mut feeder = Feeder { rows: Vec::new(), fed: Vec::new(), at: 0, next: 0, drafted: 0, checked: 0 };
     let mut step = Step { logits: vec![0.0; n], logprobs: vec![0.0; n], probs: vec![0.0; n] };
-    let raw = state.get_logits().map_err(err)?;
-    if raw.len() < n {
-        return Err(Stopped::Failed("whisper gave fewer logits than its vocabulary".into()));
-    }
+    let mut raw = vec![0.0; n];
+    feeder.logits_after(state, last[0], head.len(), ahead(draft, 0, vocab.eot, head.len() + 1, n_ctx), threads, &mut raw)?;
     // No speech: from the unfiltered logits of the first step. whisper_full reads a row of the
     // prompt's logits its decode did not write (a stale one); both are near zero on speech and
     // on silence alike, so hiwar's no-speech gate is the VAD's. The reference reads it at
@@ -277,6 +281,7 @@ pub(crate) fn decode(
     step.logits.copy_from_slice(&raw[..n]);
     process_logits(vocab, &tokens, has_ts, seek_delta, &mut step);
     let n_max = usize::try_from(vocab.n_text_ctx / 2 - 4).unwrap_or(0);
+    let mut drafting = !draft.is_empty();
     for i in 0..n_max {
         let token = sample(vocab, &step);
         tokens.push(token);
@@ -319,8 +324,10 @@ pub(crate) fn decode(
         if interrupt() {
             return Err(Stopped::Interrupted);
         }
-        state.decode(&[token.id], prompt.len() + i, threads).map_err(err)?;
-        step.logits.copy_from_slice(&state.get_logits().map_err(err)?[..n]);
+        // The draft goes on only while every token so far is the one it holds.
+        drafting &= draft.get(i) == Some(&token.id);
+        let next = if drafting { ahead(draft, i + 1, vocab.eot, prompt.len() + i + 1, n_ctx) } else { &[] };
+        feeder.logits_after(state, token.id, prompt.len() + i, next, threads, &mut step.logits)?;
         process_logits(vocab, &tokens, has_ts, seek_delta, &mut step);
     }
     let avg_logprob = if failed || result_len == 0 {
@@ -331,7 +338,114 @@ pub(crate) fn decode(
     };
     let looping = !failed && result_len > 32 && tail_entropy(&tokens) < ENTROPY_THRESHOLD;
     let fallback_wanted = failed || looping || (avg_logprob < rules.logprob && no_speech < rules.no_speech);
-    Ok(Decoded { tokens, no_speech, avg_logprob, seek_delta, fallback_wanted, restarted })
+    Ok(Decoded { tokens, no_speech, avg_logprob, seek_delta, fallback_wanted, restarted, drafted: feeder.drafted, checked: feeder.checked })
+}
+
+/// The most draft tokens checked in one call.
+const MAX_DRAFT: usize = 48;
+
+/// The draft's tokens from `from` on, to be fed at positions from `pos` on: up to its end of
+/// text, at most [`MAX_DRAFT`] of them, and no further than the text context has room for.
+fn ahead(draft: &[WhisperTokenId], from: usize, eot: WhisperTokenId, pos: usize, n_ctx: usize) -> &[WhisperTokenId] {
+    let rest = draft.get(from..).unwrap_or(&[]);
+    let end = rest.iter().position(|&t| t == eot).unwrap_or(rest.len()).min(MAX_DRAFT).min(n_ctx.saturating_sub(pos + 1));
+    &rest[..end]
+}
+
+#[allow(unsafe_code, reason = "functions hiwar adds to whisper.cpp (speech/whisper-cpp/patch.cmake, change 6)")]
+unsafe extern "C" {
+    /// Whether this thread's decodes give every row's logits (speech/whisper-cpp/patch.cmake,
+    /// change 6).
+    fn hiwar_whisper_all_rows(all: bool);
+    /// The logits of this thread's last decode: a row of the vocabulary for each token it fed
+    /// while every row was asked for; null after a failed decode.
+    fn hiwar_whisper_rows_logits() -> *const f32;
+}
+
+/// Feeds the decoder a token at a time, or a token and the draft's guess at the tokens after
+/// it in one call: the logits after each are kept, and used while the decoder picks the very
+/// tokens the draft holds. A decoder step reads all of the decoder's weights whether it feeds
+/// one token or a few dozen, so a draft the decoder agrees with costs about a step or two;
+/// where it disagrees, the next call feeds the decoder's own token at that position, and
+/// whisper.cpp drops the draft's tokens after it from its cache. The decoder still picks
+/// every token itself, from the same filters.
+struct Feeder {
+    /// The rows of the last call that fed more than one token: `rows[j * n..]` follows `fed[j]`.
+    rows: Vec<f32>,
+    fed: Vec<WhisperTokenId>,
+    /// The position of `fed[0]`.
+    at: usize,
+    /// The next row not yet used.
+    next: usize,
+    /// Draft tokens fed, and of them the ones the decoder then picked.
+    drafted: usize,
+    checked: usize,
+}
+
+impl Feeder {
+    /// The logits after `token` at position `pos`, into `out`: the row of the last call when it
+    /// fed that very token there, else a new call feeding `token` and then `ahead`.
+    fn logits_after(
+        &mut self,
+        state: &mut WhisperState,
+        token: WhisperTokenId,
+        pos: usize,
+        ahead: &[WhisperTokenId],
+        threads: usize,
+        out: &mut [f32],
+    ) -> Result<(), Stopped> {
+        let n = out.len();
+        let err = |e: whisper_rs::WhisperError| Stopped::Failed(e.to_string());
+        if self.next < self.fed.len() && self.fed[self.next] == token && self.at + self.next == pos {
+            out.copy_from_slice(&self.rows[self.next * n..(self.next + 1) * n]);
+            self.next += 1;
+            self.checked += 1;
+            return Ok(());
+        }
+        self.fed.clear();
+        self.next = 0;
+        if ahead.is_empty() {
+            state.decode(&[token], pos, threads).map_err(err)?;
+            let raw = state.get_logits().map_err(err)?;
+            if raw.len() < n {
+                return Err(Stopped::Failed("whisper gave fewer logits than its vocabulary".into()));
+            }
+            out.copy_from_slice(&raw[..n]);
+            return Ok(());
+        }
+        self.fed.push(token);
+        self.fed.extend_from_slice(ahead);
+        // SAFETY: sets a flag of this thread's, which whisper.cpp reads during the decode below.
+        #[allow(unsafe_code, reason = "hiwar's whisper.cpp change 6 is a C function")]
+        unsafe {
+            hiwar_whisper_all_rows(true)
+        };
+        let decoded = state.decode(&self.fed, pos, threads);
+        // SAFETY: as above.
+        #[allow(unsafe_code, reason = "hiwar's whisper.cpp change 6 is a C function")]
+        unsafe {
+            hiwar_whisper_all_rows(false)
+        };
+        decoded.map_err(err)?;
+        // SAFETY: after a decode of `fed.len()` tokens with every row asked for, the state
+        // holds that many rows of `n` logits (`whisper_decode_internal` sizes and fills them),
+        // valid until its next decode; they are copied out at once.
+        #[allow(unsafe_code, reason = "the rows of logits whisper-rs does not give")]
+        let rows = unsafe {
+            let ptr = hiwar_whisper_rows_logits();
+            if ptr.is_null() {
+                return Err(Stopped::Failed("whisper gave no logits for the draft".into()));
+            }
+            std::slice::from_raw_parts(ptr, self.fed.len() * n)
+        };
+        self.rows.clear();
+        self.rows.extend_from_slice(rows);
+        self.at = pos;
+        self.next = 1;
+        self.drafted += ahead.len();
+        out.copy_from_slice(&self.rows[..n]);
+        Ok(())
+    }
 }
 
 /// Tokens a repeat of the utterance's first words must span to be taken for a restart.
@@ -528,6 +642,18 @@ mod tests {
         assert_eq!(started_over(&ids(&[50364, 10, 11, 12, 13, 14, 20, 21, 22, 23, 24]), v.eot), None);
         // Without a leading timestamp too.
         assert_eq!(started_over(&ids(&[10, 11, 12, 13, 14, 10, 11, 12, 13, 14]), v.eot), Some(5));
+    }
+
+    #[test]
+    fn a_draft_is_fed_up_to_its_end_of_text_and_within_the_context() {
+        let eot = 50_257;
+        let draft = [50_364, 400, 401, 402, eot, 403];
+        assert_eq!(ahead(&draft, 1, eot, 10, 448), &[400, 401, 402]);
+        assert_eq!(ahead(&draft, 4, eot, 10, 448), &[] as &[WhisperTokenId]);
+        assert_eq!(ahead(&draft, 9, eot, 10, 448), &[] as &[WhisperTokenId]);
+        assert_eq!(ahead(&draft, 0, eot, 445, 448), &[50_364, 400]);
+        let long: Vec<WhisperTokenId> = (0..100).collect();
+        assert_eq!(ahead(&long, 0, eot, 10, 448).len(), MAX_DRAFT);
     }
 
     #[test]

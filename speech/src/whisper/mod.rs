@@ -49,6 +49,10 @@ pub struct DecodeOptions<'a> {
     pub threads: usize,
     /// Asked between the decoder's steps: `true` abandons the decode ([`Error::Interrupted`]).
     pub interrupt: Option<Interrupt<'a>>,
+    /// A greedy decode in a fixed language checks the tokens of the last such decode of audio
+    /// that opens the same way (a partial of the same utterance) as a draft, in one decoder
+    /// call, and picks every token itself as before (see `greedy::Feeder`).
+    pub draft: bool,
 }
 
 /// A question whisper.cpp asks between compute steps: should this decode be abandoned? (A
@@ -174,6 +178,7 @@ impl Default for DecodeOptions<'_> {
             beam_size: 1,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             interrupt: None,
+            draft: true,
         }
     }
 }
@@ -263,6 +268,8 @@ pub struct WhisperModel {
     encoder: RefCell<Option<Encoder>>,
     /// Times this model has encoded audio (see [`WhisperModel::encodings`]).
     encodings: std::cell::Cell<u64>,
+    /// Draft tokens fed to the decoder, and of them the ones it picked (see `greedy::Feeder`).
+    drafted: std::cell::Cell<(u64, u64)>,
 }
 
 impl std::fmt::Debug for WhisperModel {
@@ -324,7 +331,13 @@ pub fn preload(path: &Path) -> Result<Preloaded> {
 
 impl WhisperModel {
     pub fn load(path: &Path) -> Result<WhisperModel> {
-        Ok(WhisperModel { ctx: shared_weights(path)?, state: RefCell::new(None), encoder: RefCell::new(None), encodings: std::cell::Cell::new(0) })
+        Ok(WhisperModel {
+            ctx: shared_weights(path)?,
+            state: RefCell::new(None),
+            encoder: RefCell::new(None),
+            encodings: std::cell::Cell::new(0),
+            drafted: std::cell::Cell::new((0, 0)),
+        })
     }
 
     /// Whisper's tokens for `text` (none when it cannot tokenize it).
@@ -345,6 +358,12 @@ impl WhisperModel {
     /// at a new width, are not counted): what a shared encoding saves.
     pub fn encodings(&self) -> u64 {
         self.encodings.get()
+    }
+
+    /// Draft tokens fed to the decoder so far, and of them the ones it picked: each of those
+    /// spared a decoder call.
+    pub fn draft_tokens(&self) -> (u64, u64) {
+        self.drafted.get()
     }
 
     fn count_encoding(&self) {
@@ -588,7 +607,13 @@ impl WhisperModel {
     /// seconds' width on 2 cores) each time an utterance's width differed from the last one's.
     fn encoder_at<'s>(&self, slot: &'s mut Option<Encoder>, audio_ctx: i32, language: &str, threads: usize) -> Result<&'s mut Encoder> {
         if slot.is_none() {
-            *slot = Some(Encoder { state: self.ctx.create_state().map_err(werr)?, width: 0, encoded: None, vocabulary: greedy::Vocabulary::new(&self.ctx) });
+            *slot = Some(Encoder {
+                state: self.ctx.create_state().map_err(werr)?,
+                width: 0,
+                encoded: None,
+                vocabulary: greedy::Vocabulary::new(&self.ctx),
+                drafts: Vec::new(),
+            });
         }
         let Some(encoder) = slot.as_mut() else { return Err(Error::Whisper("no encoding state".into())) };
         if encoder.width != audio_ctx {
@@ -653,6 +678,16 @@ impl WhisperModel {
             }
             let vocabulary = &encoder.vocabulary;
             let tokens = greedy::prompt_tokens(vocabulary, &prompt, self.ctx.token_lang(lang_id));
+            // What the last decode in this language of audio that opens the same way said (a
+            // partial of the utterance, with or without the prompt): the draft this decode
+            // checks (see greedy::Feeder).
+            let lang_token = self.ctx.token_lang(lang_id);
+            let opening = opening(samples);
+            let draft = opening
+                .filter(|_| options.draft)
+                .and_then(|o| encoder.drafts.iter().find(|d| d.opening == o && d.lang == lang_token))
+                .map(|d| d.tokens.clone())
+                .unwrap_or_default();
             // A prompted decode that begins the utterance again is cut there (see greedy::Rules).
             let rules = greedy::Rules {
                 seek_end,
@@ -665,8 +700,20 @@ impl WhisperModel {
                 Some(Interrupt(ask)) => ask,
                 None => &|| false,
             };
-            match greedy::decode(&mut encoder.state, vocabulary, &tokens, rules, threads, ask) {
-                Ok(d) => d,
+            match greedy::decode(&mut encoder.state, vocabulary, &tokens, rules, &draft, threads, ask) {
+                Ok(d) => {
+                    if !draft.is_empty() {
+                        let (fed, taken) = self.drafted.get();
+                        self.drafted.set((fed + d.drafted as u64, taken + d.checked as u64));
+                        tracing::debug!(target: "hiwar::hearing", "whisper: {} of {} draft tokens fed were decoded so, {} tokens in all", d.checked, d.drafted, d.tokens.len());
+                    }
+                    // Only this audio's drafts are kept: one per language.
+                    encoder.drafts.retain(|k| k.lang != lang_token && Some(k.opening) == opening);
+                    if let Some(opening) = opening {
+                        encoder.drafts.push(Draft { opening, lang: lang_token, tokens: d.tokens.iter().map(|t| t.id).collect() });
+                    }
+                    d
+                }
                 Err(greedy::Stopped::Interrupted) => return Err(Error::Interrupted),
                 Err(greedy::Stopped::Failed(e)) => {
                     encoder.encoded = None;
@@ -712,12 +759,34 @@ impl WhisperModel {
 
 /// The state detection and shared decodes encode on, its encoder width, and which audio its
 /// encoding holds.
+/// A greedy decode's tokens, the draft of the next decode in its language of audio that opens
+/// the same way.
+struct Draft {
+    /// [`opening`] of the audio decoded.
+    opening: u64,
+    /// The language's token.
+    lang: whisper_rs::WhisperTokenId,
+    tokens: Vec<whisper_rs::WhisperTokenId>,
+}
+
+/// Samples two decodes' audio must share at its start for one's tokens to be the other's
+/// draft: 0.5 s, so that the partials and the final of one utterance share it, and two
+/// utterances do not.
+const OPENING: usize = SAMPLE_RATE as usize / 2;
+
+/// A fingerprint of the audio's first [`OPENING`] samples; `None` when it is shorter.
+fn opening(samples: &[f32]) -> Option<u64> {
+    samples.get(..OPENING).map(|s| fingerprint(s, 0))
+}
+
 struct Encoder {
     state: WhisperState,
     width: i32,
     /// [`fingerprint`] of the audio and width encoded (`None`: nothing usable).
     encoded: Option<u64>,
     vocabulary: greedy::Vocabulary,
+    /// The last greedy decode after each prompt (one per language and prompt).
+    drafts: Vec<Draft>,
 }
 
 /// Identifies audio and an encoder width (FNV-1a over the samples' bits): the encoding state
