@@ -354,6 +354,28 @@ fn a_final_checks_what_the_last_partial_said_as_a_draft_and_hears_the_same_words
 }
 
 #[test]
+fn a_forgotten_session_leaves_whisper_neither_a_draft_nor_an_encoding() {
+    // At the end of a visitor's session whisper's states (the last audio's spectrogram,
+    // encoding and text) are freed and the drafts (its tokens) wiped: the same audio is then
+    // encoded anew and decoded with no draft, to the same words.
+    let model = WhisperModel::load(&model_cache().join("whisper/ggml-base.bin")).expect("load");
+    let samples = read_clip("en-welcome.wav");
+    let options = DecodeOptions { language: Language::Fixed("en"), temperature_fallback: false, ..DecodeOptions::default() };
+    model.decode_encoded(&samples[..samples.len() * 2 / 3], &options).expect("partial");
+    let heard = model.decode_encoded(&samples, &options).expect("final");
+    let encodings = model.encodings();
+    model.decode_encoded(&samples, &options).expect("the same audio again");
+    assert_eq!(model.encodings(), encodings, "the same audio decodes on its encoding");
+    let (fed, _) = model.draft_tokens();
+    assert!(fed > 0, "no draft was fed");
+    model.forget();
+    let again = model.decode_encoded(&samples, &options).expect("after forgetting");
+    assert_eq!(model.encodings(), encodings + 1, "encoded anew");
+    assert_eq!(model.draft_tokens().0, fed, "a draft survived the session");
+    assert_eq!(again.text(), heard.text());
+}
+
+#[test]
 fn a_partial_heard_in_english_on_a_rejected_decode_does_not_settle_an_arabic_question() {
     // Live hearing decides an utterance's language on its first 1.5 s and keeps it. After two
     // English questions, an Arabic one (ar-passport, espeak-ng) was heard as English on that

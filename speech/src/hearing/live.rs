@@ -174,17 +174,21 @@ enum Job {
         last_voiced: u64,
         audio: Vec<f32>,
     },
+    /// A visitor's session ended: what the whisper thread keeps of the last utterance (its
+    /// last partial and speculative decode, whisper's states, the drafts) is wiped.
+    Forget,
 }
 
 impl Job {
     /// What it is, for its time on the whisper thread ([`JobTiming`]), from now.
     fn timing(&self) -> JobTiming {
-        let (kind, id, audio) = match self {
-            Job::Partial { id, audio, .. } => ("partial", id, audio),
-            Job::Speculative { id, audio, .. } => ("speculative", id, audio),
-            Job::Finalize { id, audio, .. } => ("final", id, audio),
+        let (kind, id, samples) = match self {
+            Job::Partial { id, audio, .. } => ("partial", *id, audio.len()),
+            Job::Speculative { id, audio, .. } => ("speculative", *id, audio.len()),
+            Job::Finalize { id, audio, .. } => ("final", *id, audio.len()),
+            Job::Forget => ("forget", 0, 0),
         };
-        JobTiming { kind, id: *id, seconds: audio.len() as f32 / 16_000.0, began: Instant::now(), outcome: "decoded" }
+        JobTiming { kind, id, seconds: samples as f32 / 16_000.0, began: Instant::now(), outcome: "decoded" }
     }
 }
 
@@ -499,6 +503,7 @@ impl Ear {
         self.level.1.store(listener.voiced_span(), Ordering::Relaxed);
         if !listener.in_speech() && self.forget.swap(false, Ordering::Relaxed) {
             listener.forget();
+            let _ = self.jobs.send(Job::Forget);
         }
         // A partial while speech goes on, if whisper is free and enough new audio came. Not
         // during a pause: whisper must be free for the final when the pause turns out to be
@@ -641,6 +646,12 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
         liveness.decoding(false);
         let Ok(job) = jobs.recv() else { break };
         liveness.decoding(true);
+        if let Job::Forget = job {
+            (speculative, detected, last_partial) = (None, None, None);
+            t.forget();
+            tracing::debug!(target: "hiwar::hearing", "whisper: the session's last decodes and whisper's states wiped");
+            continue;
+        }
         let mut timing = job.timing();
         let kind = timing.kind;
         // A speculative final that more speech overtook is what was heard so far: a partial.
@@ -737,6 +748,8 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
                     let _ = events.send(HearingEvent::Final { utterance, id, ready: Instant::now(), speculative: from_guess });
                 })
             }
+            // Handled before the timing, above.
+            Job::Forget => Ok(()),
         };
         if let Err(e) = result {
             timing.outcome = "failed";

@@ -546,6 +546,13 @@ impl Transcriber {
         *self.conversation.borrow_mut() = None;
     }
 
+    /// Forgets everything heard (a visitor's session ended): the conversation's language, and
+    /// what whisper keeps of the last utterance ([`crate::whisper::WhisperModel::forget`]).
+    pub fn forget(&self) {
+        self.forget_conversation();
+        self.model.forget();
+    }
+
     /// Records a final utterance's language: the next utterance within [`CONVERSATION_GAP`]
     /// continues its conversation. Only finals with words are remembered (a partial or a
     /// speculative decode may yet change).

@@ -360,6 +360,18 @@ impl WhisperModel {
         self.encodings.get()
     }
 
+    /// Forgets what the last decodes heard (a visitor's session ended): the drafts, which hold
+    /// their tokens, are zeroed, and whisper's states, which hold the last audio's spectrogram,
+    /// encoding and text, are freed; the next decode makes new ones.
+    pub fn forget(&self) {
+        if let Some(mut encoder) = self.encoder.borrow_mut().take() {
+            for draft in &mut encoder.drafts {
+                draft.tokens.fill(0);
+            }
+        }
+        self.state.borrow_mut().take();
+    }
+
     /// Draft tokens fed to the decoder so far, and of them the ones it picked: each of those
     /// spared a decoder call.
     pub fn draft_tokens(&self) -> (u64, u64) {
