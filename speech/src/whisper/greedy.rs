@@ -264,21 +264,18 @@ pub(crate) fn decode(
     let n_ctx = usize::try_from(vocab.n_text_ctx).unwrap_or(0);
     let mut feeder = Feeder { rows: Vec::new(), fed: Vec::new(), at: 0, next: 0, drafted: 0, checked: 0 };
     let mut step = Step { logits: vec![0.0; n], logprobs: vec![0.0; n], probs: vec![0.0; n] };
-    let mut raw = vec![0.0; n];
-    feeder.logits_after(state, last[0], head.len(), ahead(draft, 0, vocab.eot, head.len() + 1, n_ctx), threads, &mut raw)?;
+    feeder.logits_after(state, last[0], head.len(), ahead(draft, 0, vocab.eot, head.len() + 1, n_ctx), threads, &mut step.logits)?;
     // No speech: from the unfiltered logits of the first step. whisper_full reads a row of the
     // prompt's logits its decode did not write (a stale one); both are near zero on speech and
     // on silence alike, so hiwar's no-speech gate is the VAD's. The reference reads it at
     // <|startoftranscript|> (0.92 on silence), but whisper base gives espeak-ng's Arabic a high
     // one too: with the reference's test, 3 of 16 clean Arabic clips came out empty
     // (docs/benchmarks.md, "One encoding per utterance").
-    step.logits.copy_from_slice(&raw[..n]);
     log_softmax(&step.logits, &mut step.logprobs);
     let no_speech = usize::try_from(vocab.nosp).ok().and_then(|i| step.logprobs.get(i)).map_or(0.0, |l| l.exp());
 
     let mut tokens: Vec<Token> = Vec::new();
     let (mut seek_delta, mut has_ts, mut result_len, mut failed, mut restarted) = (WINDOW_FRAMES, false, 0usize, false, false);
-    step.logits.copy_from_slice(&raw[..n]);
     process_logits(vocab, &tokens, has_ts, seek_delta, &mut step);
     let n_max = usize::try_from(vocab.n_text_ctx / 2 - 4).unwrap_or(0);
     let mut drafting = !draft.is_empty();
