@@ -362,11 +362,21 @@ impl WhisperModel {
 
     /// Forgets what the last decodes heard (a visitor's session ended): the drafts, which hold
     /// their tokens, are zeroed, and whisper's states, which hold the last audio's spectrogram,
-    /// encoding and text, are freed; the next decode makes new ones.
+    /// encoding and text, are freed. The encoding state is made anew now, while no one speaks
+    /// (the next visitor's first decode would otherwise make it, and the vocabulary's
+    /// suppression lists with it); whisper_full's is made by the next decode that needs it.
     pub fn forget(&self) {
-        if let Some(mut encoder) = self.encoder.borrow_mut().take() {
+        let mut slot = self.encoder.borrow_mut();
+        if let Some(encoder) = slot.as_mut() {
             for draft in &mut encoder.drafts {
                 draft.tokens.fill(0);
+            }
+            encoder.drafts.clear();
+            match self.ctx.create_state() {
+                Ok(fresh) => {
+                    (encoder.state, encoder.width, encoder.encoded) = (fresh, 0, None);
+                }
+                Err(_) => *slot = None,
             }
         }
         self.state.borrow_mut().take();
