@@ -93,6 +93,16 @@ pub fn ends_unfinished(text: &str) -> bool {
     UNFINISHED_EN.contains(&last) || UNFINISHED_AR.contains(&last)
 }
 
+/// Whether a transcript is a finished question: it ends with a question mark ("?", «؟»), and
+/// not on a word no sentence ends on ("Where can I?" is not one). Whisper writes the mark from
+/// the words and the voice together, so it hears «ومتى يفتح غدًا؟» as a question when the
+/// semantic end of turn, hearing the voice alone, doubts it.
+pub fn is_question(text: &str) -> bool {
+    let trimmed = text.trim_end();
+    let Some(words) = trimmed.strip_suffix(['?', '؟', '？']) else { return false };
+    !words.trim_end().is_empty() && !ends_unfinished(words)
+}
+
 /// What a listener says to show they are listening, not to take the turn: "mm", "okay",
 /// «اها», «ايوه», «طيب» (normalised as [`normalize_for_matching`] gives them).
 const BACKCHANNELS: &[&str] = &[
@@ -264,6 +274,17 @@ mod tests {
             "Can I pay with Apple Pay",
         ] {
             assert!(!ends_unfinished(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn a_transcript_ending_with_a_question_mark_is_a_finished_question_unless_it_stops_mid_sentence() {
+        for t in ["When do you close on Friday?", "ومتى يفتح غدًا؟", "أين أقرب مكتب؟ ", "Can I pay with Apple Pay？", "كم الرسوم ؟"]
+        {
+            assert!(is_question(t), "{t}");
+        }
+        for t in ["Where can I?", "هل يمكنني أن؟", "I would like to renew my passport.", "When do you close", "?", "", "What about the...?"] {
+            assert!(!is_question(t), "{t}");
         }
     }
 

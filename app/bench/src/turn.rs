@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use hiwar_core::config::Config;
-use hiwar_speech::hearing::{self, Boundary, Decide, Listener, SegmenterConfig, SileroVad, SmartTurn, Transcriber, TurnWaits};
+use hiwar_speech::hearing::{self, Boundary, Decide, Listener, SegmenterConfig, SileroVad, SmartTurn, Transcriber, TurnWaits, WINDOW};
 use serde::Deserialize;
 
 use crate::stats::p50_p95;
@@ -65,6 +65,9 @@ pub struct Outcome {
     pub ends: usize,
     /// Milliseconds from the last voiced sample of a real end to the decision.
     pub end_delay_ms: Vec<f64>,
+    /// Pauses judged unfinished whose words whisper heard as a finished question (each ended
+    /// at `question_ms`): the words.
+    pub questions: Vec<String>,
     /// Smart Turn's time per decision, ms.
     pub judge_ms: Vec<f64>,
     /// Smart Turn's probability of "complete" at each pause and at each end.
@@ -140,19 +143,34 @@ fn unsure(w: TurnWaits) -> String {
     if w.sure > w.threshold { format!(", at {} ms under {}", w.unsure_ms, w.sure) } else { String::new() }
 }
 
+/// ", N ms if a question" when a pause judged unfinished ends sooner on its words.
+fn question(w: TurnWaits) -> String {
+    if w.question_ms > 0 { format!("; {} ms if its words are a question", w.question_ms) } else { String::new() }
+}
+
 /// Runs `clips` through a listener ending turns `waits`' way (`None`: silence alone).
 pub fn judge(config: &hearing::HearingConfig, clips: &[TurnClip], lang: &str, waits: Option<TurnWaits>, whisper: &Transcriber) -> anyhow::Result<Outcome> {
     let mode = match waits {
         Some(w) if w.reprobe_ms == 0 => {
-            format!("Smart Turn (at {} ms{}{}; {} ms if unfinished; p ≥ {}{})", w.probe_ms, asked(w), confirmed(w), w.incomplete_ms, w.threshold, unsure(w))
+            format!(
+                "Smart Turn (at {} ms{}{}; {} ms if unfinished{}; p ≥ {}{})",
+                w.probe_ms,
+                asked(w),
+                confirmed(w),
+                w.incomplete_ms,
+                question(w),
+                w.threshold,
+                unsure(w)
+            )
         }
         Some(w) => format!(
-            "Smart Turn (at {} ms{}{}, again every {} ms; {} ms at most; p ≥ {}{})",
+            "Smart Turn (at {} ms{}{}, again every {} ms; {} ms at most{}; p ≥ {}{})",
             w.probe_ms,
             asked(w),
             confirmed(w),
             w.reprobe_ms,
             w.incomplete_ms,
+            question(w),
             w.threshold,
             unsure(w)
         ),
@@ -177,7 +195,23 @@ pub fn judge(config: &hearing::HearingConfig, clips: &[TurnClip], lang: &str, wa
                 ended.push((start, last_voiced, decided_at, turn));
             }
         };
-        listener.push(&input, &mut record)?;
+        // Window by window, so that a pause judged unfinished can have its words heard: off
+        // the clock they are ready at once, where live the speculative decode takes ~0.3 s
+        // from the first silent window (under `question_ms` of silence).
+        let mut decoded = None;
+        for window in input.chunks(512) {
+            listener.push(window, &mut record)?;
+            if let Some((start, last)) = listener.awaits_words().filter(|w| decoded != Some(*w)) {
+                decoded = Some((start, last));
+                // What the live speculative decode gets: the audio to the first silent window.
+                let audio = listener.audio(start, last + WINDOW as u64).to_vec();
+                let heard = whisper.transcribe_with(0, &audio, start, last, Decide::Full)?.map(|u| u.text).unwrap_or_default();
+                if hiwar_speech::text::is_question(&heard) {
+                    out.questions.push(heard);
+                    listener.heard_question(last);
+                }
+            }
+        }
         listener.finish(&mut record)?;
         out.judge_ms.extend(listener.take_judgements().iter().map(|j| j.took.as_secs_f64() * 1e3));
         (vad, turn) = {
@@ -252,17 +286,20 @@ pub fn run(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     println!("hearing's listener (Silero VAD, segmenter, Smart Turn v3.2) off the clock. \"real\" is assets/turns/jfk.wav.\n");
     println!("\"cut off\": the turn ended in a pause mid-sentence; \"left cut off\": of those, the ones whose transcript does not stop");
     println!("on a word no sentence ends on — the dialogue holds the others for the rest (up to hearing.turn_incomplete_ms).");
+    println!(
+        "\"heard as a question\": pauses Smart Turn judged unfinished whose words whisper heard as a finished question (\"?\", «؟»): ended at hearing.turn_question_ms."
+    );
     println!("\"cut off elsewhere\": turns ended before the real end outside the inserted pauses (a stop's closure, a breath).\n");
     println!(
-        "| set | end of turn | pauses cut off | left cut off after the transcript check | cut off elsewhere | real ends decided | end → decision p50 / p95 | Smart Turn p(complete) at pauses cut / at ends (median) |"
+        "| set | end of turn | pauses cut off | left cut off after the transcript check | cut off elsewhere | real ends decided | end → decision p50 / p95 | Smart Turn p(complete) at pauses cut / at ends (median) | pauses judged unfinished heard as a question |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let mut judge_ms = Vec::new();
     for r in &rows {
         let (d50, d95) = p50_p95(&r.end_delay_ms);
         let med = |v: &[f64]| if v.is_empty() { "—".to_string() } else { format!("{:.2}", p50_p95(v).0) };
         println!(
-            "| {} | {} | {} of {} ({:.0} %) | {} ({:.0} %) | {} | {} | {d50:.0} / {d95:.0} ms | {} / {} |",
+            "| {} | {} | {} of {} ({:.0} %) | {} ({:.0} %) | {} | {} | {d50:.0} / {d95:.0} ms | {} / {} | {} |",
             r.lang,
             r.mode,
             r.cut,
@@ -273,7 +310,8 @@ pub fn run(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
             r.elsewhere,
             r.ends,
             med(&r.p_pause),
-            med(&r.p_end)
+            med(&r.p_end),
+            r.questions.len()
         );
         judge_ms.extend_from_slice(&r.judge_ms);
     }

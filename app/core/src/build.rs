@@ -25,6 +25,7 @@ pub fn turn_waits(h: &crate::config::Hearing) -> TurnWaits {
         sure: h.turn_sure,
         unsure_ms: h.turn_unsure_ms,
         confirm_ms: h.turn_confirm_ms,
+        question_ms: h.turn_question_ms,
     }
 }
 

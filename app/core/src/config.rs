@@ -238,6 +238,13 @@ pub struct Hearing {
     /// clip set's pauses are judged as before, but live a stop's closure ("like [to]") was cut
     /// off (docs/benchmarks.md, stop 55).
     pub turn_confirm_ms: u32,
+    /// Silence that ends a turn Smart Turn judged unfinished when whisper heard its words, up
+    /// to the pause, as a finished question (they end "?" or «؟», and not on a word no
+    /// sentence ends on): Smart Turn hears the voice alone, and doubts a question said flat.
+    /// 0 (the default): the words do not count, and such a turn waits `turn_incomplete_ms`.
+    /// Off because whisper base hears hiwar's and espeak-ng's Arabic as other words, and the
+    /// clip set's Arabic fragments as an English question (docs/benchmarks.md, stop 59).
+    pub turn_question_ms: u32,
     /// Silence after the last voiced sample that ends an utterance ("silence" end of turn, and
     /// the fallback should Smart Turn fail).
     pub end_silence_ms: u32,
@@ -296,6 +303,7 @@ impl Default for Hearing {
             turn_sure: 0.7,
             turn_unsure_ms: 350,
             turn_confirm_ms: 0,
+            turn_question_ms: 0,
             end_silence_ms: 500,
             min_speech_ms: 250,
             min_speech_playing_ms: 150,
@@ -655,6 +663,13 @@ impl Config {
             format!(
                 "hearing.turn_confirm_ms = {}: 0 (never), or after turn_probe_ms ({}) and at most turn_incomplete_ms ({})",
                 h.turn_confirm_ms, h.turn_probe_ms, h.turn_incomplete_ms
+            ),
+        );
+        check(
+            h.turn_question_ms == 0 || (h.turn_probe_ms..=h.turn_incomplete_ms).contains(&h.turn_question_ms),
+            format!(
+                "hearing.turn_question_ms = {}: 0 (the words do not count), or between turn_probe_ms ({}) and turn_incomplete_ms ({})",
+                h.turn_question_ms, h.turn_probe_ms, h.turn_incomplete_ms
             ),
         );
         check(h.min_speech_ms <= 5_000, format!("hearing.min_speech_ms = {}: at most 5000", h.min_speech_ms));

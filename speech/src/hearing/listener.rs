@@ -93,6 +93,18 @@ impl Listener {
         self.segmenter.voiced()
     }
 
+    /// The words up to the pause after `last_voiced` are a finished question
+    /// ([`Segmenter::heard_question`]): a pause judged unfinished ends sooner.
+    pub fn heard_question(&mut self, last_voiced: u64) {
+        self.segmenter.heard_question(last_voiced);
+    }
+
+    /// The pause judged unfinished whose words could end it sooner, as (start, last voiced
+    /// sample), until they are heard as a finished question ([`Segmenter::awaits_words`]).
+    pub fn awaits_words(&self) -> Option<(u64, u64)> {
+        self.segmenter.awaits_words()
+    }
+
     /// How long the voice in progress has gone on, in samples (see [`Segmenter::voiced_span`]).
     pub fn voiced_span(&self) -> u64 {
         self.segmenter.voiced_span()

@@ -499,6 +499,10 @@ impl Ear {
             self.level.set(level_db(samples));
             self.liveness.samples.fetch_add(samples.len() as u64, Ordering::Relaxed);
         }
+        // The words before this pause, heard as a finished question, may end it sooner.
+        if let Some(v) = self.pauses.question.swap(0, Ordering::Relaxed).checked_sub(1) {
+            listener.heard_question(v);
+        }
         listener.push(samples, |l, b| self.on_boundary(l, b))?;
         self.level.1.store(listener.voiced_span(), Ordering::Relaxed);
         if !listener.in_speech() && self.forget.swap(false, Ordering::Relaxed) {
@@ -633,6 +637,20 @@ struct Pauses {
     resumed: AtomicU64,
     /// When the last pause began (how long an abandoned partial held the final up is logged).
     last_begun: std::sync::Mutex<Option<Instant>>,
+    /// 1 + the last voiced sample of the last pause whose speculative decode heard a finished
+    /// question (0: none since the hearing thread last looked): see
+    /// [`super::Listener::heard_question`].
+    question: AtomicU64,
+}
+
+impl Pauses {
+    /// The whisper thread's speculative decode of the pause after `last_voiced` heard `u`.
+    fn heard(&self, last_voiced: u64, u: Option<&Utterance>) {
+        if u.is_some_and(|u| crate::text::is_question(&u.text)) {
+            tracing::debug!(target: "hiwar::hearing", "whisper: the words before the pause are a finished question");
+            self.question.store(last_voiced + 1, Ordering::Relaxed);
+        }
+    }
 }
 
 fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEvent>, busy: &AtomicBool, pauses_now: &Pauses, liveness: &Liveness) {
@@ -706,6 +724,7 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
                 // 1.5 s of audio) gets the full decision here.
                 let decided = |u: &Option<Utterance>| u.as_ref().is_some_and(|u| (u.language.sure || u.language.how != "detected") && u.language.settles());
                 if let Some((_, _, u)) = last_partial.take().filter(|(p, upto, u)| *p == id && *upto >= last_voiced + TAIL_SAMPLES && decided(u)) {
+                    pauses_now.heard(last_voiced, u.as_ref());
                     speculative = Some((id, last_voiced, u.map(|u| Utterance { end: last_voiced, ..u })));
                     timing.outcome = "the last partial kept";
                     continue;
@@ -729,6 +748,7 @@ fn decode_loop(t: &Transcriber, jobs: &Receiver<Job>, events: &Sender<HearingEve
                     {
                         detected = Some((id, u.lang.clone()));
                     }
+                    pauses_now.heard(last_voiced, u.as_ref());
                     speculative = Some((id, last_voiced, u));
                 })
             }

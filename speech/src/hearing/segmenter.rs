@@ -61,6 +61,11 @@ pub struct TurnWaits {
     pub unsure_ms: u32,
     /// Silence at which a first answer that was not sure is asked again (see above).
     pub confirm_ms: u32,
+    /// Silence that ends a turn judged unfinished whose words, as whisper heard them up to
+    /// the pause, are a finished question ([`Segmenter::heard_question`]): the model hears
+    /// the voice, not the words, and doubts a question said flat («ومتى يفتح غدًا؟» p 0.40).
+    /// 0: the words do not count, and an unfinished turn waits `incomplete_ms`.
+    pub question_ms: u32,
 }
 
 impl TurnWaits {
@@ -77,7 +82,7 @@ impl TurnWaits {
 
 impl Default for TurnWaits {
     fn default() -> Self {
-        TurnWaits { probe_ms: 200, early_ms: 0, reprobe_ms: 0, incomplete_ms: 1500, threshold: 0.5, sure: 0.7, unsure_ms: 350, confirm_ms: 0 }
+        TurnWaits { probe_ms: 200, early_ms: 0, reprobe_ms: 0, incomplete_ms: 1500, threshold: 0.5, sure: 0.7, unsure_ms: 350, confirm_ms: 0, question_ms: 0 }
     }
 }
 
@@ -159,6 +164,9 @@ pub struct Segmenter {
     playing: bool,
     /// The echo canceller is still learning the room (see [`Segmenter::set_settling`]).
     settling: bool,
+    /// The last voiced sample of the pause whose words were heard as a finished question
+    /// (see [`Segmenter::heard_question`]).
+    question: Option<u64>,
 }
 
 fn ms(ms: u32) -> u64 {
@@ -167,7 +175,7 @@ fn ms(ms: u32) -> u64 {
 
 impl Segmenter {
     pub fn new(config: SegmenterConfig) -> Segmenter {
-        Segmenter { config, state: State::Silence, pos: 0, playing: false, settling: false }
+        Segmenter { config, state: State::Silence, pos: 0, playing: false, settling: false, question: None }
     }
 
     /// Whether the answer is playing (the echo canceller's reference carries sound): speech
@@ -185,6 +193,29 @@ impl Segmenter {
 
     pub fn position(&self) -> u64 {
         self.pos
+    }
+
+    /// The words said up to the pause after `last_voiced` are a finished question (whisper's
+    /// decode of them ends "?" or «؟»): a turn judged unfinished there ends once the silence
+    /// reaches `question_ms` instead of `incomplete_ms`. Words of another pause (the speech
+    /// went on since) are ignored. Whenever they come, before the judgement or after it.
+    pub fn heard_question(&mut self, last_voiced: u64) {
+        if matches!(self.state, State::Speech { last_voiced: v, paused: true, .. } if v == last_voiced) {
+            self.question = Some(last_voiced);
+        }
+    }
+
+    /// The pause judged unfinished that the words could end sooner, as (start, last voiced
+    /// sample), while they have not been heard as a finished question (`question_ms` not 0).
+    pub fn awaits_words(&self) -> Option<(u64, u64)> {
+        match (self.state, self.config.turn) {
+            (State::Speech { start, last_voiced, paused: true, judged: Judged::Incomplete { .. } }, Some(t))
+                if t.question_ms > 0 && self.question != Some(last_voiced) =>
+            {
+                Some((start, last_voiced))
+            }
+            _ => None,
+        }
     }
 
     pub fn in_speech(&self) -> bool {
@@ -250,7 +281,9 @@ impl Segmenter {
                         return Some(Boundary::Probe { start, last_voiced });
                     }
                     (Some(t), Judged::Early { p, second }) if silence >= ms(t.applied_at(second)) => return self.decide(start, last_voiced, p, second),
-                    (Some(t), Judged::Incomplete { p, .. }) if silence >= ms(t.incomplete_ms) => {
+                    (Some(t), Judged::Incomplete { p, .. })
+                        if silence >= ms(t.incomplete_ms) || (t.question_ms > 0 && self.question == Some(last_voiced) && silence >= ms(t.question_ms)) =>
+                    {
                         self.state = State::Silence;
                         return ended(Some(p));
                     }
@@ -547,8 +580,17 @@ mod tests {
         assert!(matches!(ends[0].1, Boundary::Ended { start, turn: Some(_), .. } if start == 0), "{b:?}");
     }
 
-    const EARLY: TurnWaits =
-        TurnWaits { probe_ms: 200, early_ms: 100, reprobe_ms: 0, incomplete_ms: 1500, threshold: 0.5, sure: 0.7, unsure_ms: 350, confirm_ms: 0 };
+    const EARLY: TurnWaits = TurnWaits {
+        probe_ms: 200,
+        early_ms: 100,
+        reprobe_ms: 0,
+        incomplete_ms: 1500,
+        threshold: 0.5,
+        sure: 0.7,
+        unsure_ms: 350,
+        confirm_ms: 0,
+        question_ms: 0,
+    };
 
     #[test]
     fn asked_early_the_answer_ends_the_turn_when_the_silence_reaches_the_probe() {
@@ -616,6 +658,61 @@ mod tests {
         let b = judged_with(waits, &probs, vec![Some(0.6), Some(0.9)]);
         assert!(b.iter().any(|(_, b)| matches!(b, Boundary::Resumed)), "{b:?}");
         assert!(matches!(ended_at(&b), Some((_, p, _)) if p == 0.9), "{b:?}");
+    }
+
+    #[test]
+    fn a_pause_judged_unfinished_whose_words_are_a_question_ends_at_question_ms() {
+        let waits = TurnWaits { question_ms: 500, ..TurnWaits::default() };
+        let last_voiced = 40 * WINDOW as u64;
+        let ended = |b: &[(usize, Boundary)]| b.iter().find_map(|(i, b)| matches!(b, Boundary::Ended { .. }).then_some(*i));
+        // Feeds 3 s of silence after the speech, the words heard at window `heard` of it.
+        let run = |heard: usize, of: u64, p: f32| {
+            let mut s = Segmenter::new(SegmenterConfig { turn: Some(waits), ..SegmenterConfig::default() });
+            let mut out = Vec::new();
+            let mut awaited = Vec::new();
+            for (i, prob) in speech_then_silence(3000).iter().enumerate() {
+                if i == heard {
+                    s.heard_question(of);
+                }
+                if let Some(b) = s.push(*prob) {
+                    out.push((i, b));
+                    if matches!(b, Boundary::Probe { .. }) {
+                        out.extend(s.verdict(Some(p)).map(|b| (i, b)));
+                    }
+                }
+                awaited.push(s.awaits_words());
+            }
+            (out, awaited)
+        };
+        // Heard after the judgement (the speculative decode is slower than Smart Turn).
+        let (b, awaited) = run(40 + windows(300), last_voiced, 0.2);
+        assert_eq!(ended(&b), Some(40 + windows(500) - 1), "{b:?}");
+        let probe = 40 + windows(200) - 1;
+        assert_eq!(awaited[probe], Some((0, last_voiced)), "an unfinished pause awaits the words");
+        assert_eq!(awaited[probe - 1], None, "not before it is judged");
+        assert_eq!(awaited[40 + windows(300)], None, "nor once they are heard");
+        // Heard before it, and after the silence reached question_ms: at once.
+        assert_eq!(ended(&run(41, last_voiced, 0.2).0), Some(40 + windows(500) - 1));
+        assert_eq!(ended(&run(40 + windows(800), last_voiced, 0.2).0), Some(40 + windows(800)));
+        // Words of another pause, or none: the long wait.
+        assert_eq!(ended(&run(41, last_voiced - WINDOW as u64, 0.2).0), Some(40 + windows(1500) - 1));
+        assert_eq!(ended(&run(usize::MAX, last_voiced, 0.2).0), Some(40 + windows(1500) - 1));
+        // Judged complete: the words change nothing.
+        assert_eq!(ended(&run(41, last_voiced, 0.9).0), Some(probe));
+        assert_eq!(ended(&run(41, last_voiced, 0.6).0), Some(40 + windows(350) - 1));
+        // Off (0): the long wait.
+        let mut s = Segmenter::new(SegmenterConfig { turn: Some(TurnWaits::default()), ..SegmenterConfig::default() });
+        let mut end = None;
+        for (i, prob) in speech_then_silence(3000).iter().enumerate() {
+            s.heard_question(last_voiced);
+            match s.push(*prob) {
+                Some(Boundary::Probe { .. }) => assert_eq!(s.verdict(Some(0.2)), None),
+                Some(Boundary::Ended { .. }) => end = Some(i),
+                _ => {}
+            }
+            assert_eq!(s.awaits_words(), None);
+        }
+        assert_eq!(end, Some(40 + windows(1500) - 1));
     }
 
     #[test]
