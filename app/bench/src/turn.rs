@@ -204,8 +204,8 @@ pub fn judge(config: &hearing::HearingConfig, clips: &[TurnClip], lang: &str, wa
             if let Some((start, last)) = listener.awaits_words().filter(|w| decoded != Some(*w)) {
                 decoded = Some((start, last));
                 // What the live speculative decode gets: the audio to the first silent window.
-                let audio = listener.audio(start, last + WINDOW as u64).to_vec();
-                let heard = whisper.transcribe_with(0, &audio, start, last, Decide::Full)?.map(|u| u.text).unwrap_or_default();
+                let audio = listener.audio(start, last + WINDOW as u64);
+                let heard = whisper.transcribe_with(0, audio, start, last, Decide::Full)?.map(|u| u.text).unwrap_or_default();
                 if hiwar_speech::text::is_question(&heard) {
                     out.questions.push(heard);
                     listener.heard_question(last);

@@ -699,11 +699,11 @@ impl WhisperModel {
                 return Ok(Transcript { lang: lang.to_string(), lang_probability: 1.0, ..Transcript::empty() });
             }
             let vocabulary = &encoder.vocabulary;
-            let tokens = greedy::prompt_tokens(vocabulary, &prompt, self.ctx.token_lang(lang_id));
+            let lang_token = self.ctx.token_lang(lang_id);
+            let tokens = greedy::prompt_tokens(vocabulary, &prompt, lang_token);
             // What the last decode in this language of audio that opens the same way said (a
             // partial of the utterance, with or without the prompt): the draft this decode
             // checks (see greedy::Feeder).
-            let lang_token = self.ctx.token_lang(lang_id);
             let opening = opening(samples);
             let draft = opening
                 .filter(|_| options.draft)
@@ -779,8 +779,6 @@ impl WhisperModel {
     }
 }
 
-/// The state detection and shared decodes encode on, its encoder width, and which audio its
-/// encoding holds.
 /// A greedy decode's tokens, the draft of the next decode in its language of audio that opens
 /// the same way.
 struct Draft {
@@ -801,13 +799,15 @@ fn opening(samples: &[f32]) -> Option<u64> {
     samples.get(..OPENING).map(|s| fingerprint(s, 0))
 }
 
+/// The state detection and shared decodes encode on, its encoder width, and which audio its
+/// encoding holds.
 struct Encoder {
     state: WhisperState,
     width: i32,
     /// [`fingerprint`] of the audio and width encoded (`None`: nothing usable).
     encoded: Option<u64>,
     vocabulary: greedy::Vocabulary,
-    /// The last greedy decode after each prompt (one per language and prompt).
+    /// The last greedy decode in each language of the audio decoded last (see [`Draft`]).
     drafts: Vec<Draft>,
 }
 
