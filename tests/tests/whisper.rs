@@ -325,19 +325,22 @@ fn a_final_checks_what_the_last_partial_said_as_a_draft_and_hears_the_same_words
         .collect();
     assert_eq!(clips.len(), 5);
     let mut final_tokens = 0;
+    // Decoder calls of the finals, with drafts and without.
+    let mut calls = [0, 0];
     for (name, samples) in &clips {
         let lang = if name.starts_with("en") { "en" } else { "ar" };
         let prompt = (lang == "en").then_some("Emirates ID, Khalidiya branch, Apple Pay, people of determination, passport renewal, traffic fine.");
         let options =
             |draft| DecodeOptions { language: Language::Fixed(lang), initial_prompt: prompt, temperature_fallback: false, draft, ..DecodeOptions::default() };
         let mut heard = Vec::new();
-        for (model, draft) in [(&with, true), (&without, false)] {
+        for (way, (model, draft)) in [(&with, true), (&without, false)].into_iter().enumerate() {
             // Partials every half second from 1.5 s, as hearing makes them, then the final.
             for upto in (24_000..samples.len().saturating_sub(4_000)).step_by(8_000) {
                 model.decode_encoded(&samples[..upto], &options(draft)).expect("partial");
             }
-            let before = model.draft_tokens().1;
+            let (before, called) = (model.draft_tokens().1, model.decoder_calls());
             let t = model.decode_encoded(samples, &options(draft)).expect("final");
+            calls[way] += model.decoder_calls() - called;
             if draft {
                 assert!(model.draft_tokens().1 > before, "{name}: the final took nothing from its draft");
                 final_tokens += t.tokens;
@@ -351,6 +354,8 @@ fn a_final_checks_what_the_last_partial_said_as_a_draft_and_hears_the_same_words
     assert_eq!(without.draft_tokens(), (0, 0));
     assert!(taken * 2 >= fed, "{taken} of {fed} draft tokens fed were the decoder's own");
     assert!(final_tokens > 20, "{final_tokens} tokens in the finals");
+    // Each draft token the decoder took spared a call.
+    assert!(calls[0] * 2 < calls[1], "decoder calls of the finals: {} with drafts, {} without", calls[0], calls[1]);
 }
 
 #[test]

@@ -8,7 +8,8 @@
 //! `biasing` (the knowledge base's words as the prompt, on the clips that hold them), `speed`
 //! (hiwar's whisper call against whisper.cpp's, same settings), `decision` (a language
 //! decision's detection and two decodes on one shared encoding against whisper_full's
-//! encoding for each), `latency` (end of speech →
+//! encoding for each), `drafts` (a final after its partials, with no draft and with the
+//! last partial as its draft), `latency` (end of speech →
 //! final on a real-time paced stream; `BENCH_ASR_DEBUG=1` prints each clip's live finals), `memory`.
 
 use std::path::{Path, PathBuf};
@@ -94,6 +95,10 @@ pub fn asr(config: &Config, model: Option<PathBuf>, reps: usize, rounds: usize, 
     }
     if part("decision") {
         decision(&hc, &clips, reps, threads)?;
+    }
+    if part("drafts") {
+        let prompts = ["ar", "en"].map(|l| (l, transcriber.prompt_for(l)));
+        drafts(&hc, &clips, &prompts, reps, threads)?;
     }
     drop(transcriber);
     if part("latency") {
@@ -609,6 +614,78 @@ fn decision(hc: &HearingConfig, clips: &[Loaded], reps: usize, threads: usize) -
         shared_total / own_total.max(1e-9),
         clips.len()
     );
+    Ok(())
+}
+
+/// A final decode after the partials hearing makes of the same utterance (every half second
+/// from 1.5 s, the last a quarter of a second or more before its end), with no draft and with
+/// the last partial as its draft (`DecodeOptions::draft`), each on a model of its own. The
+/// finals alone are timed (their encoding included); the two take turns, `reps` times.
+fn drafts(hc: &HearingConfig, clips: &[Loaded], prompts: &[(&str, String); 2], reps: usize, threads: usize) -> anyhow::Result<()> {
+    println!("### A final with the last partial as its draft\n");
+    println!(
+        "Each clip's final decode after its partials (every 0.5 s from 1.5 s, as hearing makes them), in the clip's language (mixed: \
+         Arabic) with hearing's prompt, {threads} threads, median of {reps}, with no draft and with the last partial as its draft \
+         (`hearing.whisper_draft`). Decoder calls after the prompt's, and the final's time (its encoding included).\n"
+    );
+    let models: Vec<WhisperModel> = (0..2).map(|_| WhisperModel::load(&hc.whisper_model)).collect::<Result<_, _>>()?;
+    println!("| clip | audio | no draft: calls | ms | draft: calls | ms | same words |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut totals = [(0u64, 0.0f64); 2];
+    let (mut same_count, mut differ) = (0, Vec::new());
+    for c in clips {
+        let lang = if c.clip.lang == "en" { "en" } else { "ar" };
+        let prompt = prompts.iter().find(|(l, _)| *l == lang).map(|(_, p)| p.as_str()).filter(|p| !p.is_empty());
+        let mut row: [(u64, Vec<f64>); 2] = std::array::from_fn(|_| (0, Vec::with_capacity(reps)));
+        let mut texts: [String; 2] = Default::default();
+        for _ in 0..reps {
+            for (w, model) in models.iter().enumerate() {
+                let options = DecodeOptions {
+                    language: Language::Fixed(lang),
+                    initial_prompt: prompt,
+                    temperature_fallback: false,
+                    threads,
+                    draft: w == 1,
+                    ..DecodeOptions::default()
+                };
+                for upto in (24_000..c.samples.len().saturating_sub(4_000)).step_by(8_000) {
+                    model.decode_encoded(&c.samples[..upto], &options)?;
+                }
+                let calls = model.decoder_calls();
+                let started = Instant::now();
+                texts[w] = model.decode_encoded(&c.samples, &options)?.text();
+                row[w].1.push(started.elapsed().as_secs_f64() * 1e3);
+                row[w].0 = model.decoder_calls() - calls;
+            }
+        }
+        let same = texts[0] == texts[1];
+        same_count += usize::from(same);
+        if !same {
+            differ.push(format!("- {}: no draft «{}», draft «{}»", c.name, texts[0].trim(), texts[1].trim()));
+        }
+        let cells: Vec<String> = row
+            .iter_mut()
+            .zip(totals.iter_mut())
+            .map(|((calls, ms), total)| {
+                let ms = percentile(ms, 50.0);
+                *total = (total.0 + *calls, total.1 + ms);
+                format!("{calls} | {ms:.0}")
+            })
+            .collect();
+        println!("| {} | {:.1} s | {} | {} |", c.name, c.samples.len() as f64 / 16_000.0, cells.join(" | "), if same { "yes" } else { "no" });
+    }
+    println!(
+        "| **all** | | **{}** | **{:.0}** | **{}** | **{:.0}** ({:.2}×) | {same_count} of {} |\n",
+        totals[0].0,
+        totals[0].1,
+        totals[1].0,
+        totals[1].1,
+        totals[1].1 / totals[0].1.max(1e-9),
+        clips.len()
+    );
+    if !differ.is_empty() {
+        println!("Where the words differ:\n\n{}\n", differ.join("\n"));
+    }
     Ok(())
 }
 

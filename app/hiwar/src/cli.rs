@@ -191,14 +191,14 @@ pub enum BenchCommand {
         /// A whisper ggml model to measure instead of the configured one.
         #[arg(long)]
         model: Option<PathBuf>,
-        /// Repetitions per clip for the speed comparison (the median is kept).
+        /// Repetitions per clip for the speed, decision and drafts comparisons (the median is kept).
         #[arg(long, default_value_t = 5)]
         reps: usize,
         /// Rounds of the real-time latency run over the clip set.
         #[arg(long, default_value_t = 2)]
         rounds: usize,
         /// Run only these parts (default: all).
-        #[arg(long, value_delimiter = ',', value_parser = ["accuracy", "accuracy-hiwar", "costs", "biasing", "speed", "decision", "latency", "memory"])]
+        #[arg(long, value_delimiter = ',', value_parser = ["accuracy", "accuracy-hiwar", "costs", "biasing", "speed", "decision", "drafts", "latency", "memory"])]
         only: Vec<String>,
     },
     /// Speech synthesis: time to first audio and real-time factor against Python Piper

@@ -166,6 +166,8 @@ pub(crate) struct Decoded {
     /// Draft tokens fed, and of them the ones the decoder picked (see [`Feeder`]).
     pub drafted: usize,
     pub checked: usize,
+    /// Decoder calls after the prompt's.
+    pub calls: usize,
 }
 
 /// Where a decode stops, and the thresholds of whisper.cpp's fallback test.
@@ -262,7 +264,7 @@ pub(crate) fn decode(
         state.decode(head, 0, threads).map_err(err)?;
     }
     let n_ctx = usize::try_from(vocab.n_text_ctx).unwrap_or(0);
-    let mut feeder = Feeder { rows: Vec::new(), fed: Vec::new(), at: 0, next: 0, drafted: 0, checked: 0 };
+    let mut feeder = Feeder { rows: Vec::new(), fed: Vec::new(), at: 0, next: 0, drafted: 0, checked: 0, calls: 0, chunk: FIRST_DRAFT };
     let mut step = Step { logits: vec![0.0; n], logprobs: vec![0.0; n], probs: vec![0.0; n] };
     feeder.logits_after(state, last[0], head.len(), ahead(draft, 0, vocab.eot, head.len() + 1, n_ctx), threads, &mut step.logits)?;
     // No speech: from the unfiltered logits of the first step. whisper_full reads a row of the
@@ -335,11 +337,35 @@ pub(crate) fn decode(
     };
     let looping = !failed && result_len > 32 && tail_entropy(&tokens) < ENTROPY_THRESHOLD;
     let fallback_wanted = failed || looping || (avg_logprob < rules.logprob && no_speech < rules.no_speech);
-    Ok(Decoded { tokens, no_speech, avg_logprob, seek_delta, fallback_wanted, restarted, drafted: feeder.drafted, checked: feeder.checked })
+    Ok(Decoded {
+        tokens,
+        no_speech,
+        avg_logprob,
+        seek_delta,
+        fallback_wanted,
+        restarted,
+        drafted: feeder.drafted,
+        checked: feeder.checked,
+        calls: feeder.calls,
+    })
 }
 
 /// The most draft tokens checked in one call.
 const MAX_DRAFT: usize = 48;
+
+/// The draft tokens fed in a decode's first call with them; each call after one whose every
+/// row the decoder took feeds twice as many, up to [`MAX_DRAFT`]. Every row fed costs its
+/// projection onto the vocabulary whether the decoder takes it or not: a live partial's draft
+/// often parts from the final within a few tokens, and 48 rows where the first was wrong cost
+/// more than the decoder calls the draft spared (docs/benchmarks.md, "A final with the last
+/// partial as its draft").
+const FIRST_DRAFT: usize = 12;
+
+/// How many draft tokens the next call feeds after one that fed `chunk`: twice as many when
+/// the decoder took `all` of them, else the first call's number again.
+fn next_chunk(chunk: usize, all: bool) -> usize {
+    if all { (chunk * 2).min(MAX_DRAFT) } else { FIRST_DRAFT }
+}
 
 /// The draft's tokens from `from` on, to be fed at positions from `pos` on: up to its end of
 /// text, at most [`MAX_DRAFT`] of them, and no further than the text context has room for.
@@ -360,8 +386,9 @@ unsafe extern "C" {
 }
 
 /// Feeds the decoder a token at a time, or a token and the draft's guess at the tokens after
-/// it in one call: the logits after each are kept, and used while the decoder picks the very
-/// tokens the draft holds. A decoder step reads all of the decoder's weights whether it feeds
+/// it in one call (a few at first, more while the decoder takes them all: [`FIRST_DRAFT`]):
+/// the logits after each are kept, and used while the decoder picks the very tokens the draft
+/// holds. A decoder step reads all of the decoder's weights whether it feeds
 /// one token or a few dozen, so a draft the decoder agrees with costs about a step or two;
 /// where it disagrees, the next call feeds the decoder's own token at that position, and
 /// whisper.cpp drops the draft's tokens after it from its cache. The decoder still picks
@@ -377,6 +404,10 @@ struct Feeder {
     /// Draft tokens fed, and of them the ones the decoder then picked.
     drafted: usize,
     checked: usize,
+    /// Decoder calls made.
+    calls: usize,
+    /// Draft tokens the next call may feed (see [`FIRST_DRAFT`]).
+    chunk: usize,
 }
 
 impl Feeder {
@@ -399,8 +430,13 @@ impl Feeder {
             self.checked += 1;
             return Ok(());
         }
+        if !self.fed.is_empty() {
+            self.chunk = next_chunk(self.chunk, self.next == self.fed.len());
+        }
+        let ahead = &ahead[..ahead.len().min(self.chunk)];
         self.fed.clear();
         self.next = 0;
+        self.calls += 1;
         if ahead.is_empty() {
             state.decode(&[token], pos, threads).map_err(err)?;
             let raw = state.get_logits().map_err(err)?;
@@ -651,6 +687,14 @@ mod tests {
         assert_eq!(ahead(&draft, 0, eot, 445, 448), &[50_364, 400]);
         let long: Vec<WhisperTokenId> = (0..100).collect();
         assert_eq!(ahead(&long, 0, eot, 10, 448).len(), MAX_DRAFT);
+    }
+
+    #[test]
+    fn a_draft_is_fed_a_few_tokens_first_and_more_while_the_decoder_takes_them_all() {
+        assert_eq!(next_chunk(FIRST_DRAFT, true), 2 * FIRST_DRAFT);
+        assert_eq!(next_chunk(2 * FIRST_DRAFT, true), MAX_DRAFT.min(4 * FIRST_DRAFT));
+        assert_eq!(next_chunk(MAX_DRAFT, true), MAX_DRAFT);
+        assert_eq!(next_chunk(MAX_DRAFT, false), FIRST_DRAFT);
     }
 
     #[test]

@@ -270,6 +270,8 @@ pub struct WhisperModel {
     encodings: std::cell::Cell<u64>,
     /// Draft tokens fed to the decoder, and of them the ones it picked (see `greedy::Feeder`).
     drafted: std::cell::Cell<(u64, u64)>,
+    /// Decoder calls of the greedy decodes after their prompts (see [`WhisperModel::decoder_calls`]).
+    calls: std::cell::Cell<u64>,
 }
 
 impl std::fmt::Debug for WhisperModel {
@@ -337,6 +339,7 @@ impl WhisperModel {
             encoder: RefCell::new(None),
             encodings: std::cell::Cell::new(0),
             drafted: std::cell::Cell::new((0, 0)),
+            calls: std::cell::Cell::new(0),
         })
     }
 
@@ -386,6 +389,12 @@ impl WhisperModel {
     /// spared a decoder call.
     pub fn draft_tokens(&self) -> (u64, u64) {
         self.drafted.get()
+    }
+
+    /// Decoder calls made by hiwar's greedy decodes so far, their prompts' left out: a call
+    /// reads all the decoder's weights, for one token or a draft's dozens.
+    pub fn decoder_calls(&self) -> u64 {
+        self.calls.get()
     }
 
     fn count_encoding(&self) {
@@ -724,10 +733,18 @@ impl WhisperModel {
             };
             match greedy::decode(&mut encoder.state, vocabulary, &tokens, rules, &draft, threads, ask) {
                 Ok(d) => {
+                    self.calls.set(self.calls.get() + d.calls as u64);
                     if !draft.is_empty() {
                         let (fed, taken) = self.drafted.get();
                         self.drafted.set((fed + d.drafted as u64, taken + d.checked as u64));
-                        tracing::debug!(target: "hiwar::hearing", "whisper: {} of {} draft tokens fed were decoded so, {} tokens in all", d.checked, d.drafted, d.tokens.len());
+                        tracing::debug!(
+                            target: "hiwar::hearing",
+                            "whisper: {} of {} draft tokens fed were decoded so, {} tokens in all, {} decoder calls",
+                            d.checked,
+                            d.drafted,
+                            d.tokens.len(),
+                            d.calls
+                        );
                     }
                     // Only this audio's drafts are kept: one per language.
                     encoder.drafts.retain(|k| k.lang != lang_token && Some(k.opening) == opening);
