@@ -359,29 +359,6 @@ fn a_final_checks_what_the_last_partial_said_as_a_draft_and_hears_the_same_words
 }
 
 #[test]
-fn a_final_whose_draft_led_it_into_a_loop_is_decoded_again_without_it() {
-    // A row of a decoder call that fed many tokens gives logits a little off a call of one. On
-    // ar-apple-pay after its partials, whisper base (2 threads, AVX-512) then picked another
-    // token at a near tie and fell into a loop: 84 tokens, cut as one, against 25 without the
-    // draft. A loop counts against its language; the final is decoded again without its draft
-    // and says what the decode without one says.
-    let path = model_cache().join("whisper/ggml-base.bin");
-    let (with, without) = (WhisperModel::load(&path).expect("load"), WhisperModel::load(&path).expect("load"));
-    let samples = clips().into_iter().find(|(n, _)| n == "ar-apple-pay.wav").map(|(_, s)| s).expect("ar-apple-pay.wav");
-    let mut finals = Vec::new();
-    for (model, draft) in [(&with, true), (&without, false)] {
-        let options = DecodeOptions { language: Language::Fixed("ar"), temperature_fallback: false, threads: 2, draft, ..DecodeOptions::default() };
-        for upto in (24_000..samples.len().saturating_sub(4_000)).step_by(8_000) {
-            model.decode_encoded(&samples[..upto], &options).expect("partial");
-        }
-        finals.push(model.decode_encoded(&samples, &options).expect("final"));
-    }
-    assert!(with.draft_tokens().0 > 0, "no draft was fed");
-    assert!(!finals[0].looped, "the final with a draft looped: «{}»", finals[0].text());
-    assert_eq!(finals[0].text(), finals[1].text(), "with a draft, then without");
-}
-
-#[test]
 fn a_forgotten_session_leaves_whisper_neither_a_draft_nor_an_encoding() {
     // At the end of a visitor's session whisper's states (the last audio's spectrogram,
     // encoding and text) are freed and the drafts (its tokens) wiped: the same audio is then

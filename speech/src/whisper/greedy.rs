@@ -160,8 +160,6 @@ pub(crate) struct Decoded {
     /// back in time, or never ended), its last 32 tokens have an entropy under 2.4 (a loop),
     /// or its mean log-probability is under the threshold while speech is likely.
     pub fallback_wanted: bool,
-    /// Of those, it failed or fell into a loop (its log-probability aside).
-    pub ran_away: bool,
     /// It began the utterance again from its first words (whisper's habit on short audio with
     /// a prompt) and was stopped there, the repeat left out ([`Rules::stop_restart`]).
     pub restarted: bool,
@@ -345,7 +343,6 @@ pub(crate) fn decode(
         avg_logprob,
         seek_delta,
         fallback_wanted,
-        ran_away: failed || looping,
         restarted,
         drafted: feeder.drafted,
         checked: feeder.checked,

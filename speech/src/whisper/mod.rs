@@ -731,37 +731,20 @@ impl WhisperModel {
                 Some(Interrupt(ask)) => ask,
                 None => &|| false,
             };
-            let mut decoded = greedy::decode(&mut encoder.state, vocabulary, &tokens, rules, &draft, threads, ask);
-            let redo = match &decoded {
-                Ok(d) if !draft.is_empty() => {
-                    self.calls.set(self.calls.get() + d.calls as u64);
-                    let (fed, taken) = self.drafted.get();
-                    self.drafted.set((fed + d.drafted as u64, taken + d.checked as u64));
-                    tracing::debug!(
-                        target: "hiwar::hearing",
-                        "whisper: {} of {} draft tokens fed were decoded so, {} tokens in all, {} decoder calls",
-                        d.checked,
-                        d.drafted,
-                        d.tokens.len(),
-                        d.calls
-                    );
-                    d.ran_away
-                }
-                _ => false,
-            };
-            // A row of a call that fed many tokens gives logits a little off a call of one: at a
-            // near tie the decode picks another token, and once in a while goes on into a loop
-            // the decode without a draft does not (ar-apple-pay after its partials: 84 tokens, cut
-            // as a loop, against 25). A loop counts against its language, so a drafted decode
-            // that failed or looped is made again without its draft.
-            if redo {
-                tracing::debug!(target: "hiwar::hearing", "whisper: the decode with a draft failed or looped: decoded again without it");
-                decoded = greedy::decode(&mut encoder.state, vocabulary, &tokens, rules, &[], threads, ask);
-            }
-            match decoded {
+            match greedy::decode(&mut encoder.state, vocabulary, &tokens, rules, &draft, threads, ask) {
                 Ok(d) => {
-                    if draft.is_empty() || redo {
-                        self.calls.set(self.calls.get() + d.calls as u64);
+                    self.calls.set(self.calls.get() + d.calls as u64);
+                    if !draft.is_empty() {
+                        let (fed, taken) = self.drafted.get();
+                        self.drafted.set((fed + d.drafted as u64, taken + d.checked as u64));
+                        tracing::debug!(
+                            target: "hiwar::hearing",
+                            "whisper: {} of {} draft tokens fed were decoded so, {} tokens in all, {} decoder calls",
+                            d.checked,
+                            d.drafted,
+                            d.tokens.len(),
+                            d.calls
+                        );
                     }
                     // Only this audio's drafts are kept: one per language.
                     encoder.drafts.retain(|k| k.lang != lang_token && Some(k.opening) == opening);
