@@ -1,9 +1,9 @@
 //! `hiwar bench turn`: when a turn is judged over, with Smart Turn and with silence alone, on
 //! the end-of-turn clip set (assets/turns): a real recording with pauses mid-speech, and
-//! kiosk sentences in hiwar's own voice with a pause of 400, 600 or 800 ms inserted where the
-//! sentence is plainly unfinished. Audio goes through hearing's own listener (Silero VAD, the
-//! segmenter, Smart Turn) as fast as it can run: the figures are decisions on the sample
-//! clock, and Smart Turn's own time per decision.
+//! kiosk sentences with a pause of 400, 600 or 800 ms where the sentence is plainly unfinished
+//! — spliced into hiwar's own voice, and made by espeak-ng itself (an SSML break). Audio goes
+//! through hearing's own listener (Silero VAD, the segmenter, Smart Turn) as fast as it can
+//! run: the figures are decisions on the sample clock, and Smart Turn's own time per decision.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -70,9 +70,35 @@ pub struct Outcome {
     pub questions: Vec<String>,
     /// Smart Turn's time per decision, ms.
     pub judge_ms: Vec<f64>,
-    /// Smart Turn's probability of "complete" at each pause and at each end.
+    /// Smart Turn's probability of "complete" at each pause cut and at each end.
     pub p_pause: Vec<f64>,
     pub p_end: Vec<f64>,
+    /// Its first answer inside every pause, cut or not.
+    pub p_every_pause: Vec<f64>,
+}
+
+impl Outcome {
+    /// How well Smart Turn's answers tell real ends from pauses: the share of (pause, end)
+    /// pairs whose end it judged more complete (ties count half). 1: every end above every
+    /// pause; 0.5: no better than chance. `None` without answers of both kinds.
+    pub fn separation(&self) -> Option<f64> {
+        if self.p_every_pause.is_empty() || self.p_end.is_empty() {
+            return None;
+        }
+        let mut above = 0.0;
+        for e in &self.p_end {
+            for p in &self.p_every_pause {
+                above += if e > p {
+                    1.0
+                } else if e == p {
+                    0.5
+                } else {
+                    0.0
+                };
+            }
+        }
+        Some(above / (self.p_end.len() * self.p_every_pause.len()) as f64)
+    }
 }
 
 const SR: u64 = 16_000;
@@ -117,7 +143,41 @@ pub fn clips(config: &Config, dir: &Path) -> anyhow::Result<Vec<TurnClip>> {
             }
         }
     }
+    out.extend(espeak_clips(&set.synthetic)?);
     Ok(out)
+}
+
+/// The same sentences in espeak-ng's voice, the pause made by the synthesiser itself (an SSML
+/// `<break>` inside the sentence) rather than spliced into its audio: another voice and
+/// another kind of pause, to tell what Smart Turn hears in people's pauses from what it hears
+/// in one synthesiser's.
+fn espeak_clips(set: &Synthetic) -> anyhow::Result<Vec<TurnClip>> {
+    let mut out = Vec::new();
+    for (lang, voice, speed, sentences) in [("ar-espeak", "ar", 130, &set.ar), ("en-espeak", "en-us", 150, &set.en)] {
+        let espeak = hiwar_speech::voice::EspeakVoice { voice: voice.into(), speed };
+        for (i, sentence) in sentences.iter().enumerate() {
+            let (before, after) = sentence.split_once('|').with_context(|| format!("no | in {sentence:?}"))?;
+            for pause_ms in [400u64, 600, 800] {
+                let ssml = format!("<speak>{} <break time=\"{pause_ms}ms\"/> {}</speak>", before.trim(), after.trim());
+                let speech = espeak.synthesize_ssml(&ssml)?.resampled(SR as u32)?;
+                let pause = longest_gap(&speech.samples).with_context(|| format!("{sentence:?}: espeak-ng made no pause"))?;
+                let mut audio = vec![0.0; 8_000];
+                audio.extend_from_slice(&speech.samples);
+                let shift = 8_000;
+                let end = last_voiced(&speech.samples) + shift;
+                out.push(TurnClip { name: format!("{lang}{} +{pause_ms} ms", i + 1), lang, audio, pauses: vec![(pause.0 + shift, pause.1 + shift)], end });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The longest stretch of unvoiced 32 ms windows between two voiced ones (sample range), if
+/// one is at least 250 ms long.
+fn longest_gap(audio: &[f32]) -> Option<(u64, u64)> {
+    const W: usize = 512;
+    let voiced_at: Vec<usize> = audio.chunks(W).enumerate().filter(|(_, w)| voiced(w)).map(|(i, _)| i).collect();
+    voiced_at.windows(2).map(|p| (((p[0] + 1) * W) as u64, (p[1] * W) as u64)).filter(|(from, to)| to - from >= SR / 4).max_by_key(|(from, to)| to - from)
 }
 
 fn voiced(w: &[f32]) -> bool {
@@ -199,8 +259,16 @@ pub fn judge(config: &hearing::HearingConfig, clips: &[TurnClip], lang: &str, wa
         // the clock they are ready at once, where live the speculative decode takes ~0.3 s
         // from the first silent window (under `question_ms` of silence).
         let mut decoded = None;
+        // Smart Turn's answers, at the sample where each was given.
+        let mut answers: Vec<(u64, Option<f32>)> = Vec::new();
+        let mut at = 0u64;
         for window in input.chunks(512) {
             listener.push(window, &mut record)?;
+            at += window.len() as u64;
+            answers.extend(listener.take_judgements().into_iter().map(|j| {
+                out.judge_ms.push(j.took.as_secs_f64() * 1e3);
+                (at, j.complete)
+            }));
             if let Some((start, last)) = listener.awaits_words().filter(|w| decoded != Some(*w)) {
                 decoded = Some((start, last));
                 // What the live speculative decode gets: the audio to the first silent window.
@@ -222,6 +290,9 @@ pub fn judge(config: &hearing::HearingConfig, clips: &[TurnClip], lang: &str, wa
         let within = |d: u64, (from, to): (u64, u64)| d > from && d <= to + 512;
         for &pause in &clip.pauses {
             out.pauses += 1;
+            if let Some(p) = answers.iter().find(|(a, _)| within(*a, pause)).and_then(|(_, p)| *p) {
+                out.p_every_pause.push(f64::from(p));
+            }
             // Ended during the pause: the person was cut off.
             if let Some(&(start, last, _, p)) = ended.iter().find(|(_, _, d, _)| within(*d, pause)) {
                 out.cut += 1;
@@ -265,7 +336,7 @@ pub fn run(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     let synth_s = started.elapsed().as_secs_f64();
     let whisper = Transcriber::load(&hc)?;
     let mut rows = Vec::new();
-    for lang in ["ar", "en", "real"] {
+    for lang in ["ar", "en", "ar-espeak", "en-espeak", "real"] {
         // As configured, asking again after an "incomplete" (if the config does not), and silence alone.
         let again = TurnWaits { reprobe_ms: if waits.reprobe_ms == 0 { 400 } else { 0 }, ..waits };
         for mode in [Some(waits), Some(again), None] {
@@ -279,27 +350,30 @@ pub fn run(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     }
     println!("### Semantic end of turn\n");
     println!(
-        "{} clips ({} synthetic, made in {synth_s:.0} s with hiwar's voice; a pause of 400/600/800 ms inserted mid-sentence), fed through",
+        "{} clips ({} synthetic, made in {synth_s:.0} s: \"ar\" and \"en\" in hiwar's voice with a pause of 400/600/800 ms spliced in mid-sentence,",
         set.len(),
         set.len() - real
     );
+    println!("\"ar-espeak\" and \"en-espeak\" the same sentences in espeak-ng's voice with an SSML <break> of 400/600/800 ms there), fed through");
     println!("hearing's listener (Silero VAD, segmenter, Smart Turn v3.2) off the clock. \"real\" is assets/turns/jfk.wav.\n");
     println!("\"cut off\": the turn ended in a pause mid-sentence; \"left cut off\": of those, the ones whose transcript does not stop");
     println!("on a word no sentence ends on — the dialogue holds the others for the rest (up to hearing.turn_incomplete_ms).");
     println!(
         "\"heard as a question\": pauses Smart Turn judged unfinished whose words whisper heard as a finished question (\"?\", «؟»): ended at hearing.turn_question_ms."
     );
-    println!("\"cut off elsewhere\": turns ended before the real end outside the inserted pauses (a stop's closure, a breath).\n");
+    println!("\"cut off elsewhere\": turns ended before the real end outside the inserted pauses (a stop's closure, a breath).");
+    println!("\"ends above pauses\": the share of (pause, real end) pairs where Smart Turn's first answer in the pause was less sure of");
+    println!("\"complete\" than its answer at the end (1: it tells every end from every pause; 0.5: chance).\n");
     println!(
-        "| set | end of turn | pauses cut off | left cut off after the transcript check | cut off elsewhere | real ends decided | end → decision p50 / p95 | Smart Turn p(complete) at pauses cut / at ends (median) | pauses judged unfinished heard as a question |"
+        "| set | end of turn | pauses cut off | left cut off after the transcript check | cut off elsewhere | real ends decided | end → decision p50 / p95 | Smart Turn p(complete) at pauses cut / at every pause / at ends (median) | ends above pauses | pauses judged unfinished heard as a question |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut judge_ms = Vec::new();
     for r in &rows {
         let (d50, d95) = p50_p95(&r.end_delay_ms);
         let med = |v: &[f64]| if v.is_empty() { "—".to_string() } else { format!("{:.2}", p50_p95(v).0) };
         println!(
-            "| {} | {} | {} of {} ({:.0} %) | {} ({:.0} %) | {} | {} | {d50:.0} / {d95:.0} ms | {} / {} | {} |",
+            "| {} | {} | {} of {} ({:.0} %) | {} ({:.0} %) | {} | {} | {d50:.0} / {d95:.0} ms | {} / {} / {} | {} | {} |",
             r.lang,
             r.mode,
             r.cut,
@@ -310,7 +384,9 @@ pub fn run(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
             r.elsewhere,
             r.ends,
             med(&r.p_pause),
+            med(&r.p_every_pause),
             med(&r.p_end),
+            r.separation().map_or("—".to_string(), |a| format!("{a:.2}")),
             r.questions.len()
         );
         judge_ms.extend_from_slice(&r.judge_ms);
@@ -321,4 +397,35 @@ pub fn run(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
         judge_ms.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separation_is_the_share_of_ends_judged_above_pauses() {
+        let out = |pauses: &[f64], ends: &[f64]| Outcome { p_every_pause: pauses.to_vec(), p_end: ends.to_vec(), ..Outcome::default() };
+        assert_eq!(out(&[0.1, 0.2], &[0.9]).separation(), Some(1.0));
+        assert_eq!(out(&[0.9, 0.95], &[0.1, 0.2]).separation(), Some(0.0));
+        // One end above one of two pauses, and a tie: (1 + 0.5) / 2.
+        assert_eq!(out(&[0.5, 0.8], &[0.5]).separation(), Some(0.25));
+        assert_eq!(out(&[0.5, 0.3], &[0.5]).separation(), Some(0.75));
+        assert_eq!(out(&[], &[0.5]).separation(), None);
+    }
+
+    #[test]
+    fn the_longest_gap_is_found_between_voiced_windows() {
+        let tone = |n: usize| (0..n).map(|i| 0.3 * (i as f32 * 0.2).sin()).collect::<Vec<f32>>();
+        let mut audio = tone(8_000);
+        audio.extend(vec![0.0; 3_000]); // 190 ms: too short to count
+        audio.extend(tone(8_000));
+        audio.extend(vec![0.0; 9_600]); // 600 ms
+        audio.extend(tone(4_000));
+        let (from, to) = longest_gap(&audio).expect("a gap");
+        // Whole 512-sample windows: the gap starts after the window holding the tone's last
+        // sample (at 19 000) and ends where the next voiced window begins (at 28 600).
+        assert_eq!((from, to), (19_456, 28_160));
+        assert_eq!(longest_gap(&tone(16_000)), None);
+    }
 }

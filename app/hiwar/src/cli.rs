@@ -246,8 +246,9 @@ pub enum BenchCommand {
         only: Option<EchoPart>,
     },
     /// When a turn is judged over — Smart Turn against silence alone — on the end-of-turn clip
-    /// set (assets/turns): pauses mid-sentence cut off, the delay after a real end, Smart
-    /// Turn's time per decision.
+    /// set (assets/turns; its sentences in hiwar's voice and in espeak-ng's): pauses
+    /// mid-sentence cut off, the delay after a real end, how well Smart Turn tells ends from
+    /// pauses, its time per decision.
     Turn {
         /// Print the rows as JSON.
         #[arg(long)]

@@ -38,9 +38,23 @@ pub struct EspeakVoice {
 impl EspeakVoice {
     /// Speaks `text` (Arabic should be diacritised first: espeak-ng reads bare Arabic badly).
     pub fn synthesize(&self, text: &str) -> crate::Result<Speech> {
+        self.run(text, false)
+    }
+
+    /// Speaks SSML (`<speak>…<break time="600ms"/>…</speak>`): a pause inside one sentence.
+    pub fn synthesize_ssml(&self, ssml: &str) -> crate::Result<Speech> {
+        self.run(ssml, true)
+    }
+
+    fn run(&self, text: &str, ssml: bool) -> crate::Result<Speech> {
         use std::io::Write as _;
+        let speed = self.speed.to_string();
+        let mut args = vec!["-v", self.voice.as_str(), "-s", speed.as_str(), "--stdout", "--stdin"];
+        if ssml {
+            args.push("-m");
+        }
         let mut child = std::process::Command::new("espeak-ng")
-            .args(["-v", &self.voice, "-s", &self.speed.to_string(), "--stdout", "--stdin"])
+            .args(args)
             .env("PULSE_SERVER", crate::espeak::NO_SOUND_SERVER)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
